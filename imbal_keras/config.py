@@ -173,22 +173,30 @@ class ExperimentConfig:
         check(
             self.class_weight_normalization in CLASS_WEIGHT_NORMALIZATIONS,
             _choice_message(
-                "class_weight_normalization", self.class_weight_normalization, CLASS_WEIGHT_NORMALIZATIONS
+                "class_weight_normalization",
+                self.class_weight_normalization,
+                CLASS_WEIGHT_NORMALIZATIONS,
             ),
         )
         check(
             self.weight_reduction in WEIGHT_REDUCTIONS,
             _choice_message("weight_reduction", self.weight_reduction, WEIGHT_REDUCTIONS),
         )
-        check(self.num_classes >= 2, f"--num_classes must be >= 2. Received: num_classes={self.num_classes}")
         check(
-            self.num_examples > 0, f"--num_examples must be > 0. Received: num_examples={self.num_examples}"
+            self.num_classes >= 2,
+            f"--num_classes must be >= 2. Received: num_classes={self.num_classes}",
         )
         check(
-            self.num_features > 0, f"--num_features must be > 0. Received: num_features={self.num_features}"
+            self.num_examples > 0,
+            f"--num_examples must be > 0. Received: num_examples={self.num_examples}",
         )
         check(
-            0 <= self.label_noise < 1, f"--label_noise must be in [0, 1). Received: label_noise={self.label_noise}"
+            self.num_features > 0,
+            f"--num_features must be > 0. Received: num_features={self.num_features}",
+        )
+        check(
+            0 <= self.label_noise < 1,
+            f"--label_noise must be in [0, 1). Received: label_noise={self.label_noise}",
         )
         check(
             self.class_separation >= 0,

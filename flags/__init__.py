@@ -1,0 +1,1 @@
+"""absl flag definitions for the entry points. Import as `from flags import experiment_flags`."""

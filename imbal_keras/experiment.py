@@ -1,0 +1,315 @@
+"""One run: the only place where data, strategy, model, loss and callbacks meet.
+
+`run(config)` trains for exactly `config.steps` optimizer steps (the budget that makes strategies comparable),
+evaluates on the natural-ratio validation and test splits every `config.eval_every` steps, and writes one run
+folder under `config.output_dir`:
+
+  config.json     every config field
+  metrics.csv     one row per evaluation (step, train loss, validation and test metrics)
+  result.json     final and best figures, data and strategy facts, timings
+  events.out...   TensorBoard: `train/loss` per step, `validation/*` and `test/*` per evaluation
+
+The folder is assembled under a hidden temporary name and renamed into place only when the run has finished,
+so an interrupted or failed run leaves no half-written folder, and an existing folder is never overwritten.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from imbal_keras import datasets, metrics, models, pipelines, strategies
+from imbal_keras.config import ExperimentConfig, validate_target_distribution
+from imbal_keras.errors import UserInputError, check
+
+RESULT_FILE = "result.json"
+METRICS_FILE = "metrics.csv"
+CONFIG_FILE = "config.json"
+_PARTIAL_PREFIX = ".partial-"
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What `run` returns.
+
+    Attributes:
+      run_dir: the finished run folder.
+      config: the config that ran.
+      curve: one row per evaluation (the content of metrics.csv).
+      summary: the content of result.json.
+    """
+
+    run_dir: str
+    config: ExperimentConfig
+    curve: pd.DataFrame
+    summary: dict[str, Any]
+
+
+def run(
+    config: ExperimentConfig,
+    *,
+    extra_files: dict[str, str] | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    log: Callable[[str], None] | None = print,
+) -> RunResult:
+    """Trains and evaluates one configuration and writes its run folder.
+
+    Args:
+      config: the run; validated here.
+      extra_files: more files to write into the run folder, name -> text (the entry point passes the flags).
+      callbacks: extra Keras callbacks for `fit` (they log into the run folder if they take a log_dir).
+      log: where progress lines go; None is silent.
+
+    Returns:
+      A `RunResult`.
+
+    Raises:
+      UserInputError: a bad config, dataset or output folder. Nothing is written in that case.
+    """
+    log = log or (lambda _: None)
+    config.validate()
+    started = time.time()
+    data = datasets.load(config)
+    check(
+        config.batch_size <= len(data.train),
+        f"--batch_size={config.batch_size} is larger than the training split ({len(data.train)} examples)",
+    )
+    target = validate_target_distribution(
+        config.target_distribution or tuple(pipelines.balanced(data.num_classes)), data.num_classes
+    )
+    run_name = config.run_name or config.default_run_name()
+    staging = _staging_dir(config.output_dir, run_name)
+    try:
+        result = _train_and_evaluate(config, data, target, staging, callbacks, log, started)
+        for name, text in (extra_files or {}).items():
+            _write_text(os.path.join(staging, name), text)
+        run_dir = _publish(staging, config.output_dir, run_name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    result.run_dir = run_dir
+    result.summary["run_dir"] = run_dir
+    log(format_summary(result))
+    return result
+
+
+def _train_and_evaluate(config, data, target, staging, callbacks, log, started) -> RunResult:
+    strategy = strategies.get(config.strategy)
+    counts = data.train.class_counts(data.num_classes)
+    ctx = strategies.StrategyContext(
+        class_counts=counts,
+        target_distribution=np.asarray(target),
+        batch_size=config.batch_size,
+        seed=config.seed,
+        class_weight_normalization=config.class_weight_normalization,
+    )
+    train_ds = strategies.build_pipeline(strategy, data.train.x, data.train.y, ctx)
+    training_distribution = strategy.training_distribution(ctx)
+
+    keras.utils.set_random_seed(config.seed)
+    model = models.build(
+        data.train.x.shape[1:],
+        data.num_classes,
+        kind=data.kind,
+        hidden_units=config.hidden_units,
+        training_distribution=training_distribution,
+        seed=config.seed,
+    )
+    model.compile(
+        optimizer=models.optimizer(config.optimizer, config.learning_rate),
+        loss=models.loss(data.num_classes, reduction=config.weight_reduction),
+    )
+    _write_text(os.path.join(staging, CONFIG_FILE), config.to_json())
+    log(
+        f"[{config.strategy}] {data.describe()}; training distribution "
+        f"{np.array2string(training_distribution, precision=4)}; {config.steps} steps of batch {config.batch_size}"
+    )
+    writer = tf.summary.create_file_writer(staging)
+    evaluator = _Evaluator(data, config, writer, log, started)
+    epochs = math.ceil(config.steps / config.eval_every)
+    try:
+        model.fit(
+            train_ds,
+            steps_per_epoch=config.eval_every,
+            epochs=epochs,
+            verbose=0,
+            shuffle=False,  # the strategy's pipeline already shuffles, seeded
+            callbacks=[_StepBudget(config.steps, writer), evaluator, *callbacks],
+        )
+    finally:
+        writer.close()
+    curve = pd.DataFrame(evaluator.rows)
+    curve.to_csv(os.path.join(staging, METRICS_FILE), index=False)
+    summary = {
+        "config": config.to_dict(),
+        "dataset": data.name,
+        "class_counts": {split: s.class_counts(data.num_classes).tolist() for split, s in data.splits().items()},
+        "target_distribution": list(target),
+        "training_distribution": training_distribution.tolist(),
+        "class_weights": strategy.loss_weights(ctx).tolist() if strategy.loss_weights else None,
+        "final": _plain(curve.iloc[-1].to_dict()),
+        "best_validation_average_precision_step": int(curve.loc[curve["validation_average_precision"].idxmax(), "step"])
+        if curve["validation_average_precision"].notna().any()
+        else None,
+        "train_seconds": round(time.time() - started, 3),
+    }
+    with open(os.path.join(staging, RESULT_FILE), "w") as f:
+        json.dump(_jsonable(summary), f, indent=2)
+    return RunResult(run_dir=staging, config=config, curve=curve, summary=summary)
+
+
+class _StepBudget(keras.callbacks.Callback):
+    """Stops `fit` after exactly `steps` optimizer steps and logs each batch's own training loss.
+
+    Keras reports the running mean of the loss over the epoch; the loss of batch k of an epoch is recovered
+    exactly as k * mean_k - (k - 1) * mean_{k-1} (batches are equal-sized).
+    """
+
+    def __init__(self, steps: int, writer):
+        super().__init__()
+        self.steps = steps
+        self.writer = writer
+        self.step = 0
+        self._previous_mean = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._previous_mean = 0.0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        mean = float(logs["loss"])
+        loss = (batch + 1) * mean - batch * self._previous_mean
+        self._previous_mean = mean
+        with self.writer.as_default():
+            tf.summary.scalar("train/loss", loss, step=self.step)
+        if self.step >= self.steps:
+            self.model.stop_training = True
+
+
+class _Evaluator(keras.callbacks.Callback):
+    """Evaluates validation and test at the end of every `fit` epoch (= every `eval_every` steps)."""
+
+    def __init__(self, data, config, writer, log, started):
+        super().__init__()
+        self.data, self.config, self.writer, self.log, self.started = (
+            data,
+            config,
+            writer,
+            log,
+            started,
+        )
+        self.rows: list[dict[str, float]] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = min((epoch + 1) * self.config.eval_every, self.config.steps)
+        val_p = self.model.predict(self.data.validation.x, batch_size=4096, verbose=0)
+        test_p = self.model.predict(self.data.test.x, batch_size=4096, verbose=0)
+        threshold = (
+            metrics.best_f1_threshold(self.data.validation.y == 1, val_p[:, 0]) if self.data.num_classes == 2 else None
+        )
+        row = {"step": step, "elapsed_seconds": round(time.time() - self.started, 3)}
+        row["train_loss"] = float(logs["loss"]) if logs and "loss" in logs else float("nan")
+        for split, y, p in (
+            ("validation", self.data.validation.y, val_p),
+            ("test", self.data.test.y, test_p),
+        ):
+            figures = metrics.classification_metrics(y, p, threshold=threshold)
+            row.update({f"{split}_{k}": v for k, v in figures.items()})
+            with self.writer.as_default():
+                for k, v in figures.items():
+                    tf.summary.scalar(f"{split}/{k}", v, step=step)
+        row["threshold"] = threshold if threshold is not None else float("nan")
+        self.rows.append(row)
+        self.log(
+            f"  step {step:>6}/{self.config.steps}  loss {row['train_loss']:.4f}  "
+            f"val AP {row['validation_average_precision']:.4f}  test AP {row['test_average_precision']:.4f}  "
+            f"test ROC-AUC {row['test_roc_auc']:.4f}  ({row['elapsed_seconds']:.1f}s)"
+        )
+
+
+def format_summary(result: RunResult) -> str:
+    """The one-screen summary printed at the end of a run."""
+    final = result.curve.iloc[-1]
+    c = result.config
+    lines = [
+        "",
+        f"Run {os.path.basename(result.run_dir)}  ({result.summary['train_seconds']:.1f}s)",
+        f"  data      {result.summary['dataset']}  train class counts {result.summary['class_counts']['train']}",
+        f"  strategy  {c.strategy}  training distribution "
+        + ", ".join(f"{p:.4f}" for p in result.summary["training_distribution"]),
+    ]
+    if result.summary["class_weights"] is not None:
+        lines.append(
+            f"  weights   {', '.join(f'{w:.4g}' for w in result.summary['class_weights'])} "
+            f"({c.class_weight_normalization}, {c.weight_reduction})"
+        )
+    lines += [
+        f"  training  {c.steps} steps, batch {c.batch_size}, {c.optimizer} lr {c.learning_rate:g}, seed {c.seed}",
+        f"  {'test metric':<22}{'final':>10}{'best':>10}",
+    ]
+    for name in (
+        "average_precision",
+        "roc_auc",
+        "balanced_accuracy",
+        "f1_at_0.5",
+        "f1_at_best_threshold",
+    ):
+        column = f"test_{name}"
+        if column in result.curve:
+            lines.append(f"  {name:<22}{final[column]:>10.4f}{result.curve[column].max():>10.4f}")
+    for name in ("log_loss", "brier"):
+        lines.append(f"  {name:<22}{final[f'test_{name}']:>10.4f}{result.curve[f'test_{name}'].min():>10.4f}")
+    lines.append(f"  folder    {result.run_dir}  (tensorboard --logdir {os.path.dirname(result.run_dir)})")
+    return "\n".join(lines)
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (float(v) if isinstance(v, (np.floating, np.integer)) else v) for k, v in row.items()}
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _staging_dir(output_dir: str, run_name: str) -> str:
+    """Creates the hidden folder a run is assembled in; checks that `output_dir` is writable."""
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+        return tempfile.mkdtemp(prefix=f"{_PARTIAL_PREFIX}{run_name}.", dir=output_dir)
+    except OSError as e:
+        raise UserInputError(f"--output_dir={output_dir!r} is not writable ({e.strerror or e})") from None
+
+
+def _publish(staging: str, output_dir: str, run_name: str) -> str:
+    """Renames the finished staging folder into place; never replaces an existing run (adds -2, -3, ...)."""
+    for n in itertools.count(1):
+        candidate = os.path.join(output_dir, run_name if n == 1 else f"{run_name}-{n}")
+        if not os.path.exists(candidate):
+            os.rename(staging, candidate)
+            return candidate
+    raise AssertionError("unreachable")
+
+
+def _write_text(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)

@@ -1,0 +1,331 @@
+"""Seeded, streaming, vectorised tf.data rebalancing pipelines over in-memory arrays.
+
+Every builder returns an infinite `tf.data.Dataset` of batches `(x, y)` or `(x, y, sample_weight)`:
+`x` keeps the structure and dtype of the input features with a leading batch dimension, `y` holds integer class
+ids of shape (B,). Training budgets are counted in optimizer steps, so the streams never end; one *pass* is a
+pass over the (rebalanced) index set and every pass draws afresh.
+
+How they stay fast: nothing runs per element. Each pass is one vector of example indices built with stateless
+random ops; `rebatch` cuts the stream of index vectors into batches, and one `gather` per batch pulls the rows.
+
+How they stay deterministic: every random op is stateless and seeded with `(seed, pass_or_batch_number,
+stream_id)`, so the same seed gives the same batches regardless of `num_parallel_calls`, threads or how far
+the stream was read before (all maps use `deterministic=True`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from imbal_keras.errors import check
+
+_AUTOTUNE = tf.data.AUTOTUNE
+
+# Stream ids keep the random streams of one seed apart (pass order, acceptance, class streams, in-batch shuffle).
+_PASS_STREAM = 0
+_ACCEPT_STREAM = 1
+_BATCH_SHUFFLE_STREAM = 2
+_CLASS_STREAM_BASE = 1000
+
+
+def class_counts(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Examples per class, shape (K,)."""
+    return np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes)[:num_classes]
+
+
+def balanced(num_classes: int) -> np.ndarray:
+    """The uniform target distribution."""
+    return np.full(num_classes, 1.0 / num_classes)
+
+
+def class_weights(
+    counts: Sequence[int],
+    target_distribution: Sequence[float] | None = None,
+    *,
+    normalization: str = "mean_one",
+) -> np.ndarray:
+    """Per-class loss weights that turn the training distribution into `target_distribution` in expectation.
+
+    w_c is proportional to t_c / n_c, so the weighted class mass n_c * w_c is proportional to the target t_c.
+
+    Args:
+      counts: training examples per class n_c, shape (K,).
+      target_distribution: target shares t_c; None means uniform (1/K each).
+      normalization: `mean_one`: the mean weight over the training examples is 1, w_c = N t_c / n_c, which for a
+        uniform target is N / (K n_c) (the TensorFlow imbalanced-data tutorial's formula).
+        `sum_to_num_classes`: the K weights sum to K (at 1:99 exactly 0.02 and 1.98).
+
+    Returns:
+      float64 array of shape (K,); classes with no examples get weight 0.
+    """
+    n = np.asarray(counts, dtype=np.float64)
+    t = balanced(len(n)) if target_distribution is None else np.asarray(target_distribution, np.float64)
+    ratio = np.divide(t, n, out=np.zeros_like(n), where=n > 0)
+    if normalization == "mean_one":
+        return n.sum() * ratio
+    if normalization == "sum_to_num_classes":
+        return len(n) * ratio / ratio.sum()
+    raise ValueError(
+        f"normalization must be 'mean_one' or 'sum_to_num_classes'. Received: normalization={normalization!r}"
+    )
+
+
+def stratified_counts(batch_size: int, target_distribution: Sequence[float]) -> np.ndarray:
+    """Examples per class in every stratified batch: round(B t_c), fixed up to sum to B by largest remainder."""
+    exact = batch_size * np.asarray(target_distribution, dtype=np.float64)
+    counts = np.floor(exact).astype(np.int64)
+    order = np.argsort(-(exact - counts), kind="stable")
+    counts[order[: batch_size - counts.sum()]] += 1
+    return counts
+
+
+def pass_sizes(counts: Sequence[int], target_distribution: Sequence[float], *, mode: str) -> np.ndarray:
+    """Examples drawn per class in one pass of `upsample` (mode='up') or `downsample` (mode='down').
+
+    `up` keeps every example at least once per pass and repeats classes up to the target:
+    m_c = round(t_c * max_k n_k / t_k). `down` never repeats an example within a pass and drops down to the
+    target: m_c = round(t_c * min_k n_k / t_k). Both range over classes with t_k > 0.
+    """
+    n = np.asarray(counts, dtype=np.float64)
+    t = np.asarray(target_distribution, dtype=np.float64)
+    active = t > 0
+    scale = (n[active] / t[active]).max() if mode == "up" else (n[active] / t[active]).min()
+    return np.where(active, np.round(t * scale), 0).astype(np.int64)
+
+
+def acceptance_probabilities(counts: Sequence[int], target_distribution: Sequence[float]) -> np.ndarray:
+    """Per-class keep probabilities of rejection resampling: a_c = (t_c / p_c) / max_k (t_k / p_k)."""
+    n = np.asarray(counts, dtype=np.float64)
+    t = np.asarray(target_distribution, dtype=np.float64)
+    p = n / n.sum()
+    ratio = np.divide(t, p, out=np.zeros_like(t), where=p > 0)
+    return ratio / ratio.max()
+
+
+def natural(features, labels, *, batch_size: int, seed: int, sample_weights=None) -> tf.data.Dataset:
+    """Batches of the data as it is, reshuffled every pass.
+
+    Args:
+      features: array or nested structure of arrays with leading dimension N.
+      labels: integer class ids, shape (N,).
+      batch_size: examples per batch B.
+      seed: seeds the pass order.
+      sample_weights: optional per-class weights, shape (K,); when given each batch is `(x, y, w)` with
+        `w = sample_weights[y]`.
+
+    Returns:
+      Infinite dataset of batches.
+    """
+    labels = _labels(labels)
+    n = len(labels)
+    order = _passes(seed, lambda pass_seed: _permutation(n, pass_seed))
+    return _gather(order, features, labels, batch_size, sample_weights)
+
+
+def weighted(features, labels, *, batch_size: int, seed: int, class_weights: Sequence[float]) -> tf.data.Dataset:
+    """`natural` batches with per-example weights `class_weights[y]`: `(x, y, w)`."""
+    return natural(features, labels, batch_size=batch_size, seed=seed, sample_weights=class_weights)
+
+
+def upsample(
+    features,
+    labels,
+    *,
+    batch_size: int,
+    seed: int,
+    target_distribution: Sequence[float] | None = None,
+) -> tf.data.Dataset:
+    """Repeats minority examples until each pass matches the target distribution.
+
+    Every pass keeps every example at least once and draws class c `m_c` times (see `pass_sizes(mode='up')`):
+    a class needing more copies than it has examples cycles through fresh permutations of itself, so each
+    example appears floor(m_c / n_c) or that plus one times per pass. The pass is then shuffled as a whole, so
+    the class count in a batch is hypergeometric around B t_c.
+    """
+    return _resample(features, labels, batch_size, seed, target_distribution, mode="up")
+
+
+def downsample(
+    features,
+    labels,
+    *,
+    batch_size: int,
+    seed: int,
+    target_distribution: Sequence[float] | None = None,
+) -> tf.data.Dataset:
+    """Drops examples of over-represented classes so each pass matches the target distribution.
+
+    Every pass draws `m_c <= n_c` examples of class c without replacement (see `pass_sizes(mode='down')`):
+    the rarest class relative to its target is kept whole, the others are subsampled afresh each pass.
+    """
+    return _resample(features, labels, batch_size, seed, target_distribution, mode="down")
+
+
+def rejection(
+    features,
+    labels,
+    *,
+    batch_size: int,
+    seed: int,
+    target_distribution: Sequence[float] | None = None,
+) -> tf.data.Dataset:
+    """Rejection resampling of the natural stream to the target distribution.
+
+    What it keeps and drops: the input is read in passes (it repeats, so nothing is lost for good); within a
+    pass every example of class c is kept independently with probability a_c = (t_c/p_c) / max_k(t_k/p_k)
+    (`acceptance_probabilities`). The class that is rarest relative to the target has a_c = 1 and is always
+    kept; other classes lose a share 1 - a_c of their examples in each pass, a different random subset every
+    pass. The kept stream has class shares exactly t in expectation (each batch's counts are multinomial),
+    unlike `tf.data.Dataset.rejection_resample`, which on a finite non-repeated input simply stops once the
+    minority runs out and so undersamples the majority without saying so.
+    """
+    labels = _labels(labels)
+    k = int(labels.max()) + 1 if len(labels) else 1
+    t = _target(target_distribution, k)
+    accept = tf.constant(acceptance_probabilities(class_counts(labels, k), t), tf.float32)
+    labels_t = tf.constant(labels)
+    n = len(labels)
+
+    def kept(pass_seed):
+        order = _permutation(n, _stream(pass_seed, _PASS_STREAM))
+        u = tf.random.stateless_uniform([n], _stream(pass_seed, _ACCEPT_STREAM))
+        return tf.boolean_mask(order, u < tf.gather(accept, tf.gather(labels_t, order)))
+
+    return _gather(_passes(seed, kept), features, labels, batch_size)
+
+
+def stratified(
+    features,
+    labels,
+    *,
+    batch_size: int,
+    seed: int,
+    target_distribution: Sequence[float] | None = None,
+) -> tf.data.Dataset:
+    """Every batch holds exactly `stratified_counts(B, t)[c]` examples of class c.
+
+    Each class is read as its own stream of fresh permutations (without replacement within a class pass, with
+    repetition across passes), the per-class slices are concatenated and the batch is shuffled so positions
+    carry no class information.
+    """
+    labels = _labels(labels)
+    k = int(labels.max()) + 1 if len(labels) else 1
+    t = _target(target_distribution, k)
+    per_batch = stratified_counts(batch_size, t)
+    class_index = [np.flatnonzero(labels == c) for c in range(k)]
+    for c in range(k):
+        check(
+            per_batch[c] == 0 or len(class_index[c]) > 0,
+            f"target_distribution asks for class {c}, which has no examples. Received: target_distribution={list(t)}",
+        )
+    streams = []
+    for c in range(k):
+        if per_batch[c] == 0:
+            continue
+        idx = tf.constant(class_index[c])
+        stream_seed = _stream(tf.constant([seed, 0], tf.int64), _CLASS_STREAM_BASE + c)
+        streams.append(
+            _passes_from(stream_seed, lambda s, idx=idx: tf.gather(idx, _permutation(len(idx), s))).rebatch(
+                int(per_batch[c]), drop_remainder=True
+            )
+        )
+    base_seed = tf.constant([seed, 0], tf.int64)
+    batch_seeds = tf.data.Dataset.counter().map(lambda i: _stream(base_seed, i))
+
+    def assemble(batch_seed, *parts):
+        index = tf.concat(parts, axis=0)
+        return tf.gather(index, _permutation(batch_size, _stream(batch_seed, _BATCH_SHUFFLE_STREAM)))
+
+    order = tf.data.Dataset.zip((batch_seeds, *streams)).map(assemble)
+    return _gather(order, features, labels, batch_size, already_batched=True)
+
+
+def _resample(features, labels, batch_size, seed, target_distribution, *, mode):
+    labels = _labels(labels)
+    k = int(labels.max()) + 1 if len(labels) else 1
+    t = _target(target_distribution, k)
+    counts = class_counts(labels, k)
+    for c in range(k):
+        check(
+            t[c] == 0 or counts[c] > 0,
+            f"target_distribution asks for class {c}, which has no examples. Received: target_distribution={list(t)}",
+        )
+    sizes = pass_sizes(counts, t, mode=mode)
+    class_index = [tf.constant(np.flatnonzero(labels == c)) for c in range(k)]
+
+    def one_pass(pass_seed):
+        parts = []
+        for c in range(k):
+            if sizes[c] == 0:
+                continue
+            n_c = int(counts[c])
+            copies = -(-int(sizes[c]) // n_c)  # ceil: whole permutations needed to cover m_c draws
+            perms = [_permutation(n_c, _stream(_stream(pass_seed, _CLASS_STREAM_BASE + c), j)) for j in range(copies)]
+            parts.append(tf.gather(class_index[c], tf.concat(perms, 0)[: sizes[c]]))
+        index = tf.concat(parts, 0)
+        return tf.gather(index, _permutation(int(sizes.sum()), _stream(pass_seed, _PASS_STREAM)))
+
+    return _gather(_passes(seed, one_pass), features, labels, batch_size)
+
+
+def _labels(labels) -> np.ndarray:
+    labels = np.asarray(labels)
+    check(labels.ndim == 1, f"labels must be a 1-D array of class ids. Received shape {labels.shape}")
+    check(len(labels) > 0, "labels is empty: the training split has no examples")
+    check(
+        np.issubdtype(labels.dtype, np.integer),
+        f"labels must be integers. Received dtype {labels.dtype}",
+    )
+    check(labels.min() >= 0, f"labels must be class ids >= 0. Received a label {labels.min()}")
+    return labels.astype(np.int32)
+
+
+def _target(target_distribution, num_classes) -> np.ndarray:
+    if target_distribution is None or len(target_distribution) == 0:
+        return balanced(num_classes)
+    t = np.asarray(target_distribution, dtype=np.float64)
+    check(
+        len(t) >= num_classes,
+        f"target_distribution has {len(t)} shares but the labels have {num_classes} classes. "
+        f"Received: target_distribution={list(t)}",
+    )
+    return t
+
+
+def _stream(seed, stream_id):
+    """An independent child seed of `seed` (shape (2,)) for stream `stream_id`."""
+    return tf.random.experimental.stateless_fold_in(seed, stream_id)
+
+
+def _permutation(n: int, seed) -> tf.Tensor:
+    return tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int32), seed=seed)
+
+
+def _passes(seed: int, one_pass) -> tf.data.Dataset:
+    return _passes_from(tf.constant([seed, 0], tf.int64), one_pass)
+
+
+def _passes_from(base_seed, one_pass) -> tf.data.Dataset:
+    """Infinite dataset of index vectors, one per pass; pass i is seeded by `_stream(base_seed, i)`."""
+    return tf.data.Dataset.counter().map(lambda i: one_pass(_stream(base_seed, i)))
+
+
+def _gather(order, features, labels, batch_size, sample_weights=None, *, already_batched=False):
+    """Turns a stream of index vectors into batches of rows."""
+    if not already_batched:
+        order = order.rebatch(batch_size, drop_remainder=True)
+    features = tf.nest.map_structure(tf.constant, features)
+    labels_t = tf.constant(labels)
+    weights_t = None if sample_weights is None else tf.constant(np.asarray(sample_weights), tf.float32)
+
+    def rows(index):
+        x = tf.nest.map_structure(lambda f: tf.gather(f, index), features)
+        y = tf.gather(labels_t, index)
+        if weights_t is None:
+            return x, y
+        return x, y, tf.gather(weights_t, y)
+
+    return order.map(rows, num_parallel_calls=_AUTOTUNE, deterministic=True).prefetch(_AUTOTUNE)
