@@ -1,0 +1,171 @@
+"""Hooks into a compiled model's train step: callbacks see the batch and gradients trained on.
+
+Keras callbacks only receive running-mean logs after a step. To see the labels, sample weights and
+gradients of the batch that was actually trained on, the probe replaces `model.train_step` while
+training (Keras builds `train_function` from it, inside the same `tf.function` and `strategy.run`)
+and restores the model afterwards. Recorders write their numbers into variables inside that graph;
+nothing is read back per step.
+
+Two step functions exist:
+- composition only: the recorders read `(y, sample_weight)` and the model's own `train_step` runs
+  unchanged, so custom train steps keep working;
+- with a gradient recorder: Keras's standard TensorFlow train step, re-stated with a persistent tape
+  so the per-class losses can be differentiated separately. The loss, the gradient that is applied
+  and the metrics are computed by the same calls in the same order as
+  `keras/src/backend/tensorflow/trainer.py`, so the trained weights are identical.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import keras
+import tensorflow as tf
+from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
+from keras.src.losses import loss as loss_module
+from keras.src.trainers.data_adapters import data_adapter_utils
+
+from imbal_keras.errors import UserInputError
+
+_PROBES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+class GradientStep:
+    """What a gradient recorder receives after an instrumented step (tensors are per replica).
+
+    Attributes:
+      step: `optimizer.iterations` before the update (int64 scalar).
+      tape: the persistent tape that recorded the forward pass.
+      class_losses: K scalar per-class loss contributions L_c, recorded by `tape`.
+      loss: the training loss the gradient was taken of (before optimizer loss scaling).
+      regularization: the part of `loss` that comes from `model.losses`.
+      gradients: the gradient that was applied, one tensor per trainable weight.
+      weights_before: the trainable weights before the update.
+      weights: the trainable variables (already updated).
+    """
+
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+
+def attach(model: keras.Model, recorder) -> None:
+    """Starts feeding `recorder` from the model's train step (rebuilds `model.train_function`)."""
+    probe = _PROBES.get(model)
+    if probe is None:
+        probe = _PROBES[model] = _Probe(model)
+    probe.add(recorder)
+
+
+def restore(model: keras.Model) -> None:
+    """Detaches every recorder: the model trains as if it had never been observed."""
+    probe = _PROBES.pop(model, None)
+    if probe is not None:
+        probe.restore()
+
+
+def detach(model: keras.Model, recorder) -> None:
+    """Stops feeding `recorder`; the last one to leave restores the model's train step."""
+    probe = _PROBES.get(model)
+    if probe is not None and probe.remove(recorder):
+        del _PROBES[model]
+
+
+class _Probe:
+    def __init__(self, model: keras.Model):
+        self._model = model
+        self._recorders = []
+        self._saved_train_function = model.train_function
+
+    def add(self, recorder) -> None:
+        if (
+            recorder.needs_gradients
+            and type(self._model).train_step is not TensorFlowTrainer.train_step
+        ):
+            raise UserInputError(
+                f"{type(recorder).__name__} re-states Keras's standard train step and cannot "
+                "observe a custom one. Received: model class "
+                f"{type(self._model).__name__} overriding train_step"
+            )
+        if recorder not in self._recorders:
+            self._recorders.append(recorder)
+        self._rebuild()
+
+    def remove(self, recorder) -> bool:
+        """Returns True when no recorder is left and the model has been restored."""
+        if recorder in self._recorders:
+            self._recorders.remove(recorder)
+        if self._recorders:
+            self._rebuild()
+            return False
+        self.restore()
+        return True
+
+    def restore(self) -> None:
+        self._recorders = []
+        self._model.__dict__.pop("train_step", None)
+        self._model.train_function = self._saved_train_function
+
+    def _rebuild(self) -> None:
+        # An instance attribute shadows the class's train_step; Keras's make_train_function reads
+        # `self.train_step` when it builds the tf.function, which is traced on the next call.
+        model = self._model
+        model.__dict__["train_step"] = self._train_step
+        model.make_train_function(force=True)
+        instrumented = model.train_function
+
+        def train_function(iterator):
+            # Bad input is detected while tracing, inside fit, where no callback hook runs
+            # afterwards: restore the model here so the error does not leave it instrumented.
+            try:
+                return instrumented(iterator)
+            except UserInputError:
+                restore(model)
+                raise
+
+        model.train_function = train_function
+
+    def _train_step(self, data):
+        model = self._model
+        x, y, sample_weight = data_adapter_utils.unpack_x_y_sample_weight(data)
+        step = tf.convert_to_tensor(model.optimizer.iterations)
+        gradient_recorders = [r for r in self._recorders if r.needs_gradients]
+        for recorder in self._recorders:
+            if not recorder.needs_gradients:
+                recorder.record_batch(step, y, sample_weight)
+        if not gradient_recorders:
+            return type(model).train_step(model, data)
+
+        with tf.GradientTape(persistent=True) as tape:
+            y_pred = model(x, training=True) if model._call_has_training_arg else model(x)
+            loss = model._compute_loss(
+                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
+            )
+            model._loss_tracker.update_state(
+                loss_module.unscale_loss_for_distribution(loss),
+                sample_weight=tf.shape(next(i for i in tf.nest.flatten(x) if i is not None))[0],
+            )
+            class_losses = [r.class_losses(y, y_pred, sample_weight) for r in gradient_recorders]
+            regularization = tf.add_n(
+                [tf.zeros((), loss.dtype)]
+                + [tf.cast(model._aggregate_additional_loss(v), loss.dtype) for v in model.losses]
+            )
+            scaled_loss = model.optimizer.scale_loss(loss)
+        trainable = model.trainable_weights
+        gradients = tape.gradient(scaled_loss, trainable)
+        # Read before the update: automatic control dependencies keep program order.
+        weights_before = [tf.identity(w.value) for w in trainable]
+        model.optimizer.apply_gradients(zip(gradients, trainable, strict=True))
+        for recorder, losses in zip(gradient_recorders, class_losses, strict=True):
+            recorder.record_gradients(
+                GradientStep(
+                    step=step,
+                    tape=tape,
+                    class_losses=losses,
+                    loss=loss,
+                    regularization=regularization,
+                    gradients=gradients,
+                    weights_before=weights_before,
+                    weights=trainable,
+                )
+            )
+        return model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)

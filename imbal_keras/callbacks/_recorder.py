@@ -1,0 +1,228 @@
+"""Shared machinery: per-step rows recorded in the graph, read back into TensorBoard and pandas."""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from imbal_keras.callbacks import _labels, _probe
+from imbal_keras.errors import UserInputError
+
+# Rows kept in the graph between two reads. A read costs one device sync, so reading every few
+# hundred steps keeps the callbacks off the critical path while still giving exact per-step values.
+_BUFFER_ROWS = 256
+
+
+class StepRecorder(keras.callbacks.Callback):
+    """Records one row of numbers per (due) training step inside the compiled train step.
+
+    Subclasses define the TensorBoard tags of their row (`_tags`), compute the raw row in the graph
+    and turn raw rows into the logged columns (`_columns`). A DataFrame column is its tag with `/`
+    replaced by `_`, so the TensorBoard layout and the CSV header are the same names.
+
+    Rows are written into a (rows, values) variable inside the train step, at row `(step // n) %
+    rows`, and read back every `rows` steps and at the end of every epoch. Under `tf.distribute` the
+    variable is sync-on-read: each replica writes its own copy and reading aggregates them
+    (`_aggregation`).
+    """
+
+    needs_gradients = False
+    _aggregation = tf.VariableAggregation.SUM
+
+    def __init__(
+        self,
+        log_dir: str,
+        *,
+        every_n_steps: int,
+        minority_class: int = 1,
+        num_classes: int | None = None,
+    ):
+        super().__init__()
+        name = type(self).__name__
+        if not isinstance(log_dir, (str, os.PathLike)) or not str(log_dir):
+            raise UserInputError(
+                f"{name}: log_dir must be a directory path. Received: log_dir={log_dir!r}"
+            )
+        _check_int(name, "every_n_steps", every_n_steps, minimum=1)
+        _check_int(name, "minority_class", minority_class, minimum=0)
+        if num_classes is not None:
+            _check_int(name, "num_classes", num_classes, minimum=2)
+        self.log_dir = os.fspath(log_dir)
+        self.every_n_steps = every_n_steps
+        self.minority_class = minority_class
+        self.num_classes = num_classes
+        self._writer = None
+        self._frames = []
+
+    def get_config(self) -> dict:
+        return {
+            "log_dir": self.log_dir,
+            "every_n_steps": self.every_n_steps,
+            "minority_class": self.minority_class,
+            "num_classes": self.num_classes,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
+
+    # Subclass interface.
+
+    def _tags(self) -> list[str]:
+        """TensorBoard tags of one logged row, in column order."""
+        raise NotImplementedError
+
+    def _raw_width(self) -> int:
+        """Number of values recorded per step in the graph."""
+        raise NotImplementedError
+
+    def _columns(self, raw: np.ndarray) -> np.ndarray:
+        """Logged values (N, len(tags)) from raw rows (N, raw_width)."""
+        return raw
+
+    # Results.
+
+    def dataframe(self) -> pd.DataFrame:
+        """One row per recorded step: `step` (optimizer step), `epoch`, then one column per tag."""
+        columns = ["step", "epoch"] + [tag.replace("/", "_") for tag in self._tags_or_empty()]
+        if not self._frames:
+            return pd.DataFrame(columns=columns)
+        return pd.concat(self._frames, ignore_index=True)
+
+    def to_csv(self, path: str) -> None:
+        """Writes `dataframe()` to `path` (no index column)."""
+        self.dataframe().to_csv(path, index=False)
+
+    def _tags_or_empty(self) -> list[str]:
+        return self._tags() if self.num_classes is not None else []
+
+    # Keras hooks.
+
+    def on_train_begin(self, logs=None):
+        name = type(self).__name__
+        try:
+            os.makedirs(self.log_dir, exist_ok=True)
+            writable = os.access(self.log_dir, os.W_OK)
+        except OSError:
+            writable = False
+        if not writable:
+            raise UserInputError(
+                f"{name}: log_dir cannot be written. Received: log_dir={self.log_dir!r}"
+            )
+        if self.num_classes is None:
+            self.num_classes = _labels.num_classes(self.model, name)
+        if self.minority_class >= self.num_classes:
+            raise UserInputError(
+                f"{name}: minority_class must be a class of the {self.num_classes}-class model. "
+                f"Received: minority_class={self.minority_class}"
+            )
+        self._rows = max(_BUFFER_ROWS, self.model.steps_per_execution)
+        self._calls_per_read = self._rows // self.model.steps_per_execution
+        with self.model.distribute_strategy.scope():
+            self._buffer = tf.Variable(
+                tf.zeros((self._rows, self._raw_width()), tf.float32),
+                trainable=False,
+                synchronization=tf.VariableSynchronization.ON_READ,
+                aggregation=self._aggregation,
+                name=f"{name}_rows",
+            )
+        self._next_step = int(self.model.optimizer.iterations.numpy())
+        self._calls = 0
+        self._epoch = 0
+        _probe.attach(self.model, self)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        # Counting here, not in on_train_batch_end, keeps Keras's async batch-end dispatch on.
+        if self._calls == self._calls_per_read:
+            self._read_rows()
+        self._calls += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._read_rows()
+        if self._writer is not None:
+            self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        self._read_rows()
+        _probe.detach(self.model, self)
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    # In-graph recording (called by the probe while tracing the train step).
+
+    def _record(self, step: tf.Tensor, compute_row) -> None:
+        """Writes `compute_row()` (raw_width,) for `step`; on other steps nothing is computed."""
+
+        def write():
+            row = tf.reshape(tf.cast(compute_row(), tf.float32), (1, self._raw_width()))
+            index = tf.reshape(tf.cast((step // self.every_n_steps) % self._rows, tf.int32), (1, 1))
+            # Sync-on-read variables have no scatter_update; rewriting the small buffer is cheap.
+            self._buffer.assign(tf.tensor_scatter_nd_update(self._buffer, index, row))
+            return tf.constant(True)
+
+        if self.every_n_steps == 1:
+            write()
+        else:
+            tf.cond(tf.equal(step % self.every_n_steps, 0), write, lambda: tf.constant(False))
+
+    def _class_ids(self, y: tf.Tensor) -> tf.Tensor:
+        return _labels.class_ids(y, self.num_classes, type(self).__name__)
+
+    # Reading back.
+
+    def _read_rows(self) -> None:
+        self._calls = 0
+        end = int(self.model.optimizer.iterations.numpy())
+        steps = np.arange(self._next_step, end, dtype=np.int64)
+        steps = steps[steps % self.every_n_steps == 0]
+        self._next_step = end
+        if not steps.size:
+            return
+        with self.model.distribute_strategy.scope():
+            buffer = self._buffer.read_value().numpy()
+        values = self._columns(buffer[(steps // self.every_n_steps) % self._rows])
+        frame = pd.DataFrame(values, columns=[t.replace("/", "_") for t in self._tags()])
+        frame.insert(0, "epoch", self._epoch)
+        frame.insert(0, "step", steps)
+        self._frames.append(frame)
+        self._write_summaries(steps, values.astype(np.float32))
+
+    def _write_summaries(self, steps: np.ndarray, values: np.ndarray) -> None:
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "train"))
+            self._write_block = _block_writer(self._writer, self._tags())
+        self._write_block(steps, values)
+
+
+def _block_writer(writer, tags: list[str]):
+    """A graph function writing scalars (N, len(tags)) at steps (N,): one call per read."""
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.int64),
+            tf.TensorSpec([None, len(tags)], tf.float32),
+        ]
+    )
+    def write_block(steps, values):
+        with writer.as_default():
+            for i in tf.range(tf.shape(steps)[0]):
+                for j, tag in enumerate(tags):
+                    tf.summary.scalar(tag, values[i, j], step=steps[i])
+
+    return write_block
+
+
+def _check_int(callback_name: str, argument: str, value, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise UserInputError(
+            f"{callback_name}: {argument} must be an integer >= {minimum}. "
+            f"Received: {argument}={value!r}"
+        )

@@ -1,0 +1,130 @@
+"""`BatchComposition`: the class make-up of every batch that was trained on."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from imbal_keras.callbacks._recorder import StepRecorder
+from imbal_keras.errors import UserInputError
+
+
+class BatchComposition(StepRecorder):
+    """Logs the class make-up of each training batch, read from inside the compiled train step.
+
+    Per recorded step (TensorBoard tag -> DataFrame column, `/` becomes `_`):
+    - `composition/batch_size`: examples in the (global) batch;
+    - `composition/count/class_{c}`: examples of class c;
+    - `composition/share/class_{c}`: count / batch size;
+    - `composition/weight/class_{c}`: total sample weight of class c (sample weights and
+      `class_weight=` included, 1 per example without weights);
+    - `composition/no_minority`: 1 if the batch had no example of `minority_class`, else 0.
+    At each epoch end a histogram `composition/minority_count` of the minority count per batch over
+    the run so far is written (step = epoch).
+
+    Works with any train step (custom ones included): it only reads the batch. Under `tf.distribute`
+    the values are those of the global batch (the replicas' counts are summed).
+
+    Args:
+      log_dir: TensorBoard directory; events go to `log_dir/train`.
+      every_n_steps: record every n-th optimizer step (default: every step).
+      minority_class: the class whose absence is flagged; class 1 (the positive class) by default.
+      num_classes: K; inferred from the model output when omitted ((B, 1) output means K = 2).
+
+    Example:
+    ```python
+    model.fit(ds, epochs=5, callbacks=[BatchComposition("logs/run1")])
+    rows = callback.dataframe()
+    ```
+    """
+
+    def __init__(
+        self,
+        log_dir: str,
+        *,
+        every_n_steps: int = 1,
+        minority_class: int = 1,
+        num_classes: int | None = None,
+    ):
+        super().__init__(
+            log_dir,
+            every_n_steps=every_n_steps,
+            minority_class=minority_class,
+            num_classes=num_classes,
+        )
+
+    def _tags(self) -> list[str]:
+        classes = range(self.num_classes)
+        return (
+            ["composition/batch_size"]
+            + [f"composition/count/class_{c}" for c in classes]
+            + [f"composition/share/class_{c}" for c in classes]
+            + [f"composition/weight/class_{c}" for c in classes]
+            + ["composition/no_minority"]
+        )
+
+    def _raw_width(self) -> int:
+        # Only additive quantities: summing the replicas' rows gives the global batch.
+        return 1 + 2 * self.num_classes
+
+    def _columns(self, raw: np.ndarray) -> np.ndarray:
+        k = self.num_classes
+        batch_size, counts, weights = raw[:, :1], raw[:, 1 : 1 + k], raw[:, 1 + k :]
+        if np.any(counts.sum(axis=1) != batch_size[:, 0]):
+            raise UserInputError(
+                f"BatchComposition: labels outside the classes 0..{k - 1} of the model. "
+                f"Received: num_classes={k}"
+            )
+        no_minority = counts[:, self.minority_class : self.minority_class + 1] == 0
+        return np.concatenate(
+            [batch_size, counts, counts / batch_size, weights, no_minority], axis=1
+        )
+
+    def record_batch(self, step: tf.Tensor, y: tf.Tensor, sample_weight) -> None:
+        """Records the batch (called by the probe inside the train step)."""
+        ids = self._class_ids(y)
+
+        def row():
+            one_hot = tf.one_hot(ids, self.num_classes, dtype=tf.float32)
+            weight = (
+                tf.ones_like(ids, tf.float32)
+                if sample_weight is None
+                else tf.reshape(tf.cast(sample_weight, tf.float32), tf.shape(ids))
+            )
+            return tf.concat(
+                [
+                    tf.cast(tf.shape(ids), tf.float32),
+                    tf.reduce_sum(one_hot, axis=0),
+                    tf.linalg.matvec(one_hot, weight, transpose_a=True),
+                ],
+                axis=0,
+            )
+
+        self._record(step, row)
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        minority = self.dataframe()[f"composition_count_class_{self.minority_class}"].to_numpy()
+        if minority.size:
+            with self._writer.as_default():
+                tf.summary.histogram(
+                    "composition/minority_count",
+                    minority,
+                    step=epoch,
+                    buckets=int(minority.max()) + 1,
+                )
+
+    def summary(self) -> dict[str, float]:
+        """Scalar summaries over the run, for the results table (see docs/callbacks.md)."""
+        frame = self.dataframe()
+        minority = frame[f"composition_count_class_{self.minority_class}"].astype(float)
+        return {
+            "composition_frac_batches_without_minority": float(
+                frame["composition_no_minority"].mean()
+            ),
+            "composition_mean_minority_per_batch": float(minority.mean()),
+            "composition_std_minority_per_batch": float(minority.std(ddof=0)),
+            "composition_mean_minority_share": float(
+                frame[f"composition_share_class_{self.minority_class}"].mean()
+            ),
+        }

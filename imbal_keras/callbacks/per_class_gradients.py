@@ -1,0 +1,214 @@
+"""`PerClassGradients`: per-class loss contributions, gradients and update sizes of a step."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from imbal_keras.callbacks._recorder import StepRecorder
+from imbal_keras.errors import UserInputError
+
+_ADDITIVE_REDUCTIONS = ("sum", "sum_over_batch_size", "mean", "mean_with_sample_weight")
+
+
+class PerClassGradients(StepRecorder):
+    """Logs how much each class contributes to the loss, the gradient and the update of a step.
+
+    The loss is split exactly: with the model's compiled loss, its reduction, `loss_weights`, sample
+    weights and `class_weight=`, L_c is the loss the batch would have if only the examples of class
+    c counted, with the batch's own denominator, so that sum_c L_c + L_reg = L (L_reg: regularizers
+    and `add_loss` terms, 0 for most models) and sum_c grad L_c + grad L_reg = grad L.
+
+    Per recorded step (TensorBoard tag -> DataFrame column, `/` becomes `_`):
+    - `loss/total`, `loss/regularization`, `loss/class_{c}`: L, L_reg and L_c;
+    - `gradients/norm/total`, `gradients/norm/class_{c}`: ||grad L|| (the gradient that was applied)
+      and ||grad L_c|| over all trainable weights;
+    - `gradients/cosine/class_{c}_vs_rest`: cosine between grad L_c and the sum of the other
+      classes' gradients (for two classes both entries are the cosine between the two class
+      gradients);
+    - `gradients/update_norm`: ||delta theta||, the change of the trainable weights made by the
+      step;
+    - `gradients/effective_step/class_{c}`: the size of class c's share of the actual update:
+      ||delta theta * grad L_c / grad L|| (element-wise; coordinates with a zero gradient count as
+      0). For plain SGD this is exactly learning_rate * ||grad L_c||; for momentum and adaptive
+      optimizers (Adam, RMSprop, ...) it splits the update the optimizer really made, per
+      coordinate, in proportion to each class's gradient there.
+
+    Recording a step costs K extra backward passes; steps between recordings cost nothing extra
+    beyond reading the weights. Under `tf.distribute` all values are those of the global batch
+    (per-class gradients are summed over replicas). Observing does not change training: the applied
+    gradient and the optimizer state are the same as without the callback.
+
+    Args:
+      log_dir: TensorBoard directory; events go to `log_dir/train`.
+      every_n_steps: record every n-th optimizer step (steps 0, n, 2n, ...).
+      minority_class: the class whose cosine goes into `summary()`; class 1 by default.
+      num_classes: K; inferred from the model output when omitted ((B, 1) output means K = 2).
+
+    Example:
+    ```python
+    callback = PerClassGradients("logs/run1", every_n_steps=10)
+    model.fit(ds, epochs=5, callbacks=[callback])
+    rows = callback.dataframe()
+    ```
+    """
+
+    needs_gradients = True
+    # Every replica ends up with the same (all-reduced) values, so reading takes their mean.
+    _aggregation = tf.VariableAggregation.MEAN
+
+    def __init__(
+        self,
+        log_dir: str,
+        *,
+        every_n_steps: int = 10,
+        minority_class: int = 1,
+        num_classes: int | None = None,
+    ):
+        super().__init__(
+            log_dir,
+            every_n_steps=every_n_steps,
+            minority_class=minority_class,
+            num_classes=num_classes,
+        )
+
+    def _tags(self) -> list[str]:
+        classes = range(self.num_classes)
+        return (
+            ["loss/total", "loss/regularization"]
+            + [f"loss/class_{c}" for c in classes]
+            + ["gradients/norm/total"]
+            + [f"gradients/norm/class_{c}" for c in classes]
+            + [f"gradients/cosine/class_{c}_vs_rest" for c in classes]
+            + ["gradients/update_norm"]
+            + [f"gradients/effective_step/class_{c}" for c in classes]
+        )
+
+    def _raw_width(self) -> int:
+        return 4 + 4 * self.num_classes
+
+    def on_train_begin(self, logs=None):
+        # Resolved while tracing the train step: Keras builds the compiled loss on its first call.
+        self._class_losses = None
+        super().on_train_begin(logs)
+
+    def class_losses(self, y, y_pred, sample_weight) -> list[tf.Tensor]:
+        """K scalar loss contributions L_c of the batch (called by the probe inside the tape).
+
+        A list rather than a stacked tensor: slicing a stack after the tape closes would not be
+        recorded, and the tape could then not differentiate each L_c.
+        """
+        one_hot = tf.one_hot(self._class_ids(y), self.num_classes, dtype=tf.float32)
+        if self._class_losses is None:
+            self._class_losses = _class_loss_function(self.model)
+        return self._class_losses(y, y_pred, sample_weight, one_hot)
+
+    def record_gradients(self, step) -> None:
+        """Records the quantities of a `_probe.GradientStep` (called inside the train step)."""
+
+        def row():
+            class_grads = [
+                step.tape.gradient(
+                    step.class_losses[c],
+                    step.weights,
+                    unconnected_gradients=tf.UnconnectedGradients.ZERO,
+                )
+                for c in range(self.num_classes)
+            ]
+            flat = [_flatten(g) for g in class_grads]
+            total = _flatten(step.gradients)
+            losses = tf.concat(
+                [tf.reshape(step.loss, (1,)), tf.reshape(step.regularization, (1,))], 0
+            )
+            losses = tf.concat([losses, tf.cast(tf.stack(step.class_losses), losses.dtype)], 0)
+            replica = tf.distribute.get_replica_context()
+            if replica is not None and replica.num_replicas_in_sync > 1:
+                flat, total, losses = replica.all_reduce(
+                    tf.distribute.ReduceOp.SUM, (flat, total, losses)
+                )
+            update = _flatten([w.value for w in step.weights]) - _flatten(step.weights_before)
+            everything = tf.add_n(flat)
+            cosines = [_cosine(g, everything - g) for g in flat]
+            shares = [update * tf.math.divide_no_nan(g, total) for g in flat]
+            return tf.concat(
+                [
+                    tf.cast(losses, tf.float32),
+                    tf.stack([tf.norm(total)] + [tf.norm(g) for g in flat]),
+                    tf.stack(cosines + [tf.norm(update)] + [tf.norm(s) for s in shares]),
+                ],
+                axis=0,
+            )
+
+        self._record(step.step, row)
+
+    def summary(self) -> dict[str, float]:
+        """Scalar summaries over the run, for the results table (see docs/callbacks.md)."""
+        frame = self.dataframe()
+        means = {
+            "gradients_mean_norm_total": "gradients_norm_total",
+            "gradients_mean_update_norm": "gradients_update_norm",
+            "gradients_mean_cosine_minority_vs_rest": (
+                f"gradients_cosine_class_{self.minority_class}_vs_rest"
+            ),
+        }
+        for c in range(self.num_classes):
+            means[f"gradients_mean_norm_class_{c}"] = f"gradients_norm_class_{c}"
+            means[f"gradients_mean_effective_step_class_{c}"] = (
+                f"gradients_effective_step_class_{c}"
+            )
+            means[f"loss_mean_class_{c}"] = f"loss_class_{c}"
+        return {key: float(frame[column].mean()) for key, column in means.items()}
+
+
+def _class_loss_function(model):
+    """Returns `f(y, y_pred, sample_weight, one_hot) -> [L_c]` built from the model's compiled loss.
+
+    Raises:
+      UserInputError: no compiled loss, several outputs, or a loss that cannot be split per example.
+    """
+    compile_loss = getattr(model, "_compile_loss", None)
+    flat = getattr(compile_loss, "_flat_losses", None) or []
+    if len(flat) != 1:
+        raise UserInputError(
+            "PerClassGradients needs one loss passed to compile() for a single-output model. "
+            f"Received: loss={getattr(compile_loss, '_user_loss', None)!r}"
+        )
+    _, loss_fn, loss_weight, _ = flat[0]
+    reduction = getattr(loss_fn, "reduction", None)
+    if reduction not in _ADDITIVE_REDUCTIONS:
+        raise UserInputError(
+            "PerClassGradients needs a loss reduced over the batch (sum, sum_over_batch_size, "
+            f"mean or mean_with_sample_weight). Received: reduction={reduction!r}"
+        )
+
+    def class_losses(y, y_pred, sample_weight, one_hot):
+        per_example = loss_fn.call(tf.cast(y, loss_fn.dtype), tf.cast(y_pred, loss_fn.dtype))
+        if per_example.shape.rank == 0 or per_example.shape[0] != y_pred.shape[0]:
+            raise UserInputError(
+                "PerClassGradients needs a loss that returns one value per example. "
+                f"Received: loss={loss_fn.name!r} returning shape {per_example.shape}"
+            )
+        weight = (
+            tf.ones_like(one_hot[:, 0])
+            if sample_weight is None
+            else tf.reshape(tf.cast(sample_weight, tf.float32), tf.shape(one_hot[:, 0]))
+        )
+        values = []
+        for c in range(one_hot.shape[-1]):
+            class_weight = weight * one_hot[:, c]
+            value = loss_fn(y, y_pred, class_weight)
+            if reduction == "mean_with_sample_weight":
+                # Keras divides by the weight passed in; rescale to the whole batch's weight.
+                value *= tf.math.divide_no_nan(tf.reduce_sum(class_weight), tf.reduce_sum(weight))
+            value = tf.cast(value, compile_loss.dtype)
+            values.append(value if loss_weight is None else value * loss_weight)
+        return values
+
+    return class_losses
+
+
+def _flatten(tensors) -> tf.Tensor:
+    return tf.concat([tf.reshape(tf.cast(t, tf.float32), [-1]) for t in tensors], axis=0)
+
+
+def _cosine(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    return tf.math.divide_no_nan(tf.tensordot(a, b, 1), tf.norm(a) * tf.norm(b))
