@@ -183,7 +183,7 @@ def rejection(
     minority runs out and so undersamples the majority without saying so.
     """
     labels = _labels(labels)
-    k = int(labels.max()) + 1 if len(labels) else 1
+    k = _num_classes(labels, target_distribution)
     t = _target(target_distribution, k)
     accept = tf.constant(acceptance_probabilities(class_counts(labels, k), t), tf.float32)
     labels_t = tf.constant(labels)
@@ -212,7 +212,7 @@ def stratified(
     carry no class information.
     """
     labels = _labels(labels)
-    k = int(labels.max()) + 1 if len(labels) else 1
+    k = _num_classes(labels, target_distribution)
     t = _target(target_distribution, k)
     per_batch = stratified_counts(batch_size, t)
     class_index = [np.flatnonzero(labels == c) for c in range(k)]
@@ -245,7 +245,7 @@ def stratified(
 
 def _resample(features, labels, batch_size, seed, target_distribution, *, mode):
     labels = _labels(labels)
-    k = int(labels.max()) + 1 if len(labels) else 1
+    k = _num_classes(labels, target_distribution)
     t = _target(target_distribution, k)
     counts = class_counts(labels, k)
     for c in range(k):
@@ -281,6 +281,11 @@ def _labels(labels) -> np.ndarray:
     )
     check(labels.min() >= 0, f"labels must be class ids >= 0. Received a label {labels.min()}")
     return labels.astype(np.int32)
+
+
+def _num_classes(labels: np.ndarray, target_distribution) -> int:
+    """K: the larger of the labels' classes and the target's length (a target may name an absent class)."""
+    return max(int(labels.max()) + 1, 0 if target_distribution is None else len(target_distribution))
 
 
 def _target(target_distribution, num_classes) -> np.ndarray:
