@@ -185,6 +185,7 @@ def rejection(
     labels = _labels(labels)
     k = _num_classes(labels, target_distribution)
     t = _target(target_distribution, k)
+    _check_reachable(class_counts(labels, k), t)
     accept = tf.constant(acceptance_probabilities(class_counts(labels, k), t), tf.float32)
     labels_t = tf.constant(labels)
     n = len(labels)
@@ -216,11 +217,7 @@ def stratified(
     t = _target(target_distribution, k)
     per_batch = stratified_counts(batch_size, t)
     class_index = [np.flatnonzero(labels == c) for c in range(k)]
-    for c in range(k):
-        check(
-            per_batch[c] == 0 or len(class_index[c]) > 0,
-            f"target_distribution asks for class {c}, which has no examples. Received: target_distribution={list(t)}",
-        )
+    _check_reachable(np.array([len(i) for i in class_index]), t)
     streams = []
     for c in range(k):
         if per_batch[c] == 0:
@@ -248,11 +245,7 @@ def _resample(features, labels, batch_size, seed, target_distribution, *, mode):
     k = _num_classes(labels, target_distribution)
     t = _target(target_distribution, k)
     counts = class_counts(labels, k)
-    for c in range(k):
-        check(
-            t[c] == 0 or counts[c] > 0,
-            f"target_distribution asks for class {c}, which has no examples. Received: target_distribution={list(t)}",
-        )
+    _check_reachable(counts, t)
     sizes = pass_sizes(counts, t, mode=mode)
     class_index = [tf.constant(np.flatnonzero(labels == c)) for c in range(k)]
 
@@ -281,6 +274,16 @@ def _labels(labels) -> np.ndarray:
     )
     check(labels.min() >= 0, f"labels must be class ids >= 0. Received a label {labels.min()}")
     return labels.astype(np.int32)
+
+
+def _check_reachable(counts, wanted) -> None:
+    """Fails fast, naming the class, when a class with no examples is asked for (it would never arrive)."""
+    for c, (n_c, w_c) in enumerate(zip(counts, wanted, strict=True)):
+        check(
+            w_c == 0 or n_c > 0,
+            f"target_distribution asks for class {c}, which has no examples. "
+            f"Received: target_distribution={[round(float(t), 6) for t in wanted]}",
+        )
 
 
 def _num_classes(labels: np.ndarray, target_distribution) -> int:

@@ -1,0 +1,213 @@
+"""Contract tests run over every registered strategy, plus the exact formulas behind them."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from imbal_keras import models, pipelines, strategies
+from imbal_keras.errors import UserInputError
+
+NUM_NEG, NUM_POS = 380, 20  # 1:19
+BATCH = 16
+NUM_BATCHES = 150
+
+
+def _data(num_neg=NUM_NEG, num_pos=NUM_POS, dim=3):
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(num_neg, np.int32), np.ones(num_pos, np.int32)]
+    # Feature 0 carries the example's index so tests can check which examples were drawn.
+    x = np.c_[np.arange(len(y)), rng.normal(size=(len(y), dim - 1))].astype(np.float32)
+    return x, y
+
+
+def _ctx(counts, target=(0.5, 0.5), batch_size=BATCH, seed=7, normalization="mean_one"):
+    return strategies.StrategyContext(
+        class_counts=np.asarray(counts),
+        target_distribution=np.asarray(target),
+        batch_size=batch_size,
+        seed=seed,
+        class_weight_normalization=normalization,
+    )
+
+
+def _batches(name, x, y, ctx, n=NUM_BATCHES):
+    ds = strategies.build_pipeline(name, x, y, ctx)
+    return ds, [tuple(t.numpy() for t in b) for b in ds.take(n)]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return _data()
+
+
+@pytest.fixture(scope="module", params=strategies.names())
+def drawn(request, data):
+    x, y = data
+    ctx = _ctx(np.bincount(y))
+    ds, batches = _batches(request.param, x, y, ctx)
+    return request.param, ctx, ds, batches
+
+
+def test_registry_names_are_the_documented_ones():
+    assert strategies.names() == ["none", "class_weight", "upsample", "downsample", "rejection", "stratified"]
+
+
+def test_unknown_strategy_lists_valid_names():
+    with pytest.raises(UserInputError, match=r"--strategy must be one of none, class_weight, .*Received: strategy='x'"):
+        strategies.get("x")
+
+
+def test_element_spec_preserved(drawn):
+    name, _, ds, _ = drawn
+    x_spec, y_spec = ds.element_spec[:2]
+    assert x_spec == tf.TensorSpec((BATCH, 3), tf.float32)
+    assert y_spec == tf.TensorSpec((BATCH,), tf.int32)
+    assert len(ds.element_spec) == (3 if strategies.get(name).uses_sample_weights else 2)
+
+
+def test_labels_and_rows_come_from_the_input(drawn, data):
+    _, _, _, batches = drawn
+    x, y = data
+    for b in batches:
+        index = b[0][:, 0].astype(int)
+        np.testing.assert_array_equal(b[1], y[index])  # each row keeps its own label
+        np.testing.assert_array_equal(b[0], x[index])
+        assert set(np.unique(b[1])) <= {0, 1}
+
+
+def test_same_seed_same_stream_other_seed_other_stream(drawn, data):
+    name, ctx, _, batches = drawn
+    x, y = data
+    _, again = _batches(name, x, y, ctx, n=20)
+    for a, b in zip(batches[:20], again, strict=True):
+        for u, v in zip(a, b, strict=True):
+            np.testing.assert_array_equal(u, v)
+    _, other = _batches(name, x, y, _ctx(ctx.class_counts, seed=ctx.seed + 1), n=20)
+    assert any(not np.array_equal(a[0], b[0]) for a, b in zip(batches[:20], other, strict=True))
+
+
+def test_batch_share_as_documented(drawn):
+    name, ctx, _, batches = drawn
+    positives = np.array([b[1].sum() for b in batches])
+    expected = strategies.get(name).expected_batch_share(ctx)[1]
+    if name == "stratified":
+        # Exact: every batch holds round(B * 0.5) positives.
+        assert (positives == 8).all()
+        return
+    # Others: the total over all batches is within a 6-sigma binomial band of the expected share.
+    total = positives.sum()
+    n = BATCH * len(batches)
+    sigma = np.sqrt(n * expected * (1 - expected))
+    assert abs(total - n * expected) <= 6 * sigma + 1, (name, total, n * expected)
+    if name in ("upsample", "downsample", "rejection"):
+        # Counts per batch vary like a binomial (the pass is shuffled as a whole), not like the natural stream.
+        assert 0.4 * BATCH * 0.25 < positives.var() < 2.0 * BATCH * 0.25
+
+
+def test_target_reached_for_rejection_and_downsample(data):
+    x, y = data
+    for name in ("rejection", "downsample"):
+        _, batches = _batches(name, x, y, _ctx(np.bincount(y), target=(0.8, 0.2)), n=400)
+        share = np.mean([b[1].mean() for b in batches])
+        n = 400 * BATCH
+        assert abs(share - 0.2) <= 4 * np.sqrt(0.2 * 0.8 / n), (name, share)
+
+
+def test_upsample_keeps_every_example_each_pass():
+    x, y = _data(num_neg=60, num_pos=4)
+    # One pass at a balanced target draws all 60 negatives and 60 positives (each positive 15 times).
+    ctx = _ctx([60, 4], batch_size=12)
+    _, batches = _batches("upsample", x, y, ctx, n=10)
+    drawn = np.concatenate([b[0][:, 0] for b in batches]).astype(int)
+    counts = np.bincount(drawn, minlength=64)
+    np.testing.assert_array_equal(counts[:60], np.ones(60))
+    np.testing.assert_array_equal(counts[60:], np.full(4, 15))
+
+
+def test_downsample_never_repeats_within_a_pass():
+    x, y = _data(num_neg=60, num_pos=4)
+    ctx = _ctx([60, 4], batch_size=8)  # one pass = 4 negatives + 4 positives
+    _, batches = _batches("downsample", x, y, ctx, n=5)
+    for b in batches:
+        assert len(np.unique(b[0][:, 0])) == 8
+        assert b[1].sum() == 4
+
+
+def test_class_weight_batches_carry_the_formula_weights(data):
+    x, y = data
+    _, batches = _batches("class_weight", x, y, _ctx(np.bincount(y)), n=50)
+    for _, labels, weights in batches:
+        np.testing.assert_allclose(weights, np.where(labels == 1, 400 / (2 * 20), 400 / (2 * 380)), rtol=1e-6)
+
+
+def test_class_weights_mean_one_formula():
+    w = pipelines.class_weights([99, 1], normalization="mean_one")
+    np.testing.assert_allclose(w, [100 / (2 * 99), 100 / 2])
+    assert np.isclose(np.dot(w, [99, 1]) / 100, 1.0)  # mean weight over the training data is 1
+
+
+def test_class_weights_sum_to_num_classes_is_literal_002_198():
+    np.testing.assert_allclose(pipelines.class_weights([99, 1], normalization="sum_to_num_classes"), [0.02, 1.98])
+    w3 = pipelines.class_weights([10, 20, 70], normalization="sum_to_num_classes")
+    assert np.isclose(w3.sum(), 3)
+    np.testing.assert_allclose(w3 * [10, 20, 70], np.full(3, (w3 * [10, 20, 70])[0]))
+
+
+def test_class_weights_reach_a_non_uniform_target():
+    w = pipelines.class_weights([90, 10], target_distribution=[0.7, 0.3], normalization="mean_one")
+    mass = w * [90, 10]
+    np.testing.assert_allclose(mass / mass.sum(), [0.7, 0.3])
+
+
+@pytest.mark.parametrize(
+    "reduction, expected",
+    [
+        # Per-example BCE: -log(1 - 0.2) for the negative, -log(0.6) for the positive, weights 0.5 and 3.
+        ("sum_over_batch_size", (0.5 * -np.log(0.8) + 3 * -np.log(0.6)) / 2),
+        ("mean_with_sample_weight", (0.5 * -np.log(0.8) + 3 * -np.log(0.6)) / 3.5),
+    ],
+)
+def test_weight_reductions_give_hand_computed_losses(reduction, expected):
+    loss = models.loss(2, reduction=reduction)
+    value = loss(np.array([0, 1]), np.array([[0.2], [0.6]], np.float32), sample_weight=np.array([0.5, 3.0]))
+    np.testing.assert_allclose(float(value), expected, rtol=1e-5)
+
+
+def test_stratified_counts_round_and_sum_to_batch():
+    np.testing.assert_array_equal(pipelines.stratified_counts(16, [0.5, 0.5]), [8, 8])
+    np.testing.assert_array_equal(pipelines.stratified_counts(16, [0.99, 0.01]), [16, 0])
+    np.testing.assert_array_equal(pipelines.stratified_counts(10, [0.22, 0.36, 0.42]), [2, 4, 4])
+    assert pipelines.stratified_counts(7, [1 / 3] * 3).sum() == 7
+
+
+def test_stratified_exact_for_three_classes():
+    rng = np.random.default_rng(1)
+    y = np.repeat(np.arange(3), [50, 8, 2]).astype(np.int32)
+    x = rng.normal(size=(60, 2)).astype(np.float32)
+    ctx = _ctx(np.bincount(y), target=(0.5, 0.3, 0.2), batch_size=10)
+    for _, labels in _batches("stratified", x, y, ctx, n=20)[1]:
+        np.testing.assert_array_equal(np.bincount(labels, minlength=3), [5, 3, 2])
+
+
+def test_training_distribution_sets_output_bias():
+    ctx = _ctx([99, 1])
+    np.testing.assert_allclose(strategies.get("none").training_distribution(ctx), [0.99, 0.01])
+    for name in ("class_weight", "upsample", "downsample", "rejection", "stratified"):
+        np.testing.assert_allclose(strategies.get(name).training_distribution(ctx), [0.5, 0.5], err_msg=name)
+    np.testing.assert_allclose(models.output_bias([0.99, 0.01]), [np.log(0.01 / 0.99)])
+
+
+def test_model_starts_at_the_training_prior():
+    keras.utils.set_random_seed(0)
+    model = models.build((3,), 2, hidden_units=(4,), training_distribution=[0.99, 0.01])
+    bias = model.get_layer("output").bias.numpy()
+    np.testing.assert_allclose(1 / (1 + np.exp(-bias)), [0.01], rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["upsample", "downsample", "rejection", "stratified"])
+def test_target_share_for_absent_class_is_an_error(name):
+    x, y = _data(num_neg=20, num_pos=0)
+    ctx = _ctx([20, 0])
+    with pytest.raises(UserInputError, match="class 1"):
+        _batches(name, x, y, ctx, n=1)
