@@ -7,10 +7,16 @@ pass over the (rebalanced) index set and every pass draws afresh.
 
 How they stay fast: nothing runs per element. Each pass is one vector of example indices built with stateless
 random ops; `rebatch` cuts the stream of index vectors into batches, and one `gather` per batch pulls the rows.
+`stratified` assembles a few thousand rows of indices per vectorised step (`_sampling.mix`).
 
 How they stay deterministic: every random op is stateless and seeded with `(seed, pass_or_batch_number,
 stream_id)`, so the same seed gives the same batches regardless of `num_parallel_calls`, threads or how far
 the stream was read before (all maps use `deterministic=True`).
+
+Classes that a target asks for but the labels do not contain fail fast with a `UserInputError` naming the class;
+a stream that can never produce a batch is never built.
+
+File-backed inputs (`tf.data.Dataset` of examples) have the same strategies in `imbal_keras.streaming`.
 """
 
 from __future__ import annotations
@@ -20,15 +26,8 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from imbal_keras import _sampling as sampling
 from imbal_keras.errors import check
-
-_AUTOTUNE = tf.data.AUTOTUNE
-
-# Stream ids keep the random streams of one seed apart (pass order, acceptance, class streams, in-batch shuffle).
-_PASS_STREAM = 0
-_ACCEPT_STREAM = 1
-_BATCH_SHUFFLE_STREAM = 2
-_CLASS_STREAM_BASE = 1000
 
 
 def class_counts(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -105,6 +104,23 @@ def acceptance_probabilities(counts: Sequence[int], target_distribution: Sequenc
     return ratio / ratio.max()
 
 
+def check_reachable(counts: Sequence[int], target_distribution: Sequence[float]) -> None:
+    """Fails fast when the target asks for a class that has no examples (the stream could never fill a batch).
+
+    Raises:
+      UserInputError: naming the first such class.
+    """
+    counts = np.asarray(counts)
+    t = np.asarray(target_distribution, dtype=np.float64)
+    check(t.sum() > 0, f"target_distribution has no positive share. Received: target_distribution={t.tolist()}")
+    for c in np.flatnonzero(t > 0):
+        check(
+            c < len(counts) and counts[c] > 0,
+            f"target_distribution asks for class {c}, which has no examples. "
+            f"Received: target_distribution={t.tolist()}, class_counts={counts.tolist()}",
+        )
+
+
 def natural(features, labels, *, batch_size: int, seed: int, sample_weights=None) -> tf.data.Dataset:
     """Batches of the data as it is, reshuffled every pass.
 
@@ -121,8 +137,8 @@ def natural(features, labels, *, batch_size: int, seed: int, sample_weights=None
     """
     labels = _labels(labels)
     n = len(labels)
-    order = _passes(seed, lambda pass_seed: _permutation(n, pass_seed))
-    return _gather(order, features, labels, batch_size, sample_weights)
+    order = sampling.passes(sampling.base_seed(seed), lambda pass_seed: sampling.permutation(n, pass_seed))
+    return _gather(order.rebatch(batch_size, drop_remainder=True), features, labels, sample_weights)
 
 
 def weighted(features, labels, *, batch_size: int, seed: int, class_weights: Sequence[float]) -> tf.data.Dataset:
@@ -182,20 +198,18 @@ def rejection(
     unlike `tf.data.Dataset.rejection_resample`, which on a finite non-repeated input simply stops once the
     minority runs out and so undersamples the majority without saying so.
     """
-    labels = _labels(labels)
-    k = _num_classes(labels, target_distribution)
-    t = _target(target_distribution, k)
-    _check_reachable(class_counts(labels, k), t)
-    accept = tf.constant(acceptance_probabilities(class_counts(labels, k), t), tf.float32)
+    labels, t, counts = _targeted(labels, target_distribution)
+    accept = tf.constant(acceptance_probabilities(counts, t), tf.float32)
     labels_t = tf.constant(labels)
     n = len(labels)
 
     def kept(pass_seed):
-        order = _permutation(n, _stream(pass_seed, _PASS_STREAM))
-        u = tf.random.stateless_uniform([n], _stream(pass_seed, _ACCEPT_STREAM))
+        order = sampling.permutation(n, sampling.child_seed(pass_seed, sampling.PASS_STREAM))
+        u = tf.random.stateless_uniform([n], sampling.child_seed(pass_seed, sampling.ACCEPT_STREAM))
         return tf.boolean_mask(order, u < tf.gather(accept, tf.gather(labels_t, order)))
 
-    return _gather(_passes(seed, kept), features, labels, batch_size)
+    order = sampling.passes(sampling.base_seed(seed), kept)
+    return _gather(order.rebatch(batch_size, drop_remainder=True), features, labels)
 
 
 def stratified(
@@ -205,49 +219,67 @@ def stratified(
     batch_size: int,
     seed: int,
     target_distribution: Sequence[float] | None = None,
+    class_counts_per_batch: np.ndarray | None = None,
 ) -> tf.data.Dataset:
     """Every batch holds exactly `stratified_counts(B, t)[c]` examples of class c.
 
     Each class is read as its own stream of fresh permutations (without replacement within a class pass, with
     repetition across passes), the per-class slices are concatenated and the batch is shuffled so positions
     carry no class information.
+
+    Args:
+      features: array or nested structure of arrays with leading dimension N.
+      labels: integer class ids, shape (N,).
+      batch_size: examples per batch B.
+      seed: seeds the class streams and the in-batch shuffles.
+      target_distribution: class shares t; None means uniform.
+      class_counts_per_batch: optional (R, K) counts overriding `stratified_counts(B, t)`: batch i holds
+        exactly row i % R (rows sum to B). `imbal_keras.distribute` uses it to deal one global batch's counts
+        over R replicas.
     """
-    labels = _labels(labels)
-    k = _num_classes(labels, target_distribution)
-    t = _target(target_distribution, k)
-    per_batch = stratified_counts(batch_size, t)
-    class_index = [np.flatnonzero(labels == c) for c in range(k)]
-    _check_reachable(np.array([len(i) for i in class_index]), t)
-    streams = []
-    for c in range(k):
-        if per_batch[c] == 0:
-            continue
-        idx = tf.constant(class_index[c])
-        stream_seed = _stream(tf.constant([seed, 0], tf.int64), _CLASS_STREAM_BASE + c)
-        streams.append(
-            _passes_from(stream_seed, lambda s, idx=idx: tf.gather(idx, _permutation(len(idx), s))).rebatch(
-                int(per_batch[c]), drop_remainder=True
-            )
-        )
-    base_seed = tf.constant([seed, 0], tf.int64)
-    batch_seeds = tf.data.Dataset.counter().map(lambda i: _stream(base_seed, i))
+    labels, t, counts = _targeted(labels, target_distribution)
+    per_batch = _counts_per_batch(batch_size, t, class_counts_per_batch)
+    check_reachable(counts, per_batch.sum(axis=0))
+    chunk = sampling.chunk_batches(int(per_batch.sum()))
+    rows_per_chunk = per_batch.sum(axis=0)
+    parts = [
+        _class_chunks(idx, chunk, int(rows_per_chunk[c]), _class_seed(seed, c))
+        for c, idx in enumerate(_class_index(labels, len(counts)))
+        if rows_per_chunk[c] > 0
+    ]
+    return _gather(sampling.mix(parts, per_batch, sampling.base_seed(seed)), features, labels)
 
-    def assemble(batch_seed, *parts):
-        index = tf.concat(parts, axis=0)
-        return tf.gather(index, _permutation(batch_size, _stream(batch_seed, _BATCH_SHUFFLE_STREAM)))
 
-    order = tf.data.Dataset.zip((batch_seeds, *streams)).map(assemble)
-    return _gather(order, features, labels, batch_size, already_batched=True)
+def _class_chunks(index: np.ndarray, chunk: int, rows: int, seed) -> tf.data.Dataset:
+    """Indices of one class, cycling through fresh permutations, as (chunk, rows) blocks."""
+    index = tf.constant(index)
+    return sampling.map_fn(
+        sampling.cycled(len(index), chunk * rows, seed), lambda i: tf.reshape(tf.gather(index, i), [chunk, rows])
+    )
+
+
+def _class_seed(seed: int, c: int):
+    return sampling.child_seed(sampling.base_seed(seed), sampling.CLASS_STREAM_BASE + c)
+
+
+def _counts_per_batch(batch_size, t, class_counts_per_batch) -> np.ndarray:
+    """The (R, K) count matrix of `stratified`, validated against `batch_size`."""
+    if class_counts_per_batch is None:
+        return stratified_counts(batch_size, t)[None, :]
+    per_batch = np.atleast_2d(np.asarray(class_counts_per_batch, dtype=np.int64))
+    check(
+        (per_batch.sum(axis=1) == batch_size).all() and (per_batch >= 0).all(),
+        f"class_counts_per_batch rows must be non-negative and sum to batch_size={batch_size}. "
+        f"Received: class_counts_per_batch={per_batch.tolist()}",
+    )
+    return per_batch
 
 
 def _resample(features, labels, batch_size, seed, target_distribution, *, mode):
-    labels = _labels(labels)
-    k = _num_classes(labels, target_distribution)
-    t = _target(target_distribution, k)
-    counts = class_counts(labels, k)
-    _check_reachable(counts, t)
+    labels, t, counts = _targeted(labels, target_distribution)
     sizes = pass_sizes(counts, t, mode=mode)
-    class_index = [tf.constant(np.flatnonzero(labels == c)) for c in range(k)]
+    class_index = [tf.constant(idx) for idx in _class_index(labels, len(counts))]
+    k = len(counts)
 
     def one_pass(pass_seed):
         parts = []
@@ -256,12 +288,30 @@ def _resample(features, labels, batch_size, seed, target_distribution, *, mode):
                 continue
             n_c = int(counts[c])
             copies = -(-int(sizes[c]) // n_c)  # ceil: whole permutations needed to cover m_c draws
-            perms = [_permutation(n_c, _stream(_stream(pass_seed, _CLASS_STREAM_BASE + c), j)) for j in range(copies)]
+            class_seed = sampling.child_seed(pass_seed, sampling.CLASS_STREAM_BASE + c)
+            perms = [sampling.permutation(n_c, sampling.child_seed(class_seed, j)) for j in range(copies)]
             parts.append(tf.gather(class_index[c], tf.concat(perms, 0)[: sizes[c]]))
         index = tf.concat(parts, 0)
-        return tf.gather(index, _permutation(int(sizes.sum()), _stream(pass_seed, _PASS_STREAM)))
+        return tf.gather(
+            index, sampling.permutation(int(sizes.sum()), sampling.child_seed(pass_seed, sampling.PASS_STREAM))
+        )
 
-    return _gather(_passes(seed, one_pass), features, labels, batch_size)
+    order = sampling.passes(sampling.base_seed(seed), one_pass)
+    return _gather(order.rebatch(batch_size, drop_remainder=True), features, labels)
+
+
+def _targeted(labels, target_distribution):
+    """Validated labels, target shares and class counts; K covers both the labels and the target."""
+    labels = _labels(labels)
+    k = int(labels.max()) + 1
+    t = _target(target_distribution, k)
+    counts = class_counts(labels, len(t))
+    check_reachable(counts, t)
+    return labels, t, counts
+
+
+def _class_index(labels: np.ndarray, num_classes: int) -> list[np.ndarray]:
+    return [np.flatnonzero(labels == c).astype(np.int32) for c in range(num_classes)]
 
 
 def _labels(labels) -> np.ndarray:
@@ -276,21 +326,6 @@ def _labels(labels) -> np.ndarray:
     return labels.astype(np.int32)
 
 
-def _check_reachable(counts, wanted) -> None:
-    """Fails fast, naming the class, when a class with no examples is asked for (it would never arrive)."""
-    for c, (n_c, w_c) in enumerate(zip(counts, wanted, strict=True)):
-        check(
-            w_c == 0 or n_c > 0,
-            f"target_distribution asks for class {c}, which has no examples. "
-            f"Received: target_distribution={[round(float(t), 6) for t in wanted]}",
-        )
-
-
-def _num_classes(labels: np.ndarray, target_distribution) -> int:
-    """K: the larger of the labels' classes and the target's length (a target may name an absent class)."""
-    return max(int(labels.max()) + 1, 0 if target_distribution is None else len(target_distribution))
-
-
 def _target(target_distribution, num_classes) -> np.ndarray:
     if target_distribution is None or len(target_distribution) == 0:
         return balanced(num_classes)
@@ -298,33 +333,13 @@ def _target(target_distribution, num_classes) -> np.ndarray:
     check(
         len(t) >= num_classes,
         f"target_distribution has {len(t)} shares but the labels have {num_classes} classes. "
-        f"Received: target_distribution={list(t)}",
+        f"Received: target_distribution={t.tolist()}",
     )
     return t
 
 
-def _stream(seed, stream_id):
-    """An independent child seed of `seed` (shape (2,)) for stream `stream_id`."""
-    return tf.random.experimental.stateless_fold_in(seed, stream_id)
-
-
-def _permutation(n: int, seed) -> tf.Tensor:
-    return tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int32), seed=seed)
-
-
-def _passes(seed: int, one_pass) -> tf.data.Dataset:
-    return _passes_from(tf.constant([seed, 0], tf.int64), one_pass)
-
-
-def _passes_from(base_seed, one_pass) -> tf.data.Dataset:
-    """Infinite dataset of index vectors, one per pass; pass i is seeded by `_stream(base_seed, i)`."""
-    return tf.data.Dataset.counter().map(lambda i: one_pass(_stream(base_seed, i)))
-
-
-def _gather(order, features, labels, batch_size, sample_weights=None, *, already_batched=False):
-    """Turns a stream of index vectors into batches of rows."""
-    if not already_batched:
-        order = order.rebatch(batch_size, drop_remainder=True)
+def _gather(order, features, labels, sample_weights=None):
+    """Turns a stream of index batches (B,) into batches of rows."""
     features = tf.nest.map_structure(tf.constant, features)
     labels_t = tf.constant(labels)
     weights_t = None if sample_weights is None else tf.constant(np.asarray(sample_weights), tf.float32)
@@ -336,4 +351,4 @@ def _gather(order, features, labels, batch_size, sample_weights=None, *, already
             return x, y
         return x, y, tf.gather(weights_t, y)
 
-    return order.map(rows, num_parallel_calls=_AUTOTUNE, deterministic=True).prefetch(_AUTOTUNE)
+    return sampling.map_fn(order, rows, parallel=True).prefetch(sampling.AUTOTUNE)
