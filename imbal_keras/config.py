@@ -125,7 +125,7 @@ class ExperimentConfig:
 
     def default_run_name(self) -> str:
         """A readable, deterministic folder name: dataset, strategy and the axes a grid usually varies."""
-        data = self.dataset_kind if self.dataset_kind == "synthetic" else self.dataset_arg.split("/")[-1]
+        data = self.dataset_kind if self.dataset_kind == "synthetic" else self.dataset_arg.split("/")[-1].split(".")[0]
         parts = [data, self.strategy]
         if self.strategy == "class_weight":
             parts += [self.class_weight_normalization, self.weight_reduction]

@@ -256,12 +256,12 @@ def from_csv(
     check(features.shape[1] > 0, f"{where}: no feature columns besides {label_column!r}")
     for column in features.columns:
         values = pd.to_numeric(features[column], errors="coerce")
-        bad = values.isna() & features[column].notna()
-        check(
-            not bad.any(),
-            f"{where}: feature column {column!r} is not numeric "
-            f"(row {int(np.flatnonzero(bad.to_numpy())[0])}: {features[column][bad].iloc[0]!r})",
-        )
+        bad = (values.isna() & features[column].notna()).to_numpy()
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise UserInputError(
+                f"{where}: feature column {column!r} is not numeric (row {row}: {features[column].iloc[row]!r})"
+            )
         check(
             not values.isna().any(),
             f"{where}: feature column {column!r} has {int(values.isna().sum())} missing values (NaN)",
@@ -318,9 +318,10 @@ def from_tfds(
     split_names = list(builder.info.splits) or ["train"]
     xs, ys = [], []
     for split in split_names:
-        x, y = tfds.as_numpy(tfds.load(name, split=split, data_dir=data_dir, as_supervised=True, batch_size=-1))
-        xs.append(np.asarray(x))
-        ys.append(np.asarray(y).astype(np.int64).reshape(-1))
+        # Batched reads rather than batch_size=-1: the size of a split need not be known up front.
+        for x, y in tfds.as_numpy(tfds.load(name, split=split, data_dir=data_dir, as_supervised=True).batch(4096)):
+            xs.append(np.asarray(x))
+            ys.append(np.asarray(y).astype(np.int64).reshape(-1))
     x, raw = np.concatenate(xs), np.concatenate(ys)
     present = np.unique(raw)
     check(

@@ -1,0 +1,91 @@
+"""End to end: one tiny run writes a complete run folder; bad input writes nothing."""
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from imbal_keras import experiment
+from imbal_keras.config import ExperimentConfig
+from imbal_keras.errors import UserInputError
+
+TINY = dict(num_examples=1200, num_features=4, imbalance_ratio=19, steps=30, eval_every=10, hidden_units=(8,))
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    config = ExperimentConfig(strategy="class_weight", output_dir=str(out), **TINY)
+    return experiment.run(config, extra_files={"flags.txt": "--strategy=class_weight\n"}, log=None)
+
+
+def test_run_folder_files_and_columns(finished):
+    files = set(os.listdir(finished.run_dir))
+    assert {"config.json", "metrics.csv", "result.json", "flags.txt"} <= files
+    assert any(f.startswith("events.out.tfevents") for f in files)
+    curve = pd.read_csv(os.path.join(finished.run_dir, "metrics.csv"))
+    assert curve["step"].tolist() == [10, 20, 30]
+    for split in ("validation", "test"):
+        for metric in ("average_precision", "roc_auc", "balanced_accuracy", "f1_at_0.5", "f1_at_best_threshold"):
+            assert curve[f"{split}_{metric}"].between(0, 1).all(), (split, metric)
+        assert (curve[f"{split}_log_loss"] > 0).all() and curve[f"{split}_brier"].between(0, 1).all()
+
+
+def test_result_json_holds_config_and_final_figures(finished):
+    with open(os.path.join(finished.run_dir, "result.json")) as f:
+        result = json.load(f)
+    assert ExperimentConfig.from_dict(result["config"]) == finished.config
+    assert result["final"]["step"] == 30
+    train = result["class_counts"]["train"]
+    assert train[0] == 19 * train[1]
+    n = sum(train)
+    np.testing.assert_allclose(result["class_weights"], [n / (2 * train[0]), n / (2 * train[1])])
+    np.testing.assert_allclose(result["training_distribution"], [0.5, 0.5])
+
+
+def test_tensorboard_has_per_step_loss_and_eval_metrics(finished):
+    from tensorboard.backend.event_processing import event_accumulator
+
+    acc = event_accumulator.EventAccumulator(finished.run_dir, size_guidance={"tensors": 0})
+    acc.Reload()
+    tags = acc.Tags()["tensors"]
+    assert [e.step for e in acc.Tensors("train/loss")] == list(range(1, 31))
+    assert "test/average_precision" in tags and "validation/roc_auc" in tags
+
+
+def test_same_seed_same_result(tmp_path):
+    a = experiment.run(ExperimentConfig(strategy="upsample", output_dir=str(tmp_path), **TINY), log=None)
+    b = experiment.run(ExperimentConfig(strategy="upsample", output_dir=str(tmp_path), **TINY), log=None)
+    assert os.path.basename(b.run_dir) == os.path.basename(a.run_dir) + "-2"  # never overwrites
+    pd.testing.assert_frame_equal(
+        a.curve.drop(columns="elapsed_seconds"), b.curve.drop(columns="elapsed_seconds"), check_exact=True
+    )
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(strategy="bogus"), r"--strategy must be one of none, class_weight.*Received: strategy='bogus'"),
+        (dict(imbalance_ratio=0), r"--imbalance_ratio must be > 0.*Received: imbalance_ratio=0"),
+        (dict(imbalance_ratio=-3), r"Received: imbalance_ratio=-3"),
+        (dict(batch_size=0), r"--batch_size must be > 0. Received: batch_size=0"),
+        (dict(batch_size=5000), r"--batch_size=5000 is larger than the training split \(720 examples\)"),
+        (dict(steps=0), r"--steps must be > 0. Received: steps=0"),
+        (dict(target_distribution=(0.2, 0.3, 0.5)), r"one share per class \(2 classes\).*=0.2,0.3,0.5"),
+        (dict(target_distribution=(-0.5, 1.5)), r"shares must be >= 0"),
+        (dict(target_distribution=(0.5, 0.6)), r"must sum to 1 \(sums to 1.1\)"),
+        (dict(dataset="csv:/nonexistent.csv"), r"--dataset=csv:/nonexistent.csv: no such file"),
+        (dict(dataset="parquet:x"), r"--dataset must be 'synthetic', 'csv:PATH' or 'tfds:NAME'"),
+        (dict(dataset="tfds:no_such_dataset_xyz"), r"no TFDS dataset of that name"),
+        (dict(output_dir="/proc/no/such/dir"), r"--output_dir='/proc/no/such/dir' is not writable"),
+    ],
+)
+def test_bad_input_is_one_clear_error_and_writes_nothing(tmp_path, changes, message):
+    config = ExperimentConfig(output_dir=str(tmp_path / "out"), **TINY).replace(**changes)
+    with pytest.raises(UserInputError, match=message) as error:
+        experiment.run(config, log=None)
+    assert "\n" not in str(error.value)
+    out = tmp_path / "out"
+    assert not out.exists() or os.listdir(out) == []
