@@ -89,3 +89,30 @@ def test_bad_input_is_one_clear_error_and_writes_nothing(tmp_path, changes, mess
     assert "\n" not in str(error.value)
     out = tmp_path / "out"
     assert not out.exists() or os.listdir(out) == []
+
+
+def test_three_classes_long_tail(tmp_path):
+    config = ExperimentConfig(strategy="stratified", num_classes=3, output_dir=str(tmp_path), **TINY)
+    result = experiment.run(config.replace(num_examples=1550, imbalance_ratio=25), log=None)
+    assert result.summary["class_counts"]["train"][0] == 25 * result.summary["class_counts"]["train"][2]
+    np.testing.assert_allclose(result.summary["training_distribution"], [6 / 16, 5 / 16, 5 / 16])
+    assert "test_f1_at_best_threshold" not in result.curve  # a single threshold is a binary notion
+    assert result.curve["test_roc_auc"].between(0, 1).all()
+
+
+def test_tfds_images_get_a_cnn(tmp_path):
+    import tensorflow_datasets as tfds
+
+    config = ExperimentConfig(
+        dataset="tfds:mnist",
+        positive_class=3,
+        imbalance_ratio=4,
+        steps=4,
+        eval_every=2,
+        batch_size=8,
+        output_dir=str(tmp_path),
+    )
+    with tfds.testing.mock_data(num_examples=150, policy=tfds.testing.MockPolicy.USE_CODE):
+        result = experiment.run(config, log=None)
+    assert result.curve["step"].tolist() == [2, 4]
+    assert result.summary["dataset"] == "mnist 3-vs-rest"
