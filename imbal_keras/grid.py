@@ -28,6 +28,7 @@ import math
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -107,7 +108,7 @@ PRESETS: dict[str, Preset] = {
             "optimizer": "sgd",
             "learning_rate": 0.05,
             "num_examples": 10_000,
-            "steps": 600,
+            "steps": 400,
             "eval_every": 50,
             "hidden_units": (32, 32),
         },
@@ -439,22 +440,21 @@ _configured_threads: int | None = None
 
 
 def configure_worker(threads: int) -> None:
-    """Imports TensorFlow quietly and sets its thread pools; once per process (later calls do nothing).
+    """Sizes TensorFlow's thread pools and imports it quietly; once per process (later calls do nothing).
 
-    Thread pools can only be sized before TensorFlow's runtime starts, so this runs first in every worker.
+    The pools are sized through `TF_NUM_INTRAOP_THREADS` / `TF_NUM_INTEROP_THREADS`, which TensorFlow reads
+    when its runtime starts, so this must run before anything in the process imports TensorFlow (true for the
+    local pool's and Ray's workers; the inline executor keeps the parent's pools).
     """
     global _configured_threads
     if _configured_threads is not None:
         return
     _die_with_parent()
+    if "tensorflow" not in sys.modules:
+        os.environ["TF_NUM_INTRAOP_THREADS"] = os.environ["TF_NUM_INTEROP_THREADS"] = str(threads)
     from imbal_keras import quiet
 
-    tf = quiet.import_tensorflow()
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:
-        pass  # The runtime already started in this process (inline executor): keep its pools.
+    quiet.import_tensorflow()
     _configured_threads = threads
 
 
