@@ -28,6 +28,11 @@ def base_seed(seed: int) -> tf.Tensor:
     return tf.constant([seed, 0], tf.int64)
 
 
+def class_seed(seed: int, c: int) -> tf.Tensor:
+    """The seed of class c's own stream."""
+    return child_seed(base_seed(seed), CLASS_STREAM_BASE + c)
+
+
 def child_seed(seed, stream_id):
     """An independent child seed of `seed` (shape (2,)) for stream `stream_id`."""
     return tf.random.experimental.stateless_fold_in(seed, stream_id)
@@ -59,23 +64,6 @@ def numbered(dataset: tf.data.Dataset, seed) -> tf.data.Dataset:
 def cycled(n: int, size: int, seed) -> tf.data.Dataset:
     """Infinite dataset of int32 vectors of length `size` that cycle through fresh permutations of range(n)."""
     return passes(seed, lambda s: permutation(n, s)).rebatch(size, drop_remainder=True)
-
-
-def deal_counts(counts: Sequence[int], num_replicas: int) -> np.ndarray:
-    """Splits one global batch's class counts over `num_replicas` equal replica batches, as evenly as possible.
-
-    Positions of the global batch are laid out class by class and dealt round robin, so every replica gets
-    `len(batch) / num_replicas` positions and each class count differs by at most one between replicas.
-
-    Returns:
-      int64 array (num_replicas, K) whose columns sum to `counts`.
-    """
-    counts = np.asarray(counts, dtype=np.int64)
-    position_class = np.repeat(np.arange(len(counts)), counts)
-    replica = np.arange(len(position_class)) % num_replicas
-    dealt = np.zeros((num_replicas, len(counts)), np.int64)
-    np.add.at(dealt, (replica, position_class), 1)
-    return dealt
 
 
 def chunk_batches(batch_rows: int) -> int:

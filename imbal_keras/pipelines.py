@@ -81,6 +81,23 @@ def stratified_counts(batch_size: int, target_distribution: Sequence[float]) -> 
     return counts
 
 
+def deal_counts(counts: Sequence[int], num_replicas: int) -> np.ndarray:
+    """Splits one global batch's class counts over `num_replicas` equal replica batches, as evenly as possible.
+
+    Positions of the global batch are laid out class by class and dealt round robin, so every replica gets
+    `len(batch) / num_replicas` positions and each class count differs by at most one between replicas.
+
+    Returns:
+      int64 array (num_replicas, K) whose columns sum to `counts`.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    position_class = np.repeat(np.arange(len(counts)), counts)
+    replica = np.arange(len(position_class)) % num_replicas
+    dealt = np.zeros((num_replicas, len(counts)), np.int64)
+    np.add.at(dealt, (replica, position_class), 1)
+    return dealt
+
+
 def pass_sizes(counts: Sequence[int], target_distribution: Sequence[float], *, mode: str) -> np.ndarray:
     """Examples drawn per class in one pass of `upsample` (mode='up') or `downsample` (mode='down').
 
@@ -104,8 +121,15 @@ def acceptance_probabilities(counts: Sequence[int], target_distribution: Sequenc
     return ratio / ratio.max()
 
 
-def check_reachable(counts: Sequence[int], target_distribution: Sequence[float]) -> None:
+def check_reachable(
+    counts: Sequence[float], target_distribution: Sequence[float], *, counts_name: str = "class_counts"
+) -> None:
     """Fails fast when the target asks for a class that has no examples (the stream could never fill a batch).
+
+    Args:
+      counts: examples (or shares) per class.
+      target_distribution: wanted shares (or counts) per class.
+      counts_name: the argument `counts` came from, for the message.
 
     Raises:
       UserInputError: naming the first such class.
@@ -117,7 +141,7 @@ def check_reachable(counts: Sequence[int], target_distribution: Sequence[float])
         check(
             c < len(counts) and counts[c] > 0,
             f"target_distribution asks for class {c}, which has no examples. "
-            f"Received: target_distribution={t.tolist()}, class_counts={counts.tolist()}",
+            f"Received: target_distribution={t.tolist()}, {counts_name}={counts.tolist()}",
         )
 
 
@@ -238,12 +262,12 @@ def stratified(
         over R replicas.
     """
     labels, t, counts = _targeted(labels, target_distribution)
-    per_batch = _counts_per_batch(batch_size, t, class_counts_per_batch)
+    per_batch = counts_per_batch(batch_size, t, class_counts_per_batch)
     check_reachable(counts, per_batch.sum(axis=0))
     chunk = sampling.chunk_batches(int(per_batch.sum()))
     rows_per_chunk = per_batch.sum(axis=0)
     parts = [
-        _class_chunks(idx, chunk, int(rows_per_chunk[c]), _class_seed(seed, c))
+        _class_chunks(idx, chunk, int(rows_per_chunk[c]), sampling.class_seed(seed, c))
         for c, idx in enumerate(_class_index(labels, len(counts)))
         if rows_per_chunk[c] > 0
     ]
@@ -258,14 +282,13 @@ def _class_chunks(index: np.ndarray, chunk: int, rows: int, seed) -> tf.data.Dat
     )
 
 
-def _class_seed(seed: int, c: int):
-    return sampling.child_seed(sampling.base_seed(seed), sampling.CLASS_STREAM_BASE + c)
-
-
-def _counts_per_batch(batch_size, t, class_counts_per_batch) -> np.ndarray:
-    """The (R, K) count matrix of `stratified`, validated against `batch_size`."""
+def counts_per_batch(
+    batch_size: int, target_distribution: Sequence[float], class_counts_per_batch: np.ndarray | None = None
+) -> np.ndarray:
+    """The (R, K) class counts of R consecutive stratified batches: `class_counts_per_batch` or one row of
+    `stratified_counts(batch_size, target_distribution)`."""
     if class_counts_per_batch is None:
-        return stratified_counts(batch_size, t)[None, :]
+        return stratified_counts(batch_size, target_distribution)[None, :]
     per_batch = np.atleast_2d(np.asarray(class_counts_per_batch, dtype=np.int64))
     check(
         (per_batch.sum(axis=1) == batch_size).all() and (per_batch >= 0).all(),
@@ -304,7 +327,7 @@ def _targeted(labels, target_distribution):
     """Validated labels, target shares and class counts; K covers both the labels and the target."""
     labels = _labels(labels)
     k = int(labels.max()) + 1
-    t = _target(target_distribution, k)
+    t = resolve_target(target_distribution, k)
     counts = class_counts(labels, len(t))
     check_reachable(counts, t)
     return labels, t, counts
@@ -326,7 +349,8 @@ def _labels(labels) -> np.ndarray:
     return labels.astype(np.int32)
 
 
-def _target(target_distribution, num_classes) -> np.ndarray:
+def resolve_target(target_distribution: Sequence[float] | None, num_classes: int) -> np.ndarray:
+    """The target shares as an array; None or empty means uniform over `num_classes`."""
     if target_distribution is None or len(target_distribution) == 0:
         return balanced(num_classes)
     t = np.asarray(target_distribution, dtype=np.float64)

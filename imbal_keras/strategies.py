@@ -4,8 +4,9 @@ A strategy name means the same thing everywhere: registry key, `--strategy` flag
 results column and TensorBoard tag. Flags, grid axes, the README table and the contract tests all read
 `STRATEGIES`, so registering a strategy here is all it takes to make it available everywhere.
 
-A strategy changes the data (its `pipeline`), the loss (its `loss_weights`, applied as per-example sample
-weights) or both; loss-side strategies (focal, logit adjustment, ...) plug in through the same fields.
+A strategy changes the data (its `pipeline`, and `stream` for file-backed inputs), the loss (its
+`loss_weights`, applied as per-example sample weights) or both; loss-side strategies (focal, logit adjustment,
+...) plug in through the same fields.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from imbal_keras import pipelines
+from imbal_keras import pipelines, streaming
 from imbal_keras.errors import UserInputError
 
 
@@ -30,6 +31,10 @@ class StrategyContext:
       batch_size: examples per batch.
       seed: seeds every random choice of the pipeline.
       class_weight_normalization: `mean_one` or `sum_to_num_classes` (see `pipelines.class_weights`).
+      num_replicas: R consecutive batches of the stream form one global step (`imbal_keras.distribute` sets it);
+        `batch_size` is then the per-replica batch and `stratified` deals the global batch's exact counts over
+        the R batches.
+      shuffle_buffer: examples in the input shuffle buffer of the streaming forms.
     """
 
     class_counts: np.ndarray
@@ -37,6 +42,8 @@ class StrategyContext:
     batch_size: int
     seed: int
     class_weight_normalization: str = "mean_one"
+    num_replicas: int = 1
+    shuffle_buffer: int = streaming.DEFAULT_SHUFFLE_BUFFER
 
     @property
     def natural_distribution(self) -> np.ndarray:
@@ -55,6 +62,8 @@ class Strategy:
         the stream times mean weight, normalised); the output bias is initialised at its log-odds.
       loss_weights: `ctx -> (K,)` per-class loss weights, or None when the strategy leaves the loss alone.
       expected_batch_share: `ctx -> (K,)` expected class share of a batch (what the contract tests check).
+      stream: `(dataset, ctx) -> tf.data.Dataset`, the same strategy over a `tf.data.Dataset` of `(x, y)`
+        examples (see `imbal_keras.streaming`); `ctx.class_counts` serves as its initial distribution.
     """
 
     name: str
@@ -63,6 +72,7 @@ class Strategy:
     training_distribution: Callable[[StrategyContext], np.ndarray]
     expected_batch_share: Callable[[StrategyContext], np.ndarray]
     loss_weights: Callable[[StrategyContext], np.ndarray] | None = None
+    stream: Callable[[tf.data.Dataset, StrategyContext], tf.data.Dataset] | None = None
 
     @property
     def uses_sample_weights(self) -> bool:
@@ -105,6 +115,18 @@ def build_pipeline(strategy: Strategy | str, features, labels, ctx: StrategyCont
     return strategy.pipeline(features, labels, ctx)
 
 
+def build_stream(strategy: Strategy | str, dataset: tf.data.Dataset, ctx: StrategyContext) -> tf.data.Dataset:
+    """Builds the training stream of `strategy` over a `tf.data.Dataset` of `(x, y)` examples.
+
+    Raises:
+      UserInputError: the strategy has no streaming form.
+    """
+    strategy = get(strategy) if isinstance(strategy, str) else strategy
+    if strategy.stream is None:
+        raise UserInputError(f"strategy {strategy.name!r} has no streaming form. Received: strategy={strategy.name!r}")
+    return strategy.stream(dataset, ctx)
+
+
 def _target(ctx: StrategyContext) -> np.ndarray:
     return np.asarray(ctx.target_distribution, dtype=np.float64)
 
@@ -123,6 +145,29 @@ def _targeted(builder: Callable[..., tf.data.Dataset]) -> Callable[..., tf.data.
     return lambda x, y, ctx: builder(x, y, batch_size=ctx.batch_size, seed=ctx.seed, target_distribution=_target(ctx))
 
 
+def _streamed(builder: Callable[..., tf.data.Dataset]) -> Callable[..., tf.data.Dataset]:
+    """Adapts a `streaming` builder that takes a target distribution to the `Strategy.stream` signature."""
+    return lambda ds, ctx: builder(
+        ds,
+        batch_size=ctx.batch_size,
+        seed=ctx.seed,
+        initial_distribution=ctx.class_counts,
+        target_distribution=_target(ctx),
+        shuffle_buffer=ctx.shuffle_buffer,
+    )
+
+
+def _stratified_counts(ctx: StrategyContext) -> np.ndarray:
+    """(R, K) exact class counts of R consecutive batches: one global batch dealt over the replicas."""
+    global_counts = pipelines.stratified_counts(ctx.batch_size * ctx.num_replicas, _target(ctx))
+    return pipelines.deal_counts(global_counts, ctx.num_replicas)
+
+
+def _stratified_share(ctx: StrategyContext) -> np.ndarray:
+    counts = _stratified_counts(ctx).sum(axis=0)
+    return counts / counts.sum()
+
+
 def _class_weights(ctx: StrategyContext) -> np.ndarray:
     return pipelines.class_weights(ctx.class_counts, _target(ctx), normalization=ctx.class_weight_normalization)
 
@@ -132,6 +177,9 @@ register(
         name="none",
         summary="Natural distribution: batches drawn as the data comes, reshuffled every pass.",
         pipeline=lambda x, y, ctx: pipelines.natural(x, y, batch_size=ctx.batch_size, seed=ctx.seed),
+        stream=lambda ds, ctx: streaming.natural(
+            ds, batch_size=ctx.batch_size, seed=ctx.seed, shuffle_buffer=ctx.shuffle_buffer
+        ),
         training_distribution=lambda ctx: ctx.natural_distribution,
         expected_batch_share=lambda ctx: ctx.natural_distribution,
     )
@@ -146,6 +194,13 @@ register(
         training_distribution=lambda ctx: _normalised(ctx.class_counts * _class_weights(ctx)),
         expected_batch_share=lambda ctx: ctx.natural_distribution,
         loss_weights=_class_weights,
+        stream=lambda ds, ctx: streaming.weighted(
+            ds,
+            batch_size=ctx.batch_size,
+            seed=ctx.seed,
+            class_weights=_class_weights(ctx),
+            shuffle_buffer=ctx.shuffle_buffer,
+        ),
     )
 )
 register(
@@ -153,6 +208,7 @@ register(
         name="upsample",
         summary="Repeat minority examples up to the target distribution; every example kept each pass.",
         pipeline=_targeted(pipelines.upsample),
+        stream=_streamed(streaming.upsample),
         training_distribution=_resampled("up"),
         expected_batch_share=_resampled("up"),
     )
@@ -162,6 +218,7 @@ register(
         name="downsample",
         summary="Drop majority examples down to the target distribution; a fresh subset every pass.",
         pipeline=_targeted(pipelines.downsample),
+        stream=_streamed(streaming.downsample),
         training_distribution=_resampled("down"),
         expected_batch_share=_resampled("down"),
     )
@@ -171,6 +228,7 @@ register(
         name="rejection",
         summary="Rejection resampling of the repeating natural stream: keep class c with prob. a_c.",
         pipeline=_targeted(pipelines.rejection),
+        stream=_streamed(streaming.rejection),
         training_distribution=_target,
         expected_batch_share=_target,
     )
@@ -179,8 +237,24 @@ register(
     Strategy(
         name="stratified",
         summary="Every batch holds exactly round(B * target_c) examples of class c.",
-        pipeline=_targeted(pipelines.stratified),
-        training_distribution=lambda ctx: pipelines.stratified_counts(ctx.batch_size, _target(ctx)) / ctx.batch_size,
-        expected_batch_share=lambda ctx: pipelines.stratified_counts(ctx.batch_size, _target(ctx)) / ctx.batch_size,
+        pipeline=lambda x, y, ctx: pipelines.stratified(
+            x,
+            y,
+            batch_size=ctx.batch_size,
+            seed=ctx.seed,
+            target_distribution=_target(ctx),
+            class_counts_per_batch=_stratified_counts(ctx),
+        ),
+        stream=lambda ds, ctx: streaming.stratified(
+            ds,
+            batch_size=ctx.batch_size,
+            seed=ctx.seed,
+            initial_distribution=ctx.class_counts,
+            target_distribution=_target(ctx),
+            class_counts_per_batch=_stratified_counts(ctx),
+            shuffle_buffer=ctx.shuffle_buffer,
+        ),
+        training_distribution=_stratified_share,
+        expected_batch_share=_stratified_share,
     )
 )

@@ -1,0 +1,263 @@
+"""The rebalancing strategies over file-backed inputs: a `tf.data.Dataset` of `(x, y)` examples.
+
+The input may be larger than memory (TFRecord shards, a TFDS split, rows generated on the fly). Every builder
+returns an infinite dataset of batches `(x, y)` or `(x, y, w)` like its in-memory twin in `pipelines`, and never
+holds a copy of the class that is read from the input:
+
+- `natural` / `weighted`: `shuffle(shuffle_buffer).repeat().batch(B)`, plus `w = class_weights[y]`.
+- `rejection` / `downsample`: the shuffled input is cut into blocks of `_BLOCK` examples; each example of class c
+  is kept with probability a_c (`pipelines.acceptance_probabilities`) by one vectorised mask per block.
+  Streaming has no passes of known size to subsample exactly, so `downsample` keeps the same per-example
+  probabilities m_c / n_c, which equal a_c: the two are one builder here.
+- `upsample` / `stratified`: one class, the one needing the fewest repeats (largest n_c / t_c, the majority at
+  1:99), is *streamed*: read from the shuffled input and masked per block. Every other class with a target
+  share is *cached*: its rows are collected by one scan of the input when the pipeline is built (at 1:99 that
+  is 1% of the rows) and cycled through fresh permutations, as in memory. Batches are mixed with exact class
+  counts by `_sampling.mix`; `upsample` mixes windows of `_UPSAMPLE_WINDOW` rows with counts
+  `stratified_counts(window, t)` and cuts them into batches, so a batch's class count is hypergeometric around
+  B t_c (as in memory), while `stratified` puts exactly `stratified_counts(B, t)` into every batch.
+
+The class counts (`initial_distribution`, counts or shares) must be given, as for
+`tf.data.Dataset.rejection_resample`; `count_classes` gets them with one vectorised scan. A class the target asks
+for but the input lacks fails with a `UserInputError` naming it, from the counts or from the build-time scan,
+instead of a stream that waits forever for it.
+
+Determinism: the input shuffle uses `seed`; every other random choice is stateless, seeded by the seed and the
+block or batch number; all maps are deterministic. The same seed and the same input order give the same batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from imbal_keras import _sampling as sampling
+from imbal_keras import pipelines
+from imbal_keras.errors import check
+
+# Examples per vectorised masking step: per-block overhead is negligible at this size, the block stays small.
+_BLOCK = 1024
+# Rows per upsampling window: the window is where the class counts are exact, batches inside it vary.
+_UPSAMPLE_WINDOW = 4096
+# Examples per step of the build-time scans.
+_SCAN_BLOCK = 65536
+DEFAULT_SHUFFLE_BUFFER = 10_000
+
+
+def count_classes(dataset: tf.data.Dataset, num_classes: int) -> np.ndarray:
+    """Examples per class in one pass over a dataset of `(x, y)` examples, shape (K,).
+
+    Raises:
+      UserInputError: a label outside 0..num_classes-1.
+    """
+    counts, _ = _scan(dataset, num_classes, cached=())
+    return counts
+
+
+def natural(
+    dataset: tf.data.Dataset,
+    *,
+    batch_size: int,
+    seed: int,
+    shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+    sample_weights: Sequence[float] | None = None,
+) -> tf.data.Dataset:
+    """Batches of the input as it comes, through a seeded shuffle buffer; `(x, y, w)` with `sample_weights`."""
+    batches = _shuffled(dataset, seed, shuffle_buffer).batch(batch_size, drop_remainder=True)
+    if sample_weights is not None:
+        weights = tf.constant(np.asarray(sample_weights), tf.float32)
+        batches = sampling.map_fn(batches, lambda x, y: (x, y, tf.gather(weights, y)))
+    return batches.prefetch(sampling.AUTOTUNE)
+
+
+def weighted(
+    dataset: tf.data.Dataset,
+    *,
+    batch_size: int,
+    seed: int,
+    class_weights: Sequence[float],
+    shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+) -> tf.data.Dataset:
+    """`natural` batches with per-example weights `class_weights[y]`: `(x, y, w)`."""
+    return natural(
+        dataset, batch_size=batch_size, seed=seed, shuffle_buffer=shuffle_buffer, sample_weights=class_weights
+    )
+
+
+def rejection(
+    dataset: tf.data.Dataset,
+    *,
+    batch_size: int,
+    seed: int,
+    initial_distribution: Sequence[float],
+    target_distribution: Sequence[float] | None = None,
+    shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+) -> tf.data.Dataset:
+    """Keeps each example of class c with probability a_c, so the kept stream has class shares t in expectation.
+
+    Args:
+      dataset: `(x, y)` examples, finite; it is repeated.
+      batch_size: examples per batch B.
+      seed: seeds the input shuffle and the acceptance draws.
+      initial_distribution: class counts or shares of the input, shape (K,).
+      target_distribution: class shares t; None means uniform.
+      shuffle_buffer: examples in the input shuffle buffer; 0 reads the input in order.
+
+    Raises:
+      UserInputError: the target asks for a class with no examples.
+    """
+    p, t = _distributions(initial_distribution, target_distribution)
+    accept = tf.constant(pipelines.acceptance_probabilities(p, t), tf.float32)
+
+    def kept(block_seed, block):
+        x, y = block
+        keep = tf.random.stateless_uniform(tf.shape(y), block_seed) < tf.gather(accept, y)
+        return tf.nest.map_structure(lambda f: tf.boolean_mask(f, keep), (x, y))
+
+    blocks = sampling.numbered(_blocks(dataset, seed, shuffle_buffer), sampling.base_seed(seed))
+    kept_rows = sampling.map_fn(blocks, kept, parallel=True)
+    return kept_rows.rebatch(batch_size, drop_remainder=True).prefetch(sampling.AUTOTUNE)
+
+
+downsample = rejection
+
+
+def upsample(
+    dataset: tf.data.Dataset,
+    *,
+    batch_size: int,
+    seed: int,
+    initial_distribution: Sequence[float],
+    target_distribution: Sequence[float] | None = None,
+    shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+) -> tf.data.Dataset:
+    """Streams the class needing the fewest repeats once per input pass and cycles the cached others to the target.
+
+    Args and Raises: as `stratified`. Windows of `_UPSAMPLE_WINDOW` rows (rounded to whole batches) hold exactly
+    `stratified_counts(window, t)` examples of each class; batches are cut from shuffled windows.
+    """
+    window = batch_size * max(1, _UPSAMPLE_WINDOW // batch_size)
+    p, t = _distributions(initial_distribution, target_distribution)
+    counts = pipelines.stratified_counts(window, t)[None, :]
+    windows = _mixed(dataset, seed, shuffle_buffer, p, t, counts)
+    return windows.rebatch(batch_size, drop_remainder=True).prefetch(sampling.AUTOTUNE)
+
+
+def stratified(
+    dataset: tf.data.Dataset,
+    *,
+    batch_size: int,
+    seed: int,
+    initial_distribution: Sequence[float],
+    target_distribution: Sequence[float] | None = None,
+    class_counts_per_batch: np.ndarray | None = None,
+    shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+) -> tf.data.Dataset:
+    """Every batch holds exactly `stratified_counts(B, t)[c]` examples of class c (or row i % R of the override).
+
+    Building it scans the input once to collect the rows of the cached classes (every class with a target
+    share except the streamed one).
+
+    Args:
+      dataset: `(x, y)` examples, finite; it is repeated.
+      batch_size: examples per batch B.
+      seed: seeds the input shuffle, the class cycles and the in-batch shuffles.
+      initial_distribution: class counts or shares of the input, shape (K,); picks the streamed class.
+      target_distribution: class shares t; None means uniform.
+      class_counts_per_batch: optional (R, K) exact counts, see `pipelines.stratified`.
+      shuffle_buffer: examples in the input shuffle buffer; 0 reads the input in order.
+
+    Raises:
+      UserInputError: the target asks for a class that has no examples (by `initial_distribution` or found by
+        the scan).
+    """
+    p, t = _distributions(initial_distribution, target_distribution)
+    counts = pipelines.counts_per_batch(batch_size, t, class_counts_per_batch)
+    return _mixed(dataset, seed, shuffle_buffer, p, t, counts).prefetch(sampling.AUTOTUNE)
+
+
+def _mixed(dataset, seed, shuffle_buffer, p, t, counts_per_batch) -> tf.data.Dataset:
+    """Batches of `counts_per_batch` rows: one streamed class from the input, the others cached in memory."""
+    wanted = counts_per_batch.sum(axis=0)
+    pipelines.check_reachable(p, wanted, counts_name="initial_distribution")
+    active = np.flatnonzero(wanted > 0)
+    streamed = active[np.argmax(p[active] / t[active])]
+    cached = [int(c) for c in active if c != streamed]
+    scanned, rows = _scan(dataset, len(p), cached=cached)
+    _check_scanned(scanned, wanted)
+    chunk = sampling.chunk_batches(int(counts_per_batch.sum()))
+
+    def in_chunks(rows_c, k):
+        return tf.nest.map_structure(lambda r: tf.reshape(r, tf.concat([[chunk, k], tf.shape(r)[1:]], 0)), rows_c)
+
+    parts = []
+    for c in active:
+        k = int(wanted[c])
+        if c == streamed:
+            blocks = sampling.map_fn(
+                _blocks(dataset, seed, shuffle_buffer),
+                lambda x, y, c=c: tf.nest.map_structure(lambda f: tf.boolean_mask(f, tf.equal(y, c)), (x, y)),
+                parallel=True,
+            )
+            class_rows = blocks.rebatch(chunk * k, drop_remainder=True)
+        else:
+            table = tf.nest.map_structure(tf.constant, rows[c])
+            index = sampling.cycled(int(scanned[c]), chunk * k, sampling.class_seed(seed, int(c)))
+            class_rows = sampling.map_fn(
+                index, lambda i, table=table: tf.nest.map_structure(lambda f: tf.gather(f, i), table)
+            )
+        parts.append(sampling.map_fn(class_rows, lambda *xy, k=k: in_chunks(xy, k)))
+    return sampling.mix(parts, counts_per_batch, sampling.base_seed(seed))
+
+
+def _distributions(initial_distribution, target_distribution) -> tuple[np.ndarray, np.ndarray]:
+    p = np.asarray(initial_distribution, dtype=np.float64)
+    check(
+        p.ndim == 1 and len(p) > 0 and (p >= 0).all() and p.sum() > 0,
+        f"initial_distribution must be non-negative class counts or shares, one per class. "
+        f"Received: initial_distribution={p.tolist()}",
+    )
+    t = pipelines.resolve_target(target_distribution, len(p))
+    check(
+        len(t) == len(p),
+        f"target_distribution has {len(t)} shares but initial_distribution has {len(p)}. "
+        f"Received: target_distribution={t.tolist()}",
+    )
+    pipelines.check_reachable(p, t, counts_name="initial_distribution")
+    return p / p.sum(), t
+
+
+def _shuffled(dataset: tf.data.Dataset, seed: int, shuffle_buffer: int) -> tf.data.Dataset:
+    if shuffle_buffer > 0:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    return dataset.repeat()
+
+
+def _blocks(dataset, seed, shuffle_buffer) -> tf.data.Dataset:
+    return _shuffled(dataset, seed, shuffle_buffer).batch(_BLOCK)
+
+
+def _scan(dataset: tf.data.Dataset, num_classes: int, *, cached: Sequence[int]):
+    """One pass over the input: class counts (K,) and the rows of the `cached` classes as numpy structures."""
+    counts = np.zeros(num_classes, np.int64)
+    parts = {c: [] for c in cached}
+    for x, y in dataset.batch(_SCAN_BLOCK).as_numpy_iterator():
+        bad = y[(y < 0) | (y >= num_classes)]
+        check(len(bad) == 0, f"labels must be class ids 0..{num_classes - 1}. Received a label {bad[:1].tolist()}")
+        counts += np.bincount(y, minlength=num_classes)
+        for c in cached:
+            mask = y == c
+            parts[c].append(tf.nest.map_structure(lambda f, mask=mask: f[mask], (x, y)))
+    rows = {c: tf.nest.map_structure(lambda *f: np.concatenate(f), *p) for c, p in parts.items() if p}
+    return counts, rows
+
+
+def _check_scanned(counts: np.ndarray, wanted: np.ndarray) -> None:
+    for c in np.flatnonzero(wanted > 0):
+        check(
+            counts[c] > 0,
+            f"class {c} has no examples in the input dataset, but the target asks for it "
+            f"(one full pass counted {counts.tolist()}); check initial_distribution",
+        )

@@ -1,0 +1,152 @@
+"""File-backed pipelines over a tf.data.Dataset of (x, y) examples: shares, provenance, seeding, bad input."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from imbal_keras import pipelines, strategies, streaming
+from imbal_keras.errors import UserInputError
+
+NUM_NEG, NUM_POS = 285, 15  # 1:19
+
+
+def _arrays():
+    y = np.r_[np.zeros(NUM_NEG, np.int64), np.ones(NUM_POS, np.int64)]
+    # Feature 0 is the row number, so a batch shows which rows it drew.
+    x = np.c_[np.arange(len(y)), np.ones(len(y))].astype(np.float32)
+    return x, y
+
+
+def _dataset():
+    return tf.data.Dataset.from_tensor_slices(_arrays())
+
+
+def _take(ds, n):
+    return [tuple(t.numpy() for t in b) for b in ds.take(n)]
+
+
+def _build(name, *, seed=3, batch_size=8, dataset=None, initial=(NUM_NEG, NUM_POS), target=(0.5, 0.5)):
+    ctx = strategies.StrategyContext(
+        class_counts=np.asarray(initial),
+        target_distribution=np.asarray(target),
+        batch_size=batch_size,
+        seed=seed,
+        shuffle_buffer=64,
+    )
+    return strategies.build_stream(name, _dataset() if dataset is None else dataset, ctx)
+
+
+@pytest.fixture(scope="module")
+def tfrecord_shards(tmp_path_factory):
+    """The same 300 examples in 3 TFRecord shards."""
+    folder = tmp_path_factory.mktemp("shards")
+    x, y = _arrays()
+    paths = []
+    for shard, rows in enumerate(np.array_split(np.arange(len(y)), 3)):
+        path = str(folder / f"train-{shard}.tfrecord")
+        with tf.io.TFRecordWriter(path) as writer:
+            for i in rows:
+                feature = {
+                    "x": tf.train.Feature(float_list=tf.train.FloatList(value=x[i])),
+                    "y": tf.train.Feature(int64_list=tf.train.Int64List(value=[y[i]])),
+                }
+                writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+        paths.append(path)
+    return paths
+
+
+def _read_tfrecords(paths):
+    spec = {"x": tf.io.FixedLenFeature([2], tf.float32), "y": tf.io.FixedLenFeature([], tf.int64)}
+
+    def parse(record):
+        example = tf.io.parse_single_example(record, spec)
+        return example["x"], example["y"]
+
+    return tf.data.TFRecordDataset(paths).map(parse)
+
+
+def test_count_classes_reads_one_pass(tfrecord_shards):
+    np.testing.assert_array_equal(streaming.count_classes(_read_tfrecords(tfrecord_shards), 2), [NUM_NEG, NUM_POS])
+
+
+def test_count_classes_rejects_out_of_range_labels():
+    with pytest.raises(UserInputError, match=r"class ids 0..0. Received a label \[1\]"):
+        streaming.count_classes(_dataset(), 1)
+
+
+@pytest.mark.parametrize("name", strategies.names())
+def test_every_strategy_streams_rows_with_their_own_labels(name):
+    batches = _take(_build(name), 30)
+    ds = _build(name)
+    assert ds.element_spec[0] == tf.TensorSpec((8, 2), tf.float32)
+    assert ds.element_spec[1] == tf.TensorSpec((8,), tf.int64)
+    x, y = _arrays()
+    for batch in batches:
+        np.testing.assert_array_equal(y[batch[0][:, 0].astype(int)], batch[1])
+
+
+@pytest.mark.parametrize("name", strategies.names())
+def test_same_seed_same_batches_other_seed_other_batches(name):
+    first, again, other = (_take(_build(name, seed=s), 20) for s in (3, 3, 4))
+    for a, b in zip(first, again, strict=True):
+        for ta, tb in zip(a, b, strict=True):
+            np.testing.assert_array_equal(ta, tb)
+    assert any(not np.array_equal(a[0], b[0]) for a, b in zip(first, other, strict=True))
+
+
+def test_stratified_batches_hold_exact_counts_and_cycle_the_cached_class():
+    # 4 of 8 are positives; 15 positives: every 15 consecutive positive draws are a permutation (checked per 30).
+    batches = _take(_build("stratified"), 15)
+    assert [int(b[1].sum()) for b in batches] == [4] * 15
+    positives = np.concatenate([b[0][b[1] == 1, 0] for b in batches]).astype(int)
+    counts = np.bincount(positives - NUM_NEG, minlength=NUM_POS)
+    np.testing.assert_array_equal(counts, [4] * NUM_POS)
+
+
+def test_upsample_reads_every_majority_example_once_per_pass(tfrecord_shards):
+    ds = _build("upsample", dataset=_read_tfrecords(tfrecord_shards), batch_size=10)
+    # The window is 4090 rows (409 batches of 10) with exactly 2045 of each class: the first 2045 negatives
+    # drawn are 285 * 7 + 50 rows, i.e. 7 whole passes over the negatives and 50 rows of the next one.
+    batches = _take(ds, 409)
+    labels = np.concatenate([b[1] for b in batches])
+    rows = np.concatenate([b[0][:, 0] for b in batches]).astype(int)
+    assert labels.sum() == 2045
+    negatives = np.bincount(rows[labels == 0], minlength=NUM_NEG)
+    assert sorted(set(negatives.tolist())) == [7, 8] and (negatives == 8).sum() == 50
+    # Batches vary around B/2 = 5 positives (hypergeometric inside the window), unlike stratified.
+    assert len({int(b[1].sum()) for b in batches}) > 3
+
+
+def test_rejection_share_within_binomial_bounds():
+    batches = _take(_build("rejection", batch_size=50), 40)
+    share = np.mean(np.concatenate([b[1] for b in batches]))
+    assert abs(share - 0.5) < 4 * np.sqrt(0.25 / 2000)
+
+
+def test_weighted_stream_carries_class_weights():
+    (batch,) = _take(_build("class_weight", batch_size=64), 1)
+    weights = pipelines.class_weights([NUM_NEG, NUM_POS], [0.5, 0.5])
+    np.testing.assert_allclose(batch[2], weights[batch[1]])
+    np.testing.assert_allclose(weights, [300 * 0.5 / 285, 300 * 0.5 / 15])
+
+
+@pytest.mark.parametrize("name", ["upsample", "downsample", "rejection", "stratified"])
+def test_initial_distribution_without_a_target_class_fails_naming_it(name):
+    with pytest.raises(
+        UserInputError, match=r"asks for class 1, which has no examples.*initial_distribution=\[300.0, 0.0\]"
+    ):
+        _build(name, initial=(300, 0))
+
+
+@pytest.mark.parametrize("name", ["upsample", "stratified"])
+def test_input_without_a_target_class_fails_after_one_scan(name):
+    negatives_only = _dataset().filter(lambda x, y: y == 0)
+    with pytest.raises(UserInputError, match=r"class 1 has no examples in the input dataset.*counted \[285, 0\]"):
+        _build(name, dataset=negatives_only)
+
+
+def test_target_and_initial_distribution_lengths_must_agree():
+    with pytest.raises(UserInputError, match=r"target_distribution has 3 shares but initial_distribution has 2"):
+        streaming.rejection(
+            _dataset(), batch_size=8, seed=0, initial_distribution=[1, 1], target_distribution=[1, 1, 1]
+        )
