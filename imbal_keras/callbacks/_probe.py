@@ -10,7 +10,7 @@ Two step functions exist:
 - composition only: the recorders read `(y, sample_weight)` and the model's own `train_step` runs
   unchanged, so custom train steps keep working;
 - with a gradient recorder: Keras's standard TensorFlow train step, re-stated with a persistent tape
-  so the per-class losses can be differentiated separately. The loss, the gradient that is applied
+  so the recorder can differentiate again, on the steps it records. The loss, the gradient that is applied
   and the metrics are computed by the same calls in the same order as
   `keras/src/backend/tensorflow/trainer.py`, so the trained weights are identical.
 """
@@ -35,8 +35,10 @@ class GradientStep:
 
     Attributes:
       step: `optimizer.iterations` before the update (int64 scalar).
-      tape: the persistent tape that recorded the forward pass.
-      class_losses: K scalar per-class loss contributions L_c, recorded by `tape`.
+      tape: the persistent tape that recorded the forward pass and the loss.
+      y: the batch labels.
+      y_pred: the model output, recorded by `tape`.
+      sample_weight: the batch sample weights or None.
       loss: the training loss the gradient was taken of (before optimizer loss scaling).
       regularization: the part of `loss` that comes from `model.losses`.
       gradients: the gradient that was applied, one tensor per trainable weight.
@@ -144,7 +146,6 @@ class _Probe:
                 loss_module.unscale_loss_for_distribution(loss),
                 sample_weight=tf.shape(next(i for i in tf.nest.flatten(x) if i is not None))[0],
             )
-            class_losses = [r.class_losses(y, y_pred, sample_weight) for r in gradient_recorders]
             regularization = tf.add_n(
                 [tf.zeros((), loss.dtype)]
                 + [tf.cast(model._aggregate_additional_loss(v), loss.dtype) for v in model.losses]
@@ -155,17 +156,18 @@ class _Probe:
         # Read before the update: automatic control dependencies keep program order.
         weights_before = [tf.identity(w.value) for w in trainable]
         model.optimizer.apply_gradients(zip(gradients, trainable, strict=True))
-        for recorder, losses in zip(gradient_recorders, class_losses, strict=True):
-            recorder.record_gradients(
-                GradientStep(
-                    step=step,
-                    tape=tape,
-                    class_losses=losses,
-                    loss=loss,
-                    regularization=regularization,
-                    gradients=gradients,
-                    weights_before=weights_before,
-                    weights=trainable,
-                )
-            )
+        gradient_step = GradientStep(
+            step=step,
+            tape=tape,
+            y=y,
+            y_pred=y_pred,
+            sample_weight=sample_weight,
+            loss=loss,
+            regularization=regularization,
+            gradients=gradients,
+            weights_before=weights_before,
+            weights=trainable,
+        )
+        for recorder in gradient_recorders:
+            recorder.record_gradients(gradient_step)
         return model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)

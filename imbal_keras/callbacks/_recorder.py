@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 
 import keras
@@ -56,6 +57,7 @@ class StepRecorder(keras.callbacks.Callback):
         self.minority_class = minority_class
         self.num_classes = num_classes
         self._writer = None
+        self._events = None
         self._frames = []
 
     def get_config(self) -> dict:
@@ -147,14 +149,17 @@ class StepRecorder(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self._read_rows()
         if self._writer is not None:
-            self._writer.flush()
+            self._in_background(self._writer.flush)
 
     def on_train_end(self, logs=None):
         self._read_rows()
         _probe.detach(self.model, self)
         if self._writer is not None:
+            self._events.shutdown(wait=True)
+            for written in self._written:
+                written.result()  # Re-raises a failure of the event-writing thread.
             self._writer.close()
-            self._writer = None
+            self._writer = self._events = None
 
     # In-graph recording (called by the probe while tracing the train step).
 
@@ -199,7 +204,15 @@ class StepRecorder(keras.callbacks.Callback):
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "train"))
             self._write_block = _block_writer(self._writer, self._tags())
-        self._write_block(steps, values)
+            # Writing an event costs microseconds per value, as much as the recording itself; one
+            # worker thread (TF releases the GIL) takes it off the training loop and keeps order.
+            self._events = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+            self._written = []
+        self._in_background(self._write_block, steps, values)
+
+    def _in_background(self, fn, *args) -> None:
+        """Runs `fn(*args)` on the event-writing thread, after everything submitted before."""
+        self._written.append(self._events.submit(fn, *args))
 
 
 def _block_writer(writer, tags: list[str]):
@@ -223,6 +236,5 @@ def _block_writer(writer, tags: list[str]):
 def _check_int(callback_name: str, argument: str, value, *, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise UserInputError(
-            f"{callback_name}: {argument} must be an integer >= {minimum}. "
-            f"Received: {argument}={value!r}"
+            f"{callback_name}: {argument} must be an integer >= {minimum}. Received: {argument}={value!r}"
         )

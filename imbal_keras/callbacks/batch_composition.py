@@ -72,8 +72,7 @@ class BatchComposition(StepRecorder):
         batch_size, counts, weights = raw[:, :1], raw[:, 1 : 1 + k], raw[:, 1 + k :]
         if np.any(counts.sum(axis=1) != batch_size[:, 0]):
             raise UserInputError(
-                f"BatchComposition: labels outside the classes 0..{k - 1} of the model. "
-                f"Received: num_classes={k}"
+                f"BatchComposition: labels outside the classes 0..{k - 1} of the model. Received: num_classes={k}"
             )
         no_minority = counts[:, self.minority_class : self.minority_class + 1] == 0
         return np.concatenate(
@@ -106,13 +105,13 @@ class BatchComposition(StepRecorder):
         super().on_epoch_end(epoch, logs)
         minority = self.dataframe()[f"composition_count_class_{self.minority_class}"].to_numpy()
         if minority.size:
-            with self._writer.as_default():
-                tf.summary.histogram(
-                    "composition/minority_count",
-                    minority,
-                    step=epoch,
-                    buckets=int(minority.max()) + 1,
-                )
+            self._in_background(self._write_histogram, minority, epoch)
+
+    def _write_histogram(self, minority: np.ndarray, epoch: int) -> None:
+        with self._writer.as_default():
+            tf.summary.histogram(
+                "composition/minority_count", minority, step=epoch, buckets=int(minority.max()) + 1
+            )
 
     def summary(self) -> dict[str, float]:
         """Scalar summaries over the run, for the results table (see docs/callbacks.md)."""

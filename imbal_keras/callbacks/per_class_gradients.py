@@ -91,25 +91,31 @@ class PerClassGradients(StepRecorder):
         self._class_losses = None
         super().on_train_begin(logs)
 
-    def class_losses(self, y, y_pred, sample_weight) -> list[tf.Tensor]:
-        """K scalar loss contributions L_c of the batch (called by the probe inside the tape).
-
-        A list rather than a stacked tensor: slicing a stack after the tape closes would not be
-        recorded, and the tape could then not differentiate each L_c.
-        """
-        one_hot = tf.one_hot(self._class_ids(y), self.num_classes, dtype=tf.float32)
-        if self._class_losses is None:
-            self._class_losses = _class_loss_function(self.model)
-        return self._class_losses(y, y_pred, sample_weight, one_hot)
-
     def record_gradients(self, step) -> None:
         """Records the quantities of a `_probe.GradientStep` (called inside the train step)."""
+        if self._class_losses is None:
+            self._class_losses = _class_loss_function(self.model)
+        # The compiled loss is a sum over examples of terms that depend on their own prediction only,
+        # so masking dL/dy_pred to the rows of class c and back-propagating from y_pred gives
+        # grad L_c exactly: one backward pass per class on recorded steps. Keras's cross-entropies
+        # read the logits behind a sigmoid/softmax output (`_keras_logits`), so both are sources.
+        # dL/d(outputs) is taken outside tf.cond: the tape cannot differentiate with respect to a
+        # tensor captured by a branch.
+        outputs = [step.y_pred] + [
+            step.y_pred._keras_logits for _ in range(hasattr(step.y_pred, "_keras_logits"))
+        ]
+        output_grads = step.tape.gradient(
+            step.loss, outputs, unconnected_gradients=tf.UnconnectedGradients.ZERO
+        )
 
         def row():
+            one_hot = tf.one_hot(self._class_ids(step.y), self.num_classes, dtype=tf.float32)
+            class_losses = self._class_losses(step.y, step.y_pred, step.sample_weight, one_hot)
             class_grads = [
                 step.tape.gradient(
-                    step.class_losses[c],
+                    outputs,
                     step.weights,
+                    output_gradients=[g * _expand_like(one_hot[:, c], g) for g in output_grads],
                     unconnected_gradients=tf.UnconnectedGradients.ZERO,
                 )
                 for c in range(self.num_classes)
@@ -119,7 +125,7 @@ class PerClassGradients(StepRecorder):
             losses = tf.concat(
                 [tf.reshape(step.loss, (1,)), tf.reshape(step.regularization, (1,))], 0
             )
-            losses = tf.concat([losses, tf.cast(tf.stack(step.class_losses), losses.dtype)], 0)
+            losses = tf.concat([losses, tf.cast(tf.stack(class_losses), losses.dtype)], 0)
             replica = tf.distribute.get_replica_context()
             if replica is not None and replica.num_replicas_in_sync > 1:
                 flat, total, losses = replica.all_reduce(
@@ -160,7 +166,7 @@ class PerClassGradients(StepRecorder):
 
 
 def _class_loss_function(model):
-    """Returns `f(y, y_pred, sample_weight, one_hot) -> [L_c]` built from the model's compiled loss.
+    """Returns `f(y, y_pred, sample_weight, one_hot) -> [L_c]` (K scalars) built from the model's compiled loss.
 
     Raises:
       UserInputError: no compiled loss, several outputs, or a loss that cannot be split per example.
@@ -204,6 +210,13 @@ def _class_loss_function(model):
         return values
 
     return class_losses
+
+
+def _expand_like(mask: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
+    """(B,) -> (B, 1, ..., 1) with the rank of `like`, to mask rows of a (B, ...) tensor."""
+    return tf.reshape(
+        mask, tf.concat([tf.shape(mask), tf.ones([like.shape.rank - 1], tf.int32)], 0)
+    )
 
 
 def _flatten(tensors) -> tf.Tensor:
