@@ -199,7 +199,8 @@ def compare(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
     var_a, var_b = (float(np.var(v, ddof=1)) if enough else math.nan for v in (a, b))
     p = math.nan
     if enough and (var_a > 0 or var_b > 0):
-        p = float(stats.levene(a, b, center="median").pvalue)
+        with np.errstate(divide="ignore", invalid="ignore"):  # equal spreads around the median: p is NaN or 0
+            p = float(stats.levene(a, b, center="median").pvalue)
     return {
         "n": len(a),
         "n_other": len(b),
