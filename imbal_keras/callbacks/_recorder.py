@@ -193,7 +193,11 @@ class StepRecorder(keras.callbacks.Callback):
             return
         with self.model.distribute_strategy.scope():
             buffer = self._buffer.read_value().numpy()
-        values = self._columns(buffer[(steps // self.every_n_steps) % self._rows])
+        try:
+            values = self._columns(buffer[(steps // self.every_n_steps) % self._rows])
+        except UserInputError:
+            _probe.restore(self.model)  # fit stops here without calling on_train_end
+            raise
         frame = pd.DataFrame(values, columns=[t.replace("/", "_") for t in self._tags()])
         frame.insert(0, "epoch", self._epoch)
         frame.insert(0, "step", steps)
