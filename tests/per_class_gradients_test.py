@@ -1,0 +1,161 @@
+"""PerClassGradients: exact per-class losses, gradients and updates of the step that was trained."""
+
+import callback_testing as ct
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from imbal_keras.callbacks import BatchComposition, PerClassGradients
+
+LABELS = [0, 1, 0, 0, 1, 1, 0, 0, 0, 1, 0, 0]
+WEIGHTS = [1.0, 2.0, 0.5, 1.0, 3.0, 1.0, 1.0, 2.0, 1.0, 1.0, 1.0, 4.0]
+LEARNING_RATE = 0.1
+RTOL = 1e-5
+
+# reduction -> the loss denominator for a batch with sample weights w (B examples).
+DENOMINATORS = {
+    "sum_over_batch_size": lambda w: len(w),
+    "sum": lambda w: 1.0,
+    "mean_with_sample_weight": lambda w: np.sum(w),
+}
+
+
+def _first_step_by_hand(net, reduction):
+    """L, L_c, ||grad L|| and ||grad L_c|| of the first batch of 4, from per-example losses."""
+    x, y, w = ct.features(4), np.array(LABELS[:4]), np.array(WEIGHTS[:4], np.float32)
+    with tf.GradientTape(persistent=True) as tape:
+        per_example = keras.losses.binary_crossentropy(y[:, None].astype(np.float32), net(x))
+        weighted = per_example * w / DENOMINATORS[reduction](w)
+        class_losses = [tf.reduce_sum(weighted[y == c]) for c in (0, 1)]
+        loss = tf.reduce_sum(weighted)
+    norm = lambda target: np.sqrt(
+        sum(np.sum(g.numpy() ** 2) for g in tape.gradient(target, net.trainable_weights))
+    )
+    return (
+        float(loss),
+        [float(v) for v in class_losses],
+        norm(loss),
+        [norm(v) for v in class_losses],
+    )
+
+
+@pytest.mark.parametrize("reduction", sorted(DENOMINATORS))
+def test_first_step_equals_hand_computation_and_classes_sum_to_total(tmp_path, reduction):
+    loss = keras.losses.BinaryCrossentropy(reduction=reduction)
+    net = ct.model(loss=loss)
+    expected_loss, expected_class_losses, expected_norm, expected_class_norms = _first_step_by_hand(
+        net, reduction
+    )
+    callback = PerClassGradients(str(tmp_path), every_n_steps=1)
+    ct.fit(net, ct.dataset(LABELS[:8], 4, weights=WEIGHTS[:8]), [callback])
+
+    row = callback.dataframe().iloc[0]
+    class_losses = row[["loss_class_0", "loss_class_1"]].to_numpy(float)
+    class_norms = row[["gradients_norm_class_0", "gradients_norm_class_1"]].to_numpy(float)
+    np.testing.assert_allclose(row["loss_total"], expected_loss, rtol=RTOL)
+    np.testing.assert_allclose(class_losses, expected_class_losses, rtol=RTOL)
+    np.testing.assert_allclose(class_losses.sum(), row["loss_total"], rtol=RTOL)
+    np.testing.assert_allclose(row["gradients_norm_total"], expected_norm, rtol=RTOL)
+    np.testing.assert_allclose(class_norms, expected_class_norms, rtol=RTOL)
+    # grad L_0 + grad L_1 = grad L: |g|^2 = |g0|^2 + |g1|^2 + 2 |g0| |g1| cos(g0, g1).
+    cosine = row["gradients_cosine_class_0_vs_rest"]
+    assert cosine == pytest.approx(row["gradients_cosine_class_1_vs_rest"], rel=RTOL)
+    total_squared = np.sum(class_norms**2) + 2 * np.prod(class_norms) * cosine
+    np.testing.assert_allclose(total_squared, row["gradients_norm_total"] ** 2, rtol=RTOL)
+    # Plain SGD: the update is lr * grad L, and class c's share of it is lr * grad L_c.
+    np.testing.assert_allclose(row["gradients_update_norm"], LEARNING_RATE * expected_norm, RTOL)
+    effective = row[["gradients_effective_step_class_0", "gradients_effective_step_class_1"]]
+    np.testing.assert_allclose(effective.to_numpy(float), LEARNING_RATE * class_norms, rtol=RTOL)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_observing_does_not_change_training(tmp_path, optimizer):
+    def train(callbacks):
+        net = ct.model(optimizer=keras.optimizers.get(optimizer))
+        ct.fit(net, ct.dataset(LABELS, 4, weights=WEIGHTS), callbacks, epochs=2)
+        return net
+
+    plain = train([])
+    observed = train(
+        [BatchComposition(str(tmp_path)), PerClassGradients(str(tmp_path), every_n_steps=2)]
+    )
+
+    for expected, actual in zip(plain.get_weights(), observed.get_weights(), strict=True):
+        np.testing.assert_allclose(actual, expected, atol=1e-5)
+    assert int(observed.optimizer.iterations) == int(plain.optimizer.iterations) == 6
+    assert "train_step" not in observed.__dict__
+
+
+def test_adam_update_norm_is_the_change_of_the_weights(tmp_path):
+    net = ct.model(optimizer=keras.optimizers.Adam(0.01))
+    before = net.get_weights()
+    callback = PerClassGradients(str(tmp_path), every_n_steps=1)
+    ct.fit(net, ct.dataset(LABELS[:4], 4), [callback])
+
+    change = np.sqrt(
+        sum(np.sum((a - b) ** 2) for a, b in zip(net.get_weights(), before, strict=True))
+    )
+    assert callback.dataframe()["gradients_update_norm"].iloc[0] == pytest.approx(change, rel=1e-4)
+
+
+def test_regularization_is_reported_apart_from_the_class_losses(tmp_path):
+    net = ct.model(kernel_regularizer=keras.regularizers.L2(0.5))
+    expected = 0.5 * np.sum(net.layers[0].kernel.numpy() ** 2)
+    callback = PerClassGradients(str(tmp_path), every_n_steps=1)
+    ct.fit(net, ct.dataset(LABELS[:4], 4), [callback])
+
+    row = callback.dataframe().iloc[0]
+    assert row["loss_regularization"] == pytest.approx(expected, rel=RTOL)
+    assert row["loss_class_0"] + row["loss_class_1"] + row["loss_regularization"] == pytest.approx(
+        row["loss_total"], rel=RTOL
+    )
+
+
+def test_sparse_multiclass_with_class_weight(tmp_path):
+    labels = np.array([0, 1, 2, 0, 0, 2, 1, 0], np.int32)
+    callback = PerClassGradients(str(tmp_path), every_n_steps=1, minority_class=2)
+    net = ct.model(3)
+    net.fit(
+        ct.features(8),
+        labels,
+        batch_size=4,
+        class_weight={0: 1.0, 1: 2.0, 2: 4.0},
+        shuffle=False,
+        verbose=0,
+        callbacks=[callback],
+    )
+
+    frame = callback.dataframe()
+    class_losses = frame[[f"loss_class_{c}" for c in range(3)]].to_numpy()
+    np.testing.assert_allclose(class_losses.sum(axis=1), frame["loss_total"], rtol=RTOL)
+    norms = frame[[f"gradients_norm_class_{c}" for c in range(3)]].to_numpy()
+    effective = frame[[f"gradients_effective_step_class_{c}" for c in range(3)]].to_numpy()
+    np.testing.assert_allclose(effective, LEARNING_RATE * norms, rtol=RTOL)
+    assert np.all(np.abs(frame[[f"gradients_cosine_class_{c}_vs_rest" for c in range(3)]]) <= 1)
+
+
+def test_every_n_steps_records_steps_divisible_by_n(tmp_path):
+    callback = PerClassGradients(str(tmp_path), every_n_steps=3)
+    ct.fit(ct.model(), ct.dataset(LABELS, 2), [callback])
+
+    assert callback.dataframe()["step"].tolist() == [0, 3]
+
+
+def test_mirrored_strategy_logs_the_global_batch(tmp_path):
+    def observe(strategy):
+        with strategy.scope():
+            net = ct.model()
+        callbacks = [
+            BatchComposition(str(tmp_path)),
+            PerClassGradients(str(tmp_path), every_n_steps=1),
+        ]
+        ct.fit(net, ct.dataset(LABELS[:8], 8, weights=WEIGHTS[:8]), callbacks)
+        return [callback.dataframe() for callback in callbacks]
+
+    single = observe(tf.distribute.get_strategy())
+    mirrored = observe(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+
+    assert mirrored[0]["composition_count_class_1"].tolist() == [3]
+    for expected, actual in zip(single, mirrored, strict=True):
+        np.testing.assert_allclose(actual.to_numpy(float), expected.to_numpy(float), rtol=RTOL)
