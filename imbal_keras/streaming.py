@@ -5,8 +5,9 @@ returns an infinite dataset of batches `(x, y)` or `(x, y, w)` like its in-memor
 holds a copy of the class that is read from the input:
 
 - `natural` / `weighted`: `shuffle(shuffle_buffer).repeat().batch(B)`, plus `w = class_weights[y]`.
-- `rejection` / `downsample`: the shuffled input is cut into blocks of `_BLOCK` examples; each example of class c
-  is kept with probability a_c (`pipelines.acceptance_probabilities`) by one vectorised mask per block.
+- `rejection` / `downsample`: the input is read in order in blocks of `_BLOCK` examples; each example of class c
+  is kept with probability a_c (`pipelines.acceptance_probabilities`) by one vectorised mask per block, and only
+  the kept rows go through the seeded shuffle buffer.
   Streaming has no passes of known size to subsample exactly, so `downsample` keeps the same per-example
   probabilities m_c / n_c, which equal a_c: the two are one builder here.
 - `upsample` / `stratified`: one class, the one needing the fewest repeats (largest n_c / t_c, the majority at
@@ -116,9 +117,11 @@ def rejection(
         keep = tf.random.stateless_uniform(tf.shape(y), block_seed) < tf.gather(accept, y)
         return tf.nest.map_structure(lambda f: tf.boolean_mask(f, keep), (x, y))
 
-    blocks = sampling.numbered(_blocks(dataset, seed, shuffle_buffer), sampling.base_seed(seed))
-    kept_rows = sampling.map_fn(blocks, kept, parallel=True)
-    return kept_rows.rebatch(batch_size, drop_remainder=True).prefetch(sampling.AUTOTUNE)
+    # Acceptance is random per pass, so the input is read in order and only the few kept rows are shuffled:
+    # at 1:99 towards 50/50 that is one row in fifty, and the shuffle buffer is the costliest per-row step.
+    blocks = sampling.numbered(_blocks(dataset, seed, 0), sampling.base_seed(seed))
+    kept_rows = sampling.map_fn(blocks, kept, parallel=True).unbatch()
+    return natural(kept_rows, batch_size=batch_size, seed=seed, shuffle_buffer=shuffle_buffer)
 
 
 downsample = rejection
