@@ -10,8 +10,8 @@ Two step functions exist:
 - composition only: the recorders read `(y, sample_weight)` and the model's own `train_step` runs
   unchanged, so custom train steps keep working;
 - with a gradient recorder: Keras's standard TensorFlow train step, re-stated with a persistent tape
-  so the recorder can differentiate again, on the steps it records. The loss, the gradient that is applied
-  and the metrics are computed by the same calls in the same order as
+  so the recorder can differentiate again on the steps it records. The loss, the applied gradient
+  and the metrics come from the same calls, in the same order, as in
   `keras/src/backend/tensorflow/trainer.py`, so the trained weights are identical.
 """
 

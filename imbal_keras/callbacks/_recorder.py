@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
+from tensorboard.plugins.scalar import metadata as scalar_metadata
 
 from imbal_keras.callbacks import _labels, _probe
 from imbal_keras.errors import UserInputError
@@ -16,6 +17,7 @@ from imbal_keras.errors import UserInputError
 # Rows kept in the graph between two reads. A read costs one device sync, so reading every few
 # hundred steps keeps the callbacks off the critical path while still giving exact per-step values.
 _BUFFER_ROWS = 256
+_SCALAR_METADATA = scalar_metadata.create_summary_metadata(display_name=None, description=None)
 
 
 class StepRecorder(keras.callbacks.Callback):
@@ -229,10 +231,12 @@ def _block_writer(writer, tags: list[str]):
         ]
     )
     def write_block(steps, values):
+        # tf.summary.write, unlike tf.summary.scalar, keeps the tag free of the loop's name scope.
         with writer.as_default():
             for i in tf.range(tf.shape(steps)[0]):
-                for j, tag in enumerate(tags):
-                    tf.summary.scalar(tag, values[i, j], step=steps[i])
+                row = tf.unstack(values[i], num=len(tags))
+                for tag, value in zip(tags, row, strict=True):
+                    tf.summary.write(tag, value, step=steps[i], metadata=_SCALAR_METADATA)
 
     return write_block
 
@@ -240,5 +244,6 @@ def _block_writer(writer, tags: list[str]):
 def _check_int(callback_name: str, argument: str, value, *, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise UserInputError(
-            f"{callback_name}: {argument} must be an integer >= {minimum}. Received: {argument}={value!r}"
+            f"{callback_name}: {argument} must be an integer >= {minimum}. "
+            f"Received: {argument}={value!r}"
         )

@@ -72,7 +72,8 @@ class BatchComposition(StepRecorder):
         batch_size, counts, weights = raw[:, :1], raw[:, 1 : 1 + k], raw[:, 1 + k :]
         if np.any(counts.sum(axis=1) != batch_size[:, 0]):
             raise UserInputError(
-                f"BatchComposition: labels outside the classes 0..{k - 1} of the model. Received: num_classes={k}"
+                f"BatchComposition: labels outside the classes 0..{k - 1} of the model. "
+                f"Received: num_classes={k}"
             )
         no_minority = counts[:, self.minority_class : self.minority_class + 1] == 0
         return np.concatenate(

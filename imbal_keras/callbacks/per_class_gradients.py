@@ -95,7 +95,7 @@ class PerClassGradients(StepRecorder):
         """Records the quantities of a `_probe.GradientStep` (called inside the train step)."""
         if self._class_losses is None:
             self._class_losses = _class_loss_function(self.model)
-        # The compiled loss is a sum over examples of terms that depend on their own prediction only,
+        # The compiled loss sums terms that each depend on one example's prediction only,
         # so masking dL/dy_pred to the rows of class c and back-propagating from y_pred gives
         # grad L_c exactly: one backward pass per class on recorded steps. Keras's cross-entropies
         # read the logits behind a sigmoid/softmax output (`_keras_logits`), so both are sources.
@@ -166,7 +166,7 @@ class PerClassGradients(StepRecorder):
 
 
 def _class_loss_function(model):
-    """Returns `f(y, y_pred, sample_weight, one_hot) -> [L_c]` (K scalars) built from the model's compiled loss.
+    """Returns `f(y, y_pred, sample_weight, one_hot) -> [L_c]` (K scalars) from the compiled loss.
 
     Raises:
       UserInputError: no compiled loss, several outputs, or a loss that cannot be split per example.

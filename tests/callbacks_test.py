@@ -1,0 +1,192 @@
+"""The callbacks package: configs, bad input, runner integration, TensorBoard layout, README."""
+
+import glob
+import os
+import pathlib
+import re
+
+import callback_testing as ct
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from imbal_keras import callbacks as ik
+from imbal_keras.errors import UserInputError
+
+CALLBACKS = [ik.BatchComposition, ik.PerClassGradients]
+# Batches of 2: minority counts 0, 1, 0, 2.
+LABELS = [0, 0, 1, 0, 0, 0, 1, 1]
+
+
+@pytest.mark.parametrize("cls", CALLBACKS, ids=lambda cls: cls.__name__)
+def test_get_config_round_trips(cls):
+    callback = cls("logs", every_n_steps=5, minority_class=0, num_classes=3)
+    restored = cls.from_config(callback.get_config())
+    assert (
+        restored.get_config()
+        == callback.get_config()
+        == {
+            "log_dir": "logs",
+            "every_n_steps": 5,
+            "minority_class": 0,
+            "num_classes": 3,
+        }
+    )
+
+
+@pytest.mark.parametrize("cls", CALLBACKS, ids=lambda cls: cls.__name__)
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"every_n_steps": 0}, "Received: every_n_steps=0"),
+        ({"every_n_steps": -2}, "Received: every_n_steps=-2"),
+        ({"every_n_steps": 1.5}, "Received: every_n_steps=1.5"),
+        ({"minority_class": -1}, "Received: minority_class=-1"),
+        ({"num_classes": 1}, "Received: num_classes=1"),
+    ],
+)
+def test_bad_arguments_name_the_argument_and_value(cls, kwargs, message):
+    with pytest.raises(UserInputError, match=re.escape(message)):
+        cls("logs", **kwargs)
+
+
+@pytest.mark.parametrize("cls", CALLBACKS, ids=lambda cls: cls.__name__)
+def test_unwritable_log_dir_is_reported_at_train_begin(tmp_path, cls):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    log_dir = str(blocker / "logs")
+    with pytest.raises(UserInputError, match=re.escape(f"Received: log_dir={log_dir!r}")):
+        ct.fit(ct.model(), ct.dataset(LABELS, 2), [cls(log_dir)])
+
+
+def test_minority_class_outside_the_model_is_reported(tmp_path):
+    with pytest.raises(UserInputError, match="Received: minority_class=2"):
+        ct.fit(ct.model(), ct.dataset(LABELS, 2), [ik.BatchComposition(tmp_path, minority_class=2)])
+
+
+@pytest.mark.parametrize(
+    "loss, message",
+    [
+        (keras.losses.BinaryCrossentropy(reduction=None), "Received: reduction=None"),
+        (lambda y, p: tf.reduce_mean(tf.square(y - p)), "returning shape ()"),
+    ],
+    ids=["no_reduction", "batch_scalar"],
+)
+def test_losses_that_cannot_be_split_per_class_raise_and_restore_the_model(tmp_path, loss, message):
+    net = ct.model(loss=loss)
+    with pytest.raises(UserInputError, match=re.escape(message)):
+        ct.fit(net, ct.dataset(LABELS, 2), [ik.PerClassGradients(tmp_path, every_n_steps=1)])
+    assert "train_step" not in net.__dict__
+
+
+def test_labels_the_callback_cannot_interpret_raise(tmp_path):
+    labels = np.zeros((4, 2, 2), np.float32)
+    data = tf.data.Dataset.from_tensor_slices((ct.features(4), labels)).batch(2)
+    net = ct.model(loss="mse")
+    with pytest.raises(UserInputError, match=re.escape("Received: y.shape=(None, 2, 2)")):
+        ct.fit(net, data, [ik.BatchComposition(tmp_path)])
+    assert "train_step" not in net.__dict__
+
+
+def test_gradients_need_the_standard_train_step(tmp_path):
+    class CustomStep(keras.Sequential):
+        def train_step(self, data):
+            return super().train_step(data)
+
+    net = CustomStep([keras.Input((ct.FEATURES,)), keras.layers.Dense(1, activation="sigmoid")])
+    net.compile(optimizer="sgd", loss="binary_crossentropy")
+    with pytest.raises(UserInputError, match="Received: model class CustomStep"):
+        ct.fit(net, ct.dataset(LABELS, 2), [ik.PerClassGradients(tmp_path)])
+
+
+@pytest.mark.parametrize(
+    "kwargs, expected",
+    [
+        ({}, [(ik.BatchComposition, 1), (ik.PerClassGradients, 10)]),
+        ({"gradient_every_n_steps": 3}, [(ik.BatchComposition, 1), (ik.PerClassGradients, 3)]),
+        ({"gradient_every_n_steps": 0}, [(ik.BatchComposition, 1)]),
+        ({"log_composition": False}, [(ik.PerClassGradients, 10)]),
+        ({"log_composition": False, "gradient_every_n_steps": 0}, []),
+    ],
+)
+def test_experiment_callbacks(kwargs, expected):
+    callbacks = ik.experiment_callbacks("logs", minority_class=0, **kwargs)
+    assert [(type(c), c.every_n_steps) for c in callbacks] == expected
+    assert all(c.minority_class == 0 and c.log_dir == "logs" for c in callbacks)
+
+
+def test_runner_contract_summary_csv_and_tensorboard_layout(tmp_path):
+    log_dir = str(tmp_path / "run")
+    callbacks = ik.experiment_callbacks(log_dir, gradient_every_n_steps=2)
+    data = ct.dataset(LABELS, 2).repeat()
+    ct.fit(ct.model(), data, callbacks, steps_per_epoch=4, epochs=2)
+
+    summary = ik.summarize(callbacks + [keras.callbacks.History()])
+    # Minority counts per batch: 0, 1, 0, 2 in both epochs.
+    assert summary["composition_frac_batches_without_minority"] == 0.5
+    assert summary["composition_mean_minority_per_batch"] == 0.75
+    assert summary["composition_std_minority_per_batch"] == pytest.approx(np.sqrt(0.6875))
+    assert summary["composition_mean_minority_share"] == 0.375
+    gradients = callbacks[1].dataframe()
+    assert gradients["step"].tolist() == [0, 2, 4, 6]
+    assert summary["gradients_mean_norm_class_1"] == pytest.approx(
+        gradients["gradients_norm_class_1"].mean()
+    )
+    assert set(summary) >= {
+        "gradients_mean_norm_total",
+        "gradients_mean_norm_class_0",
+        "gradients_mean_cosine_minority_vs_rest",
+        "gradients_mean_update_norm",
+        "gradients_mean_effective_step_class_0",
+        "gradients_mean_effective_step_class_1",
+        "loss_mean_class_1",
+    }
+
+    for callback in callbacks:
+        path = tmp_path / f"{type(callback).__name__}.csv"
+        callback.to_csv(path)
+        pd.testing.assert_frame_equal(pd.read_csv(path), callback.dataframe(), check_dtype=False)
+
+    scalars, histograms = _read_events(os.path.join(log_dir, "train"))
+    assert set(scalars) == {tag for callback in callbacks for tag in callback._tags()}
+    assert "gradients/cosine/class_1_vs_rest" in scalars
+    assert scalars["composition/count/class_1"] == [(s, [0, 1, 0, 2][s % 4]) for s in range(8)]
+    assert [step for step, _ in scalars["gradients/norm/total"]] == [0, 2, 4, 6]
+    assert histograms == {"composition/minority_count": [0, 1]}
+
+
+def _read_events(directory):
+    """scalars: tag -> [(step, value)] in step order; histograms: tag -> [step]."""
+    scalars, histograms = {}, {}
+    for path in sorted(glob.glob(os.path.join(directory, "events.out.tfevents.*"))):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                tensor = tf.make_ndarray(value.tensor)
+                if value.metadata.plugin_data.plugin_name == "histograms":
+                    histograms.setdefault(value.tag, []).append(event.step)
+                else:
+                    scalars.setdefault(value.tag, []).append((event.step, float(tensor)))
+    return {tag: sorted(rows) for tag, rows in scalars.items()}, histograms
+
+
+def test_readme_snippet_runs(tmp_path, monkeypatch):
+    root = pathlib.Path(__file__).resolve().parents[1]
+    snippet = None
+    for document in (root / "README.md", root / "docs" / "callbacks.md"):
+        if document.exists():
+            found = re.search(
+                r"```python\n(# README: callbacks\n.*?)```", document.read_text(), re.S
+            )
+            if found:
+                snippet = found.group(1)
+                break
+    assert snippet, "no ```python block starting with '# README: callbacks'"
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(snippet, "README: callbacks", "exec"), namespace)
+
+    assert len(namespace["composition"].dataframe()) == 32  # 2 epochs of 16 batches
+    assert namespace["gradients"].dataframe()["step"].tolist() == list(range(0, 32, 4))
+    assert (tmp_path / "logs" / "run1" / "composition.csv").exists()
