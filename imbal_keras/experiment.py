@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from imbal_keras import callbacks as instrument
 from imbal_keras import datasets, metrics, models, pipelines, strategies
 from imbal_keras.config import ExperimentConfig, validate_target_distribution
 from imbal_keras.errors import UserInputError, check
@@ -38,6 +39,8 @@ from imbal_keras.errors import UserInputError, check
 RESULT_FILE = "result.json"
 METRICS_FILE = "metrics.csv"
 CONFIG_FILE = "config.json"
+# Per-step tables of the default training callbacks, by callback class.
+INSTRUMENTATION_FILES = {"BatchComposition": "composition.csv", "PerClassGradients": "gradients.csv"}
 _PARTIAL_PREFIX = ".partial-"
 
 
@@ -138,6 +141,12 @@ def _train_and_evaluate(config, data, target, staging, callbacks, log, started) 
     )
     writer = tf.summary.create_file_writer(staging)
     evaluator = _Evaluator(data, config, writer, log, started)
+    instrumentation = instrument.experiment_callbacks(
+        staging,
+        log_composition=config.log_composition,
+        gradient_every_n_steps=config.gradient_every_n_steps,
+        minority_class=int(np.argmin(counts)),
+    )
     epochs = math.ceil(config.steps / config.eval_every)
     try:
         model.fit(
@@ -146,12 +155,14 @@ def _train_and_evaluate(config, data, target, staging, callbacks, log, started) 
             epochs=epochs,
             verbose=0,
             shuffle=False,  # the strategy's pipeline already shuffles, seeded
-            callbacks=[_StepBudget(config.steps, writer), evaluator, *callbacks],
+            callbacks=[_StepBudget(config.steps, writer), evaluator, *instrumentation, *callbacks],
         )
     finally:
         writer.close()
     curve = pd.DataFrame(evaluator.rows)
     curve.to_csv(os.path.join(staging, METRICS_FILE), index=False)
+    for callback in instrumentation:
+        callback.to_csv(os.path.join(staging, INSTRUMENTATION_FILES[type(callback).__name__]))
     summary = {
         "config": config.to_dict(),
         "dataset": data.name,
@@ -164,6 +175,7 @@ def _train_and_evaluate(config, data, target, staging, callbacks, log, started) 
         if curve["validation_average_precision"].notna().any()
         else None,
         "train_seconds": round(time.time() - started, 3),
+        "instrumentation": instrument.summarize(instrumentation),
     }
     with open(os.path.join(staging, RESULT_FILE), "w") as f:
         json.dump(_jsonable(summary), f, indent=2)

@@ -116,3 +116,19 @@ def test_tfds_images_get_a_cnn(tmp_path):
         result = experiment.run(config, log=None)
     assert result.curve["step"].tolist() == [2, 4]
     assert result.summary["dataset"] == "mnist 3-vs-rest"
+
+
+def test_instrumentation_flows_into_results_and_does_not_change_training(tmp_path, finished):
+    files = set(os.listdir(finished.run_dir))
+    assert {"composition.csv", "gradients.csv"} <= files
+    composition = pd.read_csv(os.path.join(finished.run_dir, "composition.csv"))
+    assert len(composition) == 30  # every step
+    assert len(pd.read_csv(os.path.join(finished.run_dir, "gradients.csv"))) == 3  # every 10th step
+    assert "composition_frac_batches_without_minority" in finished.summary["instrumentation"]
+    plain = experiment.run(
+        finished.config.replace(output_dir=str(tmp_path), log_composition=False, gradient_every_n_steps=0), log=None
+    )
+    assert plain.summary["instrumentation"] == {}
+    assert not {"composition.csv", "gradients.csv"} & set(os.listdir(plain.run_dir))
+    columns = [c for c in plain.curve if c != "elapsed_seconds"]
+    pd.testing.assert_frame_equal(plain.curve[columns], finished.curve[columns], check_exact=True)
