@@ -28,6 +28,7 @@ import math
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -567,6 +568,17 @@ def _execute_local(dicts, fields, workers, done) -> None:
             raise
 
 
+def _check_reachable(address: str) -> None:
+    """Fails fast on a `host:port` address nothing listens on (`ray.init` would retry for minutes)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not (host and port.isdigit()):
+        return  # `auto`, empty (start a local Ray) or a form Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        raise UserInputError(f"--ray_address={address!r} is unreachable ({e.strerror or e})") from None
+
+
 def _execute_ray(dicts, fields, ray_address, done) -> None:
     try:
         import ray
@@ -575,6 +587,7 @@ def _execute_ray(dicts, fields, ray_address, done) -> None:
             "--executor=ray needs Ray: pip install -r requirements-ray.txt (Received: executor='ray')"
         ) from None
     if not ray.is_initialized():
+        _check_reachable(ray_address)
         try:
             ray.init(address=ray_address or None, logging_level="ERROR", log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as e:
