@@ -404,46 +404,52 @@ def _plot_small_multiples(path: str, panels: dict[str, pd.DataFrame], draw_panel
     return _figure(path, draw)
 
 
-def read_scalars(run_dir: str, prefix: str) -> pd.DataFrame:
-    """The TensorBoard scalars of a run folder whose tag starts with `prefix`: columns step, tag, value.
+def read_scalars(run_dir: str, prefixes: tuple[str, ...]) -> pd.DataFrame:
+    """TensorBoard scalars logged by the training callbacks in a run folder, for tags starting with a prefix.
 
-    The training callbacks log per-step batch composition and per-class gradients as TensorBoard scalars; this
-    reads them back from every event file under `run_dir`.
+    The callbacks (batch composition, per-class gradients) write event files into subfolders of the run folder;
+    the experiment's own file at the top holds the loss and metrics, which metrics.csv already has, so it is not
+    read.
+
+    Returns:
+      Columns step, tag, value.
     """
     from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
     from tensorboard.util.tensor_util import make_ndarray
 
     rows = []
     for root, _, files in os.walk(run_dir):
-        for name in files:
+        for name in files if root != run_dir else ():
             if ".tfevents." not in name:
                 continue
             for event in EventFileLoader(os.path.join(root, name)).Load():
                 for value in event.summary.value:
-                    if value.tag.startswith(prefix):
+                    if value.tag.startswith(prefixes):
                         number = make_ndarray(value.tensor) if value.HasField("tensor") else value.simple_value
                         rows.append((event.step, value.tag, float(number)))
     return pd.DataFrame(rows, columns=["step", "tag", "value"])
 
 
-def _instrumented_scalars(grid_dir: str, results: pd.DataFrame, prefix: str) -> pd.DataFrame:
+def _instrumented_scalars(grid_dir: str, results: pd.DataFrame, prefixes: tuple[str, ...]) -> pd.DataFrame:
     """`read_scalars` of every run, with its run name and strategy variant."""
     frames = [
-        read_scalars(os.path.join(grid_dir, grid.RUNS_DIR, r.run_name), prefix).assign(
+        read_scalars(os.path.join(grid_dir, grid.RUNS_DIR, r.run_name), prefixes).assign(
             run_name=r.run_name, strategy_variant=r.strategy_variant
         )
         for r in results.itertuples()
     ]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["tag"])
 
 
 def _plots(grid_dir: str, results: pd.DataFrame, curves: pd.DataFrame) -> dict[str, list[tuple[str, str]]]:
     """Writes the PNGs; returns per cell label a list of (caption, path relative to the grid folder)."""
     os.makedirs(os.path.join(grid_dir, PLOTS_DIR), exist_ok=True)
     minority = f"composition/count/class_{int(np.argmin(_train_counts(results)))}"
+    gradients = "gradients/norm/class_"
+    scalars = _instrumented_scalars(grid_dir, results, (minority, gradients))
     scalars = {
-        "composition": _instrumented_scalars(grid_dir, results, minority),
-        "gradients": _instrumented_scalars(grid_dir, results, "gradients/norm/class_"),
+        "composition": scalars[scalars["tag"] == minority],
+        "gradients": scalars[scalars["tag"].str.startswith(gradients)],
     }
     return {label: _cell_plots(grid_dir, slug, rows, curves, scalars) for label, slug, rows in _cell_groups(results)}
 

@@ -205,7 +205,7 @@ def _write_composition_events(run_dir: str, counts: list[int]) -> None:
 
 def test_read_scalars_reads_what_was_logged(tmp_path):
     _write_composition_events(str(tmp_path), [0, 2, 1])
-    frame = report.read_scalars(str(tmp_path), "composition/")
+    frame = report.read_scalars(str(tmp_path), ("composition/",))
     assert frame.to_dict("list") == {
         "step": [1, 2, 3],
         "tag": ["composition/count/class_1"] * 3,
