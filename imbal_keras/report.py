@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from imbal_keras import grid, strategies
+from imbal_keras import experiment, grid, strategies
 from imbal_keras.config import ExperimentConfig
 
 RESULTS_FILE = "results.csv"
@@ -41,7 +41,7 @@ AUPRC = "test_average_precision"
 CONVERGENCE_FRACTIONS = (0.90, 0.95)
 CELL_FIELDS = ("dataset", "imbalance_ratio", "batch_size", "optimizer", "learning_rate")
 CONFIDENCE = 0.95
-BOOTSTRAP_RESAMPLES = 9999
+BOOTSTRAP_RESAMPLES = 4999
 BOOTSTRAP_SEED = 0
 _INSTRUMENTATION_PREFIX = "instrumentation_"
 
@@ -404,52 +404,46 @@ def _plot_small_multiples(path: str, panels: dict[str, pd.DataFrame], draw_panel
     return _figure(path, draw)
 
 
-def read_scalars(run_dir: str, prefixes: tuple[str, ...]) -> pd.DataFrame:
-    """TensorBoard scalars logged by the training callbacks in a run folder, for tags starting with a prefix.
+def instrumentation_steps(grid_dir: str, results: pd.DataFrame, file: str, columns: Sequence[str]) -> pd.DataFrame:
+    """Per-step instrumentation of every run that recorded it, long format.
 
-    The callbacks (batch composition, per-class gradients) write event files into subfolders of the run folder;
-    the experiment's own file at the top holds the loss and metrics, which metrics.csv already has, so it is not
-    read.
+    Args:
+      grid_dir: the grid folder.
+      results: the results table (run_name and strategy_variant are used).
+      file: the per-step file the training callbacks write into a run folder (`experiment.INSTRUMENTATION_FILES`).
+      columns: the columns of that file to keep.
 
     Returns:
-      Columns step, tag, value.
+      Columns step, column, value, run_name, strategy_variant; empty when no run has the file or the columns.
     """
-    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
-    from tensorboard.util.tensor_util import make_ndarray
-
-    rows = []
-    for root, _, files in os.walk(run_dir):
-        for name in files if root != run_dir else ():
-            if ".tfevents." not in name:
-                continue
-            for event in EventFileLoader(os.path.join(root, name)).Load():
-                for value in event.summary.value:
-                    if value.tag.startswith(prefixes):
-                        number = make_ndarray(value.tensor) if value.HasField("tensor") else value.simple_value
-                        rows.append((event.step, value.tag, float(number)))
-    return pd.DataFrame(rows, columns=["step", "tag", "value"])
-
-
-def _instrumented_scalars(grid_dir: str, results: pd.DataFrame, prefixes: tuple[str, ...]) -> pd.DataFrame:
-    """`read_scalars` of every run, with its run name and strategy variant."""
-    frames = [
-        read_scalars(os.path.join(grid_dir, grid.RUNS_DIR, r.run_name), prefixes).assign(
-            run_name=r.run_name, strategy_variant=r.strategy_variant
+    frames = []
+    for r in results.itertuples():
+        path = os.path.join(grid_dir, grid.RUNS_DIR, r.run_name, file)
+        if not os.path.exists(path):
+            continue
+        steps = pd.read_csv(path)
+        present = [c for c in columns if c in steps.columns]
+        frames.append(
+            steps.melt(id_vars="step", value_vars=present, var_name="column").assign(
+                run_name=r.run_name, strategy_variant=r.strategy_variant
+            )
         )
-        for r in results.itertuples()
-    ]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["tag"])
+    empty = pd.DataFrame(columns=["step", "column", "value", "run_name", "strategy_variant"])
+    return pd.concat(frames, ignore_index=True) if frames else empty
 
 
 def _plots(grid_dir: str, results: pd.DataFrame, curves: pd.DataFrame) -> dict[str, list[tuple[str, str]]]:
     """Writes the PNGs; returns per cell label a list of (caption, path relative to the grid folder)."""
     os.makedirs(os.path.join(grid_dir, PLOTS_DIR), exist_ok=True)
-    minority = f"composition/count/class_{int(np.argmin(_train_counts(results)))}"
-    gradients = "gradients/norm/class_"
-    scalars = _instrumented_scalars(grid_dir, results, (minority, gradients))
+    counts = _train_counts(results)
+    files = experiment.INSTRUMENTATION_FILES
     scalars = {
-        "composition": scalars[scalars["tag"] == minority],
-        "gradients": scalars[scalars["tag"].str.startswith(gradients)],
+        "composition": instrumentation_steps(
+            grid_dir, results, files["BatchComposition"], [f"composition_count_class_{int(np.argmin(counts))}"]
+        ),
+        "gradients": instrumentation_steps(
+            grid_dir, results, files["PerClassGradients"], [f"gradients_norm_class_{c}" for c in range(len(counts))]
+        ),
     }
     return {label: _cell_plots(grid_dir, slug, rows, curves, scalars) for label, slug, rows in _cell_groups(results)}
 
@@ -512,9 +506,9 @@ def _train_counts(results: pd.DataFrame) -> np.ndarray:
 
 
 def _draw_gradient_norms(ax, frame: pd.DataFrame) -> None:
-    for tag, rows in frame.groupby("tag"):
+    for column, rows in frame.groupby("column"):
         mean = rows.groupby("step")["value"].mean()
-        ax.plot(mean.index, mean.values, label=tag.rsplit("/", 1)[-1])
+        ax.plot(mean.index, mean.values, label=column.removeprefix("gradients_norm_"))
     ax.set_yscale("log")
     ax.legend(fontsize=6)
 

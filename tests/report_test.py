@@ -10,10 +10,9 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
-import tensorflow as tf
 from scipy import stats
 
-from imbal_keras import grid, report
+from imbal_keras import experiment, grid, report
 from imbal_keras.config import ExperimentConfig
 
 STEPS = (10, 20, 30, 40)
@@ -193,23 +192,28 @@ def test_verdict_contradicted_and_inconclusive(tmp_path):
     assert (table["verdict"] == "inconclusive").all()
 
 
-def _write_composition_events(run_dir: str, counts: list[int]) -> None:
-    writer = tf.summary.create_file_writer(os.path.join(run_dir, "train"))
-    with writer.as_default():
-        for step, count in enumerate(counts, start=1):
-            tf.summary.scalar("composition/count/class_1", count, step=step)
-            tf.summary.scalar("gradients/norm/class_0", 1.0 / step, step=step)
-            tf.summary.scalar("gradients/norm/class_1", 2.0 / step, step=step)
-    writer.close()
+def _write_instrumentation(run_dir: str, minority_counts: list[int]) -> None:
+    """composition.csv and gradients.csv as the training callbacks write them (one row per recorded step)."""
+    steps = range(len(minority_counts))
+    pd.DataFrame({"step": steps, "composition_count_class_1": minority_counts}).to_csv(
+        os.path.join(run_dir, experiment.INSTRUMENTATION_FILES["BatchComposition"]), index=False
+    )
+    pd.DataFrame(
+        {"step": steps, "gradients_norm_class_0": [1.0 / (s + 1) for s in steps], "gradients_norm_class_1": 2.0}
+    ).to_csv(os.path.join(run_dir, experiment.INSTRUMENTATION_FILES["PerClassGradients"]), index=False)
 
 
-def test_read_scalars_reads_what_was_logged(tmp_path):
-    _write_composition_events(str(tmp_path), [0, 2, 1])
-    frame = report.read_scalars(str(tmp_path), ("composition/",))
-    assert frame.to_dict("list") == {
-        "step": [1, 2, 3],
-        "tag": ["composition/count/class_1"] * 3,
-        "value": [0.0, 2.0, 1.0],
+def test_instrumentation_steps_reads_the_callback_files(tmp_path):
+    d = str(tmp_path)
+    configs = _seed_question_grid(d, _fast_steady_upsample)
+    _write_instrumentation(os.path.join(d, grid.RUNS_DIR, configs[0].run_name), [0, 2, 1])
+    results, _ = report.load_runs(d)
+    frame = report.instrumentation_steps(d, results, "composition.csv", ["composition_count_class_1", "absent"])
+    assert frame[["step", "column", "value", "run_name"]].to_dict("list") == {
+        "step": [0, 1, 2],
+        "column": ["composition_count_class_1"] * 3,
+        "value": [0, 2, 1],
+        "run_name": [configs[0].run_name] * 3,
     }
 
 
@@ -217,7 +221,7 @@ def test_build_writes_report_and_plots(tmp_path):
     d = str(tmp_path)
     configs = _seed_question_grid(d, _fast_steady_upsample)
     for config in configs:
-        _write_composition_events(os.path.join(d, grid.RUNS_DIR, config.run_name), [0, 1, 2, 1])
+        _write_instrumentation(os.path.join(d, grid.RUNS_DIR, config.run_name), [0, 1, 2, 1])
     paths = report.build(d)
     assert [os.path.basename(p) for p in paths] == [
         "results.csv",
