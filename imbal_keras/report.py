@@ -472,28 +472,16 @@ def _cell_plots(
         "Steps to 90% of the run's best AUPRC, every seed",
         lambda p: _plot_seeds(p, rows, "steps_to_90pct_best_auprc"),
     )
-    if not cell["composition"].empty:
-        plot(
-            "minority_per_batch",
-            "Minority examples per batch (all recorded batches of all seeds)",
-            lambda p: _plot_small_multiples(
-                p,
-                dict(tuple(cell["composition"].groupby("strategy_variant", sort=False))),
-                lambda ax, f: ax.hist(f["value"], bins=np.arange(f["value"].max() + 2) - 0.5),
-                "minority count per batch",
-            ),
-        )
-    if not cell["gradients"].empty:
-        plot(
-            "gradient_norms",
-            "Per-class gradient norm over training (mean over seeds)",
-            lambda p: _plot_small_multiples(
-                p,
-                dict(tuple(cell["gradients"].groupby("strategy_variant", sort=False))),
-                _draw_gradient_norms,
-                "||grad L_c|| per class, mean over seeds",
-            ),
-        )
+    per_step = (
+        ("composition", "minority_per_batch", "Minority examples per batch (every recorded batch of every seed)",
+         _draw_histogram, "minority count per batch"),
+        ("gradients", "gradient_norms", "Per-class gradient norm over training (mean over seeds)",
+         _draw_gradient_norms, "||grad L_c|| per class, mean over seeds"),
+    )  # fmt: skip
+    for key, kind, caption, draw_panel, title in per_step:
+        if not cell[key].empty:
+            panels = dict(tuple(cell[key].groupby("strategy_variant", sort=False)))
+            plot(kind, caption, lambda p, a=panels, d=draw_panel, t=title: _plot_small_multiples(p, a, d, t))
     for column in rows.columns:
         if column.startswith(_INSTRUMENTATION_PREFIX) and "noise" in column and rows[column].notna().any():
             plot(column, f"{column} per strategy, every seed", lambda p, c=column: _plot_seeds(p, rows, c))
@@ -503,6 +491,10 @@ def _cell_plots(
 def _train_counts(results: pd.DataFrame) -> np.ndarray:
     columns = sorted(c for c in results.columns if c.startswith("train_count_class_"))
     return results[columns].sum().to_numpy()
+
+
+def _draw_histogram(ax, frame: pd.DataFrame) -> None:
+    ax.hist(frame["value"], bins=np.arange(frame["value"].max() + 2) - 0.5)
 
 
 def _draw_gradient_norms(ax, frame: pd.DataFrame) -> None:
