@@ -5,26 +5,29 @@ returns an infinite dataset of batches `(x, y)` or `(x, y, w)` like its in-memor
 holds a copy of the class that is read from the input:
 
 - `natural` / `weighted`: `shuffle(shuffle_buffer).repeat().batch(B)`, plus `w = class_weights[y]`.
-- `rejection` / `downsample`: the input is read in order in blocks of `_BLOCK` examples; each example of class c
-  is kept with probability a_c (`pipelines.acceptance_probabilities`) by one vectorised mask per block, and only
-  the kept rows go through the seeded shuffle buffer.
-  Streaming has no passes of known size to subsample exactly, so `downsample` keeps the same per-example
-  probabilities m_c / n_c, which equal a_c: the two are one builder here.
+- `rejection` / `downsample`: the input is read in order in chunks of `_CHUNK` rows; each row of class c is kept
+  with probability a_c (`pipelines.acceptance_probabilities`) by one stateless uniform draw per chunk and a
+  `boolean_mask`; the kept rows are shuffled in windows of `shuffle_buffer` rows (one permutation each) and
+  `rebatch`ed. Nothing runs per element, so the cost is reading the input: 1 / sum_c p_c a_c rows per kept row
+  (50 at 1:99 towards 50/50). Streaming has no passes of known size to subsample exactly, so `downsample` keeps
+  the same per-example probabilities m_c / n_c, which equal a_c: the two are one builder here.
 - `upsample` / `stratified`: one class, the one needing the fewest repeats (largest n_c / t_c, the majority at
-  1:99), is *streamed*: read from the shuffled input and masked per block. Every other class with a target
-  share is *cached*: its rows are collected by one scan of the input when the pipeline is built (at 1:99 that
-  is 1% of the rows) and cycled through fresh permutations, as in memory. Batches are mixed with exact class
-  counts by `_sampling.mix`; `upsample` mixes windows of `_UPSAMPLE_WINDOW` rows with counts
+  1:99), is *streamed*: read in order, masked per chunk and shuffled in windows as above. Every other class with
+  a target share is *cached*: its rows are collected by one scan of the input when the pipeline is built (at
+  1:99 that is 1% of the rows) and cycled through fresh permutations, as in memory. Batches are mixed with exact
+  class counts by `_sampling.mix`; `upsample` mixes windows of `_UPSAMPLE_WINDOW` rows with counts
   `stratified_counts(window, t)` and cuts them into batches, so a batch's class count is hypergeometric around
   B t_c (as in memory), while `stratified` puts exactly `stratified_counts(B, t)` into every batch.
 
 The class counts (`initial_distribution`, counts or shares) must be given, as for
 `tf.data.Dataset.rejection_resample`; `count_classes` gets them with one vectorised scan. A class the target asks
-for but the input lacks fails with a `UserInputError` naming it, from the counts or from the build-time scan,
-instead of a stream that waits forever for it.
+for but the input lacks fails with a `UserInputError` naming it instead of a stream that waits forever for it:
+from the counts, or from the build-time scan. `rejection` / `downsample` scan only until every target class has
+appeared (the first block at 1:99), a full pass only when one is missing. An infinite input is refused.
 
-Determinism: the input shuffle uses `seed`; every other random choice is stateless, seeded by the seed and the
-block or batch number; all maps are deterministic. The same seed and the same input order give the same batches.
+Determinism: `natural` / `weighted` shuffle the input with `seed`; every other random choice is stateless, seeded
+by the seed and the chunk or window number; all maps are deterministic. The same seed and the same input order
+give the same batches.
 """
 
 from __future__ import annotations
@@ -38,8 +41,8 @@ from imbal_keras import _sampling as sampling
 from imbal_keras import pipelines
 from imbal_keras.errors import check
 
-# Examples per vectorised masking step: per-block overhead is negligible at this size, the block stays small.
-_BLOCK = 1024
+# Input rows per vectorised keep step: per-step overhead is negligible at this size, the chunk stays small.
+_CHUNK = 4096
 # Rows per upsampling window: the window is where the class counts are exact, batches inside it vary.
 _UPSAMPLE_WINDOW = 4096
 # Examples per step of the build-time scans.
@@ -66,7 +69,9 @@ def natural(
     sample_weights: Sequence[float] | None = None,
 ) -> tf.data.Dataset:
     """Batches of the input as it comes, through a seeded shuffle buffer; `(x, y, w)` with `sample_weights`."""
-    batches = _shuffled(dataset, seed, shuffle_buffer).batch(batch_size, drop_remainder=True)
+    if shuffle_buffer > 0:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    batches = dataset.repeat().batch(batch_size, drop_remainder=True)
     if sample_weights is not None:
         weights = tf.constant(np.asarray(sample_weights), tf.float32)
         batches = sampling.map_fn(batches, lambda x, y: (x, y, tf.gather(weights, y)))
@@ -101,27 +106,20 @@ def rejection(
     Args:
       dataset: `(x, y)` examples, finite; it is repeated.
       batch_size: examples per batch B.
-      seed: seeds the input shuffle and the acceptance draws.
+      seed: seeds the acceptance draws and the window shuffles.
       initial_distribution: class counts or shares of the input, shape (K,).
       target_distribution: class shares t; None means uniform.
-      shuffle_buffer: examples in the input shuffle buffer; 0 reads the input in order.
+      shuffle_buffer: kept rows per shuffled window; 0 keeps them in input order.
 
     Raises:
-      UserInputError: the target asks for a class with no examples.
+      UserInputError: the target asks for a class with no examples (by `initial_distribution`, or none in a full
+        pass over the input), or the input is infinite.
     """
     p, t = _distributions(initial_distribution, target_distribution)
-    accept = tf.constant(pipelines.acceptance_probabilities(p, t), tf.float32)
-
-    def kept(block_seed, block):
-        x, y = block
-        keep = tf.random.stateless_uniform(tf.shape(y), block_seed) < tf.gather(accept, y)
-        return tf.nest.map_structure(lambda f: tf.boolean_mask(f, keep), (x, y))
-
-    # Acceptance is random per pass, so the input is read in order and only the few kept rows are shuffled:
-    # at 1:99 towards 50/50 that is one row in fifty, and the shuffle buffer is the costliest per-row step.
-    blocks = sampling.numbered(_blocks(dataset, seed, 0), sampling.base_seed(seed))
-    kept_rows = sampling.map_fn(blocks, kept, parallel=True).unbatch()
-    return natural(kept_rows, batch_size=batch_size, seed=seed, shuffle_buffer=shuffle_buffer)
+    _check_scanned(_scan(dataset, len(p), cached=(), until_seen=t > 0)[0], t)
+    accept = pipelines.acceptance_probabilities(p, t)
+    kept = _accepted(dataset, accept, sampling.base_seed(seed), shuffle_buffer)
+    return kept.rebatch(batch_size, drop_remainder=True).prefetch(sampling.AUTOTUNE)
 
 
 downsample = rejection
@@ -166,15 +164,15 @@ def stratified(
     Args:
       dataset: `(x, y)` examples, finite; it is repeated.
       batch_size: examples per batch B.
-      seed: seeds the input shuffle, the class cycles and the in-batch shuffles.
+      seed: seeds the window shuffles, the class cycles and the in-batch shuffles.
       initial_distribution: class counts or shares of the input, shape (K,); picks the streamed class.
       target_distribution: class shares t; None means uniform.
       class_counts_per_batch: optional (R, K) exact counts, see `pipelines.stratified`.
-      shuffle_buffer: examples in the input shuffle buffer; 0 reads the input in order.
+      shuffle_buffer: rows of the streamed class per shuffled window; 0 keeps them in input order.
 
     Raises:
       UserInputError: the target asks for a class that has no examples (by `initial_distribution` or found by
-        the scan).
+        the scan), or the input is infinite.
     """
     p, t = _distributions(initial_distribution, target_distribution)
     counts = pipelines.counts_per_batch(batch_size, t, class_counts_per_batch)
@@ -199,12 +197,9 @@ def _mixed(dataset, seed, shuffle_buffer, p, t, counts_per_batch) -> tf.data.Dat
     for c in active:
         k = int(wanted[c])
         if c == streamed:
-            blocks = sampling.map_fn(
-                _blocks(dataset, seed, shuffle_buffer),
-                lambda x, y, c=c: tf.nest.map_structure(lambda f: tf.boolean_mask(f, tf.equal(y, c)), (x, y)),
-                parallel=True,
-            )
-            class_rows = blocks.rebatch(chunk * k, drop_remainder=True)
+            only_c = np.arange(len(p)) == c
+            class_rows = _accepted(dataset, only_c, sampling.class_seed(seed, int(c)), shuffle_buffer)
+            class_rows = class_rows.rebatch(chunk * k, drop_remainder=True)
         else:
             table = tf.nest.map_structure(tf.constant, rows[c])
             index = sampling.cycled(int(scanned[c]), chunk * k, sampling.class_seed(seed, int(c)))
@@ -232,18 +227,51 @@ def _distributions(initial_distribution, target_distribution) -> tuple[np.ndarra
     return p / p.sum(), t
 
 
-def _shuffled(dataset: tf.data.Dataset, seed: int, shuffle_buffer: int) -> tf.data.Dataset:
-    if shuffle_buffer > 0:
-        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    return dataset.repeat()
+def _accepted(dataset, accept, seed, window: int) -> tf.data.Dataset:
+    """The rows of the repeated input that pass one keep draw each, as shuffled windows of `window` rows.
+
+    The input is read in order in chunks of `_CHUNK` rows; chunk i keeps row r of class c iff u_r < accept[c], with
+    u drawn by one stateless uniform op seeded by `(seed, i)`, so an accept of 1 or 0 keeps or drops a class
+    outright. The kept rows are cut into windows of `window` rows and each window is permuted (seeded by its
+    number): the vectorised counterpart of a shuffle buffer of that size. `window` 0 leaves them in input order.
+
+    Returns:
+      Dataset of structures of shape (window, ...), or of the kept part of each chunk when `window` is 0.
+    """
+    accept = tf.constant(np.asarray(accept), tf.float32)
+
+    def kept(chunk_seed, rows):
+        keep = tf.random.stateless_uniform(tf.shape(rows[1]), chunk_seed) < tf.gather(accept, rows[1])
+        return tf.nest.map_structure(lambda f: tf.boolean_mask(f, keep), rows)
+
+    chunks = sampling.numbered(dataset.repeat().batch(_CHUNK), sampling.child_seed(seed, sampling.ACCEPT_STREAM))
+    rows = sampling.map_fn(chunks, kept, parallel=True)
+    if window == 0:
+        return rows
+
+    def shuffled(window_seed, rows):
+        order = sampling.permutation(window, window_seed)
+        return tf.nest.map_structure(lambda f: tf.gather(f, order), rows)
+
+    windows = sampling.numbered(
+        rows.rebatch(window, drop_remainder=True), sampling.child_seed(seed, sampling.PASS_STREAM)
+    )
+    return sampling.map_fn(windows, shuffled, parallel=True)
 
 
-def _blocks(dataset, seed, shuffle_buffer) -> tf.data.Dataset:
-    return _shuffled(dataset, seed, shuffle_buffer).batch(_BLOCK)
+def _scan(dataset: tf.data.Dataset, num_classes: int, *, cached: Sequence[int], until_seen=None):
+    """One pass over the input: class counts (K,) and the rows of the `cached` classes as numpy structures.
 
+    With `until_seen` (a (K,) mask), the scan stops early once every class in it has appeared: the counts are
+    then partial, but a class missing from them was missing from the whole pass.
 
-def _scan(dataset: tf.data.Dataset, num_classes: int, *, cached: Sequence[int]):
-    """One pass over the input: class counts (K,) and the rows of the `cached` classes as numpy structures."""
+    Raises:
+      UserInputError: a label outside 0..num_classes-1, or an infinite input (the scan would never end).
+    """
+    check(
+        dataset.cardinality() != tf.data.INFINITE_CARDINALITY,
+        "the input dataset must be finite (the pipeline repeats it). Received: an infinite dataset",
+    )
     counts = np.zeros(num_classes, np.int64)
     parts = {c: [] for c in cached}
     for x, y in dataset.batch(_SCAN_BLOCK).as_numpy_iterator():
@@ -253,6 +281,8 @@ def _scan(dataset: tf.data.Dataset, num_classes: int, *, cached: Sequence[int]):
         for c in cached:
             mask = y == c
             parts[c].append(tf.nest.map_structure(lambda f, mask=mask: f[mask], (x, y)))
+        if until_seen is not None and (counts[until_seen] > 0).all():
+            break
     rows = {c: tf.nest.map_structure(lambda *f: np.concatenate(f), *p) for c, p in parts.items() if p}
     return counts, rows
 

@@ -1,5 +1,7 @@
 """File-backed pipelines over a tf.data.Dataset of (x, y) examples: shares, provenance, seeding, bad input."""
 
+import threading
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -104,16 +106,17 @@ def test_stratified_batches_hold_exact_counts_and_cycle_the_cached_class():
 
 
 def test_upsample_reads_every_majority_example_once_per_pass(tfrecord_shards):
-    ds = _build("upsample", dataset=_read_tfrecords(tfrecord_shards), batch_size=10)
-    # The window is 4090 rows (409 batches of 10) with exactly 2045 of each class: the first 2045 negatives
-    # drawn are 285 * 7 + 50 rows, i.e. 7 whole passes over the negatives and 50 rows of the next one.
-    batches = _take(ds, 409)
+    ds = _build("upsample", dataset=_read_tfrecords(tfrecord_shards), batch_size=8)
+    # One window is 4096 rows (512 batches of 8) with exactly 2048 of each class. The negatives are streamed in
+    # input order and shuffled in whole windows of 64 rows, so they are the first 2048 streamed rows:
+    # 2048 = 285 * 7 + 53, i.e. 7 whole passes and rows 0..52 once more.
+    batches = _take(ds, 512)
     labels = np.concatenate([b[1] for b in batches])
     rows = np.concatenate([b[0][:, 0] for b in batches]).astype(int)
-    assert labels.sum() == 2045
+    assert labels.sum() == 2048
     negatives = np.bincount(rows[labels == 0], minlength=NUM_NEG)
-    assert sorted(set(negatives.tolist())) == [7, 8] and (negatives == 8).sum() == 50
-    # Batches vary around B/2 = 5 positives (hypergeometric inside the window), unlike stratified.
+    np.testing.assert_array_equal(negatives, np.where(np.arange(NUM_NEG) < 53, 8, 7))
+    # Batches vary around B/2 = 4 positives (hypergeometric inside the window), unlike stratified.
     assert len({int(b[1].sum()) for b in batches}) > 3
 
 
@@ -138,11 +141,48 @@ def test_initial_distribution_without_a_target_class_fails_naming_it(name):
         _build(name, initial=(300, 0))
 
 
-@pytest.mark.parametrize("name", ["upsample", "stratified"])
+def _within(seconds, fn):
+    """fn()'s result or exception; fails instead of waiting longer than `seconds` (a stream that hangs)."""
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = fn()
+        except Exception as e:  # noqa: BLE001 - handed back to the test thread
+            outcome["error"] = e
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        pytest.fail(f"still running after {seconds} s: the stream hangs instead of failing")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+@pytest.mark.parametrize("name", ["upsample", "downsample", "rejection", "stratified"])
 def test_input_without_a_target_class_fails_after_one_scan(name):
+    # The counts claim 15 positives, the input has none: without the scan rejection would wait for them.
     negatives_only = _dataset().filter(lambda x, y: y == 0)
     with pytest.raises(UserInputError, match=r"class 1 has no examples in the input dataset.*counted \[285, 0\]"):
-        _build(name, dataset=negatives_only)
+        _within(60, lambda: _take(_build(name, dataset=negatives_only, target=(0.0, 1.0)), 1))
+
+
+def test_rejection_scan_stops_once_every_target_class_is_seen():
+    # Only the first 65,536-row scan block is read, so an input whose tail would fail the label check builds.
+    tail = tf.data.Dataset.from_tensor_slices((np.zeros((1, 2), np.float32), np.array([7], np.int64)))
+    big = _dataset().repeat(300).concatenate(tail)  # 90,000 good rows, then a bad label
+    (batch,) = _within(60, lambda: _take(_build("rejection", dataset=big), 1))
+    assert set(batch[1].tolist()) <= {0, 1}
+    with pytest.raises(UserInputError, match=r"Received a label \[7\]"):
+        streaming.count_classes(big, 2)
+
+
+@pytest.mark.parametrize("name", ["upsample", "downsample", "rejection", "stratified"])
+def test_infinite_input_is_rejected_instead_of_scanned_forever(name):
+    with pytest.raises(UserInputError, match=r"must be finite .*Received: an infinite dataset"):
+        _within(60, lambda: _build(name, dataset=_dataset().repeat()))
 
 
 def test_target_and_initial_distribution_lengths_must_agree():
