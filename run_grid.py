@@ -25,7 +25,7 @@ def main(argv):
         spec = grid.load_spec(grid_dir)
         print(f"Copied {grid.collect(sources, grid_dir)} finished runs into {grid_dir}")
     else:
-        spec = grid.validate(grid_flags.to_spec())
+        spec = grid_flags.to_spec()
         execution = grid_flags.execution()
         outcome = grid.run_grid(spec, grid_dir, **execution)
         if outcome.failed:
@@ -36,7 +36,7 @@ def main(argv):
         if execution["shard_count"] > 1:
             print(f"Shard done. When every shard is: python run_grid.py --merge --output_dir={grid_dir}")
             return
-    missing = len(grid.expand(spec, grid_dir)) - len(grid.finished_runs(grid_dir))
+    missing = len({c.run_name for c in grid.expand(spec, grid_dir)} - grid.finished_runs(grid_dir))
     if missing:
         print(f"{missing} runs of the grid are not finished yet; the report covers the finished ones")
     for path in report.build(grid_dir):

@@ -29,13 +29,11 @@ import os
 import shutil
 import signal
 import socket
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from imbal_keras import strategies
 from imbal_keras.config import ExperimentConfig
 from imbal_keras.errors import UserInputError, check
 
@@ -204,6 +202,10 @@ def expand(spec: GridSpec, output_dir: str = "") -> list[ExperimentConfig]:
     Returns:
       Configs with `output_dir` and `run_name` set; run names are unique and depend only on the config.
     """
+    # Imported here, not at the top: worker processes import this module to unpickle their task, and must size
+    # TensorFlow's thread pools (and silence its start-up) before anything loads it; the registry loads it.
+    from imbal_keras import strategies
+
     axes = {field: spec.axes.get(field, (getattr(spec.base, field),)) for field in AXES.values()}
     configs: dict[str, ExperimentConfig] = {}
     for values in itertools.product(*axes.values()):
@@ -444,15 +446,14 @@ def configure_worker(threads: int) -> None:
     """Sizes TensorFlow's thread pools and imports it quietly; once per process (later calls do nothing).
 
     The pools are sized through `TF_NUM_INTRAOP_THREADS` / `TF_NUM_INTEROP_THREADS`, which TensorFlow reads
-    when its runtime starts, so this must run before anything in the process imports TensorFlow (true for the
-    local pool's and Ray's workers; the inline executor keeps the parent's pools).
+    when its runtime starts (at the first op or device query, here), so this runs before any TensorFlow work
+    in the process: true for the local pool's and Ray's workers; the inline executor keeps the parent's pools.
     """
     global _configured_threads
     if _configured_threads is not None:
         return
     _die_with_parent()
-    if "tensorflow" not in sys.modules:
-        os.environ["TF_NUM_INTRAOP_THREADS"] = os.environ["TF_NUM_INTEROP_THREADS"] = str(threads)
+    os.environ["TF_NUM_INTRAOP_THREADS"] = os.environ["TF_NUM_INTEROP_THREADS"] = str(threads)
     from imbal_keras import quiet
 
     quiet.import_tensorflow()
