@@ -39,9 +39,7 @@ def experiment_callbacks(
         callbacks.append(BatchComposition(log_dir, minority_class=minority_class))
     if gradient_every_n_steps:
         callbacks.append(
-            PerClassGradients(
-                log_dir, every_n_steps=gradient_every_n_steps, minority_class=minority_class
-            )
+            PerClassGradients(log_dir, every_n_steps=gradient_every_n_steps, minority_class=minority_class)
         )
     return callbacks
 

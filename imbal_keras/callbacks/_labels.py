@@ -24,8 +24,7 @@ def num_classes(model: keras.Model, callback_name: str) -> int:
     spec = _output_spec(model)
     if isinstance(spec, (list, tuple, dict)):
         raise UserInputError(
-            f"{callback_name} supports single-output models. "
-            f"Received: a model with {len(spec)} outputs"
+            f"{callback_name} supports single-output models. Received: a model with {len(spec)} outputs"
         )
     width = spec.shape[-1] if spec is not None and len(spec.shape) == 2 else None
     if width is None:

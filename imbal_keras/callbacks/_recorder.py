@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import os
 
 import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
-from tensorboard.plugins.scalar import metadata as scalar_metadata
 
-from imbal_keras.callbacks import _labels, _probe
+from imbal_keras.callbacks import _events, _labels, _probe
 from imbal_keras.errors import UserInputError
 
 # Rows kept in the graph between two reads. A read costs one device sync, so reading every few
-# hundred steps keeps the callbacks off the critical path while still giving exact per-step values.
+# hundred recorded steps keeps the callbacks off the critical path while still giving exact
+# per-step values.
 _BUFFER_ROWS = 256
-_SCALAR_METADATA = scalar_metadata.create_summary_metadata(display_name=None, description=None)
 
 
 class StepRecorder(keras.callbacks.Callback):
@@ -28,9 +26,10 @@ class StepRecorder(keras.callbacks.Callback):
     replaced by `_`, so the TensorBoard layout and the CSV header are the same names.
 
     Rows are written into a (rows, values) variable inside the train step, at row `(step // n) %
-    rows`, and read back every `rows` steps and at the end of every epoch. Under `tf.distribute` the
-    variable is sync-on-read: each replica writes its own copy and reading aggregates them
-    (`_aggregation`).
+    rows`, and read back every `rows` recorded steps and at the end of every epoch. The probe runs
+    the recording only in the steps that are due, so the other steps cost nothing. Without a
+    distribution strategy a row is one in-place scatter; under `tf.distribute` the variable is
+    sync-on-read: each replica writes its own copy and reading aggregates them (`_aggregation`).
     """
 
     needs_gradients = False
@@ -47,9 +46,7 @@ class StepRecorder(keras.callbacks.Callback):
         super().__init__()
         name = type(self).__name__
         if not isinstance(log_dir, (str, os.PathLike)) or not str(log_dir):
-            raise UserInputError(
-                f"{name}: log_dir must be a directory path. Received: log_dir={log_dir!r}"
-            )
+            raise UserInputError(f"{name}: log_dir must be a directory path. Received: log_dir={log_dir!r}")
         _check_int(name, "every_n_steps", every_n_steps, minimum=1)
         _check_int(name, "minority_class", minority_class, minimum=0)
         if num_classes is not None:
@@ -58,9 +55,8 @@ class StepRecorder(keras.callbacks.Callback):
         self.every_n_steps = every_n_steps
         self.minority_class = minority_class
         self.num_classes = num_classes
-        self._writer = None
         self._events = None
-        self._frames = []
+        self._blocks = []
 
     def get_config(self) -> dict:
         return {
@@ -92,10 +88,14 @@ class StepRecorder(keras.callbacks.Callback):
 
     def dataframe(self) -> pd.DataFrame:
         """One row per recorded step: `step` (optimizer step), `epoch`, then one column per tag."""
-        columns = ["step", "epoch"] + [tag.replace("/", "_") for tag in self._tags_or_empty()]
-        if not self._frames:
-            return pd.DataFrame(columns=columns)
-        return pd.concat(self._frames, ignore_index=True)
+        columns = [tag.replace("/", "_") for tag in self._tags_or_empty()]
+        if not self._blocks:
+            return pd.DataFrame(columns=["step", "epoch", *columns])
+        steps, epochs, values = (np.concatenate(parts) for parts in zip(*self._blocks, strict=True))
+        frame = pd.DataFrame(values, columns=columns)
+        frame.insert(0, "epoch", epochs)
+        frame.insert(0, "step", steps)
+        return frame
 
     def to_csv(self, path: str) -> None:
         """Writes `dataframe()` to `path` (no index column)."""
@@ -114,9 +114,7 @@ class StepRecorder(keras.callbacks.Callback):
         except OSError:
             writable = False
         if not writable:
-            raise UserInputError(
-                f"{name}: log_dir cannot be written. Received: log_dir={self.log_dir!r}"
-            )
+            raise UserInputError(f"{name}: log_dir cannot be written. Received: log_dir={self.log_dir!r}")
         if self.num_classes is None:
             self.num_classes = _labels.num_classes(self.model, name)
         if self.minority_class >= self.num_classes:
@@ -124,15 +122,22 @@ class StepRecorder(keras.callbacks.Callback):
                 f"{name}: minority_class must be a class of the {self.num_classes}-class model. "
                 f"Received: minority_class={self.minority_class}"
             )
-        self._rows = max(_BUFFER_ROWS, self.model.steps_per_execution)
-        self._calls_per_read = self._rows // self.model.steps_per_execution
+        steps_per_execution = self.model.steps_per_execution
+        self._rows = max(_BUFFER_ROWS, steps_per_execution)
+        # Reading after this many calls, before the buffer wraps, keeps every recorded row.
+        self._calls_per_read = self._rows * self.every_n_steps // steps_per_execution
         with self.model.distribute_strategy.scope():
+            self._distributed = tf.distribute.has_strategy()
+            synchronization = (
+                {"synchronization": tf.VariableSynchronization.ON_READ, "aggregation": self._aggregation}
+                if self._distributed
+                else {}
+            )
             self._buffer = tf.Variable(
                 tf.zeros((self._rows, self._raw_width()), tf.float32),
                 trainable=False,
-                synchronization=tf.VariableSynchronization.ON_READ,
-                aggregation=self._aggregation,
                 name=f"{name}_rows",
+                **synchronization,
             )
         self._next_step = int(self.model.optimizer.iterations.numpy())
         self._calls = 0
@@ -150,32 +155,37 @@ class StepRecorder(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self._read_rows()
-        if self._writer is not None:
-            self._in_background(self._writer.flush)
+        if self._events is not None:
+            self._events.flush()
 
     def on_train_end(self, logs=None):
         self._read_rows()
         _probe.detach(self.model, self)
-        if self._writer is not None:
-            self._events.shutdown(wait=True)
-            for written in self._written:
-                written.result()  # Re-raises a failure of the event-writing thread.
-            self._writer.close()
-            self._writer = self._events = None
+        if self._events is not None:
+            self._events.close()
+            self._events = None
 
     # In-graph recording (called by the probe while tracing the train step).
 
     def _record(self, step: tf.Tensor, compute_row) -> None:
-        """Writes `compute_row()` (raw_width,) for `step`; on other steps nothing is computed."""
+        """Writes `compute_row()` (raw_width,) as the row of `step`.
+
+        The probe calls this in due steps only, unless one call runs several steps
+        (`steps_per_execution > 1`): then a `tf.cond` computes the row in due steps.
+        """
 
         def write():
             row = tf.reshape(tf.cast(compute_row(), tf.float32), (1, self._raw_width()))
-            index = tf.reshape(tf.cast((step // self.every_n_steps) % self._rows, tf.int32), (1, 1))
-            # Sync-on-read variables have no scatter_update; rewriting the small buffer is cheap.
-            self._buffer.assign(tf.tensor_scatter_nd_update(self._buffer, index, row))
+            recorded = step if self.every_n_steps == 1 else step // self.every_n_steps
+            index = tf.reshape(recorded % self._rows, (1,))
+            if self._distributed:
+                # Sync-on-read variables have no scatter_update; rewriting the small buffer is cheap.
+                self._buffer.assign(tf.tensor_scatter_nd_update(self._buffer, index[:, None], row))
+            else:
+                self._buffer.scatter_update(tf.IndexedSlices(row, index))
             return tf.constant(True)
 
-        if self.every_n_steps == 1:
+        if self.every_n_steps == 1 or self.model.steps_per_execution == 1:
             write()
         else:
             tf.cond(tf.equal(step % self.every_n_steps, 0), write, lambda: tf.constant(False))
@@ -200,50 +210,14 @@ class StepRecorder(keras.callbacks.Callback):
         except UserInputError:
             _probe.restore(self.model)  # fit stops here without calling on_train_end
             raise
-        frame = pd.DataFrame(values, columns=[t.replace("/", "_") for t in self._tags()])
-        frame.insert(0, "epoch", self._epoch)
-        frame.insert(0, "step", steps)
-        self._frames.append(frame)
-        self._write_summaries(steps, values.astype(np.float32))
-
-    def _write_summaries(self, steps: np.ndarray, values: np.ndarray) -> None:
-        if self._writer is None:
-            self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "train"))
-            self._write_block = _block_writer(self._writer, self._tags())
-            # Writing an event costs microseconds per value, as much as the recording itself; one
-            # worker thread (TF releases the GIL) takes it off the training loop and keeps order.
-            self._events = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-            self._written = []
-        self._in_background(self._write_block, steps, values)
-
-    def _in_background(self, fn, *args) -> None:
-        """Runs `fn(*args)` on the event-writing thread, after everything submitted before."""
-        self._written.append(self._events.submit(fn, *args))
-
-
-def _block_writer(writer, tags: list[str]):
-    """A graph function writing scalars (N, len(tags)) at steps (N,): one call per read."""
-
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None], tf.int64),
-            tf.TensorSpec([None, len(tags)], tf.float32),
-        ]
-    )
-    def write_block(steps, values):
-        # tf.summary.write, unlike tf.summary.scalar, keeps the tag free of the loop's name scope.
-        with writer.as_default():
-            for i in tf.range(tf.shape(steps)[0]):
-                row = tf.unstack(values[i], num=len(tags))
-                for tag, value in zip(tags, row, strict=True):
-                    tf.summary.write(tag, value, step=steps[i], metadata=_SCALAR_METADATA)
-
-    return write_block
+        self._blocks.append((steps, np.full(steps.size, self._epoch), values))
+        if self._events is None:
+            self._events = _events.ScalarEventFile(os.path.join(self.log_dir, "train"), self._tags())
+        self._events.write_scalars(steps, values)
 
 
 def _check_int(callback_name: str, argument: str, value, *, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise UserInputError(
-            f"{callback_name}: {argument} must be an integer >= {minimum}. "
-            f"Received: {argument}={value!r}"
+            f"{callback_name}: {argument} must be an integer >= {minimum}. Received: {argument}={value!r}"
         )

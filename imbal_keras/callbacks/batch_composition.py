@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
+from tensorboard.plugins.histogram.summary_v2 import histogram_pb
 
 from imbal_keras.callbacks._recorder import StepRecorder
 from imbal_keras.errors import UserInputError
@@ -64,54 +65,49 @@ class BatchComposition(StepRecorder):
         )
 
     def _raw_width(self) -> int:
+        # Per class and for labels outside 0..K-1 (bin K): the count, then the total sample weight.
         # Only additive quantities: summing the replicas' rows gives the global batch.
-        return 1 + 2 * self.num_classes
+        return 2 * (self.num_classes + 1)
 
     def _columns(self, raw: np.ndarray) -> np.ndarray:
         k = self.num_classes
-        batch_size, counts, weights = raw[:, :1], raw[:, 1 : 1 + k], raw[:, 1 + k :]
-        if np.any(counts.sum(axis=1) != batch_size[:, 0]):
+        counts, outside, weights = raw[:, :k], raw[:, k], raw[:, k + 1 : 2 * k + 1]
+        if np.any(outside):
             raise UserInputError(
-                f"BatchComposition: labels outside the classes 0..{k - 1} of the model. "
-                f"Received: num_classes={k}"
+                f"BatchComposition: labels outside the classes 0..{k - 1} of the model. Received: num_classes={k}"
             )
+        batch_size = counts.sum(axis=1, keepdims=True)
         no_minority = counts[:, self.minority_class : self.minority_class + 1] == 0
-        return np.concatenate(
-            [batch_size, counts, counts / batch_size, weights, no_minority], axis=1
-        )
+        return np.concatenate([batch_size, counts, counts / batch_size, weights, no_minority], axis=1)
 
     def record_batch(self, step: tf.Tensor, y: tf.Tensor, sample_weight) -> None:
-        """Records the batch (called by the probe inside the train step)."""
-        ids = self._class_ids(y)
+        """Records the batch (called by the probe inside the train step).
 
-        def row():
-            one_hot = tf.one_hot(ids, self.num_classes, dtype=tf.float32)
-            weight = (
-                tf.ones_like(ids, tf.float32)
-                if sample_weight is None
-                else tf.reshape(tf.cast(sample_weight, tf.float32), tf.shape(ids))
+        Few graph ops, since they run in every step: ids outside 0..K-1 (negative ones wrap around
+        as unsigned) are counted in bin K, and without sample weights the weights are the counts.
+        """
+        k = self.num_classes
+        ids = tf.cast(tf.minimum(tf.cast(self._class_ids(y), tf.uint32), k), tf.int32)
+        counts = tf.math.bincount(ids, minlength=k + 1, maxlength=k + 1, dtype=tf.float32)
+        weights = (
+            counts
+            if sample_weight is None
+            else tf.math.bincount(
+                ids,
+                weights=tf.reshape(tf.cast(sample_weight, tf.float32), tf.shape(ids)),
+                minlength=k + 1,
+                maxlength=k + 1,
             )
-            return tf.concat(
-                [
-                    tf.cast(tf.shape(ids), tf.float32),
-                    tf.reduce_sum(one_hot, axis=0),
-                    tf.linalg.matvec(one_hot, weight, transpose_a=True),
-                ],
-                axis=0,
-            )
-
-        self._record(step, row)
+        )
+        self._record(step, lambda: tf.concat([counts, weights], axis=0))
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
         minority = self.dataframe()[f"composition_count_class_{self.minority_class}"].to_numpy()
         if minority.size:
-            self._in_background(self._write_histogram, minority, epoch)
-
-    def _write_histogram(self, minority: np.ndarray, epoch: int) -> None:
-        with self._writer.as_default():
-            tf.summary.histogram(
-                "composition/minority_count", minority, step=epoch, buckets=int(minority.max()) + 1
+            self._events.write_summary(
+                epoch,
+                histogram_pb("composition/minority_count", minority, buckets=int(minority.max()) + 1),
             )
 
     def summary(self) -> dict[str, float]:
@@ -119,12 +115,8 @@ class BatchComposition(StepRecorder):
         frame = self.dataframe()
         minority = frame[f"composition_count_class_{self.minority_class}"].astype(float)
         return {
-            "composition_frac_batches_without_minority": float(
-                frame["composition_no_minority"].mean()
-            ),
+            "composition_frac_batches_without_minority": float(frame["composition_no_minority"].mean()),
             "composition_mean_minority_per_batch": float(minority.mean()),
             "composition_std_minority_per_batch": float(minority.std(ddof=0)),
-            "composition_mean_minority_share": float(
-                frame[f"composition_share_class_{self.minority_class}"].mean()
-            ),
+            "composition_mean_minority_share": float(frame[f"composition_share_class_{self.minority_class}"].mean()),
         }

@@ -33,9 +33,10 @@ class PerClassGradients(StepRecorder):
       optimizers (Adam, RMSprop, ...) it splits the update the optimizer really made, per
       coordinate, in proportion to each class's gradient there.
 
-    Recording a step costs K extra backward passes; steps between recordings cost nothing extra
-    beyond reading the weights. Under `tf.distribute` all values are those of the global batch
-    (per-class gradients are summed over replicas). Observing does not change training: the applied
+    Recording a step costs K - 1 extra backward passes (K with regularization terms or optimizer
+    loss scaling); steps between recordings run the model's own train step and cost nothing extra.
+    Under `tf.distribute` all values are those of the global batch (per-class gradients are summed
+    over replicas). Observing does not change training: the applied
     gradient and the optimizer state are the same as without the callback.
 
     Args:
@@ -101,36 +102,37 @@ class PerClassGradients(StepRecorder):
         # read the logits behind a sigmoid/softmax output (`_keras_logits`), so both are sources.
         # dL/d(outputs) is taken outside tf.cond: the tape cannot differentiate with respect to a
         # tensor captured by a branch.
-        outputs = [step.y_pred] + [
-            step.y_pred._keras_logits for _ in range(hasattr(step.y_pred, "_keras_logits"))
-        ]
-        output_grads = step.tape.gradient(
-            step.loss, outputs, unconnected_gradients=tf.UnconnectedGradients.ZERO
-        )
+        outputs = [step.y_pred] + [step.y_pred._keras_logits for _ in range(hasattr(step.y_pred, "_keras_logits"))]
+        output_grads = step.tape.gradient(step.loss, outputs, unconnected_gradients=tf.UnconnectedGradients.ZERO)
 
         def row():
             one_hot = tf.one_hot(self._class_ids(step.y), self.num_classes, dtype=tf.float32)
             class_losses = self._class_losses(step.y, step.y_pred, step.sample_weight, one_hot)
-            class_grads = [
-                step.tape.gradient(
-                    outputs,
-                    step.weights,
-                    output_gradients=[g * _expand_like(one_hot[:, c], g) for g in output_grads],
-                    unconnected_gradients=tf.UnconnectedGradients.ZERO,
+
+            def gradient(output_gradients):
+                return _flatten(
+                    step.tape.gradient(
+                        outputs,
+                        step.weights,
+                        output_gradients=output_gradients,
+                        unconnected_gradients=tf.UnconnectedGradients.ZERO,
+                    )
                 )
-                for c in range(self.num_classes)
+
+            # The class gradients sum to the gradient of the compiled loss, so the last one is that
+            # gradient minus the others: K - 1 backward passes, one for two classes.
+            flat = [
+                gradient([g * _expand_like(one_hot[:, c], g) for g in output_grads])
+                for c in range(self.num_classes - 1)
             ]
-            flat = [_flatten(g) for g in class_grads]
             total = _flatten(step.gradients)
-            losses = tf.concat(
-                [tf.reshape(step.loss, (1,)), tf.reshape(step.regularization, (1,))], 0
-            )
+            data = total if step.gradients_of_data_loss else gradient(output_grads)
+            flat.append(data - tf.add_n(flat))
+            losses = tf.concat([tf.reshape(step.loss, (1,)), tf.reshape(step.regularization, (1,))], 0)
             losses = tf.concat([losses, tf.cast(tf.stack(class_losses), losses.dtype)], 0)
             replica = tf.distribute.get_replica_context()
             if replica is not None and replica.num_replicas_in_sync > 1:
-                flat, total, losses = replica.all_reduce(
-                    tf.distribute.ReduceOp.SUM, (flat, total, losses)
-                )
+                flat, total, losses = replica.all_reduce(tf.distribute.ReduceOp.SUM, (flat, total, losses))
             update = _flatten([w.value for w in step.weights]) - _flatten(step.weights_before)
             everything = tf.add_n(flat)
             cosines = [_cosine(g, everything - g) for g in flat]
@@ -152,15 +154,11 @@ class PerClassGradients(StepRecorder):
         means = {
             "gradients_mean_norm_total": "gradients_norm_total",
             "gradients_mean_update_norm": "gradients_update_norm",
-            "gradients_mean_cosine_minority_vs_rest": (
-                f"gradients_cosine_class_{self.minority_class}_vs_rest"
-            ),
+            "gradients_mean_cosine_minority_vs_rest": (f"gradients_cosine_class_{self.minority_class}_vs_rest"),
         }
         for c in range(self.num_classes):
             means[f"gradients_mean_norm_class_{c}"] = f"gradients_norm_class_{c}"
-            means[f"gradients_mean_effective_step_class_{c}"] = (
-                f"gradients_effective_step_class_{c}"
-            )
+            means[f"gradients_mean_effective_step_class_{c}"] = f"gradients_effective_step_class_{c}"
             means[f"loss_mean_class_{c}"] = f"loss_class_{c}"
         return {key: float(frame[column].mean()) for key, column in means.items()}
 
@@ -214,9 +212,7 @@ def _class_loss_function(model):
 
 def _expand_like(mask: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
     """(B,) -> (B, 1, ..., 1) with the rank of `like`, to mask rows of a (B, ...) tensor."""
-    return tf.reshape(
-        mask, tf.concat([tf.shape(mask), tf.ones([like.shape.rank - 1], tf.int32)], 0)
-    )
+    return tf.reshape(mask, tf.concat([tf.shape(mask), tf.ones([like.shape.rank - 1], tf.int32)], 0))
 
 
 def _flatten(tensors) -> tf.Tensor:
