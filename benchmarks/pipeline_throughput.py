@@ -3,20 +3,31 @@
 All pipelines read the same in-memory arrays (16 float32 features, binary labels at 1:ratio) in one process.
 Each is consumed inside the graph (`take(n).map(minority share).batch(n)`, as a Keras train step reads it),
 in `--rounds` interleaved rounds; a row reports the median examples/s, the median of the per-round ratios to
-the plain `shuffle().repeat().batch()` pipeline, and the minority share per batch (mean, std) over all rounds.
-The stock `rejection_resample` runs about a thousand times slower, so it reads `--stock_rejection_examples`
-examples per round instead.
+the plain `shuffle().repeat().batch()` pipeline and to the stock `rejection_resample`, and the minority share
+per batch (mean, std) over all rounds. The stock `rejection_resample` runs about a thousand times slower, so it
+reads `--stock_rejection_examples` examples per round instead.
+
+`--memory`: peak resident memory instead, each pipeline (stock recipes and the in-memory strategies, first batch
+size) in its own process over `--examples` rows, reading `--memory_examples` examples after building; the table
+shows the RSS after importing TensorFlow, after making the arrays, the peak, and the peak's and the pipeline's
+own share (peak minus arrays) as ratios to stock plain's.
 
   python -m benchmarks.pipeline_throughput --ratio 99 --json /tmp/throughput.json
+  python -m benchmarks.pipeline_throughput --memory --examples 10000000 --batch_sizes 256
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
+import resource
 import statistics
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -28,6 +39,8 @@ from imbal_keras import strategies  # noqa: E402
 _FEATURES = 16
 _SHUFFLE_BUFFER = 10_000
 _TARGET = (0.5, 0.5)
+_STOCK_REJECTION = "stock: rejection_resample"
+STOCK = ("stock: plain", "stock: class-weight map", "stock: sample_from_datasets", _STOCK_REJECTION)
 
 
 def make_data(num_examples: int, ratio: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -35,11 +48,11 @@ def make_data(num_examples: int, ratio: int, seed: int = 0) -> tuple[np.ndarray,
     rng = np.random.default_rng(seed)
     y = np.zeros(num_examples, np.int64)
     y[rng.choice(num_examples, round(num_examples / (ratio + 1)), replace=False)] = 1
-    return rng.standard_normal((num_examples, _FEATURES)).astype(np.float32), y
+    return rng.standard_normal((num_examples, _FEATURES), dtype=np.float32), y
 
 
-def stock_pipelines(x, y, batch_size: int, seed: int) -> dict[str, tf.data.Dataset]:
-    """The recipes of the TensorFlow imbalanced-data tutorial and `rejection_resample`, over the same arrays."""
+def stock_pipelines(x, y, batch_size: int, seed: int) -> dict[str, Callable[[], tf.data.Dataset]]:
+    """Builders of the TensorFlow imbalanced-data tutorial's recipes and `rejection_resample`, over the same arrays."""
     counts = np.bincount(y, minlength=2)
     weights = tf.constant(counts.sum() / (2.0 * counts), tf.float32)
 
@@ -49,20 +62,26 @@ def stock_pipelines(x, y, batch_size: int, seed: int) -> dict[str, tf.data.Datas
     def batched(ds):
         return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
-    per_class = [shuffled(x[y == c], y[y == c]) for c in (0, 1)]
-    resampled = shuffled(x, y).rejection_resample(
-        lambda xs, ys: ys, target_dist=list(_TARGET), initial_dist=(counts / counts.sum()).tolist(), seed=seed
+    def per_class():
+        return [shuffled(x[y == c], y[y == c]) for c in (0, 1)]
+
+    def resampled():
+        return shuffled(x, y).rejection_resample(
+            lambda xs, ys: ys, target_dist=list(_TARGET), initial_dist=(counts / counts.sum()).tolist(), seed=seed
+        )
+
+    recipes = (
+        lambda: batched(shuffled(x, y)),
+        lambda: batched(shuffled(x, y)).map(lambda xs, ys: (xs, ys, tf.gather(weights, ys))),
+        lambda: batched(tf.data.Dataset.sample_from_datasets(per_class(), list(_TARGET), seed)),
+        lambda: batched(resampled().map(lambda _, xy: xy)),
     )
-    return {
-        "stock: plain": batched(shuffled(x, y)),
-        "stock: class-weight map": batched(shuffled(x, y)).map(lambda xs, ys: (xs, ys, tf.gather(weights, ys))),
-        "stock: sample_from_datasets": batched(tf.data.Dataset.sample_from_datasets(per_class, list(_TARGET), seed)),
-        "stock: rejection_resample": batched(resampled.map(lambda _, xy: xy)),
-    }
+    return dict(zip(STOCK, recipes, strict=True))
 
 
-def ours(x, y, batch_size: int, seed: int) -> dict[str, tf.data.Dataset]:
-    """Every registered strategy, in memory and in its streaming form over `from_tensor_slices`."""
+def ours(x, y, batch_size: int, seed: int, *, streams: bool = True) -> dict[str, Callable[[], tf.data.Dataset]]:
+    """Builders of every registered strategy, in memory and (`streams`) in its streaming form over
+    `from_tensor_slices`."""
     ctx = strategies.StrategyContext(
         class_counts=np.bincount(y, minlength=2),
         target_distribution=np.asarray(_TARGET),
@@ -70,9 +89,17 @@ def ours(x, y, batch_size: int, seed: int) -> dict[str, tf.data.Dataset]:
         seed=seed,
         shuffle_buffer=_SHUFFLE_BUFFER,
     )
-    examples = tf.data.Dataset.from_tensor_slices((x, y))
-    built = {f"imbal: {name}": strategies.build_pipeline(name, x, y, ctx) for name in strategies.names()}
-    built.update({f"imbal stream: {name}": strategies.build_stream(name, examples, ctx) for name in strategies.names()})
+    built = {
+        f"imbal: {name}": functools.partial(strategies.build_pipeline, name, x, y, ctx) for name in strategies.names()
+    }
+    if streams:
+        examples = tf.data.Dataset.from_tensor_slices((x, y))
+        built.update(
+            {
+                f"imbal stream: {name}": functools.partial(strategies.build_stream, name, examples, ctx)
+                for name in strategies.names()
+            }
+        )
     return built
 
 
@@ -89,12 +116,13 @@ def run(args) -> list[dict]:
     x, y = make_data(args.examples, args.ratio)
     rows = []
     for batch_size in args.batch_sizes:
-        pipelines = {**stock_pipelines(x, y, batch_size, args.seed), **ours(x, y, batch_size, args.seed)}
-        rates, ratios, shares = ({name: [] for name in pipelines} for _ in range(3))
+        builders = {**stock_pipelines(x, y, batch_size, args.seed), **ours(x, y, batch_size, args.seed)}
+        pipelines = {name: build() for name, build in builders.items()}
+        rates, ratios, stock_ratios, shares = ({name: [] for name in pipelines} for _ in range(4))
         for _ in range(args.rounds):
             round_rate = {}
             for name, ds in pipelines.items():
-                examples = args.stock_rejection_examples if "rejection_resample" in name else args.measure_examples
+                examples = args.stock_rejection_examples if name == _STOCK_REJECTION else args.measure_examples
                 num_batches = max(1, examples // batch_size)
                 seconds, batch_shares = measure(ds, num_batches)
                 round_rate[name] = num_batches * batch_size / seconds
@@ -102,6 +130,7 @@ def run(args) -> list[dict]:
             for name, rate in round_rate.items():
                 rates[name].append(rate)
                 ratios[name].append(rate / round_rate["stock: plain"])
+                stock_ratios[name].append(rate / round_rate[_STOCK_REJECTION])
         for name in pipelines:
             all_shares = np.concatenate(shares[name])
             rows.append(
@@ -111,6 +140,7 @@ def run(args) -> list[dict]:
                     "pipeline": name,
                     "examples_per_s": statistics.median(rates[name]),
                     "ratio_to_plain": statistics.median(ratios[name]),
+                    "ratio_to_rejection_resample": statistics.median(stock_ratios[name]),
                     "minority_share_mean": float(all_shares.mean()),
                     "minority_share_std": float(all_shares.std()),
                     "examples_measured": int(len(all_shares) * batch_size),
@@ -119,15 +149,81 @@ def run(args) -> list[dict]:
     return rows
 
 
+def _rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        return int(next(line for line in f if line.startswith("VmRSS:")).split()[1]) / 1024
+
+
+def memory_child(args) -> dict:
+    """Builds the one pipeline `args.memory_child` over fresh arrays, reads some batches, reports its memory."""
+    baseline = _rss_mib()
+    x, y = make_data(args.examples, args.ratio)
+    data = _rss_mib()
+    batch_size = args.batch_sizes[0]
+    builders = {**stock_pipelines(x, y, batch_size, args.seed), **ours(x, y, batch_size, args.seed, streams=False)}
+    start = time.perf_counter()
+    examples = args.stock_rejection_examples if args.memory_child == _STOCK_REJECTION else args.memory_examples
+    _, shares = measure(builders[args.memory_child](), max(1, examples // batch_size))
+    return {
+        "pipeline": args.memory_child,
+        "baseline_mib": baseline,
+        "data_mib": data,
+        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "minority_share": float(shares.mean()),
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def run_memory(args) -> list[dict]:
+    """Every pipeline's `memory_child` in its own process; ratios against stock plain's."""
+    forwarded = [
+        f"--examples={args.examples}",
+        f"--ratio={args.ratio}",
+        f"--batch_sizes={args.batch_sizes[0]}",
+        f"--memory_examples={args.memory_examples}",
+        f"--stock_rejection_examples={args.stock_rejection_examples}",
+        f"--seed={args.seed}",
+    ]
+    rows = []
+    for name in (*STOCK, *(f"imbal: {n}" for n in strategies.names())):
+        command = [sys.executable, "-m", "benchmarks.pipeline_throughput", "--memory_child", name, *forwarded]
+        out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+    plain = rows[0]
+    for r in rows:
+        r["own_mib"] = r["peak_mib"] - r["data_mib"]
+        r["peak_to_plain"] = r["peak_mib"] / plain["peak_mib"]
+        r["own_to_plain"] = r["own_mib"] / (plain["peak_mib"] - plain["data_mib"])
+    return rows
+
+
+def format_memory_table(rows: list[dict]) -> str:
+    """Markdown table of `run_memory` rows."""
+    lines = [
+        "| pipeline | RSS after import (MiB) | with arrays (MiB) | peak (MiB) | own: peak - arrays (MiB) "
+        "| peak / plain | own / plain | minority share | s |",
+        "|:---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['pipeline']} | {r['baseline_mib']:.0f} | {r['data_mib']:.0f} | {r['peak_mib']:.0f} | "
+            f"{r['own_mib']:.0f} | {r['peak_to_plain']:.2f}x | {r['own_to_plain']:.2f}x | "
+            f"{r['minority_share']:.3f} | {r['seconds']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
 def format_table(rows: list[dict]) -> str:
     """Markdown table of the rows."""
     lines = [
-        "| batch | pipeline | examples/s | ratio to plain | minority share per batch (mean ± std) | examples read |",
-        "|---:|:---|---:|---:|:---|---:|",
+        "| batch | pipeline | examples/s | ratio to plain | ratio to rejection_resample "
+        "| minority share per batch (mean ± std) | examples read |",
+        "|---:|:---|---:|---:|---:|:---|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['batch_size']} | {r['pipeline']} | {r['examples_per_s']:,.0f} | {r['ratio_to_plain']:.2f}x | "
+            f"{r['ratio_to_rejection_resample']:,.0f}x | "
             f"{r['minority_share_mean']:.4f} ± {r['minority_share_std']:.4f} | {r['examples_measured']:,} |"
         )
     return "\n".join(lines)
@@ -143,14 +239,27 @@ def _parse_args(argv=None):
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument(
+        "--memory", action="store_true", help="peak RSS per pipeline, each in its own process (first batch size)"
+    )
+    parser.add_argument("--memory_examples", type=int, default=51_200, help="examples read per pipeline, --memory")
+    parser.add_argument("--memory_child", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> None:
     args = _parse_args(argv)
-    rows = run(args)
-    print(f"{args.examples:,} examples at 1:{args.ratio}, {os.cpu_count()} CPU cores, {args.rounds} rounds")
-    print(format_table(rows))
+    if args.memory_child:
+        print(json.dumps(memory_child(args)))
+        return
+    if args.memory:
+        rows = run_memory(args)
+        print(f"{args.examples:,} examples at 1:{args.ratio} in memory, batch {args.batch_sizes[0]}")
+        print(format_memory_table(rows))
+    else:
+        rows = run(args)
+        print(f"{args.examples:,} examples at 1:{args.ratio}, {os.cpu_count()} CPU cores, {args.rounds} rounds")
+        print(format_table(rows))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)
