@@ -354,22 +354,17 @@ def _figure(path: str, draw) -> str:
 
 
 def _plot_curves(path: str, curves: pd.DataFrame, metric: str) -> str:
-    """Metric vs step per variant: mean line and a band from the lowest to the highest seed."""
+    """Metric vs step, one panel per variant: every seed a thin line, the mean over seeds a thick one."""
 
-    def draw(plt):
-        fig, ax = plt.subplots(figsize=(8, 4.5))
-        for variant, rows in curves.groupby("strategy_variant", sort=False):
-            by_step = rows.groupby("step")[metric]
-            mean = by_step.mean()
-            (line,) = ax.plot(mean.index, mean.values, label=f"{variant} (n={rows['run_name'].nunique()})")
-            ax.fill_between(mean.index, by_step.min(), by_step.max(), color=line.get_color(), alpha=0.15)
-        ax.set_xlabel("step")
-        ax.set_ylabel(metric)
-        ax.set_title(f"{metric}: mean over seeds, band = min..max seed")
-        ax.legend(fontsize=7)
-        return fig
+    def draw_panel(ax, frame: pd.DataFrame) -> None:
+        for _, run in frame.groupby("run_name"):
+            ax.plot(run["step"], run[metric], color="tab:blue", alpha=0.3, lw=0.8)
+        mean = frame.groupby("step")[metric].mean()
+        ax.plot(mean.index, mean.values, color="black", lw=2)
+        ax.set_xlabel("step", fontsize=7)
 
-    return _figure(path, draw)
+    panels = dict(tuple(curves.groupby("strategy_variant", sort=False)))
+    return _plot_small_multiples(path, panels, draw_panel, f"{metric} vs step: every seed (thin), mean (thick)")
 
 
 def _plot_seeds(path: str, results: pd.DataFrame, metric: str) -> str:
@@ -393,11 +388,17 @@ def _plot_seeds(path: str, results: pd.DataFrame, metric: str) -> str:
 
 
 def _plot_small_multiples(path: str, panels: dict[str, pd.DataFrame], draw_panel, title: str) -> str:
+    """One panel per variant, four per row, shared y axis."""
+    columns = min(4, len(panels))
+    rows = math.ceil(len(panels) / columns)
+
     def draw(plt):
-        fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3), squeeze=False, sharey=True)
-        for ax, (name, frame) in zip(axes[0], panels.items(), strict=True):
+        fig, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 2.6 * rows + 0.4), squeeze=False, sharey=True)
+        for ax, (name, frame) in zip(axes.flat, panels.items(), strict=False):
             draw_panel(ax, frame)
             ax.set_title(name, fontsize=7)
+        for ax in axes.flat[len(panels) :]:
+            ax.set_visible(False)
         fig.suptitle(title, fontsize=9)
         return fig
 
@@ -463,7 +464,7 @@ def _cell_plots(
 
     plot(
         "auprc_vs_step",
-        "Test AUPRC vs step (seed bands)",
+        "Test AUPRC vs step per variant, every seed and the mean",
         lambda p: _plot_curves(p, curves[curves["run_name"].isin(names)], AUPRC),
     )
     plot("final_auprc", "Final test AUPRC, every seed", lambda p: _plot_seeds(p, rows, AUPRC))
