@@ -197,36 +197,39 @@ def run_memory(args) -> list[dict]:
     return rows
 
 
+def _markdown(header: str, align: str, cells: list[list[str]]) -> str:
+    """A Markdown table: `header` and `align` are its first two lines, `cells` one list per row."""
+    return "\n".join([header, align, *("| " + " | ".join(row) + " |" for row in cells)])
+
+
 def format_memory_table(rows: list[dict]) -> str:
     """Markdown table of `run_memory` rows."""
-    lines = [
+    return _markdown(
         "| pipeline | RSS after import (MiB) | with arrays (MiB) | peak (MiB) | own: peak - arrays (MiB) "
         "| peak / plain | own / plain | minority share | s |",
         "|:---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['pipeline']} | {r['baseline_mib']:.0f} | {r['data_mib']:.0f} | {r['peak_mib']:.0f} | "
-            f"{r['own_mib']:.0f} | {r['peak_to_plain']:.2f}x | {r['own_to_plain']:.2f}x | "
-            f"{r['minority_share']:.3f} | {r['seconds']:.0f} |"
-        )
-    return "\n".join(lines)
+        [
+            [r["pipeline"], *(f"{r[k]:.0f}" for k in ("baseline_mib", "data_mib", "peak_mib", "own_mib"))]
+            + [f"{r['peak_to_plain']:.2f}x", f"{r['own_to_plain']:.2f}x", f"{r['minority_share']:.3f}"]
+            + [f"{r['seconds']:.0f}"]
+            for r in rows
+        ],
+    )
 
 
 def format_table(rows: list[dict]) -> str:
-    """Markdown table of the rows."""
-    lines = [
+    """Markdown table of the throughput rows."""
+    return _markdown(
         "| batch | pipeline | examples/s | ratio to plain | ratio to rejection_resample "
         "| minority share per batch (mean ± std) | examples read |",
         "|---:|:---|---:|---:|---:|:---|---:|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['batch_size']} | {r['pipeline']} | {r['examples_per_s']:,.0f} | {r['ratio_to_plain']:.2f}x | "
-            f"{r['ratio_to_rejection_resample']:,.0f}x | "
-            f"{r['minority_share_mean']:.4f} ± {r['minority_share_std']:.4f} | {r['examples_measured']:,} |"
-        )
-    return "\n".join(lines)
+        [
+            [str(r["batch_size"]), r["pipeline"], f"{r['examples_per_s']:,.0f}", f"{r['ratio_to_plain']:.2f}x"]
+            + [f"{r['ratio_to_rejection_resample']:,.0f}x"]
+            + [f"{r['minority_share_mean']:.4f} ± {r['minority_share_std']:.4f}", f"{r['examples_measured']:,}"]
+            for r in rows
+        ],
+    )
 
 
 def _parse_args(argv=None):
