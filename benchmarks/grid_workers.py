@@ -5,7 +5,7 @@ temporary folders, alternating 1 and 2 workers `--repeats` times, and prints the
 start-up included, report excluded) and the median speed-up. Each worker sizes its TensorFlow pools to
 cores // workers threads, so both settings use every core once.
 
-    python benchmarks/grid_workers.py [--seeds 2] [--repeats 1]
+    python -m benchmarks.grid_workers [--seeds 2] [--repeats 1]
 """
 
 from __future__ import annotations
