@@ -1,12 +1,14 @@
 """Training speed with the imbal_keras callbacks attached, against plain fit and stock TensorBoard.
 
 Same 2x64 MLP on synthetic 1:99 data, batch 16, SGD, in one process with one TensorFlow thread.
-Every configuration is fitted `--repeats` times in interleaved order. A fit is timed in windows of
-256 steps (one read-back of the callbacks' buffers each) over its second epoch, so tracing and
-warm-up are excluded; its speed is its fastest window, which filters out other processes on a
-shared machine. Prints steps/s and the ratio to plain fit, both medians over the repeats.
+Every configuration is fitted `--repeats` times; the fits are interleaved and the order rotates in
+every round. A fit is timed in windows of 256 steps (one read-back of the callbacks' buffers each)
+after its first epoch, so tracing and warm-up are excluded; its speed is its fastest window, which
+filters out other processes on a shared machine. Prints steps/s and its ratio to plain fit, the
+same for the process's CPU time per step (which waiting for a core held by other processes does
+not inflate), all medians over the repeats, and the load average before and after.
 
-    python benchmarks/callback_overhead.py [--steps 1024] [--repeats 3] [--json rows.json]
+    python benchmarks/callback_overhead.py [--steps 768] [--repeats 7] [--json rows.json]
 """
 
 from __future__ import annotations
@@ -54,11 +56,15 @@ def _model() -> keras.Model:
 
 
 class _WindowTimer(keras.callbacks.Callback):
-    """Fastest seconds per step over windows of `_WINDOW` steps, after the first (warm-up) epoch."""
+    """Fastest wall and CPU seconds per step over windows of `_WINDOW` steps, after the first epoch.
+
+    CPU time is that of the whole process (every thread), so it counts the work the callbacks add
+    wherever it runs, but not the time spent waiting for a core that other processes hold.
+    """
 
     def __init__(self):
         super().__init__()
-        self.best = float("inf")
+        self.best = {"wall": float("inf"), "cpu": float("inf")}
 
     def on_epoch_begin(self, epoch, logs=None):
         self._timing = epoch > 0
@@ -68,9 +74,10 @@ class _WindowTimer(keras.callbacks.Callback):
         # A batch-begin hook keeps Keras's asynchronous batch-end dispatch, as in a plain fit.
         if not self._timing or batch % _WINDOW:
             return
-        now = time.perf_counter()
+        now = {"wall": time.perf_counter(), "cpu": time.process_time()}
         if self._start is not None:
-            self.best = min(self.best, (now - self._start) / _WINDOW)
+            for clock, best in self.best.items():
+                self.best[clock] = min(best, (now[clock] - self._start[clock]) / _WINDOW)
         self._start = now
 
 
@@ -78,9 +85,7 @@ def _configurations(log_dir: str) -> dict:
     """name -> function returning the callbacks of one fit."""
     return {
         "plain fit": lambda: [],
-        "default callbacks (composition every step, gradients every 10)": lambda: (
-            ik.experiment_callbacks(log_dir)
-        ),
+        "default callbacks (composition every step, gradients every 10)": lambda: ik.experiment_callbacks(log_dir),
         "composition + per-class gradients every step": lambda: ik.experiment_callbacks(
             log_dir, gradient_every_n_steps=1
         ),
@@ -92,11 +97,9 @@ def _configurations(log_dir: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=1500, help="steps per timed epoch")
-    parser.add_argument(
-        "--epochs", type=int, default=3, help="epochs per fit; the first is warm-up"
-    )
-    parser.add_argument("--repeats", type=int, default=3, help="fits per configuration")
+    parser.add_argument("--steps", type=int, default=768, help="steps per timed epoch")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per fit; the first is warm-up")
+    parser.add_argument("--repeats", type=int, default=7, help="fits per configuration")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args()
     tf.config.threading.set_intra_op_parallelism_threads(1)
@@ -107,37 +110,47 @@ def main() -> None:
     dataset = _dataset()
     # The first fit of a process pays one-off costs (thread pools, kernel caches); keep them out.
     _model().fit(dataset, epochs=1, steps_per_epoch=args.steps, verbose=0)
+    load_before = os.getloadavg()[0]
     seconds_per_step = {}
     with tempfile.TemporaryDirectory() as log_dir:
-        configurations = _configurations(log_dir)
-        for _ in range(args.repeats):
-            for name, make_callbacks in configurations.items():
+        configurations = list(_configurations(log_dir).items())
+        for repeat in range(args.repeats):
+            shift = repeat % len(configurations)
+            for name, make_callbacks in configurations[shift:] + configurations[:shift]:
                 # The timer goes first, so each window also contains one read-back of the buffers.
                 timer = _WindowTimer()
                 _model().fit(
                     dataset,
-                    epochs=2,
+                    epochs=args.epochs,
                     steps_per_epoch=args.steps,
                     callbacks=[timer, *make_callbacks()],
                     verbose=0,
                 )
-                seconds_per_step.setdefault(name, []).append(timer.best)
+                for clock, best in timer.best.items():
+                    seconds_per_step.setdefault(clock, {}).setdefault(name, []).append(best)
 
-    plain = statistics.median(seconds_per_step["plain fit"])
+    load_after = os.getloadavg()[0]
+    medians = {
+        clock: {name: statistics.median(t) for name, t in times.items()} for clock, times in seconds_per_step.items()
+    }
+    wall, cpu = medians["wall"], medians["cpu"]
     rows = [
         {
             "configuration": name,
-            "steps_per_second": 1 / statistics.median(times),
-            "ratio_to_plain": plain / statistics.median(times),
+            "steps_per_second": 1 / wall[name],
+            "ratio_to_plain": wall["plain fit"] / wall[name],
+            "cpu_us_per_step": 1e6 * cpu[name],
+            "cpu_ratio_to_plain": cpu["plain fit"] / cpu[name],
         }
-        for name, times in seconds_per_step.items()
+        for name in wall
     ]
-    print(f"{'configuration':<66} {'steps/s':>8} {'x plain':>8}")
+    print(f"{'configuration':<66} {'steps/s':>8} {'x plain':>8} {'CPU us/step':>12} {'x plain':>8}")
     for row in rows:
         print(
-            f"{row['configuration']:<66} {row['steps_per_second']:>8.0f} "
-            f"{row['ratio_to_plain']:>7.2f}x"
+            f"{row['configuration']:<66} {row['steps_per_second']:>8.0f} {row['ratio_to_plain']:>7.2f}x "
+            f"{row['cpu_us_per_step']:>12.0f} {row['cpu_ratio_to_plain']:>7.2f}x"
         )
+    print(f"load average (1 min): {load_before:.1f} before, {load_after:.1f} after")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)

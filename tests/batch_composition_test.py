@@ -64,15 +64,6 @@ def test_one_hot_labels_and_configured_minority_class(tmp_path):
     assert frame["composition_no_minority"].tolist() == [1, 0]
 
 
-def test_every_n_steps_records_steps_divisible_by_n(tmp_path):
-    callback = BatchComposition(str(tmp_path), every_n_steps=3)
-    ct.fit(ct.model(), ct.dataset(LABELS, 2), [callback])
-
-    frame = callback.dataframe()
-    assert frame["step"].tolist() == [0, 3, 6]
-    assert frame["composition_count_class_1"].tolist() == [0, 0, 1]  # label pairs 0, 3, 6
-
-
 def test_driven_without_fit_across_buffer_wraparound(tmp_path, monkeypatch):
     # A 4-row buffer is read every 4 calls; 7 steps wrap it, and every step must still come back.
     monkeypatch.setattr(_recorder, "_BUFFER_ROWS", 4)

@@ -101,6 +101,22 @@ def test_gradients_need_the_standard_train_step(tmp_path):
         ct.fit(net, ct.dataset(LABELS, 2), [ik.PerClassGradients(tmp_path)])
 
 
+@pytest.mark.parametrize("steps_per_execution", [1, 2])
+def test_every_n_steps_records_steps_divisible_by_n(tmp_path, steps_per_execution):
+    # One call per step: the probe picks the step's function on the host. Several steps per call:
+    # each recorder checks in the graph whether its step is due.
+    net = ct.model()
+    net.compile(optimizer=net.optimizer, loss=net.loss, steps_per_execution=steps_per_execution)
+    callbacks = [cls(str(tmp_path), every_n_steps=3) for cls in CALLBACKS]
+    ct.fit(net, ct.dataset(LABELS, 2), callbacks, epochs=2)
+
+    composition, gradients = (callback.dataframe() for callback in callbacks)
+    assert composition["step"].tolist() == gradients["step"].tolist() == [0, 3, 6]
+    assert composition["epoch"].tolist() == [0, 0, 1]
+    assert composition["composition_count_class_1"].tolist() == [0, 2, 0]
+    assert np.all(gradients["gradients_norm_total"] > 0)
+
+
 @pytest.mark.parametrize(
     "kwargs, expected",
     [
@@ -131,9 +147,7 @@ def test_runner_contract_summary_csv_and_tensorboard_layout(tmp_path):
     assert summary["composition_mean_minority_share"] == 0.375
     gradients = callbacks[1].dataframe()
     assert gradients["step"].tolist() == [0, 2, 4, 6]
-    assert summary["gradients_mean_norm_class_1"] == pytest.approx(
-        gradients["gradients_norm_class_1"].mean()
-    )
+    assert summary["gradients_mean_norm_class_1"] == pytest.approx(gradients["gradients_norm_class_1"].mean())
     assert set(summary) >= {
         "gradients_mean_norm_total",
         "gradients_mean_norm_class_0",
@@ -176,9 +190,7 @@ def test_readme_snippet_runs(tmp_path, monkeypatch):
     snippet = None
     for document in (root / "README.md", root / "docs" / "callbacks.md"):
         if document.exists():
-            found = re.search(
-                r"```python\n(# README: callbacks\n.*?)```", document.read_text(), re.S
-            )
+            found = re.search(r"```python\n(# README: callbacks\n.*?)```", document.read_text(), re.S)
             if found:
                 snippet = found.group(1)
                 break

@@ -29,9 +29,7 @@ def _first_step_by_hand(net, reduction):
         weighted = per_example * w / DENOMINATORS[reduction](w)
         class_losses = [tf.reduce_sum(weighted[y == c]) for c in (0, 1)]
         loss = tf.reduce_sum(weighted)
-    norm = lambda target: np.sqrt(
-        sum(np.sum(g.numpy() ** 2) for g in tape.gradient(target, net.trainable_weights))
-    )
+    norm = lambda target: np.sqrt(sum(np.sum(g.numpy() ** 2) for g in tape.gradient(target, net.trainable_weights)))
     return (
         float(loss),
         [float(v) for v in class_losses],
@@ -44,9 +42,7 @@ def _first_step_by_hand(net, reduction):
 def test_first_step_equals_hand_computation_and_classes_sum_to_total(tmp_path, reduction):
     loss = keras.losses.BinaryCrossentropy(reduction=reduction)
     net = ct.model(loss=loss)
-    expected_loss, expected_class_losses, expected_norm, expected_class_norms = _first_step_by_hand(
-        net, reduction
-    )
+    expected_loss, expected_class_losses, expected_norm, expected_class_norms = _first_step_by_hand(net, reduction)
     callback = PerClassGradients(str(tmp_path), every_n_steps=1)
     ct.fit(net, ct.dataset(LABELS[:8], 4, weights=WEIGHTS[:8]), [callback])
 
@@ -69,34 +65,37 @@ def test_first_step_equals_hand_computation_and_classes_sum_to_total(tmp_path, r
     np.testing.assert_allclose(effective.to_numpy(float), LEARNING_RATE * class_norms, rtol=RTOL)
 
 
+class _WeightsBeforeLastStep(keras.callbacks.Callback):
+    def __init__(self, last_step):
+        super().__init__()
+        self.last_step = last_step
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if int(self.model.optimizer.iterations) == self.last_step:
+            self.weights = self.model.get_weights()
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_observing_does_not_change_training(tmp_path, optimizer):
+def test_observing_does_not_change_training_and_update_norm_is_the_weight_change(tmp_path, optimizer):
     def train(callbacks):
         net = ct.model(optimizer=keras.optimizers.get(optimizer))
         ct.fit(net, ct.dataset(LABELS, 4, weights=WEIGHTS), callbacks, epochs=2)
         return net
 
-    plain = train([])
-    observed = train(
-        [BatchComposition(str(tmp_path)), PerClassGradients(str(tmp_path), every_n_steps=2)]
-    )
+    # 6 steps; with every_n_steps=5 the last one (5) is recorded, and steps in between are not.
+    before_last = _WeightsBeforeLastStep(5)
+    plain = train([before_last])
+    gradients = PerClassGradients(str(tmp_path), every_n_steps=5)
+    observed = train([BatchComposition(str(tmp_path)), gradients])
 
     for expected, actual in zip(plain.get_weights(), observed.get_weights(), strict=True):
         np.testing.assert_allclose(actual, expected, atol=1e-5)
     assert int(observed.optimizer.iterations) == int(plain.optimizer.iterations) == 6
     assert "train_step" not in observed.__dict__
-
-
-def test_adam_update_norm_is_the_change_of_the_weights(tmp_path):
-    net = ct.model(optimizer=keras.optimizers.Adam(0.01))
-    before = net.get_weights()
-    callback = PerClassGradients(str(tmp_path), every_n_steps=1)
-    ct.fit(net, ct.dataset(LABELS[:4], 4), [callback])
-
-    change = np.sqrt(
-        sum(np.sum((a - b) ** 2) for a, b in zip(net.get_weights(), before, strict=True))
-    )
-    assert callback.dataframe()["gradients_update_norm"].iloc[0] == pytest.approx(change, rel=1e-4)
+    frame = gradients.dataframe()
+    assert frame["step"].tolist() == [0, 5]
+    change = np.sqrt(sum(np.sum((a - b) ** 2) for a, b in zip(plain.get_weights(), before_last.weights, strict=True)))
+    assert frame["gradients_update_norm"].iloc[-1] == pytest.approx(change, rel=1e-4)
 
 
 def test_regularization_is_reported_apart_from_the_class_losses(tmp_path):
@@ -135,27 +134,25 @@ def test_sparse_multiclass_with_class_weight(tmp_path):
     assert np.all(np.abs(frame[[f"gradients_cosine_class_{c}_vs_rest" for c in range(3)]]) <= 1)
 
 
-def test_every_n_steps_records_steps_divisible_by_n(tmp_path):
-    callback = PerClassGradients(str(tmp_path), every_n_steps=3)
-    ct.fit(ct.model(), ct.dataset(LABELS, 2), [callback])
-
-    assert callback.dataframe()["step"].tolist() == [0, 3]
-
-
 def test_mirrored_strategy_logs_the_global_batch(tmp_path):
-    def observe(strategy):
-        with strategy.scope():
-            net = ct.model()
-        callbacks = [
-            BatchComposition(str(tmp_path)),
-            PerClassGradients(str(tmp_path), every_n_steps=1),
-        ]
-        ct.fit(net, ct.dataset(LABELS[:8], 8, weights=WEIGHTS[:8]), callbacks)
-        return [callback.dataframe() for callback in callbacks]
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        net = ct.model()
+    expected_loss, expected_class_losses, expected_norm, expected_class_norms = _first_step_by_hand(
+        net, "sum_over_batch_size"
+    )
+    callbacks = [BatchComposition(str(tmp_path)), PerClassGradients(str(tmp_path), every_n_steps=1)]
+    # Global batches of 4, two examples per replica.
+    ct.fit(net, ct.dataset(LABELS[:8], 4, weights=WEIGHTS[:8]), callbacks)
 
-    single = observe(tf.distribute.get_strategy())
-    mirrored = observe(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
-
-    assert mirrored[0]["composition_count_class_1"].tolist() == [3]
-    for expected, actual in zip(single, mirrored, strict=True):
-        np.testing.assert_allclose(actual.to_numpy(float), expected.to_numpy(float), rtol=RTOL)
+    composition, gradients = (callback.dataframe() for callback in callbacks)
+    assert composition["composition_batch_size"].tolist() == [4, 4]
+    assert composition["composition_count_class_1"].tolist() == [1, 2]
+    assert composition["composition_weight_class_1"].tolist() == [2, 4]
+    row = gradients.iloc[0]
+    np.testing.assert_allclose(row["loss_total"], expected_loss, rtol=RTOL)
+    np.testing.assert_allclose(row[["loss_class_0", "loss_class_1"]].to_numpy(float), expected_class_losses, rtol=RTOL)
+    np.testing.assert_allclose(row["gradients_norm_total"], expected_norm, rtol=RTOL)
+    class_norms = row[["gradients_norm_class_0", "gradients_norm_class_1"]].to_numpy(float)
+    np.testing.assert_allclose(class_norms, expected_class_norms, rtol=RTOL)
+    np.testing.assert_allclose(row["gradients_update_norm"], LEARNING_RATE * expected_norm, rtol=RTOL)
