@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
 
 import numpy as np
 
 from imbal_keras.config import ExperimentConfig
 from imbal_keras.errors import UserInputError, check
+from imbal_keras.pipelines import apportion
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,15 +116,6 @@ def long_tail_shares(num_classes: int, imbalance_ratio: float) -> np.ndarray:
     return shares / shares.sum()
 
 
-def _apportion(total: int, shares: Sequence[float]) -> np.ndarray:
-    """Integer counts summing to `total`, proportional to `shares` (largest remainder)."""
-    exact = total * np.asarray(shares, dtype=np.float64)
-    counts = np.floor(exact).astype(np.int64)
-    order = np.argsort(-(exact - counts), kind="stable")
-    counts[order[: total - counts.sum()]] += 1
-    return counts
-
-
 def synthetic(
     *,
     num_examples: int = 50_000,
@@ -149,7 +140,7 @@ def synthetic(
       UserInputError: too few examples to give every class at least one example in every split.
     """
     rng = np.random.default_rng(seed)
-    counts = _apportion(num_examples, long_tail_shares(num_classes, imbalance_ratio))
+    counts = apportion(num_examples, long_tail_shares(num_classes, imbalance_ratio))
     check(
         counts.min() >= 3,
         f"--num_examples={num_examples} at imbalance_ratio={imbalance_ratio:g} leaves {counts.min()} examples "

@@ -72,13 +72,18 @@ def class_weights(
     )
 
 
-def stratified_counts(batch_size: int, target_distribution: Sequence[float]) -> np.ndarray:
-    """Examples per class in every stratified batch: round(B t_c), fixed up to sum to B by largest remainder."""
-    exact = batch_size * np.asarray(target_distribution, dtype=np.float64)
+def apportion(total: int, shares: Sequence[float]) -> np.ndarray:
+    """Integer counts summing to `total`, proportional to `shares`: floors, then largest remainders get +1."""
+    exact = total * np.asarray(shares, dtype=np.float64)
     counts = np.floor(exact).astype(np.int64)
     order = np.argsort(-(exact - counts), kind="stable")
-    counts[order[: batch_size - counts.sum()]] += 1
+    counts[order[: total - counts.sum()]] += 1
     return counts
+
+
+def stratified_counts(batch_size: int, target_distribution: Sequence[float]) -> np.ndarray:
+    """Examples per class in every stratified batch: round(B t_c), fixed up to sum to B by largest remainder."""
+    return apportion(batch_size, target_distribution)
 
 
 def deal_counts(counts: Sequence[int], num_replicas: int) -> np.ndarray:

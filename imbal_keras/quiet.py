@@ -35,6 +35,6 @@ def import_tensorflow():
     with _stderr_silenced():
         import keras  # noqa: F401  (Keras 3 prints on first import too)
         import tensorflow as tf
-
-        tf.config.list_logical_devices("CPU")  # device discovery logs once, here
+    # The runtime is not started here (device discovery then logs at error level, which the default hides), so
+    # callers can still size thread pools or split devices afterwards.
     return tf
