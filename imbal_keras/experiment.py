@@ -30,6 +30,7 @@ import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
+from tensorboard.plugins.scalar import metadata as scalar_metadata
 
 from imbal_keras import callbacks as instrument
 from imbal_keras import datasets, metrics, models, pipelines, strategies
@@ -186,7 +187,8 @@ class _StepBudget(keras.callbacks.Callback):
     """Stops `fit` after exactly `steps` optimizer steps and logs each batch's own training loss.
 
     Keras reports the running mean of the loss over the epoch; the loss of batch k of an epoch is recovered
-    exactly as k * mean_k - (k - 1) * mean_{k-1} (batches are equal-sized).
+    exactly as k * mean_k - (k - 1) * mean_{k-1} (batches are equal-sized). Losses are buffered and written at
+    the end of each epoch in one graph call, because an eager `tf.summary.scalar` per step costs more than a step.
     """
 
     def __init__(self, steps: int, writer):
@@ -195,6 +197,8 @@ class _StepBudget(keras.callbacks.Callback):
         self.writer = writer
         self.step = 0
         self._previous_mean = 0.0
+        self._losses: list[float] = []
+        self._write = tf.function(self._write_losses, reduce_retracing=True)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._previous_mean = 0.0
@@ -202,12 +206,24 @@ class _StepBudget(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         self.step += 1
         mean = float(logs["loss"])
-        loss = (batch + 1) * mean - batch * self._previous_mean
+        self._losses.append((batch + 1) * mean - batch * self._previous_mean)
         self._previous_mean = mean
-        with self.writer.as_default():
-            tf.summary.scalar("train/loss", loss, step=self.step)
         if self.step >= self.steps:
             self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        first = self.step - len(self._losses) + 1
+        self._write(tf.constant(self._losses, tf.float32), tf.constant(first, tf.int64))
+        self._losses = []
+
+    def _write_losses(self, losses, first_step):
+        # tf.summary.write keeps the tag as given; tf.summary.scalar would prefix the loop's name scope.
+        metadata = scalar_metadata.create_summary_metadata(
+            display_name="train/loss", description=""
+        ).SerializeToString()
+        with self.writer.as_default():
+            for i in tf.range(tf.shape(losses, out_type=tf.int64)[0]):
+                tf.summary.write("train/loss", losses[i], step=first_step + i, metadata=metadata)
 
 
 class _Evaluator(keras.callbacks.Callback):
@@ -223,11 +239,24 @@ class _Evaluator(keras.callbacks.Callback):
             started,
         )
         self.rows: list[dict[str, float]] = []
+        self._forward = None
+
+    def _predict(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities for `x` in chunks through one traced forward pass.
+
+        `model.predict` builds a new input pipeline per call, which costs more than the forward pass on small
+        evaluation splits; the traced function is built once per run.
+        """
+        if self._forward is None:
+            model = self.model
+            signature = [tf.TensorSpec((None, *x.shape[1:]), tf.float32)]
+            self._forward = tf.function(lambda inputs: model(inputs, training=False), input_signature=signature)
+        return np.concatenate([self._forward(x[i : i + 4096]).numpy() for i in range(0, len(x), 4096)])
 
     def on_epoch_end(self, epoch, logs=None):
         step = min((epoch + 1) * self.config.eval_every, self.config.steps)
-        val_p = self.model.predict(self.data.validation.x, batch_size=4096, verbose=0)
-        test_p = self.model.predict(self.data.test.x, batch_size=4096, verbose=0)
+        val_p = self._predict(self.data.validation.x)
+        test_p = self._predict(self.data.test.x)
         threshold = (
             metrics.best_f1_threshold(self.data.validation.y == 1, val_p[:, 0]) if self.data.num_classes == 2 else None
         )
