@@ -2,13 +2,13 @@
 
 Same 2x64 MLP on synthetic 1:99 data, batch 16, SGD, in one process with one TensorFlow thread.
 Every configuration is fitted `--repeats` times; the fits are interleaved and the order rotates in
-every round. A fit is timed in windows of 256 steps (one read-back of the callbacks' buffers each)
-after its first epoch, so tracing and warm-up are excluded; its speed is its fastest window, which
-filters out other processes on a shared machine. Prints steps/s and its ratio to plain fit, the
+every round. A fit is timed in windows of 256 consecutive steps (one read-back of the callbacks'
+buffers each) after its first epoch, so tracing and warm-up are excluded; its speed is its fastest
+window, which filters out other processes on a shared machine. Prints steps/s and its ratio to plain fit, the
 same for the process's CPU time per step (which waiting for a core held by other processes does
 not inflate), all medians over the repeats, and the load average before and after.
 
-    python benchmarks/callback_overhead.py [--steps 768] [--repeats 7] [--json rows.json]
+    python -m benchmarks.callback_overhead [--steps 768] [--repeats 7] [--json rows.json]
 """
 
 from __future__ import annotations
@@ -65,20 +65,23 @@ class _WindowTimer(keras.callbacks.Callback):
     def __init__(self):
         super().__init__()
         self.best = {"wall": float("inf"), "cpu": float("inf")}
+        self._start = None
+        self._steps = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self._timing = epoch > 0
-        self._start = None
 
     def on_train_batch_begin(self, batch, logs=None):
         # A batch-begin hook keeps Keras's asynchronous batch-end dispatch, as in a plain fit.
-        if not self._timing or batch % _WINDOW:
+        if not self._timing:
             return
-        now = {"wall": time.perf_counter(), "cpu": time.process_time()}
-        if self._start is not None:
-            for clock, best in self.best.items():
-                self.best[clock] = min(best, (now[clock] - self._start[clock]) / _WINDOW)
-        self._start = now
+        if self._steps % _WINDOW == 0:
+            now = {"wall": time.perf_counter(), "cpu": time.process_time()}
+            if self._start is not None:
+                for clock, best in self.best.items():
+                    self.best[clock] = min(best, (now[clock] - self._start[clock]) / _WINDOW)
+            self._start = now
+        self._steps += 1
 
 
 def _configurations(log_dir: str) -> dict:
@@ -98,7 +101,7 @@ def _configurations(log_dir: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=768, help="steps per timed epoch")
-    parser.add_argument("--epochs", type=int, default=2, help="epochs per fit; the first is warm-up")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per fit; the first is warm-up")
     parser.add_argument("--repeats", type=int, default=7, help="fits per configuration")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args()
