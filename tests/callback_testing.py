@@ -37,9 +37,7 @@ def model(
         [
             keras.Input((FEATURES,)),
             keras.layers.Dense(4, activation="tanh", **dense_kwargs),
-            keras.layers.Dense(
-                1 if binary else num_classes, activation="sigmoid" if binary else "softmax"
-            ),
+            keras.layers.Dense(1 if binary else num_classes, activation="sigmoid" if binary else "softmax"),
         ]
     )
     default_loss = "binary_crossentropy" if binary else "sparse_categorical_crossentropy"
