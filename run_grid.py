@@ -5,7 +5,7 @@
   python run_grid.py --preset=seed_question --shard=3/8 --output_dir=/shared/grid   # one array-job task
   python run_grid.py --merge --output_dir=/shared/grid                              # after all shards
 
-Rerunning the same command skips finished runs. See docs/grid.md and --helpfull.
+Rerunning the same command skips finished runs. See the README (Comparison grids) and --helpfull.
 """
 
 from imbal_keras import quiet

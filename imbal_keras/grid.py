@@ -480,8 +480,13 @@ def run_one(config_dict: dict[str, Any], fields: Sequence[str], threads: int) ->
     removed by `experiment.run` and the rerun tries it again.
     """
     configure_worker(threads)
+    import keras
+
     from imbal_keras import experiment
 
+    # A worker runs many configs: without this, Keras' global state (traced functions, layer registries) grows
+    # run after run and every few runs a garbage collection over it stalls one run for 10-30 s.
+    keras.backend.clear_session()
     config = ExperimentConfig.from_dict(config_dict)
     started = time.time()
     try:

@@ -186,15 +186,10 @@ def _read_events(directory):
 
 
 def test_readme_snippet_runs(tmp_path, monkeypatch):
-    root = pathlib.Path(__file__).resolve().parents[1]
-    snippet = None
-    for document in (root / "README.md", root / "docs" / "callbacks.md"):
-        if document.exists():
-            found = re.search(r"```python\n(# README: callbacks\n.*?)```", document.read_text(), re.S)
-            if found:
-                snippet = found.group(1)
-                break
-    assert snippet, "no ```python block starting with '# README: callbacks'"
+    readme = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+    found = re.search(r"```python\n(# README: callbacks\n.*?)```", readme.read_text(), re.S)
+    assert found, "README.md has no ```python block starting with '# README: callbacks'"
+    snippet = found.group(1)
     monkeypatch.chdir(tmp_path)
     namespace = {}
     exec(compile(snippet, "README: callbacks", "exec"), namespace)

@@ -149,7 +149,7 @@ class PerClassGradients(StepRecorder):
         self._record(step.step, row)
 
     def summary(self) -> dict[str, float]:
-        """Scalar summaries over the run, for the results table (see docs/callbacks.md)."""
+        """Scalar summaries over the run, for the results table (see the README)."""
         frame = self.dataframe()
         means = {
             "gradients_mean_norm_total": "gradients_norm_total",
