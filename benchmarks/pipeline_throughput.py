@@ -22,10 +22,7 @@ import argparse
 import functools
 import json
 import os
-import resource
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 
@@ -34,6 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from benchmarks import _memory  # noqa: E402
 from imbal_keras import strategies  # noqa: E402
 
 _FEATURES = 16
@@ -149,16 +147,11 @@ def run(args) -> list[dict]:
     return rows
 
 
-def _rss_mib() -> float:
-    with open("/proc/self/status") as f:
-        return int(next(line for line in f if line.startswith("VmRSS:")).split()[1]) / 1024
-
-
 def memory_child(args) -> dict:
     """Builds the one pipeline `args.memory_child` over fresh arrays, reads some batches, reports its memory."""
-    baseline = _rss_mib()
+    baseline = _memory.rss_mib()
     x, y = make_data(args.examples, args.ratio)
-    data = _rss_mib()
+    data = _memory.rss_mib()
     batch_size = args.batch_sizes[0]
     builders = {**stock_pipelines(x, y, batch_size, args.seed), **ours(x, y, batch_size, args.seed, streams=False)}
     start = time.perf_counter()
@@ -168,7 +161,7 @@ def memory_child(args) -> dict:
         "pipeline": args.memory_child,
         "baseline_mib": baseline,
         "data_mib": data,
-        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_mib": _memory.peak_mib(),
         "minority_share": float(shares.mean()),
         "seconds": time.perf_counter() - start,
     }
@@ -184,11 +177,8 @@ def run_memory(args) -> list[dict]:
         f"--stock_rejection_examples={args.stock_rejection_examples}",
         f"--seed={args.seed}",
     ]
-    rows = []
-    for name in (*STOCK, *(f"imbal: {n}" for n in strategies.names())):
-        command = [sys.executable, "-m", "benchmarks.pipeline_throughput", "--memory_child", name, *forwarded]
-        out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-        rows.append(json.loads(out.strip().splitlines()[-1]))
+    names = (*STOCK, *(f"imbal: {n}" for n in strategies.names()))
+    rows = _memory.child_rows("benchmarks.pipeline_throughput", "--memory_child", names, forwarded)
     plain = rows[0]
     for r in rows:
         r["own_mib"] = r["peak_mib"] - r["data_mib"]
@@ -263,9 +253,7 @@ def main(argv=None) -> None:
         rows = run(args)
         print(f"{args.examples:,} examples at 1:{args.ratio}, {os.cpu_count()} CPU cores, {args.rounds} rounds")
         print(format_table(rows))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
+    _memory.write_json(args.json, rows)
 
 
 if __name__ == "__main__":

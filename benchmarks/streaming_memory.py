@@ -20,10 +20,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
-import sys
 import time
+
+from benchmarks import _memory
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -31,12 +30,6 @@ _FEATURES = 16
 _GEN_BLOCK = 4096
 _TARGET = (0.5, 0.5)
 PIPELINES = ("plain", "none", "class_weight", "upsample", "downsample", "rejection", "stratified")
-
-
-def _rss_mib() -> float:
-    with open("/proc/self/status") as f:
-        line = next(line for line in f if line.startswith("VmRSS:"))
-    return int(line.split()[1]) / 1024
 
 
 def generated(rows: int, ratio: int, seed: int = 0):
@@ -64,7 +57,7 @@ def child(args) -> dict:
 
     from imbal_keras import strategies
 
-    baseline = _rss_mib()
+    baseline = _memory.rss_mib()
     ds, counts = generated(args.rows, args.ratio)
     ctx = strategies.StrategyContext(
         class_counts=counts,
@@ -89,18 +82,14 @@ def child(args) -> dict:
     return {
         "pipeline": args.pipeline,
         "baseline_mib": baseline,
-        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_mib": _memory.peak_mib(),
         "minority_share": float(share) / args.batches,
         "seconds": time.perf_counter() - start,
     }
 
 
 def run(args) -> list[dict]:
-    rows = []
-    for name in PIPELINES:
-        command = [sys.executable, "-m", "benchmarks.streaming_memory", "--child", name, *_forwarded(args)]
-        out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-        rows.append(json.loads(out.strip().splitlines()[-1]))
+    rows = _memory.child_rows("benchmarks.streaming_memory", "--child", PIPELINES, _forwarded(args))
     plain = rows[0]["peak_mib"]
     for r in rows:
         r["ratio_to_plain"] = r["peak_mib"] / plain
@@ -151,9 +140,7 @@ def main(argv=None) -> None:
     rows = run(args)
     print(f"{args.source}: {args.rows:,} rows at 1:{args.ratio}, batch {args.batch_size}, {args.batches} batches read")
     print(format_table(rows))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
+    _memory.write_json(args.json, rows)
 
 
 if __name__ == "__main__":
