@@ -171,7 +171,7 @@ def _train_and_evaluate(config, data, target, staging, callbacks, log, started) 
         "target_distribution": list(target),
         "training_distribution": training_distribution.tolist(),
         "class_weights": strategy.loss_weights(ctx).tolist() if strategy.loss_weights else None,
-        "final": _plain(curve.iloc[-1].to_dict()),
+        "final": curve.iloc[-1].to_dict(),
         "best_validation_average_precision_step": int(curve.loc[curve["validation_average_precision"].idxmax(), "step"])
         if curve["validation_average_precision"].notna().any()
         else None,
@@ -314,10 +314,6 @@ def format_summary(result: RunResult) -> str:
         lines.append(f"  {name:<22}{final[f'test_{name}']:>10.4f}{result.curve[f'test_{name}'].min():>10.4f}")
     lines.append(f"  folder    {result.run_dir}  (tensorboard --logdir {os.path.dirname(result.run_dir)})")
     return "\n".join(lines)
-
-
-def _plain(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: (float(v) if isinstance(v, (np.floating, np.integer)) else v) for k, v in row.items()}
 
 
 def _jsonable(value):

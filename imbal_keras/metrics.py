@@ -12,20 +12,24 @@ import numpy as np
 _EPS = 1e-7
 
 
-def average_precision(y_true: np.ndarray, score: np.ndarray) -> float:
-    """Exact AUPRC: sum over thresholds of (R_k - R_{k-1}) * P_k. NaN if there are no positives."""
-    y_true = np.asarray(y_true).astype(bool)
-    positives = y_true.sum()
-    if positives == 0:
-        return float("nan")
-    order = np.argsort(-np.asarray(score, dtype=np.float64), kind="mergesort")
-    s, t = np.asarray(score, dtype=np.float64)[order], y_true[order]
+def _thresholds(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per distinct score, from the highest down: the threshold, examples at or above it, positives among them."""
+    score = np.asarray(score, dtype=np.float64)
+    order = np.argsort(-score, kind="mergesort")
+    s, t = score[order], np.asarray(y_true).astype(bool)[order]
     # One threshold per distinct score: the last index of each run of tied scores.
     last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
-    tp = np.cumsum(t)[last]
-    precision = tp / (last + 1)
+    return s[last], last + 1, np.cumsum(t)[last]
+
+
+def average_precision(y_true: np.ndarray, score: np.ndarray) -> float:
+    """Exact AUPRC: sum over thresholds of (R_k - R_{k-1}) * P_k. NaN if there are no positives."""
+    positives = np.asarray(y_true).astype(bool).sum()
+    if positives == 0:
+        return float("nan")
+    _, predicted, tp = _thresholds(y_true, score)
     recall = tp / positives
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * tp / predicted))
 
 
 def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
@@ -56,13 +60,9 @@ def balanced_accuracy(y_true: np.ndarray, predicted: np.ndarray, num_classes: in
 
 def best_f1_threshold(y_true: np.ndarray, score: np.ndarray) -> float:
     """The score threshold (predict positive when score >= it) that maximises F1 on (y_true, score)."""
-    y_true = np.asarray(y_true).astype(bool)
-    order = np.argsort(-np.asarray(score, dtype=np.float64), kind="mergesort")
-    s, t = np.asarray(score, dtype=np.float64)[order], y_true[order]
-    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
-    tp = np.cumsum(t)[last]
-    f1s = 2 * tp / (last + 1 + y_true.sum())
-    return float(s[last[int(np.argmax(f1s))]])
+    thresholds, predicted, tp = _thresholds(y_true, score)
+    f1s = 2 * tp / (predicted + np.asarray(y_true).astype(bool).sum())
+    return float(thresholds[int(np.argmax(f1s))])
 
 
 def log_loss(y_true: np.ndarray, probabilities: np.ndarray) -> float:
