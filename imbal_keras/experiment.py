@@ -68,6 +68,7 @@ def run(
     extra_files: dict[str, str] | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     log: Callable[[str], None] | None = print,
+    data_options: tf.data.Options | None = None,
 ) -> RunResult:
     """Trains and evaluates one configuration and writes its run folder.
 
@@ -76,6 +77,8 @@ def run(
       extra_files: more files to write into the run folder, name -> text (the entry point passes the flags).
       callbacks: extra Keras callbacks for `fit` (they log into the run folder if they take a log_dir).
       log: where progress lines go; None is silent.
+      data_options: `tf.data.Options` applied to the training pipeline (grid workers turn autotuning off with
+        them). Options change how the pipeline runs, never which batches it yields.
 
     Returns:
       A `RunResult`.
@@ -97,7 +100,7 @@ def run(
     run_name = config.run_name or config.default_run_name()
     staging = _staging_dir(config.output_dir, run_name)
     try:
-        result = _train_and_evaluate(config, data, target, staging, callbacks, log, started)
+        result = _train_and_evaluate(config, data, target, staging, callbacks, log, started, data_options)
         for name, text in (extra_files or {}).items():
             _write_text(os.path.join(staging, name), text)
         run_dir = _publish(staging, config.output_dir, run_name)
@@ -109,7 +112,7 @@ def run(
     return result
 
 
-def _train_and_evaluate(config, data, target, staging, callbacks, log, started) -> RunResult:
+def _train_and_evaluate(config, data, target, staging, callbacks, log, started, data_options) -> RunResult:
     strategy = strategies.get(config.strategy)
     counts = data.train.class_counts(data.num_classes)
     ctx = strategies.StrategyContext(
@@ -120,6 +123,8 @@ def _train_and_evaluate(config, data, target, staging, callbacks, log, started) 
         class_weight_normalization=config.class_weight_normalization,
     )
     train_ds = strategies.build_pipeline(strategy, data.train.x, data.train.y, ctx)
+    if data_options is not None:
+        train_ds = train_ds.with_options(data_options)
     training_distribution = strategy.training_distribution(ctx)
 
     keras.utils.set_random_seed(config.seed)
