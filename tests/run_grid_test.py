@@ -51,14 +51,18 @@ BAD_INPUT = {
 }
 
 
-def _run_main_in_process(args: list[str], capsys) -> tuple[int, str]:
-    """`run_grid.py ARGS` through its real entry point (`run_main(main)`), in this process; (exit code, stderr)."""
+def _run_main_in_process(args: list[str], capsys) -> tuple[int | None, str, str]:
+    """`run_grid.py ARGS` through its real entry point (`run_main(main)`), in this process.
+
+    Returns (exit code, None on success; stderr; stdout).
+    """
     import run_grid
 
     argv = ["run_grid.py", *TINY_FLAGS, *args]
     with flagsaver.flagsaver(), mock.patch.object(sys, "argv", argv), pytest.raises(SystemExit) as exit_info:
         experiment_flags.run_main(run_grid.main)
-    return exit_info.value.code, capsys.readouterr().err
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.err, captured.out
 
 
 @pytest.mark.parametrize("name", list(BAD_INPUT))
@@ -66,7 +70,7 @@ def test_bad_input_is_one_error_line(name, tmp_path, capsys):
     flags, start = BAD_INPUT[name]
     if name == "incompatible_grid":
         grid.prepare(str(tmp_path), grid.GridSpec(axes={"seed": (0, 1)}, base=TINY))
-    code, stderr = _run_main_in_process([*flags, f"--output_dir={tmp_path}"], capsys)
+    code, stderr, _ = _run_main_in_process([*flags, f"--output_dir={tmp_path}"], capsys)
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert code == 2, stderr
     assert len(lines) == 1, stderr
@@ -126,6 +130,32 @@ def test_killed_grid_resumes_without_duplicates(tmp_path):
     ]
     curves = pd.read_csv(os.path.join(grid_dir, "curves.csv"))
     assert curves.groupby("run_name")["step"].apply(list).tolist() == [[10, 20]] * 6
+
+
+@pytest.mark.slow
+def test_shards_in_separate_folders_merge_into_one_grid(tmp_path, capsys):
+    """Two shards of an array job on machines without a shared disk, then `--merge --merge_from`."""
+    axes = ["--strategies=none,upsample", "--seeds=2", "--executor=inline"]
+    first, second = str(tmp_path / "shard0"), str(tmp_path / "shard1")
+    for index, folder in enumerate((first, second)):
+        code, stderr, out = _run_main_in_process([*axes, f"--shard={index}/2", f"--output_dir={folder}"], capsys)
+        assert code is None, stderr
+        assert "Shard done." in out
+        assert len(grid.finished_runs(folder)) == 2
+        assert not os.path.exists(os.path.join(folder, "report.md"))  # shards leave the report to the merge
+    assert grid.finished_runs(first).isdisjoint(grid.finished_runs(second))
+
+    code, stderr, out = _run_main_in_process(["--merge", f"--merge_from={second}", f"--output_dir={first}"], capsys)
+    assert code is None, stderr
+    assert f"Copied 2 finished runs into {first}" in out and "runs of the grid are not finished" not in out
+    spec = grid.load_spec(first)
+    assert grid.finished_runs(first) == {c.run_name for c in grid.expand(spec, first)}
+    results = pd.read_csv(os.path.join(first, "results.csv"))
+    assert len(results) == 4 and results["run_name"].is_unique
+    assert sorted(zip(results["strategy"], results["seed"], strict=True)) == [
+        (s, k) for s in ("none", "upsample") for k in range(2)
+    ]
+    assert os.path.exists(os.path.join(first, "report.md"))
 
 
 @pytest.mark.slow
