@@ -463,7 +463,7 @@ def configure_worker(threads: int) -> None:
     from imbal_keras import experiment  # noqa: F401  (everything a run imports, so the freeze below covers it)
 
     # `keras.backend.clear_session()` before each run does a full collection, which walked the ~440k objects of
-    # TensorFlow's and Keras' modules every time (0.3 s a run). Frozen, they are skipped: 0.03 s.
+    # TensorFlow's and Keras' modules every time (0.3 s a run). Frozen, they are skipped: 0.02-0.07 s.
     gc.collect()
     gc.freeze()
     _configured_threads = threads
