@@ -487,7 +487,7 @@ def worker_data_options():
 
     A worker owns a fixed share of the cores, so tf.data's autotuner has nothing to tune. It also runs a
     background thread per iterator that the iterator's destructor joins; with another worker keeping the other
-    core busy, that join waited up to ~1.5 s at the end of every other run (seen in gdb: `~LogicalThreadWrapper`
+    core busy, that join waited up to 1.6 s at the end of every other run (seen in gdb: `~LogicalThreadWrapper`
     under `RootDataset::Iterator::~Iterator`), a quarter of the 2-worker grid's time. Batches are unchanged.
     """
     import tensorflow as tf
