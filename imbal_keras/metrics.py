@@ -1,15 +1,36 @@
 """Evaluation metrics for imbalanced classification, exact and in numpy.
 
-`average_precision` is the exact area under the precision-recall step curve (the same definition as
-scikit-learn's `average_precision_score`, no interpolation), `roc_auc` the Mann-Whitney statistic with ties
-counted half. For K > 2 classes the ranking metrics are macro averages of one-vs-rest values.
+Every figure follows scikit-learn's definition (the tests compare against it), computed here because one call
+costs a fifth of scikit-learn's or less (`python -m benchmarks.stats_calibration --section metrics`), and the
+experiment calls it twice per evaluation. Where scikit-learn
+returns a convention value for an undefined figure, we return NaN instead and say so:
+
+- `average_precision`: the area under the precision-recall step curve, no interpolation (scikit-learn's
+  `average_precision_score`). Without positives it is undefined: NaN here, 0 (with a warning) in scikit-learn,
+  which would let a split without positives pass for a model that ranks badly. For K > 2 classes it is the macro
+  average of one-vs-rest values over the classes that have positives.
+- `roc_auc`: the Mann-Whitney statistic with ties counted half (`roc_auc_score`); NaN without both classes. For
+  K > 2 the macro average of one-vs-rest values over the classes present with both labels.
+- `balanced_accuracy`: mean recall over the classes present in `y_true` (`balanced_accuracy_score`).
+- `macro_f1`: F1 of each of the K classes averaged with equal weight, a class absent from both labels and
+  predictions counting 0 (`f1_score(..., labels=range(K), average="macro", zero_division=0)`).
+- `recall_class_{c}`: recall of class c; NaN when c has no examples (`recall_score(..., zero_division=nan)`).
+- `log_loss`: probabilities clipped to [eps, 1 - eps] with eps the machine precision of the input's dtype
+  (`log_loss`): 1.19e-7 for the float32 outputs of a model, 2.2e-16 for float64.
+- `brier`: mean squared error of P(positive) for binary, summed over classes for K > 2 (`brier_score_loss`).
+
+Predicted labels are `P(positive) >= 0.5` for binary problems and the arg-max class for K > 2.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-_EPS = 1e-7
+from imbal_keras.errors import UserInputError
+
+GROUPS = ("head", "medium", "tail")
 
 
 def _thresholds(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -52,10 +73,45 @@ def f1(y_true: np.ndarray, predicted: np.ndarray) -> float:
     return float(2 * tp / denominator) if denominator else 0.0
 
 
+def confusion_matrix(y_true: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
+    """(K, K) counts: row = true class, column = predicted class."""
+    cells = np.asarray(y_true, dtype=np.int64) * num_classes + np.asarray(predicted, dtype=np.int64)
+    return np.bincount(cells, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def per_class_recall(confusion: np.ndarray) -> np.ndarray:
+    """Recall of each class from a confusion matrix; NaN for a class without examples."""
+    support = confusion.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(support > 0, np.diag(confusion) / support, np.nan)
+
+
 def balanced_accuracy(y_true: np.ndarray, predicted: np.ndarray, num_classes: int) -> float:
     """Mean recall over the classes present in `y_true`."""
-    recalls = [np.mean(predicted[y_true == c] == c) for c in range(num_classes) if np.any(y_true == c)]
-    return float(np.mean(recalls))
+    return float(np.nanmean(per_class_recall(confusion_matrix(y_true, predicted, num_classes))))
+
+
+def macro_f1(confusion: np.ndarray) -> float:
+    """F1 averaged over all K classes with equal weight; a class never true nor predicted counts 0."""
+    tp = np.diag(confusion)
+    denominator = confusion.sum(axis=0) + confusion.sum(axis=1)  # 2 tp + fp + fn
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return float(np.mean(np.where(denominator > 0, 2 * tp / denominator, 0.0)))
+
+
+def group_accuracy(recalls: np.ndarray, groups: Sequence[str]) -> dict[str, float]:
+    """`{group}_accuracy`: mean recall over the classes of each group that have examples (NaN if none).
+
+    The mean of per-class recalls, not the share of a group's examples classified correctly, so a group's
+    figure does not depend on how its classes are represented in the evaluation split (the many/medium/few-shot
+    accuracy of long-tail benchmarks, which evaluate on balanced splits where the two coincide).
+    """
+    groups = np.asarray(groups)
+    out = {}
+    for group in GROUPS:
+        present = recalls[(groups == group) & ~np.isnan(recalls)]
+        out[f"{group}_accuracy"] = float(np.mean(present)) if len(present) else float("nan")
+    return out
 
 
 def best_f1_threshold(y_true: np.ndarray, score: np.ndarray) -> float:
@@ -66,10 +122,16 @@ def best_f1_threshold(y_true: np.ndarray, score: np.ndarray) -> float:
 
 
 def log_loss(y_true: np.ndarray, probabilities: np.ndarray) -> float:
-    """Mean negative log-likelihood; `probabilities` is (N,) P(class 1) for binary, (N, K) otherwise."""
+    """Mean negative log-likelihood; `probabilities` is (N,) P(class 1) for binary, (N, K) otherwise.
+
+    Probabilities are clipped to [eps, 1 - eps], eps the machine precision of their dtype (float64 for
+    non-float input), as scikit-learn does.
+    """
+    dtype = np.asarray(probabilities).dtype
+    eps = np.finfo(dtype if np.issubdtype(dtype, np.floating) else np.float64).eps
     p = _class_probabilities(probabilities)
     picked = p[np.arange(len(y_true)), np.asarray(y_true)]
-    return float(-np.mean(np.log(np.clip(picked, _EPS, 1.0))))
+    return float(-np.mean(np.log(np.clip(picked, eps, 1 - eps))))
 
 
 def brier(y_true: np.ndarray, probabilities: np.ndarray) -> float:
@@ -82,45 +144,69 @@ def brier(y_true: np.ndarray, probabilities: np.ndarray) -> float:
 
 
 def classification_metrics(
-    y_true: np.ndarray, probabilities: np.ndarray, *, threshold: float | None = None
+    y_true: np.ndarray,
+    probabilities: np.ndarray,
+    *,
+    threshold: float | None = None,
+    groups: Sequence[str] | None = None,
 ) -> dict[str, float]:
-    """All evaluation figures of one split.
+    """All evaluation figures of one split (definitions in the module docstring).
 
     Args:
-      y_true: integer labels (N,).
-      probabilities: (N,) P(positive) for binary, or (N, K) class probabilities.
+      y_true: integer labels (N,) in [0, K).
+      probabilities: (N,) or (N, 1) P(positive) for binary, or (N, K) class probabilities.
       threshold: a decision threshold chosen elsewhere (on validation) for `f1_at_best_threshold`; binary only.
+      groups: optional length-K sequence of "head" / "medium" / "tail", one per class, for the group accuracies.
 
     Returns:
-      `average_precision`, `roc_auc`, `balanced_accuracy`, `f1_at_0.5`, `f1_at_best_threshold` (binary, when a
-      threshold is given), `log_loss`, `brier`.
+      `average_precision`, `roc_auc`, `balanced_accuracy`, `macro_f1`, `recall_class_{c}` for every class c,
+      `log_loss`, `brier`; for binary also `f1_at_0.5` and, when a threshold is given, `f1_at_best_threshold`;
+      with `groups`, `head_accuracy`, `medium_accuracy` and `tail_accuracy`.
+
+    Raises:
+      UserInputError: `groups` does not give one of "head", "medium", "tail" for each of the K classes.
     """
     y_true = np.asarray(y_true)
+    log = log_loss(y_true, probabilities)
     p = _class_probabilities(probabilities)
     k = p.shape[1]
+    if groups is not None and (len(groups) != k or not set(groups) <= set(GROUPS)):
+        raise UserInputError(
+            f"groups must give one of {', '.join(GROUPS)} for each of the {k} classes. Received: groups={groups!r}"
+        )
     if k == 2:
         score = p[:, 1]
         predicted = (score >= 0.5).astype(np.int64)
         out = {
             "average_precision": average_precision(y_true == 1, score),
             "roc_auc": roc_auc(y_true == 1, score),
-            "balanced_accuracy": balanced_accuracy(y_true, predicted, 2),
             "f1_at_0.5": f1(y_true == 1, predicted == 1),
         }
         if threshold is not None:
             out["f1_at_best_threshold"] = f1(y_true == 1, score >= threshold)
     else:
         predicted = np.argmax(p, axis=1)
-        present = [c for c in range(k) if np.any(y_true == c)]
         out = {
-            "average_precision": float(np.mean([average_precision(y_true == c, p[:, c]) for c in present])),
-            "roc_auc": float(np.nanmean([roc_auc(y_true == c, p[:, c]) for c in present])),
-            "balanced_accuracy": balanced_accuracy(y_true, predicted, k),
-            "f1_at_0.5": float(np.mean([f1(y_true == c, predicted == c) for c in present])),
+            "average_precision": _nanmean([average_precision(y_true == c, p[:, c]) for c in range(k)]),
+            "roc_auc": _nanmean([roc_auc(y_true == c, p[:, c]) for c in range(k)]),
         }
-    out["log_loss"] = log_loss(y_true, p)
+    confusion = confusion_matrix(y_true, predicted, k)
+    recalls = per_class_recall(confusion)
+    out["balanced_accuracy"] = _nanmean(recalls)
+    out["macro_f1"] = macro_f1(confusion)
+    out.update({f"recall_class_{c}": float(r) for c, r in enumerate(recalls)})
+    if groups is not None:
+        out.update(group_accuracy(recalls, groups))
+    out["log_loss"] = log
     out["brier"] = brier(y_true, p)
     return out
+
+
+def _nanmean(values) -> float:
+    """Mean of the non-NaN values; NaN (without a warning) when there are none."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[~np.isnan(values)]
+    return float(np.mean(values)) if len(values) else float("nan")
 
 
 def _class_probabilities(probabilities: np.ndarray) -> np.ndarray:
