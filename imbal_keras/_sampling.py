@@ -17,6 +17,8 @@ AUTOTUNE = tf.data.AUTOTUNE
 PASS_STREAM = 0
 ACCEPT_STREAM = 1
 BATCH_SHUFFLE_STREAM = 2
+CLASS_DRAW_STREAM = 3
+RANK_STREAM = 4
 CLASS_STREAM_BASE = 1000
 
 # Rows assembled per vectorised step of the stratified mixer: large enough that per-step overhead vanishes at
@@ -109,3 +111,55 @@ def mix(parts: Sequence[tf.data.Dataset], counts_per_batch: np.ndarray, seed) ->
         )
 
     return map_fn(numbered(tf.data.Dataset.zip(tuple(parts)), seed), lambda s, p: assemble(s, *p)).unbatch()
+
+
+def class_draws(
+    counts: np.ndarray,
+    shares: np.ndarray,
+    *,
+    batch_size: int,
+    seed,
+    final_shares: np.ndarray | None = None,
+    schedule_steps: int = 0,
+    num_replicas: int = 1,
+) -> tf.data.Dataset:
+    """Independent class draws for consecutive batches, `chunk_batches(B)` batches per element.
+
+    Every slot of batch b draws its class from p(t) with t = b // num_replicas, the global step the batch belongs
+    to: p(t) = `shares` without a schedule, else (1 - s) shares + s final_shares with s = min(t / schedule_steps,
+    1). A slot of class c also draws a uniform rank in 0..n_c-1 (the example within the class, with replacement).
+    So a batch's class counts are multinomial(B, p(t)) and the draws of different batches are independent.
+
+    Args:
+      counts: n_c, shape (K,); ranks of class c are drawn in 0..n_c-1.
+      shares: class probabilities (K,) summing to 1.
+      batch_size: slots per batch B.
+      seed: shape (2,) seed; chunk i is seeded by `child_seed(seed, i)`.
+      final_shares: the probabilities at the end of the schedule, or None for none.
+      schedule_steps: global steps over which p moves from `shares` to `final_shares` (>= 1 with a schedule).
+      num_replicas: consecutive batches per global step.
+
+    Returns:
+      Infinite dataset of `(classes, ranks)`, both int32 of shape (M, B).
+    """
+    m = chunk_batches(batch_size)
+    start = tf.constant(np.asarray(shares, np.float64))
+    end = start if final_shares is None else tf.constant(np.asarray(final_shares, np.float64))
+    n = tf.constant(np.asarray(counts, np.float64))
+    first_batch = tf.range(m, dtype=tf.int64)
+
+    def draw(chunk_seed, chunk):
+        if final_shares is None:
+            p = tf.tile(start[None, :], [m, 1])
+        else:
+            step = (chunk * m + first_batch) // num_replicas
+            s = tf.minimum(tf.cast(step, tf.float64) / schedule_steps, 1.0)[:, None]
+            p = (1.0 - s) * start + s * end
+        classes = tf.random.stateless_categorical(
+            tf.cast(tf.math.log(p), tf.float32), batch_size, child_seed(chunk_seed, CLASS_DRAW_STREAM), dtype=tf.int32
+        )
+        u = tf.random.stateless_uniform([m, batch_size], child_seed(chunk_seed, RANK_STREAM), dtype=tf.float64)
+        ranks = tf.cast(tf.floor(u * tf.gather(n, classes)), tf.int32)
+        return classes, ranks
+
+    return map_fn(numbered(tf.data.Dataset.counter(), seed), draw, parallel=True)
