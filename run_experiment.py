@@ -1,10 +1,15 @@
-"""Runs one imbalanced-classification experiment.
+"""Runs one imbalanced-classification experiment, or a grid of them.
 
   python run_experiment.py --strategy=upsample
   python run_experiment.py --strategy=class_weight --weight_reduction=mean_with_sample_weight --seed=3
   python run_experiment.py --dataset=csv:creditcard.csv --label_column=Class --positive_label=1
+  python run_experiment.py --strategy=none,class_weight,upsample --seed=0:10 --workers=2   # a grid
+  python run_experiment.py --preset=seed_question --workers=2                            # a named grid
+  python run_experiment.py --preset=seed_question --shard=3/8 --output_dir=/shared/grid  # one array-job task
+  python run_experiment.py --preset=seed_question --merge --output_dir=/shared/grid      # after all shards
 
-See --helpfull for every flag; each is a field of `imbal_keras.config.ExperimentConfig`.
+A setting with several comma-separated values (or a range a:b) makes a grid axis. Rerunning a grid's command
+skips its finished runs. See docs/cli.md or --helpfull for every flag.
 """
 
 from imbal_keras import quiet
@@ -13,16 +18,21 @@ quiet.import_tensorflow()
 
 from absl import flags as absl_flags  # noqa: E402
 
-from flags import experiment_flags  # noqa: E402
-from imbal_keras import experiment  # noqa: E402
+from flags import experiment_flags, grid_flags  # noqa: E402
+from imbal_keras import experiment, launch, runs  # noqa: E402
 
 
 def main(argv):
     del argv  # Unused.
-    experiment.run(
-        experiment_flags.to_config(),
-        extra_files={"flags.txt": absl_flags.FLAGS.flags_into_string()},
-    )
+    if not grid_flags.is_grid():
+        experiment.run(
+            experiment_flags.to_config(),
+            extra_files={runs.FLAGS_FILE: absl_flags.FLAGS.flags_into_string()},
+        )
+        return
+    sources = grid_flags.merge_sources()
+    spec = None if sources is not None else grid_flags.to_spec()
+    launch.run_and_report(spec, grid_flags.grid_dir(), merge_from=sources, **grid_flags.execution())
 
 
 if __name__ == "__main__":

@@ -23,14 +23,14 @@ from imbal_keras import quiet
 
 quiet.import_tensorflow()
 
-from imbal_keras import grid  # noqa: E402
+from imbal_keras import launch, sweep  # noqa: E402
 
 
-def _time_grid(spec: grid.GridSpec, workers: int, threads: int | None) -> float:
-    sizing = (lambda workers, cores=None: threads) if threads else grid.worker_threads
-    with tempfile.TemporaryDirectory() as grid_dir, mock.patch.object(grid, "worker_threads", sizing):
+def _time_grid(spec: sweep.GridSpec, workers: int, threads: int | None) -> float:
+    sizing = (lambda workers, cores=None: threads) if threads else launch.worker_threads
+    with tempfile.TemporaryDirectory() as grid_dir, mock.patch.object(launch, "worker_threads", sizing):
         started = time.perf_counter()
-        outcome = grid.run_grid(spec, grid_dir, workers=workers, log=lambda _: None)
+        outcome = launch.run_grid(spec, grid_dir, workers=workers, log=lambda _: None)
         seconds = time.perf_counter() - started
     if outcome.failed:
         raise RuntimeError(f"{len(outcome.failed)} runs failed: {outcome.failed[0].error}")
@@ -49,15 +49,15 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2, help="seeds of the preset to run (9 runs each)")
     parser.add_argument("--repeats", type=int, default=1, help="times to cycle through the settings")
     args = parser.parse_args()
-    spec = grid.spec_from_preset("seed_question", axes={"seed": tuple(range(args.seeds))})
-    runs = len(grid.expand(spec))
+    spec = sweep.spec_from_preset("seed_question", axes={"seed": tuple(range(args.seeds))})
+    runs = len(sweep.expand(spec))
     print(f"seed_question, {args.seeds} seeds = {runs} runs, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
     times: dict[str, list[float]] = {label: [] for label in SETTINGS}
     for _ in range(args.repeats):
         for label, (workers, threads) in SETTINGS.items():
             seconds = _time_grid(spec, workers, threads)
             times[label].append(seconds)
-            used = threads or grid.worker_threads(workers)
+            used = threads or launch.worker_threads(workers)
             print(f"  {label:<20} ({used} thread(s) each): {seconds:6.1f} s  ({seconds / runs:.2f} s/run)")
     median = {label: statistics.median(t) for label, t in times.items()}
     two = median["2 workers"]

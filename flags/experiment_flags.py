@@ -1,91 +1,136 @@
-"""Flags of one experiment run, defined once from `ExperimentConfig` and the strategy registry.
+"""Flags of every config setting, defined once from the config parts and the strategy registry.
 
-Every `ExperimentConfig` field is a flag of the same name, with the field's default and the help text from its
-docstring, so a new config field is a new flag without touching this file. `to_config()` turns the parsed flags
-into a config; `run_main(main)` is `app.run` with one-line errors for user mistakes.
+Every flat config name (see `imbal_keras.config.ExperimentConfig.flat`) is a flag of the same name: the parts'
+fields with their defaults and docstring help, `--strategy`, and every parameter a registered strategy declares
+(with the strategy's default when not given). A new config field or strategy parameter is a new flag without
+touching this file.
+
+A scalar setting takes one value for one run, or several comma-separated values to make it a grid axis
+(`--strategy=none,upsample`, `--batch_size=16,64`); an integer setting also takes a range `a:b` (`--seed=0:10`
+is seeds 0..9). `settings()` returns what the command line gave, `to_config()` the one run it describes.
+`run_main(main)` is `app.run` with one-line errors for user mistakes.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import re
 import sys
+from typing import Any
 
 from absl import app, flags
 
+from imbal_keras import config as config_lib
 from imbal_keras import strategies
-from imbal_keras.config import (
-    CLASS_WEIGHT_NORMALIZATIONS,
-    OPTIMIZERS,
-    WEIGHT_REDUCTIONS,
-    ExperimentConfig,
-)
-from imbal_keras.errors import UserInputError
+from imbal_keras.config import ExperimentConfig
+from imbal_keras.errors import UserInputError, check
 
-_ENUMS = {
-    "strategy": strategies.names(),
-    "optimizer": list(OPTIMIZERS),
-    "class_weight_normalization": list(CLASS_WEIGHT_NORMALIZATIONS),
-    "weight_reduction": list(WEIGHT_REDUCTIONS),
-}
+_AXIS_NOTE = " Several comma-separated values make a grid axis."
+_RANGE_NOTE = " Several comma-separated values, or a range a:b (a..b-1), make a grid axis."
 
 
-def _field_help() -> dict[str, str]:
-    """Per-field help text parsed from the `Attributes:` section of `ExperimentConfig`'s docstring."""
-    doc = ExperimentConfig.__doc__ or ""
-    section = doc.split("Attributes:", 1)[1]
-    helps: dict[str, str] = {}
-    for match in re.finditer(r"^\s{6}(\w+(?:, \w+)*): (.*?)(?=^\s{6}\w+(?:, \w+)*: |\Z)", section, re.M | re.S):
-        for name in match.group(1).split(", "):
-            helps[name] = " ".join(match.group(2).split())
-    return helps
+def _kind(name: str) -> type:
+    """The Python type of a flat setting: a strategy parameter's declared type, else its default's type."""
+    if name in strategies.all_params():
+        return strategies.all_params()[name].type
+    return type(config_lib.field_default(name))
 
 
 def _define_flags() -> dict[str, flags.FlagHolder]:
-    helps = _field_help()
+    helps = config_lib.field_help()
     holders = {}
-    for field in dataclasses.fields(ExperimentConfig):
-        name, default, help_ = field.name, field.default, helps.get(field.name, field.name)
-        if name in _ENUMS:
-            holders[name] = flags.DEFINE_enum(name, default, _ENUMS[name], help_)
-        elif isinstance(default, bool):
+    for name in config_lib.field_names():
+        default, kind, help_ = config_lib.field_default(name), _kind(name), helps.get(name, name)
+        if name in strategies.all_params():
+            param = strategies.all_params()[name]
+            help_ = f"{help_} Default {param.default}; valid: {param.valid_range()}."
+            holders[name] = flags.DEFINE_string(name, None, help_ + _AXIS_NOTE)
+        elif name == "strategy":
+            help_ = f"{help_} One of {', '.join(strategies.names())}."
+            holders[name] = flags.DEFINE_string(name, default, help_ + _AXIS_NOTE)
+        elif kind is bool:
             holders[name] = flags.DEFINE_bool(name, default, help_)
-        elif isinstance(default, int):
-            holders[name] = flags.DEFINE_integer(name, default, help_)
-        elif isinstance(default, float):
-            holders[name] = flags.DEFINE_float(name, default, help_)
-        elif isinstance(default, tuple):
+        elif kind is tuple:
             holders[name] = flags.DEFINE_list(name, [str(v) for v in default], help_)
         else:
-            holders[name] = flags.DEFINE_string(name, default, help_)
+            note = _RANGE_NOTE if kind is int else _AXIS_NOTE
+            holders[name] = flags.DEFINE_string(name, str(default), help_ + note)
     return holders
 
 
 _HOLDERS = _define_flags()
 
 
-def to_config() -> ExperimentConfig:
-    """The `ExperimentConfig` the parsed command line describes.
+def settings() -> tuple[dict[str, Any], dict[str, tuple]]:
+    """What the command line gave: (single settings, grid axes), by flat name.
+
+    Only flags given on the command line (or in a flagfile) appear; a flag with several values is an axis.
 
     Raises:
-      UserInputError: a list flag with a non-numeric entry.
+      UserInputError: a value that is not of the setting's type, naming the flag and the value.
     """
-    values = {}
-    for field in dataclasses.fields(ExperimentConfig):
-        value = _HOLDERS[field.name].value
-        if isinstance(field.default, tuple):
-            value = _numbers(field.name, value, int if field.name == "hidden_units" else float)
-        values[field.name] = value
-    return ExperimentConfig(**values)
+    single: dict[str, Any] = {}
+    axes: dict[str, tuple] = {}
+    for name, holder in _HOLDERS.items():
+        if not flags.FLAGS[name].present:
+            continue
+        values = _parse(name, holder.value)
+        if isinstance(values, tuple) and _kind(name) is not tuple and len(values) > 1:
+            axes[name] = values
+        else:
+            single[name] = values[0] if isinstance(values, tuple) and _kind(name) is not tuple else values
+    return single, axes
 
 
-def _numbers(name: str, items: list[str], kind: type) -> tuple:
+def to_config() -> ExperimentConfig:
+    """The one run the command line describes.
+
+    Raises:
+      UserInputError: a bad value, or several values (a grid) where one run is wanted.
+    """
+    single, axes = settings()
+    check(not axes, f"--{next(iter(axes), '')} lists several values: that makes a grid, not one run")
+    return ExperimentConfig.from_flat(single)
+
+
+def _parse(name: str, value: Any) -> Any:
+    kind = _kind(name)
+    if kind is bool:
+        return value
+    if kind is tuple:
+        number = int if name == "hidden_units" else float
+        try:
+            return tuple(number(item) for item in value)
+        except ValueError:
+            raise UserInputError(
+                f"--{name} must be a comma-separated list of numbers. Received: {name}={','.join(value)}"
+            ) from None
+    items = [item.strip() for item in str(value).split(",")]
+    check(all(items), f"--{name} must list at least one value. Received: {name}={value!r}")
+    parsed: list[Any] = []
+    for item in items:
+        if kind is int and ":" in item:
+            parsed += _int_range(name, item)
+        elif name in strategies.all_params():
+            try:
+                parsed.append(strategies.all_params()[name].parse(item))
+            except UserInputError as e:
+                raise UserInputError(e.command_line_message()) from None
+        else:
+            parsed.append(_scalar(name, kind, item))
+    return tuple(parsed)
+
+
+def _int_range(name: str, text: str) -> list[int]:
+    start, _, stop = text.partition(":")
+    ok = start.strip().lstrip("-").isdigit() and stop.strip().lstrip("-").isdigit() and int(start) < int(stop)
+    check(ok, f"--{name} range must be a:b with integers a < b (a..b-1). Received: {name}={text}")
+    return list(range(int(start), int(stop)))
+
+
+def _scalar(name: str, kind: type, text: str) -> Any:
     try:
-        return tuple(kind(item) for item in items)
+        return kind(text)
     except ValueError:
-        raise UserInputError(
-            f"--{name} must be a comma-separated list of numbers. Received: {name}={','.join(items)}"
-        ) from None
+        raise UserInputError(f"--{name} must be a {kind.__name__}. Received: {name}={text}") from None
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
@@ -104,7 +149,7 @@ def run_main(main) -> None:
         try:
             main(argv)
         except UserInputError as e:
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {e.command_line_message()}", file=sys.stderr)
             sys.exit(2)
 
     app.run(guarded, flags_parser=_parse_flags)

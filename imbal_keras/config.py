@@ -1,8 +1,15 @@
-"""`ExperimentConfig`: everything one run needs, as plain data.
+"""`ExperimentConfig`: everything one run needs, as one frozen tree of plain data.
 
-A config is built by `flags/` from the command line, by `grid.py` from grid axes, or directly in Python. It is
-the single description of a run: it is written into the run folder, it names the run, and its fields become the
-columns of the results tables. Field names equal flag names, so validation messages name the flag.
+A config has five parts: `data`, `strategy` (a registered name plus the values of the parameters that strategy
+declares), `model`, `training` and `output`. It is built by `flags/` from the command line, by `sweep` from grid
+axes, or directly in Python; it is written into the run folder, it names the run, and `flat()` turns it into the
+columns of the results tables.
+
+Field names are unique across the parts, and a strategy parameter's name is the same for every strategy that
+declares it, so one spelling reaches any setting: the flag `--batch_size`, the grid axis `--batch_size=16,64`, the
+results column `batch_size`, `ExperimentConfig.from_flat({"batch_size": 16})`.
+
+This module does not import TensorFlow: the strategy registry keeps its parameter declarations free of it.
 """
 
 from __future__ import annotations
@@ -10,19 +17,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from imbal_keras.errors import UserInputError, check
 
 OPTIMIZERS = ("sgd", "adam")
-CLASS_WEIGHT_NORMALIZATIONS = ("mean_one", "sum_to_num_classes")
-WEIGHT_REDUCTIONS = ("sum_over_batch_size", "mean_with_sample_weight")
+DATASET_KINDS = ("synthetic", "csv", "tfds")
 
 
 @dataclasses.dataclass(frozen=True)
-class ExperimentConfig:
-    """One training run.
+class DataConfig:
+    """Where the examples come from and how they are split.
 
     Attributes:
       dataset: `synthetic`, `csv:PATH` or `tfds:NAME`.
@@ -40,21 +46,6 @@ class ExperimentConfig:
       data_dir: tfds only: `tfds.load(data_dir=...)`.
       validation_fraction: share of the data held out for validation (stratified).
       test_fraction: share of the data held out for test (stratified).
-      strategy: registered strategy name (see `imbal_keras.strategies`).
-      target_distribution: class shares the strategy rebalances towards; empty means uniform.
-      class_weight_normalization: `mean_one` (w_c = N/(K n_c)) or `sum_to_num_classes` (sum_c w_c = K).
-      weight_reduction: `sum_over_batch_size` (sum w*l / B) or `mean_with_sample_weight` (sum w*l / sum w).
-      batch_size: examples per optimizer step.
-      steps: optimizer steps (equal across strategies: the budget that makes runs comparable).
-      eval_every: evaluate on validation and test every this many steps.
-      optimizer: `sgd` or `adam`.
-      learning_rate: optimizer learning rate.
-      hidden_units: MLP hidden layer widths (tabular data).
-      seed: seeds data generation, splits, pipelines and initialisation.
-      output_dir: parent folder of the run folder.
-      run_name: run folder name; empty derives one from the config.
-      log_composition: log the class make-up of every batch.
-      gradient_every_n_steps: log per-class gradients every n steps; 0 turns them off.
     """
 
     dataset: str = "synthetic"
@@ -70,73 +61,327 @@ class ExperimentConfig:
     data_dir: str = ""
     validation_fraction: float = 0.2
     test_fraction: float = 0.2
-    strategy: str = "none"
+
+    @property
+    def kind(self) -> str:
+        """`synthetic`, `csv` or `tfds`."""
+        return self.dataset.split(":", 1)[0]
+
+    @property
+    def argument(self) -> str:
+        """The part after `csv:` / `tfds:` (path or dataset name)."""
+        return self.dataset.split(":", 1)[1] if ":" in self.dataset else ""
+
+    def validate(self) -> None:
+        kind = self.kind
+        check(
+            kind in DATASET_KINDS and (kind == "synthetic" or self.argument),
+            f"dataset must be 'synthetic', 'csv:PATH' or 'tfds:NAME'. Received: dataset={self.dataset!r}",
+            argument="dataset",
+        )
+        check(
+            math.isfinite(self.imbalance_ratio)
+            and (self.imbalance_ratio > 0 or (kind != "synthetic" and self.imbalance_ratio == 0)),
+            "imbalance_ratio must be > 0 (99 means 1:99; 0 keeps a csv/tfds dataset's own ratio). "
+            f"Received: imbalance_ratio={_short(self.imbalance_ratio)}",
+            argument="imbalance_ratio",
+        )
+        _check_range(self, "num_classes", low=2)
+        _check_range(self, "num_examples", low=1)
+        _check_range(self, "num_features", low=1)
+        check(
+            0 <= self.label_noise < 1,
+            f"label_noise must be in [0, 1). Received: label_noise={self.label_noise}",
+            argument="label_noise",
+        )
+        _check_range(self, "class_separation", low=0)
+        for name in ("validation_fraction", "test_fraction"):
+            value = getattr(self, name)
+            check(0 < value < 1, f"{name} must be in (0, 1). Received: {name}={value}", argument=name)
+        check(
+            self.validation_fraction + self.test_fraction < 1,
+            "validation_fraction + test_fraction must be < 1. Received: "
+            f"validation_fraction={self.validation_fraction}, test_fraction={self.test_fraction}",
+            argument="validation_fraction",
+        )
+
+
+class _FrozenParams(dict):
+    """A dict that refuses changes, so a frozen config's strategy parameters stay frozen."""
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError("strategy parameters of a config are read-only; use ExperimentConfig.replace")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self.items())))
+
+
+@dataclasses.dataclass(frozen=True)
+class StrategyConfig:
+    """A registered strategy and the values of the parameters it declares.
+
+    Attributes:
+      name: registered strategy name (see `imbal_keras.strategies`).
+      target_distribution: class shares the strategy rebalances towards; empty means uniform.
+      params: the strategy's parameter values by parameter name; every parameter the strategy declares is
+        present (missing ones take their declared default), and no other.
+    """
+
+    name: str = "none"
     target_distribution: tuple[float, ...] = ()
-    class_weight_normalization: str = "mean_one"
-    weight_reduction: str = "sum_over_batch_size"
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        from imbal_keras import strategies  # declarations only: imports no TensorFlow
+
+        object.__setattr__(self, "target_distribution", tuple(float(t) for t in self.target_distribution))
+        strategy = strategies.get(self.name)
+        object.__setattr__(self, "params", _FrozenParams(strategy.resolve_params(self.params)))
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.target_distribution, tuple(sorted(self.params.items()))))
+
+    def variant(self) -> str:
+        """The strategy name plus its parameters that differ from their defaults: `name[p=v,...]`.
+
+        This is the label of a strategy variant in the report; a strategy at its defaults is just its name.
+        """
+        from imbal_keras import strategies
+
+        declared = strategies.get(self.name).params
+        changed = [f"{p.name}={_short(self.params[p.name])}" for p in declared if self.params[p.name] != p.default]
+        return f"{self.name}[{','.join(changed)}]" if changed else self.name
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The model the toolkit builds.
+
+    Attributes:
+      hidden_units: MLP hidden layer widths (tabular data), or the dense head after the convolutions (images).
+    """
+
+    hidden_units: tuple[int, ...] = (64, 64)
+
+    def __post_init__(self):
+        object.__setattr__(self, "hidden_units", tuple(int(h) for h in self.hidden_units))
+
+    def validate(self) -> None:
+        check(
+            all(h > 0 for h in self.hidden_units),
+            f"hidden_units must be positive widths. Received: hidden_units={list(self.hidden_units)}",
+            argument="hidden_units",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """The optimisation budget and the seeds.
+
+    Attributes:
+      batch_size: examples per optimizer step.
+      steps: optimizer steps (equal across strategies: the budget that makes runs comparable).
+      eval_every: evaluate on validation and test every this many steps.
+      optimizer: `sgd` or `adam`.
+      learning_rate: optimizer learning rate.
+      seed: the default of the three seeds below: same seed, same result.
+      data_seed: seeds data generation and the train/validation/test split; -1 means `seed`.
+      init_seed: seeds the initial weights; -1 means `seed`.
+      order_seed: seeds the training pipeline's draws (which examples form which batch); -1 means `seed`.
+    """
+
     batch_size: int = 16
     steps: int = 2000
     eval_every: int = 200
     optimizer: str = "sgd"
     learning_rate: float = 0.05
-    hidden_units: tuple[int, ...] = (64, 64)
     seed: int = 0
+    data_seed: int = -1
+    init_seed: int = -1
+    order_seed: int = -1
+
+    def seed_for(self, source: str) -> int:
+        """The seed of `source` (`data`, `init` or `order`): its own if set, else `seed`."""
+        value = getattr(self, f"{source}_seed")
+        return self.seed if value < 0 else value
+
+    def validate(self) -> None:
+        _check_range(self, "batch_size", low=1)
+        _check_range(self, "steps", low=1)
+        _check_range(self, "eval_every", low=1)
+        check(
+            self.learning_rate > 0 and math.isfinite(self.learning_rate),
+            f"learning_rate must be > 0. Received: learning_rate={self.learning_rate}",
+            argument="learning_rate",
+        )
+        check(
+            self.optimizer in OPTIMIZERS,
+            _choice_message("optimizer", self.optimizer, OPTIMIZERS),
+            argument="optimizer",
+        )
+        for name in ("data_seed", "init_seed", "order_seed"):
+            _check_range(self, name, low=-1, note=" (-1 means --seed)")
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputConfig:
+    """Where the run folder goes and what the default callbacks record.
+
+    Attributes:
+      output_dir: parent folder of the run folder.
+      run_name: run folder name; empty derives one from the config.
+      log_composition: log the class make-up of every batch.
+      gradient_every_n_steps: log per-class gradients every n steps; 0 turns them off.
+    """
+
     output_dir: str = "runs"
     run_name: str = ""
     log_composition: bool = True
     gradient_every_n_steps: int = 10
 
-    def __post_init__(self):
-        # Lists from JSON or flags become tuples so configs stay hashable and compare equal.
-        object.__setattr__(self, "target_distribution", tuple(float(t) for t in self.target_distribution))
-        object.__setattr__(self, "hidden_units", tuple(int(h) for h in self.hidden_units))
+    def validate(self) -> None:
+        _check_range(self, "gradient_every_n_steps", low=0, note=" (0 turns it off)")
 
-    def replace(self, **changes: Any) -> ExperimentConfig:
-        """Returns a copy with `changes` applied."""
-        return dataclasses.replace(self, **changes)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict of every field."""
-        d = dataclasses.asdict(self)
-        d["target_distribution"] = list(self.target_distribution)
-        d["hidden_units"] = list(self.hidden_units)
-        return d
+# Part name -> its class, in the order of the config tree (and of the results columns).
+PARTS: dict[str, type] = {
+    "data": DataConfig,
+    "strategy": StrategyConfig,
+    "model": ModelConfig,
+    "training": TrainingConfig,
+    "output": OutputConfig,
+}
+# Flat names that do not identify a run's result (where it is written, what it is called).
+OUTPUT_LOCATION_FIELDS = ("output_dir", "run_name")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    """One training run: the five parts.
+
+    Build it part by part (`ExperimentConfig(training=TrainingConfig(steps=500))`) or from flat names
+    (`ExperimentConfig.from_flat({"steps": 500, "strategy": "class_weight", "weight_reduction": ...})`).
+    """
+
+    data: DataConfig = DataConfig()
+    strategy: StrategyConfig = StrategyConfig()
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+    output: OutputConfig = OutputConfig()
+
+    def replace(self, **flat: Any) -> ExperimentConfig:
+        """A copy with flat fields changed (`replace(batch_size=64, strategy="upsample")`).
+
+        Changing `strategy` keeps the parameter values the new strategy also declares.
+        """
+        from imbal_keras import strategies
+
+        values = self.flat()
+        if "strategy" in flat:
+            declared = {p.name for p in strategies.get(flat["strategy"]).params}
+            for name in self.strategy.params:
+                if name not in declared:
+                    del values[name]
+        values.update(flat)
+        return ExperimentConfig.from_flat(values)
+
+    def flat(self) -> dict[str, Any]:
+        """Every setting under its flat name: the parts' fields, `strategy` (the name) and its parameters.
+
+        Column order: data, strategy name, target distribution, strategy parameters, model, training, output.
+        """
+        flat: dict[str, Any] = {}
+        for part_name in PARTS:
+            part = getattr(self, part_name)
+            if part_name == "strategy":
+                flat["strategy"] = part.name
+                flat["target_distribution"] = part.target_distribution
+                flat.update(part.params)
+            else:
+                flat.update(dataclasses.asdict(part))
+        return flat
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ExperimentConfig:
-        """Inverse of `to_dict`; unknown keys are an error."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        check(not unknown, f"Unknown config fields: {unknown}. Valid fields: {sorted(names)}")
-        return cls(**d)
+    def from_flat(cls, flat: Mapping[str, Any]) -> ExperimentConfig:
+        """Inverse of `flat()`; parameters of other strategies than `strategy` are an error.
+
+        Raises:
+          UserInputError: an unknown name, or a parameter the strategy does not declare.
+        """
+        from imbal_keras import strategies
+
+        flat = dict(flat)
+        name = flat.pop("strategy", StrategyConfig.name)
+        target = flat.pop("target_distribution", ())
+        parts: dict[str, Any] = {}
+        for part_name, part_cls in PARTS.items():
+            if part_name == "strategy":
+                continue
+            names = {f.name for f in dataclasses.fields(part_cls)}
+            parts[part_name] = part_cls(**{k: flat.pop(k) for k in list(flat) if k in names})
+        unknown = sorted(k for k in flat if k not in strategies.all_params())
+        check(not unknown, f"Unknown config fields: {unknown}. Valid fields: {sorted(field_names())}")
+        parts["strategy"] = StrategyConfig(name=name, target_distribution=target, params=flat)
+        return cls(**parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config tree as plain JSON-able dicts (parts as nested dicts; tuples as lists)."""
+        tree = {}
+        for part_name in PARTS:
+            part = getattr(self, part_name)
+            fields = dataclasses.asdict(part) if part_name != "strategy" else {}
+            if part_name == "strategy":
+                fields = {
+                    "name": part.name,
+                    "target_distribution": part.target_distribution,
+                    "params": dict(part.params),
+                }
+            tree[part_name] = {k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}
+        return tree
+
+    @classmethod
+    def from_dict(cls, tree: Mapping[str, Any]) -> ExperimentConfig:
+        """Inverse of `to_dict`; unknown parts or fields are an error naming them."""
+        unknown = sorted(set(tree) - set(PARTS))
+        check(not unknown, f"Unknown config parts: {unknown}. Valid parts: {list(PARTS)}")
+        parts = {}
+        for part_name, part_cls in PARTS.items():
+            fields = dict(tree.get(part_name, {}))
+            valid = {f.name for f in dataclasses.fields(part_cls)}
+            extra = sorted(set(fields) - valid)
+            check(not extra, f"Unknown {part_name} fields: {extra}. Valid fields: {sorted(valid)}")
+            parts[part_name] = part_cls(**fields)
+        return cls(**parts)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+        return json.dumps(self.to_dict(), indent=2)
 
-    @property
-    def dataset_kind(self) -> str:
-        """`synthetic`, `csv` or `tfds`."""
-        return self.dataset.split(":", 1)[0]
+    @classmethod
+    def from_json(cls, text: str) -> ExperimentConfig:
+        return cls.from_dict(json.loads(text))
 
-    @property
-    def dataset_arg(self) -> str:
-        """The part after `csv:` / `tfds:` (path or dataset name)."""
-        return self.dataset.split(":", 1)[1] if ":" in self.dataset else ""
+    def seed_for(self, source: str) -> int:
+        """The seed of `data`, `init` or `order` (see `TrainingConfig`)."""
+        return self.training.seed_for(source)
 
     def default_run_name(self) -> str:
-        """A readable, deterministic folder name: dataset, strategy and the axes a grid usually varies."""
-        data = self.dataset_kind if self.dataset_kind == "synthetic" else self.dataset_arg.split("/")[-1].split(".")[0]
-        parts = [data, self.strategy]
-        if self.strategy == "class_weight":
-            parts += [self.class_weight_normalization, self.weight_reduction]
+        """A readable, deterministic folder name: dataset, strategy variant and the axes a grid usually varies."""
+        data = self.data
+        source = data.kind if data.kind == "synthetic" else data.argument.split("/")[-1].split(".")[0]
+        t = self.training
+        parts = [source, self.strategy.name]
+        parts += [_short(self.strategy.params[k]) for k in sorted(self.strategy.params)]
         parts += [
-            f"r{_short(self.imbalance_ratio)}",
-            f"b{self.batch_size}",
-            self.optimizer,
-            f"lr{_short(self.learning_rate)}",
-            f"seed{self.seed}",
+            f"r{_short(data.imbalance_ratio)}",
+            f"b{t.batch_size}",
+            t.optimizer,
+            f"lr{_short(t.learning_rate)}",
+            f"seed{t.seed}",
         ]
-        return "_".join(p.replace(".", "p").replace(":", "-") for p in parts)
+        parts += [f"{s}{t.seed_for(s)}" for s in ("data", "init", "order") if getattr(t, f"{s}_seed") >= 0]
+        return "_".join(p.replace(".", "p").replace(":", "-").replace("/", "-") for p in parts)
 
     def validate(self) -> ExperimentConfig:
         """Checks every field that can be checked without loading data.
@@ -147,81 +392,60 @@ class ExperimentConfig:
         Raises:
           UserInputError: naming the field (= flag) and the value received.
         """
-        # Imported here: the strategy registry imports TensorFlow, configs should not need it.
-        from imbal_keras import strategies
-
-        kind = self.dataset_kind
-        check(
-            kind in ("synthetic", "csv", "tfds") and (kind == "synthetic" or self.dataset_arg),
-            f"--dataset must be 'synthetic', 'csv:PATH' or 'tfds:NAME'. Received: dataset={self.dataset!r}",
-        )
-        strategies.get(self.strategy)  # raises with the list of valid names
-        check(
-            math.isfinite(self.imbalance_ratio)
-            and (self.imbalance_ratio > 0 or (kind != "synthetic" and self.imbalance_ratio == 0)),
-            "--imbalance_ratio must be > 0 (99 means 1:99; 0 keeps a csv/tfds dataset's own ratio). "
-            f"Received: imbalance_ratio={_short(self.imbalance_ratio)}",
-        )
-        check(self.batch_size > 0, f"--batch_size must be > 0. Received: batch_size={self.batch_size}")
-        check(self.steps > 0, f"--steps must be > 0. Received: steps={self.steps}")
-        check(self.eval_every > 0, f"--eval_every must be > 0. Received: eval_every={self.eval_every}")
-        check(
-            self.learning_rate > 0 and math.isfinite(self.learning_rate),
-            f"--learning_rate must be > 0. Received: learning_rate={self.learning_rate}",
-        )
-        check(self.optimizer in OPTIMIZERS, _choice_message("optimizer", self.optimizer, OPTIMIZERS))
-        check(
-            self.class_weight_normalization in CLASS_WEIGHT_NORMALIZATIONS,
-            _choice_message(
-                "class_weight_normalization",
-                self.class_weight_normalization,
-                CLASS_WEIGHT_NORMALIZATIONS,
-            ),
-        )
-        check(
-            self.weight_reduction in WEIGHT_REDUCTIONS,
-            _choice_message("weight_reduction", self.weight_reduction, WEIGHT_REDUCTIONS),
-        )
-        check(
-            self.num_classes >= 2,
-            f"--num_classes must be >= 2. Received: num_classes={self.num_classes}",
-        )
-        check(
-            self.num_examples > 0,
-            f"--num_examples must be > 0. Received: num_examples={self.num_examples}",
-        )
-        check(
-            self.num_features > 0,
-            f"--num_features must be > 0. Received: num_features={self.num_features}",
-        )
-        check(
-            0 <= self.label_noise < 1,
-            f"--label_noise must be in [0, 1). Received: label_noise={self.label_noise}",
-        )
-        check(
-            self.class_separation >= 0,
-            f"--class_separation must be >= 0. Received: class_separation={self.class_separation}",
-        )
-        for name in ("validation_fraction", "test_fraction"):
-            value = getattr(self, name)
-            check(0 < value < 1, f"--{name} must be in (0, 1). Received: {name}={value}")
-        check(
-            self.validation_fraction + self.test_fraction < 1,
-            "--validation_fraction + --test_fraction must be < 1. Received: "
-            f"validation_fraction={self.validation_fraction}, test_fraction={self.test_fraction}",
-        )
-        check(
-            all(h > 0 for h in self.hidden_units),
-            f"--hidden_units must be positive widths. Received: hidden_units={list(self.hidden_units)}",
-        )
-        check(
-            self.gradient_every_n_steps >= 0,
-            f"--gradient_every_n_steps must be >= 0 (0 turns it off). "
-            f"Received: gradient_every_n_steps={self.gradient_every_n_steps}",
-        )
-        if self.target_distribution and kind == "synthetic":
-            validate_target_distribution(self.target_distribution, self.num_classes)
+        for part_name in PARTS:
+            if part_name != "strategy":
+                getattr(self, part_name).validate()
+        if self.strategy.target_distribution and self.data.kind == "synthetic":
+            validate_target_distribution(self.strategy.target_distribution, self.data.num_classes)
         return self
+
+
+def field_names() -> list[str]:
+    """Every flat name: the parts' fields, `strategy`, `target_distribution` and every strategy parameter."""
+    from imbal_keras import strategies
+
+    names = []
+    for part_name, part_cls in PARTS.items():
+        if part_name == "strategy":
+            names += ["strategy", "target_distribution", *strategies.all_params()]
+        else:
+            names += [f.name for f in dataclasses.fields(part_cls)]
+    return names
+
+
+def field_help() -> dict[str, str]:
+    """Flat name -> one line of help, from the parts' `Attributes:` docstrings and the parameter declarations."""
+    import re
+
+    from imbal_keras import strategies
+
+    helps: dict[str, str] = {}
+    for part_cls in PARTS.values():
+        section = (part_cls.__doc__ or "").split("Attributes:", 1)[-1]
+        for match in re.finditer(r"^\s{6}(\w+): (.*?)(?=^\s{6}\w+: |\Z)", section, re.M | re.S):
+            helps[match.group(1)] = " ".join(match.group(2).split())
+    helps["strategy"] = helps.pop("name")
+    helps.pop("params")
+    for param in strategies.all_params().values():
+        helps[param.name] = f"{param.help} Strategies: {', '.join(strategies.declaring(param.name))}."
+    return helps
+
+
+def field_default(name: str) -> Any:
+    """The default of a flat field (a strategy parameter's declared default)."""
+    from imbal_keras import strategies
+
+    if name == "strategy":
+        return StrategyConfig.name
+    if name == "target_distribution":
+        return ()
+    if name in strategies.all_params():
+        return strategies.all_params()[name].default
+    for part_cls in PARTS.values():
+        for f in dataclasses.fields(part_cls):
+            if f.name == name:
+                return f.default
+    raise KeyError(name)
 
 
 def validate_target_distribution(target: Sequence[float], num_classes: int) -> tuple[float, ...]:
@@ -233,34 +457,44 @@ def validate_target_distribution(target: Sequence[float], num_classes: int) -> t
     shown = ",".join(_short(t) for t in target)
     check(
         len(target) == num_classes,
-        f"--target_distribution needs one share per class ({num_classes} classes). "
-        f"Received: target_distribution={shown}",
+        f"target_distribution needs one share per class ({num_classes} classes). Received: target_distribution={shown}",
+        argument="target_distribution",
     )
     check(
         all(math.isfinite(t) and t >= 0 for t in target),
-        f"--target_distribution shares must be >= 0. Received: target_distribution={shown}",
+        f"target_distribution shares must be >= 0. Received: target_distribution={shown}",
+        argument="target_distribution",
     )
     check(
         abs(sum(target) - 1.0) <= 1e-6,
-        f"--target_distribution must sum to 1 (sums to {sum(target):.6g}). Received: target_distribution={shown}",
+        f"target_distribution must sum to 1 (sums to {sum(target):.6g}). Received: target_distribution={shown}",
+        argument="target_distribution",
     )
     return tuple(float(t) for t in target)
 
 
+def _check_range(part: Any, name: str, *, low: float, note: str = "") -> None:
+    value = getattr(part, name)
+    check(value >= low, f"{name} must be >= {low:g}{note}. Received: {name}={value}", argument=name)
+
+
 def _choice_message(name: str, value: Any, choices: Sequence[str]) -> str:
-    return f"--{name} must be one of {', '.join(choices)}. Received: {name}={value!r}"
+    return f"{name} must be one of {', '.join(choices)}. Received: {name}={value!r}"
 
 
-def _short(x: float) -> str:
-    """99.0 -> '99', 0.05 -> '0.05'."""
-    return f"{x:g}"
+def _short(x: Any) -> str:
+    """99.0 -> '99', 0.05 -> '0.05'; other values as str."""
+    return f"{x:g}" if isinstance(x, float) else str(x)
 
 
 __all__ = [
+    "DataConfig",
     "ExperimentConfig",
+    "ModelConfig",
+    "OutputConfig",
+    "StrategyConfig",
+    "TrainingConfig",
     "UserInputError",
+    "field_names",
     "validate_target_distribution",
-    "OPTIMIZERS",
-    "CLASS_WEIGHT_NORMALIZATIONS",
-    "WEIGHT_REDUCTIONS",
 ]

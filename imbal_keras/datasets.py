@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from imbal_keras.config import ExperimentConfig
+from imbal_keras.config import DataConfig
 from imbal_keras.errors import UserInputError, check
 from imbal_keras.pipelines import apportion
 
@@ -64,13 +64,17 @@ class Data:
         return f"{self.name}: " + ", ".join(parts) + f" [class counts {'/'.join(self.class_names)}]"
 
 
-def load(config: ExperimentConfig) -> Data:
+def load(config: DataConfig, *, seed: int = 0) -> Data:
     """Loads the dataset that `config.dataset` names.
+
+    Args:
+      config: the data part of an `ExperimentConfig`.
+      seed: seeds generation (synthetic), subsampling and the split (the run's data seed).
 
     Raises:
       UserInputError: a missing or malformed file, an unknown dataset, or labels that do not fit.
     """
-    kind = config.dataset_kind
+    kind = config.kind
     fractions = dict(validation_fraction=config.validation_fraction, test_fraction=config.test_fraction)
     if kind == "synthetic":
         return synthetic(
@@ -80,29 +84,30 @@ def load(config: ExperimentConfig) -> Data:
             imbalance_ratio=config.imbalance_ratio,
             class_separation=config.class_separation,
             label_noise=config.label_noise,
-            seed=config.seed,
+            seed=seed,
             **fractions,
         )
     if kind == "csv":
         return from_csv(
-            config.dataset_arg,
+            config.argument,
             label_column=config.label_column,
             positive_label=config.positive_label or None,
             imbalance_ratio=config.imbalance_ratio,
-            seed=config.seed,
+            seed=seed,
             **fractions,
         )
     if kind == "tfds":
         return from_tfds(
-            config.dataset_arg,
+            config.argument,
             positive_class=config.positive_class,
             imbalance_ratio=config.imbalance_ratio,
             data_dir=config.data_dir or None,
-            seed=config.seed,
+            seed=seed,
             **fractions,
         )
     raise UserInputError(
-        f"--dataset must be 'synthetic', 'csv:PATH' or 'tfds:NAME'. Received: dataset={config.dataset!r}"
+        f"dataset must be 'synthetic', 'csv:PATH' or 'tfds:NAME'. Received: dataset={config.dataset!r}",
+        argument="dataset",
     )
 
 

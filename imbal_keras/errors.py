@@ -1,15 +1,32 @@
 """The one exception type for mistakes in user input."""
 
+from __future__ import annotations
+
 
 class UserInputError(ValueError):
     """A bad argument, flag value, file or dataset supplied by the user.
 
-    The message is one line that names the argument and repeats the value received, so entry points can print
-    it as is (no traceback) and exit non-zero.
+    The message is one line that names the argument as the caller spelled it and repeats the value received, so
+    entry points can print it as is (no traceback) and exit non-zero.
+
+    Attributes:
+      argument: the argument (config field, function argument) the message starts with, if any. The command line
+        shows it as its flag (`--batch_size ...`); a Python caller sees the plain name.
     """
 
+    def __init__(self, message: str, *, argument: str | None = None):
+        super().__init__(message)
+        self.argument = argument
 
-def check(condition: bool, message: str) -> None:
-    """Raises `UserInputError(message)` unless `condition` holds."""
+    def command_line_message(self) -> str:
+        """The message as the command line shows it: a leading argument name becomes its flag."""
+        text = str(self)
+        if self.argument and text.startswith(self.argument) and not text.startswith("--"):
+            return f"--{text}"
+        return text
+
+
+def check(condition: bool, message: str, *, argument: str | None = None) -> None:
+    """Raises `UserInputError(message, argument=argument)` unless `condition` holds."""
     if not condition:
-        raise UserInputError(message)
+        raise UserInputError(message, argument=argument)

@@ -1,27 +1,17 @@
 """One run: the only place where data, strategy, model, loss and callbacks meet.
 
-`run(config)` trains for exactly `config.steps` optimizer steps (the budget that makes strategies comparable),
-evaluates on the natural-ratio validation and test splits every `config.eval_every` steps, and writes one run
-folder under `config.output_dir`:
-
-  config.json     every config field
-  metrics.csv     one row per evaluation (step, train loss, validation and test metrics)
-  result.json     final and best figures, data and strategy facts, timings
-  events.out...   TensorBoard: `train/loss` per step, `validation/*` and `test/*` per evaluation
-
-The folder is assembled under a hidden temporary name and renamed into place only when the run has finished,
-so an interrupted or failed run leaves no half-written folder, and an existing folder is never overwritten.
+`run(config)` trains for exactly `config.training.steps` optimizer steps (the budget that makes strategies
+comparable), evaluates on the natural-ratio validation and test splits every `eval_every` steps, and writes one
+run folder under `config.output.output_dir` through `imbal_keras.runs` (which owns the folder's format and its
+atomic publication).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
-import json
 import math
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -33,16 +23,12 @@ import tensorflow as tf
 from tensorboard.plugins.scalar import metadata as scalar_metadata
 
 from imbal_keras import callbacks as instrument
-from imbal_keras import datasets, metrics, models, pipelines, strategies
+from imbal_keras import datasets, metrics, models, pipelines, runs, strategies
 from imbal_keras.config import ExperimentConfig, validate_target_distribution
-from imbal_keras.errors import UserInputError, check
+from imbal_keras.errors import check
 
-RESULT_FILE = "result.json"
-METRICS_FILE = "metrics.csv"
-CONFIG_FILE = "config.json"
 # Per-step tables of the default training callbacks, by callback class.
-INSTRUMENTATION_FILES = {"BatchComposition": "composition.csv", "PerClassGradients": "gradients.csv"}
-_PARTIAL_PREFIX = ".partial-"
+_INSTRUMENTATION_FILES = {"BatchComposition": runs.COMPOSITION_FILE, "PerClassGradients": runs.GRADIENTS_FILE}
 
 
 @dataclasses.dataclass
@@ -89,21 +75,24 @@ def run(
     log = log or (lambda _: None)
     config.validate()
     started = time.time()
-    data = datasets.load(config)
+    data = datasets.load(config.data, seed=config.seed_for("data"))
+    batch_size = config.training.batch_size
     check(
-        config.batch_size <= len(data.train),
-        f"--batch_size={config.batch_size} is larger than the training split ({len(data.train)} examples)",
+        batch_size <= len(data.train),
+        f"batch_size={batch_size} is larger than the training split ({len(data.train)} examples)",
+        argument="batch_size",
     )
     target = validate_target_distribution(
-        config.target_distribution or tuple(pipelines.balanced(data.num_classes)), data.num_classes
+        config.strategy.target_distribution or tuple(pipelines.balanced(data.num_classes)), data.num_classes
     )
-    run_name = config.run_name or config.default_run_name()
-    staging = _staging_dir(config.output_dir, run_name)
+    output_dir = config.output.output_dir
+    run_name = config.output.run_name or config.default_run_name()
+    staging = runs.stage(output_dir, run_name)
     try:
         result = _train_and_evaluate(config, data, target, staging, callbacks, log, started, data_options)
         for name, text in (extra_files or {}).items():
-            _write_text(os.path.join(staging, name), text)
-        run_dir = _publish(staging, config.output_dir, run_name)
+            runs.write_text(os.path.join(staging, name), text)
+        run_dir = runs.publish(staging, output_dir, run_name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     result.run_dir = run_dir
@@ -113,62 +102,71 @@ def run(
 
 
 def _train_and_evaluate(config, data, target, staging, callbacks, log, started, data_options) -> RunResult:
-    strategy = strategies.get(config.strategy)
+    training = config.training
+    strategy = strategies.get(config.strategy.name)
     counts = data.train.class_counts(data.num_classes)
     ctx = strategies.StrategyContext(
         class_counts=counts,
         target_distribution=np.asarray(target),
-        batch_size=config.batch_size,
-        seed=config.seed,
-        class_weight_normalization=config.class_weight_normalization,
+        batch_size=training.batch_size,
+        seed=config.seed_for("order"),
+        params=config.strategy.params,
+        total_steps=training.steps,
     )
     train_ds = strategies.build_pipeline(strategy, data.train.x, data.train.y, ctx)
     if data_options is not None:
         train_ds = train_ds.with_options(data_options)
     training_distribution = strategy.training_distribution(ctx)
 
-    keras.utils.set_random_seed(config.seed)
+    init_seed = config.seed_for("init")
+    keras.utils.set_random_seed(init_seed)
     model = models.build(
         data.train.x.shape[1:],
         data.num_classes,
         kind=data.kind,
-        hidden_units=config.hidden_units,
+        hidden_units=config.model.hidden_units,
         training_distribution=training_distribution,
-        seed=config.seed,
+        seed=init_seed,
     )
     model.compile(
-        optimizer=models.optimizer(config.optimizer, config.learning_rate),
-        loss=models.loss(data.num_classes, reduction=config.weight_reduction),
+        optimizer=models.optimizer(training.optimizer, training.learning_rate),
+        loss=strategies.build_loss(strategy, ctx),
     )
-    _write_text(os.path.join(staging, CONFIG_FILE), config.to_json())
+    runs.write_text(os.path.join(staging, runs.CONFIG_FILE), config.to_json())
     log(
-        f"[{config.strategy}] {data.describe()}; training distribution "
-        f"{np.array2string(training_distribution, precision=4)}; {config.steps} steps of batch {config.batch_size}"
+        f"[{config.strategy.variant()}] {data.describe()}; training distribution "
+        f"{np.array2string(training_distribution, precision=4)}; {training.steps} steps of batch {training.batch_size}"
     )
     writer = tf.summary.create_file_writer(staging)
-    evaluator = _Evaluator(data, config, writer, log, started)
+    evaluator = _Evaluator(data, training, writer, log, started)
     instrumentation = instrument.experiment_callbacks(
         staging,
-        log_composition=config.log_composition,
-        gradient_every_n_steps=config.gradient_every_n_steps,
+        log_composition=config.output.log_composition,
+        gradient_every_n_steps=config.output.gradient_every_n_steps,
         minority_class=int(np.argmin(counts)),
     )
-    epochs = math.ceil(config.steps / config.eval_every)
+    epochs = math.ceil(training.steps / training.eval_every)
     try:
         model.fit(
             train_ds,
-            steps_per_epoch=config.eval_every,
+            steps_per_epoch=training.eval_every,
             epochs=epochs,
             verbose=0,
             shuffle=False,  # the strategy's pipeline already shuffles, seeded
-            callbacks=[_StepBudget(config.steps, writer), evaluator, *instrumentation, *callbacks],
+            callbacks=[
+                _StepBudget(training.steps, writer),
+                evaluator,
+                *strategies.build_callbacks(strategy, ctx),
+                *instrumentation,
+                *callbacks,
+            ],
         )
     finally:
         writer.close()
     curve = pd.DataFrame(evaluator.rows)
-    curve.to_csv(os.path.join(staging, METRICS_FILE), index=False)
+    curve.to_csv(os.path.join(staging, runs.METRICS_FILE), index=False)
     for callback in instrumentation:
-        callback.to_csv(os.path.join(staging, INSTRUMENTATION_FILES[type(callback).__name__]))
+        callback.to_csv(os.path.join(staging, _INSTRUMENTATION_FILES[type(callback).__name__]))
     summary = {
         "config": config.to_dict(),
         "dataset": data.name,
@@ -183,8 +181,7 @@ def _train_and_evaluate(config, data, target, staging, callbacks, log, started, 
         "train_seconds": round(time.time() - started, 3),
         "instrumentation": instrument.summarize(instrumentation),
     }
-    with open(os.path.join(staging, RESULT_FILE), "w") as f:
-        json.dump(_jsonable(summary), f, indent=2)
+    runs.write_json(os.path.join(staging, runs.RESULT_FILE), summary)
     return RunResult(run_dir=staging, config=config, curve=curve, summary=summary)
 
 
@@ -234,15 +231,9 @@ class _StepBudget(keras.callbacks.Callback):
 class _Evaluator(keras.callbacks.Callback):
     """Evaluates validation and test at the end of every `fit` epoch (= every `eval_every` steps)."""
 
-    def __init__(self, data, config, writer, log, started):
+    def __init__(self, data, training, writer, log, started):
         super().__init__()
-        self.data, self.config, self.writer, self.log, self.started = (
-            data,
-            config,
-            writer,
-            log,
-            started,
-        )
+        self.data, self.training, self.writer, self.log, self.started = data, training, writer, log, started
         self.rows: list[dict[str, float]] = []
         self._forward = None
 
@@ -259,7 +250,7 @@ class _Evaluator(keras.callbacks.Callback):
         return np.concatenate([self._forward(x[i : i + 4096]).numpy() for i in range(0, len(x), 4096)])
 
     def on_epoch_end(self, epoch, logs=None):
-        step = min((epoch + 1) * self.config.eval_every, self.config.steps)
+        step = min((epoch + 1) * self.training.eval_every, self.training.steps)
         val_p = self._predict(self.data.validation.x)
         test_p = self._predict(self.data.test.x)
         threshold = (
@@ -279,7 +270,7 @@ class _Evaluator(keras.callbacks.Callback):
         row["threshold"] = threshold if threshold is not None else float("nan")
         self.rows.append(row)
         self.log(
-            f"  step {step:>6}/{self.config.steps}  loss {row['train_loss']:.4f}  "
+            f"  step {step:>6}/{self.training.steps}  loss {row['train_loss']:.4f}  "
             f"val AP {row['validation_average_precision']:.4f}  test AP {row['test_average_precision']:.4f}  "
             f"test ROC-AUC {row['test_roc_auc']:.4f}  ({row['elapsed_seconds']:.1f}s)"
         )
@@ -289,20 +280,22 @@ def format_summary(result: RunResult) -> str:
     """The one-screen summary printed at the end of a run."""
     final = result.curve.iloc[-1]
     c = result.config
+    t = c.training
     lines = [
         "",
         f"Run {os.path.basename(result.run_dir)}  ({result.summary['train_seconds']:.1f}s)",
         f"  data      {result.summary['dataset']}  train class counts {result.summary['class_counts']['train']}",
-        f"  strategy  {c.strategy}  training distribution "
+        f"  strategy  {c.strategy.variant()}  training distribution "
         + ", ".join(f"{p:.4f}" for p in result.summary["training_distribution"]),
     ]
     if result.summary["class_weights"] is not None:
         lines.append(
             f"  weights   {', '.join(f'{w:.4g}' for w in result.summary['class_weights'])} "
-            f"({c.class_weight_normalization}, {c.weight_reduction})"
+            f"({', '.join(f'{k}={v}' for k, v in c.strategy.params.items())})"
         )
     lines += [
-        f"  training  {c.steps} steps, batch {c.batch_size}, {c.optimizer} lr {c.learning_rate:g}, seed {c.seed}",
+        f"  training  {t.steps} steps, batch {t.batch_size}, {t.optimizer} lr {t.learning_rate:g}, "
+        f"seeds data/init/order {c.seed_for('data')}/{c.seed_for('init')}/{c.seed_for('order')}",
         f"  {'test metric':<22}{'final':>10}{'best':>10}",
     ]
     for name in (
@@ -319,39 +312,3 @@ def format_summary(result: RunResult) -> str:
         lines.append(f"  {name:<22}{final[f'test_{name}']:>10.4f}{result.curve[f'test_{name}'].min():>10.4f}")
     lines.append(f"  folder    {result.run_dir}  (tensorboard --logdir {os.path.dirname(result.run_dir)})")
     return "\n".join(lines)
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return None if math.isnan(value) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
-def _staging_dir(output_dir: str, run_name: str) -> str:
-    """Creates the hidden folder a run is assembled in; checks that `output_dir` is writable."""
-    try:
-        os.makedirs(output_dir, exist_ok=True)
-        return tempfile.mkdtemp(prefix=f"{_PARTIAL_PREFIX}{run_name}.", dir=output_dir)
-    except OSError as e:
-        raise UserInputError(f"--output_dir={output_dir!r} is not writable ({e.strerror or e})") from None
-
-
-def _publish(staging: str, output_dir: str, run_name: str) -> str:
-    """Renames the finished staging folder into place; never replaces an existing run (adds -2, -3, ...)."""
-    for n in itertools.count(1):
-        candidate = os.path.join(output_dir, run_name if n == 1 else f"{run_name}-{n}")
-        if not os.path.exists(candidate):
-            os.rename(staging, candidate)
-            return candidate
-    raise AssertionError("unreachable")
-
-
-def _write_text(path: str, text: str) -> None:
-    with open(path, "w") as f:
-        f.write(text)

@@ -1,7 +1,7 @@
 """Tables, seed statistics, plots and the human-readable report of a grid folder.
 
-Everything here is rebuilt from the run folders (`grid.finished_runs`), so it can be regenerated at any time
-and never disagrees with them:
+Everything here is rebuilt from the finished run folders (read through `imbal_keras.runs`), so it can be
+regenerated at any time and never disagrees with them:
 
   results.csv   one row per run: config, final metrics, convergence figures, instrumentation summaries
   curves.csv    one row per run per evaluation
@@ -9,16 +9,15 @@ and never disagrees with them:
                 variants in a cell: difference of means with CI, variance ratio with a Brown-Forsythe p-value
   report.md / report.html / plots/*.png
 
-A *cell* is a combination of every axis except the seed and the strategy variant; a *strategy variant* is the
-strategy name, plus normalisation and reduction for strategies with loss weights (`class_weight:mean_one:
-sum_over_batch_size`).
+A *cell* is a combination of the varying axes other than the seeds, the strategy and its parameters; a
+*strategy variant* is the strategy name plus the parameters that differ from their defaults
+(`class_weight[weight_reduction=mean_with_sample_weight]`, see `StrategyConfig.variant`).
 """
 
 from __future__ import annotations
 
 import html
 import itertools
-import json
 import math
 import os
 import warnings
@@ -28,8 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from imbal_keras import experiment, grid, strategies
-from imbal_keras.config import ExperimentConfig
+from imbal_keras import runs, strategies, sweep
 
 RESULTS_FILE = "results.csv"
 CURVES_FILE = "curves.csv"
@@ -39,11 +37,10 @@ PLOTS_DIR = "plots"
 
 AUPRC = "test_average_precision"
 CONVERGENCE_FRACTIONS = (0.90, 0.95)
-CELL_FIELDS = ("dataset", "imbalance_ratio", "batch_size", "optimizer", "learning_rate")
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 4999
 BOOTSTRAP_SEED = 0
-_INSTRUMENTATION_PREFIX = "instrumentation_"
+_INSTRUMENTATION_PREFIX = runs.INSTRUMENTATION_PREFIX
 
 
 def steps_to_fraction(steps: Sequence[float], values: Sequence[float], fraction: float) -> float:
@@ -76,65 +73,52 @@ def convergence_columns(curve: pd.DataFrame) -> dict[str, float]:
     return figures
 
 
-def strategy_variant(config: ExperimentConfig) -> str:
-    """The strategy name, with normalisation and reduction when the strategy uses loss weights."""
-    if strategies.get(config.strategy).uses_sample_weights:
-        return f"{config.strategy}:{config.class_weight_normalization}:{config.weight_reduction}"
-    return config.strategy
-
-
 def load_runs(grid_dir: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """results and curves of the finished runs of the grid in `grid_dir`, in the grid's run order.
+    """results and curves of the finished runs in `grid_dir/runs`: what actually ran.
 
-    Folders that do not belong to the grid's spec (a stray `-2` copy, a run of another grid) are ignored.
+    A folder whose name is not the run name of its own config (a `-2` copy, a folder renamed by hand) is left
+    out. Rows are ordered by strategy (registry order), variant, then seed.
     """
-    spec = grid.load_spec(grid_dir)
-    finished = grid.finished_runs(grid_dir)
+    spec = sweep.load_spec(grid_dir)
     rows, curves = [], []
-    for config in grid.expand(spec, grid_dir):
-        if config.run_name not in finished:
-            continue
-        run_dir = os.path.join(grid_dir, grid.RUNS_DIR, config.run_name)
-        with open(os.path.join(run_dir, grid.RESULT_FILE)) as f:
-            summary = json.load(f)
-        curve = pd.read_csv(os.path.join(run_dir, "metrics.csv"))
-        row = _result_row(config, summary, curve)
+    runs_dir = sweep.runs_dir(grid_dir)
+    for name in runs.finished_runs(runs_dir):
+        record = runs.read(os.path.join(runs_dir, name))
+        if name != sweep.run_name(record.config):
+            continue  # a copy (`-2`) or a folder renamed by hand: its name no longer names its config
+        row = runs.results_row(record)
+        row.update(convergence_columns(record.curve))
         rows.append(row)
-        curves.append(curve.assign(**{k: row[k] for k in ("run_name", "strategy_variant", *grid.AXES.values())}))
+        curves.append(record.curve.assign(run_name=row["run_name"]))
     results = pd.DataFrame(rows)
-    curve_table = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame()
-    if not curve_table.empty:  # identifying columns first
-        first = ["run_name", "strategy_variant", *grid.AXES.values()]
-        curve_table = curve_table[first + [c for c in curve_table.columns if c not in first]]
-    return results, curve_table
+    if results.empty:
+        return results, pd.DataFrame()
+    order = {name: i for i, name in enumerate(strategies.names())}
+    results = results.sort_values(
+        ["strategy", "strategy_variant", "seed"], key=lambda c: c.map(order) if c.name == "strategy" else c
+    ).reset_index(drop=True)
+    identifying = ["run_name", "strategy_variant", *(a for a in spec.ordered_axes() if a in results.columns)]
+    curve_table = pd.concat(curves, ignore_index=True).merge(results[identifying], on="run_name")
+    curve_table = curve_table[identifying + [c for c in curve_table.columns if c not in identifying]]
+    order_of_run = {name: i for i, name in enumerate(results["run_name"])}
+    curve_table = curve_table.sort_values(
+        ["run_name", "step"], key=lambda c: c.map(order_of_run) if c.name == "run_name" else c
+    )
+    return results, curve_table.reset_index(drop=True)
 
 
-def _result_row(config: ExperimentConfig, summary: dict, curve: pd.DataFrame) -> dict:
-    row = {"run_name": config.run_name, "strategy_variant": strategy_variant(config)}
-    row.update({k: ",".join(map(str, v)) if isinstance(v, list) else v for k, v in config.to_dict().items()})
-    del row["output_dir"]
-    final = dict(summary["final"])
-    row["final_step"] = final.pop("step")
-    final.pop("elapsed_seconds", None)
-    row.update({k: math.nan if v is None else v for k, v in final.items()})
-    row["best_validation_average_precision_step"] = summary.get("best_validation_average_precision_step")
-    row["train_seconds"] = summary.get("train_seconds")
-    row.update(convergence_columns(curve))
-    counts = summary["class_counts"]["train"]
-    weights = summary.get("class_weights") or [1.0] * len(counts)
-    for c, (n, w, share) in enumerate(zip(counts, weights, summary["training_distribution"], strict=True)):
-        row[f"train_count_class_{c}"] = n
-        row[f"class_weight_class_{c}"] = w
-        row[f"training_share_class_{c}"] = share
-    row["mean_example_weight"] = float(np.dot(counts, weights) / np.sum(counts))
-    for key, value in (summary.get("instrumentation") or {}).items():
-        row[f"{_INSTRUMENTATION_PREFIX}{key}"] = value
-    return row
+def _groups(table: pd.DataFrame, fields: Sequence[str]):
+    """(values, rows) per combination of `fields` in order of appearance; one group of everything without fields."""
+    if not fields:
+        yield (), table
+        return
+    for values, rows in table.groupby(list(fields), sort=False):
+        yield (values if isinstance(values, tuple) else (values,)), rows
 
 
 def summary_metrics(results: pd.DataFrame) -> list[str]:
     """Columns summarised per cell: final test metrics, validation AUPRC, convergence, instrumentation."""
-    metrics = [f"test_{m}" for m in grid.METRIC_NAMES] + ["validation_average_precision"]
+    metrics = [f"test_{m}" for m in runs.METRIC_NAMES] + ["validation_average_precision"]
     metrics += [f"steps_to_{round(f * 100)}pct_best_auprc" for f in CONVERGENCE_FRACTIONS]
     metrics += ["auprc_curve_area", "train_seconds"]
     metrics += [
@@ -214,13 +198,13 @@ def compare(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
     }
 
 
-def summarize(results: pd.DataFrame) -> pd.DataFrame:
+def summarize(results: pd.DataFrame, cell_fields: Sequence[str]) -> pd.DataFrame:
     """The summary table: `kind`=`cell` rows (per cell, variant, metric) and `kind`=`pair` rows (per cell, pair
     of variants in registration/grid order, metric)."""
     metrics = summary_metrics(results)
     rows = []
-    for cell, group in results.groupby(list(CELL_FIELDS), sort=False):
-        keys = dict(zip(CELL_FIELDS, cell, strict=True))
+    for cell, group in _groups(results, cell_fields):
+        keys = dict(zip(cell_fields, cell, strict=True))
         variants = list(dict.fromkeys(group["strategy_variant"]))
         by_variant = {v: group[group["strategy_variant"] == v] for v in variants}
         for variant, metric in itertools.product(variants, metrics):
@@ -239,16 +223,17 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
 def write_tables(grid_dir: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Writes results.csv, curves.csv and summary.csv atomically and returns them."""
     results, curves = load_runs(grid_dir)
-    summary = summarize(results) if not results.empty else pd.DataFrame()
+    cell_fields = sweep.load_spec(grid_dir).cell_fields()
+    summary = summarize(results, cell_fields) if not results.empty else pd.DataFrame()
     for name, table in ((RESULTS_FILE, results), (CURVES_FILE, curves), (SUMMARY_FILE, summary)):
-        grid.write_atomically(os.path.join(grid_dir, name), table.to_csv(index=False))
+        runs.write_atomically(os.path.join(grid_dir, name), table.to_csv(index=False))
     return results, curves, summary
 
 
 # Verdict on the claim "upsampling converges faster and varies less than class weights".
 
 
-def verdict(results: pd.DataFrame) -> pd.DataFrame:
+def verdict(results: pd.DataFrame, question: sweep.Question, cell_fields: Sequence[str]) -> pd.DataFrame:
     """Per cell and class-weight variant: upsample vs that variant, with evidence and the confounds held equal.
 
     Convergence is `steps_to_90pct_best_auprc` (difference upsample - class_weight with 95% CI: faster is
@@ -259,9 +244,9 @@ def verdict(results: pd.DataFrame) -> pd.DataFrame:
     """
     rows = []
     speed_metric = "steps_to_90pct_best_auprc"
-    for cell, group in results.groupby(list(CELL_FIELDS), sort=False):
-        up = group[group["strategy"] == "upsample"]
-        weighted = group[group["strategy"] == "class_weight"]
+    for cell, group in _groups(results, cell_fields):
+        up = group[group["strategy"] == question.treatment]
+        weighted = group[group["strategy"] == question.control]
         if up.empty or weighted.empty:
             continue
         for variant, cw in weighted.groupby("strategy_variant", sort=False):
@@ -282,8 +267,9 @@ def verdict(results: pd.DataFrame) -> pd.DataFrame:
             )
             rows.append(
                 {
-                    **dict(zip(CELL_FIELDS, cell, strict=True)),
-                    "class_weight_variant": variant,
+                    **dict(zip(cell_fields, cell, strict=True)),
+                    "treatment": question.treatment,
+                    "control_variant": variant,
                     "seeds": f"{len(up)} vs {len(cw)}",
                     "steps_to_90pct_difference": speed["difference"],
                     "steps_to_90pct_ci": _interval(speed),
@@ -315,12 +301,13 @@ def _confounds(up: pd.DataFrame, cw: pd.DataFrame) -> str:
         f"steps={int(first['steps'])}",
         f"batch={int(first['batch_size'])}",
         f"{first['optimizer']} lr={first['learning_rate']:g}",
-        f"reduction={first['weight_reduction']}",
     ]
+    if "weight_reduction" in first and isinstance(first["weight_reduction"], str):
+        shared.append(f"reduction={first['weight_reduction']}")
     if not (up["steps"] == first["steps"]).all():
         shared[0] = "steps DIFFER"
     weight = float(cw["mean_example_weight"].mean())
-    if first["weight_reduction"] == "mean_with_sample_weight":
+    if first.get("weight_reduction") == "mean_with_sample_weight":
         shared.append("weight scale equal (normalised away by the reduction)")
     elif abs(weight - 1) < 0.05:
         shared.append(f"weight scale equal (mean example weight {weight:.3g})")
@@ -332,11 +319,11 @@ def _confounds(up: pd.DataFrame, cw: pd.DataFrame) -> str:
 # Plots.
 
 
-def _cell_groups(table: pd.DataFrame):
+def _cell_groups(table: pd.DataFrame, cell_fields: Sequence[str]):
     """(label, slug, rows) per cell, in grid order."""
-    for cell, rows in table.groupby(list(CELL_FIELDS), sort=False):
-        label = ", ".join(f"{k}={v}" for k, v in zip(CELL_FIELDS, cell, strict=True))
-        slug = "_".join(str(v) for v in cell).replace("/", "-").replace(":", "-").replace(".", "p")
+    for cell, rows in _groups(table, cell_fields):
+        label = ", ".join(f"{k}={v}" for k, v in zip(cell_fields, cell, strict=True)) or "all runs"
+        slug = "_".join(str(v) for v in cell).replace("/", "-").replace(":", "-").replace(".", "p") or "all"
         yield label, slug, rows
 
 
@@ -411,7 +398,7 @@ def instrumentation_steps(grid_dir: str, results: pd.DataFrame, file: str, colum
     Args:
       grid_dir: the grid folder.
       results: the results table (run_name and strategy_variant are used).
-      file: the per-step file the training callbacks write into a run folder (`experiment.INSTRUMENTATION_FILES`).
+      file: the per-step file the training callbacks write into a run folder (`runs.COMPOSITION_FILE`, ...).
       columns: the columns of that file to keep.
 
     Returns:
@@ -419,7 +406,7 @@ def instrumentation_steps(grid_dir: str, results: pd.DataFrame, file: str, colum
     """
     frames = []
     for r in results.itertuples():
-        path = os.path.join(grid_dir, grid.RUNS_DIR, r.run_name, file)
+        path = os.path.join(sweep.runs_dir(grid_dir), r.run_name, file)
         if not os.path.exists(path):
             continue
         steps = pd.read_csv(path)
@@ -433,20 +420,24 @@ def instrumentation_steps(grid_dir: str, results: pd.DataFrame, file: str, colum
     return pd.concat(frames, ignore_index=True) if frames else empty
 
 
-def _plots(grid_dir: str, results: pd.DataFrame, curves: pd.DataFrame) -> dict[str, list[tuple[str, str]]]:
+def _plots(
+    grid_dir: str, results: pd.DataFrame, curves: pd.DataFrame, cell_fields: Sequence[str]
+) -> dict[str, list[tuple[str, str]]]:
     """Writes the PNGs; returns per cell label a list of (caption, path relative to the grid folder)."""
     os.makedirs(os.path.join(grid_dir, PLOTS_DIR), exist_ok=True)
     counts = _train_counts(results)
-    files = experiment.INSTRUMENTATION_FILES
     scalars = {
         "composition": instrumentation_steps(
-            grid_dir, results, files["BatchComposition"], [f"composition_count_class_{int(np.argmin(counts))}"]
+            grid_dir, results, runs.COMPOSITION_FILE, [f"composition_count_class_{int(np.argmin(counts))}"]
         ),
         "gradients": instrumentation_steps(
-            grid_dir, results, files["PerClassGradients"], [f"gradients_norm_class_{c}" for c in range(len(counts))]
+            grid_dir, results, runs.GRADIENTS_FILE, [f"gradients_norm_class_{c}" for c in range(len(counts))]
         ),
     }
-    return {label: _cell_plots(grid_dir, slug, rows, curves, scalars) for label, slug, rows in _cell_groups(results)}
+    return {
+        label: _cell_plots(grid_dir, slug, rows, curves, scalars)
+        for label, slug, rows in _cell_groups(results, cell_fields)
+    }
 
 
 def _cell_plots(
@@ -510,39 +501,44 @@ def _draw_gradient_norms(ax, frame: pd.DataFrame) -> None:
 
 
 def _blocks(grid_dir: str, results: pd.DataFrame, curves: pd.DataFrame, summary: pd.DataFrame) -> list[tuple]:
-    spec = grid.load_spec(grid_dir)
-    total = len(grid.expand(spec, grid_dir))
-    axes = "; ".join(f"{k} = {', '.join(map(str, v))}" for k, v in spec.axes.items())
+    spec = sweep.load_spec(grid_dir)
+    cell_fields = spec.cell_fields()
+    total = len(sweep.expand(spec, grid_dir))
+    axes = "; ".join(f"{k} = {', '.join(map(str, v))}" for k, v in spec.ordered_axes().items())
+    question = spec.question
     blocks: list[tuple] = [
         ("h1", f"Grid report: {os.path.basename(os.path.abspath(grid_dir))}"),
         (
             "p",
-            f"{len(results)} of {total} runs finished. Axes: {axes}. Every run: {int(spec.base.steps)} steps "
-            f"(evaluated every {spec.base.eval_every}), {spec.base.num_examples} examples. Normalisation and "
-            "reduction only vary for strategies with loss weights (for the others they change nothing).",
+            f"{len(results)} of {total} runs finished. Axes: {axes}. Every run: {spec.base.training.steps} steps "
+            f"(evaluated every {spec.base.training.eval_every}), {spec.base.data.num_examples} examples. A strategy "
+            "parameter axis varies only the strategies that declare it.",
         ),
     ]
-    table = verdict(results)
-    blocks.append(("h2", 'Verdict: "upsampling converges faster and varies less than class weights"'))
+    table = verdict(results, question, cell_fields)
+    blocks.append(("h2", f'Verdict: "{question.treatment} converges faster and varies less than {question.control}"'))
     if table.empty:
-        blocks.append(("p", "Not assessable: the grid needs both upsample and class_weight runs in a cell."))
+        blocks.append(
+            ("p", f"Not assessable: the grid needs both {question.treatment} and {question.control} runs in a cell.")
+        )
     else:
         blocks += [
             (
                 "p",
-                "Per cell and class-weight variant, upsample vs that variant at 95%. Converges faster: difference "
-                "of mean steps to 90% of the run's best test AUPRC (upsample - class_weight), bootstrap CI entirely "
-                "below 0. Varies less: variance ratio of final test AUPRC across seeds (upsample / class_weight) "
-                "below 1 with Brown-Forsythe p < 0.05. held_equal lists the confounds both arms share.",
+                f"Per cell and {question.control} variant, {question.treatment} vs that variant at 95%. Converges "
+                "faster: difference of mean steps to 90% of the run's best test AUPRC (treatment - control), "
+                "bootstrap CI entirely below 0. Varies less: variance ratio of final test AUPRC across seeds "
+                "(treatment / control) below 1 with Brown-Forsythe p < 0.05. held_equal lists the confounds both "
+                "arms share.",
             ),
             (
                 "table",
-                table.drop(columns=list(CELL_FIELDS)) if results[list(CELL_FIELDS)].nunique().max() == 1 else table,
+                table,
             ),
         ]
-    figures = _plots(grid_dir, results, curves)
+    figures = _plots(grid_dir, results, curves, cell_fields)
     cells = summary[summary["kind"] == "cell"]
-    for label, _, rows in _cell_groups(cells):
+    for label, _, rows in _cell_groups(cells, cell_fields):
         blocks.append(("h2", f"Cell: {label}"))
         blocks.append(("table", _cell_table(rows)))
         blocks += [("img", caption, path) for caption, path in figures[label]]
@@ -625,6 +621,6 @@ def build(grid_dir: str) -> list[str]:
         return paths
     blocks = _blocks(grid_dir, results, curves, summary)
     for name, text in zip(REPORT_FILES, (to_markdown(blocks), to_html(blocks)), strict=True):
-        grid.write_atomically(os.path.join(grid_dir, name), text)
+        runs.write_atomically(os.path.join(grid_dir, name), text)
         paths.append(os.path.join(grid_dir, name))
     return paths

@@ -1,54 +1,134 @@
-"""ExperimentConfig: round trips, derived names and validation messages."""
+"""ExperimentConfig: its parts, flat names, round trips, derived names and validation messages."""
+
+import dataclasses
+import json
 
 import pytest
 
-from imbal_keras.config import ExperimentConfig, validate_target_distribution
+from imbal_keras import config as config_lib
+from imbal_keras import strategies
+from imbal_keras.config import DataConfig, ExperimentConfig, ModelConfig, TrainingConfig, validate_target_distribution
 from imbal_keras.errors import UserInputError
 
 
-def test_dict_round_trip_and_json():
-    config = ExperimentConfig(strategy="upsample", target_distribution=[0.7, 0.3], hidden_units=[8, 4])
-    assert config.target_distribution == (0.7, 0.3) and config.hidden_units == (8, 4)
-    assert ExperimentConfig.from_dict(config.to_dict()) == config
-
-
-def test_from_dict_rejects_unknown_fields():
-    with pytest.raises(UserInputError, match=r"Unknown config fields: \['colour'\]"):
-        ExperimentConfig.from_dict({"colour": "red"})
-
-
-def test_default_run_name_names_the_axes():
-    assert ExperimentConfig(strategy="upsample").default_run_name() == "synthetic_upsample_r99_b16_sgd_lr0p05_seed0"
-    weighted = ExperimentConfig(strategy="class_weight", class_weight_normalization="sum_to_num_classes", seed=4)
-    assert weighted.default_run_name() == (
-        "synthetic_class_weight_sum_to_num_classes_sum_over_batch_size_r99_b16_sgd_lr0p05_seed4"
+def test_parts_round_trip_through_json():
+    config = ExperimentConfig.from_flat(
+        {
+            "strategy": "class_weight",
+            "weight_reduction": "mean_with_sample_weight",
+            "target_distribution": [0.7, 0.3],
+            "hidden_units": [8, 4],
+            "order_seed": 5,
+        }
     )
-    assert ExperimentConfig(dataset="csv:/data/fraud.csv").default_run_name().startswith("fraud_none_r99_")
+    assert config.strategy.target_distribution == (0.7, 0.3) and config.model.hidden_units == (8, 4)
+    tree = json.loads(config.to_json())
+    assert list(tree) == ["data", "strategy", "model", "training", "output"]
+    assert tree["strategy"] == {
+        "name": "class_weight",
+        "target_distribution": [0.7, 0.3],
+        "params": {"class_weight_normalization": "mean_one", "weight_reduction": "mean_with_sample_weight"},
+    }
+    assert ExperimentConfig.from_json(config.to_json()) == config
+    assert ExperimentConfig.from_flat(config.flat()) == config
+    assert hash(ExperimentConfig.from_json(config.to_json())) == hash(config)
+
+
+def test_flat_names_are_unique_across_parts_and_parameters():
+    names = config_lib.field_names()
+    assert len(names) == len(set(names))
+    part_fields = [f.name for part in config_lib.PARTS.values() for f in dataclasses.fields(part)]
+    assert not set(strategies.all_params()) & set(part_fields)
+
+
+def test_flat_lists_only_the_parameters_of_the_runs_strategy():
+    assert "weight_reduction" not in ExperimentConfig().flat()
+    assert ExperimentConfig.from_flat({"strategy": "class_weight"}).flat()["weight_reduction"] == "sum_over_batch_size"
+
+
+def test_strategy_parameters_are_read_only():
+    config = ExperimentConfig.from_flat({"strategy": "class_weight"})
+    with pytest.raises(TypeError, match="read-only"):
+        config.strategy.params["weight_reduction"] = "x"
 
 
 @pytest.mark.parametrize(
-    "changes, message",
+    "flat, message",
     [
-        (dict(optimizer="rmsprop"), r"--optimizer must be one of sgd, adam. Received: optimizer='rmsprop'"),
-        (dict(weight_reduction="sum"), r"--weight_reduction must be one of .*Received: weight_reduction='sum'"),
-        (dict(eval_every=0), r"--eval_every must be > 0. Received: eval_every=0"),
-        (dict(learning_rate=-1.0), r"--learning_rate must be > 0. Received: learning_rate=-1.0"),
-        (dict(num_classes=1), r"--num_classes must be >= 2. Received: num_classes=1"),
-        (dict(label_noise=1.0), r"--label_noise must be in \[0, 1\). Received: label_noise=1.0"),
-        (dict(test_fraction=0.6, validation_fraction=0.5), r"--validation_fraction \+ --test_fraction must be < 1"),
-        (dict(gradient_every_n_steps=-1), r"--gradient_every_n_steps must be >= 0"),
-        (dict(dataset="csv:"), r"--dataset must be 'synthetic', 'csv:PATH' or 'tfds:NAME'. Received: dataset='csv:'"),
+        ({"colour": "red"}, r"Unknown config fields: \['colour'\]"),
+        ({"strategy": "upsample", "weight_reduction": "sum_over_batch_size"},
+         r"^weight_reduction does not apply to strategy 'upsample' \(it applies to: class_weight\)"),
+        ({"strategy": "class_weight", "weight_reduction": "sum"},
+         r"^weight_reduction must be one of sum_over_batch_size, mean_with_sample_weight\. Received: "
+         r"weight_reduction='sum'"),
+        ({"strategy": "nope"}, r"^strategy must be one of none, class_weight, .*Received: strategy='nope'"),
     ],
-)
-def test_validate_names_the_flag_and_value(changes, message):
+)  # fmt: skip
+def test_from_flat_names_the_argument(flat, message):
     with pytest.raises(UserInputError, match=message):
-        ExperimentConfig(**changes).validate()
+        ExperimentConfig.from_flat(flat)
+
+
+def test_from_dict_rejects_unknown_parts_and_fields():
+    with pytest.raises(UserInputError, match=r"Unknown config parts: \['colour'\]"):
+        ExperimentConfig.from_dict({"colour": {}})
+    with pytest.raises(UserInputError, match=r"Unknown training fields: \['colour'\]"):
+        ExperimentConfig.from_dict({"training": {"colour": 1}})
+
+
+def test_default_run_name_names_the_strategy_parameters_and_the_axes():
+    assert ExperimentConfig.from_flat({"strategy": "upsample"}).default_run_name() == (
+        "synthetic_upsample_r99_b16_sgd_lr0p05_seed0"
+    )
+    weighted = ExperimentConfig.from_flat(
+        {"strategy": "class_weight", "class_weight_normalization": "sum_to_num_classes", "seed": 4}
+    )
+    assert weighted.default_run_name() == (
+        "synthetic_class_weight_sum_to_num_classes_sum_over_batch_size_r99_b16_sgd_lr0p05_seed4"
+    )
+    assert ExperimentConfig.from_flat({"order_seed": 2}).default_run_name().endswith("_seed0_order2")
+    assert (
+        ExperimentConfig.from_flat({"dataset": "csv:/data/fraud.csv"}).default_run_name().startswith("fraud_none_r99_")
+    )
+
+
+def test_variant_shows_the_parameters_that_differ_from_their_defaults():
+    assert ExperimentConfig.from_flat({"strategy": "class_weight"}).strategy.variant() == "class_weight"
+    config = ExperimentConfig.from_flat({"strategy": "class_weight", "weight_reduction": "mean_with_sample_weight"})
+    assert config.strategy.variant() == "class_weight[weight_reduction=mean_with_sample_weight]"
+
+
+def test_each_seed_defaults_to_seed():
+    training = TrainingConfig(seed=4, init_seed=9)
+    assert [training.seed_for(s) for s in ("data", "init", "order")] == [4, 9, 4]
+
+
+@pytest.mark.parametrize(
+    "part, message",
+    [
+        (TrainingConfig(optimizer="rmsprop"), r"^optimizer must be one of sgd, adam. Received: optimizer='rmsprop'"),
+        (TrainingConfig(eval_every=0), r"^eval_every must be >= 1. Received: eval_every=0"),
+        (TrainingConfig(learning_rate=-1.0), r"^learning_rate must be > 0. Received: learning_rate=-1.0"),
+        (TrainingConfig(order_seed=-2), r"^order_seed must be >= -1 \(-1 means --seed\). Received: order_seed=-2"),
+        (DataConfig(num_classes=1), r"^num_classes must be >= 2. Received: num_classes=1"),
+        (DataConfig(label_noise=1.0), r"^label_noise must be in \[0, 1\). Received: label_noise=1.0"),
+        (DataConfig(test_fraction=0.6, validation_fraction=0.5), r"^validation_fraction \+ test_fraction must be < 1"),
+        (DataConfig(dataset="csv:"), r"^dataset must be 'synthetic', 'csv:PATH' or 'tfds:NAME'. Received: dataset="),
+        (ModelConfig(hidden_units=(4, 0)), r"^hidden_units must be positive widths"),
+    ],
+)  # fmt: skip
+def test_validate_names_the_argument_and_value(part, message):
+    name = next(n for n, cls in config_lib.PARTS.items() if isinstance(part, cls))
+    with pytest.raises(UserInputError, match=message) as raised:
+        dataclasses.replace(ExperimentConfig(), **{name: part}).validate()
+    # The command line shows the same message with the flag.
+    assert raised.value.command_line_message().startswith("--")
 
 
 def test_zero_ratio_allowed_only_for_files():
-    ExperimentConfig(dataset="csv:x.csv", imbalance_ratio=0).validate()
+    ExperimentConfig.from_flat({"dataset": "csv:x.csv", "imbalance_ratio": 0}).validate()
     with pytest.raises(UserInputError, match="imbalance_ratio=0"):
-        ExperimentConfig(imbalance_ratio=0).validate()
+        ExperimentConfig.from_flat({"imbalance_ratio": 0}).validate()
 
 
 def test_target_distribution_checks():
@@ -57,3 +137,5 @@ def test_target_distribution_checks():
         UserInputError, match=r"one share per class \(3 classes\). Received: target_distribution=0.5,0.5"
     ):
         validate_target_distribution([0.5, 0.5], 3)
+    with pytest.raises(UserInputError, match=r"must sum to 1"):
+        validate_target_distribution([0.5, 0.6], 2)

@@ -6,7 +6,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from imbal_keras import datasets
-from imbal_keras.config import ExperimentConfig
+from imbal_keras.config import DataConfig
 from imbal_keras.errors import UserInputError
 
 
@@ -149,5 +149,5 @@ def test_tfds_absent_positive_class():
 
 
 def test_load_dispatches_on_config():
-    data = datasets.load(ExperimentConfig(num_examples=1000, num_features=3, imbalance_ratio=4))
+    data = datasets.load(DataConfig(num_examples=1000, num_features=3, imbalance_ratio=4))
     assert data.train.x.shape[1] == 3 and data.num_classes == 2

@@ -11,13 +11,18 @@ from imbal_keras import experiment
 from imbal_keras.config import ExperimentConfig
 from imbal_keras.errors import UserInputError
 
+
+def _config(**flat):
+    return ExperimentConfig.from_flat(flat)
+
+
 TINY = dict(num_examples=1200, num_features=4, imbalance_ratio=19, steps=30, eval_every=10, hidden_units=(8,))
 
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    config = ExperimentConfig(strategy="class_weight", output_dir=str(out), **TINY)
+    config = _config(strategy="class_weight", output_dir=str(out), **TINY)
     return experiment.run(config, extra_files={"flags.txt": "--strategy=class_weight\n"}, log=None)
 
 
@@ -56,8 +61,8 @@ def test_tensorboard_has_per_step_loss_and_eval_metrics(finished):
 
 
 def test_same_seed_same_result(tmp_path):
-    a = experiment.run(ExperimentConfig(strategy="upsample", output_dir=str(tmp_path), **TINY), log=None)
-    b = experiment.run(ExperimentConfig(strategy="upsample", output_dir=str(tmp_path), **TINY), log=None)
+    a = experiment.run(_config(strategy="upsample", output_dir=str(tmp_path), **TINY), log=None)
+    b = experiment.run(_config(strategy="upsample", output_dir=str(tmp_path), **TINY), log=None)
     assert os.path.basename(b.run_dir) == os.path.basename(a.run_dir) + "-2"  # never overwrites
     pd.testing.assert_frame_equal(
         a.curve.drop(columns="elapsed_seconds"), b.curve.drop(columns="elapsed_seconds"), check_exact=True
@@ -65,11 +70,11 @@ def test_same_seed_same_result(tmp_path):
 
 
 def test_data_options_change_how_the_pipeline_runs_not_the_result(tmp_path):
-    from imbal_keras import grid
+    from imbal_keras import launch
 
-    config = ExperimentConfig(strategy="rejection", output_dir=str(tmp_path), **TINY)
+    config = _config(strategy="rejection", output_dir=str(tmp_path), **TINY)
     a = experiment.run(config, log=None)
-    b = experiment.run(config, log=None, data_options=grid.worker_data_options())
+    b = experiment.run(config, log=None, data_options=launch.worker_data_options())
     pd.testing.assert_frame_equal(
         a.curve.drop(columns="elapsed_seconds"), b.curve.drop(columns="elapsed_seconds"), check_exact=True
     )
@@ -78,23 +83,22 @@ def test_data_options_change_how_the_pipeline_runs_not_the_result(tmp_path):
 @pytest.mark.parametrize(
     "changes, message",
     [
-        (dict(strategy="bogus"), r"--strategy must be one of none, class_weight.*Received: strategy='bogus'"),
-        (dict(imbalance_ratio=0), r"--imbalance_ratio must be > 0.*Received: imbalance_ratio=0"),
+        (dict(imbalance_ratio=0), r"^imbalance_ratio must be > 0.*Received: imbalance_ratio=0"),
         (dict(imbalance_ratio=-3), r"Received: imbalance_ratio=-3"),
-        (dict(batch_size=0), r"--batch_size must be > 0. Received: batch_size=0"),
-        (dict(batch_size=5000), r"--batch_size=5000 is larger than the training split \(720 examples\)"),
-        (dict(steps=0), r"--steps must be > 0. Received: steps=0"),
+        (dict(batch_size=0), r"^batch_size must be >= 1. Received: batch_size=0"),
+        (dict(batch_size=5000), r"^batch_size=5000 is larger than the training split \(720 examples\)"),
+        (dict(steps=0), r"^steps must be >= 1. Received: steps=0"),
         (dict(target_distribution=(0.2, 0.3, 0.5)), r"one share per class \(2 classes\).*=0.2,0.3,0.5"),
         (dict(target_distribution=(-0.5, 1.5)), r"shares must be >= 0"),
         (dict(target_distribution=(0.5, 0.6)), r"must sum to 1 \(sums to 1.1\)"),
         (dict(dataset="csv:/nonexistent.csv"), r"--dataset=csv:/nonexistent.csv: no such file"),
-        (dict(dataset="parquet:x"), r"--dataset must be 'synthetic', 'csv:PATH' or 'tfds:NAME'"),
+        (dict(dataset="parquet:x"), r"^dataset must be 'synthetic', 'csv:PATH' or 'tfds:NAME'"),
         (dict(dataset="tfds:no_such_dataset_xyz"), r"no TFDS dataset of that name"),
-        (dict(output_dir="/proc/no/such/dir"), r"--output_dir='/proc/no/such/dir' is not writable"),
+        (dict(output_dir="/proc/no/such/dir"), r"^output_dir='/proc/no/such/dir' is not writable"),
     ],
 )
 def test_bad_input_is_one_clear_error_and_writes_nothing(tmp_path, changes, message):
-    config = ExperimentConfig(output_dir=str(tmp_path / "out"), **TINY).replace(**changes)
+    config = _config(output_dir=str(tmp_path / "out"), **TINY).replace(**changes)
     with pytest.raises(UserInputError, match=message) as error:
         experiment.run(config, log=None)
     assert "\n" not in str(error.value)
@@ -103,7 +107,7 @@ def test_bad_input_is_one_clear_error_and_writes_nothing(tmp_path, changes, mess
 
 
 def test_three_classes_long_tail(tmp_path):
-    config = ExperimentConfig(strategy="stratified", num_classes=3, output_dir=str(tmp_path), **TINY)
+    config = _config(strategy="stratified", num_classes=3, output_dir=str(tmp_path), **TINY)
     result = experiment.run(config.replace(num_examples=1550, imbalance_ratio=25), log=None)
     assert result.summary["class_counts"]["train"][0] == 25 * result.summary["class_counts"]["train"][2]
     np.testing.assert_allclose(result.summary["training_distribution"], [6 / 16, 5 / 16, 5 / 16])
@@ -114,7 +118,7 @@ def test_three_classes_long_tail(tmp_path):
 def test_tfds_images_get_a_cnn(tmp_path):
     import tensorflow_datasets as tfds
 
-    config = ExperimentConfig(
+    config = _config(
         dataset="tfds:mnist",
         positive_class=3,
         imbalance_ratio=4,

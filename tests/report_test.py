@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from imbal_keras import experiment, grid, report
+from imbal_keras import report, runs, sweep
 from imbal_keras.config import ExperimentConfig
 
 STEPS = (10, 20, 30, 40)
@@ -72,60 +72,65 @@ def test_compare():
     assert np.isnan(equal["levene_p"]) and np.isnan(equal["variance_ratio"])
 
 
-BASE = ExperimentConfig(num_examples=1000, steps=40, eval_every=10, hidden_units=(8,))
+BASE = {"num_examples": 1000, "steps": 40, "eval_every": 10, "hidden_units": (8,)}
 TRAIN_COUNTS = [594, 6]
 
 
 def _write_run(grid_dir: str, config: ExperimentConfig, ap: list[float], *, instrumentation=None) -> None:
     """A finished run folder with test AUPRC `ap` at STEPS and every other metric fixed."""
-    run_dir = os.path.join(grid_dir, grid.RUNS_DIR, config.run_name)
+    run_dir = os.path.join(sweep.runs_dir(grid_dir), config.output.run_name)
     os.makedirs(run_dir)
     curve = pd.DataFrame({"step": STEPS, "elapsed_seconds": [1.0, 2.0, 3.0, 4.0], "train_loss": 0.1})
     for split in ("validation", "test"):
-        for name in grid.METRIC_NAMES:
+        for name in runs.METRIC_NAMES:
             curve[f"{split}_{name}"] = 0.5
     curve["test_average_precision"] = ap
     curve["threshold"] = 0.4
-    curve.to_csv(os.path.join(run_dir, "metrics.csv"), index=False)
-    weights = {"mean_one": [0.505, 50.0], "sum_to_num_classes": [0.0202, 1.98]}[config.class_weight_normalization]
+    curve.to_csv(os.path.join(run_dir, runs.METRICS_FILE), index=False)
+    with open(os.path.join(run_dir, runs.CONFIG_FILE), "w") as f:
+        f.write(config.to_json())
+    normalization = config.strategy.params.get("class_weight_normalization", "mean_one")
+    weights = {"mean_one": [0.505, 50.0], "sum_to_num_classes": [0.0202, 1.98]}[normalization]
     summary = {
         "config": config.to_dict(),
         "final": curve.iloc[-1].to_dict(),
         "class_counts": {"train": TRAIN_COUNTS, "validation": [198, 2], "test": [198, 2]},
         "training_distribution": [0.5, 0.5],
-        "class_weights": weights if config.strategy == "class_weight" else None,
+        "class_weights": weights if config.strategy.name == "class_weight" else None,
         "best_validation_average_precision_step": 10,
         "train_seconds": 4.0,
     }
     if instrumentation:
         summary["instrumentation"] = instrumentation
-    with open(os.path.join(run_dir, grid.RESULT_FILE), "w") as f:
+    with open(os.path.join(run_dir, runs.RESULT_FILE), "w") as f:
         json.dump(summary, f)
 
 
 def _seed_question_grid(grid_dir: str, curves) -> list[ExperimentConfig]:
     """upsample and class_weight (two normalisations), 4 seeds; `curves(config)` gives each run's AUPRC curve."""
-    spec = grid.GridSpec(
-        axes={
+    spec = sweep.make_spec(
+        BASE,
+        {
             "strategy": ("class_weight", "upsample"),
             "class_weight_normalization": ("mean_one", "sum_to_num_classes"),
             "seed": (0, 1, 2, 3),
         },
-        base=BASE,
     )
-    grid.prepare(grid_dir, spec)
-    configs = grid.expand(spec, grid_dir)
+    sweep.prepare(grid_dir, spec)
+    configs = sweep.expand(spec, grid_dir)
     for config in configs:
-        _write_run(grid_dir, config, curves(config), instrumentation={"gradient_noise_scale": config.seed + 1.0})
+        noise = config.training.seed + 1.0
+        _write_run(grid_dir, config, curves(config), instrumentation={"gradient_noise_scale": noise})
     return configs
 
 
 def _fast_steady_upsample(config):
     """upsample: best at step 10, AUPRC 0.60 +- 0.001; class_weight: best at step 40, AUPRC 0.3..0.9."""
-    if config.strategy == "upsample":
-        final = 0.6 + 0.001 * (config.seed % 2)
+    seed = config.training.seed
+    if config.strategy.name == "upsample":
+        final = 0.6 + 0.001 * (seed % 2)
         return [final, final, final, final]
-    final = 0.3 + 0.2 * config.seed
+    final = 0.3 + 0.2 * seed
     return [0.1, 0.2, 0.3, final]
 
 
@@ -134,14 +139,14 @@ def test_tables_rebuilt_from_run_folders(tmp_path):
     configs = _seed_question_grid(d, _fast_steady_upsample)
     results, curves, summary = report.write_tables(d)
     assert len(configs) == 12
-    assert len(results) == 12 and results["run_name"].tolist() == [c.run_name for c in configs]
+    assert len(results) == 12 and sorted(results["run_name"]) == sorted(c.output.run_name for c in configs)
     assert len(curves) == 12 * 4
     for name, table in ((report.RESULTS_FILE, results), (report.CURVES_FILE, curves), (report.SUMMARY_FILE, summary)):
         loaded = pd.read_csv(os.path.join(d, name))  # one read_csv each; '' (empty config strings) reads as NaN
         assert loaded.columns.tolist() == table.columns.tolist() and len(loaded) == len(table)
         numbers = table.select_dtypes("number").columns
         pd.testing.assert_frame_equal(loaded[numbers], table[numbers], check_dtype=False)
-    row = results[results["strategy_variant"] == "class_weight:sum_to_num_classes:sum_over_batch_size"].iloc[0]
+    row = results[results["strategy_variant"] == "class_weight[class_weight_normalization=sum_to_num_classes]"].iloc[0]
     # Best 0.3 (seed 0) is reached at step 30 and 40; 90% of it (0.27) first at step 30.
     assert (row["steps_to_90pct_best_auprc"], row["steps_to_95pct_best_auprc"]) == (30, 30)
     assert row["auprc_curve_area"] == pytest.approx((0.15 + 0.25 + 0.3) * 10 / 30)
@@ -153,7 +158,7 @@ def test_tables_rebuilt_from_run_folders(tmp_path):
     assert "instrumentation_gradient_noise_scale" in metrics
     assert summary["kind"].value_counts().to_dict() == {"cell": 3 * len(metrics), "pair": 3 * len(metrics)}
     cell = summary[(summary["kind"] == "cell") & (summary["metric"] == "test_average_precision")]
-    cw = cell[cell["strategy_variant"] == "class_weight:mean_one:sum_over_batch_size"].iloc[0]
+    cw = cell[cell["strategy_variant"] == "class_weight"].iloc[0]
     assert (cw["n"], cw["mean"], cw["min"], cw["max"]) == (4, pytest.approx(0.6), 0.3, pytest.approx(0.9))
 
 
@@ -161,10 +166,10 @@ def test_verdict_supported_when_upsample_is_faster_and_steadier(tmp_path):
     d = str(tmp_path)
     _seed_question_grid(d, _fast_steady_upsample)
     results, _, _ = report.write_tables(d)
-    table = report.verdict(results)
-    assert table["class_weight_variant"].tolist() == [
-        "class_weight:mean_one:sum_over_batch_size",
-        "class_weight:sum_to_num_classes:sum_over_batch_size",
+    table = report.verdict(results, sweep.SEED_QUESTION, [])
+    assert table["control_variant"].tolist() == [
+        "class_weight",
+        "class_weight[class_weight_normalization=sum_to_num_classes]",
     ]
     # upsample: step 10 every seed; class_weight: 30 (seed 0: 90% of 0.3 first at 30), then 40, 40, 40.
     assert table["steps_to_90pct_difference"].tolist() == [10 - 37.5, 10 - 37.5]
@@ -181,14 +186,16 @@ def test_verdict_contradicted_and_inconclusive(tmp_path):
     d = str(tmp_path / "contradicted")
     _seed_question_grid(
         d,
-        lambda c: _fast_steady_upsample(c.replace(strategy="upsample" if c.strategy != "upsample" else "class_weight")),
+        lambda c: _fast_steady_upsample(
+            c.replace(strategy="upsample" if c.strategy.name != "upsample" else "class_weight")
+        ),
     )
-    table = report.verdict(report.write_tables(d)[0])
+    table = report.verdict(report.write_tables(d)[0], sweep.SEED_QUESTION, [])
     assert (table["converges_faster"] == "contradicted").all() and (table["verdict"] == "contradicted").all()
     # Identical curves: no evidence either way.
     d = str(tmp_path / "same")
-    _seed_question_grid(d, lambda c: [0.1, 0.2, 0.3, 0.3 + 0.1 * c.seed])
-    table = report.verdict(report.write_tables(d)[0])
+    _seed_question_grid(d, lambda c: [0.1, 0.2, 0.3, 0.3 + 0.1 * c.training.seed])
+    table = report.verdict(report.write_tables(d)[0], sweep.SEED_QUESTION, [])
     assert (table["verdict"] == "inconclusive").all()
 
 
@@ -196,24 +203,24 @@ def _write_instrumentation(run_dir: str, minority_counts: list[int]) -> None:
     """composition.csv and gradients.csv as the training callbacks write them (one row per recorded step)."""
     steps = range(len(minority_counts))
     pd.DataFrame({"step": steps, "composition_count_class_1": minority_counts}).to_csv(
-        os.path.join(run_dir, experiment.INSTRUMENTATION_FILES["BatchComposition"]), index=False
+        os.path.join(run_dir, runs.COMPOSITION_FILE), index=False
     )
     pd.DataFrame(
         {"step": steps, "gradients_norm_class_0": [1.0 / (s + 1) for s in steps], "gradients_norm_class_1": 2.0}
-    ).to_csv(os.path.join(run_dir, experiment.INSTRUMENTATION_FILES["PerClassGradients"]), index=False)
+    ).to_csv(os.path.join(run_dir, runs.GRADIENTS_FILE), index=False)
 
 
 def test_instrumentation_steps_reads_the_callback_files(tmp_path):
     d = str(tmp_path)
     configs = _seed_question_grid(d, _fast_steady_upsample)
-    _write_instrumentation(os.path.join(d, grid.RUNS_DIR, configs[0].run_name), [0, 2, 1])
+    _write_instrumentation(os.path.join(sweep.runs_dir(d), configs[0].output.run_name), [0, 2, 1])
     results, _ = report.load_runs(d)
     frame = report.instrumentation_steps(d, results, "composition.csv", ["composition_count_class_1", "absent"])
     assert frame[["step", "column", "value", "run_name"]].to_dict("list") == {
         "step": [0, 1, 2],
         "column": ["composition_count_class_1"] * 3,
         "value": [0, 2, 1],
-        "run_name": [configs[0].run_name] * 3,
+        "run_name": [configs[0].output.run_name] * 3,
     }
 
 
@@ -221,7 +228,7 @@ def test_build_writes_report_and_plots(tmp_path):
     d = str(tmp_path)
     configs = _seed_question_grid(d, _fast_steady_upsample)
     for config in configs:
-        _write_instrumentation(os.path.join(d, grid.RUNS_DIR, config.run_name), [0, 1, 2, 1])
+        _write_instrumentation(os.path.join(sweep.runs_dir(d), config.output.run_name), [0, 1, 2, 1])
     paths = report.build(d)
     assert [os.path.basename(p) for p in paths] == [
         "results.csv",
@@ -230,7 +237,7 @@ def test_build_writes_report_and_plots(tmp_path):
         "report.md",
         "report.html",
     ]
-    plots = sorted(f.split("_synthetic")[0] for f in os.listdir(os.path.join(d, report.PLOTS_DIR)))
+    plots = sorted(f.removesuffix("_all.png") for f in os.listdir(os.path.join(d, report.PLOTS_DIR)))
     assert plots == [
         "auprc_vs_step",
         "final_auprc",
@@ -252,10 +259,10 @@ def test_build_writes_report_and_plots(tmp_path):
 def test_unfinished_and_foreign_folders_are_left_out(tmp_path):
     d = str(tmp_path)
     configs = _seed_question_grid(d, _fast_steady_upsample)
-    os.remove(os.path.join(d, grid.RUNS_DIR, configs[0].run_name, grid.RESULT_FILE))
-    os.rename(
-        os.path.join(d, grid.RUNS_DIR, configs[1].run_name), os.path.join(d, grid.RUNS_DIR, configs[1].run_name + "-2")
-    )
+    runs_dir = sweep.runs_dir(d)
+    names = [c.output.run_name for c in configs]
+    os.remove(os.path.join(runs_dir, names[0], runs.RESULT_FILE))
+    os.rename(os.path.join(runs_dir, names[1]), os.path.join(runs_dir, names[1] + "-2"))
     results, curves = report.load_runs(d)
-    assert results["run_name"].tolist() == [c.run_name for c in configs[2:]]
+    assert sorted(results["run_name"]) == sorted(names[2:])
     assert len(curves) == 10 * 4

@@ -1,52 +1,209 @@
-"""The command line: a real run, and user mistakes as one `error:` line with exit code 2 and no traceback."""
+"""The command line, one run or a grid: real runs, kill and resume, shards, Ray, and user mistakes as one
+`error:` line with exit code 2, no traceback and nothing written."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
+from unittest import mock
 
 import pandas as pd
 import pytest
+from absl.testing import flagsaver
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ["--num_examples=600", "--num_features=3", "--imbalance_ratio=9", "--steps=20", "--eval_every=10"]
+from flags import experiment_flags
+from imbal_keras import launch, runs, sweep
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_FLAGS = ["--num_examples=600", "--steps=20", "--eval_every=10", "--hidden_units=8", "--nolog_composition"]
+TINY = {"num_examples": 600, "steps": 20, "eval_every": 10, "hidden_units": (8,), "log_composition": False}
 
 
-def _run(*args):
-    env = dict(os.environ, TF_NUM_INTEROP_THREADS="1", TF_NUM_INTRAOP_THREADS="1")
-    return subprocess.run(
-        [sys.executable, os.path.join(ROOT, "run_experiment.py"), *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=300,
-    )
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_NUM_INTEROP_THREADS": "1",
+            "TF_NUM_INTRAOP_THREADS": "1"}  # fmt: skip
+
+
+def _command(*args: str) -> list[str]:
+    return [sys.executable, os.path.join(REPO, "run_experiment.py"), *TINY_FLAGS, *args]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(_command(*args), capture_output=True, text=True, cwd=REPO, env=_env(), timeout=600)
+
+
+def _run_main_in_process(args: list[str], capsys) -> tuple[int | None, str, str]:
+    """`run_experiment.py ARGS` through its real entry point (`run_main(main)`), in this process.
+
+    Returns (exit code, None on success; stderr; stdout).
+    """
+    import run_experiment
+
+    argv = ["run_experiment.py", *TINY_FLAGS, *args]
+    with flagsaver.flagsaver(), mock.patch.object(sys, "argv", argv), pytest.raises(SystemExit) as exit_info:
+        experiment_flags.run_main(run_experiment.main)
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.err, captured.out
 
 
 @pytest.mark.slow
 def test_command_line_run_writes_flags_and_prints_summary(tmp_path):
-    proc = _run("--strategy=stratified", f"--output_dir={tmp_path}", *TINY)
+    proc = _run("--strategy=class_weight", "--weight_reduction=mean_with_sample_weight", f"--output_dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr
     (run_name,) = os.listdir(tmp_path)
-    assert run_name == "synthetic_stratified_r9_b16_sgd_lr0p05_seed0"
-    flags_text = (tmp_path / run_name / "flags.txt").read_text()
-    assert "--strategy=stratified" in flags_text and "--steps=20" in flags_text
-    assert len(pd.read_csv(tmp_path / run_name / "metrics.csv")) == 2
+    assert run_name == "synthetic_class_weight_mean_one_mean_with_sample_weight_r99_b16_sgd_lr0p05_seed0"
+    flags_text = (tmp_path / run_name / runs.FLAGS_FILE).read_text()
+    assert "--strategy=class_weight" in flags_text and "--steps=20" in flags_text
+    record = runs.read(str(tmp_path / run_name))
+    assert record.config.strategy.params["weight_reduction"] == "mean_with_sample_weight"
+    assert len(record.curve) == 2
     assert "step     20/20" in proc.stdout and "average_precision" in proc.stdout
 
 
-@pytest.mark.parametrize(
-    "args, line",
-    [
-        (["--strategy=bogus"], "error: flag --strategy=bogus: value should be one of <none|class_weight|upsample"),
-        (["--imbalance_ratio=0"], "error: --imbalance_ratio must be > 0"),
-        (["--target_distribution=0.5,x"], "error: --target_distribution must be a comma-separated list of numbers"),
-    ],
-)
-def test_user_mistakes_are_one_line(tmp_path, args, line):
-    proc = _run(f"--output_dir={tmp_path}", *args)
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(line), proc.stderr
-    assert "Traceback" not in proc.stdout + proc.stderr
-    assert os.listdir(tmp_path) == []
+# name -> (extra flags, start of the one error line). Each case gets its own --output_dir.
+BAD_INPUT = {
+    "unknown_strategy": (["--strategy=bogus"], "error: --strategy must be one of none, class_weight"),
+    "unknown_strategy_in_grid": (["--strategy=none,bogus"], "error: --strategy must be one of none, class_weight"),
+    "ratio": (["--imbalance_ratio=0"], "error: --imbalance_ratio must be > 0"),
+    "target": (["--target_distribution=0.5,x"], "error: --target_distribution must be a comma-separated list"),
+    "parameter_of_another_strategy": (
+        ["--strategy=upsample", "--weight_reduction=mean_with_sample_weight"],
+        "error: --weight_reduction does not apply to strategy 'upsample' (it applies to: class_weight)",
+    ),
+    "bad_parameter": (
+        ["--strategy=class_weight", "--weight_reduction=sum"],
+        "error: --weight_reduction must be one of sum_over_batch_size, mean_with_sample_weight. Received",
+    ),
+    "parameter_axis_of_no_strategy": (
+        ["--strategy=none,upsample", "--weight_reduction=sum_over_batch_size,mean_with_sample_weight"],
+        "error: --weight_reduction applies to class_weight, none of which the grid runs",
+    ),
+    "unknown_preset": (["--preset=nope"], "error: flag --preset=nope: value should be one of <seed_question>"),
+    "empty_axis": (["--strategy=none,"], "error: --strategy must list at least one value"),
+    "zero_workers": (["--workers=0"], "error: flag --workers=0: --workers must be > 0"),
+    "shard_out_of_range": (["--shard=2/2"], "error: flag --shard=2/2: --shard must be i/n with 0 <= i < n"),
+    "shard_malformed": (["--shard=half"], "error: flag --shard=half: --shard must be i/n"),
+    "bad_seed_range": (["--seed=3:1"], "error: --seed range must be a:b with integers a < b"),
+    "non_numeric_axis": (["--learning_rate=0.1,fast"], "error: --learning_rate must be a float. Received"),
+    "old_plural_flag": (["--strategies=none,upsample"], "error: Unknown command line flag 'strategies'"),
+    "incompatible_grid": (["--seed=0:3"], "error: --output_dir="),
+    "unreachable_ray": (["--seed=0:2", "--executor=ray", "--ray_address=127.0.0.1:9"], "error: "),
+    "merge_without_grid": (["--merge"], "error: --output_dir="),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_INPUT))
+def test_bad_input_is_one_error_line_and_writes_nothing(name, tmp_path, capsys):
+    flags, start = BAD_INPUT[name]
+    out = tmp_path / "out"
+    if name == "incompatible_grid":
+        sweep.prepare(str(out), sweep.make_spec(TINY, {"seed": (0, 1)}))
+    before = sorted(os.listdir(out)) if out.exists() else []
+    code, stderr, _ = _run_main_in_process([*flags, f"--output_dir={out}"], capsys)
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert code == 2, stderr
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith(start), lines[0]
+    assert (sorted(os.listdir(out)) if out.exists() else []) == before
+    if name == "incompatible_grid":
+        assert "holds a different grid (axis seed differ" in lines[0]
+        assert sweep.load_spec(str(out)).axes["seed"] == (0, 1)  # nothing lost
+    if name == "unreachable_ray":
+        assert "unreachable" in lines[0] or "needs Ray" in lines[0]
+
+
+def test_entry_point_subprocess_prints_one_line(tmp_path):
+    """The same through a real `python run_experiment.py` (TensorFlow's start-up chatter must not reach stderr)."""
+    sweep.prepare(str(tmp_path / "g"), sweep.make_spec(TINY, {"seed": (0, 1)}))
+    names = ("unknown_strategy", "incompatible_grid")
+    processes = [
+        subprocess.Popen(
+            _command(*BAD_INPUT[name][0], f"--output_dir={tmp_path / 'g'}"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+        )
+        for name in names
+    ]
+    for process, name in zip(processes, names, strict=True):
+        _, stderr = process.communicate(timeout=600)
+        assert process.returncode == 2, stderr
+        assert len(stderr.strip().splitlines()) == 1 and stderr.startswith(BAD_INPUT[name][1]), stderr
+        assert "Traceback" not in stderr
+
+
+@pytest.mark.slow
+def test_killed_grid_resumes_without_duplicates(tmp_path):
+    grid_dir = str(tmp_path / "g")
+    runs_dir = sweep.runs_dir(grid_dir)
+    command = _command("--strategy=none,upsample", "--seed=0:3", "--workers=1", f"--output_dir={grid_dir}")
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_env())
+    deadline = time.time() + 240
+    while not (os.path.isdir(runs_dir) and runs.finished_runs(runs_dir)) and time.time() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    survivors = runs.finished_runs(runs_dir)
+    assert 1 <= len(survivors) < 6, "the grid was not killed mid-way"
+    stamps = {n: os.path.getmtime(os.path.join(runs_dir, n, runs.RESULT_FILE)) for n in survivors}
+
+    rerun = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"6 runs, {len(survivors)} already finished, {6 - len(survivors)} to run" in rerun.stdout
+    finished = runs.finished_runs(runs_dir)
+    assert len(finished) == 6
+    assert sorted(os.listdir(runs_dir)) == finished  # no partials, no -2
+    for name, stamp in stamps.items():  # finished runs were skipped, not redone
+        assert os.path.getmtime(os.path.join(runs_dir, name, runs.RESULT_FILE)) == stamp
+    results = pd.read_csv(os.path.join(grid_dir, "results.csv"))
+    assert len(results) == 6 and results["run_name"].is_unique
+    assert sorted(zip(results["strategy"], results["seed"], strict=True)) == [
+        (s, k) for s in ("none", "upsample") for k in range(3)
+    ]
+    curves = pd.read_csv(os.path.join(grid_dir, "curves.csv"))
+    assert curves.groupby("run_name")["step"].apply(list).tolist() == [[10, 20]] * 6
+
+
+@pytest.mark.slow
+def test_shards_in_separate_folders_merge_into_one_grid(tmp_path, capsys):
+    """Two shards of an array job on machines without a shared disk, then `--merge --merge_from`."""
+    axes = ["--strategy=none,upsample", "--seed=0:2", "--executor=inline"]
+    first, second = str(tmp_path / "shard0"), str(tmp_path / "shard1")
+    for index, folder in enumerate((first, second)):
+        code, stderr, out = _run_main_in_process([*axes, f"--shard={index}/2", f"--output_dir={folder}"], capsys)
+        assert code is None, stderr
+        assert "Shard done." in out
+        assert len(runs.finished_runs(sweep.runs_dir(folder))) == 2
+        assert not os.path.exists(os.path.join(folder, "report.md"))  # shards leave the report to the merge
+    assert set(runs.finished_runs(sweep.runs_dir(first))).isdisjoint(runs.finished_runs(sweep.runs_dir(second)))
+
+    code, stderr, out = _run_main_in_process(["--merge", f"--merge_from={second}", f"--output_dir={first}"], capsys)
+    assert code is None, stderr
+    assert f"Copied 2 finished runs into {first}" in out and "runs of the grid are not finished" not in out
+    spec = sweep.load_spec(first)
+    assert runs.finished_runs(sweep.runs_dir(first)) == sorted(c.output.run_name for c in sweep.expand(spec, first))
+    results = pd.read_csv(os.path.join(first, "results.csv"))
+    assert len(results) == 4 and results["run_name"].is_unique
+    assert sorted(zip(results["strategy"], results["seed"], strict=True)) == [
+        (s, k) for s in ("none", "upsample") for k in range(2)
+    ]
+    assert os.path.exists(os.path.join(first, "report.md"))
+
+
+@pytest.mark.slow
+def test_ray_executor_on_a_local_ray_instance(tmp_path, monkeypatch):
+    ray = pytest.importorskip("ray", reason="Ray is optional: pip install -r requirements-ray.txt")
+    monkeypatch.setenv("PYTHONPATH", REPO)  # Ray's worker processes import imbal_keras from the checkout
+    ray.init(num_cpus=1, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    try:
+        spec = sweep.make_spec(TINY, {"strategy": ("none", "stratified"), "seed": (0,)})
+        lines = []
+        outcome = launch.run_grid(spec, str(tmp_path), executor="ray", log=lines.append)
+    finally:
+        ray.shutdown()
+    assert outcome.failed == [] and len(outcome.outcomes) == 2
+    expected = sorted(c.output.run_name for c in sweep.expand(spec, str(tmp_path)))
+    assert runs.finished_runs(sweep.runs_dir(str(tmp_path))) == expected
+    assert "(ray, 1 worker(s))" in lines[0]

@@ -27,7 +27,7 @@ def _ctx(counts, target=(0.5, 0.5), batch_size=BATCH, seed=7, normalization="mea
         target_distribution=np.asarray(target),
         batch_size=batch_size,
         seed=seed,
-        class_weight_normalization=normalization,
+        params={"class_weight_normalization": normalization},
     )
 
 
@@ -49,13 +49,70 @@ def drawn(request, data):
     return request.param, ctx, ds, batches
 
 
-def test_registry_names_are_the_documented_ones():
-    assert strategies.names() == ["none", "class_weight", "upsample", "downsample", "rejection", "stratified"]
+def test_registry_starts_with_the_textbook_strategies():
+    assert strategies.names()[:6] == ["none", "class_weight", "upsample", "downsample", "rejection", "stratified"]
 
 
 def test_unknown_strategy_lists_valid_names():
-    with pytest.raises(UserInputError, match=r"--strategy must be one of none, class_weight, .*Received: strategy='x'"):
+    with pytest.raises(UserInputError, match=r"^strategy must be one of none, class_weight, .*Received: strategy='x'"):
         strategies.get("x")
+
+
+@pytest.mark.parametrize("name", strategies.names())
+def test_every_declared_parameter_is_valid_data(name):
+    strategy = strategies.get(name)
+    assert strategy.summary and len(strategy.summary.splitlines()) == 1
+    for param in strategy.params:
+        assert param.type in (int, float, str, bool) and param.help
+        assert param.validate(param.default) == param.default
+        assert strategies.all_params()[param.name] is param or strategies.all_params()[param.name] == param
+    assert strategy.resolve_params({}) == {p.name: p.default for p in strategy.params}
+
+
+@pytest.mark.parametrize(
+    "param, value, message",
+    [
+        (strategies.Param("beta", float, 0.99, "b", low=0, high=1, low_inclusive=False, high_inclusive=False), 1.0,
+         r"^beta must be in \(0, 1\)\. Received: beta=1\.0"),
+        (strategies.Param("gamma", float, 2.0, "g", low=0), -1, r"^gamma must be >= 0\. Received: gamma=-1"),
+        (strategies.Param("q", float, 0.5, "q", low=0, high=1), "x", r"^q must be a float\. Received: q='x'"),
+        (strategies.Param("mode", str, "a", "m", choices=("a", "b")), "c", r"^mode must be one of a, b\. Received"),
+        (strategies.Param("n", int, 1, "n", low=1), True, r"^n must be a int\. Received: n=True"),
+    ],
+)  # fmt: skip
+def test_param_validation_names_the_parameter_and_value(param, value, message):
+    with pytest.raises(UserInputError, match=message):
+        param.validate(value)
+
+
+def test_param_parse_from_text():
+    assert strategies.Param("gamma", float, 2.0, "g").parse("0.5") == 0.5
+    assert strategies.Param("on", bool, False, "o").parse("true") is True
+    with pytest.raises(UserInputError, match=r"^gamma must be a float\. Received: gamma='two'"):
+        strategies.Param("gamma", float, 2.0, "g").parse("two")
+
+
+def test_a_parameter_declared_twice_must_mean_the_same():
+    different = strategies.Param(
+        "weight_reduction", str, "sum_over_batch_size", "other", choices=("sum_over_batch_size",)
+    )
+    with pytest.raises(ValueError, match="differs from its earlier declaration"):
+        strategies.register(
+            strategies.Strategy(
+                name="_test_only",
+                summary="x",
+                params=(different,),
+                pipeline=lambda x, y, ctx: None,
+                training_distribution=lambda ctx: None,
+                expected_batch_share=lambda ctx: None,
+            )
+        )
+    assert "_test_only" not in strategies.names()
+
+
+def test_resolve_params_refuses_a_parameter_the_strategy_does_not_declare():
+    with pytest.raises(UserInputError, match=r"^weight_reduction does not apply to strategy 'none'"):
+        strategies.get("none").resolve_params({"weight_reduction": "sum_over_batch_size"})
 
 
 def test_element_spec_preserved(drawn):

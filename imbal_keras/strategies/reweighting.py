@@ -1,0 +1,76 @@
+"""The natural stream and per-example loss weights: `none` and `class_weight`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from imbal_keras.strategies import Param, Strategy, StrategyContext, lazy_module, register
+
+pipelines = lazy_module("imbal_keras.pipelines")
+streaming = lazy_module("imbal_keras.streaming")
+
+CLASS_WEIGHT_NORMALIZATION = Param(
+    "class_weight_normalization",
+    str,
+    "mean_one",
+    "Scale of the class weights: mean_one: w_c = t_c N / n_c, mean example weight 1; sum_to_num_classes: the "
+    "weights sum to K.",
+    choices=("mean_one", "sum_to_num_classes"),
+)
+WEIGHT_REDUCTION = Param(
+    "weight_reduction",
+    str,
+    "sum_over_batch_size",
+    "How weighted per-example losses are reduced: sum_over_batch_size: sum w l / B (Keras' default); "
+    "mean_with_sample_weight: sum w l / sum w (PyTorch's weight=).",
+    choices=("sum_over_batch_size", "mean_with_sample_weight"),
+)
+
+
+def normalised(x) -> np.ndarray:
+    """`x / sum(x)` as float64."""
+    x = np.asarray(x, dtype=np.float64)
+    return x / x.sum()
+
+
+def target(ctx: StrategyContext) -> np.ndarray:
+    """The run's target class distribution as float64."""
+    return np.asarray(ctx.target_distribution, dtype=np.float64)
+
+
+def _class_weights(ctx: StrategyContext) -> np.ndarray:
+    return pipelines.class_weights(ctx.class_counts, target(ctx), normalization=ctx.param(CLASS_WEIGHT_NORMALIZATION))
+
+
+register(
+    Strategy(
+        name="none",
+        summary="Natural distribution: batches drawn as the data comes, reshuffled every pass.",
+        pipeline=lambda x, y, ctx: pipelines.natural(x, y, batch_size=ctx.batch_size, seed=ctx.seed),
+        stream=lambda ds, ctx: streaming.natural(
+            ds, batch_size=ctx.batch_size, seed=ctx.seed, shuffle_buffer=ctx.shuffle_buffer
+        ),
+        training_distribution=lambda ctx: ctx.natural_distribution,
+        expected_batch_share=lambda ctx: ctx.natural_distribution,
+    )
+)
+register(
+    Strategy(
+        name="class_weight",
+        summary="Natural batches, per-example loss weights w_c proportional to target_c / n_c.",
+        params=(CLASS_WEIGHT_NORMALIZATION, WEIGHT_REDUCTION),
+        pipeline=lambda x, y, ctx: pipelines.weighted(
+            x, y, batch_size=ctx.batch_size, seed=ctx.seed, class_weights=_class_weights(ctx)
+        ),
+        training_distribution=lambda ctx: normalised(ctx.class_counts * _class_weights(ctx)),
+        expected_batch_share=lambda ctx: ctx.natural_distribution,
+        loss_weights=_class_weights,
+        stream=lambda ds, ctx: streaming.weighted(
+            ds,
+            batch_size=ctx.batch_size,
+            seed=ctx.seed,
+            class_weights=_class_weights(ctx),
+            shuffle_buffer=ctx.shuffle_buffer,
+        ),
+    )
+)

@@ -1,0 +1,392 @@
+"""Grids: a spec (base config + values per axis), presets, expansion into runs, run names, the grid folder.
+
+This module only computes: it never trains and never imports TensorFlow (`launch` runs what it computes).
+
+An axis is any flat config name (`imbalance_ratio`, `batch_size`, `strategy`, `seed`, a strategy parameter such
+as `weight_reduction`, ...). The runs are the Cartesian product of the axes, except that a strategy parameter
+applies only to the strategies that declare it: for the others, that axis collapses to nothing, so e.g.
+`weight_reduction` x `upsample` is one run, not two identical ones. Every seed is its own run, kept as its own
+folder, because the spread across seeds is what a grid is for.
+
+Layout of a grid folder:
+
+  grid.json                   the spec (axes + base config); a rerun with a different spec is refused
+  runs/<run name>/            one run folder per run (see `imbal_keras.runs`)
+  runs/.partial-<run name>.*  staging folders of runs in progress (or killed); ignored and cleaned on rerun
+  events...hparams_config     TensorBoard HParams: the axes and metrics, so `tensorboard --logdir GRID` lists runs
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from imbal_keras import config as config_lib
+from imbal_keras import runs
+from imbal_keras.config import OUTPUT_LOCATION_FIELDS, ExperimentConfig
+from imbal_keras.errors import UserInputError, check
+
+GRID_FILE = "grid.json"
+RUNS_DIR = "runs"
+_SPEC_VERSION = 2
+# Seed axes are outermost, so that a grid stopped half-way already holds a few seeds of every cell rather than
+# every seed of a few cells.
+SEED_FIELDS = ("seed", "data_seed", "init_seed", "order_seed")
+
+
+@dataclasses.dataclass(frozen=True)
+class Question:
+    """The comparison a grid's verdict answers: does `treatment` converge faster and vary less than `control`?
+
+    Attributes:
+      treatment: a strategy name.
+      control: a strategy name; each of its variants in a cell is compared with the treatment.
+    """
+
+    treatment: str
+    control: str
+
+
+# The toolkit's headline question: "upsampling converges faster and varies less than class weights".
+SEED_QUESTION = Question(treatment="upsample", control="class_weight")
+
+
+@dataclasses.dataclass(frozen=True)
+class GridSpec:
+    """What a grid runs: a base config, the values of each axis, and the question its verdict answers.
+
+    Attributes:
+      axes: flat name -> tuple of values; names not listed take the base config's value.
+      base: every setting that is not an axis; `output_dir` and `run_name` are set per run. Its strategy is
+        ignored when `strategy` is an axis; strategy parameters of a grid are always axes (see `make_spec`).
+      question: the verdict's comparison.
+    """
+
+    axes: Mapping[str, tuple]
+    base: ExperimentConfig = ExperimentConfig()
+    question: Question = SEED_QUESTION
+
+    def to_dict(self) -> dict[str, Any]:
+        """The content of grid.json. `output_dir` is left out: a grid folder may be moved or merged."""
+        base = self.base.to_dict()
+        for name in OUTPUT_LOCATION_FIELDS:
+            base["output"].pop(name)
+        return {
+            "version": _SPEC_VERSION,
+            "axes": {k: [list(v) if isinstance(v, tuple) else v for v in values] for k, values in self.axes.items()},
+            "base": base,
+            "question": dataclasses.asdict(self.question),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> GridSpec:
+        axes = {k: tuple(tuple(v) if isinstance(v, list) else v for v in values) for k, values in d["axes"].items()}
+        return cls(axes=axes, base=ExperimentConfig.from_dict(d["base"]), question=Question(**d["question"]))
+
+    def ordered_axes(self) -> dict[str, tuple]:
+        """Every axis with its values, in expansion order (outermost first): seeds, then the flat-name order."""
+        order = [*SEED_FIELDS, *(n for n in config_lib.field_names() if n not in SEED_FIELDS)]
+        return {name: tuple(self.axes[name]) for name in order if name in self.axes}
+
+    def varying_fields(self) -> list[str]:
+        """Axis names with more than one value, in expansion order."""
+        return [name for name, values in self.ordered_axes().items() if len(values) > 1]
+
+    def cell_fields(self) -> list[str]:
+        """Varying axes that define a cell of the report: all but the seeds, the strategy and its parameters."""
+        from imbal_keras import strategies
+
+        strategy_fields = {"strategy", *strategies.all_params()}
+        return [f for f in self.varying_fields() if f not in SEED_FIELDS and f not in strategy_fields]
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A named grid.
+
+    Attributes:
+      description: one line for `--help` and the docs.
+      axes: flat name -> values.
+      base: flat settings every run of the preset shares (budget, data size, model).
+      question: what its verdict answers.
+    """
+
+    description: str
+    axes: Mapping[str, tuple]
+    base: Mapping[str, Any]
+    question: Question = SEED_QUESTION
+
+
+PRESETS: dict[str, Preset] = {
+    "seed_question": Preset(
+        description=(
+            "Does upsampling converge faster and vary less than class weights? Synthetic 1:99, batch 16, SGD, "
+            "equal steps; none, class_weight (both normalisations x both reductions), upsample, downsample, "
+            "rejection, stratified; 10 seeds (90 runs)."
+        ),
+        axes={
+            "strategy": ("none", "class_weight", "upsample", "downsample", "rejection", "stratified"),
+            "class_weight_normalization": ("mean_one", "sum_to_num_classes"),
+            "weight_reduction": ("sum_over_batch_size", "mean_with_sample_weight"),
+            "seed": tuple(range(10)),
+        },
+        base={
+            "dataset": "synthetic",
+            "imbalance_ratio": 99.0,
+            "batch_size": 16,
+            "optimizer": "sgd",
+            "learning_rate": 0.05,
+            "num_examples": 10_000,
+            "steps": 400,
+            "eval_every": 50,
+            "hidden_units": (32, 32),
+        },
+        question=SEED_QUESTION,
+    ),
+}
+
+
+def spec_from_preset(name: str, *, axes: Mapping[str, Sequence] | None = None, **base: Any) -> GridSpec:
+    """The spec of preset `name`, with `axes` and `base` settings overriding the preset's.
+
+    Raises:
+      UserInputError: unknown preset; the message lists the known ones.
+    """
+    check(name in PRESETS, f"preset must be one of {', '.join(PRESETS)}. Received: preset={name!r}", argument="preset")
+    preset = PRESETS[name]
+    merged_axes = {**preset.axes, **{k: tuple(v) for k, v in (axes or {}).items()}}
+    for field in base:  # a setting given once replaces the preset's axis over it
+        merged_axes.pop(field, None)
+    return make_spec({**preset.base, **base}, merged_axes, question=preset.question)
+
+
+def make_spec(
+    settings: Mapping[str, Any], axes: Mapping[str, Sequence], *, question: Question = SEED_QUESTION
+) -> GridSpec:
+    """A spec from flat settings shared by every run and axes.
+
+    The strategy and strategy parameters given as single settings become one-value axes: a parameter applies
+    only to the runs whose strategy declares it, which only the expansion knows.
+
+    Raises:
+      UserInputError: a setting the config rejects.
+    """
+    from imbal_keras import strategies
+
+    axes = {k: tuple(v) for k, v in axes.items()}
+    plain = {}
+    for key, value in settings.items():
+        if key == "strategy" or key in strategies.all_params():
+            axes.setdefault(key, (value,))
+        else:
+            plain[key] = value
+    return GridSpec(axes=axes, base=ExperimentConfig.from_flat(plain), question=question)
+
+
+def validate(spec: GridSpec) -> GridSpec:
+    """Checks every axis and every run config of `spec`.
+
+    Returns:
+      spec, for chaining.
+
+    Raises:
+      UserInputError: an unknown axis, an empty axis, a repeated value, a value the config rejects, or a strategy
+        parameter axis no strategy of the grid declares; the message names the axis and the value.
+    """
+    from imbal_keras import strategies
+
+    names = set(config_lib.field_names()) - set(OUTPUT_LOCATION_FIELDS)
+    strategy_names = spec.axes.get("strategy", (spec.base.strategy.name,))
+    for field, values in spec.axes.items():
+        check(field in names, f"Unknown grid axis {field!r}. Axes: {', '.join(sorted(names))}", argument=field)
+        check(len(values) > 0, f"{field} must list at least one value. Received: {field}=''", argument=field)
+        repeated = sorted({str(v) for v in values if list(values).count(v) > 1})
+        check(
+            not repeated,
+            f"{field} lists a value twice. Received: {field}={','.join(map(str, values))}",
+            argument=field,
+        )
+        if field in strategies.all_params():
+            users = [s for s in strategy_names if field in {p.name for p in strategies.get(s).params}]
+            check(
+                bool(users),
+                f"{field} applies to {', '.join(strategies.declaring(field))}, none of which the grid runs. "
+                f"Received: {field}={','.join(map(str, values))}",
+                argument=field,
+            )
+            for value in values:
+                strategies.all_params()[field].validate(value)
+        elif field != "strategy":
+            for value in values:
+                spec.base.replace(**{field: value}).validate()
+        else:
+            for value in values:
+                strategies.get(value)
+    for config in expand(spec):
+        config.validate()
+    return spec
+
+
+def expand(spec: GridSpec, grid_dir: str = "") -> list[ExperimentConfig]:
+    """The runs of a grid, in a fixed order.
+
+    A strategy parameter axis applies only to the runs whose strategy declares the parameter; for the other
+    runs it changes nothing, so they are not repeated.
+
+    Args:
+      spec: the grid.
+      grid_dir: the grid folder; runs go to `grid_dir/runs/<run name>`.
+
+    Returns:
+      Configs with `output_dir` and `run_name` set; run names are unique and depend only on the config.
+    """
+    from imbal_keras import strategies
+
+    axes = spec.ordered_axes()
+    base = spec.base.flat()
+    if "strategy" not in axes:  # the base's own strategy keeps its parameters
+        axes = {**axes, **{k: (v,) for k, v in spec.base.strategy.params.items() if k not in axes}}
+    base.update({"output_dir": os.path.join(grid_dir, RUNS_DIR), "run_name": ""})
+    for param in strategies.all_params():
+        base.pop(param, None)
+    configs: dict[str, ExperimentConfig] = {}
+    for values in itertools.product(*axes.values()):
+        settings = {**base, **dict(zip(axes, values, strict=True))}
+        declared = {p.name for p in strategies.get(settings["strategy"]).params}
+        for name in list(settings):
+            if name in strategies.all_params() and name not in declared:
+                del settings[name]
+        config = ExperimentConfig.from_flat(settings)
+        config = config.replace(run_name=run_name(config))
+        configs.setdefault(config.output.run_name, config)
+    return list(configs.values())
+
+
+def run_name(config: ExperimentConfig) -> str:
+    """Readable and unique: the config's default name plus a digest of every setting but the output location.
+
+    The digest keeps names unique where the readable part is not (two csv files with the same base name,
+    learning rates equal to 6 digits) and ties a finished folder to exactly the config that made it.
+    """
+    flat = {k: v for k, v in config.flat().items() if k not in OUTPUT_LOCATION_FIELDS}
+    digest = hashlib.sha1(json.dumps(flat, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{config.default_run_name()}-{digest}"
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """`"i/n"` -> (i, n) with 0 <= i < n.
+
+    Raises:
+      UserInputError: anything else.
+    """
+    message = f"shard must be i/n with 0 <= i < n (e.g. 0/4). Received: shard={text!r}"
+    index, sep, count = text.partition("/")
+    check(sep == "/" and index.strip().isdigit() and count.strip().isdigit(), message, argument="shard")
+    i, n = int(index), int(count)
+    check(0 <= i < n, message, argument="shard")
+    return i, n
+
+
+def shard(configs: Sequence[ExperimentConfig], index: int, count: int) -> list[ExperimentConfig]:
+    """Run `index` of every `count` (round robin over the expansion order, so shards get similar mixes)."""
+    return list(configs[index::count])
+
+
+# The grid folder.
+
+
+def runs_dir(grid_dir: str) -> str:
+    return os.path.join(grid_dir, RUNS_DIR)
+
+
+def load_spec(grid_dir: str) -> GridSpec:
+    """The spec saved in `grid_dir/grid.json`.
+
+    Raises:
+      UserInputError: there is no readable grid.json, or an older version of the toolkit wrote it.
+    """
+    path = os.path.join(grid_dir, GRID_FILE)
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except (OSError, ValueError) as e:
+        raise UserInputError(
+            f"output_dir={grid_dir!r} holds no readable {GRID_FILE} ({e})", argument="output_dir"
+        ) from None
+    version = saved.get("version")
+    check(
+        version == _SPEC_VERSION,
+        f"output_dir={grid_dir!r} holds a grid written by an older imbal_keras ({GRID_FILE} version {version}, "
+        f"this version reads {_SPEC_VERSION}): rerun the grid into a new --output_dir; its finished runs "
+        "stay readable as plain folders",
+        argument="output_dir",
+    )
+    try:
+        return GridSpec.from_dict(saved)
+    except (KeyError, TypeError) as e:
+        raise UserInputError(
+            f"output_dir={grid_dir!r} holds an unreadable {GRID_FILE} ({e})", argument="output_dir"
+        ) from None
+
+
+def prepare(grid_dir: str, spec: GridSpec) -> None:
+    """Creates the grid folder and grid.json, or checks that an existing one describes the same grid.
+
+    Raises:
+      UserInputError: the folder holds a different grid (the message says which axes or fields differ), or
+        it cannot be written. Nothing is changed in that case.
+    """
+    path = os.path.join(grid_dir, GRID_FILE)
+    if os.path.exists(path):
+        check_compatible(load_spec(grid_dir), spec, grid_dir)
+        return
+    try:
+        os.makedirs(runs_dir(grid_dir), exist_ok=True)
+        runs.write_atomically(path, json.dumps(spec.to_dict(), indent=2, sort_keys=True))
+    except OSError as e:
+        raise UserInputError(
+            f"output_dir={grid_dir!r} is not writable ({e.strerror or e})", argument="output_dir"
+        ) from None
+
+
+def check_compatible(saved: GridSpec, wanted: GridSpec, grid_dir: str) -> None:
+    """Raises `UserInputError` naming what differs if `wanted` is not the grid saved in `grid_dir`."""
+    a, b = saved.to_dict(), wanted.to_dict()
+    differ = [f"axis {k}" for k in sorted(set(a["axes"]) | set(b["axes"])) if a["axes"].get(k) != b["axes"].get(k)]
+    flat_a, flat_b = saved.base.flat(), wanted.base.flat()
+    differ += [
+        f"field {k}"
+        for k in sorted(set(flat_a) | set(flat_b))
+        if k not in OUTPUT_LOCATION_FIELDS and flat_a.get(k) != flat_b.get(k)
+    ]
+    if a["question"] != b["question"]:
+        differ.append("question")
+    check(
+        not differ,
+        f"output_dir={grid_dir!r} holds a different grid ({'; '.join(differ)} differ from its {GRID_FILE}); "
+        "use a new --output_dir or the same settings as before",
+        argument="output_dir",
+    )
+
+
+def merge(sources: Sequence[str], grid_dir: str) -> int:
+    """Copies finished runs from other grid folders (shards run on machines without a shared disk) into `grid_dir`.
+
+    Each source must hold the same grid. A run already in `grid_dir` is not copied again; a copy is staged
+    under a hidden name and renamed into place, so an interrupted merge leaves nothing half-copied.
+
+    Returns:
+      How many runs were copied.
+
+    Raises:
+      UserInputError: a source without grid.json or holding a different grid.
+    """
+    spec = load_spec(grid_dir)
+    for source in sources:
+        check_compatible(load_spec(source), spec, source)
+    return sum(runs.copy_finished(runs_dir(source), runs_dir(grid_dir)) for source in sources)

@@ -1,0 +1,88 @@
+"""Tests of `imbal_keras.launch`: worker threads, progress, executors and a grid run inline."""
+
+import glob
+import os
+import time
+
+import pytest
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from imbal_keras import launch, runs, sweep
+from imbal_keras.errors import UserInputError
+
+TINY = {"num_examples": 600, "steps": 20, "eval_every": 10, "hidden_units": (8,), "log_composition": False}
+
+
+def _spec(**axes) -> sweep.GridSpec:
+    return sweep.make_spec(TINY, {k: tuple(v) for k, v in axes.items()})
+
+
+@pytest.mark.parametrize("workers, cores, threads", [(1, 2, 2), (2, 2, 1), (4, 2, 1), (2, 8, 4), (3, 8, 2)])
+def test_worker_threads_share_the_cores(workers, cores, threads):
+    assert launch.worker_threads(workers, cores) == threads
+
+
+def test_progress_counts_skipped_runs_and_estimates_the_rest():
+    lines = []
+    progress = launch.Progress(total=5, skipped=1, log=lines.append, started=time.time() - 10)
+    progress(launch.RunOutcome("r1", 9.0, 0.25))
+    progress(launch.RunOutcome("r2", 1.0, error="ValueError: boom"))
+    assert lines[0].startswith("[2/5] elapsed 0:00:10 ETA 0:00:30  r1  test AP 0.2500  (9.0s)")
+    assert lines[1].startswith("[3/5] elapsed 0:00:10 ETA 0:00:10  r2  FAILED ValueError: boom")
+
+
+@pytest.mark.parametrize(
+    "executor, workers, message", [("local", 0, "^workers must be > 0"), ("dask", 1, "^executor must be one of")]
+)
+def test_execute_rejects_bad_settings(executor, workers, message):
+    with pytest.raises(UserInputError, match=message):
+        launch.execute([], [], executor=executor, workers=workers)
+
+
+def _hparams_of(run_dir):
+    """The hparams (name -> value) in the run folder's HParams event file."""
+    (path,) = glob.glob(os.path.join(run_dir, "*.hparams"))
+    for event in EventFileLoader(path).Load():
+        for value in event.summary.value:
+            if value.metadata.plugin_data.plugin_name == "hparams":
+                data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+                if data.HasField("session_start_info"):
+                    return {
+                        k: v.WhichOneof("kind") and getattr(v, v.WhichOneof("kind"))
+                        for k, v in data.session_start_info.hparams.items()
+                    }
+    return None
+
+
+def test_run_grid_inline_runs_once_then_skips(tmp_path):
+    d = str(tmp_path)
+    spec = _spec(strategy=["none", "class_weight"], weight_reduction=["mean_with_sample_weight"], seed=[0])
+    lines = []
+    first = launch.run_grid(spec, d, executor="inline", log=lines.append)
+    assert (first.total, first.skipped, len(first.outcomes), first.failed) == (2, 0, 2, [])
+    assert lines[1].startswith("[1/2]") and lines[2].startswith("[2/2]")
+    configs = sweep.expand(spec, d)
+    names = sorted(c.output.run_name for c in configs)
+    assert runs.finished_runs(sweep.runs_dir(d)) == names
+    by_strategy = {c.strategy.name: c.output.run_name for c in configs}
+    assert _hparams_of(os.path.join(sweep.runs_dir(d), by_strategy["class_weight"])) == {
+        "seed": 0.0,
+        "strategy": "class_weight",
+        "weight_reduction": "mean_with_sample_weight",
+    }
+    # A parameter the run's strategy does not declare is not one of its hyperparameters.
+    assert _hparams_of(os.path.join(sweep.runs_dir(d), by_strategy["none"])) == {"seed": 0.0, "strategy": "none"}
+    assert glob.glob(os.path.join(d, "*.hparams"))  # the HParams experiment config at the grid root
+    again = launch.run_grid(spec, d, executor="inline", log=lines.append)
+    assert (again.total, again.skipped, again.outcomes) == (2, 2, [])
+    assert sorted(os.listdir(sweep.runs_dir(d))) == names
+
+
+def test_a_failing_run_is_reported_and_the_grid_goes_on(tmp_path):
+    # 600 examples at 1:99 leave ~357 training examples: batch 1000 fails in experiment.run, batch 16 runs.
+    spec = _spec(batch_size=[1000, 16])
+    outcome = launch.run_grid(spec, str(tmp_path), executor="inline", log=lambda _: None)
+    assert [bool(o.error) for o in outcome.outcomes] == [True, False]
+    assert "batch_size=1000 is larger than the training split" in outcome.failed[0].error
+    assert len(runs.finished_runs(sweep.runs_dir(str(tmp_path)))) == 1
