@@ -179,6 +179,97 @@ def stratified(
     return _mixed(dataset, seed, shuffle_buffer, p, t, counts).prefetch(sampling.AUTOTUNE)
 
 
+def class_sampled(
+    dataset: tf.data.Dataset,
+    *,
+    batch_size: int,
+    seed: int,
+    initial_distribution: Sequence[float],
+    shares: Sequence[float],
+    final_shares: Sequence[float] | None = None,
+    schedule_steps: int = 0,
+    num_replicas: int = 1,
+    shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+) -> tf.data.Dataset:
+    """Class-aware sampling over a file-backed input: the streaming form of `pipelines.class_sampled`.
+
+    Each slot draws its class from p(t) (multinomial batches, the schedule exact per batch, as in memory). The
+    largest class (by `initial_distribution`) is *streamed*: read in order, shuffled in windows, one row per slot
+    of every chunk of batches, of which the slots that drew it keep theirs; the input is thus read once per
+    slot / pi_head rows (1.01 rows per slot at 1:99, 2.5 for CIFAR-10-LT at rho = 100), and streamed rows are not
+    repeated within a pass. Every other class is *cached*: its rows are collected by one scan of the input when the
+    pipeline is built and drawn uniformly with replacement, as in memory.
+
+    Args:
+      dataset: `(x, y)` examples, finite; it is repeated.
+      batch_size: examples per batch B.
+      seed: seeds the class draws, the draws within cached classes and the window shuffles.
+      initial_distribution: class counts or shares of the input, shape (K,); picks the streamed class.
+      shares: class probabilities (K,), normalised here.
+      final_shares: probabilities at the end of the schedule, or None for constant `shares`.
+      schedule_steps: global steps of the schedule, >= 1 when `final_shares` is given.
+      num_replicas: consecutive batches per global step.
+      shuffle_buffer: rows of the streamed class per shuffled window; 0 keeps them in input order.
+
+    Raises:
+      UserInputError: a share vector that does not fit, a share on a class the input lacks (by
+        `initial_distribution` or found by the scan), a schedule of fewer than 1 step, or an infinite input.
+    """
+    p_input = _input_distribution(initial_distribution)
+    p, p_end = pipelines.sampling_schedule(shares, final_shares, schedule_steps, num_classes=len(p_input))
+    check(
+        len(p) == len(p_input),
+        f"shares has {len(p)} entries but initial_distribution has {len(p_input)}. Received: shares={p.tolist()}",
+        argument="shares",
+    )
+    pipelines.check_reachable(p_input, p, counts_name="initial_distribution", target_name="shares")
+    pipelines.check_reachable(p_input, p_end, counts_name="initial_distribution", target_name="final_shares")
+    wanted = p + p_end
+    streamed = int(np.argmax(p_input))
+    cached = [c for c in np.flatnonzero(wanted > 0) if c != streamed]
+    scanned, rows = _scan(dataset, len(p_input), cached=cached)
+    _check_scanned(scanned, wanted)
+    chunk = sampling.chunk_batches(batch_size)
+    draws = sampling.class_draws(
+        np.maximum(scanned, 1),
+        p,
+        batch_size=batch_size,
+        seed=sampling.base_seed(seed),
+        final_shares=None if final_shares is None else p_end,
+        schedule_steps=schedule_steps,
+        num_replicas=num_replicas,
+    )
+    only_streamed = np.arange(len(p_input)) == streamed
+    streamed_rows = _accepted(dataset, only_streamed, sampling.class_seed(seed, streamed), shuffle_buffer)
+    streamed_rows = streamed_rows.rebatch(chunk * batch_size, drop_remainder=True)
+    # Cached rows, class by class, in one table; slot (c, rank) is row offsets[c] + rank. Without cached classes
+    # (only the streamed one has a share) the streamed rows alone fill the slots.
+    table = streamed_rows.element_spec
+    if cached:
+        table = tf.nest.map_structure(lambda *parts: tf.constant(np.concatenate(parts)), *(rows[c] for c in cached))
+    sizes = np.zeros(len(p_input), np.int64)
+    sizes[cached] = scanned[cached]
+    offsets = tf.constant(np.r_[0, np.cumsum(sizes)[:-1]].astype(np.int32))
+
+    def fill(draw, streamed_chunk):
+        classes, ranks = draw
+        is_streamed = tf.equal(classes, streamed)
+        index = tf.where(is_streamed, 0, tf.gather(offsets, classes) + ranks)
+
+        def field(from_stream, from_cache):
+            rank = from_stream.shape.rank
+            from_stream = tf.reshape(from_stream, [chunk, batch_size, *from_stream.shape[1:]])
+            if not cached:
+                return from_stream
+            mask = tf.reshape(is_streamed, [chunk, batch_size] + [1] * (rank - 1))
+            return tf.where(mask, from_stream, tf.gather(from_cache, index))
+
+        return tf.nest.map_structure(field, streamed_chunk, table)
+
+    batches = sampling.map_fn(tf.data.Dataset.zip(draws, streamed_rows), fill, parallel=True)
+    return batches.unbatch().prefetch(sampling.AUTOTUNE)
+
+
 def _mixed(dataset, seed, shuffle_buffer, p, t, counts_per_batch) -> tf.data.Dataset:
     """Batches of `counts_per_batch` rows: one streamed class from the input, the others cached in memory."""
     wanted = counts_per_batch.sum(axis=0)
@@ -210,13 +301,19 @@ def _mixed(dataset, seed, shuffle_buffer, p, t, counts_per_batch) -> tf.data.Dat
     return sampling.mix(parts, counts_per_batch, sampling.base_seed(seed))
 
 
-def _distributions(initial_distribution, target_distribution) -> tuple[np.ndarray, np.ndarray]:
+def _input_distribution(initial_distribution) -> np.ndarray:
+    """`initial_distribution` validated, as given (counts or shares)."""
     p = np.asarray(initial_distribution, dtype=np.float64)
     check(
         p.ndim == 1 and len(p) > 0 and (p >= 0).all() and p.sum() > 0,
         f"initial_distribution must be non-negative class counts or shares, one per class. "
         f"Received: initial_distribution={p.tolist()}",
     )
+    return p
+
+
+def _distributions(initial_distribution, target_distribution) -> tuple[np.ndarray, np.ndarray]:
+    p = _input_distribution(initial_distribution)
     t = pipelines.resolve_target(target_distribution, len(p))
     check(
         len(t) == len(p),

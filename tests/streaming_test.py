@@ -190,3 +190,53 @@ def test_target_and_initial_distribution_lengths_must_agree():
         streaming.rejection(
             _dataset(), batch_size=8, seed=0, initial_distribution=[1, 1], target_distribution=[1, 1, 1]
         )
+
+
+def _class_sampled(dataset=None, **kwargs):
+    kwargs = {"batch_size": 8, "seed": 3, "initial_distribution": (NUM_NEG, NUM_POS), "shuffle_buffer": 64, **kwargs}
+    return streaming.class_sampled(_dataset() if dataset is None else dataset, **kwargs)
+
+
+def test_class_sampled_draws_the_same_classes_as_in_memory(tfrecord_shards):
+    shares = pipelines.power_shares([NUM_NEG, NUM_POS], 0.5)
+    ds = _class_sampled(_read_tfrecords(tfrecord_shards), shares=shares)
+    assert ds.element_spec == (tf.TensorSpec((8, 2), tf.float32), tf.TensorSpec((8,), tf.int64))
+    streamed = _take(ds, 150)
+    in_memory = _take(pipelines.class_sampled(*_arrays(), batch_size=8, seed=3, shares=shares), 150)
+    x, y = _arrays()
+    for (sx, sy), (_, my) in zip(streamed, in_memory, strict=True):
+        np.testing.assert_array_equal(sy, my)  # same seed, same class draws
+        np.testing.assert_array_equal(y[sx[:, 0].astype(int)], sy)  # rows keep their labels
+    labels = np.concatenate([b[1] for b in streamed])
+    assert abs(labels.mean() - shares[1]) < 4.5 * np.sqrt(shares[1] * shares[0] / len(labels))
+
+
+def test_class_sampled_uses_each_streamed_row_at_most_once_per_pass():
+    # Each chunk reads one streamed row per slot; the 285 negatives of a pass are all read before any repeats.
+    shares = pipelines.power_shares([NUM_NEG, NUM_POS], 0.5)
+    batches = _take(_class_sampled(shares=shares, shuffle_buffer=0, batch_size=5), 57)  # 285 slots
+    negatives = np.concatenate([b[0][b[1] == 0, 0] for b in batches]).astype(int)
+    assert len(negatives) > 200
+    assert len(np.unique(negatives)) == len(negatives)
+
+
+def test_class_sampled_schedule_moves_at_exactly_the_global_step():
+    ds = _class_sampled(shares=[1, 0], final_shares=[0, 1], schedule_steps=3, batch_size=32, num_replicas=2)
+    positives = np.array([b[1].mean() for b in _take(ds, 12)]).reshape(6, 2)
+    assert (positives[0] == 0).all() and (positives[3:] == 1).all()
+    assert (positives[1:3] > 0).all() and (positives[1:3] < 1).all()
+
+
+def test_class_sampled_only_the_streamed_class():
+    (batch,) = _take(_class_sampled(shares=[1, 0]), 1)
+    assert batch[1].tolist() == [0] * 8
+
+
+def test_class_sampled_input_without_a_wanted_class_fails_after_one_scan():
+    negatives_only = _dataset().filter(lambda x, y: y == 0)
+    with pytest.raises(UserInputError, match=r"class 1 has no examples in the input dataset.*counted \[285, 0\]"):
+        _within(60, lambda: _class_sampled(negatives_only, shares=[1, 1]))
+    with pytest.raises(UserInputError, match=r"^final_shares asks for class 1, which has no examples"):
+        _class_sampled(initial_distribution=(300, 0), shares=[1, 0], final_shares=[1, 1], schedule_steps=5)
+    with pytest.raises(UserInputError, match=r"^shares has 3 entries but initial_distribution has 2"):
+        _class_sampled(shares=[1, 1, 1])
