@@ -24,14 +24,19 @@ from imbal_keras import experiment, launch, runs  # noqa: E402
 
 def main(argv):
     del argv  # Unused.
+    dry_run = grid_flags.DRY_RUN.value
     if not grid_flags.is_grid():
-        experiment.run(
-            experiment_flags.to_config(),
-            extra_files={runs.FLAGS_FILE: absl_flags.FLAGS.flags_into_string()},
-        )
+        config = experiment_flags.to_config()
+        if dry_run:
+            print(launch.describe_run(config))
+            return
+        experiment.run(config, extra_files={runs.FLAGS_FILE: absl_flags.FLAGS.flags_into_string()})
         return
     sources = grid_flags.merge_sources()
     spec = None if sources is not None else grid_flags.to_spec()
+    if dry_run:
+        print(launch.describe_grid(spec, grid_flags.grid_dir(), merge_from=sources, **grid_flags.execution()))
+        return
     launch.run_and_report(spec, grid_flags.grid_dir(), merge_from=sources, **grid_flags.execution())
 
 

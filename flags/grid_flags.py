@@ -37,6 +37,12 @@ _MERGE = flags.DEFINE_bool(
     "Grids: run nothing; build the tables and report of the grid in --output_dir from its finished runs "
     "(after all shards are done), first copying finished runs from --merge_from.",
 )
+DRY_RUN = flags.DEFINE_bool(
+    "dry_run",
+    False,
+    "Check the command and print what it would run (the run's config, or the grid's number of runs and their "
+    "names), then stop; nothing is trained or written.",
+)
 _MERGE_FROM = flags.DEFINE_list(
     "merge_from", [], "With --merge: other grid folders (e.g. per-shard folders on local disks) to copy runs from."
 )

@@ -458,3 +458,45 @@ def run_and_report(
         log(f"wrote {path}")
     log(f"TensorBoard (HParams tab): tensorboard --logdir {grid_dir}")
     return paths
+
+
+def describe_run(config: ExperimentConfig) -> str:
+    """What one run would do, after validating its config (nothing is loaded or written).
+
+    Raises:
+      UserInputError: a bad config.
+    """
+    config.validate()
+    name = config.output.run_name or config.default_run_name()
+    return f"1 run: {os.path.join(config.output.output_dir, name)}\n{config.to_json()}"
+
+
+def describe_grid(
+    spec: sweep.GridSpec | None,
+    grid_dir: str,
+    *,
+    merge_from: Sequence[str] | None = None,
+    shard_index: int = 0,
+    shard_count: int = 1,
+    executor: str = "local",
+    workers: int = 1,
+    ray_address: str = "",
+) -> str:
+    """What a grid command would do, after validating it (nothing is run or written).
+
+    Raises:
+      UserInputError: a bad spec or execution setting, or (for a merge) a folder without a grid.
+    """
+    del ray_address  # not contacted by a dry run
+    check_execution(executor, workers)
+    if merge_from is not None:
+        spec = sweep.load_spec(grid_dir)
+        return f"merge: copy finished runs of {', '.join(merge_from) or 'no other folder'} into {grid_dir}, then report"
+    sweep.validate(spec)
+    configs = sweep.shard(sweep.expand(spec, grid_dir), shard_index, shard_count)
+    axes = "; ".join(f"{k}={','.join(map(str, v))}" for k, v in spec.ordered_axes().items())
+    lines = [f"{len(configs)} runs into {grid_dir} ({executor}, {workers} worker(s)); axes: {axes}"]
+    lines += [f"  {c.output.run_name}" for c in configs[:5]]
+    if len(configs) > 5:
+        lines.append(f"  ... and {len(configs) - 5} more")
+    return "\n".join(lines)

@@ -207,3 +207,17 @@ def test_ray_executor_on_a_local_ray_instance(tmp_path, monkeypatch):
     expected = sorted(c.output.run_name for c in sweep.expand(spec, str(tmp_path)))
     assert runs.finished_runs(sweep.runs_dir(str(tmp_path))) == expected
     assert "(ray, 1 worker(s))" in lines[0]
+
+
+def test_dry_run_checks_and_describes_without_writing(tmp_path, capsys):
+    out = tmp_path / "out"
+    code, stderr, stdout = _run_main_in_process(["--strategy=none,upsample", "--seed=0:3", "--dry_run",
+                                                 f"--output_dir={out}"], capsys)  # fmt: skip
+    assert code is None, stderr
+    assert stdout.startswith(f"6 runs into {out} (local, 1 worker(s)); axes: seed=0,1,2; strategy=none,upsample")
+    code, stderr, stdout = _run_main_in_process(["--strategy=upsample", "--dry_run", f"--output_dir={out}"], capsys)
+    assert code is None, stderr
+    assert stdout.startswith(f"1 run: {out}/synthetic_upsample_r99_b16_sgd_lr0p05_seed0\n{{")
+    assert not out.exists()
+    code, stderr, _ = _run_main_in_process(["--strategy=upsample", "--steps=0", "--dry_run"], capsys)
+    assert code == 2 and stderr.startswith("error: --steps must be >= 1. Received: steps=0")
