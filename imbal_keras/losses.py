@@ -243,13 +243,17 @@ class DeferredReweighting(keras.losses.Loss):
     model.fit(train, steps_per_epoch=100, epochs=10, callbacks=[loss.switch_callback()])
     ```
 
-    The reduction is the wrapped loss's (`sum_over_batch_size`: sum_i w_i l_i / B, so the weights change the
-    size of the loss after the switch, as in the paper).
+    The reduction is the wrapped loss's. With `sum_over_batch_size` the weighted loss is sum_i w_i l_i / B, so the
+    weights also change the size of the loss after the switch; `normalize=True` divides by the batch's mean
+    weight instead, giving sum_i w_i l_i / sum_i w_i, the reduction of PyTorch's `cross_entropy(weight=)` that
+    Cao et al. use. The weights depend on the labels only, so either way the loss stays a sum of per-example terms
+    and its per-class split stays exact.
 
     Args:
       loss: a Keras loss whose `call` returns one value per example (every loss here, Keras' cross-entropies).
       class_weights: weights from the switch on, one per class (two for a sigmoid output), >= 0.
       switch_step: first optimizer step with the weights, >= 0.
+      normalize: divide the weighted losses by the batch's mean weight (see above).
       name: loss name.
 
     Raises:
@@ -263,6 +267,7 @@ class DeferredReweighting(keras.losses.Loss):
         class_weights: Sequence[float],
         *,
         switch_step: int,
+        normalize: bool = False,
         name: str = "deferred_reweighting",
     ):
         check(
@@ -279,6 +284,7 @@ class DeferredReweighting(keras.losses.Loss):
             argument="switch_step",
         )
         self.switch_step = int(switch_step)
+        self.normalize = bool(normalize)
         self._step = None
 
     def bind_step(self, step_counter: tf.Variable) -> None:
@@ -306,8 +312,10 @@ class DeferredReweighting(keras.losses.Loss):
         )
         weights = tf.constant(self.class_weights, per_example.dtype)
         switched = tf.cast(tf.convert_to_tensor(self._step), tf.int64) >= self.switch_step
-        weight = tf.where(switched, tf.gather(weights, _class_ids(y_true)), tf.ones_like(per_example))
-        return per_example * weight
+        weight = tf.gather(weights, _class_ids(y_true))
+        if self.normalize:
+            weight = tf.math.divide_no_nan(weight, tf.reduce_mean(weight))
+        return per_example * tf.where(switched, weight, tf.ones_like(per_example))
 
     def get_config(self) -> dict:
         return {
@@ -315,6 +323,7 @@ class DeferredReweighting(keras.losses.Loss):
             "loss": keras.losses.serialize(self.loss),
             "class_weights": self.class_weights,
             "switch_step": self.switch_step,
+            "normalize": self.normalize,
         }
 
     @classmethod
@@ -410,6 +419,60 @@ def adjust_probabilities(probabilities, prior: Sequence[float], *, tau: float = 
     adjusted = columns * pi ** (-tau)
     adjusted /= adjusted.sum(axis=1, keepdims=True)
     return adjusted[:, 1].reshape(p.shape) if binary else adjusted
+
+
+def minimising_distribution(loss: keras.losses.Loss, class_mass: Sequence[float]) -> np.ndarray:
+    """The constant prediction that minimises the expected loss, as a class distribution.
+
+    Minimises sum_c m_c loss(c, p) over the predicted distribution p (a sigmoid output for K = 2, a softmax for
+    K > 2), where m_c is the class's mass in the training batches (its share times its weight). The output bias
+    that starts a model at this minimiser is `models.output_bias(...)` of the result: for the cross-entropy it is
+    m / sum(m), for the logit-adjusted loss m^(1 - tau) normalised, for the focal and LDAM losses it has no closed
+    form and is found numerically (L-BFGS on the bias, from log m).
+
+    Args:
+      loss: a loss of this module or a Keras cross-entropy, taking probabilities (`from_logits=False`).
+      class_mass: m_c >= 0, shape (K,), K >= 2, not all zero.
+
+    Returns:
+      float64 array of shape (K,) summing to 1.
+
+    Raises:
+      UserInputError: a negative or all-zero class mass, or fewer than two classes.
+    """
+    from scipy import optimize
+
+    mass = _vector(class_mass, "class_mass")
+    check(
+        len(mass) >= 2 and (mass >= 0).all() and mass.sum() > 0,
+        f"class_mass must be >= 0, not all zero, for K >= 2 classes. Received: class_mass={_listed(class_mass)}",
+        argument="class_mass",
+    )
+    k = len(mass)
+    labels = tf.constant(np.arange(k), tf.float32)
+    weights = tf.constant(mass / mass.sum(), tf.float32)
+    activation = keras.activations.sigmoid if k == 2 else keras.activations.softmax
+
+    @tf.function(autograph=False)
+    def value_and_gradient(bias):
+        with tf.GradientTape() as tape:
+            tape.watch(bias)
+            value = loss(labels, activation(tf.tile(bias[None, :], [k, 1])), sample_weight=weights)
+        return value, tape.gradient(value, bias)
+
+    def expected_loss(bias):
+        value, gradient = value_and_gradient(tf.constant(bias, tf.float32))
+        return float(value), gradient.numpy().astype(np.float64)
+
+    # Start at the cross-entropy's minimiser, log m (up to a constant; the log-odds for a sigmoid).
+    log_mass = np.log(np.clip(mass / mass.sum(), 1e-12, None))
+    start = log_mass[1:] - log_mass[:1] if k == 2 else log_mass
+    bias = optimize.minimize(expected_loss, start, jac=True, method="L-BFGS-B", options={"gtol": 1e-9}).x
+    if k == 2:
+        p1 = 1.0 / (1.0 + np.exp(-bias[0]))
+        return np.array([1.0 - p1, p1])
+    p = np.exp(bias - bias.max())
+    return p / p.sum()
 
 
 def _class_logits(y_pred: tf.Tensor, from_logits: bool) -> tf.Tensor:

@@ -236,7 +236,7 @@ def test_reduction_and_sample_weight_are_keras(make, reduction, denominator):
         losses.FocalLoss(),
         losses.LogitAdjustedLoss([9, 1], tau=0.5, from_logits=True),
         losses.LDAMLoss([9, 1], max_margin=0.3, scale=2.0),
-        losses.DeferredReweighting(losses.FocalLoss(gamma=1.0), [0.2, 1.8], switch_step=7),
+        losses.DeferredReweighting(losses.FocalLoss(gamma=1.0), [0.2, 1.8], switch_step=7, normalize=True),
     ],
     ids=["focal", "focal_default", "logit_adjusted", "ldam", "drw"],
 )
@@ -353,6 +353,9 @@ LOSSES_FOR_THE_CALLBACK = {
     "drw_ldam": lambda k: losses.DeferredReweighting(
         losses.LDAMLoss([6, 3, 1][:k]), [0.5, 1.0, 2.0][:k], switch_step=0
     ),
+    "drw_normalized": lambda k: losses.DeferredReweighting(
+        losses.FocalLoss(), [0.5, 1.0, 2.0][:k], switch_step=0, normalize=True
+    ),
 }
 
 
@@ -378,3 +381,66 @@ def test_per_class_gradients_stay_exact(tmp_path, name, num_classes):
     np.testing.assert_allclose(class_losses.sum(), row["loss_total"], rtol=RTOL)
     norms = row[[f"gradients_norm_class_{c}" for c in range(num_classes)]].to_numpy(float)
     np.testing.assert_allclose(norms, expected_norms, rtol=1e-4)
+
+
+def test_deferred_reweighting_normalized_is_the_weighted_mean():
+    # After the switch: sum_i w_i l_i / sum_i w_i, PyTorch's cross_entropy(weight=).
+    loss = losses.DeferredReweighting(
+        losses.LDAMLoss([6, 3, 1], from_logits=True), [0.5, 1.0, 2.0], switch_step=2, normalize=True
+    )
+    step = tf.Variable(2, dtype=tf.int64)
+    loss.bind_step(step)
+    plain = losses.LDAMLoss([6, 3, 1], from_logits=True, reduction=None)(MULTI_LABELS, MULTI_LOGITS).numpy()
+    w = np.array([0.5, 1.0, 2.0])[MULTI_LABELS]
+    assert float(loss(MULTI_LABELS, MULTI_LOGITS)) == pytest.approx(np.sum(w * plain) / np.sum(w), rel=RTOL)
+    step.assign(1)
+    assert float(loss(MULTI_LABELS, MULTI_LOGITS)) == pytest.approx(np.mean(plain), rel=RTOL)
+
+
+def _minimise_by_hand(per_class_loss, mass, num_parameters):
+    """argmin over constant logits of sum_c m_c loss(c), by Nelder-Mead on a numpy formula (no gradients)."""
+    from scipy import optimize
+
+    def objective(b):
+        return float(np.dot(mass, per_class_loss(b)))
+
+    return optimize.minimize(objective, np.zeros(num_parameters), method="Nelder-Mead", options={"xatol": 1e-8}).x
+
+
+def test_minimising_distribution_closed_forms():
+    mass = np.array([0.7, 0.2, 0.1])
+    np.testing.assert_allclose(
+        losses.minimising_distribution(keras.losses.SparseCategoricalCrossentropy(), mass), mass, atol=1e-5
+    )
+    for tau in (0.5, 1.0):
+        expected = mass ** (1 - tau) / np.sum(mass ** (1 - tau))
+        got = losses.minimising_distribution(losses.LogitAdjustedLoss(mass, tau=tau), mass)
+        np.testing.assert_allclose(got, expected, atol=2e-3)
+
+
+def test_minimising_distribution_of_the_binary_focal_loss():
+    mass = np.array([0.9, 0.1])
+
+    def per_class(b):
+        value, _ = _focal_by_hand(_two_class(np.array([b[0], b[0]])), np.array([0, 1]), 2.0, None)
+        return value
+
+    z = _minimise_by_hand(per_class, mass, 1)[0]
+    got = losses.minimising_distribution(losses.FocalLoss(gamma=2.0), mass)
+    np.testing.assert_allclose(got[1], 1 / (1 + np.exp(-z)), atol=1e-4)
+    assert got[1] > 0.25  # focal pulls the constant prediction far from the 0.1 prior
+
+
+def test_minimising_distribution_of_ldam():
+    counts = np.array([70.0, 20.0, 10.0])
+    mass = counts / counts.sum()
+    margins = losses.ldam_margins(counts)
+
+    def per_class(b):
+        shifted = b[None, :] - np.eye(3) * margins  # row c: class c's logits lowered by its margin
+        value, _ = _cross_entropy_by_hand(shifted, np.arange(3))
+        return value
+
+    b = _minimise_by_hand(per_class, mass, 3)
+    got = losses.minimising_distribution(losses.LDAMLoss(counts), mass)
+    np.testing.assert_allclose(got, np.exp(b) / np.exp(b).sum(), atol=1e-4)
