@@ -334,21 +334,44 @@ class DeferredReweighting(keras.losses.Loss):
 
 
 class DeferredReweightingSwitch(keras.callbacks.Callback):
-    """Binds a `DeferredReweighting` loss to the optimizer step counter of the model being trained.
+    """Binds `DeferredReweighting` losses to the optimizer step counter of the model being trained.
 
     Binding happens in `on_train_begin`, before Keras traces the train step, so the compiled step reads
     `optimizer.iterations` itself; nothing runs per batch.
 
     Args:
-      loss: the `DeferredReweighting` loss the model is compiled with.
+      loss: the `DeferredReweighting` loss to bind, or None for every one the model is compiled with (so a
+        strategy can hand out the callback without holding the loss object).
+
+    Raises:
+      UserInputError: (when training begins) `loss` is None and the model's loss has no `DeferredReweighting`.
     """
 
-    def __init__(self, loss: DeferredReweighting):
+    def __init__(self, loss: DeferredReweighting | None = None):
         super().__init__()
         self.loss = loss
 
     def on_train_begin(self, logs=None):
-        self.loss.bind_step(self.model.optimizer.iterations)
+        found = [self.loss] if self.loss is not None else _deferred_losses(self.model.loss)
+        check(
+            bool(found),
+            "DeferredReweightingSwitch found no DeferredReweighting loss on the model. "
+            f"Received: loss={self.model.loss!r}",
+            argument="loss",
+        )
+        for loss in found:
+            loss.bind_step(self.model.optimizer.iterations)
+
+
+def _deferred_losses(loss) -> list[DeferredReweighting]:
+    """The `DeferredReweighting` losses in a compiled loss (one loss, or a list or dict of them)."""
+    if isinstance(loss, DeferredReweighting):
+        return [loss]
+    if isinstance(loss, dict):
+        loss = list(loss.values())
+    if isinstance(loss, (list, tuple)):
+        return [found for item in loss for found in _deferred_losses(item)]
+    return []
 
 
 def class_balanced_weights(class_counts: Sequence[float], beta: float) -> np.ndarray:

@@ -1,5 +1,7 @@
 """Long-tail profiles, subsampling to a profile and head/medium/tail groups."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -100,3 +102,172 @@ def test_groups_by_shots():
 def test_bad_input_is_one_line_naming_the_argument(call, message):
     with pytest.raises(UserInputError, match=message):
         call()
+
+
+# The long-tail strategies, as registered (importing the family registers them).
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import imbal_keras.strategies.long_tail  # noqa: E402, F401
+from imbal_keras import losses, pipelines, strategies  # noqa: E402
+
+LONG_TAIL = ("focal", "class_balanced", "logit_adjusted", "ldam", "sqrt_sampling", "progressive_sampling")
+COUNTS = np.array([300, 60, 12])
+
+
+def _long_tail_arrays():
+    y = np.repeat(np.arange(3), COUNTS).astype(np.int64)
+    x = np.c_[np.arange(len(y)), np.ones(len(y))].astype(np.float32)
+    return x, y
+
+
+def _ctx(*, total_steps=200, seed=1, batch_size=16, **params):
+    return strategies.StrategyContext(
+        class_counts=COUNTS,
+        target_distribution=np.full(3, 1 / 3),
+        batch_size=batch_size,
+        seed=seed,
+        params=params,
+        total_steps=total_steps,
+        shuffle_buffer=64,
+    )
+
+
+def test_long_tail_strategies_are_registered_with_references():
+    for name in LONG_TAIL:
+        strategy = strategies.get(name)
+        assert strategy.reference and strategy.summary and len(strategy.summary) <= 120
+        for param in strategy.params:
+            assert strategies.all_params()[param.name] is param or strategies.all_params()[param.name] == param
+
+
+@pytest.mark.parametrize("form", ["in_memory", "streaming"])
+@pytest.mark.parametrize("name", LONG_TAIL)
+def test_batches_are_rows_of_the_input_with_the_documented_share(name, form):
+    x, y = _long_tail_arrays()
+    ctx = _ctx()
+    if form == "in_memory":
+        ds = strategies.build_pipeline(name, x, y, ctx)
+    else:
+        ds = strategies.build_stream(name, tf.data.Dataset.from_tensor_slices((x, y)), ctx)
+    assert ds.element_spec[0] == tf.TensorSpec((16, 2), tf.float32)
+    # In memory labels become int32 (pipelines._labels); streamed labels keep the input's dtype.
+    assert ds.element_spec[1] == tf.TensorSpec((16,), tf.int32 if form == "in_memory" else tf.int64)
+    batches = [tuple(t.numpy() for t in b) for b in ds.take(ctx.total_steps)]
+    labels = np.concatenate([b[1] for b in batches])
+    for b in batches:
+        np.testing.assert_array_equal(y[b[0][:, 0].astype(int)], b[1])
+    expected = strategies.get(name).expected_batch_share(ctx)
+    observed = np.bincount(labels, minlength=3) / len(labels)
+    # 4.5 binomial sigmas; natural batches are drawn without replacement within a pass, so less spread.
+    assert (np.abs(observed - expected) < 4.5 * np.sqrt(expected * (1 - expected) / len(labels))).all(), observed
+
+
+def test_class_balanced_carries_the_effective_number_weights():
+    x, y = _long_tail_arrays()
+    ctx = _ctx(beta=0.99)
+    _, by, w = (t.numpy() for t in next(iter(strategies.build_pipeline("class_balanced", x, y, ctx))))
+    np.testing.assert_allclose(w, losses.class_balanced_weights(COUNTS, 0.99)[by], rtol=1e-6)
+    assert isinstance(strategies.build_loss("class_balanced", ctx), keras.losses.SparseCategoricalCrossentropy)
+    focal = strategies.build_loss("class_balanced", _ctx(base_loss="focal", gamma=1.0))
+    assert isinstance(focal, losses.FocalLoss) and focal.gamma == 1.0 and focal.alpha is None
+
+
+def test_losses_take_the_declared_parameters():
+    focal = strategies.build_loss("focal", _ctx(gamma=0.5, focal_alpha="inverse_frequency"))
+    assert focal.gamma == 0.5
+    np.testing.assert_allclose(focal.alpha, COUNTS.sum() / (3 * COUNTS))
+    assert strategies.build_loss("focal", _ctx()).alpha is None
+    adjusted = strategies.build_loss("logit_adjusted", _ctx(tau=0.5))
+    assert adjusted.tau == 0.5
+    np.testing.assert_allclose(adjusted.prior, COUNTS / COUNTS.sum())
+    drw = strategies.build_loss("ldam", _ctx(total_steps=50, max_margin=0.3, ldam_scale=2.0, beta=0.9))
+    assert drw.switch_step == 40 and not drw.normalize
+    np.testing.assert_allclose(drw.loss.margins, 0.3 * (12 / COUNTS) ** 0.25)
+    assert drw.loss.scale == 2.0
+    np.testing.assert_allclose(drw.class_weights, losses.class_balanced_weights(COUNTS, 0.9))
+    assert strategies.build_loss("ldam", _ctx(weight_reduction="mean_with_sample_weight")).normalize
+    assert strategies.build_loss("ldam", _ctx(drw_fraction=1.0, total_steps=0)).switch_step > 10**15
+
+
+def test_training_distribution_is_where_the_loss_wants_the_bias():
+    np.testing.assert_allclose(strategies.get("logit_adjusted").training_distribution(_ctx()), [1 / 3] * 3, atol=2e-3)
+    weighted = COUNTS * losses.class_balanced_weights(COUNTS, 0.9)
+    np.testing.assert_allclose(
+        strategies.get("class_balanced").training_distribution(_ctx(beta=0.9)), weighted / weighted.sum(), atol=1e-4
+    )
+    focal = strategies.get("focal").training_distribution(_ctx())
+    assert focal[2] > COUNTS[2] / COUNTS.sum()  # focal's constant optimum is flatter than the prior
+    np.testing.assert_allclose(strategies.get("sqrt_sampling").training_distribution(_ctx()), [0.6070858, 0.2714970,
+                               0.1214172], rtol=1e-6)  # fmt: skip
+
+
+def test_progressive_expected_share_is_the_budget_average():
+    # p(t) is linear in t: the mean over t = 0..T-1 is p((T - 1) / 2).
+    ctx = _ctx(total_steps=5)
+    by_hand = pipelines.progressive_shares(COUNTS, np.arange(5), 5).mean(axis=0)
+    np.testing.assert_allclose(strategies.get("progressive_sampling").expected_batch_share(ctx), by_hand)
+
+
+def test_ldam_switches_to_class_balanced_weights_at_its_step_in_fit():
+    # lr 0 and one repeated batch: only the DRW switch changes the loss, at step round(0.5 * 6) = 3.
+    ctx = _ctx(total_steps=6, drw_fraction=0.5, beta=0.9)
+    x = np.random.default_rng(0).normal(size=(6, 2)).astype(np.float32)
+    y = np.array([0, 0, 0, 1, 1, 2])
+    keras.utils.set_random_seed(0)
+    net = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3, activation="softmax")])
+    loss = strategies.build_loss("ldam", ctx)
+    net.compile(optimizer=keras.optimizers.SGD(0.0), loss=loss)
+    history = net.fit(
+        tf.data.Dataset.from_tensors((x, y)).repeat(),
+        steps_per_epoch=1,
+        epochs=6,
+        verbose=0,
+        shuffle=False,
+        callbacks=strategies.build_callbacks("ldam", ctx),
+    )
+    per_example = loss.loss.call(tf.constant(y, tf.float32), net(x)).numpy()
+    weights = losses.class_balanced_weights(COUNTS, 0.9)[y]
+    expected = [per_example.mean()] * 3 + [np.mean(weights * per_example)] * 3
+    np.testing.assert_allclose(history.history["loss"], expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "message"),
+    [
+        ("class_balanced", {"beta": 1.0}, r"^beta must be in \(0, 1\). Received: beta=1.0$"),
+        ("ldam", {"beta": 0}, r"^beta must be in \(0, 1\). Received: beta=0$"),
+        ("logit_adjusted", {"tau": -1}, r"^tau must be >= 0. Received: tau=-1$"),
+        ("ldam", {"drw_fraction": 1.5}, r"^drw_fraction must be in \[0, 1\]. Received: drw_fraction=1.5$"),
+        ("sqrt_sampling", {"sampling_q": -0.5}, r"^sampling_q must be in \[0, 1\]. Received: sampling_q=-0.5$"),
+        ("focal", {"gamma": -1}, r"^gamma must be >= 0. Received: gamma=-1$"),
+        ("focal", {"focal_alpha": "balanced"}, r"^focal_alpha must be one of none, inverse_frequency"),
+    ],
+)
+def test_parameters_out_of_range_are_one_line(name, params, message):
+    with pytest.raises(UserInputError, match=message):
+        strategies.get(name).resolve_params(params)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda ctx: strategies.build_pipeline("progressive_sampling", *_long_tail_arrays(), ctx),
+         r"^progressive_sampling moves over the run's step budget, which must be >= 1. Received: total_steps=0$"),
+        (lambda ctx: strategies.build_loss("ldam", ctx),
+         r"^drw_fraction=0.8 needs the run's step budget to place the switch. Received: total_steps=0$"),
+    ],
+    ids=["progressive_sampling", "ldam"],
+)  # fmt: skip
+def test_schedules_need_the_step_budget(build, message):
+    with pytest.raises(UserInputError, match=message):
+        build(_ctx(total_steps=0))
+
+
+def test_a_class_without_examples_is_named():
+    x, y = _long_tail_arrays()
+    ctx = dataclasses.replace(_ctx(), class_counts=np.array([300, 0, 12]))
+    with pytest.raises(UserInputError, match=r"class_counts must be >= 1 for every class sampled by class; class 1"):
+        strategies.build_pipeline("sqrt_sampling", x, y, ctx)
+    with pytest.raises(UserInputError, match=r"^class_counts must be > 0 for every class; class 1 has 0"):
+        strategies.build_loss("ldam", ctx)

@@ -444,3 +444,15 @@ def test_minimising_distribution_of_ldam():
     b = _minimise_by_hand(per_class, mass, 3)
     got = losses.minimising_distribution(losses.LDAMLoss(counts), mass)
     np.testing.assert_allclose(got, np.exp(b) / np.exp(b).sum(), atol=1e-4)
+
+
+def test_switch_callback_without_a_loss_needs_one_on_the_model():
+    net = ct.model()
+    switch = losses.DeferredReweightingSwitch()
+    switch.set_model(net)
+    with pytest.raises(UserInputError, match=r"^DeferredReweightingSwitch found no DeferredReweighting loss"):
+        switch.on_train_begin()
+    drw = losses.DeferredReweighting(keras.losses.BinaryCrossentropy(), [1.0, 2.0], switch_step=1)
+    net.compile(optimizer="sgd", loss=[drw])
+    switch.on_train_begin()
+    assert drw._step is net.optimizer.iterations
