@@ -1,9 +1,12 @@
 """MirroredStrategy over 2 logical CPU devices (tests/conftest.py): global batch composition and replica seeds."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import imbal_keras.strategies.long_tail  # noqa: F401  (registers the class-aware samplers)
 from imbal_keras import distribute, strategies
 from imbal_keras.errors import UserInputError
 
@@ -89,3 +92,31 @@ def test_replica_seeds_are_distinct_and_stable():
 def test_global_batch_must_split_over_replicas(mirrored):
     with pytest.raises(UserInputError, match=r"multiple of the 2 replicas. Received: batch_size=7"):
         distribute.distribute_pipeline(mirrored, "none", *_arrays(), _ctx(batch_size=7))
+
+
+def test_progressive_schedule_follows_the_global_step(mirrored):
+    # Global batch 256 (128 per replica), schedule over 2 steps: step 0 is natural (5% positives) on both
+    # replicas; a schedule counted in per-replica batches would put the second replica at 27.5% already.
+    ctx = dataclasses.replace(_ctx(batch_size=256), total_steps=2)
+    for form in ("in_memory", "streaming"):
+        if form == "in_memory":
+            dist = distribute.distribute_pipeline(mirrored, "progressive_sampling", *_arrays(), ctx)
+        else:
+            dist = distribute.distribute_stream(mirrored, "progressive_sampling", _stream_fn, ctx)
+        steps = _steps(mirrored, dist, 6)
+        shares = np.array([[y.mean() for _, y in step] for step in steps])
+        bound = 4.5 * np.sqrt(0.05 * 0.95 / 128)
+        assert (np.abs(shares[0] - 0.05) < bound).all(), (form, shares[0])
+        assert (np.abs(shares[2:] - 0.5) < 4.5 * np.sqrt(0.25 / 128)).all(), (form, shares[2:])
+        for step in steps:
+            rows = np.concatenate([x[:, 0] for x, _ in step]).astype(int)
+            np.testing.assert_array_equal(_arrays()[1][rows], np.concatenate([y for _, y in step]))
+
+
+def test_sqrt_sampling_global_share_within_binomial_bounds(mirrored):
+    expected = np.sqrt(NUM_POS) / (np.sqrt(NUM_POS) + np.sqrt(NUM_NEG))
+    dist = distribute.distribute_pipeline(mirrored, "sqrt_sampling", *_arrays(), _ctx(batch_size=40))
+    steps = _steps(mirrored, dist, 30)
+    labels = np.concatenate([y for step in steps for _, y in step])
+    assert len(labels) == 1200
+    assert abs(labels.mean() - expected) < 4.5 * np.sqrt(expected * (1 - expected) / 1200)
