@@ -9,8 +9,9 @@ pipeline with
 - its own seed (`replica_seed(seed, input_pipeline_id)`), so pipelines never repeat each other's draws,
 - its own shard of an in-memory input, split class by class so every shard keeps the class ratio,
 - `StrategyContext.num_replicas` set to the pipeline's replicas, so `stratified` deals the exact counts of a
-  global batch (`stratified_counts(global_batch, t)`) over them (`pipelines.deal_counts`); the other strategies
-  keep the documented composition in expectation.
+  global batch (`stratified_counts(global_batch, t)`) over them (`pipelines.deal_counts`), and the class-aware
+  samplers (`sqrt_sampling`, `progressive_sampling`) count their schedule in global steps (R consecutive
+  batches are one step); the other strategies keep the documented composition in expectation.
 
 Example:
   ```python
