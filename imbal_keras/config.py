@@ -23,7 +23,9 @@ from typing import Any
 from imbal_keras.errors import UserInputError, check
 
 OPTIMIZERS = ("sgd", "adam")
-DATASET_KINDS = ("synthetic", "csv", "tfds")
+DATASET_KINDS = ("synthetic", "csv", "parquet", "npz", "tfds", "python")
+CLASS_PROFILES = ("exponential", "step")
+BUILT_IN_MODELS = ("auto", "mlp", "cnn")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,18 +33,35 @@ class DataConfig:
     """Where the examples come from and how they are split.
 
     Attributes:
-      dataset: `synthetic`, `csv:PATH` or `tfds:NAME`.
+      dataset: `synthetic`, `csv:PATH`, `parquet:PATH`, `npz:PATH`, `tfds:NAME` or `python:package.module:function`
+        (see docs/datasets.md for each contract).
       num_examples: synthetic only: examples over all three splits.
       num_features: synthetic only: feature dimension.
-      num_classes: synthetic only: number of classes K (K > 2 gives a geometric long tail).
+      num_classes: synthetic only: number of classes K.
       class_separation: synthetic only: distance scale between class clusters.
       label_noise: synthetic only: fraction of labels replaced by a uniformly drawn class.
-      imbalance_ratio: majority:minority ratio r (99 means 1:99); for `tfds` the positive class is subsampled
-        to reach it. `0` for `csv`/`tfds` keeps the data's own ratio.
-      label_column: csv only: name of the label column.
-      positive_label: csv only: the label value that is the positive class (one-vs-rest); empty means the labels
-        are already the integers 0..K-1.
-      positive_class: tfds only: the class id that becomes the positive class (one-vs-rest).
+      imbalance_ratio: rho = n_max / n_min, the largest class's examples over the smallest's (99 means 1:99);
+        synthetic data is generated at it, other data subsampled to it (for `tfds` one-vs-rest, the positive
+        class). `0` keeps a dataset's own ratio (not for `synthetic`).
+      class_profile: how class sizes fall from the largest to the smallest for K > 2: `exponential` (n_c
+        proportional to rho^(-c/(K-1))) or `step` (the first floor(K/2) classes large, the rest rho times smaller).
+        Class 0 is the largest. The same for K = 2 (1:rho).
+      balanced_evaluation: validation and test keep equal class counts, as in the long-tail benchmarks; only
+        training follows `imbalance_ratio` and `class_profile`. Off: every split keeps the same class ratio.
+      label_column: csv/parquet only: name of the label column.
+      positive_label: csv/parquet only: the label value that is the positive class (one-vs-rest); empty means the
+        labels are already the integers 0..K-1.
+      categorical_columns: csv/parquet only: string or integer-coded columns to encode as categories; any other
+        non-numeric column is refused.
+      drop_columns: csv/parquet only: columns that are not features (IDs, free text).
+      time_column: csv/parquet only: split forward in time by this column (oldest rows train, newest test)
+        instead of the random stratified split; it is not used as a feature.
+      max_categories: csv/parquet only: most levels a categorical column may have (more is refused: an ID?).
+      positive_class: tfds only: the class id that becomes the positive class (one-vs-rest); -1 keeps all K classes.
+      input_feature: tfds only: the feature that is the model's input; empty uses the supervised keys, or the one
+        feature besides the label.
+      label_feature: tfds only: the `ClassLabel` feature that is the label; empty uses the supervised keys, or
+        the one `ClassLabel` feature.
       data_dir: tfds only: `tfds.load(data_dir=...)`.
       validation_fraction: share of the data held out for validation (stratified).
       test_fraction: share of the data held out for test (stratified).
@@ -55,40 +74,66 @@ class DataConfig:
     class_separation: float = 1.0
     label_noise: float = 0.0
     imbalance_ratio: float = 99.0
+    class_profile: str = "exponential"
+    balanced_evaluation: bool = False
     label_column: str = "label"
     positive_label: str = ""
+    categorical_columns: tuple[str, ...] = ()
+    drop_columns: tuple[str, ...] = ()
+    time_column: str = ""
+    max_categories: int = 1000
     positive_class: int = 0
+    input_feature: str = ""
+    label_feature: str = ""
     data_dir: str = ""
     validation_fraction: float = 0.2
     test_fraction: float = 0.2
 
+    def __post_init__(self):
+        for name in ("categorical_columns", "drop_columns"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(str(c) for c in value))
+
     @property
     def kind(self) -> str:
-        """`synthetic`, `csv` or `tfds`."""
+        """`synthetic`, `csv`, `parquet`, `npz`, `tfds` or `python`."""
         return self.dataset.split(":", 1)[0]
 
     @property
     def argument(self) -> str:
-        """The part after `csv:` / `tfds:` (path or dataset name)."""
+        """The part after `csv:` / `tfds:` / ... (path, dataset name or `package.module:function`)."""
         return self.dataset.split(":", 1)[1] if ":" in self.dataset else ""
 
     def validate(self) -> None:
         kind = self.kind
         check(
             kind in DATASET_KINDS and (kind == "synthetic" or self.argument),
-            f"dataset must be 'synthetic', 'csv:PATH' or 'tfds:NAME'. Received: dataset={self.dataset!r}",
+            "dataset must be 'synthetic', 'csv:PATH', 'parquet:PATH', 'npz:PATH', 'tfds:NAME' or "
+            f"'python:package.module:function'. Received: dataset={self.dataset!r}",
+            argument="dataset",
+        )
+        check(
+            kind != "python" or _is_function_path(self.argument),
+            f"dataset must name a function as 'python:package.module:function'. Received: dataset={self.dataset!r}",
             argument="dataset",
         )
         check(
             math.isfinite(self.imbalance_ratio)
-            and (self.imbalance_ratio > 0 or (kind != "synthetic" and self.imbalance_ratio == 0)),
-            "imbalance_ratio must be > 0 (99 means 1:99; 0 keeps a csv/tfds dataset's own ratio). "
+            and (self.imbalance_ratio >= 1 or (kind != "synthetic" and self.imbalance_ratio == 0)),
+            "imbalance_ratio must be >= 1 (99 means 1:99; 0 keeps a dataset's own ratio, except synthetic). "
             f"Received: imbalance_ratio={_short(self.imbalance_ratio)}",
             argument="imbalance_ratio",
+        )
+        check(
+            self.class_profile in CLASS_PROFILES,
+            _choice_message("class_profile", self.class_profile, CLASS_PROFILES),
+            argument="class_profile",
         )
         _check_range(self, "num_classes", low=2)
         _check_range(self, "num_examples", low=1)
         _check_range(self, "num_features", low=1)
+        _check_range(self, "max_categories", low=1)
+        _check_range(self, "positive_class", low=-1, note=" (-1 keeps all classes)")
         check(
             0 <= self.label_noise < 1,
             f"label_noise must be in [0, 1). Received: label_noise={self.label_noise}",
@@ -103,6 +148,13 @@ class DataConfig:
             "validation_fraction + test_fraction must be < 1. Received: "
             f"validation_fraction={self.validation_fraction}, test_fraction={self.test_fraction}",
             argument="validation_fraction",
+        )
+        both = sorted(set(self.categorical_columns) & {*self.drop_columns, self.label_column, self.time_column})
+        check(
+            not both,
+            f"categorical_columns names a column that is also dropped, the label or the time column: {both}. "
+            f"Received: categorical_columns={','.join(self.categorical_columns)}",
+            argument="categorical_columns",
         )
 
 
@@ -160,15 +212,28 @@ class ModelConfig:
     """The model the toolkit builds.
 
     Attributes:
+      model: `auto` (an MLP for tabular data, a CNN for images), `mlp`, `cnn`, or `package.module:function`, a
+        function that builds a Keras model (see docs/models.md for its arguments); only the path travels to grid
+        workers, which import it.
       hidden_units: MLP hidden layer widths (tabular data), or the dense head after the convolutions (images).
+      zero_output_kernel: start the output layer's kernel at zero, so that every example's first prediction is
+        exactly the class prior the output bias encodes (a random kernel spreads predictions around it).
     """
 
+    model: str = "auto"
     hidden_units: tuple[int, ...] = (64, 64)
+    zero_output_kernel: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "hidden_units", tuple(int(h) for h in self.hidden_units))
 
     def validate(self) -> None:
+        check(
+            self.model in BUILT_IN_MODELS or _is_function_path(self.model),
+            f"model must be one of {', '.join(BUILT_IN_MODELS)} or 'package.module:function'. "
+            f"Received: model={self.model!r}",
+            argument="model",
+        )
         check(
             all(h > 0 for h in self.hidden_units),
             f"hidden_units must be positive widths. Received: hidden_units={list(self.hidden_units)}",
@@ -480,6 +545,12 @@ def _check_range(part: Any, name: str, *, low: float, note: str = "") -> None:
 
 def _choice_message(name: str, value: Any, choices: Sequence[str]) -> str:
     return f"{name} must be one of {', '.join(choices)}. Received: {name}={value!r}"
+
+
+def _is_function_path(text: str) -> bool:
+    """Whether `text` reads `package.module:function` (dotted identifiers on both sides of one colon)."""
+    module, sep, function = text.partition(":")
+    return bool(sep) and all(part.isidentifier() for part in (*module.split("."), *function.split(".")))
 
 
 def _short(x: Any) -> str:

@@ -1,13 +1,19 @@
-"""Datasets: exact ratios, disjoint stratified splits, CSV and TFDS paths, and every bad input."""
+"""Datasets: exact ratios, disjoint stratified splits, tables, arrays, functions, TFDS, and every bad input."""
+
+import os
+import sys
+import textwrap
 
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from imbal_keras import datasets
+from imbal_keras import datasets, longtail
 from imbal_keras.config import DataConfig
 from imbal_keras.errors import UserInputError
+from imbal_keras.pipelines import apportion
 
 
 def _all_rows(data):
@@ -62,7 +68,7 @@ def test_label_noise_keeps_counts_and_moves_features():
 
 
 def test_too_few_examples_for_the_ratio():
-    with pytest.raises(UserInputError, match=r"--num_examples=100 at imbalance_ratio=99"):
+    with pytest.raises(UserInputError, match=r"^num_examples=100 at imbalance_ratio=99 leaves a split"):
         datasets.synthetic(num_examples=100, imbalance_ratio=99)
 
 
@@ -106,16 +112,23 @@ def test_csv_imbalance_ratio_subsamples_to_exact_ratio(tmp_path):
 @pytest.mark.parametrize(
     "content, kwargs, message",
     [
-        (None, {}, r"--dataset=csv:.*missing.csv: no such file"),
+        (None, {}, r"^dataset=csv:.*missing.csv: no such file"),
         ("", {}, r"cannot be read as CSV"),
         ("a,Class\n", {}, r"no data rows"),
-        ("a,b\n1,2\n3,4\n", {"label_column": "Class"}, r"--label_column='Class' is not a column.*\['a', 'b'\]"),
+        (
+            "a,b\n1,2\n3,4\n",
+            {"label_column": "Class"},
+            r"^label_column='Class' names \['Class'\], not a column of .*\['a', 'b'\]",
+        ),
         ("a,Class\n1,0\n2,0\n3,0\n", {"label_column": "Class"}, r"has a single class"),
         ("a,Class\n1,0\n2,1\n3,7\n", {"label_column": "Class"}, r"holds \['0', '1', '7'\], expected the class ids"),
         ("a,Class\n1,0\n2,1\n3,-1\n", {"label_column": "Class"}, r"expected the class ids 0..K-1"),
-        ("a,Class\nx,0\n2,1\n3,1\n", {"label_column": "Class"}, r"feature column 'a' is not numeric \(row 0: 'x'\)"),
-        ("a,Class\n1,0\n,1\n3,1\n", {"label_column": "Class"}, r"feature column 'a' has 1 missing values"),
-        ("a,Class\n1,a\n2,b\n", {"label_column": "Class", "positive_label": "z"}, r"--positive_label='z' does not"),
+        (
+            "a,Class\nx,0\n2,1\n3,1\n",
+            {"label_column": "Class"},
+            r"column 'a' is not numeric \(row 0: 'x'\); list it in categorical_columns or drop_columns",
+        ),
+        ("a,Class\n1,a\n2,b\n", {"label_column": "Class", "positive_label": "z"}, r"^positive_label='z' does not"),
     ],
 )
 def test_csv_bad_input(tmp_path, content, kwargs, message):
@@ -136,14 +149,14 @@ def test_tfds_one_vs_rest_at_ratio():
 
 
 def test_tfds_unknown_name():
-    with pytest.raises(UserInputError, match=r"--dataset=tfds:no_such_dataset_xyz: no TFDS dataset"):
+    with pytest.raises(UserInputError, match=r"^dataset=tfds:no_such_dataset_xyz: no TFDS dataset"):
         datasets.from_tfds("no_such_dataset_xyz")
 
 
 def test_tfds_absent_positive_class():
     with (
         tfds.testing.mock_data(num_examples=50, policy=tfds.testing.MockPolicy.USE_CODE),
-        pytest.raises(UserInputError, match=r"--positive_class=42 does not occur in tfds:mnist"),
+        pytest.raises(UserInputError, match=r"^positive_class=42 does not occur in tfds:mnist"),
     ):
         datasets.from_tfds("mnist", positive_class=42)
 
@@ -151,3 +164,451 @@ def test_tfds_absent_positive_class():
 def test_load_dispatches_on_config():
     data = datasets.load(DataConfig(num_examples=1000, num_features=3, imbalance_ratio=4))
     assert data.train.x.shape[1] == 3 and data.num_classes == 2
+
+
+# Long-tail profiles (issue 12's data part).
+
+
+def test_synthetic_step_profile_exact_counts():
+    data = datasets.synthetic(
+        num_examples=2200, num_features=3, num_classes=4, imbalance_ratio=10, class_profile="step"
+    )
+    total = sum(s.class_counts(4) for s in data.splits().values())
+    # shares [1, 1, 0.1, 0.1] / 2.2 of 2200 examples
+    np.testing.assert_array_equal(total, [1000, 1000, 100, 100])
+
+
+def test_synthetic_balanced_evaluation_keeps_validation_and_test_balanced():
+    data = datasets.synthetic(
+        num_examples=1000, num_features=3, num_classes=5, imbalance_ratio=16, balanced_evaluation=True, seed=2
+    )
+    np.testing.assert_array_equal(data.test.class_counts(5), [40] * 5)
+    np.testing.assert_array_equal(data.validation.class_counts(5), [40] * 5)
+    train = data.train.class_counts(5)
+    assert train.sum() == 600
+    np.testing.assert_array_equal(train, apportion(600, datasets.long_tail_shares(5, 16)))
+    assert train[0] / train[-1] == pytest.approx(16, rel=0.05)
+
+
+def _multiclass_frame(per_class=60, k=4, seed=0):
+    rng = np.random.default_rng(seed)
+    label = np.repeat(np.arange(k), per_class)
+    return pd.DataFrame({"f": rng.normal(size=len(label)) + label, "label": label})
+
+
+@pytest.mark.parametrize("profile", ["exponential", "step"])
+def test_table_long_tail_training_split_and_balanced_evaluation(profile):
+    data = datasets.from_frame(
+        _multiclass_frame(), imbalance_ratio=10, class_profile=profile, balanced_evaluation=True, seed=1
+    )
+    # The stratified split gives each class 12 test, 12 validation and 36 training rows; the training split is
+    # subsampled to the largest profile 36 rows per class can supply, as the long-tail benchmarks do.
+    np.testing.assert_array_equal(data.train.class_counts(4), longtail.profile_counts(profile, 4, 10, 36))
+    np.testing.assert_array_equal(data.test.class_counts(4), [12] * 4)
+    np.testing.assert_array_equal(data.validation.class_counts(4), [12] * 4)
+
+
+def test_profile_the_data_cannot_reach():
+    with pytest.raises(UserInputError, match=r"^imbalance_ratio=100.0 with n_max=36 leaves class 3 with no example"):
+        datasets.from_frame(_multiclass_frame(), imbalance_ratio=100, balanced_evaluation=True)
+    with pytest.raises(UserInputError, match=r"^imbalance_ratio=1000 is beyond what the data can reach: class 2"):
+        datasets.from_frame(_multiclass_frame(per_class=60), imbalance_ratio=1000)
+
+
+def test_class_with_zero_examples_and_single_class_are_refused():
+    frame = _multiclass_frame()
+    frame.loc[frame["label"] == 2, "label"] = 3  # classes 0, 1, 3: class 2 has no example
+    with pytest.raises(UserInputError, match=r"^label_column='label' holds \['0', '1', '3'\], expected the class"):
+        datasets.from_frame(frame)
+    with pytest.raises(UserInputError, match=r"^num_classes must be >= 2. Received: num_classes=1"):
+        DataConfig(num_classes=1).validate()
+
+
+# Tables as they come: categorical and missing values, dropped columns, unusable values, time order.
+
+
+def _table(n=240, seed=0):
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(n),
+            "amount": rng.normal(100, 30, n),
+            "merchant": rng.choice(["shop", "fuel", "travel"], n),
+            "ts": pd.date_range("2024-01-01", periods=n, freq="h").astype(str),
+            "fraud": (np.arange(n) % 6 == 0).astype(int),
+        }
+    )
+    frame.loc[frame.index % 5 == 1, "amount"] = np.nan
+    frame.loc[frame.index % 11 == 2, "merchant"] = None
+    return frame
+
+
+def test_table_encoding_uses_training_rows_only():
+    # A forward split by time makes the training rows known (the oldest 60%), so every statistic can be
+    # recomputed independently with pandas.
+    frame = _table(n=240)
+    frame.loc[239, "merchant"] = "casino"  # a level only the test split has
+    data = datasets.from_frame(
+        frame, label_column="fraud", categorical_columns=["merchant"], drop_columns=["id"], time_column="ts"
+    )
+    assert [(f.name, f.kind) for f in data.features] == [
+        ("amount", "numeric"),
+        ("amount_missing", "missing_indicator"),
+        ("merchant", "categorical"),
+    ]
+    assert data.features[2].levels == ("fuel", "shop", "travel") and data.features[2].cardinality == 5
+    train_rows = frame.iloc[:144]
+    median = train_rows["amount"].median()
+    filled = frame["amount"].fillna(median)
+    mean, std = filled.iloc[:144].mean(), filled.iloc[:144].std(ddof=0)
+    codes = frame["merchant"].map({"fuel": 2, "shop": 3, "travel": 4, "casino": 1}).fillna(0)
+    expected = np.stack([(filled - mean) / std, frame["amount"].isna().astype(float), codes], axis=1)
+    for split, rows in (("train", slice(0, 144)), ("validation", slice(144, 192)), ("test", slice(192, 240))):
+        np.testing.assert_allclose(data.splits()[split].x, expected[rows], rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(data.splits()[split].y, frame["fraud"].to_numpy()[rows])
+    assert data.test.x[-1, 2] == datasets.UNSEEN_CODE
+
+
+def test_parquet_keeps_category_dtype_and_matches_csv(tmp_path):
+    frame = _table().drop(columns=["ts"])
+    frame["merchant"] = frame["merchant"].astype("category")
+    frame.to_parquet(tmp_path / "t.parquet")
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    from_parquet = datasets.from_parquet(str(tmp_path / "t.parquet"), label_column="fraud", drop_columns=["id"])
+    from_csv = datasets.from_csv(
+        str(tmp_path / "t.csv"), label_column="fraud", drop_columns=["id"], categorical_columns=["merchant"]
+    )
+    for split in ("train", "validation", "test"):
+        np.testing.assert_allclose(from_parquet.splits()[split].x, from_csv.splits()[split].x, atol=1e-5)
+    assert from_parquet.features == from_csv.features
+
+
+def test_time_split_is_forward_and_keeps_equal_times_together():
+    frame = _table(n=300)
+    frame["ts"] = pd.to_datetime(frame["ts"]).dt.floor("4h").astype(str)  # groups of 4 rows share a time
+    data = datasets.from_frame(
+        frame.assign(order=np.arange(300)),
+        label_column="fraud",
+        drop_columns=["id"],
+        categorical_columns=["merchant"],
+        time_column="ts",
+        validation_fraction=0.2,
+        test_fraction=0.2,
+    )
+    names = [f.name for f in data.features]
+    assert "ts" not in names
+    column = names.index("order")
+    std, mean = frame.index.to_numpy()[:180].std(), frame.index.to_numpy()[:180].mean()
+    rows = {s: np.round(split.x[:, column] * std + mean).astype(int) for s, split in data.splits().items()}
+    # Train is the oldest 60%, validation the next 20%, test the newest 20%, cut between time groups of 4 rows.
+    assert rows["train"].max() < rows["validation"].min() and rows["validation"].max() < rows["test"].min()
+    assert sorted(rows["train"]) == list(range(180))
+    assert sorted(rows["validation"]) == list(range(180, 240)) and sorted(rows["test"]) == list(range(240, 300))
+
+
+def test_time_split_moves_a_cut_past_equal_times():
+    times = np.arange(20)
+    times[11:14] = 11  # rows 11, 12 and 13 share a time; the 60% cut (row 12) falls among them
+    frame = pd.DataFrame({"t": times, "v": np.arange(20.0), "label": [0, 1] * 10})
+    data = datasets.from_frame(frame, time_column="t", validation_fraction=0.2, test_fraction=0.2)
+    v = frame["v"].to_numpy()[:14]
+    rows = {s: np.round(split.x[:, 0] * v.std() + v.mean()).astype(int) for s, split in data.splits().items()}
+    assert sorted(rows["train"]) == list(range(14))  # the cut moved to after the tied rows
+    assert sorted(rows["validation"]) == [14, 15] and sorted(rows["test"]) == [16, 17, 18, 19]
+
+
+@pytest.mark.parametrize(
+    "change, kwargs, message",
+    [
+        (
+            lambda f: f.assign(amount=f["amount"].where(f.index != 7, np.inf)),
+            {},
+            r"^dataset=data: column 'amount' holds inf at row 7, which float32 features cannot hold",
+        ),
+        (
+            lambda f: f.assign(amount=f["amount"].where(f.index != 3, 1e300)),
+            {},
+            r"^dataset=data: column 'amount' holds 1e\+300 at row 3",
+        ),
+        (
+            lambda f: f,
+            {"categorical_columns": []},
+            r"column 'merchant' is not numeric \(row 0: '\w+'\); list it in categorical_columns",
+        ),
+        (
+            lambda f: f.assign(merchant=[f"m{i}" for i in range(len(f))]),
+            {"max_categories": 50},
+            r"^max_categories=50 is below the 240 levels of categorical column 'merchant' \(an ID\?",
+        ),
+        (
+            lambda f: f.assign(ts=f["ts"].where(f.index != 9, "yesterday-ish")),
+            {"time_column": "ts"},
+            r"^time_column='ts' does not parse as a time at row 9: 'yesterday-ish'",
+        ),
+        (
+            lambda f: f,
+            {"drop_columns": ["id", "nope"]},
+            r"^drop_columns='id,nope' names \['nope'\], not a column of data",
+        ),
+        (
+            lambda f: f.assign(amount=np.nan),
+            {},
+            r"^dataset=data: column 'amount' has no value in the training split; drop it",
+        ),
+        (
+            lambda f: f.assign(fraud=(f.index >= 200).astype(int)),
+            {"time_column": "ts"},
+            r"^time_column: the forward split leaves the train split \(144 rows\) without an example of class 1",
+        ),
+    ],
+)
+def test_table_bad_input_is_one_line(change, kwargs, message):
+    settings = {"label_column": "fraud", "categorical_columns": ["merchant"], "drop_columns": ["id", "ts"]}
+    if "time_column" in kwargs:
+        settings["drop_columns"] = ["id"]
+    settings.update(kwargs)
+    with pytest.raises(UserInputError, match=message) as error:
+        datasets.from_frame(change(_table()), where="dataset=data", **settings)
+    assert "\n" not in str(error.value)
+
+
+def test_table_is_deterministic_by_seed():
+    a, b = (datasets.from_frame(_table(), label_column="fraud", categorical_columns=["merchant"],
+                                drop_columns=["id", "ts"], seed=5) for _ in range(2))  # fmt: skip
+    np.testing.assert_array_equal(a.train.x, b.train.x)
+    np.testing.assert_array_equal(a.test.y, b.test.y)
+
+
+# Arrays: .npz files and Python functions.
+
+
+def _arrays(n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    y = (np.arange(n) % 4 == 0).astype(np.int64)
+    return (rng.normal(size=(n, 3)) + y[:, None]).astype(np.float32), y
+
+
+def test_npz_all_examples_or_given_splits(tmp_path):
+    x, y = _arrays()
+    np.savez(tmp_path / "all.npz", x=x, y=y, class_names=np.array(["ok", "fraud"]))
+    data = datasets.from_npz(str(tmp_path / "all.npz"))
+    assert data.class_names == ("ok", "fraud") and sum(len(s) for s in data.splits().values()) == 120
+    np.testing.assert_array_equal(
+        np.sort(np.concatenate([s.x for s in data.splits().values()]), axis=0), np.sort(x, axis=0)
+    )  # fmt: skip  (used as given: no scaling)
+    np.savez(tmp_path / "given.npz", x_train=x[:80], y_train=y[:80], x_test=x[80:], y_test=y[80:])
+    given = datasets.from_npz(str(tmp_path / "given.npz"), validation_fraction=0.25)
+    np.testing.assert_array_equal(given.test.x, x[80:])
+    assert len(given.train) + len(given.validation) == 80
+    np.testing.assert_array_equal(given.validation.class_counts(2), [15, 5])  # a stratified quarter of train
+
+
+def test_npz_missing_keys(tmp_path):
+    np.savez(tmp_path / "bad.npz", features=np.zeros((4, 2)))
+    with pytest.raises(UserInputError, match=r"^dataset=npz:.*bad.npz: expected arrays x and y.*missing \['x_train'"):
+        datasets.from_npz(str(tmp_path / "bad.npz"))
+
+
+_FUNCTIONS = """
+import numpy as np
+import tensorflow as tf
+
+def arrays(seed):
+    rng = np.random.default_rng(seed)
+    y = (np.arange(200) % 5 == 0).astype(int)
+    return rng.normal(size=(200, 4)) + y[:, None], y
+
+def images():
+    rng = np.random.default_rng(0)
+    y = np.arange(90) % 3
+    return {"data": (rng.random((90, 8, 8)), y), "class_names": ["a", "b", "c"]}
+
+def datasets_per_split():
+    x, y = arrays(0)
+    return {"train": tf.data.Dataset.from_tensor_slices((x[:150], y[:150])),
+            "validation": tf.data.Dataset.from_tensor_slices((x[150:175], y[150:175])).batch(7),
+            "test": (x[175:], y[175:])}
+
+def wrong_shapes():
+    return np.zeros((10, 3)), np.zeros(9, int)
+
+def outside_labels():
+    return np.zeros((10, 3)), np.array([0, 1] * 4 + [-1, 1])
+
+def no_class_one_in_train():
+    x = np.zeros((30, 2))
+    return {"train": (x[:20], np.r_[np.zeros(18, int), [2, 2]]), "test": (x[20:], np.r_[[0] * 5, [1] * 5])}
+
+def raises():
+    raise RuntimeError("disk full")
+
+def not_data():
+    return "hello"
+"""
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    (tmp_path / "user_data.py").write_text(textwrap.dedent(_FUNCTIONS))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "user_data", raising=False)
+    return "user_data"
+
+
+def test_python_function_gets_the_data_seed(user_module):
+    config = DataConfig(dataset=f"python:{user_module}:arrays", imbalance_ratio=0)
+    a, b, c = datasets.load(config, seed=1), datasets.load(config, seed=1), datasets.load(config, seed=2)
+    np.testing.assert_array_equal(a.train.x, b.train.x)
+    assert not np.array_equal(a.train.x, c.train.x)
+    assert a.kind == "tabular" and a.num_classes == 2 and sum(len(s) for s in a.splits().values()) == 200
+
+
+def test_python_function_images_and_datasets(user_module):
+    images = datasets.from_python(f"{user_module}:images")
+    assert images.kind == "image" and images.train.x.shape[1:] == (8, 8, 1) and images.class_names == ("a", "b", "c")
+    given = datasets.from_python(f"{user_module}:datasets_per_split")
+    assert (len(given.train), len(given.validation), len(given.test)) == (150, 25, 25)
+
+
+@pytest.mark.parametrize(
+    "function, message",
+    [
+        ("no_module_xyz:f", r"^dataset='python:no_module_xyz:f' does not import: ModuleNotFoundError"),
+        ("{m}:missing", r"^dataset='python:{m}:missing': module '{m}' has no attribute 'missing'"),
+        ("{m}:raises", r"^dataset=python:{m}:raises: the function raised RuntimeError: disk full"),
+        ("{m}:not_data", r"^dataset=python:{m}:not_data: expected \(x, y\) or a dict of splits. Received: str"),
+        ("{m}:wrong_shapes", r"expected x of shape \(N, ...\) and y of shape \(N,\).*x \(10, 3\), y \(9,\)"),
+        ("{m}:outside_labels", r"y must hold integer class ids 0..K-1. Received: dtype int64, values \[-1, 0, 1\]"),
+        ("{m}:no_class_one_in_train", r"class 1 has no example in the training data"),
+    ],
+)
+def test_python_function_bad_input(user_module, function, message):
+    function, message = function.format(m=user_module), message.format(m=user_module)
+    with pytest.raises(UserInputError, match=message) as error:
+        datasets.load(DataConfig(dataset=f"python:{function}", imbalance_ratio=0))
+    assert "\n" not in str(error.value)
+
+
+def test_infinite_dataset_and_nan_features_are_refused():
+    ds = tf.data.Dataset.from_tensor_slices((np.zeros((4, 2)), np.array([0, 1, 0, 1]))).repeat()
+    with pytest.raises(UserInputError, match=r"the dataset is infinite"):
+        datasets.from_arrays({"train": ds, "test": ds})
+    x, y = _arrays()
+    x[5, 1] = np.nan
+    with pytest.raises(UserInputError, match=r"x holds a NaN or infinite value \(example 5\)"):
+        datasets.from_arrays((x, y))
+
+
+# TFDS datasets without supervised keys.
+
+
+class TinyEvents(tfds.core.GeneratorBasedBuilder):
+    """A dataset without supervised keys: an 8x8 image, a ClassLabel and a second tensor."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        return tfds.core.DatasetInfo(
+            builder=self,
+            features=tfds.features.FeaturesDict(
+                {
+                    "pixels": tfds.features.Tensor(shape=(8, 8, 1), dtype=np.uint8),
+                    "digit": tfds.features.ClassLabel(names=["zero", "one", "two"]),
+                    "weight": tfds.features.Tensor(shape=(2,), dtype=np.float32),
+                }
+            ),
+        )
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples()}
+
+    def _generate_examples(self):
+        yield 0, {}
+
+
+class TinyPair(TinyEvents):
+    """One (H, W) image feature and one ClassLabel, no supervised keys."""
+
+    def _info(self):
+        features = {
+            "pixels": tfds.features.Tensor(shape=(4, 4), dtype=np.uint8),
+            "kind": tfds.features.ClassLabel(num_classes=3),
+        }
+        return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(features))
+
+
+class TinyTwoLabels(TinyEvents):
+    """Two ClassLabel features: the label must be chosen."""
+
+    def _info(self):
+        features = {
+            "pixels": tfds.features.Tensor(shape=(4, 4), dtype=np.uint8),
+            "a": tfds.features.ClassLabel(num_classes=2),
+            "b": tfds.features.ClassLabel(num_classes=3),
+        }
+        return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(features))
+
+
+def _mock(n=300):
+    return tfds.testing.mock_data(num_examples=n, policy=tfds.testing.MockPolicy.USE_CODE)
+
+
+def test_tfds_without_supervised_keys_by_flag_and_all_classes():
+    with _mock():
+        data = datasets.from_tfds("tiny_events", input_feature="pixels", positive_class=-1, imbalance_ratio=0)
+    assert data.kind == "image" and data.train.x.shape[1:] == (8, 8, 1) and data.class_names == ("zero", "one", "two")
+    assert sum(len(s) for s in data.splits().values()) == 300
+    with _mock():
+        tabular = datasets.from_tfds(
+            "tiny_events", input_feature="weight", label_feature="digit", positive_class=1, imbalance_ratio=0
+        )
+    assert tabular.kind == "tabular" and tabular.class_names == ("rest", "one")
+
+
+def test_tfds_the_one_classlabel_and_the_one_other_feature():
+    with _mock():
+        data = datasets.from_tfds("tiny_pair", positive_class=-1, imbalance_ratio=0)
+    assert data.train.x.shape[1:] == (4, 4, 1) and data.num_classes == 3
+    with _mock():
+        chosen = datasets.from_tfds(
+            "tiny_two_labels", label_feature="a", input_feature="pixels", positive_class=-1, imbalance_ratio=0
+        )
+    assert chosen.num_classes == 2
+
+
+@pytest.mark.parametrize(
+    "name, kwargs, message",
+    [
+        ("tiny_events", {}, r"^input_feature: .* has 2 features besides the label 'digit'; choose the input"),
+        ("tiny_two_labels", {}, r"has no supervised keys and 2 ClassLabel features \['a', 'b'\]; choose the label"),
+        ("tiny_events", {"input_feature": "pixel"}, r"^input_feature='pixel' is not a feature of dataset=tfds"),
+        ("tiny_events", {"input_feature": "pixels", "label_feature": "weight"}, r"is not a ClassLabel feature"),
+    ],
+)
+def test_tfds_feature_choice_errors(name, kwargs, message):
+    message = message.replace("^input_feature: ", "^dataset=tfds:tiny_events")
+    with _mock(20), pytest.raises(UserInputError, match=message):
+        datasets.from_tfds(name, **kwargs)
+
+
+def test_tfds_multiclass_long_tail_with_balanced_test():
+    with _mock(600):
+        data = datasets.from_tfds(
+            "tiny_events", input_feature="pixels", positive_class=-1, imbalance_ratio=4, balanced_evaluation=True
+        )
+    train = data.train.class_counts(3)
+    assert train[0] >= train[1] >= train[2] and train[0] == 4 * train[2] + (train[0] % 4)
+    test = data.test.class_counts(3)
+    assert len(set(test.tolist())) == 1 and len(set(data.validation.class_counts(3).tolist())) == 1
+
+
+def test_load_dispatches_every_kind(tmp_path, user_module):
+    x, y = _arrays()
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    frame = pd.DataFrame(x, columns=["a", "b", "c"]).assign(label=y)
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    frame.to_parquet(tmp_path / "d.parquet")
+    for dataset in (f"npz:{tmp_path}/d.npz", f"csv:{tmp_path}/d.csv", f"parquet:{tmp_path}/d.parquet"):
+        data = datasets.load(DataConfig(dataset=dataset, imbalance_ratio=0))
+        assert sum(len(s) for s in data.splits().values()) == 120 and data.num_classes == 2, dataset
+    assert os.path.exists(tmp_path / "d.parquet")
