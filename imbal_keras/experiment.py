@@ -120,17 +120,21 @@ def _train_and_evaluate(config, data, target, staging, callbacks, log, started, 
 
     init_seed = config.seed_for("init")
     keras.utils.set_random_seed(init_seed)
-    model = models.build(
-        data.train.x.shape[1:],
-        data.num_classes,
-        kind=data.kind,
+    model = models.build_for_run(
+        config.model.model,
+        data,
         hidden_units=config.model.hidden_units,
         training_distribution=training_distribution,
+        zero_output_kernel=config.model.zero_output_kernel,
         seed=init_seed,
+        log=log,
     )
-    model.compile(
-        optimizer=models.optimizer(training.optimizer, training.learning_rate),
+    models.compile_for_run(
+        model,
         loss=strategies.build_loss(strategy, ctx),
+        optimizer=models.optimizer(training.optimizer, training.learning_rate),
+        strategy=strategy,
+        log=log,
     )
     runs.write_text(os.path.join(staging, runs.CONFIG_FILE), config.to_json())
     log(

@@ -1,11 +1,43 @@
-"""Small model factories whose output bias starts at the class prior training actually sees."""
+"""Models: the built-in MLP and CNN, a user's model function imported by path, and how either is compiled.
+
+The output bias starts at the class prior training actually sees (`output_bias`). That fixes where predictions
+start only on average over the hidden activations: with a random output kernel, each example's first logit is
+the bias plus a random projection of its hidden activations, so predictions spread around the prior (and, the
+sigmoid being curved, their mean moves away from it). `zero_output_kernel=True` starts the output kernel at
+zero, so every example's first prediction is exactly the prior; the hidden layers then receive no gradient in
+the first step (their gradient passes through the zero kernel) and start learning from the second.
+
+A user's model function (`ModelConfig.model = "package.module:function"`) is described in docs/models.md: its
+arguments (`MODEL_FUNCTION_ARGUMENTS`), how the output bias is found and set, and how it is compiled.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import keras
 import numpy as np
+
+from imbal_keras import datasets
+from imbal_keras.errors import UserInputError, check
+
+# The keyword arguments a model function may take; it is called with those of them its signature names (all of
+# them if it takes **kwargs).
+MODEL_FUNCTION_ARGUMENTS = (
+    "input_shape",
+    "num_classes",
+    "training_distribution",
+    "seed",
+    "features",
+    "hidden_units",
+    "class_names",
+)
+# Smallest image side the built-in CNN takes: one 3x3 convolution without padding.
+MIN_IMAGE_SIDE = 3
+_CONV_FILTERS = (16, 32)
+_PROBE_EXAMPLES = 64
 
 
 def output_bias(training_distribution: Sequence[float]) -> np.ndarray:
@@ -28,45 +60,341 @@ def build(
     kind: str = "tabular",
     hidden_units: Sequence[int] = (64, 64),
     training_distribution: Sequence[float] | None = None,
+    output_bias: Sequence[float] | None = None,
+    zero_output_kernel: bool = False,
+    features: Sequence[datasets.Feature] = (),
     seed: int = 0,
 ) -> keras.Model:
     """An MLP (tabular) or a small CNN (image) classifier.
 
+    The CNN has up to two blocks of a 3x3 convolution (16, then 32 filters, no padding) and a 2x2 max pooling;
+    it stops adding blocks when the image is too small for another convolution and skips a pooling that would
+    leave less than one pixel, so it takes any image of at least `MIN_IMAGE_SIDE` x `MIN_IMAGE_SIDE` pixels
+    (28x28: 26, 13, 11, 5; 8x8: 6, 3, 1; 3x3: one convolution to 1x1). A global average pooling feeds the head.
+
     Args:
-      input_shape: shape of one example.
+      input_shape: shape of one example: (D,) for tabular data, (H, W, C) for images (an MLP flattens them).
       num_classes: K; K = 2 gives one sigmoid output, K > 2 a softmax over K.
-      kind: `tabular` or `image`.
+      kind: `tabular` (an MLP) or `image` (a CNN).
       hidden_units: MLP widths (tabular) or the dense head after the convolutions (image).
       training_distribution: class distribution the output bias starts at; None means uniform.
+      output_bias: the output bias itself, shape (1,) for K = 2 or (K,); overrides `training_distribution`.
+      zero_output_kernel: start the output kernel at zero (see the module docstring).
+      features: what each input column holds (`Data.features`); categorical columns are one-hot encoded inside
+        the model, the others used as they are.
       seed: seeds the weight initialisers.
 
     Returns:
       An uncompiled `keras.Model` that outputs probabilities.
+
+    Raises:
+      ValueError: an unknown kind.
+      UserInputError: an image smaller than the CNN takes, or an `output_bias` of the wrong shape.
     """
     if kind not in ("tabular", "image"):
         raise ValueError(f"kind must be 'tabular' or 'image'. Received: kind={kind!r}")
     seeds = iter(range(seed * 1000, seed * 1000 + 1000))
     init = lambda: keras.initializers.GlorotUniform(seed=next(seeds))  # noqa: E731
     inputs = keras.Input(shape=tuple(input_shape))
-    h = inputs
     if kind == "image":
-        for filters in (16, 32):
-            h = keras.layers.Conv2D(filters, 3, activation="relu", kernel_initializer=init())(h)
-            h = keras.layers.MaxPooling2D()(h)
-        h = keras.layers.GlobalAveragePooling2D()(h)
+        h = _convolutions(inputs, tuple(input_shape), init)
+    elif len(input_shape) > 1:
+        h = keras.layers.Flatten()(inputs)
+    else:
+        h = _one_hot_categories(inputs, features)
     for width in hidden_units:
         h = keras.layers.Dense(width, activation="relu", kernel_initializer=init())(h)
-    prior = np.full(num_classes, 1.0 / num_classes) if training_distribution is None else training_distribution
-    bias = keras.initializers.Constant(output_bias(prior))
+    bias = _bias_values(num_classes, training_distribution, output_bias)
     units, activation = (1, "sigmoid") if num_classes == 2 else (num_classes, "softmax")
     outputs = keras.layers.Dense(
         units,
         activation=activation,
-        kernel_initializer=init(),
-        bias_initializer=bias,
+        kernel_initializer="zeros" if zero_output_kernel else init(),
+        bias_initializer=keras.initializers.Constant(bias),
         name="output",
     )(h)
     return keras.Model(inputs, outputs, name=f"{kind}_classifier")
+
+
+def _bias_values(num_classes: int, training_distribution, bias) -> np.ndarray:
+    if bias is None:
+        prior = np.full(num_classes, 1.0 / num_classes) if training_distribution is None else training_distribution
+        return output_bias(prior)
+    bias = np.asarray(bias, dtype=np.float64).reshape(-1)
+    expected = 1 if num_classes == 2 else num_classes
+    check(
+        len(bias) == expected and np.isfinite(bias).all(),
+        f"output_bias must hold {expected} finite values for {num_classes} classes. Received: output_bias="
+        f"{bias.tolist()}",
+        argument="output_bias",
+    )
+    return bias
+
+
+def _convolutions(inputs, input_shape: tuple[int, ...], init: Callable):
+    check(
+        len(input_shape) == 3 and min(input_shape[:2]) >= MIN_IMAGE_SIDE,
+        f"model=cnn takes images (H, W, C) of at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} pixels. Received: "
+        f"input_shape={input_shape}",
+        argument="model",
+    )
+    h, size = inputs, np.array(input_shape[:2])
+    for filters in _CONV_FILTERS:
+        if size.min() < MIN_IMAGE_SIDE:
+            break
+        h = keras.layers.Conv2D(filters, 3, activation="relu", kernel_initializer=init())(h)
+        size = size - 2
+        if size.min() >= 2:
+            h = keras.layers.MaxPooling2D()(h)
+            size = size // 2
+    return keras.layers.GlobalAveragePooling2D()(h)
+
+
+def _one_hot_categories(inputs, features: Sequence[datasets.Feature]):
+    """The input with each categorical column (an integer code) replaced by its one-hot encoding."""
+    categorical = [i for i, f in enumerate(features) if f.kind == "categorical"]
+    if not categorical:
+        return inputs
+    others = [i for i in range(len(features)) if i not in categorical]
+    parts = [keras.ops.take(inputs, others, axis=1)] if others else []
+    for i in categorical:
+        code = keras.ops.cast(inputs[:, i], "int32")
+        parts.append(keras.ops.one_hot(code, features[i].cardinality))
+    return keras.layers.Concatenate()(parts) if len(parts) > 1 else parts[0]
+
+
+def build_for_run(
+    model: str,
+    data: datasets.Data,
+    *,
+    hidden_units: Sequence[int] = (64, 64),
+    training_distribution: Sequence[float],
+    output_bias: Sequence[float] | None = None,
+    zero_output_kernel: bool = False,
+    seed: int = 0,
+    log: Callable[[str], None] = print,
+) -> keras.Model:
+    """The model of a run: a built-in one, or the one a user's function returns, checked and initialised.
+
+    Args:
+      model: `auto` (an MLP for tabular data, a CNN for images), `mlp`, `cnn` or `package.module:function`.
+      data: the run's data (input shape, K, class names, what each column holds).
+      hidden_units: the built-in models' widths; passed to a model function that takes `hidden_units`.
+      training_distribution: the class distribution the model trains on, shape (K,).
+      output_bias: the output bias to start at; None means `output_bias(training_distribution)`.
+      zero_output_kernel: start the output kernel at zero.
+      seed: seeds the weights (passed to a model function as `seed`).
+      log: where the line saying how the output layer was initialised goes.
+
+    Returns:
+      An uncompiled built-in model, or the function's model (compiled if the function compiled it).
+
+    Raises:
+      UserInputError: a path that does not import, a function that fails or does not return a Keras model, an
+        output that is not (batch, 1) for K = 2 or (batch, K), outputs that are not probabilities, or
+        `zero_output_kernel` with no output layer to apply it to.
+    """
+    input_shape = data.train.x.shape[1:]
+    if model in ("auto", "mlp", "cnn"):
+        kind = {"auto": data.kind, "mlp": "tabular", "cnn": "image"}[model]
+        return build(
+            input_shape,
+            data.num_classes,
+            kind=kind,
+            hidden_units=hidden_units,
+            training_distribution=training_distribution,
+            output_bias=output_bias,
+            zero_output_kernel=zero_output_kernel,
+            features=data.features,
+            seed=seed,
+        )
+    function = datasets.import_function(model, argument="model")
+    arguments = {
+        "input_shape": tuple(input_shape),
+        "num_classes": data.num_classes,
+        "training_distribution": np.asarray(training_distribution, dtype=np.float64),
+        "seed": seed,
+        "features": data.features,
+        "hidden_units": tuple(hidden_units),
+        "class_names": data.class_names,
+    }
+    built = _call_model_function(function, model, arguments)
+    _check_outputs(built, model, data)
+    bias = _bias_values(data.num_classes, training_distribution, output_bias)
+    layer = _output_dense(built, len(bias))
+    if layer is None:
+        check(
+            not zero_output_kernel,
+            f"zero_output_kernel=True needs a Dense output layer with a bias ({_describe_output(built)}). "
+            f"Received: model={model!r}",
+            argument="zero_output_kernel",
+        )
+        log(f"model={model}: output bias not set: {_describe_output(built)}; the first prediction is the model's own")
+        return built
+    layer.bias.assign(bias.astype(np.float32))
+    if zero_output_kernel:
+        layer.kernel.assign(np.zeros(layer.kernel.shape, np.float32))
+    log(
+        f"model={model}: output bias of layer {layer.name!r} set to {np.array2string(bias, precision=4)}"
+        + (" and its kernel to zero" if zero_output_kernel else "")
+    )
+    return built
+
+
+def _call_model_function(function: Callable, model: str, arguments: dict[str, Any]) -> keras.Model:
+    parameters = inspect.signature(function).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        given = dict(arguments)
+    else:
+        names = {p.name for p in parameters}
+        given = {k: v for k, v in arguments.items() if k in names}
+        unknown = [
+            p.name
+            for p in parameters
+            if p.name not in arguments
+            and p.default is inspect.Parameter.empty
+            and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        ]
+        check(
+            not unknown,
+            f"model={model!r} requires argument(s) {unknown} that the toolkit does not pass; it passes "
+            f"{', '.join(MODEL_FUNCTION_ARGUMENTS)}",
+            argument="model",
+        )
+    try:
+        built = function(**given)
+    except UserInputError:
+        raise
+    except Exception as e:  # noqa: BLE001  (the user's code: one line)
+        message = " ".join(str(e).split())[:300] or type(e).__name__
+        raise UserInputError(f"model={model!r} raised {type(e).__name__}: {message}", argument="model") from None
+    check(
+        isinstance(built, keras.Model),
+        f"model={model!r} returned {type(built).__name__}, not a keras.Model",
+        argument="model",
+    )
+    return built
+
+
+def _check_outputs(built: keras.Model, model: str, data: datasets.Data) -> None:
+    """Runs the model on a few training examples: one output of the right shape, holding probabilities."""
+    probe = data.train.x[:_PROBE_EXAMPLES]
+    try:
+        outputs = built(probe, training=False)
+    except Exception as e:  # noqa: BLE001  (the user's model: one line)
+        message = " ".join(str(e).split())[:300]
+        raise UserInputError(
+            f"model={model!r} cannot take inputs of shape {tuple(data.train.x.shape[1:])}: {type(e).__name__}: "
+            f"{message}",
+            argument="model",
+        ) from None
+    check(
+        not isinstance(outputs, (list, tuple, dict)),
+        f"model={model!r} has {len(outputs)} outputs; it must have one",
+        argument="model",
+    )
+    p = keras.ops.convert_to_numpy(outputs)
+    k = data.num_classes
+    expected = (len(probe), 1) if k == 2 else (len(probe), k)
+    check(
+        p.shape == expected,
+        f"model={model!r} outputs shape (batch, {', '.join(map(str, p.shape[1:]))}); with {k} classes it must be "
+        f"(batch, {expected[1]})" + (" (one sigmoid unit)" if k == 2 else " (a softmax over K)"),
+        argument="model",
+    )
+    probabilities = np.isfinite(p).all() and p.min() >= 0 and p.max() <= 1
+    if k > 2:
+        probabilities = probabilities and np.allclose(p.sum(axis=1), 1, atol=1e-3)
+    check(
+        bool(probabilities),
+        f"model={model!r} does not output probabilities (outputs in [{np.nanmin(p):.3g}, {np.nanmax(p):.3g}]"
+        + ("" if k == 2 else ", rows not summing to 1")
+        + f"); end it with a {'sigmoid' if k == 2 else 'softmax'} activation",
+        argument="model",
+    )
+
+
+def _output_dense(built: keras.Model, units: int) -> keras.layers.Dense | None:
+    """The Dense layer whose bias is the output logits' bias, or None.
+
+    Found by following the model's output back through its producing layer: a Dense layer with a bias and
+    `units` units, either with a sigmoid / softmax activation or followed by an `Activation` (sigmoid or softmax)
+    or `Softmax` layer.
+    """
+    layer = _producer(built)
+    if isinstance(layer, (keras.layers.Activation, keras.layers.Softmax)):
+        name = getattr(getattr(layer, "activation", None), "__name__", "softmax")
+        if name not in ("sigmoid", "softmax"):
+            return None
+        layer = _producer(built, before=layer)
+        activation_ok = getattr(getattr(layer, "activation", None), "__name__", "") == "linear"
+    else:
+        activation_ok = getattr(getattr(layer, "activation", None), "__name__", "") in ("sigmoid", "softmax")
+    if isinstance(layer, keras.layers.Dense) and layer.use_bias and layer.units == units and activation_ok:
+        return layer
+    return None
+
+
+def _producer(built: keras.Model, *, before=None):
+    """The layer that produced the model's output, or (with `before`) the layer that produced `before`'s input.
+
+    None for a subclassed model, whose layer graph Keras does not record.
+    """
+    if isinstance(built, keras.Sequential):
+        layers = built.layers
+        return layers[-1] if before is None else layers[layers.index(before) - 1]
+    try:
+        tensor = built.outputs[0] if before is None else before._inbound_nodes[0].input_tensors[0]
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return None
+    history = getattr(tensor, "_keras_history", None)
+    return history.operation if history is not None else None
+
+
+def _describe_output(built: keras.Model) -> str:
+    layer = _producer(built)
+    name = f"{type(layer).__name__} {getattr(layer, 'name', '')!r}" if layer is not None else "an unknown layer"
+    return f"the output comes from {name}, not a Dense layer with a bias and a sigmoid/softmax"
+
+
+def compile_for_run(
+    model: keras.Model,
+    *,
+    loss: keras.losses.Loss,
+    optimizer: keras.optimizers.Optimizer,
+    strategy,
+    log: Callable[[str], None] = print,
+) -> None:
+    """Compiles `model` with the strategy's loss, unless its function compiled it already.
+
+    A model function that returns a compiled model keeps its own optimizer and loss: the run's `optimizer` and
+    `learning_rate` do not apply, and a strategy's sample weights still reach the loss through Keras'
+    `sample_weight` (reduced as that loss reduces them). A strategy that works through a loss of its own (focal,
+    LDAM, ...) cannot act on a compiled model, so that combination is refused.
+
+    Args:
+      model: the run's model.
+      loss: the strategy's loss (`strategies.build_loss`).
+      optimizer: the run's optimizer.
+      strategy: the run's `strategies.Strategy`.
+      log: where the line about a model compiled by its function goes.
+
+    Raises:
+      UserInputError: a compiled model with a strategy whose loss is its own.
+    """
+    if not model.compiled:
+        model.compile(optimizer=optimizer, loss=loss)
+        return
+    check(
+        strategy.loss is None,
+        f"strategy={strategy.name!r} works through a loss of its own, which a model compiled by its function "
+        "cannot take; return the model uncompiled",
+        argument="strategy",
+    )
+    log(
+        f"model compiled by its function: its optimizer and loss are kept (optimizer and learning_rate do not "
+        f"apply); {strategy.name}'s sample weights, if any, reach that loss"
+    )
 
 
 def loss(num_classes: int, *, reduction: str = "sum_over_batch_size") -> keras.losses.Loss:
