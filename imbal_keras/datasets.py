@@ -631,14 +631,14 @@ def from_arrays(
             f"{where}: expected the splits train and test (and validation). Received: keys {sorted(data)}",
             argument="dataset",
         )
-        given = {s: _as_arrays(data[s], f"{where} ({s})") for s in SPLITS if s in data}
+        given = {s: as_arrays(data[s], f"{where} ({s})") for s in SPLITS if s in data}
     else:
         check(
             isinstance(data, (tuple, list)) and len(data) == 2,
             f"{where}: expected (x, y) or a dict of splits. Received: {type(data).__name__}",
             argument="dataset",
         )
-        given = {"all": _as_arrays(data, where)}
+        given = {"all": as_arrays(data, where)}
     x = np.concatenate([g[0] for g in given.values()])
     y = np.concatenate([g[1] for g in given.values()])
     num_classes = max(int(y.max()) + 1, len(class_names or ()))
@@ -667,9 +667,20 @@ def from_arrays(
     return _array_data(x, y, index, num_classes=num_classes, class_names=class_names, name=name)
 
 
-def _as_arrays(value, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """`(x float32 (N, ...), y int32 (N,))` from a pair of arrays or a `tf.data.Dataset` of pairs."""
-    if _is_tf_dataset(value):
+def as_arrays(value, where: str = "data") -> tuple[np.ndarray, np.ndarray]:
+    """`(x float32 (N, ...), y int32 (N,))` from a pair of arrays or a finite `tf.data.Dataset` of pairs.
+
+    (N, H, W) images get a channel axis.
+
+    Args:
+      value: `(x, y)` or a `tf.data.Dataset` of `(x, y)`, batched or not.
+      where: how messages name the data.
+
+    Raises:
+      UserInputError: the wrong structure, mismatched or wrong shapes, non-numeric or non-finite features, or
+        labels that are not integers >= 0.
+    """
+    if is_tf_dataset(value):
         value = _dataset_arrays(value, where)
     check(
         isinstance(value, (tuple, list)) and len(value) == 2,
@@ -711,7 +722,8 @@ def _as_arrays(value, where: str) -> tuple[np.ndarray, np.ndarray]:
     return x, y.astype(np.int32)
 
 
-def _is_tf_dataset(value) -> bool:
+def is_tf_dataset(value) -> bool:
+    """Whether `value` is a `tf.data.Dataset`."""
     import tensorflow as tf
 
     return isinstance(value, tf.data.Dataset)
@@ -1146,6 +1158,7 @@ __all__ = [
     "Data",
     "Feature",
     "Split",
+    "as_arrays",
     "from_arrays",
     "from_csv",
     "from_frame",
@@ -1154,6 +1167,7 @@ __all__ = [
     "from_python",
     "from_tfds",
     "import_function",
+    "is_tf_dataset",
     "load",
     "long_tail_shares",
     "synthetic",
