@@ -255,6 +255,8 @@ class TrainingConfig:
       data_seed: seeds data generation and the train/validation/test split; -1 means `seed`.
       init_seed: seeds the initial weights; -1 means `seed`.
       order_seed: seeds the training pipeline's draws (which examples form which batch); -1 means `seed`.
+      posthoc_adjustment_tau: evaluation only: post-hoc logit adjustment (Menon et al. 2021) of the predicted
+        probabilities, p_c / pi_c^tau renormalised with pi the training class shares; 0 turns it off.
     """
 
     batch_size: int = 16
@@ -266,6 +268,7 @@ class TrainingConfig:
     data_seed: int = -1
     init_seed: int = -1
     order_seed: int = -1
+    posthoc_adjustment_tau: float = 0.0
 
     def seed_for(self, source: str) -> int:
         """The seed of `source` (`data`, `init` or `order`): its own if set, else `seed`."""
@@ -288,6 +291,7 @@ class TrainingConfig:
         )
         for name in ("data_seed", "init_seed", "order_seed"):
             _check_range(self, name, low=-1, note=" (-1 means --seed)")
+        _check_range(self, "posthoc_adjustment_tau", low=0, note=" (0 turns it off)")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,7 +23,7 @@ import tensorflow as tf
 from tensorboard.plugins.scalar import metadata as scalar_metadata
 
 from imbal_keras import callbacks as instrument
-from imbal_keras import datasets, metrics, models, pipelines, runs, strategies
+from imbal_keras import datasets, initialization, longtail, losses, metrics, models, pipelines, runs, strategies
 from imbal_keras.config import ExperimentConfig, validate_target_distribution
 from imbal_keras.errors import check
 
@@ -117,6 +117,7 @@ def _train_and_evaluate(config, data, target, staging, callbacks, log, started, 
     if data_options is not None:
         train_ds = train_ds.with_options(data_options)
     training_distribution = strategy.training_distribution(ctx)
+    output_bias = initialization.initial_output_bias(strategy, ctx, data.train.y)
 
     init_seed = config.seed_for("init")
     keras.utils.set_random_seed(init_seed)
@@ -125,6 +126,7 @@ def _train_and_evaluate(config, data, target, staging, callbacks, log, started, 
         data,
         hidden_units=config.model.hidden_units,
         training_distribution=training_distribution,
+        output_bias=output_bias,
         zero_output_kernel=config.model.zero_output_kernel,
         seed=init_seed,
         log=log,
@@ -142,7 +144,8 @@ def _train_and_evaluate(config, data, target, staging, callbacks, log, started, 
         f"{np.array2string(training_distribution, precision=4)}; {training.steps} steps of batch {training.batch_size}"
     )
     writer = tf.summary.create_file_writer(staging)
-    evaluator = _Evaluator(data, training, writer, log, started)
+    prior = counts / counts.sum()
+    evaluator = _Evaluator(data, training, writer, log, started, prior=prior)
     instrumentation = instrument.experiment_callbacks(
         staging,
         log_composition=config.output.log_composition,
@@ -177,6 +180,8 @@ def _train_and_evaluate(config, data, target, staging, callbacks, log, started, 
         "class_counts": {split: s.class_counts(data.num_classes).tolist() for split, s in data.splits().items()},
         "target_distribution": list(target),
         "training_distribution": training_distribution.tolist(),
+        "initial_output_bias": np.asarray(output_bias).tolist(),
+        "class_groups": list(evaluator.groups) if evaluator.groups else None,
         "class_weights": strategy.loss_weights(ctx).tolist() if strategy.loss_weights else None,
         "final": curve.iloc[-1].to_dict(),
         "best_validation_average_precision_step": int(curve.loc[curve["validation_average_precision"].idxmax(), "step"])
@@ -235,9 +240,12 @@ class _StepBudget(keras.callbacks.Callback):
 class _Evaluator(keras.callbacks.Callback):
     """Evaluates validation and test at the end of every `fit` epoch (= every `eval_every` steps)."""
 
-    def __init__(self, data, training, writer, log, started):
+    def __init__(self, data, training, writer, log, started, *, prior):
         super().__init__()
         self.data, self.training, self.writer, self.log, self.started = data, training, writer, log, started
+        self.prior = prior
+        # K > 2: accuracy per head / medium / tail group of classes (by training counts; see longtail.class_groups).
+        self.groups = longtail.class_groups(data.train.class_counts(data.num_classes)) if data.num_classes > 2 else None
         self.rows: list[dict[str, float]] = []
         self._forward = None
 
@@ -251,7 +259,9 @@ class _Evaluator(keras.callbacks.Callback):
             model = self.model
             signature = [tf.TensorSpec((None, *x.shape[1:]), tf.float32)]
             self._forward = tf.function(lambda inputs: model(inputs, training=False), input_signature=signature)
-        return np.concatenate([self._forward(x[i : i + 4096]).numpy() for i in range(0, len(x), 4096)])
+        p = np.concatenate([self._forward(x[i : i + 4096]).numpy() for i in range(0, len(x), 4096)])
+        tau = self.training.posthoc_adjustment_tau
+        return losses.adjust_probabilities(p, self.prior, tau=tau) if tau > 0 else p
 
     def on_epoch_end(self, epoch, logs=None):
         step = min((epoch + 1) * self.training.eval_every, self.training.steps)
@@ -266,7 +276,7 @@ class _Evaluator(keras.callbacks.Callback):
             ("validation", self.data.validation.y, val_p),
             ("test", self.data.test.y, test_p),
         ):
-            figures = metrics.classification_metrics(y, p, threshold=threshold)
+            figures = metrics.classification_metrics(y, p, threshold=threshold, groups=self.groups)
             row.update({f"{split}_{k}": v for k, v in figures.items()})
             with self.writer.as_default():
                 for k, v in figures.items():

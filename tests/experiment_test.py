@@ -83,7 +83,7 @@ def test_data_options_change_how_the_pipeline_runs_not_the_result(tmp_path):
 @pytest.mark.parametrize(
     "changes, message",
     [
-        (dict(imbalance_ratio=0), r"^imbalance_ratio must be > 0.*Received: imbalance_ratio=0"),
+        (dict(imbalance_ratio=0), r"^imbalance_ratio must be >= 1.*Received: imbalance_ratio=0"),
         (dict(imbalance_ratio=-3), r"Received: imbalance_ratio=-3"),
         (dict(batch_size=0), r"^batch_size must be >= 1. Received: batch_size=0"),
         (dict(batch_size=5000), r"^batch_size=5000 is larger than the training split \(720 examples\)"),
@@ -91,8 +91,8 @@ def test_data_options_change_how_the_pipeline_runs_not_the_result(tmp_path):
         (dict(target_distribution=(0.2, 0.3, 0.5)), r"one share per class \(2 classes\).*=0.2,0.3,0.5"),
         (dict(target_distribution=(-0.5, 1.5)), r"shares must be >= 0"),
         (dict(target_distribution=(0.5, 0.6)), r"must sum to 1 \(sums to 1.1\)"),
-        (dict(dataset="csv:/nonexistent.csv"), r"--dataset=csv:/nonexistent.csv: no such file"),
-        (dict(dataset="parquet:x"), r"^dataset must be 'synthetic', 'csv:PATH' or 'tfds:NAME'"),
+        (dict(dataset="csv:/nonexistent.csv"), r"^dataset=csv:/nonexistent.csv: no such file"),
+        (dict(dataset="nope:x"), r"^dataset must be "),
         (dict(dataset="tfds:no_such_dataset_xyz"), r"no TFDS dataset of that name"),
         (dict(output_dir="/proc/no/such/dir"), r"^output_dir='/proc/no/such/dir' is not writable"),
     ],
@@ -112,6 +112,10 @@ def test_three_classes_long_tail(tmp_path):
     assert result.summary["class_counts"]["train"][0] == 25 * result.summary["class_counts"]["train"][2]
     np.testing.assert_allclose(result.summary["training_distribution"], [6 / 16, 5 / 16, 5 / 16])
     assert "test_f1_at_best_threshold" not in result.curve  # a single threshold is a binary notion
+    assert result.summary["class_groups"] == ["head", "medium", "tail"]
+    assert {"test_head_accuracy", "test_medium_accuracy", "test_tail_accuracy", "test_recall_class_2"} <= set(
+        result.curve
+    )
     assert result.curve["test_roc_auc"].between(0, 1).all()
 
 
@@ -147,3 +151,13 @@ def test_instrumentation_flows_into_results_and_does_not_change_training(tmp_pat
     assert not {"composition.csv", "gradients.csv"} & set(os.listdir(plain.run_dir))
     columns = [c for c in plain.curve if c != "elapsed_seconds"]
     pd.testing.assert_frame_equal(plain.curve[columns], finished.curve[columns], check_exact=True)
+
+
+def test_posthoc_adjustment_changes_evaluation_only(tmp_path):
+    config = _config(strategy="none", output_dir=str(tmp_path), **TINY)
+    plain = experiment.run(config, log=None)
+    adjusted = experiment.run(config.replace(posthoc_adjustment_tau=1.0), log=None)
+    pd.testing.assert_series_equal(plain.curve["train_loss"], adjusted.curve["train_loss"], check_exact=True)
+    # p / pi^tau renormalised is monotone in p for two classes: rankings (AUPRC, ROC-AUC) stay, calibration moves.
+    np.testing.assert_allclose(plain.curve["test_roc_auc"], adjusted.curve["test_roc_auc"], atol=1e-12)
+    assert (plain.curve["test_log_loss"] - adjusted.curve["test_log_loss"]).abs().min() > 1e-3

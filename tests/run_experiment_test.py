@@ -65,7 +65,7 @@ def test_command_line_run_writes_flags_and_prints_summary(tmp_path):
 BAD_INPUT = {
     "unknown_strategy": (["--strategy=bogus"], "error: --strategy must be one of none, class_weight"),
     "unknown_strategy_in_grid": (["--strategy=none,bogus"], "error: --strategy must be one of none, class_weight"),
-    "ratio": (["--imbalance_ratio=0"], "error: --imbalance_ratio must be > 0"),
+    "ratio": (["--imbalance_ratio=0"], "error: --imbalance_ratio must be >= 1"),
     "target": (["--target_distribution=0.5,x"], "error: --target_distribution must be a comma-separated list"),
     "parameter_of_another_strategy": (
         ["--strategy=upsample", "--weight_reduction=mean_with_sample_weight"],
