@@ -1,0 +1,807 @@
+"""Statistics of a grid of runs over seeds: summaries, paired comparisons, convergence, verdicts.
+
+Runs that share a seed share whatever that seed fixes (the data, the split, the initial weights, the batch
+order), so two strategies' results on one seed are a *pair*: their difference removes what the seed did to both.
+Comparisons therefore pair runs on a key (`pair_on`, the seed by default) and fall back to unpaired statistics
+only for arms that share no key. Every interval and test here is chosen to hold at the handful of seeds a grid
+has, and every one of them is checked by simulation (`benchmarks/stats_calibration.py`, tabulated in
+`docs/statistics.md`):
+
+- mean of one arm: Student t interval;
+- paired difference: t interval of the differences, and the exact sign-flip test of their mean (the paired t
+  statistic with its null distribution enumerated over all 2^n sign patterns instead of taken from Student's t):
+  exact whenever the two arms are exchangeable within a pair, ties and censored values included, and it never
+  returns 0 (its smallest value is 2 / 2^n);
+- paired spread: the paired Brown-Forsythe test (each run's absolute deviation from its arm's median, compared
+  pair by pair with the same sign-flip test; Grambsch, Biometrika 1994) by default, or Pitman-Morgan (the
+  correlation of sums and differences, exact under bivariate normality, but it says "differs" 20-27% of the time
+  under moderate skew at 6-10 seeds);
+- probability of improvement P(A > B) (rliable, Agarwal et al., NeurIPS 2021): the share of pairs where A wins
+  (ties count half) with a Clopper-Pearson interval; unpaired, the Mann-Whitney share of all (a, b) pairs with
+  Newcombe's score interval (Statistics in Medicine 2006, method 5);
+- family-wise error: Holm over every test of a verdict table.
+
+Below `MIN_SEEDS` pairs no test can say anything at the 5% level (the sign-flip test's smallest p-value is
+2 / 2^n: 1/16 at 5 seeds, 1/32 at 6), so a comparison with fewer answers "too few seeds"; a comparison whose
+values do not vary answers "no spread to compare". Neither ever takes a side.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+from imbal_keras.errors import check
+
+CONFIDENCE = 0.95
+# The smallest number of pairs at which the exact sign-flip test can reach p < 0.05 (two-sided minimum 2 / 2^n).
+MIN_SEEDS = 6
+SEED_SOURCES = ("data_seed", "init_seed", "order_seed")
+VARIANCE_TESTS = ("brown_forsythe", "pitman_morgan")
+
+# Status of a comparison, and the answers of a verdict.
+OK = "ok"
+TOO_FEW_SEEDS = "too few seeds"
+NO_SPREAD = "no spread to compare"
+SUPPORTED = "supported"
+CONTRADICTED = "contradicted"
+INCONCLUSIVE = "inconclusive"
+
+# Sign-flip tests enumerate every sign pattern up to this many pairs (65,536 patterns); beyond, they and the
+# unpaired permutation test draw 9,999 at random, with a fixed seed so the same data give the same p-value.
+_EXACT_MAX_PAIRS = 16
+_RANDOM_PATTERNS = 9999
+_PERMUTATION_SEED = 0
+
+
+def describe(values: Sequence[float], *, confidence: float = CONFIDENCE) -> dict[str, float | int | str]:
+    """n, mean, std (ddof=1), min, max and the Student t interval of the mean of the non-NaN `values`.
+
+    Args:
+      values: one figure per seed.
+      confidence: coverage of the interval.
+
+    Returns:
+      Keys n, mean, std, min, max, ci_low, ci_high, status. The interval is NaN when the status is not "ok":
+      "too few seeds" below 2 values, "no spread to compare" when every value is the same (a zero-width interval
+      would claim a certainty that a constant sample cannot give).
+    """
+    x = _finite(values)
+    n = len(x)
+    out = {
+        "n": n,
+        "mean": float(np.mean(x)) if n else math.nan,
+        "std": float(np.std(x, ddof=1)) if n > 1 else math.nan,
+        "min": float(np.min(x)) if n else math.nan,
+        "max": float(np.max(x)) if n else math.nan,
+        "ci_low": math.nan,
+        "ci_high": math.nan,
+        "status": _status(n, 2, n > 1 and np.ptp(x) > 0),
+    }
+    if out["status"] == OK:
+        out["ci_low"], out["ci_high"] = _t_interval(x, confidence)
+    return out
+
+
+def paired(
+    a: Sequence[float],
+    b: Sequence[float],
+    *,
+    confidence: float = CONFIDENCE,
+    min_seeds: int = MIN_SEEDS,
+    variance_test: str = "brown_forsythe",
+) -> dict[str, float | int | str]:
+    """Compares arm `a` with arm `b` run by run: `a[i]` and `b[i]` share a seed. Pairs with a NaN are dropped.
+
+    Args:
+      a: the first arm's figure per seed.
+      b: the second arm's figure on the same seeds, in the same order.
+      confidence: coverage of the intervals.
+      min_seeds: fewer pairs than this give the status "too few seeds".
+      variance_test: "brown_forsythe" (robust; the default) or "pitman_morgan" (exact under bivariate normality).
+
+    Returns:
+      n (pairs) and n_other (the same), pairing ("paired"), mean, mean_other, std, std_other, correlation;
+      difference (mean of a - b) with difference_ci_low/high (t interval), difference_p (exact sign-flip test)
+      and difference_status; variance_ratio var(a) / var(b), spread_statistic (negative when a spreads less:
+      mean absolute deviation from the median of a minus that of b, or the Pitman-Morgan correlation),
+      spread_p and spread_status; probability_of_improvement P(a > b) on a pair (ties half) with
+      poi_ci_low/high (Clopper-Pearson); status, "ok" when both statuses are. p-values and intervals are NaN
+      where the status is "no spread to compare".
+
+    Raises:
+      UserInputError: `a` and `b` differ in length, or `variance_test` is unknown.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    check(
+        a.shape == b.shape and a.ndim == 1,
+        f"a and b must be two sequences of the same length for a paired comparison. Received: {len(a)} and {len(b)} "
+        "values",
+    )
+    _check_variance_test(variance_test)
+    keep = ~(np.isnan(a) | np.isnan(b))
+    a, b = a[keep], b[keep]
+    n, d = len(a), a - b
+    out = {"pairing": "paired", **_arm_figures(a, b)}
+    out["correlation"] = float(np.corrcoef(a, b)[0, 1]) if n > 2 and np.ptp(a) > 0 and np.ptp(b) > 0 else math.nan
+    out["difference"] = float(np.mean(d)) if n else math.nan
+    out["difference_status"] = _status(n, min_seeds, n > 1 and np.ptp(d) > 0)
+    out["difference_ci_low"] = out["difference_ci_high"] = out["difference_p"] = math.nan
+    if n > 1 and np.ptp(d) > 0:
+        out["difference_ci_low"], out["difference_ci_high"] = _t_interval(d, confidence)
+        out["difference_p"] = sign_flip_p(d)
+    out.update(_paired_spread(a, b, min_seeds, variance_test))
+    wins = float(np.sum(a > b) + 0.5 * np.sum(a == b))
+    out.update(_proportion(wins, n, confidence))
+    return _with_status(out)
+
+
+def unpaired(
+    a: Sequence[float],
+    b: Sequence[float],
+    *,
+    confidence: float = CONFIDENCE,
+    min_seeds: int = MIN_SEEDS,
+) -> dict[str, float | int | str]:
+    """Compares two arms whose runs share no seed. NaN values are dropped.
+
+    The difference of means has Welch's t interval and a permutation test (9,999 random relabellings with a
+    fixed seed); the spread the Brown-Forsythe test (Levene's around the median); the
+    probability of improvement is the Mann-Whitney share of all (a, b) pairs with Newcombe's interval.
+
+    Args:
+      a: the first arm's figure per run.
+      b: the second arm's figure per run.
+      confidence: coverage of the intervals.
+      min_seeds: fewer runs than this in either arm give the status "too few seeds".
+
+    Returns:
+      The keys of `paired`, with pairing "unpaired" and correlation NaN.
+    """
+    a, b = _finite(a), _finite(b)
+    n = min(len(a), len(b))
+    out = {"pairing": "unpaired", **_arm_figures(a, b), "correlation": math.nan}
+    out["difference"] = float(np.mean(a) - np.mean(b)) if n else math.nan
+    varies = n > 1 and (np.ptp(a) > 0 or np.ptp(b) > 0)
+    out["difference_status"] = _status(n, min_seeds, varies)
+    out["difference_ci_low"] = out["difference_ci_high"] = out["difference_p"] = math.nan
+    if varies:
+        # Welch: the standard error of each mean from its own variance, Welch-Satterthwaite degrees of freedom.
+        squared = [np.var(x, ddof=1) / len(x) for x in (a, b)]
+        df = sum(squared) ** 2 / sum(v**2 / (len(x) - 1) for v, x in zip(squared, (a, b), strict=True))
+        half = _t_critical(df, confidence) * math.sqrt(sum(squared))
+        out["difference_ci_low"], out["difference_ci_high"] = out["difference"] - half, out["difference"] + half
+        out["difference_p"] = _relabel_p(a, b)
+    deviations = [np.abs(x - np.median(x)) if len(x) else x for x in (a, b)]
+    spread_varies = n > 1 and np.ptp(a) > 0 and np.ptp(b) > 0 and not all(np.ptp(v) == 0 for v in deviations)
+    out["spread_status"] = _status(n, min_seeds, spread_varies)
+    out["spread_statistic"] = float(np.mean(deviations[0]) - np.mean(deviations[1])) if n else math.nan
+    out["spread_p"] = float(stats.levene(a, b, center="median").pvalue) if spread_varies else math.nan
+    wins = float(np.sum(a[:, None] > b[None, :]) + 0.5 * np.sum(a[:, None] == b[None, :]))
+    out["probability_of_improvement"] = wins / (len(a) * len(b)) if n else math.nan
+    out["poi_ci_low"], out["poi_ci_high"] = (
+        newcombe_interval(out["probability_of_improvement"], len(a), len(b), confidence=confidence)
+        if n
+        else (math.nan, math.nan)
+    )
+    return _with_status(out)
+
+
+def compare(
+    runs: pd.DataFrame,
+    other_runs: pd.DataFrame,
+    metric: str,
+    *,
+    pair_on: Sequence[str] = ("seed",),
+    confidence: float = CONFIDENCE,
+    min_seeds: int = MIN_SEEDS,
+    variance_test: str = "brown_forsythe",
+) -> dict[str, float | int | str]:
+    """Compares `metric` between two arms, paired on the `pair_on` columns when the arms share keys.
+
+    Args:
+      runs: one row per run of the first arm.
+      other_runs: one row per run of the second arm.
+      metric: the column to compare.
+      pair_on: the columns whose values identify a seed shared by both arms; () compares unpaired.
+      confidence: coverage of the intervals.
+      min_seeds: fewer pairs (or runs per arm, unpaired) than this give the status "too few seeds".
+      variance_test: the paired spread test, see `paired`.
+
+    Returns:
+      The keys of `paired`/`unpaired`, plus `unmatched`: runs left out because their key is in one arm only.
+      When the arms share no key the comparison is unpaired and `unmatched` is 0.
+
+    Raises:
+      UserInputError: a column is missing, or `pair_on` does not identify the runs of an arm uniquely.
+    """
+    _check_columns(runs, [metric, *pair_on], "runs")
+    _check_columns(other_runs, [metric, *pair_on], "other_runs")
+    return _compare_columns(runs, other_runs, [metric], pair_on, confidence, min_seeds, variance_test)[metric]
+
+
+def _compare_columns(
+    runs: pd.DataFrame,
+    other_runs: pd.DataFrame,
+    columns: Sequence[str],
+    pair_on: Sequence[str],
+    confidence: float,
+    min_seeds: int,
+    variance_test: str,
+) -> dict[str, dict]:
+    """`compare` of several columns with one alignment of the two arms."""
+    rows = _pairs(runs, other_runs, pair_on)
+    out = {}
+    for column in columns:
+        a, b = runs[column].to_numpy(dtype=float), other_runs[column].to_numpy(dtype=float)
+        if rows is None:
+            out[column] = {**unpaired(a, b, confidence=confidence, min_seeds=min_seeds), "unmatched": 0}
+        else:
+            figures = paired(
+                a[rows[0]], b[rows[1]], confidence=confidence, min_seeds=min_seeds, variance_test=variance_test
+            )
+            out[column] = {**figures, "unmatched": len(a) + len(b) - 2 * len(rows[0])}
+    return out
+
+
+def _pairs(runs: pd.DataFrame, other_runs: pd.DataFrame, pair_on: Sequence[str]) -> tuple[list, list] | None:
+    """Row positions of the runs of both arms that share a key, in `runs` order; None when no key is shared."""
+    keys = [list(zip(*(frame[c].tolist() for c in pair_on), strict=True)) for frame in (runs, other_runs)]
+    for name, arm_keys in zip(("runs", "other_runs"), keys, strict=True):
+        check(
+            len(set(arm_keys)) == len(arm_keys),
+            f"pair_on must identify each run of an arm; {name} has several runs with the same key. "
+            f"Received: pair_on={tuple(pair_on)!r}",
+        )
+    position = {key: i for i, key in enumerate(keys[1])}
+    matched = [(i, position[key]) for i, key in enumerate(keys[0]) if key in position]
+    if not pair_on or not matched:
+        return None
+    return [i for i, _ in matched], [j for _, j in matched]
+
+
+def sign_flip_p(differences: Sequence[float]) -> float:
+    """Two-sided p-value of "the mean of `differences` is 0" from the sign-flip (paired permutation) test.
+
+    Under the null the two arms are exchangeable within a pair, so every difference is as likely with either
+    sign: the p-value is the share of the 2^n sign patterns whose |mean| is at least the observed one (the
+    observed pattern included). Exact up to 16 pairs; beyond, 9,999 random patterns (fixed seed) plus the
+    observed one. Never 0.
+    """
+    d = np.asarray(differences, dtype=float)
+    signs = _sign_patterns(len(d))
+    flipped = np.abs(signs @ d)
+    # Row 0 is the observed pattern; the tolerance keeps patterns whose mean ties the observed one up to rounding.
+    return float(np.mean(flipped >= flipped[0] * (1 - 1e-9)))
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm-adjusted p-values of a family; NaN entries (tests not run) stay NaN and are not counted."""
+    p = np.asarray(p_values, dtype=float)
+    adjusted = np.full_like(p, np.nan)
+    tested = np.flatnonzero(~np.isnan(p))
+    order = tested[np.argsort(p[tested], kind="stable")]
+    # Step-down: the k-th smallest of m p-values is multiplied by m - k + 1, then made non-decreasing.
+    steps = p[order] * (len(order) - np.arange(len(order)))
+    adjusted[order] = np.minimum(1.0, np.maximum.accumulate(steps))
+    return adjusted
+
+
+def newcombe_interval(estimate: float, n_a: int, n_b: int, *, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Score interval for a Mann-Whitney probability P(A > B) from `n_a` and `n_b` runs (Newcombe 2006, method 5).
+
+    The bounds are the theta where (estimate - theta)^2 equals z^2 V(theta), V being the Hanley-McNeil variance
+    with both sample sizes replaced by their mean. Unlike a bootstrap or a Wald interval it has positive width
+    when one arm beats the other on every pair.
+    """
+    z2 = stats.norm.ppf(0.5 + confidence / 2) ** 2
+    m = (n_a + n_b) / 2 - 1
+
+    def excess(theta: float) -> float:
+        variance = theta * (1 - theta) * (1 + m * ((1 - theta) / (2 - theta) + theta / (1 + theta))) / (n_a * n_b)
+        return (estimate - theta) ** 2 - z2 * variance
+
+    tiny = 1e-12  # keeps the search off the trivial root theta = estimate at 0 and 1
+    low = 0.0 if estimate <= 0 else optimize.brentq(excess, 0.0, min(estimate, 1 - tiny))
+    high = 1.0 if estimate >= 1 else optimize.brentq(excess, max(estimate, tiny), 1.0)
+    return float(low), float(high)
+
+
+def curve_area(steps: Sequence[float], values: Sequence[float]) -> float:
+    """Area under the values-vs-step curve divided by its step span (= mean value over training).
+
+    Trapezoid rule from the first to the last evaluation; a one-point curve gives that point.
+    """
+    steps, values = np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
+    if len(steps) == 1:
+        return float(values[0])
+    return float(np.trapezoid(values, steps) / (steps[-1] - steps[0]))
+
+
+def convergence(
+    results: pd.DataFrame,
+    curves: pd.DataFrame,
+    *,
+    cell_fields: Sequence[str],
+    metric: str = "test_average_precision",
+    fraction: float = 0.9,
+    roughness_metric: str = "validation_average_precision",
+    variant_column: str = "strategy_variant",
+    run_column: str = "run_name",
+    step_column: str = "step",
+) -> pd.DataFrame:
+    """Per run: steps to reach a target common to its cell, and the roughness of its curve.
+
+    The target is `fraction` of the best mean curve of the cell: the mean over runs of `metric` at each step,
+    per variant, maximised over variants and steps (`metric` must be higher-is-better). Every run of the cell
+    is timed against that one target, so a run that never learns does not "converge" at its first evaluation.
+    A run that has not reached it by the cell's horizon (the last step every run evaluated) is censored:
+    `steps_to_target` is NaN and `reached` False, and `restricted_steps` counts it at the horizon, so means of
+    `restricted_steps` are restricted means (the mean of min(steps to target, horizon)), fully observed for
+    every run.
+
+    Roughness is the mean absolute change of `roughness_metric` between consecutive evaluations of the run:
+    how much a run's own curve jumps, whatever its level.
+
+    Args:
+      results: one row per run with `run_column`, `variant_column` and the `cell_fields`.
+      curves: one row per run per evaluation with `run_column`, `step_column`, `metric`, `roughness_metric`.
+      cell_fields: the columns whose values define a cell (every axis but the seed and the variant).
+      metric: the higher-is-better curve the target is set on.
+      fraction: the target as a fraction of the best mean value, in (0, 1].
+      roughness_metric: the curve whose roughness is measured.
+      variant_column: the column naming a run's variant.
+      run_column: the column naming a run.
+      step_column: the evaluation step column of `curves`.
+
+    Returns:
+      One row per run of `results`: `run_column`, target, horizon, steps_to_target, reached, restricted_steps
+      (NaN for a run without curve rows), roughness.
+
+    Raises:
+      UserInputError: a column is missing or `fraction` is outside (0, 1].
+    """
+    check(0 < fraction <= 1, f"fraction must be in (0, 1]. Received: fraction={fraction!r}")
+    _check_columns(results, [run_column, variant_column, *cell_fields], "results")
+    _check_columns(curves, [run_column, step_column, metric, roughness_metric], "curves")
+    check(
+        not results[run_column].duplicated().any(),
+        f"results must hold one row per run; some values of {run_column} repeat. Received: run_column={run_column!r}",
+    )
+    # Integer codes instead of names: every group-by below runs on numbers.
+    run_of_point = pd.Index(results[run_column]).get_indexer(curves[run_column])
+    known = run_of_point >= 0
+    run_of_point = run_of_point[known]
+    cell_of_run = _cell_ids(results, cell_fields)
+    points = pd.DataFrame(
+        {
+            "run": run_of_point,
+            "cell": cell_of_run[run_of_point],
+            "variant": pd.factorize(results[variant_column])[0][run_of_point],
+            "step": curves[step_column].to_numpy(dtype=float)[known],
+            "value": curves[metric].to_numpy(dtype=float)[known],
+            "rough": curves[roughness_metric].to_numpy(dtype=float)[known],
+        }
+    ).sort_values(["run", "step"])
+    target = fraction * points.groupby(["cell", "variant", "step"])["value"].mean().groupby(level="cell").max()
+    horizon = points.groupby(["cell", "run"])["step"].max().groupby(level="cell").min()
+    on_time = points["step"].to_numpy() <= points["cell"].map(horizon).to_numpy()
+    hits = points[on_time & (points["value"].to_numpy() >= points["cell"].map(target).to_numpy())]
+    first = hits.groupby("run")["step"].min()
+    roughness = points.groupby("run")["rough"].diff().abs().groupby(points["run"]).mean()
+    runs = pd.RangeIndex(len(results))
+    out = pd.DataFrame({run_column: results[run_column].to_numpy()})
+    out["target"] = pd.Series(cell_of_run).map(target).to_numpy()
+    out["horizon"] = pd.Series(cell_of_run).map(horizon).to_numpy()
+    out["steps_to_target"] = first.reindex(runs).to_numpy()
+    out["reached"] = out["steps_to_target"].notna()
+    timed = runs.isin(points["run"]) & out["target"].notna().to_numpy()
+    out["restricted_steps"] = np.where(timed, out["steps_to_target"].fillna(out["horizon"]), np.nan)
+    out["roughness"] = roughness.reindex(runs).to_numpy()
+    return out
+
+
+def seed_variance(
+    results: pd.DataFrame,
+    *,
+    metric: str,
+    group_fields: Sequence[str],
+    sources: Sequence[str] = SEED_SOURCES,
+    confidence: float = CONFIDENCE,
+) -> pd.DataFrame:
+    """How much of the spread of `metric` comes from each source of randomness (Bouthillier et al., MLSys 2021).
+
+    For each source, the spread when only that source varies: runs are grouped by the values of every other
+    source, and the within-group variances (over groups where this source takes at least 2 values) are pooled
+    with their degrees of freedom, counted as at most the number of distinct seeds of the source minus 1 (in a
+    crossed design the groups reuse the same seeds, so their variances are not independent). The row "all" is
+    the spread over the runs that share no source value with another run of their group (each an independent
+    draw of every source). A source the grid never varied alone gets no row. Intervals for the standard
+    deviations are chi-square intervals (valid for normal values; docs/statistics.md gives their coverage
+    otherwise).
+
+    Args:
+      results: one row per run with `metric`, `group_fields` and the `sources` columns.
+      metric: the figure whose spread is decomposed.
+      group_fields: the columns that define a group (e.g. the cell fields and the variant).
+      sources: the seed columns, one per source of randomness.
+      confidence: coverage of the intervals.
+
+    Returns:
+      Columns *group_fields, source, runs, df, std, std_ci_low, std_ci_high, fraction_of_all (the source's
+      variance over that of "all", when both exist).
+
+    Raises:
+      UserInputError: a column is missing.
+    """
+    sources = list(sources)
+    _check_columns(results, [metric, *group_fields, *sources], "results")
+    rows = []
+    for keys, group in _groups(results.dropna(subset=[metric]), group_fields):
+        found = {}
+        for source in sources:
+            others = [s for s in sources if s != source]
+            varied = [g for _, g in _groups(group, others) if g[source].nunique() > 1]
+            if varied:
+                runs, df, variance = _pooled([g[metric] for g in varied])
+                # Groups that reuse the same seeds of this source share their effects: the estimate has no more
+                # degrees of freedom than distinct seeds - 1.
+                distinct = pd.concat([g[source] for g in varied]).nunique()
+                found[source] = (runs, min(df, distinct - 1), variance)
+        alone = np.logical_and.reduce([~group[s].duplicated(keep=False) for s in sources])
+        if alone.sum() > 1:
+            found["all"] = _pooled([group.loc[alone, metric]])
+        for source, (runs, df, variance) in found.items():
+            low, high = _std_interval(variance, df, confidence)
+            total = found.get("all", (0, 0, math.nan))[2]
+            rows.append(
+                {
+                    **keys,
+                    "source": source,
+                    "runs": runs,
+                    "df": df,
+                    "std": math.sqrt(variance),
+                    "std_ci_low": low,
+                    "std_ci_high": high,
+                    "fraction_of_all": variance / total if total > 0 else math.nan,
+                }
+            )
+    columns = [*group_fields, "source", "runs", "df", "std", "std_ci_low", "std_ci_high", "fraction_of_all"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def verdict(
+    results: pd.DataFrame,
+    curves: pd.DataFrame,
+    *,
+    treatment: str,
+    controls: Sequence[str],
+    cell_fields: Sequence[str],
+    variant_column: str = "strategy_variant",
+    pair_on: Sequence[str] = ("seed",),
+    metric: str = "test_average_precision",
+    curve_metric: str | None = None,
+    target_fraction: float = 0.9,
+    roughness_metric: str = "validation_average_precision",
+    run_column: str = "run_name",
+    step_column: str = "step",
+    variance_test: str = "brown_forsythe",
+    min_seeds: int = MIN_SEEDS,
+    confidence: float = CONFIDENCE,
+    held_equal: Sequence[str] = (),
+) -> pd.DataFrame:
+    """Per cell and control variant: does `treatment` converge faster and vary less than that control?
+
+    Converges faster: `restricted_steps` to the cell's common target (`convergence`), treatment minus control,
+    paired on `pair_on`; supported when the exact sign-flip test rejects "no difference" after Holm adjustment
+    and the treatment is faster, contradicted when it rejects the other way. Varies less: the spread of the
+    final `metric` across seeds, compared with the paired spread test (`variance_test`); supported or
+    contradicted the same way. Every test of the table is one Holm family, so the chance that any answer of the
+    table takes a side when no variant differs from another is at most 1 - `confidence`. The verdict is
+    supported when both parts are, contradicted when either is, otherwise the first of "too few seeds", "no
+    spread to compare", "inconclusive" that applies.
+
+    With fewer than `min_seeds` pairs (6 by default: the exact test's smallest p-value, 2 / 2^n, is 1/32 there
+    and 1/16 at 5 pairs) a part answers "too few seeds"; with values that do not vary, "no spread to compare".
+    With m tests in the family, rejecting even one needs 2 / 2^n < alpha / m: n >= 9 for 8 tests (4 controls).
+
+    Also reported, as description (intervals not adjusted, not part of the answers): the difference of the
+    final metric, the probability that the treatment scores higher on a seed, and the difference of roughness.
+
+    Args:
+      results: one row per run: `run_column`, `variant_column`, `cell_fields`, `pair_on`, `metric`.
+      curves: one row per run per evaluation: `run_column`, `step_column`, the curve and roughness metrics.
+      treatment: the variant under test (a value of `variant_column`).
+      controls: the variants it is compared with.
+      cell_fields: the columns that define a cell; comparisons never cross cells.
+      variant_column: the column naming a run's variant.
+      pair_on: the columns identifying a seed shared across variants; () compares unpaired.
+      metric: the final figure whose spread is compared.
+      curve_metric: the curve that sets the convergence target (default: `metric`).
+      target_fraction: the target as a fraction of the cell's best mean curve.
+      roughness_metric: the curve whose roughness is compared.
+      run_column: the column naming a run.
+      step_column: the evaluation step column of `curves`.
+      variance_test: "brown_forsythe" or "pitman_morgan", see `paired`.
+      min_seeds: the fewest pairs for which a part can take a side.
+      confidence: 1 - the family-wise error rate, and the coverage of the intervals.
+      held_equal: columns reported as held equal between the arms ("name=value"), or as differing.
+
+    Returns:
+      One row per cell and control present: the cell fields, treatment, control, pairing, seeds, target,
+      reached (runs that reached the target, treatment vs control), steps_difference, steps_ci_low/high,
+      steps_p, steps_p_holm, converges_faster; metric_difference, metric_ci_low/high,
+      probability_of_improvement, poi_ci_low/high; std_treatment, std_control, variance_ratio, spread_p,
+      spread_p_holm, varies_less; roughness_difference, roughness_ci_low/high; verdict; held_equal (when asked).
+
+    Raises:
+      UserInputError: a column is missing, a variant name is not in `results`, or `pair_on` is not unique.
+    """
+    _check_columns(results, [run_column, variant_column, metric, *cell_fields, *pair_on, *held_equal], "results")
+    _check_variance_test(variance_test)
+    known = ", ".join(map(str, dict.fromkeys(results[variant_column])))
+    check(
+        treatment in set(results[variant_column]),
+        f"treatment must be a value of results[{variant_column!r}] ({known}). Received: treatment={treatment!r}",
+    )
+    check(
+        set(controls) <= set(results[variant_column]),
+        f"controls must be values of results[{variant_column!r}] ({known}). Received: controls={tuple(controls)!r}",
+    )
+    timing = convergence(
+        results,
+        curves,
+        cell_fields=cell_fields,
+        metric=curve_metric or metric,
+        fraction=target_fraction,
+        roughness_metric=roughness_metric,
+        variant_column=variant_column,
+        run_column=run_column,
+        step_column=step_column,
+    )
+    stale = [c for c in timing.columns if c != run_column and c in results.columns]  # e.g. from a results.csv
+    runs = results.drop(columns=stale).merge(timing, on=run_column)
+    options = (confidence, min_seeds, variance_test)
+    rows = []
+    for keys, cell in _groups(runs, cell_fields):
+        variants = dict(tuple(cell.groupby(variant_column, sort=False)))
+        arm = variants.get(treatment)
+        for control in controls:
+            other = variants.get(control)
+            if arm is None or other is None:
+                continue
+            columns = ("restricted_steps", metric, "roughness")
+            figures = _compare_columns(arm, other, columns, pair_on, *options)
+            speed, final, rough = (figures[c] for c in columns)
+            row = {**keys, "treatment": treatment, "control": control}
+            row["pairing"] = _pairing(final, pair_on)
+            row["seeds"] = str(final["n"]) if final["pairing"] == "paired" else f"{final['n']} vs {final['n_other']}"
+            row["target"] = float(arm["target"].iloc[0])
+            row["reached"] = f"{int(arm['reached'].sum())}/{len(arm)} vs {int(other['reached'].sum())}/{len(other)}"
+            row.update(_figures(speed, "steps", test=True))
+            row.update(_figures(final, "metric", test=False))
+            row["probability_of_improvement"] = final["probability_of_improvement"]
+            row["poi_ci_low"], row["poi_ci_high"] = final["poi_ci_low"], final["poi_ci_high"]
+            row["std_treatment"], row["std_control"] = final["std"], final["std_other"]
+            row["variance_ratio"] = final["variance_ratio"]
+            row["spread_p"] = final["spread_p"] if final["spread_status"] == OK else math.nan
+            row.update(_figures(rough, "roughness", test=False))
+            row["_speed"], row["_spread"] = speed, final
+            if held_equal:
+                row["held_equal"] = _held_equal(pd.concat([arm, other]), held_equal)
+            rows.append(row)
+    return _answers(rows, list(cell_fields), 1 - confidence, held_equal)
+
+
+_VERDICT_COLUMNS = (
+    "treatment", "control", "pairing", "seeds", "target", "reached",
+    "steps_difference", "steps_ci_low", "steps_ci_high", "steps_p", "steps_p_holm", "converges_faster",
+    "metric_difference", "metric_ci_low", "metric_ci_high", "probability_of_improvement", "poi_ci_low", "poi_ci_high",
+    "std_treatment", "std_control", "variance_ratio", "spread_p", "spread_p_holm", "varies_less",
+    "roughness_difference", "roughness_ci_low", "roughness_ci_high", "verdict",
+)  # fmt: skip
+
+
+def _answers(rows: list[dict], cell_fields: list[str], alpha: float, held_equal: Sequence[str]) -> pd.DataFrame:
+    """Holm over every test of the table, then each part's answer and the verdict."""
+    adjusted = holm([r["steps_p"] for r in rows] + [r["spread_p"] for r in rows])
+    for i, row in enumerate(rows):
+        speed, spread = row.pop("_speed"), row.pop("_spread")
+        row["steps_p_holm"], row["spread_p_holm"] = adjusted[i], adjusted[len(rows) + i]
+        row["converges_faster"] = _answer(speed["difference_status"], row["steps_p_holm"], speed["difference"], alpha)
+        row["varies_less"] = _answer(spread["spread_status"], row["spread_p_holm"], spread["spread_statistic"], alpha)
+        row["verdict"] = _overall((row["converges_faster"], row["varies_less"]))
+    columns = [*cell_fields, *_VERDICT_COLUMNS, *(["held_equal"] if held_equal else [])]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _answer(status: str, p_adjusted: float, statistic: float, alpha: float) -> str:
+    """One part's answer: a side only with a valid test that rejects after adjustment; negative favours treatment."""
+    if status != OK:
+        return status
+    if p_adjusted < alpha:
+        return SUPPORTED if statistic < 0 else CONTRADICTED
+    return INCONCLUSIVE
+
+
+def _overall(parts: Sequence[str]) -> str:
+    if all(p == SUPPORTED for p in parts):
+        return SUPPORTED
+    for answer in (CONTRADICTED, TOO_FEW_SEEDS, NO_SPREAD):
+        if answer in parts:
+            return answer
+    return INCONCLUSIVE
+
+
+def _figures(comparison: dict, prefix: str, *, test: bool) -> dict[str, float]:
+    """difference and interval of a comparison under `prefix`; with `test`, its p-value too (NaN unless ok)."""
+    out = {
+        f"{prefix}_difference": comparison["difference"],
+        f"{prefix}_ci_low": comparison["difference_ci_low"],
+        f"{prefix}_ci_high": comparison["difference_ci_high"],
+    }
+    if test:
+        out[f"{prefix}_p"] = comparison["difference_p"] if comparison["difference_status"] == OK else math.nan
+    return out
+
+
+def _pairing(comparison: dict, pair_on: Sequence[str]) -> str:
+    if comparison["pairing"] == "unpaired":
+        return "unpaired"
+    unmatched = f" ({comparison['unmatched']} unmatched runs left out)" if comparison["unmatched"] else ""
+    return f"paired on {', '.join(pair_on)}{unmatched}"
+
+
+def _held_equal(runs: pd.DataFrame, fields: Sequence[str]) -> str:
+    """'field=value' for each field both arms share, 'field DIFFERS (a, b)' otherwise."""
+    parts = []
+    for field in fields:
+        values = list(dict.fromkeys(runs[field]))
+        parts.append(f"{field}={values[0]}" if len(values) == 1 else f"{field} DIFFERS ({', '.join(map(str, values))})")
+    return "; ".join(parts)
+
+
+def _paired_spread(a: np.ndarray, b: np.ndarray, min_seeds: int, variance_test: str) -> dict[str, float | str]:
+    """Spread figures of a paired comparison: variance_ratio, spread_statistic, spread_p, spread_status."""
+    n = len(a)
+    varies = n > 2 and np.ptp(a) > 0 and np.ptp(b) > 0
+    out = {"spread_statistic": math.nan, "spread_p": math.nan}
+    if varies and variance_test == "brown_forsythe":
+        deviations = np.abs(a - np.median(a)) - np.abs(b - np.median(b))
+        out["spread_statistic"] = float(np.mean(deviations))
+        out["spread_p"] = sign_flip_p(deviations) if np.any(deviations) else 1.0
+    elif varies and (np.ptp(a + b) == 0 or np.ptp(a - b) == 0):
+        out["spread_statistic"], out["spread_p"] = 0.0, 1.0  # b = c - a or b = a + c: equal variances exactly
+    elif varies:
+        # Pitman-Morgan: var(a) = var(b) exactly when a + b and a - b are uncorrelated.
+        with warnings.catch_warnings():  # nearly constant sums or differences: r is still what we test
+            warnings.simplefilter("ignore", stats.NearConstantInputWarning)
+            r, p = stats.pearsonr(a + b, a - b)
+        # |r| = 1 (b an exact linear function of a) gives a t statistic of infinity: a degenerate test, no p-value.
+        varies = abs(r) < 1 - 1e-12
+        out["spread_statistic"], out["spread_p"] = float(r), float(p) if varies else math.nan
+    out["spread_status"] = _status(n, min_seeds, varies)
+    return out
+
+
+def _arm_figures(a: np.ndarray, b: np.ndarray) -> dict[str, float | int]:
+    var_a, var_b = (float(np.var(x, ddof=1)) if len(x) > 1 else math.nan for x in (a, b))
+    return {
+        "n": len(a),
+        "n_other": len(b),
+        "mean": float(np.mean(a)) if len(a) else math.nan,
+        "mean_other": float(np.mean(b)) if len(b) else math.nan,
+        "std": math.sqrt(var_a),
+        "std_other": math.sqrt(var_b),
+        "variance_ratio": var_a / var_b if var_b > 0 else math.nan,
+    }
+
+
+def _proportion(wins: float, n: int, confidence: float) -> dict[str, float]:
+    """Share of pairs won with its Clopper-Pearson interval (ties counted half, which only widens it)."""
+    if n == 0:
+        return {"probability_of_improvement": math.nan, "poi_ci_low": math.nan, "poi_ci_high": math.nan}
+    tail = (1 - confidence) / 2
+    low = stats.beta.ppf(tail, wins, n - wins + 1) if wins > 0 else 0.0
+    high = stats.beta.ppf(1 - tail, wins + 1, n - wins) if wins < n else 1.0
+    return {"probability_of_improvement": wins / n, "poi_ci_low": float(low), "poi_ci_high": float(high)}
+
+
+def _with_status(out: dict) -> dict:
+    out["status"] = next((s for s in (out["difference_status"], out["spread_status"]) if s != OK), OK)
+    return out
+
+
+def _status(n: int, min_seeds: int, varies: bool) -> str:
+    if n < max(min_seeds, 2):
+        return TOO_FEW_SEEDS
+    return OK if varies else NO_SPREAD
+
+
+def _t_interval(x: np.ndarray, confidence: float) -> tuple[float, float]:
+    half = _t_critical(len(x) - 1, confidence) * np.std(x, ddof=1) / math.sqrt(len(x))
+    return float(np.mean(x) - half), float(np.mean(x) + half)
+
+
+@functools.cache
+def _t_critical(df: float, confidence: float) -> float:
+    return float(stats.t.ppf(0.5 + confidence / 2, df))
+
+
+def _std_interval(variance: float, df: int, confidence: float) -> tuple[float, float]:
+    """Chi-square interval of a standard deviation from a (pooled) variance with `df` degrees of freedom."""
+    if variance <= 0:
+        return math.nan, math.nan
+    tail = (1 - confidence) / 2
+    return (
+        math.sqrt(df * variance / stats.chi2.ppf(1 - tail, df)),
+        math.sqrt(df * variance / stats.chi2.ppf(tail, df)),
+    )
+
+
+def _pooled(pieces: Sequence[pd.Series]) -> tuple[int, int, float]:
+    """Runs, degrees of freedom and pooled variance of several groups of values."""
+    df = sum(len(p) - 1 for p in pieces)
+    return sum(len(p) for p in pieces), df, float(sum((len(p) - 1) * np.var(p, ddof=1) for p in pieces) / df)
+
+
+def _relabel_p(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sided permutation p-value of "equal means": 9,999 random relabellings (fixed seed) plus the observed.
+
+    Counting the observed labelling makes the p-value valid at any number of relabellings and never 0.
+    """
+    rng = np.random.default_rng(_PERMUTATION_SEED)
+    shuffled = rng.permuted(np.tile(np.concatenate([a, b]), (_RANDOM_PATTERNS, 1)), axis=1)
+    relabelled = np.abs(shuffled[:, : len(a)].mean(axis=1) - shuffled[:, len(a) :].mean(axis=1))
+    observed = abs(np.mean(a) - np.mean(b))
+    return float((1 + np.sum(relabelled >= observed * (1 - 1e-9))) / (_RANDOM_PATTERNS + 1))
+
+
+@functools.cache
+def _sign_patterns(n: int) -> np.ndarray:
+    """(patterns, n) of +-1, the first row all +1: every pattern up to 16 pairs, 9,999 drawn (fixed seed) beyond."""
+    if n <= _EXACT_MAX_PAIRS:
+        return 1.0 - 2.0 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)
+    rng = np.random.default_rng(_PERMUTATION_SEED)
+    return np.vstack([np.ones(n), rng.choice([-1.0, 1.0], size=(_RANDOM_PATTERNS, n))])
+
+
+def _groups(frame: pd.DataFrame, fields: Sequence[str]):
+    """(dict of field values, rows) per group of `fields` in order of appearance; one group when no fields."""
+    if not fields:
+        yield {}, frame
+        return
+    for values, rows in frame.groupby(list(fields), sort=False, dropna=False):
+        yield dict(zip(fields, values, strict=True)), rows
+
+
+def _cell_ids(results: pd.DataFrame, cell_fields: Sequence[str]) -> np.ndarray:
+    if not cell_fields:
+        return np.zeros(len(results), dtype=int)
+    return results.groupby(list(cell_fields), sort=False, dropna=False).ngroup().to_numpy()
+
+
+def _finite(values: Sequence[float]) -> np.ndarray:
+    x = np.asarray(values, dtype=float)
+    return x[~np.isnan(x)]
+
+
+def _check_columns(frame: pd.DataFrame, columns: Sequence[str], name: str) -> None:
+    missing = [c for c in dict.fromkeys(columns) if c not in frame.columns]
+    check(
+        not missing,
+        f"{name} lacks the column(s) {', '.join(map(repr, missing))}. Received: columns={list(frame.columns)}",
+    )
+
+
+def _check_variance_test(variance_test: str) -> None:
+    check(
+        variance_test in VARIANCE_TESTS,
+        f"variance_test must be one of {', '.join(VARIANCE_TESTS)}. Received: variance_test={variance_test!r}",
+    )
