@@ -28,7 +28,7 @@ def make_transactions(num_rows: int = 20_000, *, seed: int = 0) -> pd.DataFrame:
     hour = rng.integers(0, 24, size=num_rows)
     risky = pd.Series(category).map({"electronics": 1.2, "gaming": 1.5, "travel": 0.8}).fillna(0.0).to_numpy()
     logit = (
-        -6.2
+        -5.1
         + 0.9 * (np.log(amount) - 3.5)
         + risky
         + 1.0 * np.isin(country, ("US", "BR"))

@@ -212,6 +212,7 @@ def _python_blocks(page):
         return re.findall(r"^```python\n(.*?)^```", f.read(), re.M | re.S)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", ["docs/datasets.md", "docs/models.md"])
 def test_doc_python_blocks_run(page, tmp_path, monkeypatch):
     blocks = _python_blocks(page)

@@ -612,3 +612,19 @@ def test_load_dispatches_every_kind(tmp_path, user_module):
         data = datasets.load(DataConfig(dataset=dataset, imbalance_ratio=0))
         assert sum(len(s) for s in data.splits().values()) == 120 and data.num_classes == 2, dataset
     assert os.path.exists(tmp_path / "d.parquet")
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (DataConfig(dataset="python:no_colon"), r"^dataset must name a function as 'python:package.module:function'"),
+        (DataConfig(dataset="xls:a.xls"), r"^dataset must be 'synthetic', 'csv:PATH', 'parquet:PATH', 'npz:PATH'"),
+        (DataConfig(class_profile="linear"), r"^class_profile must be one of exponential, step. Received: "),
+        (DataConfig(imbalance_ratio=0.5), r"^imbalance_ratio must be >= 1 .*Received: imbalance_ratio=0.5$"),
+        (DataConfig(positive_class=-2), r"^positive_class must be >= -1 \(-1 keeps all classes\)"),
+        (DataConfig(categorical_columns=["id"], drop_columns=["id"]), r"^categorical_columns names a column that is"),
+    ],
+)
+def test_data_config_refuses_in_one_line(config, message):
+    with pytest.raises(UserInputError, match=message):
+        config.validate()

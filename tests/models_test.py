@@ -249,3 +249,12 @@ def test_model_compiled_by_its_function_is_kept(user_models):
     own_loss = dataclasses.replace(strategies.get("none"), name="focal_like", loss=lambda ctx: models.loss(2))
     with pytest.raises(UserInputError, match=r"^strategy='focal_like' works through a loss of its own"):
         models.compile_for_run(model, loss=models.loss(2), optimizer=None, strategy=own_loss, log=lines.append)
+
+
+@pytest.mark.parametrize("model", ["resnet", "pkg.module", "pkg.module:", "pkg-x:f"])
+def test_model_setting_must_be_built_in_or_a_path(model):
+    from imbal_keras.config import ModelConfig
+
+    with pytest.raises(UserInputError, match=rf"^model must be one of auto, mlp, cnn or 'package.module:function'. "
+                       rf"Received: model='{model}'$"):  # fmt: skip
+        ModelConfig(model=model).validate()
