@@ -168,6 +168,21 @@ def test_cli_reference_is_current(generated):
     )
 
 
+def test_cli_reference_write_regenerates_both_files(tmp_path, monkeypatch, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{cli_reference.TABLE_START}\n| `stale` | gone |\n{cli_reference.TABLE_END}\nrest\n")
+    monkeypatch.setattr(cli_reference, "CLI_PATH", str(tmp_path / "cli.md"))
+    monkeypatch.setattr(cli_reference, "README_PATH", str(readme))
+    cli_reference.main(["--write"])
+    assert (tmp_path / "cli.md").read_text() == cli_reference.render()
+    table = cli_reference.strategies_table()
+    assert readme.read_text() == f"intro\n{cli_reference.TABLE_START}\n{table}\n{cli_reference.TABLE_END}\nrest\n"
+    cli_reference.main([])  # without --write it prints docs/cli.md
+    assert capsys.readouterr().out.endswith(cli_reference.render())
+    with pytest.raises(ValueError, match="lacks the strategy table markers"):
+        cli_reference.readme_with_table("no table here")
+
+
 def test_cli_reference_names_every_flag_strategy_parameter_and_preset():
     text = cli_reference.render()
     for module in (experiment_flags, grid_flags):
