@@ -85,15 +85,14 @@ def test_binary_keys_by_hand():
 
 
 def test_multiclass_macro_f1_counts_every_class_the_issue_example():
-    # Classes 0 and 1 are present and each predicted right half the time; the other two are predicted but absent.
-    # Averaging over present classes gave 0.75; over all four classes (scikit-learn) it is 0.375.
-    y = np.array([0, 0, 1, 1])
-    predicted = np.array([0, 2, 1, 3])
+    # A 4-class model on a split holding classes 0 and 1, each with F1 0.75 (tp 3, fp 1, fn 1). Averaging over
+    # the classes present gave 0.75; over all four classes, as scikit-learn with labels=range(4), it is 0.375.
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    predicted = np.array([0, 0, 0, 1, 1, 1, 1, 0])
     p = np.eye(4)[predicted] * 0.7 + 0.075
     out = metrics.classification_metrics(y, p)
-    assert out["macro_f1"] == pytest.approx((2 / 3 + 2 / 3) / 4)
-    expected = skm.f1_score(y, predicted, labels=range(4), average="macro", zero_division=0)
-    assert out["macro_f1"] == pytest.approx(expected)
+    assert out["macro_f1"] == pytest.approx(0.375)
+    assert skm.f1_score(y, predicted, labels=range(4), average="macro", zero_division=0) == pytest.approx(0.375)
 
 
 def _multiclass_case(seed, n=300, k=5):
