@@ -5,8 +5,8 @@ regenerated at any time and never disagrees with them:
 
   results.csv   one row per run: config, final metrics, convergence figures, instrumentation summaries
   curves.csv    one row per run per evaluation
-  summary.csv   per cell and strategy variant: n, mean, std, min, max, bootstrap CI of each metric; per pair of
-                variants in a cell: difference of means with CI, variance ratio with a Brown-Forsythe p-value
+  summary.csv   per cell and strategy variant: n, mean, std, min, max, t interval of each metric; per pair of
+                variants in a cell: the paired comparison of `stats.compare` (runs paired on their seeds)
   report.md / report.html / plots/*.png
 
 A *cell* is a combination of the varying axes other than the seeds, the strategy and its parameters; a
@@ -20,14 +20,12 @@ import html
 import itertools
 import math
 import os
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from imbal_keras import runs, strategies, sweep
+from imbal_keras import runs, stats, strategies, sweep
 
 RESULTS_FILE = "results.csv"
 CURVES_FILE = "curves.csv"
@@ -36,41 +34,23 @@ REPORT_FILES = ("report.md", "report.html")
 PLOTS_DIR = "plots"
 
 AUPRC = "test_average_precision"
-CONVERGENCE_FRACTIONS = (0.90, 0.95)
-CONFIDENCE = 0.95
-BOOTSTRAP_RESAMPLES = 4999
-BOOTSTRAP_SEED = 0
+TARGET_FRACTION = 0.9
+# Runs that share these seeds share the data, the initial weights and the batch order: they are pairs.
+PAIR_ON = stats.SEED_SOURCES
+# What the verdict reports as held equal (or differing) between the two arms of a comparison.
+HELD_EQUAL = ("steps", "batch_size", "optimizer", "learning_rate", "mean_example_weight")
 _INSTRUMENTATION_PREFIX = runs.INSTRUMENTATION_PREFIX
 
 
-def steps_to_fraction(steps: Sequence[float], values: Sequence[float], fraction: float) -> float:
-    """First evaluation step at which `values` reaches `fraction` of its maximum (NaN if all are NaN)."""
-    values = np.asarray(values, dtype=float)
-    if np.isnan(values).all():
-        return math.nan
-    reached = np.flatnonzero(values >= fraction * np.nanmax(values))
-    return float(np.asarray(steps)[reached[0]])
+def evaluation_noise(average_precision: float, positives: int) -> float:
+    """Standard error of one AUPRC from the test split's finite positives: sqrt(AP (1 - AP) / n_pos).
 
-
-def curve_area(steps: Sequence[float], values: Sequence[float]) -> float:
-    """Area under the values-vs-step curve divided by its step span (= mean value over training).
-
-    Trapezoid rule from the first to the last evaluation; a one-point curve gives that point.
+    The binomial approximation of Boyd, Eng and Page (ECML 2013): how much a run's test AUPRC would move on
+    another test split of the same size, to set beside the spread across seeds.
     """
-    steps, values = np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
-    if len(steps) == 1:
-        return float(values[0])
-    return float(np.trapezoid(values, steps) / (steps[-1] - steps[0]))
-
-
-def convergence_columns(curve: pd.DataFrame) -> dict[str, float]:
-    """`steps_to_90pct_best_auprc`, `steps_to_95pct_best_auprc` and `auprc_curve_area` of one run's test curve."""
-    figures = {
-        f"steps_to_{round(f * 100)}pct_best_auprc": steps_to_fraction(curve["step"], curve[AUPRC], f)
-        for f in CONVERGENCE_FRACTIONS
-    }
-    figures["auprc_curve_area"] = curve_area(curve["step"], curve[AUPRC])
-    return figures
+    if positives <= 0 or not np.isfinite(average_precision):
+        return math.nan
+    return math.sqrt(average_precision * (1 - average_precision) / positives)
 
 
 def load_runs(grid_dir: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -87,7 +67,9 @@ def load_runs(grid_dir: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         if name != sweep.run_name(record.config):
             continue  # a copy (`-2`) or a folder renamed by hand: its name no longer names its config
         row = runs.results_row(record)
-        row.update(convergence_columns(record.curve))
+        row["auprc_curve_area"] = stats.curve_area(record.curve["step"], record.curve[AUPRC])
+        test_counts = record.summary["class_counts"]["test"]
+        row["test_average_precision_se"] = evaluation_noise(row.get(AUPRC, math.nan), int(min(test_counts)))
         rows.append(row)
         curves.append(record.curve.assign(run_name=row["run_name"]))
     results = pd.DataFrame(rows)
@@ -97,6 +79,9 @@ def load_runs(grid_dir: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     results = results.sort_values(
         ["strategy", "strategy_variant", "seed"], key=lambda c: c.map(order) if c.name == "strategy" else c
     ).reset_index(drop=True)
+    timing = stats.convergence(results, pd.concat(curves, ignore_index=True), cell_fields=spec.cell_fields(),
+                               metric=AUPRC, fraction=TARGET_FRACTION)  # fmt: skip
+    results = results.merge(timing, on="run_name")
     identifying = ["run_name", "strategy_variant", *(a for a in spec.ordered_axes() if a in results.columns)]
     curve_table = pd.concat(curves, ignore_index=True).merge(results[identifying], on="run_name")
     curve_table = curve_table[identifying + [c for c in curve_table.columns if c not in identifying]]
@@ -119,8 +104,7 @@ def _groups(table: pd.DataFrame, fields: Sequence[str]):
 def summary_metrics(results: pd.DataFrame) -> list[str]:
     """Columns summarised per cell: final test metrics, validation AUPRC, convergence, instrumentation."""
     metrics = [f"test_{m}" for m in runs.METRIC_NAMES] + ["validation_average_precision"]
-    metrics += [f"steps_to_{round(f * 100)}pct_best_auprc" for f in CONVERGENCE_FRACTIONS]
-    metrics += ["auprc_curve_area", "train_seconds"]
+    metrics += ["restricted_steps", "roughness", "auprc_curve_area", "train_seconds"]
     metrics += [
         c
         for c in results.columns
@@ -129,78 +113,10 @@ def summary_metrics(results: pd.DataFrame) -> list[str]:
     return [m for m in metrics if m in results.columns]
 
 
-def _bootstrap_ci(samples: tuple[np.ndarray, ...], statistic) -> tuple[float, float]:
-    """95% BCa bootstrap interval (fixed seed); exact for constant data; NaN for fewer than 2 values."""
-    if min(len(s) for s in samples) < 2:
-        return math.nan, math.nan
-    if all(np.ptp(s) == 0 for s in samples):
-        value = float(statistic(*samples, axis=-1))
-        return value, value
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # DegenerateDataWarning for near-constant samples: interval is then NaN
-        result = stats.bootstrap(
-            samples,
-            statistic,
-            confidence_level=CONFIDENCE,
-            n_resamples=BOOTSTRAP_RESAMPLES,
-            method="BCa",
-            rng=np.random.default_rng(BOOTSTRAP_SEED),
-        )
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
-
-
-def _mean(x, axis=-1):
-    return np.mean(x, axis=axis)
-
-
-def _difference_of_means(a, b, axis=-1):
-    return np.mean(a, axis=axis) - np.mean(b, axis=axis)
-
-
-def describe(values: Sequence[float]) -> dict[str, float]:
-    """n, mean, std (ddof=1), min, max and the 95% bootstrap CI of the mean of the non-NaN `values`."""
-    x = np.asarray(values, dtype=float)
-    x = x[~np.isnan(x)]
-    low, high = _bootstrap_ci((x,), _mean)
-    return {
-        "n": len(x),
-        "mean": float(np.mean(x)) if len(x) else math.nan,
-        "std": float(np.std(x, ddof=1)) if len(x) > 1 else math.nan,
-        "min": float(np.min(x)) if len(x) else math.nan,
-        "max": float(np.max(x)) if len(x) else math.nan,
-        "ci_low": low,
-        "ci_high": high,
-    }
-
-
-def compare(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
-    """Two groups of seeds: difference of means a - b with its bootstrap CI, variance ratio var(a)/var(b) and
-    the Brown-Forsythe test (Levene's test around the median) p-value for equal variances."""
-    a, b = (np.asarray(v, dtype=float) for v in (a, b))
-    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
-    low, high = _bootstrap_ci((a, b), _difference_of_means)
-    enough = len(a) > 1 and len(b) > 1
-    var_a, var_b = (float(np.var(v, ddof=1)) if enough else math.nan for v in (a, b))
-    p = math.nan
-    if enough and (var_a > 0 or var_b > 0):
-        with np.errstate(divide="ignore", invalid="ignore"):  # equal spreads around the median: p is NaN or 0
-            p = float(stats.levene(a, b, center="median").pvalue)
-    return {
-        "n": len(a),
-        "n_other": len(b),
-        "mean": float(np.mean(a)) if len(a) else math.nan,
-        "mean_other": float(np.mean(b)) if len(b) else math.nan,
-        "difference": float(np.mean(a) - np.mean(b)) if len(a) and len(b) else math.nan,
-        "difference_ci_low": low,
-        "difference_ci_high": high,
-        "variance_ratio": var_a / var_b if enough and var_b > 0 else math.nan,
-        "levene_p": p,
-    }
-
-
 def summarize(results: pd.DataFrame, cell_fields: Sequence[str]) -> pd.DataFrame:
-    """The summary table: `kind`=`cell` rows (per cell, variant, metric) and `kind`=`pair` rows (per cell, pair
-    of variants in registration/grid order, metric)."""
+    """The summary table: `kind`=`cell` rows (per cell, variant, metric: `stats.describe`) and `kind`=`pair` rows
+    (per cell, pair of variants in order, metric: `stats.compare`, paired on the runs' seeds). Statistics are
+    descriptive here; the verdict is where tests are adjusted for multiplicity."""
     metrics = summary_metrics(results)
     rows = []
     for cell, group in _groups(results, cell_fields):
@@ -210,12 +126,12 @@ def summarize(results: pd.DataFrame, cell_fields: Sequence[str]) -> pd.DataFrame
         for variant, metric in itertools.product(variants, metrics):
             rows.append(
                 {"kind": "cell", **keys, "strategy_variant": variant, "metric": metric}
-                | describe(by_variant[variant][metric])
+                | stats.describe(by_variant[variant][metric])
             )
         for (a, b), metric in itertools.product(itertools.combinations(variants, 2), metrics):
             rows.append(
                 {"kind": "pair", **keys, "strategy_variant": a, "other_variant": b, "metric": metric}
-                | compare(by_variant[a][metric], by_variant[b][metric])
+                | stats.compare(by_variant[a], by_variant[b], metric, pair_on=PAIR_ON)
             )
     return pd.DataFrame(rows)
 
@@ -230,90 +146,41 @@ def write_tables(grid_dir: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
     return results, curves, summary
 
 
-# Verdict on the claim "upsampling converges faster and varies less than class weights".
+# Verdict on the question of the grid ("does the treatment converge faster and vary less than the control?").
 
 
-def verdict(results: pd.DataFrame, question: sweep.Question, cell_fields: Sequence[str]) -> pd.DataFrame:
-    """Per cell and class-weight variant: upsample vs that variant, with evidence and the confounds held equal.
+def verdict(
+    results: pd.DataFrame, curves: pd.DataFrame, question: sweep.Question, cell_fields: Sequence[str]
+) -> list[pd.DataFrame]:
+    """One verdict table per variant of the question's treatment strategy (`stats.verdict`, one Holm family each).
 
-    Convergence is `steps_to_90pct_best_auprc` (difference upsample - class_weight with 95% CI: faster is
-    supported when the whole CI is below 0, contradicted when above 0). Variability is the variance ratio of the
-    final test AUPRC across seeds (upsample / class_weight; less is supported when the ratio is < 1 with
-    Brown-Forsythe p < 0.05, contradicted when > 1 with p < 0.05). The claim is supported when both parts are,
-    contradicted when either part is, inconclusive otherwise.
+    Controls are every variant of the question's control strategy; runs are paired on their seeds.
     """
-    rows = []
-    speed_metric = "steps_to_90pct_best_auprc"
-    for cell, group in _groups(results, cell_fields):
-        up = group[group["strategy"] == question.treatment]
-        weighted = group[group["strategy"] == question.control]
-        if up.empty or weighted.empty:
-            continue
-        for variant, cw in weighted.groupby("strategy_variant", sort=False):
-            speed = compare(up[speed_metric], cw[speed_metric])
-            final = compare(up[AUPRC], cw[AUPRC])
-            faster = _direction(speed["difference_ci_high"] < 0, speed["difference_ci_low"] > 0)
-            steadier = _direction(
-                final["variance_ratio"] < 1 and final["levene_p"] < 1 - CONFIDENCE,
-                final["variance_ratio"] > 1 and final["levene_p"] < 1 - CONFIDENCE,
-            )
-            parts = (faster, steadier)
-            overall = (
-                "supported"
-                if all(p == "supported" for p in parts)
-                else "contradicted"
-                if "contradicted" in parts
-                else "inconclusive"
-            )
-            rows.append(
-                {
-                    **dict(zip(cell_fields, cell, strict=True)),
-                    "treatment": question.treatment,
-                    "control_variant": variant,
-                    "seeds": f"{len(up)} vs {len(cw)}",
-                    "steps_to_90pct_difference": speed["difference"],
-                    "steps_to_90pct_ci": _interval(speed),
-                    "converges_faster": faster,
-                    "final_auprc_difference": final["difference"],
-                    "final_auprc_ci": _interval(final),
-                    "auprc_variance_ratio": final["variance_ratio"],
-                    "brown_forsythe_p": final["levene_p"],
-                    "varies_less": steadier,
-                    "verdict": overall,
-                    "held_equal": _confounds(up, cw),
-                }
-            )
-    return pd.DataFrame(rows)
+    variants = dict.fromkeys(results["strategy_variant"])
+    of = lambda name: [v for v in variants if results.loc[results["strategy_variant"] == v, "strategy"].iloc[0] == name]  # noqa: E731
+    controls = of(question.control)
+    tables = []
+    for treatment in of(question.treatment) if controls else []:
+        tables.append(
+            stats.verdict(
+                results,
+                curves,
+                treatment=treatment,
+                controls=controls,
+                cell_fields=cell_fields,
+                pair_on=PAIR_ON,
+                metric=AUPRC,
+                target_fraction=TARGET_FRACTION,
+                held_equal=HELD_EQUAL,
+            )  # fmt: skip
+        )
+    return tables
 
 
-def _direction(supported: bool, contradicted: bool) -> str:
-    return "supported" if supported else "contradicted" if contradicted else "inconclusive"
-
-
-def _interval(figures: dict) -> str:
-    return f"[{figures['difference_ci_low']:.4g}, {figures['difference_ci_high']:.4g}]"
-
-
-def _confounds(up: pd.DataFrame, cw: pd.DataFrame) -> str:
-    """What the two arms share, and whether the loss-weight scale differs (it changes the effective step size)."""
-    first = cw.iloc[0]
-    shared = [
-        f"steps={int(first['steps'])}",
-        f"batch={int(first['batch_size'])}",
-        f"{first['optimizer']} lr={first['learning_rate']:g}",
-    ]
-    if "weight_reduction" in first and isinstance(first["weight_reduction"], str):
-        shared.append(f"reduction={first['weight_reduction']}")
-    if not (up["steps"] == first["steps"]).all():
-        shared[0] = "steps DIFFER"
-    weight = float(cw["mean_example_weight"].mean())
-    if first.get("weight_reduction") == "mean_with_sample_weight":
-        shared.append("weight scale equal (normalised away by the reduction)")
-    elif abs(weight - 1) < 0.05:
-        shared.append(f"weight scale equal (mean example weight {weight:.3g})")
-    else:
-        shared.append(f"weight scale NOT equal: mean example weight {weight:.3g} scales the step vs upsample's 1")
-    return "; ".join(shared)
+def spread_by_source(results: pd.DataFrame, cell_fields: Sequence[str]) -> pd.DataFrame:
+    """The spread of the final test AUPRC by source of randomness (`stats.seed_variance`), per cell and variant."""
+    group = [*(f for f in cell_fields if f not in PAIR_ON), "strategy_variant"]
+    return stats.seed_variance(results, metric=AUPRC, group_fields=group, sources=PAIR_ON)
 
 
 # Plots.
@@ -364,11 +231,11 @@ def _plot_seeds(path: str, results: pd.DataFrame, metric: str) -> str:
         for i, variant in enumerate(variants):
             values = results.loc[results["strategy_variant"] == variant, metric].to_numpy(dtype=float)
             ax.scatter(values, i + jitter.uniform(-0.15, 0.15, len(values)), s=14, alpha=0.7)
-            d = describe(values)
+            d = stats.describe(values)
             ax.errorbar(d["mean"], i, xerr=[[d["mean"] - d["ci_low"]], [d["ci_high"] - d["mean"]]], fmt="k|", ms=12)
         ax.set_yticks(range(len(variants)), variants, fontsize=7)
         ax.set_xlabel(metric)
-        ax.set_title(f"final {metric}: every seed; bar = mean and 95% bootstrap CI")
+        ax.set_title(f"{metric}: every seed; bar = mean and 95% t interval")
         return fig
 
     return _figure(path, draw)
@@ -460,9 +327,15 @@ def _cell_plots(
     )
     plot("final_auprc", "Final test AUPRC, every seed", lambda p: _plot_seeds(p, rows, AUPRC))
     plot(
-        "steps_to_90pct",
-        "Steps to 90% of the run's best AUPRC, every seed",
-        lambda p: _plot_seeds(p, rows, "steps_to_90pct_best_auprc"),
+        "steps_to_target",
+        f"Steps to {TARGET_FRACTION:.0%} of the cell's best mean test AUPRC curve, every seed (a run that never "
+        "reaches it is drawn at the last evaluation: censored)",
+        lambda p: _plot_seeds(p, rows, "restricted_steps"),
+    )
+    plot(
+        "roughness",
+        "Roughness: mean absolute change of a run's validation AUPRC between evaluations, every seed",
+        lambda p: _plot_seeds(p, rows, "roughness"),
     )
     per_step = (
         ("composition", "minority_per_batch", "Minority examples per batch (every recorded batch of every seed)",
@@ -515,26 +388,48 @@ def _blocks(grid_dir: str, results: pd.DataFrame, curves: pd.DataFrame, summary:
             "parameter axis varies only the strategies that declare it.",
         ),
     ]
-    table = verdict(results, question, cell_fields)
+    tables = verdict(results, curves, question, cell_fields)
     blocks.append(("h2", f'Verdict: "{question.treatment} converges faster and varies less than {question.control}"'))
-    if table.empty:
+    if not tables:
         blocks.append(
             ("p", f"Not assessable: the grid needs both {question.treatment} and {question.control} runs in a cell.")
         )
-    else:
+    for table in tables:
         blocks += [
             (
                 "p",
-                f"Per cell and {question.control} variant, {question.treatment} vs that variant at 95%. Converges "
-                "faster: difference of mean steps to 90% of the run's best test AUPRC (treatment - control), "
-                "bootstrap CI entirely below 0. Varies less: variance ratio of final test AUPRC across seeds "
-                "(treatment / control) below 1 with Brown-Forsythe p < 0.05. held_equal lists the confounds both "
-                "arms share.",
+                f"Per cell and {question.control} variant: {table['treatment'].iloc[0]} against that variant, runs "
+                f"paired on their seeds ({', '.join(PAIR_ON)}). Converges faster: steps to {TARGET_FRACTION:.0%} of "
+                "the cell's best mean test AUPRC curve (a common target; runs that never reach it count at the last "
+                "evaluation), paired difference with its t interval and exact sign-flip test. Varies less: spread of "
+                "the final test AUPRC across seeds, paired Brown-Forsythe test. All tests of this table form one "
+                f"Holm family at {1 - stats.CONFIDENCE:.0%}; below {stats.MIN_SEEDS} paired seeds, or without spread, "
+                "a part answers 'too few seeds' or 'no spread to compare' and takes no side. Details: "
+                "docs/statistics.md. held_equal lists what both arms share or where they differ.",
             ),
+            ("table", table.drop(columns=[c for c in cell_fields if results[c].nunique() == 1])),
+        ]
+    noise = results["test_average_precision_se"].median()
+    spread = results.groupby(["strategy_variant", *cell_fields], sort=False)[AUPRC].std().median()
+    blocks.append(
+        (
+            "p",
+            f"Evaluation noise: the standard error of one run's test AUPRC from the test split's finite positives "
+            f"(binomial approximation, Boyd et al. 2013) is {noise:.3g} (median over runs), against a spread across "
+            f"seeds of {spread:.3g} (median standard deviation of a variant in a cell).",
+        )
+    )
+    sources = spread_by_source(results, cell_fields)
+    if not sources.empty:
+        blocks += [
+            ("h2", "Spread of the final test AUPRC by source of randomness"),
             (
-                "table",
-                table,
+                "p",
+                "Standard deviation when only one seed varies (data = generation and split, init = initial "
+                "weights, order = batch draws) and over runs that vary all of them ('all'), with chi-square "
+                "intervals (Bouthillier et al., MLSys 2021).",
             ),
+            ("table", sources),
         ]
     figures = _plots(grid_dir, results, curves, cell_fields)
     cells = summary[summary["kind"] == "cell"]
@@ -554,12 +449,14 @@ def _blocks(grid_dir: str, results: pd.DataFrame, curves: pd.DataFrame, summary:
 
 
 def _cell_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """One row per variant: mean [CI] and std of final AUPRC, steps to 90% and curve area."""
+    """One row per variant: mean [CI] and std of final AUPRC, steps to the common target, roughness, curve area."""
     table = {}
     for variant, group in rows.groupby("strategy_variant", sort=False):
         by_metric = group.set_index("metric")
         entry = {"n": int(by_metric.loc[AUPRC, "n"])}
-        for metric in (AUPRC, "steps_to_90pct_best_auprc", "auprc_curve_area", "test_roc_auc"):
+        for metric in (AUPRC, "restricted_steps", "roughness", "auprc_curve_area", "test_roc_auc"):
+            if metric not in by_metric.index:
+                continue
             r = by_metric.loc[metric]
             entry[f"{metric} mean [95% CI]"] = f"{r['mean']:.4g} [{r['ci_low']:.4g}, {r['ci_high']:.4g}]"
             entry[f"{metric} std"] = r["std"]

@@ -98,11 +98,13 @@ class GridSpec:
         return [name for name, values in self.ordered_axes().items() if len(values) > 1]
 
     def cell_fields(self) -> list[str]:
-        """Varying axes that define a cell of the report: all but the seeds, the strategy and its parameters."""
+        """Varying axes that define a cell of the report: all but the strategy, its parameters and the seeds of
+        training (`seed`, `init_seed`, `order_seed`). A varying `data_seed` is a cell field: each cell then holds
+        one dataset, and the spread across a cell's seeds is the spread of training alone."""
         from imbal_keras import strategies
 
-        strategy_fields = {"strategy", *strategies.all_params()}
-        return [f for f in self.varying_fields() if f not in SEED_FIELDS and f not in strategy_fields]
+        excluded = {"strategy", *strategies.all_params(), "seed", "init_seed", "order_seed"}
+        return [f for f in self.varying_fields() if f not in excluded]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,66 +10,17 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 
 from imbal_keras import report, runs, sweep
 from imbal_keras.config import ExperimentConfig
 
 STEPS = (10, 20, 30, 40)
+SEEDS = tuple(range(8))
 
 
-@pytest.mark.parametrize(
-    "values, fraction, expected",
-    [
-        ((0.2, 0.5, 0.9, 1.0), 0.9, 30),
-        ((0.2, 0.5, 0.9, 1.0), 0.95, 40),
-        ((0.8, 0.5, 0.3, 0.1), 0.9, 10),
-        ((np.nan, 0.5, 1.0, 0.95), 0.95, 30),
-        ((np.nan,) * 4, 0.9, np.nan),
-    ],
-)
-def test_steps_to_fraction(values, fraction, expected):
-    np.testing.assert_equal(report.steps_to_fraction(STEPS, values, fraction), expected)
-
-
-def test_curve_area_is_the_mean_value_over_the_step_span():
-    # Trapezoids over [0, 10] and [10, 20]: 5 + 10 = 15, over a span of 20 steps.
-    assert report.curve_area([0, 10, 20], [0, 1, 1]) == pytest.approx(0.75)
-    assert report.curve_area([50], [0.3]) == 0.3
-
-
-def test_describe():
-    d = report.describe([1.0, 2.0, 3.0, 4.0, np.nan])
-    assert (d["n"], d["mean"], d["min"], d["max"]) == (4, 2.5, 1.0, 4.0)
-    assert d["std"] == pytest.approx(np.std([1, 2, 3, 4], ddof=1))
-    assert 1.0 <= d["ci_low"] < 2.5 < d["ci_high"] <= 4.0
-    constant = report.describe([0.3, 0.3, 0.3])
-    assert (constant["ci_low"], constant["ci_high"], constant["std"]) == (0.3, 0.3, 0.0)
-    single = report.describe([0.3])
-    assert single["n"] == 1 and np.isnan(single["std"]) and np.isnan(single["ci_low"])
-
-
-def test_describe_ci_is_reproducible_and_covers_the_mean_of_a_normal_sample():
-    x = np.random.default_rng(1).normal(10.0, 1.0, size=40)
-    d = report.describe(x)
-    assert d == report.describe(x)
-    assert d["ci_low"] < 10.0 < d["ci_high"]
-    # A 95% interval of the mean of 40 N(., 1) values is about 2 * 1.96 / sqrt(40) = 0.62 wide.
-    assert 0.4 < d["ci_high"] - d["ci_low"] < 0.9
-
-
-def test_compare():
-    a = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
-    b = 10 * a + 5
-    c = report.compare(a, b)
-    assert c["difference"] == pytest.approx(2.5 - 30.0)
-    assert c["variance_ratio"] == pytest.approx(0.01)
-    assert c["levene_p"] == pytest.approx(stats.levene(a, b, center="median").pvalue)
-    assert c["difference_ci_low"] < -27.5 < c["difference_ci_high"] < 0
-    assert (c["n"], c["n_other"], c["mean"], c["mean_other"]) == (6, 6, 2.5, 30.0)
-    equal = report.compare([1.0, 1.0], [2.0, 2.0])
-    assert (equal["difference"], equal["difference_ci_low"], equal["difference_ci_high"]) == (-1.0, -1.0, -1.0)
-    assert np.isnan(equal["levene_p"]) and np.isnan(equal["variance_ratio"])
+def test_evaluation_noise_is_the_binomial_standard_error():
+    assert report.evaluation_noise(0.5, 100) == pytest.approx(0.05)
+    assert np.isnan(report.evaluation_noise(0.5, 0)) and np.isnan(report.evaluation_noise(np.nan, 10))
 
 
 BASE = {"num_examples": 1000, "steps": 40, "eval_every": 10, "hidden_units": (8,)}
@@ -84,7 +35,7 @@ def _write_run(grid_dir: str, config: ExperimentConfig, ap: list[float], *, inst
     for split in ("validation", "test"):
         for name in runs.METRIC_NAMES:
             curve[f"{split}_{name}"] = 0.5
-    curve["test_average_precision"] = ap
+    curve["test_average_precision"] = curve["validation_average_precision"] = ap
     curve["threshold"] = 0.4
     curve.to_csv(os.path.join(run_dir, runs.METRICS_FILE), index=False)
     with open(os.path.join(run_dir, runs.CONFIG_FILE), "w") as f:
@@ -107,13 +58,13 @@ def _write_run(grid_dir: str, config: ExperimentConfig, ap: list[float], *, inst
 
 
 def _seed_question_grid(grid_dir: str, curves) -> list[ExperimentConfig]:
-    """upsample and class_weight (two normalisations), 4 seeds; `curves(config)` gives each run's AUPRC curve."""
+    """upsample and class_weight (two normalisations), 8 seeds; `curves(config)` gives each run's AUPRC curve."""
     spec = sweep.make_spec(
         BASE,
         {
             "strategy": ("class_weight", "upsample"),
             "class_weight_normalization": ("mean_one", "sum_to_num_classes"),
-            "seed": (0, 1, 2, 3),
+            "seed": SEEDS,
         },
     )
     sweep.prepare(grid_dir, spec)
@@ -125,12 +76,12 @@ def _seed_question_grid(grid_dir: str, curves) -> list[ExperimentConfig]:
 
 
 def _fast_steady_upsample(config):
-    """upsample: best at step 10, AUPRC 0.60 +- 0.001; class_weight: best at step 40, AUPRC 0.3..0.9."""
+    """upsample: AUPRC 0.60 +- 0.001 from step 10 (even seeds) or 20 (odd); class_weight: 0.3..0.65 at step 40."""
     seed = config.training.seed
     if config.strategy.name == "upsample":
         final = 0.6 + 0.001 * (seed % 2)
-        return [final, final, final, final]
-    final = 0.3 + 0.2 * seed
+        return [final, final, final, final] if seed % 2 == 0 else [0.5, final, final, final]
+    final = 0.3 + 0.05 * seed
     return [0.1, 0.2, 0.3, final]
 
 
@@ -138,50 +89,54 @@ def test_tables_rebuilt_from_run_folders(tmp_path):
     d = str(tmp_path)
     configs = _seed_question_grid(d, _fast_steady_upsample)
     results, curves, summary = report.write_tables(d)
-    assert len(configs) == 12
-    assert len(results) == 12 and sorted(results["run_name"]) == sorted(c.output.run_name for c in configs)
-    assert len(curves) == 12 * 4
+    assert len(configs) == 24
+    assert len(results) == 24 and sorted(results["run_name"]) == sorted(c.output.run_name for c in configs)
+    assert len(curves) == 24 * 4
     for name, table in ((report.RESULTS_FILE, results), (report.CURVES_FILE, curves), (report.SUMMARY_FILE, summary)):
         loaded = pd.read_csv(os.path.join(d, name))  # one read_csv each; '' (empty config strings) reads as NaN
         assert loaded.columns.tolist() == table.columns.tolist() and len(loaded) == len(table)
         numbers = table.select_dtypes("number").columns
         pd.testing.assert_frame_equal(loaded[numbers], table[numbers], check_dtype=False)
-    row = results[results["strategy_variant"] == "class_weight[class_weight_normalization=sum_to_num_classes]"].iloc[0]
-    # Best 0.3 (seed 0) is reached at step 30 and 40; 90% of it (0.27) first at step 30.
-    assert (row["steps_to_90pct_best_auprc"], row["steps_to_95pct_best_auprc"]) == (30, 30)
+    variant = "class_weight[class_weight_normalization=sum_to_num_classes]"
+    row = results[(results["strategy_variant"] == variant) & (results["seed"] == 0)].iloc[0]
+    # The common target is 90% of the best mean curve of the cell (upsample's, 0.6005 at every step from 20).
+    assert row["target"] == pytest.approx(0.9 * 0.6005)
+    assert not row["reached"] and row["restricted_steps"] == 40  # 0.3 at the end: censored at the horizon
+    assert row["roughness"] == pytest.approx((0.1 + 0.1 + 0.0) / 3)  # mean |change| of 0.1, 0.2, 0.3, 0.3
     assert row["auprc_curve_area"] == pytest.approx((0.15 + 0.25 + 0.3) * 10 / 30)
     assert row["mean_example_weight"] == pytest.approx((594 * 0.0202 + 6 * 1.98) / 600)
     assert row["instrumentation_gradient_noise_scale"] == 1.0
     assert row["final_step"] == 40 and row["test_average_precision"] == 0.3
-    # 3 variants x metrics cell rows, 3 pairs x metrics pair rows.
+    assert row["test_average_precision_se"] == pytest.approx(np.sqrt(0.3 * 0.7 / 2))
     metrics = report.summary_metrics(results)
-    assert "instrumentation_gradient_noise_scale" in metrics
+    assert "instrumentation_gradient_noise_scale" in metrics and "restricted_steps" in metrics
     assert summary["kind"].value_counts().to_dict() == {"cell": 3 * len(metrics), "pair": 3 * len(metrics)}
     cell = summary[(summary["kind"] == "cell") & (summary["metric"] == "test_average_precision")]
     cw = cell[cell["strategy_variant"] == "class_weight"].iloc[0]
-    assert (cw["n"], cw["mean"], cw["min"], cw["max"]) == (4, pytest.approx(0.6), 0.3, pytest.approx(0.9))
+    assert (cw["n"], cw["mean"], cw["min"], cw["max"]) == (8, pytest.approx(0.475), 0.3, pytest.approx(0.65))
+    pair = summary[(summary["kind"] == "pair") & (summary["metric"] == "test_average_precision")].iloc[0]
+    assert pair["pairing"] == "paired" and pair["n"] == 8
 
 
 def test_verdict_supported_when_upsample_is_faster_and_steadier(tmp_path):
     d = str(tmp_path)
     _seed_question_grid(d, _fast_steady_upsample)
-    results, _, _ = report.write_tables(d)
-    table = report.verdict(results, sweep.SEED_QUESTION, [])
-    assert table["control_variant"].tolist() == [
-        "class_weight",
-        "class_weight[class_weight_normalization=sum_to_num_classes]",
-    ]
-    # upsample: step 10 every seed; class_weight: 30 (seed 0: 90% of 0.3 first at 30), then 40, 40, 40.
-    assert table["steps_to_90pct_difference"].tolist() == [10 - 37.5, 10 - 37.5]
+    results, curves, _ = report.write_tables(d)
+    (table,) = report.verdict(results, curves, sweep.SEED_QUESTION, [])
+    assert table["control"].tolist() == ["class_weight", "class_weight[class_weight_normalization=sum_to_num_classes]"]
+    # upsample: step 10 (even seeds) or 20 (odd); class_weight: censored at 40 except seeds reaching 0.54 at 40.
+    assert table["steps_difference"].tolist() == [pytest.approx(-25.0)] * 2
+    assert (table["pairing"] == "paired on data_seed, init_seed, order_seed").all() and (table["seeds"] == "8").all()
+    # 8 pairs all one way: exact sign-flip p = 2 / 2^8; Holm over 4 tests: 4 x 2/256.
+    np.testing.assert_allclose(table["steps_p_holm"], 4 * 2 / 256)
     assert (table["converges_faster"] == "supported").all()
     assert (table["varies_less"] == "supported").all()
     assert (table["verdict"] == "supported").all()
-    assert "weight scale equal (mean example weight" in table["held_equal"][0]
-    assert "weight scale NOT equal" in table["held_equal"][1]
-    assert table["held_equal"][0].startswith("steps=40; batch=16; sgd lr=0.05; reduction=sum_over_batch_size")
+    assert "mean_example_weight DIFFERS" in table["held_equal"][1]
+    assert table["held_equal"][0].startswith("steps=40; batch_size=16; optimizer=sgd; learning_rate=0.05")
 
 
-def test_verdict_contradicted_and_inconclusive(tmp_path):
+def test_verdict_takes_no_side_without_evidence(tmp_path):
     # upsample now the slow, noisy one: both parts contradicted.
     d = str(tmp_path / "contradicted")
     _seed_question_grid(
@@ -190,13 +145,28 @@ def test_verdict_contradicted_and_inconclusive(tmp_path):
             c.replace(strategy="upsample" if c.strategy.name != "upsample" else "class_weight")
         ),
     )
-    table = report.verdict(report.write_tables(d)[0], sweep.SEED_QUESTION, [])
+    results, curves, _ = report.write_tables(d)
+    (table,) = report.verdict(results, curves, sweep.SEED_QUESTION, [])
     assert (table["converges_faster"] == "contradicted").all() and (table["verdict"] == "contradicted").all()
-    # Identical curves: no evidence either way.
+    # Identical curves for every variant: nothing to tell apart.
     d = str(tmp_path / "same")
-    _seed_question_grid(d, lambda c: [0.1, 0.2, 0.3, 0.3 + 0.1 * c.training.seed])
-    table = report.verdict(report.write_tables(d)[0], sweep.SEED_QUESTION, [])
-    assert (table["verdict"] == "inconclusive").all()
+    _seed_question_grid(d, lambda c: [0.1, 0.2, 0.3, 0.3 + 0.01 * c.training.seed])
+    results, curves, _ = report.write_tables(d)
+    (table,) = report.verdict(results, curves, sweep.SEED_QUESTION, [])
+    assert set(table["verdict"]) <= {"no spread to compare", "inconclusive"}
+    assert not set(table["converges_faster"]) & {"supported", "contradicted"}
+
+
+def test_two_seeds_are_too_few_for_any_side(tmp_path):
+    d = str(tmp_path)
+    spec = sweep.make_spec(BASE, {"strategy": ("class_weight", "upsample"), "seed": (0, 1)})
+    sweep.prepare(d, spec)
+    for config in sweep.expand(spec, d):
+        _write_run(d, config, _fast_steady_upsample(config))
+    results, curves, _ = report.write_tables(d)
+    (table,) = report.verdict(results, curves, sweep.SEED_QUESTION, [])
+    assert table["verdict"].tolist() == ["too few seeds"]
+    assert table["steps_p_holm"].isna().all() or (table["steps_p_holm"] > 0.05).all()
 
 
 def _write_instrumentation(run_dir: str, minority_counts: list[int]) -> None:
@@ -244,16 +214,18 @@ def test_build_writes_report_and_plots(tmp_path):
         "gradient_norms",
         "instrumentation_gradient_noise_scale",
         "minority_per_batch",
-        "steps_to_90pct",
+        "roughness",
+        "steps_to_target",
     ]
     with open(os.path.join(d, "report.md")) as f:
         markdown = f.read()
-    assert "12 of 12 runs finished" in markdown
+    assert "24 of 24 runs finished" in markdown
     assert markdown.count(" supported ") == 2 * 3  # two verdict rows: converges faster, varies less, verdict
+    assert "Evaluation noise" in markdown
     for _, relative in (line.split("](") for line in markdown.splitlines() if line.startswith("![")):
         assert os.path.exists(os.path.join(d, relative.rstrip(")")))
     with open(os.path.join(d, "report.html")) as f:
-        assert f.read().count("<img src='plots/") == 6
+        assert f.read().count("<img src='plots/") == 7
 
 
 def test_unfinished_and_foreign_folders_are_left_out(tmp_path):
@@ -265,4 +237,4 @@ def test_unfinished_and_foreign_folders_are_left_out(tmp_path):
     os.rename(os.path.join(runs_dir, names[1]), os.path.join(runs_dir, names[1] + "-2"))
     results, curves = report.load_runs(d)
     assert sorted(results["run_name"]) == sorted(names[2:])
-    assert len(curves) == 10 * 4
+    assert len(curves) == 22 * 4

@@ -209,3 +209,9 @@ def test_expansion_does_not_import_tensorflow():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_cells_hold_one_dataset_when_the_data_seed_varies():
+    spec = _spec(strategy=["none", "upsample"], seed=[0, 1], data_seed=[0, 1], batch_size=[16, 32])
+    assert spec.cell_fields() == ["data_seed", "batch_size"]
+    assert _spec(strategy=["none", "upsample"], seed=[0, 1], order_seed=[3, 4]).cell_fields() == []
