@@ -1,6 +1,6 @@
 """Grid wall time with 1 and with 2 local worker processes, side by side in one process.
 
-Runs the same slice of the `seed_question` preset (its first `--seeds` seeds: 9 runs per seed) into fresh
+Runs the same slice of the `seed_question` preset (its first `--seeds` training seeds: 18 runs per seed, 9 variants on 2 datasets) into fresh
 temporary folders, cycling through the settings `--repeats` times, and prints the wall time of each (workers'
 start-up included, report excluded) and the median speed-ups. Each worker sizes its TensorFlow pools to
 cores // workers threads, so both settings use every core once. A third setting, 1 worker held to 1 thread,
@@ -46,7 +46,7 @@ SETTINGS = {  # label -> (workers, threads per worker; None = what run_grid pick
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=2, help="seeds of the preset to run (9 runs each)")
+    parser.add_argument("--seeds", type=int, default=2, help="training seeds of the preset to run (18 runs each)")
     parser.add_argument("--repeats", type=int, default=1, help="times to cycle through the settings")
     args = parser.parse_args()
     spec = sweep.spec_from_preset("seed_question", axes={"seed": tuple(range(args.seeds))})
