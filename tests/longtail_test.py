@@ -1,6 +1,9 @@
 """Long-tail profiles, subsampling to a profile and head/medium/tail groups."""
 
 import dataclasses
+import os
+import re
+import shlex
 
 import numpy as np
 import pytest
@@ -271,3 +274,49 @@ def test_a_class_without_examples_is_named():
         strategies.build_pipeline("sqrt_sampling", x, y, ctx)
     with pytest.raises(UserInputError, match=r"^class_counts must be > 0 for every class; class 1 has 0"):
         strategies.build_loss("ldam", ctx)
+
+
+def _doc() -> str:
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "long_tail.md")) as f:
+        return f.read()
+
+
+def test_docs_snippets_run_and_their_numbers_hold():
+    scope = {}
+    for block in re.findall(r"```python\n(.*?)```", _doc(), re.S):
+        exec(block, scope)
+    np.testing.assert_allclose(scope["ldam"].margins, [0.158, 0.281, 0.5], atol=5e-4)
+    np.testing.assert_allclose(losses.class_balanced_weights(scope["counts"], 0.99), [0.126, 0.317, 2.557], atol=5e-4)
+    np.testing.assert_allclose(
+        losses.adjust_probabilities([[0.8, 0.15, 0.05]], scope["counts"]), [[0.110, 0.205, 0.685]], atol=5e-4
+    )
+    assert int(scope["model"].optimizer.iterations) == 12 and scope["drw"].switch_step == 8
+    np.testing.assert_allclose(scope["shares"], [0.706, 0.223, 0.071], atol=5e-4)
+    assert scope["xb"].shape == (16, 4)
+    assert scope["balanced"].shape == (2, 3)
+    assert isinstance(scope["loss"], losses.LogitAdjustedLoss) and scope["loss"].tau == 0.5
+    assert np.bincount(scope["labels"][scope["keep"]]).tolist() == [100, 10, 10]
+
+
+def test_docs_tables_match_the_registry():
+    strategies_table = _doc().split("| strategy | changes | reference |")[1].split("\n\n")[0]
+    assert re.findall(r"^\| `(\w+)` \|", strategies_table, re.M) == list(LONG_TAIL)
+    table = _doc().split("<!-- long-tail-params")[1].split("<!-- end long-tail-params")[0]
+    rows = re.findall(r"^\| `(\w+)` \| `(\w+)` \| (.*?) \| (.*?) \|", table, re.M)
+    expected = [
+        (name, p.name, str(p.default), p.valid_range()) for name in LONG_TAIL for p in strategies.get(name).params
+    ]
+    assert rows == expected
+
+
+def test_docs_benchmark_commands_parse():
+    from benchmarks import pipeline_throughput
+
+    (block,) = re.findall(r"```bash\n(.*?)```", _doc(), re.S)
+    commands = block.replace("\\\n", " ").strip().splitlines()
+    assert len(commands) == 2
+    for command in commands:
+        program, arguments = command.split(" ", 3)[2], shlex.split(command)[3:]
+        assert program == "benchmarks.pipeline_throughput"
+        args = pipeline_throughput._parse_args(arguments)
+        assert set(args.only) <= set(strategies.names()) and args.rounds == 5
