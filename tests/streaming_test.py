@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import imbal_keras.strategies.long_tail  # noqa: F401  (registers the class-aware samplers)
 from imbal_keras import pipelines, strategies, streaming
 from imbal_keras.errors import UserInputError
 
@@ -33,6 +34,7 @@ def _build(name, *, seed=3, batch_size=8, dataset=None, initial=(NUM_NEG, NUM_PO
         target_distribution=np.asarray(target),
         batch_size=batch_size,
         seed=seed,
+        total_steps=100,
         shuffle_buffer=64,
     )
     return strategies.build_stream(name, _dataset() if dataset is None else dataset, ctx)
