@@ -2,9 +2,9 @@
 
 `--source stream` (default): 10M rows generated on the fly (`Dataset.range` of blocks, unbatched into examples,
 16 float32 features, labels at 1:ratio), never held in memory; the streaming form of every strategy against
-the plain `shuffle().repeat().batch()` pipeline over the same generated input. Building `upsample` and
-`stratified` scans the whole input once (collecting the minority rows), so every child first reads one full
-pass of the input and then `--batches` batches.
+the plain `shuffle().repeat().batch()` pipeline over the same generated input. Building `upsample`,
+`stratified` and the class-aware samplers scans the whole input once (collecting the rows of every class but the
+largest), so every child first reads one full pass of the input and then `--batches` batches.
 
 `--source memory`: the same rows as in-memory arrays; the in-memory pipelines against plain
 `from_tensor_slices(...).shuffle().repeat().batch()`.
@@ -13,6 +13,7 @@ Each child reports its peak resident set size (`ru_maxrss`) and its RSS right af
 the table shows both, their difference (what the pipeline itself holds) and the peak's ratio to plain's.
 
   python -m benchmarks.streaming_memory --source stream --rows 10000000
+  python -m benchmarks.streaming_memory --rows 2000000 --pipelines upsample sqrt_sampling progressive_sampling
 """
 
 from __future__ import annotations
@@ -29,7 +30,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 _FEATURES = 16
 _GEN_BLOCK = 4096
 _TARGET = (0.5, 0.5)
-PIPELINES = ("plain", "none", "class_weight", "upsample", "downsample", "rejection", "stratified")
+PIPELINES = (
+    "plain",
+    "none",
+    "class_weight",
+    "upsample",
+    "downsample",
+    "rejection",
+    "stratified",
+    "sqrt_sampling",
+    "progressive_sampling",
+)
 
 
 def generated(rows: int, ratio: int, seed: int = 0):
@@ -55,6 +66,7 @@ def child(args) -> dict:
     import numpy as np
     import tensorflow as tf
 
+    import imbal_keras.strategies.long_tail  # noqa: F401  (registers the class-aware samplers)
     from imbal_keras import strategies
 
     baseline = _memory.rss_mib()
@@ -64,6 +76,7 @@ def child(args) -> dict:
         target_distribution=np.asarray(_TARGET),
         batch_size=args.batch_size,
         seed=0,
+        total_steps=args.batches,
     )
     start = time.perf_counter()
     if args.source == "memory":
@@ -89,7 +102,8 @@ def child(args) -> dict:
 
 
 def run(args) -> list[dict]:
-    rows = _memory.child_rows("benchmarks.streaming_memory", "--child", PIPELINES, _forwarded(args))
+    names = ["plain", *(name for name in args.pipelines if name != "plain")]
+    rows = _memory.child_rows("benchmarks.streaming_memory", "--child", names, _forwarded(args))
     plain = rows[0]["peak_mib"]
     for r in rows:
         r["ratio_to_plain"] = r["peak_mib"] / plain
@@ -128,6 +142,9 @@ def _parse_args(argv=None):
     parser.add_argument("--batch_size", type=int, default=256)
     parser.add_argument("--batches", type=int, default=2_000)
     parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument(
+        "--pipelines", nargs="+", choices=PIPELINES, default=list(PIPELINES), help="pipelines to measure (plain always)"
+    )
     parser.add_argument("--child", choices=PIPELINES, dest="pipeline", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 

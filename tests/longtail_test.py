@@ -310,13 +310,15 @@ def test_docs_tables_match_the_registry():
 
 
 def test_docs_benchmark_commands_parse():
-    from benchmarks import pipeline_throughput
+    from benchmarks import pipeline_throughput, streaming_memory
 
-    (block,) = re.findall(r"```bash\n(.*?)```", _doc(), re.S)
-    commands = block.replace("\\\n", " ").strip().splitlines()
+    throughput, memory = re.findall(r"```bash\n(.*?)```", _doc(), re.S)
+    commands = throughput.replace("\\\n", " ").strip().splitlines()
     assert len(commands) == 2
     for command in commands:
-        program, arguments = command.split(" ", 3)[2], shlex.split(command)[3:]
-        assert program == "benchmarks.pipeline_throughput"
-        args = pipeline_throughput._parse_args(arguments)
+        assert shlex.split(command)[:3] == ["python", "-m", "benchmarks.pipeline_throughput"]
+        args = pipeline_throughput._parse_args(shlex.split(command)[3:])
         assert set(args.only) <= set(strategies.names()) and args.rounds == 5
+    assert shlex.split(memory)[:3] == ["python", "-m", "benchmarks.streaming_memory"]
+    args = streaming_memory._parse_args(shlex.split(memory)[3:])
+    assert args.rows == 2_000_000 and "sqrt_sampling" in args.pipelines
