@@ -35,7 +35,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize, special, stats
 
 from imbal_keras.errors import check
 
@@ -708,8 +708,10 @@ def _proportion(wins: float, n: int, confidence: float) -> dict[str, float]:
     if n == 0:
         return {"probability_of_improvement": math.nan, "poi_ci_low": math.nan, "poi_ci_high": math.nan}
     tail = (1 - confidence) / 2
-    low = stats.beta.ppf(tail, wins, n - wins + 1) if wins > 0 else 0.0
-    high = stats.beta.ppf(1 - tail, wins + 1, n - wins) if wins < n else 1.0
+    # Beta quantiles through scipy.special: the same function as stats.beta.ppf without its per-call overhead,
+    # which the calibration simulations would pay hundreds of thousands of times.
+    low = special.betaincinv(wins, n - wins + 1, tail) if wins > 0 else 0.0
+    high = special.betaincinv(wins + 1, n - wins, 1 - tail) if wins < n else 1.0
     return {"probability_of_improvement": wins / n, "poi_ci_low": float(low), "poi_ci_high": float(high)}
 
 
