@@ -1,8 +1,7 @@
-"""The callbacks package: configs, bad input, runner integration, TensorBoard layout, README."""
+"""The callbacks package: configs, bad input, Keras versions, runner integration, TensorBoard layout."""
 
 import glob
 import os
-import pathlib
 import re
 
 import callback_testing as ct
@@ -13,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from imbal_keras import callbacks as ik
+from imbal_keras.callbacks import _keras_adapter
 from imbal_keras.errors import UserInputError
 
 CALLBACKS = [ik.BatchComposition, ik.PerClassGradients]
@@ -53,6 +53,23 @@ def test_bad_arguments_name_the_argument_and_value(cls, kwargs, message):
 
 
 @pytest.mark.parametrize("cls", CALLBACKS, ids=lambda cls: cls.__name__)
+@pytest.mark.parametrize("version, backend", [("3.7.0", "tensorflow"), ("3.3.3", "tensorflow"), ("3.15.1", "jax")])
+@pytest.mark.parametrize("cls", CALLBACKS, ids=lambda cls: cls.__name__)
+def test_an_unsupported_keras_is_refused_in_one_line(monkeypatch, cls, version, backend):
+    monkeypatch.setattr(keras, "version", lambda: version)
+    monkeypatch.setattr(keras.backend, "backend", lambda: backend)
+    with pytest.raises(UserInputError) as raised:
+        cls("logs")
+    assert str(raised.value) == (
+        f"{cls.__name__} needs Keras >= 3.8 with the TensorFlow backend. "
+        f"Received: keras {version} with backend {backend!r}"
+    )
+
+
+def test_the_installed_keras_is_in_the_tested_range():
+    assert _keras_adapter.OLDEST_TESTED <= _keras_adapter.keras_version() <= _keras_adapter.NEWEST_TESTED
+
+
 def test_unwritable_log_dir_is_reported_at_train_begin(tmp_path, cls):
     blocker = tmp_path / "file"
     blocker.write_text("")
@@ -135,7 +152,7 @@ def test_experiment_callbacks(kwargs, expected):
 
 def test_runner_contract_summary_csv_and_tensorboard_layout(tmp_path):
     log_dir = str(tmp_path / "run")
-    callbacks = ik.experiment_callbacks(log_dir, gradient_every_n_steps=2)
+    callbacks = ik.experiment_callbacks(log_dir, gradient_every_n_steps=3)
     data = ct.dataset(LABELS, 2).repeat()
     ct.fit(ct.model(), data, callbacks, steps_per_epoch=4, epochs=2)
 
@@ -146,10 +163,16 @@ def test_runner_contract_summary_csv_and_tensorboard_layout(tmp_path):
     assert summary["composition_std_minority_per_batch"] == pytest.approx(np.sqrt(0.6875))
     assert summary["composition_mean_minority_share"] == 0.375
     gradients = callbacks[1].dataframe()
-    assert gradients["step"].tolist() == [0, 2, 4, 6]
+    assert gradients["step"].tolist() == [0, 3, 6]
+    assert gradients["gradients_examples_class_1"].tolist() == [0, 2, 0]
     assert summary["gradients_mean_norm_class_1"] == pytest.approx(gradients["gradients_norm_class_1"].mean())
+    # The cosine of the minority is summarised over the steps whose batch had one: step 3 only.
+    assert summary["gradients_frac_steps_with_minority"] == pytest.approx(1 / 3)
+    assert summary["gradients_mean_cosine_minority_vs_rest"] == gradients["gradients_cosine_class_1_vs_rest"][1]
+    assert gradients["gradients_cosine_class_1_vs_rest"][[0, 2]].tolist() == [0, 0]
     assert set(summary) >= {
         "gradients_mean_norm_total",
+        "gradients_mean_norm_applied",
         "gradients_mean_norm_class_0",
         "gradients_mean_cosine_minority_vs_rest",
         "gradients_mean_update_norm",
@@ -167,7 +190,7 @@ def test_runner_contract_summary_csv_and_tensorboard_layout(tmp_path):
     assert set(scalars) == {tag for callback in callbacks for tag in callback._tags()}
     assert "gradients/cosine/class_1_vs_rest" in scalars
     assert scalars["composition/count/class_1"] == [(s, [0, 1, 0, 2][s % 4]) for s in range(8)]
-    assert [step for step, _ in scalars["gradients/norm/total"]] == [0, 2, 4, 6]
+    assert [step for step, _ in scalars["gradients/norm/total"]] == [0, 3, 6]
     assert histograms == {"composition/minority_count": [0, 1]}
 
 
@@ -183,17 +206,3 @@ def _read_events(directory):
                 else:
                     scalars.setdefault(value.tag, []).append((event.step, float(tensor)))
     return {tag: sorted(rows) for tag, rows in scalars.items()}, histograms
-
-
-def test_readme_snippet_runs(tmp_path, monkeypatch):
-    readme = pathlib.Path(__file__).resolve().parents[1] / "README.md"
-    found = re.search(r"```python\n(# README: callbacks\n.*?)```", readme.read_text(), re.S)
-    assert found, "README.md has no ```python block starting with '# README: callbacks'"
-    snippet = found.group(1)
-    monkeypatch.chdir(tmp_path)
-    namespace = {}
-    exec(compile(snippet, "README: callbacks", "exec"), namespace)
-
-    assert len(namespace["composition"].dataframe()) == 32  # 2 epochs of 16 batches
-    assert namespace["gradients"].dataframe()["step"].tolist() == list(range(0, 32, 4))
-    assert (tmp_path / "logs" / "run1" / "composition.csv").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from imbal_keras.callbacks import _keras_adapter
 from imbal_keras.errors import UserInputError
 
 
@@ -43,11 +44,8 @@ def _output_spec(model: keras.Model):
         outputs = None
     if outputs:
         return outputs[0] if len(outputs) == 1 else outputs
-    shapes = getattr(model, "_build_shapes_dict", None) or {}
-    if len(shapes) != 1:
-        return None
-    (shape,) = shapes.values()
-    return model.compute_output_spec(keras.KerasTensor(shape))
+    shape = _keras_adapter.built_input_shape(model)
+    return None if shape is None else model.compute_output_spec(keras.KerasTensor(shape))
 
 
 def class_ids(y: tf.Tensor, num_classes: int, callback_name: str) -> tf.Tensor:

@@ -1,10 +1,10 @@
 """Hooks into a compiled model's train step: callbacks see the batch and gradients trained on.
 
 Keras callbacks only receive running-mean logs after a step. To see the labels, sample weights and
-gradients of the batch that was actually trained on, the probe replaces `model.train_step` while
-training (Keras builds `train_function` from it, inside the same `tf.function` and `strategy.run`)
-and restores the model afterwards. Recorders write their numbers into variables inside that graph;
-nothing is read back per step.
+gradients of the batch that was actually trained on, the probe replaces `model.train_function`
+while training with functions built from its own train step (Keras builds them inside the same
+`tf.function` and `strategy.run`) and restores the model afterwards. Recorders write their numbers
+into variables inside that graph; nothing is read back per step.
 
 The probe keeps one compiled train function per set of recorders that are due in a step, built on
 first use, and picks the one for the next step on the host (it counts the steps). A step in which
@@ -18,7 +18,13 @@ A step function is one of:
 - with a gradient recorder: Keras's standard TensorFlow train step, re-stated with a persistent tape
   so the recorder can differentiate again. The loss, the applied gradient and the metrics come from
   the same calls, in the same order, as in `keras/src/backend/tensorflow/trainer.py`, so the
-  trained weights are identical.
+  trained weights are the same.
+
+Restoring: the last recorder to leave (`on_train_end`) restores the model. A fit that stops with an
+exception never reaches `on_train_end`, so the probe also restores the model when its train
+function raises, and when Keras calls `make_train_function` again (every `fit` and
+`train_on_batch` does, before any callback runs) while the probe is still attached, which only
+happens after a fit that did not end. The model then trains as if it had never been observed.
 """
 
 from __future__ import annotations
@@ -27,11 +33,8 @@ import weakref
 
 import keras
 import tensorflow as tf
-from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
-from keras.src.losses import loss as loss_module
-from keras.src.trainers.data_adapters import data_adapter_utils
 
-from imbal_keras.errors import UserInputError
+from imbal_keras.callbacks import _keras_adapter as adapter
 
 _PROBES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -45,12 +48,15 @@ class GradientStep:
       y: the batch labels.
       y_pred: the model output, recorded by `tape`.
       sample_weight: the batch sample weights or None.
-      loss: the training loss the gradient was taken of (before optimizer loss scaling).
-      regularization: the part of `loss` that comes from `model.losses`.
-      gradients: the gradient that was applied, one tensor per trainable weight.
-      gradients_of_data_loss: whether `gradients` is exactly the gradient of the compiled loss
-        (no regularization term and no optimizer loss scaling), so that recorders may derive one
-        class's gradient from it and the others'.
+      loss: L, the training loss (compiled loss plus `model.losses`), before optimizer loss scaling.
+      regularization: L_reg, the part of `loss` that comes from `model.losses`.
+      scaled_data_loss: (L - L_reg) times the optimizer's loss scale, recorded by `tape`: the
+        target whose output gradients split into classes.
+      loss_scale: the factor the optimizer scaled the loss by before differentiating, or None.
+      gradients: grad L, one tensor per trainable weight, unscaled as the optimizer unscales it,
+        before its clipping.
+      gradients_of_data_loss: whether `gradients` is exactly (L - L_reg)'s gradient (no
+        `model.losses`), so that recorders may derive one class's gradient from it and the others'.
       weights_before: the trainable weights before the update.
       weights: the trainable variables (already updated).
     """
@@ -60,7 +66,7 @@ class GradientStep:
 
 
 def attach(model: keras.Model, recorder) -> None:
-    """Starts feeding `recorder` from the model's train step (rebuilds `model.train_function`)."""
+    """Starts feeding `recorder` from the model's train step (replaces `model.train_function`)."""
     probe = _PROBES.get(model)
     if probe is None:
         probe = _PROBES[model] = _Probe(model)
@@ -75,10 +81,14 @@ def restore(model: keras.Model) -> None:
 
 
 def detach(model: keras.Model, recorder) -> None:
-    """Stops feeding `recorder`; the last one to leave restores the model's train step."""
+    """Stops feeding `recorder`; the last one to leave restores the model."""
     probe = _PROBES.get(model)
     if probe is not None and probe.remove(recorder):
         del _PROBES[model]
+
+
+def is_attached(model: keras.Model) -> bool:
+    return model in _PROBES
 
 
 class _Probe:
@@ -88,14 +98,10 @@ class _Probe:
         self._saved_train_function = model.train_function
         self._functions = {}
         self._step = int(model.optimizer.iterations.numpy())
+        # An instance attribute shadows the class's method; `restore` removes it.
+        model.__dict__["make_train_function"] = self._make_train_function
 
     def add(self, recorder) -> None:
-        if recorder.needs_gradients and type(self._model).train_step is not TensorFlowTrainer.train_step:
-            raise UserInputError(
-                f"{type(recorder).__name__} re-states Keras's standard train step and cannot "
-                "observe a custom one. Received: model class "
-                f"{type(self._model).__name__} overriding train_step"
-            )
         if recorder not in self._recorders:
             self._recorders.append(recorder)
         self._functions = {}
@@ -112,10 +118,20 @@ class _Probe:
         return True
 
     def restore(self) -> None:
+        model = self._model
         self._recorders = []
         self._functions = {}
-        self._model.__dict__.pop("train_step", None)
-        self._model.train_function = self._saved_train_function
+        model.__dict__.pop("make_train_function", None)
+        model.__dict__.pop("train_step", None)
+        # compile() in between resets train_function to None; keep that.
+        if model.train_function == self._train_function:
+            model.train_function = self._saved_train_function
+
+    def _make_train_function(self, force: bool = False):
+        # Keras calls this at the start of every fit and train_on_batch, before any callback: the
+        # probe is still here only if an earlier fit stopped without on_train_end.
+        restore(self._model)
+        return self._model.make_train_function(force=force)
 
     def _train_function(self, iterator):
         model = self._model
@@ -126,11 +142,16 @@ class _Probe:
         function = self._functions.get(due)
         if function is None:
             function = self._functions[due] = self._build(due)
-        # Bad input is detected while tracing, inside fit, where no callback hook runs
-        # afterwards: restore the model here so the error does not leave it instrumented.
         try:
             logs = function(iterator)
-        except UserInputError:
+        except (StopIteration, tf.errors.OutOfRangeError):
+            # The end of a dataset of unknown length: Keras advances optimizer.iterations in this
+            # call although no batch is trained on, so the host count is read again.
+            self._step = int(model.optimizer.iterations.numpy())
+            raise
+        except BaseException:
+            # Bad input found while tracing, another error or KeyboardInterrupt: fit stops here and
+            # no callback hook runs afterwards.
             restore(model)
             raise
         self._step += model.steps_per_execution
@@ -141,11 +162,11 @@ class _Probe:
         model = self._model
         if not recorders and self._saved_train_function is not None:
             return self._saved_train_function
-        # An instance attribute shadows the class's train_step; Keras's make_train_function reads
-        # `self.train_step` when it builds the tf.function, which is traced on the first call.
+        # Keras's make_train_function reads `self.train_step` when it builds the tf.function, which
+        # is traced on the first call.
         model.__dict__["train_step"] = lambda data: self._train_step(data, recorders)
         try:
-            model.make_train_function(force=True)
+            type(model).make_train_function(model, force=True)
             return model.train_function
         finally:
             model.__dict__.pop("train_step")
@@ -153,8 +174,9 @@ class _Probe:
 
     def _train_step(self, data, recorders: tuple):
         model = self._model
-        x, y, sample_weight = data_adapter_utils.unpack_x_y_sample_weight(data)
-        step = tf.convert_to_tensor(model.optimizer.iterations)
+        optimizer = model.optimizer
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        step = tf.convert_to_tensor(optimizer.iterations)
         gradient_recorders = [r for r in recorders if r.needs_gradients]
         for recorder in recorders:
             if not recorder.needs_gradients:
@@ -163,22 +185,21 @@ class _Probe:
             return type(model).train_step(model, data)
 
         with tf.GradientTape(persistent=True) as tape:
-            y_pred = model(x, training=True) if model._call_has_training_arg else model(x)
-            loss = model._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
-            model._loss_tracker.update_state(
-                loss_module.unscale_loss_for_distribution(loss),
-                sample_weight=tf.shape(next(i for i in tf.nest.flatten(x) if i is not None))[0],
-            )
-            regularization = tf.add_n(
-                [tf.zeros((), loss.dtype)]
-                + [tf.cast(model._aggregate_additional_loss(v), loss.dtype) for v in model.losses]
-            )
-            scaled_loss = model.optimizer.scale_loss(loss)
+            y_pred, loss = adapter.forward_and_loss(model, x, y, sample_weight)
+            if model.losses:
+                regularization = adapter.regularization(model, loss.dtype)
+                data_loss = loss - regularization
+            else:
+                regularization, data_loss = tf.zeros((), loss.dtype), loss
+            loss_scale = adapter.loss_scale(optimizer)
+            scaled_loss = optimizer.scale_loss(loss)
+            scaled_data_loss = scaled_loss if data_loss is loss else optimizer.scale_loss(data_loss)
         trainable = model.trainable_weights
-        gradients = tape.gradient(scaled_loss, trainable)
+        scaled_gradients = tape.gradient(scaled_loss, trainable)
         # Read before the update: automatic control dependencies keep program order.
         weights_before = [tf.identity(w.value) for w in trainable]
-        model.optimizer.apply_gradients(zip(gradients, trainable, strict=True))
+        optimizer.apply_gradients(zip(scaled_gradients, trainable, strict=True))
+        gradients = adapter.unscale_gradients(scaled_gradients, loss_scale)
         gradient_step = GradientStep(
             step=step,
             tape=tape,
@@ -187,8 +208,10 @@ class _Probe:
             sample_weight=sample_weight,
             loss=loss,
             regularization=regularization,
+            scaled_data_loss=scaled_data_loss,
+            loss_scale=loss_scale,
             gradients=gradients,
-            gradients_of_data_loss=scaled_loss is loss and not model.losses,
+            gradients_of_data_loss=data_loss is loss,
             weights_before=weights_before,
             weights=trainable,
         )

@@ -9,13 +9,17 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from imbal_keras.callbacks import _events, _labels, _probe
+from imbal_keras.callbacks import _events, _keras_adapter, _labels, _probe
 from imbal_keras.errors import UserInputError
 
 # Rows kept in the graph between two reads. A read costs one device sync, so reading every few
 # hundred recorded steps keeps the callbacks off the critical path while still giving exact
 # per-step values.
 _BUFFER_ROWS = 256
+# Each row starts with a stamp, (step mod _STAMP_PERIOD) + 1, so that a row the train step did not
+# write (a step Keras counts without training, or one not yet written) is never read as that step's.
+# Float32 holds these integers exactly even when summed over up to 16 replicas.
+_STAMP_PERIOD = 2**20
 
 
 class StepRecorder(keras.callbacks.Callback):
@@ -30,6 +34,11 @@ class StepRecorder(keras.callbacks.Callback):
     the recording only in the steps that are due, so the other steps cost nothing. Without a
     distribution strategy a row is one in-place scatter; under `tf.distribute` the variable is
     sync-on-read: each replica writes its own copy and reading aggregates them (`_aggregation`).
+    A step whose row was not written in the graph (Keras counts one step without a batch at the
+    end of each epoch of a dataset of unknown length) has no row.
+
+    The recorder attaches to the model at the first batch, after every callback's `on_train_begin`
+    has run, so a callback that rejects its arguments there leaves the model untouched.
     """
 
     needs_gradients = False
@@ -45,6 +54,7 @@ class StepRecorder(keras.callbacks.Callback):
     ):
         super().__init__()
         name = type(self).__name__
+        _keras_adapter.check_supported(name)
         if not isinstance(log_dir, (str, os.PathLike)) or not str(log_dir):
             raise UserInputError(f"{name}: log_dir must be a directory path. Received: log_dir={log_dir!r}")
         _check_int(name, "every_n_steps", every_n_steps, minimum=1)
@@ -77,7 +87,7 @@ class StepRecorder(keras.callbacks.Callback):
         raise NotImplementedError
 
     def _raw_width(self) -> int:
-        """Number of values recorded per step in the graph."""
+        """Number of values recorded per step in the graph (after the stamp)."""
         raise NotImplementedError
 
     def _columns(self, raw: np.ndarray) -> np.ndarray:
@@ -134,7 +144,7 @@ class StepRecorder(keras.callbacks.Callback):
                 else {}
             )
             self._buffer = tf.Variable(
-                tf.zeros((self._rows, self._raw_width()), tf.float32),
+                tf.zeros((self._rows, self._raw_width() + 1), tf.float32),
                 trainable=False,
                 name=f"{name}_rows",
                 **synchronization,
@@ -142,13 +152,16 @@ class StepRecorder(keras.callbacks.Callback):
         self._next_step = int(self.model.optimizer.iterations.numpy())
         self._calls = 0
         self._epoch = 0
-        _probe.attach(self.model, self)
+        self._attached = False
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
 
     def on_train_batch_begin(self, batch, logs=None):
         # Counting here, not in on_train_batch_end, keeps Keras's async batch-end dispatch on.
+        if not self._attached:
+            _probe.attach(self.model, self)
+            self._attached = True
         if self._calls == self._calls_per_read:
             self._read_rows()
         self._calls += 1
@@ -175,7 +188,9 @@ class StepRecorder(keras.callbacks.Callback):
         """
 
         def write():
-            row = tf.reshape(tf.cast(compute_row(), tf.float32), (1, self._raw_width()))
+            stamp = tf.cast(step % _STAMP_PERIOD + 1, tf.float32)
+            row = tf.concat([tf.reshape(stamp, (1,)), tf.cast(compute_row(), tf.float32)], axis=0)
+            row = tf.reshape(row, (1, self._raw_width() + 1))
             recorded = step if self.every_n_steps == 1 else step // self.every_n_steps
             index = tf.reshape(recorded % self._rows, (1,))
             if self._distributed:
@@ -203,10 +218,18 @@ class StepRecorder(keras.callbacks.Callback):
         self._next_step = end
         if not steps.size:
             return
-        with self.model.distribute_strategy.scope():
+        strategy = self.model.distribute_strategy
+        with strategy.scope():
             buffer = self._buffer.read_value().numpy()
+        rows = buffer[(steps // self.every_n_steps) % self._rows]
+        summed = self._distributed and self._aggregation == tf.VariableAggregation.SUM
+        copies = strategy.num_replicas_in_sync if summed else 1
+        written = rows[:, 0] == copies * (steps % _STAMP_PERIOD + 1)
+        steps, rows = steps[written], rows[written, 1:]
+        if not steps.size:
+            return
         try:
-            values = self._columns(buffer[(steps // self.every_n_steps) % self._rows])
+            values = self._columns(rows)
         except UserInputError:
             _probe.restore(self.model)  # fit stops here without calling on_train_end
             raise

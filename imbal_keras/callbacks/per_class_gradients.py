@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from imbal_keras.callbacks import _keras_adapter
 from imbal_keras.callbacks._recorder import StepRecorder
 from imbal_keras.errors import UserInputError
 
@@ -20,24 +21,30 @@ class PerClassGradients(StepRecorder):
 
     Per recorded step (TensorBoard tag -> DataFrame column, `/` becomes `_`):
     - `loss/total`, `loss/regularization`, `loss/class_{c}`: L, L_reg and L_c;
-    - `gradients/norm/total`, `gradients/norm/class_{c}`: ||grad L|| (the gradient that was applied)
-      and ||grad L_c|| over all trainable weights;
+    - `gradients/norm/total`: ||grad L|| over all trainable weights, before the optimizer's
+      clipping (and without its loss scaling);
+    - `gradients/norm/applied`: the norm of the gradient the update used, after `clipnorm`,
+      `global_clipnorm` or `clipvalue` (equal to the total without clipping);
+    - `gradients/norm/class_{c}`: ||grad L_c||, exactly 0 when the batch has no example of c;
     - `gradients/cosine/class_{c}_vs_rest`: cosine between grad L_c and the sum of the other
       classes' gradients (for two classes both entries are the cosine between the two class
-      gradients);
+      gradients); 0 when either is zero;
     - `gradients/update_norm`: ||delta theta||, the change of the trainable weights made by the
       step;
     - `gradients/effective_step/class_{c}`: the size of class c's share of the actual update:
       ||delta theta * grad L_c / grad L|| (element-wise; coordinates with a zero gradient count as
       0). For plain SGD this is exactly learning_rate * ||grad L_c||; for momentum and adaptive
       optimizers (Adam, RMSprop, ...) it splits the update the optimizer really made, per
-      coordinate, in proportion to each class's gradient there.
+      coordinate, in proportion to each class's gradient there;
+    - `gradients/examples/class_{c}`: examples of class c in the batch.
 
-    Recording a step costs K - 1 extra backward passes (K with regularization terms or optimizer
-    loss scaling); steps between recordings run the model's own train step and cost nothing extra.
-    Under `tf.distribute` all values are those of the global batch (per-class gradients are summed
-    over replicas). Observing does not change training: the applied
-    gradient and the optimizer state are the same as without the callback.
+    Recording a step costs K - 1 extra backward passes (K when the model has `model.losses`
+    terms); steps between recordings run the model's own train step and cost nothing extra. The
+    gradient of the class with the most examples in the batch is grad (L - L_reg) minus the others'
+    gradients, so its round-off is about float32 eps times ||grad L||. Under `tf.distribute` all
+    values are those of the global batch (per-class gradients are summed over replicas). Observing
+    does not change training: the applied gradient and the optimizer state are the same as without
+    the callback.
 
     Args:
       log_dir: TensorBoard directory; events go to `log_dir/train`.
@@ -54,8 +61,8 @@ class PerClassGradients(StepRecorder):
     """
 
     needs_gradients = True
-    # Every replica ends up with the same (all-reduced) values, so reading takes their mean.
-    _aggregation = tf.VariableAggregation.MEAN
+    # Every replica ends up with the same (all-reduced) values, so reading takes the first copy.
+    _aggregation = tf.VariableAggregation.ONLY_FIRST_REPLICA
 
     def __init__(
         self,
@@ -77,17 +84,27 @@ class PerClassGradients(StepRecorder):
         return (
             ["loss/total", "loss/regularization"]
             + [f"loss/class_{c}" for c in classes]
-            + ["gradients/norm/total"]
+            + ["gradients/norm/total", "gradients/norm/applied"]
             + [f"gradients/norm/class_{c}" for c in classes]
             + [f"gradients/cosine/class_{c}_vs_rest" for c in classes]
             + ["gradients/update_norm"]
             + [f"gradients/effective_step/class_{c}" for c in classes]
+            + [f"gradients/examples/class_{c}" for c in classes]
         )
 
     def _raw_width(self) -> int:
-        return 4 + 4 * self.num_classes
+        return 5 + 5 * self.num_classes
 
     def on_train_begin(self, logs=None):
+        for overridden, method in (
+            (_keras_adapter.overrides_train_step(self.model), "train_step"),
+            (_keras_adapter.overrides_compute_loss(self.model), "compute_loss"),
+        ):
+            if overridden:
+                raise UserInputError(
+                    f"PerClassGradients re-states Keras's standard train step and loss and cannot observe "
+                    f"a custom {method}. Received: model class {type(self.model).__name__} overriding {method}"
+                )
         # Resolved while tracing the train step: Keras builds the compiled loss on its first call.
         self._class_losses = None
         super().on_train_begin(logs)
@@ -96,52 +113,64 @@ class PerClassGradients(StepRecorder):
         """Records the quantities of a `_probe.GradientStep` (called inside the train step)."""
         if self._class_losses is None:
             self._class_losses = _class_loss_function(self.model)
-        # The compiled loss sums terms that each depend on one example's prediction only,
-        # so masking dL/dy_pred to the rows of class c and back-propagating from y_pred gives
-        # grad L_c exactly: one backward pass per class on recorded steps. Keras's cross-entropies
-        # read the logits behind a sigmoid/softmax output (`_keras_logits`), so both are sources.
-        # dL/d(outputs) is taken outside tf.cond: the tape cannot differentiate with respect to a
-        # tensor captured by a branch.
-        outputs = [step.y_pred] + [step.y_pred._keras_logits for _ in range(hasattr(step.y_pred, "_keras_logits"))]
-        output_grads = step.tape.gradient(step.loss, outputs, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        # The compiled loss sums terms that each depend on one example's prediction only, so
+        # masking d(L - L_reg)/d(output) to the rows of class c and back-propagating gives grad L_c
+        # exactly: one backward pass per class on recorded steps. Behind a sigmoid or softmax output
+        # the source is its logits, which the probabilities are a function of: Keras's
+        # cross-entropies read the logits, other losses the probabilities, and the gradient with
+        # respect to the logits holds both paths once. The output gradient is taken outside tf.cond:
+        # the tape cannot differentiate with respect to a tensor captured by a branch.
+        logits = _keras_adapter.logits(step.y_pred)
+        source = step.y_pred if logits is None else logits
+        output_gradient = step.tape.gradient(
+            step.scaled_data_loss, source, unconnected_gradients=tf.UnconnectedGradients.ZERO
+        )
+        k = self.num_classes
+
+        def backprop(output_gradients) -> tf.Tensor:
+            gradients = step.tape.gradient(source, step.weights, output_gradients=output_gradients)
+            # A weight the output does not depend on has no gradient (None), which counts as 0.
+            gradients = [tf.zeros(w.shape) if g is None else g for w, g in zip(step.weights, gradients, strict=True)]
+            return _flatten(_keras_adapter.unscale_gradients(gradients, step.loss_scale))
 
         def row():
-            one_hot = tf.one_hot(self._class_ids(step.y), self.num_classes, dtype=tf.float32)
+            one_hot = tf.one_hot(self._class_ids(step.y), k, dtype=tf.float32)
+            counts = tf.reduce_sum(one_hot, axis=0)
             class_losses = self._class_losses(step.y, step.y_pred, step.sample_weight, one_hot)
-
-            def gradient(output_gradients):
-                return _flatten(
-                    step.tape.gradient(
-                        outputs,
-                        step.weights,
-                        output_gradients=output_gradients,
-                        unconnected_gradients=tf.UnconnectedGradients.ZERO,
-                    )
-                )
-
-            # The class gradients sum to the gradient of the compiled loss, so the last one is that
-            # gradient minus the others: K - 1 backward passes, one for two classes.
-            flat = [
-                gradient([g * _expand_like(one_hot[:, c], g) for g in output_grads])
-                for c in range(self.num_classes - 1)
-            ]
+            # The class gradients sum to grad (L - L_reg), so the class with the most examples is
+            # that gradient minus the others: K - 1 backward passes, one for two classes. A class
+            # without examples is always back-propagated, so its gradient is exactly 0.
+            by_count = tf.argsort(counts, direction="DESCENDING", stable=True)
+            masks = tf.cast(tf.gather(one_hot, by_count, axis=1), output_gradient.dtype)
+            others = [backprop(output_gradient * _expand_like(masks[:, i], output_gradient)) for i in range(1, k)]
             total = _flatten(step.gradients)
-            data = total if step.gradients_of_data_loss else gradient(output_grads)
-            flat.append(data - tf.add_n(flat))
+            data = total if step.gradients_of_data_loss else backprop(output_gradient)
+            largest = data - tf.add_n(others)
+            per_class = tf.gather(tf.stack([largest, *others]), tf.argsort(by_count))
+            shapes = [w.shape for w in step.weights]
+            applied = _keras_adapter.clipped_gradient(self.model.optimizer, total, shapes)
             losses = tf.concat([tf.reshape(step.loss, (1,)), tf.reshape(step.regularization, (1,))], 0)
             losses = tf.concat([losses, tf.cast(tf.stack(class_losses), losses.dtype)], 0)
             replica = tf.distribute.get_replica_context()
             if replica is not None and replica.num_replicas_in_sync > 1:
-                flat, total, losses = replica.all_reduce(tf.distribute.ReduceOp.SUM, (flat, total, losses))
+                reduced = replica.all_reduce(
+                    tf.distribute.ReduceOp.SUM, [per_class, total, losses, counts] + [applied] * (applied is not None)
+                )
+                per_class, total, losses, counts = reduced[:4]
+                applied = reduced[4] if applied is not None else None
+            flat = tf.unstack(per_class, num=k)
             update = _flatten([w.value for w in step.weights]) - _flatten(step.weights_before)
-            everything = tf.add_n(flat)
+            everything = tf.reduce_sum(per_class, axis=0)
             cosines = [_cosine(g, everything - g) for g in flat]
             shares = [update * tf.math.divide_no_nan(g, total) for g in flat]
             return tf.concat(
                 [
                     tf.cast(losses, tf.float32),
-                    tf.stack([tf.norm(total)] + [tf.norm(g) for g in flat]),
+                    tf.stack(
+                        [tf.norm(total), tf.norm(total if applied is None else applied)] + [tf.norm(g) for g in flat]
+                    ),
                     tf.stack(cosines + [tf.norm(update)] + [tf.norm(s) for s in shares]),
+                    counts,
                 ],
                 axis=0,
             )
@@ -149,18 +178,28 @@ class PerClassGradients(StepRecorder):
         self._record(step.step, row)
 
     def summary(self) -> dict[str, float]:
-        """Scalar summaries over the run, for the results table (see the README)."""
+        """Scalar summaries over the run, for the results table (see docs/callbacks.md).
+
+        Means are over the recorded steps; the minority's cosine only over the recorded steps whose
+        batch had a minority example (NaN if none had), whose share is
+        `gradients_frac_steps_with_minority`.
+        """
         frame = self.dataframe()
         means = {
             "gradients_mean_norm_total": "gradients_norm_total",
+            "gradients_mean_norm_applied": "gradients_norm_applied",
             "gradients_mean_update_norm": "gradients_update_norm",
-            "gradients_mean_cosine_minority_vs_rest": (f"gradients_cosine_class_{self.minority_class}_vs_rest"),
         }
         for c in range(self.num_classes):
             means[f"gradients_mean_norm_class_{c}"] = f"gradients_norm_class_{c}"
             means[f"gradients_mean_effective_step_class_{c}"] = f"gradients_effective_step_class_{c}"
             means[f"loss_mean_class_{c}"] = f"loss_class_{c}"
-        return {key: float(frame[column].mean()) for key, column in means.items()}
+        summary = {key: float(frame[column].mean()) for key, column in means.items()}
+        with_minority = frame[f"gradients_examples_class_{self.minority_class}"] > 0
+        cosine = frame[f"gradients_cosine_class_{self.minority_class}_vs_rest"][with_minority]
+        summary["gradients_mean_cosine_minority_vs_rest"] = float(cosine.mean())
+        summary["gradients_frac_steps_with_minority"] = float(with_minority.mean())
+        return summary
 
 
 def _class_loss_function(model):
@@ -169,14 +208,14 @@ def _class_loss_function(model):
     Raises:
       UserInputError: no compiled loss, several outputs, or a loss that cannot be split per example.
     """
-    compile_loss = getattr(model, "_compile_loss", None)
-    flat = getattr(compile_loss, "_flat_losses", None) or []
-    if len(flat) != 1:
+    compiled = _keras_adapter.compiled_losses(model)
+    if len(compiled) != 1:
         raise UserInputError(
             "PerClassGradients needs one loss passed to compile() for a single-output model. "
-            f"Received: loss={getattr(compile_loss, '_user_loss', None)!r}"
+            f"Received: loss={_keras_adapter.user_loss(model)!r}"
         )
-    _, loss_fn, loss_weight, _ = flat[0]
+    ((loss_fn, loss_weight),) = compiled
+    loss_dtype = _keras_adapter.compiled_loss_dtype(model)
     reduction = getattr(loss_fn, "reduction", None)
     if reduction not in _ADDITIVE_REDUCTIONS:
         raise UserInputError(
@@ -203,7 +242,7 @@ def _class_loss_function(model):
             if reduction == "mean_with_sample_weight":
                 # Keras divides by the weight passed in; rescale to the whole batch's weight.
                 value *= tf.math.divide_no_nan(tf.reduce_sum(class_weight), tf.reduce_sum(weight))
-            value = tf.cast(value, compile_loss.dtype)
+            value = tf.cast(value, loss_dtype)
             values.append(value if loss_weight is None else value * loss_weight)
         return values
 

@@ -1,0 +1,157 @@
+"""Every private Keras name the callbacks use, and the range of Keras versions they are tested on.
+
+The callbacks re-state Keras's TensorFlow train step (`keras/src/backend/tensorflow/trainer.py`) so
+that they can differentiate the loss again, and split the compiled loss per class. That needs names
+Keras does not export; they are all here, so that a Keras release that moves one breaks one module,
+and `check_supported` refuses a Keras outside the tested range with one line instead of recording
+wrong numbers (Keras 3.3 never traces the replaced train step, Keras 3.7 lacks
+`unscale_loss_for_distribution`).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
+from keras.src.losses import loss as loss_module
+from keras.src.trainers.trainer import Trainer
+
+from imbal_keras.errors import UserInputError
+
+# The oldest and newest Keras the callback tests pass on (benchmarks/keras_versions.sh, docs/callbacks.md).
+OLDEST_TESTED = (3, 8)
+NEWEST_TESTED = (3, 15)
+
+STANDARD_TRAIN_STEP = TensorFlowTrainer.train_step
+_STANDARD_COMPUTE_LOSS = Trainer.compute_loss
+
+
+def keras_version() -> tuple[int, int]:
+    """(major, minor) of the installed Keras."""
+    major, minor = keras.version().split(".")[:2]
+    return int(major), int(minor)
+
+
+def check_supported(callback_name: str) -> None:
+    """Raises unless the installed Keras is at least the oldest tested one, on the TensorFlow backend.
+
+    Newer releases than the newest tested are accepted: every name below is checked when used.
+
+    Raises:
+      UserInputError: an older Keras or another backend.
+    """
+    backend = keras.backend.backend()
+    if keras_version() < OLDEST_TESTED or backend != "tensorflow":
+        raise UserInputError(
+            f"{callback_name} needs Keras >= {'.'.join(map(str, OLDEST_TESTED))} with the TensorFlow backend. "
+            f"Received: keras {keras.version()} with backend {backend!r}"
+        )
+
+
+def overrides_train_step(model: keras.Model) -> bool:
+    return type(model).train_step is not STANDARD_TRAIN_STEP
+
+
+def overrides_compute_loss(model: keras.Model) -> bool:
+    return type(model).compute_loss is not _STANDARD_COMPUTE_LOSS
+
+
+def forward_and_loss(model: keras.Model, x, y, sample_weight):
+    """The forward pass and the loss of Keras's train step, with its loss-tracker update.
+
+    Returns:
+      `(y_pred, loss)`: the model output and the training loss (compiled loss plus `model.losses`),
+      before optimizer loss scaling.
+    """
+    y_pred = model(x, training=True) if model._call_has_training_arg else model(x)
+    loss = model._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+    model._loss_tracker.update_state(
+        loss_module.unscale_loss_for_distribution(loss),
+        sample_weight=tf.shape(next(i for i in tf.nest.flatten(x) if i is not None))[0],
+    )
+    return y_pred, loss
+
+
+def regularization(model: keras.Model, dtype) -> tf.Tensor:
+    """The part of the training loss that comes from `model.losses`, summed as Keras sums it."""
+    return tf.add_n([tf.zeros((), dtype)] + [tf.cast(model._aggregate_additional_loss(v), dtype) for v in model.losses])
+
+
+def compiled_losses(model: keras.Model) -> list:
+    """`(loss_fn, loss_weight)` of every compiled loss (one per output that has a loss)."""
+    flat = getattr(getattr(model, "_compile_loss", None), "_flat_losses", None) or []
+    return [(entry[1], entry[2]) for entry in flat]
+
+
+def user_loss(model: keras.Model):
+    """The `loss=` passed to `compile()`, for error messages."""
+    return getattr(getattr(model, "_compile_loss", None), "_user_loss", None)
+
+
+def compiled_loss_dtype(model: keras.Model):
+    return model._compile_loss.dtype
+
+
+def logits(y_pred: tf.Tensor) -> tf.Tensor | None:
+    """The pre-activation of a sigmoid or softmax output, which Keras attaches to the output.
+
+    Keras's cross-entropies read it instead of the probabilities (`from_logits` rewriting), so the
+    gradient of the loss reaches the weights either through the probabilities or through it.
+    """
+    return getattr(y_pred, "_keras_logits", None)
+
+
+def loss_scale(optimizer: keras.optimizers.Optimizer):
+    """The factor `optimizer.scale_loss` multiplies the loss by now (a tensor), or None.
+
+    A `LossScaleOptimizer` scales by its dynamic scale, which its update then changes, so it is
+    read here, before the update; other optimizers by their constant `loss_scale_factor`.
+    """
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return tf.identity(optimizer.dynamic_scale if optimizer.built else optimizer.initial_scale)
+    return optimizer.loss_scale_factor
+
+
+def unscale_gradients(gradients: list, scale) -> list:
+    """The gradients divided by the loss scale, as the optimizer divides them before its update."""
+    if scale is None:
+        return gradients
+    return [None if g is None else g / tf.cast(scale, g.dtype) for g in gradients]
+
+
+def clipped_gradient(optimizer: keras.optimizers.Optimizer, flat: tf.Tensor, shapes: list) -> tf.Tensor | None:
+    """A replica's flattened gradient after the optimizer's clipping, or None if it does not clip.
+
+    Keras clips each replica's gradient after unscaling it and before summing over replicas
+    (`_clip_gradients`: `clipnorm` per weight, then `global_clipnorm`, then `clipvalue`). This
+    re-states that on the flattened gradient instead of calling it: extra consumers of the
+    optimizer's own clipping ops change how TensorFlow's graph optimizer rewrites them, and the
+    update then differed in the last bit.
+
+    Args:
+      optimizer: the model's optimizer.
+      flat: the gradient of all trainable weights, flattened and concatenated.
+      shapes: the shapes of the weights, in the order of `flat`.
+    """
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        optimizer = optimizer.inner_optimizer
+    if optimizer.clipnorm and optimizer.clipnorm > 0:
+        sizes = [int(np.prod(shape)) for shape in shapes]
+        weight_of = tf.repeat(tf.range(len(sizes)), sizes)
+        norms = tf.sqrt(tf.math.unsorted_segment_sum(tf.square(flat), weight_of, len(sizes)))
+        return flat * tf.gather(optimizer.clipnorm / tf.maximum(norms, optimizer.clipnorm), weight_of)
+    if optimizer.global_clipnorm and optimizer.global_clipnorm > 0:
+        return flat * (optimizer.global_clipnorm / tf.maximum(tf.norm(flat), optimizer.global_clipnorm))
+    if optimizer.clipvalue and optimizer.clipvalue > 0:
+        return tf.clip_by_value(flat, -optimizer.clipvalue, optimizer.clipvalue)
+    return None
+
+
+def built_input_shape(model: keras.Model):
+    """The one input shape a subclassed model was built with, or None."""
+    shapes = getattr(model, "_build_shapes_dict", None) or {}
+    if len(shapes) != 1:
+        return None
+    (shape,) = shapes.values()
+    return shape
