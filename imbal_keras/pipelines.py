@@ -7,7 +7,8 @@ pass over the (rebalanced) index set and every pass draws afresh.
 
 How they stay fast: nothing runs per element. Each pass is one vector of example indices built with stateless
 random ops; `rebatch` cuts the stream of index vectors into batches, and one `gather` per batch pulls the rows.
-`stratified` assembles a few thousand rows of indices per vectorised step (`_sampling.mix`).
+`stratified` assembles a few thousand rows of indices per vectorised step (`_sampling.mix`), and `class_sampled`
+draws the classes and examples of a few thousand slots per step (`_sampling.class_draws`).
 
 How they stay deterministic: every random op is stateless and seeded with `(seed, pass_or_batch_number,
 stream_id)`, so the same seed gives the same batches regardless of `num_parallel_calls`, threads or how far

@@ -18,6 +18,9 @@ holds a copy of the class that is read from the input:
   class counts by `_sampling.mix`; `upsample` mixes windows of `_UPSAMPLE_WINDOW` rows with counts
   `stratified_counts(window, t)` and cuts them into batches, so a batch's class count is hypergeometric around
   B t_c (as in memory), while `stratified` puts exactly `stratified_counts(B, t)` into every batch.
+- `class_sampled` (square-root and progressive sampling): every slot draws its class, exactly as in memory for the
+  same seed; the largest class is streamed (one row read per slot, kept by the slots that drew it), the others are
+  cached by one scan and drawn with replacement.
 
 The class counts (`initial_distribution`, counts or shares) must be given, as for
 `tf.data.Dataset.rejection_resample`; `count_classes` gets them with one vectorised scan. A class the target asks
