@@ -478,6 +478,22 @@ def test_verdict_counts_runs_that_never_reach_the_target_at_the_horizon_not_as_f
     assert row["converges_faster"] == stats.INCONCLUSIVE
 
 
+def test_verdict_compares_within_cells_only():
+    rng = np.random.default_rng(2)
+    grids = []
+    for cell, faster in (("slow cell", 1.0), ("fast cell", 1 / 4)):
+        results, curves = stats_calibration.simulate_grid(rng, seeds=8, faster=faster)
+        rename = {name: f"{cell}/{name}" for name in results["run_name"]}
+        grids.append((results.assign(cell=cell).replace({"run_name": rename}), curves.replace({"run_name": rename})))
+    table = _verdict(pd.concat([g[0] for g in grids]), pd.concat([g[1] for g in grids]))
+    assert table["cell"].tolist() == ["slow cell"] * 4 + ["fast cell"] * 4
+    # Each cell's rows are what the cell alone gives, Holm aside (the family is the whole table).
+    alone = pd.concat([_verdict(*g) for g in grids], ignore_index=True)
+    answers = ["steps_p_holm", "spread_p_holm", "converges_faster", "varies_less", "verdict"]
+    pd.testing.assert_frame_equal(table.drop(columns=answers), alone.drop(columns=answers))
+    assert table["target"].nunique() == 2
+
+
 def test_verdict_identical_runs_have_no_spread_to_compare():
     results, curves = _clear_grid(1)
     results["test_average_precision"] = 0.5
