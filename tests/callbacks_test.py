@@ -52,7 +52,6 @@ def test_bad_arguments_name_the_argument_and_value(cls, kwargs, message):
         cls("logs", **kwargs)
 
 
-@pytest.mark.parametrize("cls", CALLBACKS, ids=lambda cls: cls.__name__)
 @pytest.mark.parametrize("version, backend", [("3.7.0", "tensorflow"), ("3.3.3", "tensorflow"), ("3.15.1", "jax")])
 @pytest.mark.parametrize("cls", CALLBACKS, ids=lambda cls: cls.__name__)
 def test_an_unsupported_keras_is_refused_in_one_line(monkeypatch, cls, version, backend):
@@ -70,6 +69,7 @@ def test_the_installed_keras_is_in_the_tested_range():
     assert _keras_adapter.OLDEST_TESTED <= _keras_adapter.keras_version() <= _keras_adapter.NEWEST_TESTED
 
 
+@pytest.mark.parametrize("cls", CALLBACKS, ids=lambda cls: cls.__name__)
 def test_unwritable_log_dir_is_reported_at_train_begin(tmp_path, cls):
     blocker = tmp_path / "file"
     blocker.write_text("")

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Runs the callback tests against the oldest and newest declared Keras and TensorFlow, each in its
+# own virtual environment under /tmp (created on first use, reused afterwards; never in the repo).
+#
+#   bash benchmarks/keras_versions.sh [KERAS=TF[+EXTRA_REQUIREMENT] ...]
+#
+# Without arguments it runs the declared range: the oldest Keras with the oldest TensorFlow it is
+# declared with, and the newest of both. Each environment also gets the project's other runtime
+# dependencies, loosely as `pip install` would pick them, and is checked to import
+# tensorflow_datasets. Prints one line per environment; the last result is in docs/callbacks.md.
+# Not part of the test suite: it installs TensorFlow (about 600 MB) per environment.
+set -u -o pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENVS="${IMBAL_KERAS_VERSIONS_DIR:-/tmp/imbal_keras_versions}"
+PYTHON="${PYTHON:-python3}"
+TESTS=(
+  tests/callbacks_test.py
+  tests/batch_composition_test.py
+  tests/per_class_gradients_test.py
+  tests/callbacks_matrix_test.py
+  tests/callbacks_failures_test.py
+  tests/callbacks_docs_test.py
+)
+if [ "$#" -eq 0 ]; then
+  set -- "3.8.0=2.20.0" "3.15.1=2.21.0"
+fi
+
+mkdir -p "$VENVS"
+summary=()
+for combo in "$@"; do
+  keras_version="${combo%%=*}"
+  rest="${combo#*=}"
+  tf_version="${rest%%+*}"
+  extra=""
+  [ "$rest" != "$tf_version" ] && extra="${rest#*+}"
+  name="keras-${keras_version}-tf-${tf_version}${extra:+-$(echo "$extra" | tr -c 'A-Za-z0-9.\n' '_')}"
+  venv="$VENVS/$name"
+  log="$VENVS/$name.log"
+  echo "== $name (log: $log)"
+  if [ ! -x "$venv/bin/python" ]; then
+    "$PYTHON" -m venv "$venv" || { summary+=("$name: venv failed"); continue; }
+  fi
+  # shellcheck disable=SC2086
+  if ! "$venv/bin/pip" install -q "tensorflow==$tf_version" "keras==$keras_version" "tensorflow-datasets>=4.9" \
+      "tensorboard" "absl-py>=2.0" "pandas>=2.0" "numpy>=1.26" "scipy>=1.11" "matplotlib>=3.8" pytest $extra \
+      >"$log" 2>&1; then
+    summary+=("$name: pip install failed (see $log)")
+    continue
+  fi
+  versions="$("$venv/bin/python" -c 'import importlib.metadata as m; print(", ".join(f"{p} {m.version(p)}" for p in ("keras", "tensorflow", "tensorflow-datasets", "tensorflow-metadata", "protobuf")))')"
+  if "$venv/bin/python" -c "import tensorflow_datasets" >>"$log" 2>&1; then
+    tfds="imports"
+  else
+    tfds="FAILS to import ($(tail -1 "$log"))"
+  fi
+  result="$(cd "$REPO" && PYTHONPATH="$REPO" "$venv/bin/python" -m pytest "${TESTS[@]}" -q -p no:randomly \
+    -p no:cacheprovider 2>&1 | tee -a "$log" | tail -1)"
+  summary+=("$name: $result; tensorflow_datasets $tfds [$versions]")
+done
+
+echo
+echo "Callback tests by environment ($(date -u +%Y-%m-%d)):"
+printf '%s\n' "${summary[@]}"
