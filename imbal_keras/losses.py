@@ -34,6 +34,8 @@ import tensorflow as tf
 from imbal_keras.errors import UserInputError, check
 
 _PACKAGE = "imbal_keras"
+# `DeferredReweighting(reduction=...)` left out: the wrapped loss's reduction (None means no reduction in Keras).
+_INHERITED = "inherited"
 # Probabilities that are not Keras' own sigmoid/softmax output are clipped here before the log.
 _PROBABILITY_EPSILON = 1e-7
 
@@ -234,7 +236,8 @@ class DeferredReweighting(keras.losses.Loss):
     wrapped loss is used as it is; from that step on example i is weighted by `class_weights[y_i]` (on top of any
     sample weight). The step is read inside the compiled train step from the optimizer's own counter, so the switch
     happens at exactly that step whatever `steps_per_execution`, and under `tf.distribute`. The counter is bound
-    by the callback from `switch_callback()`, which must be passed to `fit`:
+    by the callback from `switch_callback()`, which must be passed to `fit` (until it is bound, e.g. when the loss
+    is evaluated outside `fit`, the loss is that of step 0; without the callback the switch would never happen):
 
     ```python
     loss = DeferredReweighting(keras.losses.BinaryCrossentropy(), class_balanced_weights([90, 10], beta=0.999),
@@ -243,22 +246,23 @@ class DeferredReweighting(keras.losses.Loss):
     model.fit(train, steps_per_epoch=100, epochs=10, callbacks=[loss.switch_callback()])
     ```
 
-    The reduction is the wrapped loss's. With `sum_over_batch_size` the weighted loss is sum_i w_i l_i / B, so the
-    weights also change the size of the loss after the switch; `normalize=True` divides by the batch's mean
-    weight instead, giving sum_i w_i l_i / sum_i w_i, the reduction of PyTorch's `cross_entropy(weight=)` that
-    Cao et al. use. The weights depend on the labels only, so either way the loss stays a sum of per-example terms
-    and its per-class split stays exact.
+    The reduction is the wrapped loss's unless `reduction` is given. With `sum_over_batch_size` the weighted loss
+    is sum_i w_i l_i / B, so the weights also change the size of the loss after the switch; `normalize=True`
+    divides by the batch's mean weight instead, giving sum_i w_i l_i / sum_i w_i, the reduction of PyTorch's
+    `cross_entropy(weight=)` that Cao et al. use. The weights depend on the labels only, so either way the loss
+    stays a sum of per-example terms and its per-class split stays exact.
 
     Args:
       loss: a Keras loss whose `call` returns one value per example (every loss here, Keras' cross-entropies).
       class_weights: weights from the switch on, one per class (two for a sigmoid output), >= 0.
       switch_step: first optimizer step with the weights, >= 0.
       normalize: divide the weighted losses by the batch's mean weight (see above).
+      reduction: the Keras reduction; by default the wrapped loss's.
       name: loss name.
 
     Raises:
-      UserInputError: a negative switch_step or weight; (when traced) no step counter bound, or weights whose
-        length differs from the number of classes.
+      UserInputError: a negative switch_step or weight; (when traced) weights whose length differs from the number
+        of classes.
     """
 
     def __init__(
@@ -268,6 +272,7 @@ class DeferredReweighting(keras.losses.Loss):
         *,
         switch_step: int,
         normalize: bool = False,
+        reduction: str | None = _INHERITED,
         name: str = "deferred_reweighting",
     ):
         check(
@@ -275,7 +280,9 @@ class DeferredReweighting(keras.losses.Loss):
             f"loss must be a keras.losses.Loss. Received: loss={loss!r}",
             argument="loss",
         )
-        super().__init__(name=name, reduction=loss.reduction, dtype=loss.dtype)
+        super().__init__(
+            name=name, reduction=loss.reduction if reduction == _INHERITED else reduction, dtype=loss.dtype
+        )
         self.loss = loss
         self.class_weights = _weights_vector(class_weights, "class_weights")
         check(
@@ -296,12 +303,6 @@ class DeferredReweighting(keras.losses.Loss):
         return DeferredReweightingSwitch(self)
 
     def call(self, y_true, y_pred):
-        check(
-            self._step is not None,
-            "DeferredReweighting needs its step counter: pass loss.switch_callback() to fit(callbacks=...). "
-            "Received: no bound step",
-            argument="loss",
-        )
         per_example = self.loss.call(y_true, y_pred)
         num_classes = _num_classes(y_pred)
         check(
@@ -311,7 +312,8 @@ class DeferredReweighting(keras.losses.Loss):
             argument="class_weights",
         )
         weights = tf.constant(self.class_weights, per_example.dtype)
-        switched = tf.cast(tf.convert_to_tensor(self._step), tf.int64) >= self.switch_step
+        step = 0 if self._step is None else tf.cast(tf.convert_to_tensor(self._step), tf.int64)
+        switched = tf.cast(step, tf.int64) >= self.switch_step
         weight = tf.gather(weights, _class_ids(y_true))
         if self.normalize:
             weight = tf.math.divide_no_nan(weight, tf.reduce_mean(weight))
@@ -324,6 +326,7 @@ class DeferredReweighting(keras.losses.Loss):
             "class_weights": self.class_weights,
             "switch_step": self.switch_step,
             "normalize": self.normalize,
+            "reduction": self.reduction,
         }
 
     @classmethod

@@ -288,7 +288,7 @@ def test_bad_input_is_one_line_naming_the_argument(make, message):
         (losses.LogitAdjustedLoss([1, 1, 1]), r"^prior has 3 entries but the model predicts 2 classes"),
         (
             losses.DeferredReweighting(losses.FocalLoss(), [1, 1, 1], switch_step=0),
-            r"^DeferredReweighting needs its step counter",
+            r"^class_weights has 3 entries but the model predicts 2 classes",
         ),
     ],
 )
@@ -456,3 +456,16 @@ def test_switch_callback_without_a_loss_needs_one_on_the_model():
     net.compile(optimizer="sgd", loss=[drw])
     switch.on_train_begin()
     assert drw._step is net.optimizer.iterations
+
+
+def test_deferred_reweighting_before_binding_is_step_0_and_reduction_can_be_set():
+    inner = losses.LDAMLoss([6, 3, 1], from_logits=True, reduction=None)
+    plain = inner(MULTI_LABELS, MULTI_LOGITS).numpy()
+    weights = np.array([0.5, 1.0, 2.0])
+    later = losses.DeferredReweighting(inner, weights, switch_step=3)
+    now = losses.DeferredReweighting(inner, weights, switch_step=0, reduction="sum")
+    assert later.reduction is None and now.reduction == "sum"
+    np.testing.assert_allclose(later(MULTI_LABELS, MULTI_LOGITS).numpy(), plain, rtol=RTOL)
+    assert float(now(MULTI_LABELS, MULTI_LOGITS)) == pytest.approx(np.sum(weights[MULTI_LABELS] * plain), rel=RTOL)
+    copy = type(now).from_config({**now.get_config(), "reduction": None})
+    np.testing.assert_allclose(copy(MULTI_LABELS, MULTI_LOGITS).numpy(), weights[MULTI_LABELS] * plain, rtol=RTOL)
