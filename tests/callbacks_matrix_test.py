@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from imbal_keras.callbacks import BatchComposition, PerClassGradients
+from imbal_keras.callbacks import BatchComposition, PerClassGradients, experiment_callbacks
 
 BATCH = 4
 EPOCHS = 2
@@ -330,3 +330,20 @@ def test_logged_values_equal_an_independent_recomputation(tmp_path, case):
     for column in ("norm_class", "cosine_class", "effective_step_class"):
         names = [c for c in actual.columns if c.startswith(f"gradients_{column}_")]
         assert np.all(actual[names].to_numpy()[absent] == 0)
+
+
+@pytest.mark.parametrize("gradient_every_n_steps", [1, 10])
+def test_batch_norm_with_momentum_trains_bit_identically_over_36_steps(tmp_path, gradient_every_n_steps):
+    # With every 10th step recorded, the model's own train function and the recording one alternate.
+    case = CASES["batch_norm_momentum"]
+    labels = np.random.default_rng(1).integers(0, 2, 144)[:, None].astype(np.float32)
+    x = ct.features(len(labels))
+    trained = []
+    for callbacks in ([], experiment_callbacks(str(tmp_path), gradient_every_n_steps=gradient_every_n_steps)):
+        net = _model(case)
+        net.fit(x, labels, batch_size=4, callbacks=callbacks, shuffle=False, verbose=0)
+        trained.append(net)
+    plain, observed = trained
+    assert int(observed.optimizer.iterations) == 36
+    for expected, actual in zip(plain.get_weights(), observed.get_weights(), strict=True):
+        np.testing.assert_array_equal(actual, expected)
