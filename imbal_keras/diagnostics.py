@@ -705,13 +705,15 @@ def per_example_gradients(model: keras.Model, features, labels, *, loss=None) ->
 
 
 class _PerExample:
-    """Per-example gradients of one model and loss in fixed-size chunks, each by one traced function.
+    """Per-example gradients of one model and loss in chunks, by one traced function.
 
     A model that is a plain chain of `Dense` layers (the default MLP, logistic regression) gets them in closed form
     from one batched backward pass: with a the input and delta = dl_i/dz the pre-activation gradient of a layer, the
     example's kernel gradient is the outer product a_i delta_i and its bias gradient delta_i (Goodfellow 2015,
-    "Efficient per-example gradient computations"). Any other model goes through `tf.vectorized_map` over one
-    example's GradientTape; both give the same numbers, but tracing the vectorised one takes seconds.
+    "Efficient per-example gradient computations"). The traced graph returns a and delta and the per-class sums are
+    formed from them by a few eager ops, which keeps the graph small (tracing is most of a diagnosis's cost). Any other
+    model goes through `tf.vectorized_map` over one example's GradientTape; both give the same numbers, but tracing
+    the vectorised one takes seconds.
     """
 
     def __init__(self, model: keras.Model, loss: keras.losses.Loss, max_chunk: int):
@@ -722,8 +724,8 @@ class _PerExample:
         self._checked = False
         # Chunks of one size trace once; a second size traces a shape-generic function. The code is plain tensor
         # code: without AutoGraph's source conversion tracing takes a fraction of the time.
-        self._gradients = tf.function(self._chunk_gradients, reduce_retracing=True, autograph=False)
-        self._sums = tf.function(self._chunk_sums, reduce_retracing=True, autograph=False)
+        program = self._vectorised if self._dense is None else self._dense_pieces
+        self._program = tf.function(program, reduce_retracing=True, autograph=False)
 
     @classmethod
     def of(cls, model: keras.Model, loss, *, max_parameters: int) -> _PerExample:
@@ -746,6 +748,7 @@ class _PerExample:
         return self._dense is not None
 
     def _vectorised(self, x, y) -> tf.Tensor:
+        """g_i of every example of the chunk, (C, P)."""
         weights = self._model.trainable_weights
 
         def one(example):
@@ -767,37 +770,46 @@ class _PerExample:
         deltas = tape.gradient(total, outputs)
         return [(tf.cast(a, tf.float32), tf.cast(d, tf.float32)) for a, d in zip(inputs, deltas, strict=True)]
 
-    def _chunk_gradients(self, x, y):
+    def _sums(self, x, y, one_hot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-class sums of g_i (K, P) and of |g_i|^2 (K,) of a chunk; rows with a zero one-hot row count 0."""
+        h = tf.constant(one_hot, tf.float32)
         if self._dense is None:
-            return self._vectorised(x, y)
-        parts = {}
-        for layer, (a, delta) in zip(self._dense, self._dense_pieces(x, y), strict=True):
-            parts[id(layer.kernel)] = tf.reshape(a[:, :, None] * delta[:, None, :], [tf.shape(a)[0], -1])
-            if layer.use_bias:
-                parts[id(layer.bias)] = delta
-        return tf.concat([parts[id(w)] for w in self._model.trainable_weights], 1)
-
-    def _chunk_sums(self, x, y, one_hot):
-        """Per-class sums of g_i (K, P) and of |g_i|^2 (K,); rows with a zero one-hot row (padding) count 0."""
-        if self._dense is None:
-            g = self._vectorised(x, y)
-            return tf.matmul(one_hot, g, transpose_a=True), tf.linalg.matvec(
-                one_hot, tf.reduce_sum(g * g, 1), transpose_a=True
+            g = self._program(x, tf.constant(y))
+            sums, squares = (
+                tf.matmul(h, g, transpose_a=True),
+                tf.linalg.matvec(h, tf.reduce_sum(g * g, 1), transpose_a=True),
             )
+            return sums.numpy().astype(np.float64), squares.numpy().astype(np.float64)
+        # A dozen large eager ops: cheaper than tracing them into the program.
         trainable = {id(w) for w in self._model.trainable_weights}
-        parts, squares = {}, tf.zeros(tf.shape(one_hot)[:1])
-        for layer, (a, delta) in zip(self._dense, self._dense_pieces(x, y), strict=True):
+        parts, squares = {}, tf.zeros(len(one_hot))
+        for layer, (a, delta) in zip(self._dense, self._program(x, tf.constant(y)), strict=True):
             delta_sq = tf.reduce_sum(delta * delta, 1)
             if id(layer.kernel) in trainable:
+                # sum over class-k rows of a_i delta_i^T for every class k in one product: (K * in, out).
+                by_class = tf.reshape(h[:, :, None] * a[:, None, :], [len(one_hot), -1])
                 parts[id(layer.kernel)] = tf.reshape(
-                    tf.einsum("ck,ci,co->kio", one_hot, a, delta), [tf.shape(one_hot)[1], -1]
+                    tf.matmul(by_class, delta, transpose_a=True), [one_hot.shape[1], -1]
                 )
                 squares += tf.reduce_sum(a * a, 1) * delta_sq  # |a_i delta_i^T|^2 = |a_i|^2 |delta_i|^2
             if layer.use_bias and id(layer.bias) in trainable:
-                parts[id(layer.bias)] = tf.matmul(one_hot, delta, transpose_a=True)
+                parts[id(layer.bias)] = tf.matmul(h, delta, transpose_a=True)
                 squares += delta_sq
         flat = tf.concat([parts[id(w)] for w in self._model.trainable_weights], 1)
-        return flat, tf.linalg.matvec(one_hot, squares, transpose_a=True)
+        return flat.numpy().astype(np.float64), tf.linalg.matvec(h, squares, transpose_a=True).numpy().astype(
+            np.float64
+        )
+
+    def _gradients(self, x, y) -> np.ndarray:
+        """g_i of every example of the chunk, (C, P) float32."""
+        if self._dense is None:
+            return self._program(x, tf.constant(y)).numpy()
+        parts = {}
+        for layer, (a, delta) in zip(self._dense, self._program(x, tf.constant(y)), strict=True):
+            parts[id(layer.kernel)] = tf.reshape(a[:, :, None] * delta[:, None, :], [a.shape[0], -1])
+            if layer.use_bias:
+                parts[id(layer.bias)] = delta
+        return tf.concat([parts[id(w)] for w in self._model.trainable_weights], 1).numpy()
 
     def _check_per_example(self, features, labels) -> None:
         if self._checked:
@@ -831,18 +843,16 @@ class _PerExample:
         for x, y, valid in self._chunks(features, labels, self.max_chunk):
             one_hot = _one_hot(y, num_classes)
             one_hot[valid:] = 0
-            s, q = self._sums(x, tf.constant(y), tf.constant(one_hot, tf.float32))
-            sums += s.numpy()
-            squares += q.numpy()
+            s, q = self._sums(x, y, one_hot)
+            sums += s
+            squares += q
         return sums, squares
 
     def matrix(self, features, labels) -> np.ndarray:
         # Chunks of the (N, P) matrix itself, so bounded by bytes whichever way the gradients are computed.
         size = sum(int(np.prod(w.shape)) for w in self._model.trainable_weights)
         chunk = max(1, min(self.max_chunk, _CHUNK_BYTES // (4 * max(size, 1))))
-        parts = [
-            self._gradients(x, tf.constant(y)).numpy()[:valid] for x, y, valid in self._chunks(features, labels, chunk)
-        ]
+        parts = [self._gradients(x, y)[:valid] for x, y, valid in self._chunks(features, labels, chunk)]
         return np.concatenate(parts)
 
 
@@ -1581,7 +1591,9 @@ class GradientNoise(keras.callbacks.Callback):
         self._class_counts = np.bincount(self.labels, minlength=k)[:k]
         for s in self.samplings:
             _check_batch_size(self._class_counts, s, batch_size)
-        self._index = subsample(self.labels, examples_per_class=examples_per_class, seed=seed)
+        index = subsample(self.labels, examples_per_class=examples_per_class, seed=seed)
+        self._features = tf.nest.map_structure(lambda f: np.asarray(f)[index], features)
+        self._labels = self.labels[index]
         self._rows = []
         self._events = None
 
@@ -1613,43 +1625,43 @@ class GradientNoise(keras.callbacks.Callback):
         k = self.samplings[0].num_classes
         return tags + [f"diagnostics/class_{c}/{q}" for c in range(k) for q in CLASS_QUANTITIES]
 
-    def diagnose(self, step: int) -> pd.DataFrame:
-        """Runs the diagnostics at the current weights and records them as optimizer step `step`."""
-        x = tf.nest.map_structure(lambda f: np.asarray(f)[self._index], self.features)
-        table = exact(
+    def diagnose(self, step: int) -> list[dict[str, Any]]:
+        """Runs the diagnostics at the current weights and records them as optimizer step `step`.
+
+        Returns:
+          The rows recorded: one dict per strategy (the columns of `dataframe()`).
+        """
+        moments = class_moments(
             self.model,
-            x,
-            self.labels[self._index],
-            self.samplings,
-            batch_size=self.batch_size,
+            self._features,
+            self._labels,
+            num_classes=self.samplings[0].num_classes,
             class_counts=self._class_counts,
-            minority_class=self.minority_class,
             loss=self.loss,
         )
-        table.insert(0, "epoch", self._epoch)
-        table.insert(0, "step", step)
-        self._rows.append(table)
-        values = np.concatenate(
-            [
-                table[list(QUANTITIES)].to_numpy(np.float64).ravel(),
-                table.iloc[0][self._class_columns()].to_numpy(np.float64),
-            ]
-        )
+        classes = moments.as_row()
+        rows = [
+            {
+                "step": step,
+                "epoch": self._epoch,
+                **predict(moments, s, batch_size=self.batch_size, minority_class=self.minority_class).as_row(),
+                **classes,
+            }
+            for s in self.samplings
+        ]
+        self._rows.extend(rows)
+        values = [row[q] for row in rows for q in QUANTITIES] + list(classes.values())
         if self._events is None:
             self._events = _events.ScalarEventFile(os.path.join(self.log_dir, "train"), self.tags())
-        self._events.write_scalars(np.array([step]), values[None, :])
+        self._events.write_scalars(np.array([step]), np.array([values], np.float64))
         self._last = step
-        return table
-
-    def _class_columns(self) -> list[str]:
-        k = self.samplings[0].num_classes
-        return [f"{q}_class_{c}" for c in range(k) for q in CLASS_QUANTITIES]
+        return rows
 
     def dataframe(self) -> pd.DataFrame:
         """One row per diagnosis and strategy: `step`, `epoch`, `NoisePrediction.as_row()`, per-class moments."""
         if not self._rows:
             return pd.DataFrame(columns=["step", "epoch", "strategy", "batch_size", "closed_form", *QUANTITIES])
-        return pd.concat(self._rows, ignore_index=True)
+        return pd.DataFrame(self._rows)
 
     def to_csv(self, path: str) -> None:
         """Writes `dataframe()` to `path` (no index column)."""
