@@ -23,7 +23,7 @@ TESTS=(
   tests/callbacks_docs_test.py
 )
 if [ "$#" -eq 0 ]; then
-  set -- "3.8.0=2.20.0" "3.15.1=2.21.0"
+  set -- "3.10.0=2.20.0" "3.15.1=2.21.0"
 fi
 
 mkdir -p "$VENVS"
@@ -42,7 +42,7 @@ for combo in "$@"; do
     "$PYTHON" -m venv "$venv" || { summary+=("$name: venv failed"); continue; }
   fi
   # shellcheck disable=SC2086
-  if ! "$venv/bin/pip" install -q "tensorflow==$tf_version" "keras==$keras_version" "tensorflow-datasets>=4.9" \
+  if ! "$venv/bin/python" -m pip install -q "tensorflow==$tf_version" "keras==$keras_version" "tensorflow-datasets>=4.9" \
       "tensorboard" "absl-py>=2.0" "pandas>=2.0" "numpy>=1.26" "scipy>=1.11" "matplotlib>=3.8" pytest $extra \
       >"$log" 2>&1; then
     summary+=("$name: pip install failed (see $log)")
