@@ -3,7 +3,7 @@
 `BatchComposition` logs the class make-up of every batch trained on; `PerClassGradients` logs
 per-class loss contributions, gradient norms, cosines and update sizes. Both work in a plain
 `model.fit` and write TensorBoard scalars plus a pandas DataFrame (`dataframe()`, `to_csv()`). See
-the README section "Inside training (callbacks)".
+docs/callbacks.md.
 """
 
 from __future__ import annotations
@@ -47,7 +47,13 @@ def experiment_callbacks(
 def summarize(callbacks) -> dict[str, float]:
     """One flat dict of scalar summary columns over the run, from every callback of this package.
 
-    Other callbacks in the list are ignored; column names are documented in the README.
+    Other callbacks in the list are ignored; the columns are documented in docs/callbacks.md.
+
+    Args:
+      callbacks: the callbacks of a fit, any mix of this package's and others.
+
+    Returns:
+      Column name -> value, from each `BatchComposition` and `PerClassGradients` in `callbacks`.
     """
     summary = {}
     for callback in callbacks:

@@ -111,7 +111,7 @@ class BatchComposition(StepRecorder):
             )
 
     def summary(self) -> dict[str, float]:
-        """Scalar summaries over the run, for the results table (see the README)."""
+        """Scalar summaries over the run, for the results table (see docs/callbacks.md)."""
         frame = self.dataframe()
         minority = frame[f"composition_count_class_{self.minority_class}"].astype(float)
         return {
