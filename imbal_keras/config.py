@@ -303,15 +303,19 @@ class OutputConfig:
       run_name: run folder name; empty derives one from the config.
       log_composition: log the class make-up of every batch.
       gradient_every_n_steps: log per-class gradients every n steps; 0 turns them off.
+      diagnose_every: record the gradient-noise diagnostics of the run's strategy (mean and covariance of its
+        mini-batch gradient, noise scale; see docs/diagnostics.md) every n steps; 0 turns them off.
     """
 
     output_dir: str = "runs"
     run_name: str = ""
     log_composition: bool = True
     gradient_every_n_steps: int = 10
+    diagnose_every: int = 0
 
     def validate(self) -> None:
         _check_range(self, "gradient_every_n_steps", low=0, note=" (0 turns it off)")
+        _check_range(self, "diagnose_every", low=0, note=" (0 turns it off)")
 
 
 # Part name -> its class, in the order of the config tree (and of the results columns).

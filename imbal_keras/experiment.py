@@ -74,6 +74,7 @@ def run(
     """
     log = log or (lambda _: None)
     config.validate()
+    _check_diagnosable(config)
     started = time.time()
     data = datasets.load(config.data, seed=config.seed_for("data"))
     batch_size = config.training.batch_size
@@ -152,6 +153,7 @@ def _train_and_evaluate(config, data, target, staging, callbacks, log, started, 
         gradient_every_n_steps=config.output.gradient_every_n_steps,
         minority_class=int(np.argmin(counts)),
     )
+    noise = _gradient_noise(config, strategy, ctx, data, staging)
     epochs = math.ceil(training.steps / training.eval_every)
     try:
         model.fit(
@@ -165,6 +167,7 @@ def _train_and_evaluate(config, data, target, staging, callbacks, log, started, 
                 evaluator,
                 *strategies.build_callbacks(strategy, ctx),
                 *instrumentation,
+                *noise,
                 *callbacks,
             ],
         )
@@ -174,6 +177,8 @@ def _train_and_evaluate(config, data, target, staging, callbacks, log, started, 
     curve.to_csv(os.path.join(staging, runs.METRICS_FILE), index=False)
     for callback in instrumentation:
         callback.to_csv(os.path.join(staging, _INSTRUMENTATION_FILES[type(callback).__name__]))
+    for callback in noise:
+        callback.to_csv(os.path.join(staging, runs.DIAGNOSTICS_FILE))
     summary = {
         "config": config.to_dict(),
         "dataset": data.name,
@@ -188,10 +193,54 @@ def _train_and_evaluate(config, data, target, staging, callbacks, log, started, 
         if curve["validation_average_precision"].notna().any()
         else None,
         "train_seconds": round(time.time() - started, 3),
-        "instrumentation": instrument.summarize(instrumentation),
+        "instrumentation": {**instrument.summarize(instrumentation), **_noise_summary(noise)},
     }
     runs.write_json(os.path.join(staging, runs.RESULT_FILE), summary)
     return RunResult(run_dir=staging, config=config, curve=curve, summary=summary)
+
+
+def _check_diagnosable(config: ExperimentConfig) -> None:
+    """Refuses `diagnose_every` for a strategy whose batches have no single description, before anything runs."""
+    strategy = strategies.get(config.strategy.name)
+    able = ", ".join(s.name for s in strategies.STRATEGIES.values() if s.batch_sampling)
+    check(
+        not config.output.diagnose_every or strategy.batch_sampling is not None,
+        f"diagnose_every needs a strategy whose batches one description can say; {strategy.name!r} changes them "
+        f"during training (strategies that can: {able}). Received: diagnose_every={config.output.diagnose_every}",
+        argument="diagnose_every",
+    )
+
+
+def _gradient_noise(config, strategy, ctx, data, staging) -> list[keras.callbacks.Callback]:
+    """The gradient-noise diagnostics of the run's own strategy every `diagnose_every` steps (none when 0)."""
+    every = config.output.diagnose_every
+    if not every:
+        return []
+    from imbal_keras import diagnostics
+
+    sampling = strategy.batch_sampling(ctx)
+    return [
+        diagnostics.GradientNoise(
+            staging,
+            data.train.x,
+            data.train.y,
+            [sampling],
+            batch_size=ctx.batch_size,
+            every_n_steps=every,
+            minority_class=int(np.argmin(ctx.class_counts)),
+            seed=config.seed_for("data"),
+        )
+    ]
+
+
+def _noise_summary(noise) -> dict[str, float]:
+    """The diagnostics' summary columns under strategy-independent names (`diagnostics_<quantity>_<mean|final>`)."""
+    summary = {}
+    for callback in noise:
+        for key, value in callback.summary().items():
+            quantity = key.removeprefix(f"diagnostics_{callback.samplings[0].name}_")
+            summary[f"diagnostics_{quantity}"] = value
+    return summary
 
 
 class _StepBudget(keras.callbacks.Callback):

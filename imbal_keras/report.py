@@ -300,6 +300,7 @@ def _plots(
         "gradients": instrumentation_steps(
             grid_dir, results, runs.GRADIENTS_FILE, [f"gradients_norm_class_{c}" for c in range(len(counts))]
         ),
+        "diagnostics": instrumentation_steps(grid_dir, results, runs.DIAGNOSTICS_FILE, ["simple_noise_scale"]),
     }
     return {
         label: _cell_plots(grid_dir, slug, rows, curves, scalars)
@@ -342,6 +343,9 @@ def _cell_plots(
          _draw_histogram, "minority count per batch"),
         ("gradients", "gradient_norms", "Per-class gradient norm over training (mean over seeds)",
          _draw_gradient_norms, "||grad L_c|| per class, mean over seeds"),
+        ("diagnostics", "noise_scale", "Gradient noise over training: simple noise scale B_simple = tr Sigma / |G|^2 "
+         "of each strategy's mini-batch gradient (mean over seeds; docs/diagnostics.md)",
+         _draw_gradient_norms, "B_simple, mean over seeds"),
     )  # fmt: skip
     for key, kind, caption, draw_panel, title in per_step:
         if not cell[key].empty:
@@ -363,9 +367,10 @@ def _draw_histogram(ax, frame: pd.DataFrame) -> None:
 
 
 def _draw_gradient_norms(ax, frame: pd.DataFrame) -> None:
+    """Each column's mean over the seeds against the step, log scale (per-class norms, or the noise scale)."""
     for column, rows in frame.groupby("column"):
         mean = rows.groupby("step")["value"].mean()
-        ax.plot(mean.index, mean.values, label=column.removeprefix("gradients_norm_"))
+        ax.plot(mean.index, mean.values, label=column.removeprefix("gradients_norm_").replace("_", " "))
     ax.set_yscale("log")
     ax.legend(fontsize=6)
 

@@ -7,6 +7,7 @@ A run folder holds:
   result.json       final and best figures, data and strategy facts, timings, instrumentation summaries
   composition.csv   class make-up of every batch (the `BatchComposition` callback)
   gradients.csv     per-class losses, gradient norms, cosines and update sizes (`PerClassGradients`)
+  diagnostics.csv   gradient-noise diagnostics along training (`diagnostics.GradientNoise`, with diagnose_every)
   flags.txt         the command line's flags, when the run came from `run_experiment.py`
   events.out...     TensorBoard scalars
 
@@ -42,6 +43,7 @@ RESULT_FILE = "result.json"
 FLAGS_FILE = "flags.txt"
 COMPOSITION_FILE = "composition.csv"
 GRADIENTS_FILE = "gradients.csv"
+DIAGNOSTICS_FILE = "diagnostics.csv"
 STAGING_PREFIX = ".partial-"
 INSTRUMENTATION_PREFIX = "instrumentation_"
 # Metrics every run records as `validation_<name>` / `test_<name>` in metrics.csv (TensorBoard `test/<name>`),
@@ -219,7 +221,7 @@ def results_row(record: RunRecord) -> dict[str, Any]:
         row[f"{source}_seed"] = config.seed_for(source)
     summary = record.summary
     final = dict(summary["final"])
-    row["final_step"] = final.pop("step")
+    row["final_step"] = int(final.pop("step"))
     final.pop("elapsed_seconds", None)
     row.update({k: math.nan if v is None else v for k, v in final.items()})
     row["best_validation_average_precision_step"] = summary.get("best_validation_average_precision_step")

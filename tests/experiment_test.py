@@ -161,3 +161,23 @@ def test_posthoc_adjustment_changes_evaluation_only(tmp_path):
     # p / pi^tau renormalised is monotone in p for two classes: rankings (AUPRC, ROC-AUC) stay, calibration moves.
     np.testing.assert_allclose(plain.curve["test_roc_auc"], adjusted.curve["test_roc_auc"], atol=1e-12)
     assert (plain.curve["test_log_loss"] - adjusted.curve["test_log_loss"]).abs().min() > 1e-3
+
+
+def test_gradient_noise_diagnostics_are_recorded_without_changing_training(tmp_path, finished):
+    config = finished.config.replace(output_dir=str(tmp_path), diagnose_every=10)
+    diagnosed = experiment.run(config, log=None)
+    table = pd.read_csv(os.path.join(diagnosed.run_dir, "diagnostics.csv"))
+    assert sorted(set(table["step"])) == [0, 10, 20, 30] and set(table["strategy"]) == {"class_weight"}
+    # The exact mode at 1:19 and batch 16 (natural batches): P(no positive) is the hypergeometric zero term.
+    summary = diagnosed.summary["instrumentation"]
+    assert 0.3 < summary["diagnostics_p_no_minority"] < 0.5
+    assert summary["diagnostics_simple_noise_scale_final"] > 0
+    columns = [c for c in diagnosed.curve if c != "elapsed_seconds"]
+    pd.testing.assert_frame_equal(diagnosed.curve[columns], finished.curve[columns], check_exact=True)
+
+
+def test_diagnostics_refuse_a_schedule_before_anything_is_written(tmp_path):
+    config = _config(strategy="progressive_sampling", diagnose_every=10, output_dir=str(tmp_path / "out"), **TINY)
+    with pytest.raises(UserInputError, match=r"^diagnose_every needs a strategy .*'progressive_sampling'"):
+        experiment.run(config, log=None)
+    assert not (tmp_path / "out").exists()

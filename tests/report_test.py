@@ -178,6 +178,9 @@ def _write_instrumentation(run_dir: str, minority_counts: list[int]) -> None:
     pd.DataFrame(
         {"step": steps, "gradients_norm_class_0": [1.0 / (s + 1) for s in steps], "gradients_norm_class_1": 2.0}
     ).to_csv(os.path.join(run_dir, runs.GRADIENTS_FILE), index=False)
+    pd.DataFrame({"step": steps, "strategy": "s", "simple_noise_scale": [10.0 * (s + 1) for s in steps]}).to_csv(
+        os.path.join(run_dir, runs.DIAGNOSTICS_FILE), index=False
+    )
 
 
 def test_instrumentation_steps_reads_the_callback_files(tmp_path):
@@ -214,6 +217,7 @@ def test_build_writes_report_and_plots(tmp_path):
         "gradient_norms",
         "instrumentation_gradient_noise_scale",
         "minority_per_batch",
+        "noise_scale",
         "roughness",
         "steps_to_target",
     ]
@@ -225,7 +229,7 @@ def test_build_writes_report_and_plots(tmp_path):
     for _, relative in (line.split("](") for line in markdown.splitlines() if line.startswith("![")):
         assert os.path.exists(os.path.join(d, relative.rstrip(")")))
     with open(os.path.join(d, "report.html")) as f:
-        assert f.read().count("<img src='plots/") == 7
+        assert f.read().count("<img src='plots/") == 8
 
 
 def test_unfinished_and_foreign_folders_are_left_out(tmp_path):

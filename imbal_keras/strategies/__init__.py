@@ -175,6 +175,8 @@ class Strategy:
       loss: `ctx -> keras.losses.Loss` of the strategy's own, or None for the cross-entropy (reduced by the
         `weight_reduction` parameter where the strategy declares it).
       callbacks: `ctx -> [keras.callbacks.Callback]` the strategy needs during `fit` (schedules), or None.
+      batch_sampling: `ctx -> diagnostics.BatchSampling`, how the strategy forms batches as data (for the
+        gradient-noise diagnostics), or None where one description cannot say it (schedules).
     """
 
     name: str
@@ -188,6 +190,7 @@ class Strategy:
     stream: Callable[[tf.data.Dataset, StrategyContext], tf.data.Dataset] | None = None
     loss: Callable[[StrategyContext], keras.losses.Loss] | None = None
     callbacks: Callable[[StrategyContext], list[keras.callbacks.Callback]] | None = None
+    batch_sampling: Callable[[StrategyContext], Any] | None = None
 
     @property
     def uses_sample_weights(self) -> bool:
@@ -316,6 +319,7 @@ def lazy_module(name: str) -> types.ModuleType:
 # The families register their strategies on import, in this order (= registration order = docs order).
 from imbal_keras.strategies import reweighting as _reweighting  # noqa: E402, F401, I001  (registers)
 from imbal_keras.strategies import resampling as _resampling  # noqa: E402, F401  (registers)
+from imbal_keras.strategies import long_tail as _long_tail  # noqa: E402, F401  (registers)
 
 __all__ = [
     "DEFAULT_SHUFFLE_BUFFER",

@@ -22,6 +22,7 @@ from imbal_keras.errors import check
 from imbal_keras.strategies import Param, Strategy, StrategyContext, lazy_module, register
 from imbal_keras.strategies.reweighting import WEIGHT_REDUCTION, normalised
 
+diagnostics = lazy_module("imbal_keras.diagnostics")
 pipelines = lazy_module("imbal_keras.pipelines")
 streaming = lazy_module("imbal_keras.streaming")
 losses = lazy_module("imbal_keras.losses")
@@ -141,6 +142,7 @@ register(
         params=(GAMMA, FOCAL_ALPHA),
         pipeline=_natural_pipeline,
         stream=_natural_stream,
+        batch_sampling=lambda ctx: diagnostics.BatchSampling.natural(ctx.class_counts, name="focal"),
         training_distribution=_loss_minimiser(_focal),
         expected_batch_share=_natural,
         loss=_focal,
@@ -178,6 +180,12 @@ register(
         training_distribution=_loss_minimiser(_class_balanced_loss, _class_balanced_weights),
         expected_batch_share=_natural,
         loss_weights=_class_balanced_weights,
+        batch_sampling=lambda ctx: diagnostics.BatchSampling.weighted(
+            ctx.class_counts,
+            _class_balanced_weights(ctx),
+            reduction=ctx.param(WEIGHT_REDUCTION),
+            name="class_balanced",
+        ),
         loss=_class_balanced_loss,
     )
 )
@@ -195,6 +203,7 @@ register(
         params=(TAU,),
         pipeline=_natural_pipeline,
         stream=_natural_stream,
+        batch_sampling=lambda ctx: diagnostics.BatchSampling.natural(ctx.class_counts, name="logit_adjusted"),
         training_distribution=_loss_minimiser(_logit_adjusted),
         expected_batch_share=_natural,
         loss=_logit_adjusted,
@@ -237,6 +246,7 @@ register(
         params=(MAX_MARGIN, LDAM_SCALE, DRW_FRACTION, BETA, WEIGHT_REDUCTION),
         pipeline=_natural_pipeline,
         stream=_natural_stream,
+        batch_sampling=lambda ctx: diagnostics.BatchSampling.natural(ctx.class_counts, name="ldam"),
         training_distribution=_loss_minimiser(_ldam),
         expected_batch_share=_natural,
         loss=_ldam_drw,
@@ -269,6 +279,7 @@ register(
         ),
         training_distribution=_power_shares,
         expected_batch_share=_power_shares,
+        batch_sampling=lambda ctx: diagnostics.BatchSampling.iid(_power_shares(ctx), name="sqrt_sampling"),
     )
 )
 

@@ -9,6 +9,7 @@ import numpy as np
 from imbal_keras.strategies import Strategy, StrategyContext, lazy_module, register
 from imbal_keras.strategies.reweighting import normalised, target
 
+diagnostics = lazy_module("imbal_keras.diagnostics")
 pipelines = lazy_module("imbal_keras.pipelines")
 streaming = lazy_module("imbal_keras.streaming")
 
@@ -36,6 +37,13 @@ def _streamed(builder_name: str) -> Callable:
     )
 
 
+def _sampling(constructor_name: str) -> Callable:
+    """`diagnostics.BatchSampling.<constructor_name>` for the run's counts and target, as a `batch_sampling`."""
+    return lambda ctx: getattr(diagnostics.BatchSampling, constructor_name)(
+        ctx.class_counts, target_distribution=target(ctx)
+    )
+
+
 def _stratified_counts(ctx: StrategyContext) -> np.ndarray:
     """(R, K) exact class counts of R consecutive batches: one global batch dealt over the replicas."""
     global_counts = pipelines.stratified_counts(ctx.batch_size * ctx.num_replicas, target(ctx))
@@ -52,6 +60,7 @@ register(
         name="upsample",
         summary="Repeat minority examples up to the target distribution; every example kept each pass.",
         pipeline=_targeted("upsample"),
+        batch_sampling=_sampling("upsample"),
         stream=_streamed("upsample"),
         training_distribution=_resampled("up"),
         expected_batch_share=_resampled("up"),
@@ -62,6 +71,7 @@ register(
         name="downsample",
         summary="Drop majority examples down to the target distribution; a fresh subset every pass.",
         pipeline=_targeted("downsample"),
+        batch_sampling=_sampling("downsample"),
         stream=_streamed("downsample"),
         training_distribution=_resampled("down"),
         expected_batch_share=_resampled("down"),
@@ -72,6 +82,7 @@ register(
         name="rejection",
         summary="Rejection resampling of the repeating natural stream: keep class c with prob. a_c.",
         pipeline=_targeted("rejection"),
+        batch_sampling=_sampling("rejection"),
         stream=_streamed("rejection"),
         training_distribution=target,
         expected_batch_share=target,
@@ -80,7 +91,7 @@ register(
 register(
     Strategy(
         name="stratified",
-        summary="Every batch holds exactly round(B * target_c) examples of class c.",
+        summary="Every batch holds exactly the largest-remainder split of B * target_c examples of class c.",
         pipeline=lambda x, y, ctx: pipelines.stratified(
             x,
             y,
@@ -100,5 +111,6 @@ register(
         ),
         training_distribution=_stratified_share,
         expected_batch_share=_stratified_share,
+        batch_sampling=_sampling("stratified"),
     )
 )

@@ -6,6 +6,7 @@ import numpy as np
 
 from imbal_keras.strategies import Param, Strategy, StrategyContext, lazy_module, register
 
+diagnostics = lazy_module("imbal_keras.diagnostics")
 pipelines = lazy_module("imbal_keras.pipelines")
 streaming = lazy_module("imbal_keras.streaming")
 
@@ -52,6 +53,7 @@ register(
         ),
         training_distribution=lambda ctx: ctx.natural_distribution,
         expected_batch_share=lambda ctx: ctx.natural_distribution,
+        batch_sampling=lambda ctx: diagnostics.BatchSampling.natural(ctx.class_counts),
     )
 )
 register(
@@ -65,6 +67,9 @@ register(
         training_distribution=lambda ctx: normalised(ctx.class_counts * _class_weights(ctx)),
         expected_batch_share=lambda ctx: ctx.natural_distribution,
         loss_weights=_class_weights,
+        batch_sampling=lambda ctx: diagnostics.BatchSampling.weighted(
+            ctx.class_counts, _class_weights(ctx), reduction=ctx.param(WEIGHT_REDUCTION)
+        ),
         stream=lambda ds, ctx: streaming.weighted(
             ds,
             batch_size=ctx.batch_size,
