@@ -23,6 +23,7 @@ from imbal_keras import strategies
 from imbal_keras.config import ExperimentConfig
 from imbal_keras.errors import UserInputError, check
 
+_LIST_ITEM_TYPES = {"hidden_units": int, "target_distribution": float}
 _AXIS_NOTE = " Several comma-separated values make a grid axis."
 _RANGE_NOTE = " Several comma-separated values, or a range a:b (a..b-1), make a grid axis."
 
@@ -51,7 +52,7 @@ def _define_flags() -> dict[str, flags.FlagHolder]:
         elif kind is tuple:
             holders[name] = flags.DEFINE_list(name, [str(v) for v in default], help_)
         else:
-            note = _RANGE_NOTE if kind is int else _AXIS_NOTE
+            note = "" if name in config_lib.OUTPUT_LOCATION_FIELDS else _RANGE_NOTE if kind is int else _AXIS_NOTE
             holders[name] = flags.DEFINE_string(name, str(default), help_ + note)
     return holders
 
@@ -96,9 +97,10 @@ def _parse(name: str, value: Any) -> Any:
     if kind is bool:
         return value
     if kind is tuple:
-        number = int if name == "hidden_units" else float
+        # Lists of numbers (widths, shares) or of names (columns); the field's default does not say which.
+        item_type = _LIST_ITEM_TYPES.get(name, str)
         try:
-            return tuple(number(item) for item in value)
+            return tuple(item_type(item) for item in value)
         except ValueError:
             raise UserInputError(
                 f"--{name} must be a comma-separated list of numbers. Received: {name}={','.join(value)}"

@@ -370,6 +370,16 @@ class GridOutcome:
         return [o for o in self.outcomes if o.error]
 
 
+def _check_model_functions(spec: sweep.GridSpec) -> None:
+    """Imports every `package.module:function` model of the grid once here, so a bad path is one error line
+    before anything runs (in the workers it would fail once per run)."""
+    from imbal_keras import datasets
+
+    for path in dict.fromkeys(c.model.model for c in sweep.expand(spec)):
+        if ":" in path:
+            datasets.import_function(path, argument="model")
+
+
 def run_grid(
     spec: sweep.GridSpec,
     grid_dir: str,
@@ -388,6 +398,7 @@ def run_grid(
     """
     sweep.validate(spec)
     check_execution(executor, workers)
+    _check_model_functions(spec)
     if executor == "ray":  # before anything is written: an unreachable cluster leaves no grid folder behind
         _connect_ray(ray_address)
     sweep.prepare(grid_dir, spec)

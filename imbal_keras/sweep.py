@@ -26,6 +26,8 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from imbal_keras import config as config_lib
 from imbal_keras import runs
 from imbal_keras.config import OUTPUT_LOCATION_FIELDS, ExperimentConfig
@@ -34,6 +36,7 @@ from imbal_keras.errors import UserInputError, check
 GRID_FILE = "grid.json"
 RUNS_DIR = "runs"
 _SPEC_VERSION = 2
+_SHARD_SEED = 0
 # Seed axes are outermost, so that a grid stopped half-way already holds a few seeds of every cell rather than
 # every seed of a few cells.
 SEED_FIELDS = ("seed", "data_seed", "init_seed", "order_seed")
@@ -301,8 +304,14 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def shard(configs: Sequence[ExperimentConfig], index: int, count: int) -> list[ExperimentConfig]:
-    """Run `index` of every `count` (round robin over the expansion order, so shards get similar mixes)."""
-    return list(configs[index::count])
+    """Shard `index` of `count`: every `count`-th run of a fixed shuffle of the grid, in expansion order.
+
+    Striding over the expansion order itself would hand a shard only some strategies whenever `count` divides an
+    inner axis (`--strategy=none,upsample --shard=1/2` would be all upsample); a seeded permutation first gives
+    every shard a similar mix, and the same shards on every machine. Shard sizes differ by at most one.
+    """
+    order = np.random.default_rng(_SHARD_SEED).permutation(len(configs))
+    return [configs[i] for i in sorted(order[index::count])]
 
 
 # The grid folder.

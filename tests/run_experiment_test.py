@@ -69,7 +69,7 @@ BAD_INPUT = {
     "target": (["--target_distribution=0.5,x"], "error: --target_distribution must be a comma-separated list"),
     "parameter_of_another_strategy": (
         ["--strategy=upsample", "--weight_reduction=mean_with_sample_weight"],
-        "error: --weight_reduction does not apply to strategy 'upsample' (it applies to: class_weight)",
+        "error: --weight_reduction does not apply to strategy 'upsample' (it applies to: class_weight",
     ),
     "bad_parameter": (
         ["--strategy=class_weight", "--weight_reduction=sum"],
@@ -77,7 +77,7 @@ BAD_INPUT = {
     ),
     "parameter_axis_of_no_strategy": (
         ["--strategy=none,upsample", "--weight_reduction=sum_over_batch_size,mean_with_sample_weight"],
-        "error: --weight_reduction applies to class_weight, none of which the grid runs",
+        "error: --weight_reduction applies to class_weight",
     ),
     "unknown_preset": (["--preset=nope"], "error: flag --preset=nope: value should be one of <seed_question>"),
     "empty_axis": (["--strategy=none,"], "error: --strategy must list at least one value"),
@@ -90,6 +90,7 @@ BAD_INPUT = {
     "incompatible_grid": (["--seed=0:3"], "error: --output_dir="),
     "unreachable_ray": (["--seed=0:2", "--executor=ray", "--ray_address=127.0.0.1:9"], "error: "),
     "merge_without_grid": (["--merge"], "error: --output_dir="),
+    "model_path_in_grid": (["--model=nope.mod:fn", "--seed=0:2"], "error: --model='nope.mod:fn' does not import"),
 }
 
 

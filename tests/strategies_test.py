@@ -28,6 +28,7 @@ def _ctx(counts, target=(0.5, 0.5), batch_size=BATCH, seed=7, normalization="mea
         batch_size=batch_size,
         seed=seed,
         params={"class_weight_normalization": normalization},
+        total_steps=NUM_BATCHES,  # schedules (progressive sampling) run over the batches a test reads
     )
 
 
