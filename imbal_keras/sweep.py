@@ -159,6 +159,44 @@ PRESETS: dict[str, Preset] = {
         },
         question=SEED_QUESTION,
     ),
+    "long_tail": Preset(
+        description=(
+            "The long-tail literature's strategies beside the textbook ones on CIFAR-10-LT-like data: synthetic "
+            "K=10, exponential profile, rho=100, balanced validation and test; none, class_weight, upsample, "
+            "stratified, focal, class_balanced, logit_adjusted, ldam (with deferred re-weighting), sqrt_sampling, "
+            "progressive_sampling; 6 seeds (60 runs)."
+        ),
+        axes={
+            "strategy": (
+                "none",
+                "class_weight",
+                "upsample",
+                "stratified",
+                "focal",
+                "class_balanced",
+                "logit_adjusted",
+                "ldam",
+                "sqrt_sampling",
+                "progressive_sampling",
+            ),
+            "seed": tuple(range(6)),
+        },  # fmt: skip
+        base={
+            "dataset": "synthetic",
+            "num_classes": 10,
+            "imbalance_ratio": 100.0,
+            "class_profile": "exponential",
+            "balanced_evaluation": True,
+            "num_examples": 20_000,
+            "batch_size": 64,
+            "optimizer": "sgd",
+            "learning_rate": 0.05,
+            "steps": 1000,
+            "eval_every": 100,
+            "hidden_units": (64, 64),
+        },
+        question=SEED_QUESTION,
+    ),
 }
 
 

@@ -79,7 +79,7 @@ BAD_INPUT = {
         ["--strategy=none,upsample", "--weight_reduction=sum_over_batch_size,mean_with_sample_weight"],
         "error: --weight_reduction applies to class_weight",
     ),
-    "unknown_preset": (["--preset=nope"], "error: flag --preset=nope: value should be one of <seed_question>"),
+    "unknown_preset": (["--preset=nope"], "error: flag --preset=nope: value should be one of <seed_question|long_tail>"),
     "empty_axis": (["--strategy=none,"], "error: --strategy must list at least one value"),
     "zero_workers": (["--workers=0"], "error: flag --workers=0: --workers must be > 0"),
     "shard_out_of_range": (["--shard=2/2"], "error: flag --shard=2/2: --shard must be i/n with 0 <= i < n"),
