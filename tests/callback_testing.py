@@ -9,6 +9,7 @@ code.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 import keras
@@ -53,6 +54,17 @@ def model(
     default_loss = "binary_crossentropy" if binary else "sparse_categorical_crossentropy"
     net.compile(optimizer=optimizer or keras.optimizers.SGD(0.1), loss=loss or default_loss)
     return net
+
+
+@functools.cache
+def mirrored_strategy() -> tf.distribute.MirroredStrategy:
+    """One MirroredStrategy over the two logical CPUs for every test in the process.
+
+    Fits under two MirroredStrategy objects in one process can abort with "Shape mismatch in the
+    collective instance" (TensorFlow 2.21), with or without callbacks: the second strategy's
+    collectives reuse the first one's instance keys.
+    """
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 
 
 def fit(net: keras.Model, data, callbacks, **kwargs) -> keras.Model:

@@ -15,7 +15,6 @@ the loss and output (K = 2 and K = 5), regularisers, optimizers and inputs, and 
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import callback_testing as ct
 import keras
@@ -274,15 +273,8 @@ def _train(case: Case, callbacks):
 
     if not case.mirrored:
         return build_and_fit()
-    with _mirrored_strategy().scope():
+    with ct.mirrored_strategy().scope():
         return build_and_fit()
-
-
-@functools.cache
-def _mirrored_strategy() -> tf.distribute.MirroredStrategy:
-    # One strategy for every fit: fits under two MirroredStrategy objects in one process can abort
-    # with "Shape mismatch in the collective instance" in TensorFlow 2.21, with or without callbacks.
-    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())

@@ -135,8 +135,7 @@ def test_sparse_multiclass_with_class_weight(tmp_path):
 
 
 def test_mirrored_strategy_logs_the_global_batch(tmp_path):
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    with strategy.scope():
+    with ct.mirrored_strategy().scope():
         net = ct.model()
     expected_loss, expected_class_losses, expected_norm, expected_class_norms = _first_step_by_hand(
         net, "sum_over_batch_size"
