@@ -27,8 +27,12 @@ DEFAULT_NUM_BATCHES = 512
 
 
 def is_closed_form(strategy: strategies.Strategy, ctx: strategies.StrategyContext) -> bool:
-    """Whether the expected initial loss is linear in the per-class losses (so the prior's log-odds minimise it)."""
-    if strategy.loss is not None:
+    """Whether the expected initial loss is linear in the per-class losses (so the prior's log-odds minimise it).
+
+    A schedule (no single `batch_sampling`) trains on another distribution at first than on average, so its
+    initial batches are drawn and minimised over too.
+    """
+    if strategy.loss is not None or strategy.batch_sampling is None:
         return False
     return not strategy.uses_sample_weights or ctx.params.get("weight_reduction") != "mean_with_sample_weight"
 

@@ -32,16 +32,16 @@ def _ctx(k, reduction, seed):
     labels = LABELS[k]
     return strategies.StrategyContext(
         class_counts=np.bincount(labels), target_distribution=np.full(k, 1 / k), batch_size=BATCH, seed=seed,
-        params=params, total_steps=1000,
+        params=params, total_steps=100_000,  # schedules: the batches drawn here are the initial ones
     )  # fmt: skip
 
 
 @pytest.mark.parametrize("name, k, reduction", _cases())
 def test_expected_bias_gradient_is_zero_at_the_initial_bias(name, k, reduction):
     strategy = strategies.get(name)
-    bias = initialization.initial_output_bias(strategy, _ctx(k, reduction, seed=0), LABELS[k], num_batches=256)
+    bias = initialization.initial_output_bias(strategy, _ctx(k, reduction, seed=0), LABELS[k], num_batches=128)
     fresh = _ctx(k, reduction, seed=12345)
-    y, w = initialization.draw_batches(strategy, fresh, LABELS[k], 1024)
+    y, w = initialization.draw_batches(strategy, fresh, LABELS[k], 400)
     losses = initialization.batch_losses_fn(strategy, fresh)
     # One bias row per batch: the gradient of the summed losses is every batch's own gradient.
     b = tf.Variable(np.tile(bias.astype(np.float32), (len(y), 1)))
