@@ -8,9 +8,10 @@
 2. Callback: the default run (`experiment.run(ExperimentConfig())`: 30,000 training examples of the default
    synthetic data at 1:99, batch 16, plain SGD, 2,000 steps, evaluation every 200) with and without `GradientNoise`
    at its defaults (every 200 steps and after the last, up to 1,024 examples per class, the six built-in
-   strategies) passed as an extra callback. Runs are interleaved, `--repeats` of each; printed are the median wall
-   and process CPU time of each and their ratios, and the time spent inside the callback's diagnoses (tracing
-   included) as a share of the run: the one figure that other processes on a shared machine do not blur.
+   strategies) passed as an extra callback. `--repeats` rounds each run both back to back, in alternating order;
+   printed are the median wall and process CPU time of each, the median over rounds of the within-round ratio, and
+   the time spent inside the callback's diagnoses (tracing included) as a share of the run: the one figure that
+   other processes on a shared machine do not blur.
 
 All in one process with `--threads` TensorFlow threads (2: the target machine).
 
@@ -132,16 +133,14 @@ def exact_mode(stock_examples: int) -> list[dict]:
 
 
 class _TimedNoise(diagnostics.GradientNoise):
-    """`GradientNoise` that adds up the wall time of its diagnoses (tracing included)."""
-
-    seconds = 0.0
+    """`GradientNoise` that records the wall time of each diagnosis (the first one traces the program)."""
 
     def diagnose(self, step):
         start = time.perf_counter()
         try:
             return super().diagnose(step)
         finally:
-            self.seconds += time.perf_counter() - start
+            self.__dict__.setdefault("durations", []).append(time.perf_counter() - start)
 
 
 def callback_overhead(repeats: int, output_dir: str) -> list[dict]:
@@ -151,36 +150,49 @@ def callback_overhead(repeats: int, output_dir: str) -> list[dict]:
     counts = data.train.class_counts(data.num_classes)
     samplings = [diagnostics.describe(name, counts) for name in diagnostics.SUPPORTED_STRATEGIES]
     names = ("default run", "default run + GradientNoise (defaults)")
-    wall, cpu, inside, diagnoses = {n: [] for n in names}, {n: [] for n in names}, [], []
+    wall, cpu, durations = {n: [] for n in names}, {n: [] for n in names}, []
 
-    def run(with_noise: bool) -> None:
+    def run(with_noise: bool, *, record: bool = True) -> None:
         noise = _TimedNoise(output_dir, x, y, samplings, batch_size=config.training.batch_size) if with_noise else None
         start, start_cpu = time.perf_counter(), time.process_time()
         experiment.run(config, callbacks=[noise] if noise else [], log=None)
-        wall[names[with_noise]].append(time.perf_counter() - start)
-        cpu[names[with_noise]].append(time.process_time() - start_cpu)
-        if noise:
-            inside.append(noise.seconds)
-            diagnoses.append(len(noise.dataframe()) // len(samplings))
+        if record:
+            wall[names[with_noise]].append(time.perf_counter() - start)
+            cpu[names[with_noise]].append(time.process_time() - start_cpu)
+            if noise:
+                durations.append(noise.durations)
 
-    run(False)  # one-off process costs (thread pools, kernel caches) stay out of the timings
+    run(False, record=False)  # one-off process costs (thread pools, kernel caches) stay out of the timings
     for repeat in range(repeats):
+        # Each round runs both, back to back, in alternating order: a ratio within a round sees the same load.
         for with_noise in (repeat % 2 == 1, repeat % 2 == 0):
             run(with_noise)
-    plain_wall, plain_cpu = statistics.median(wall[names[0]]), statistics.median(cpu[names[0]])
+    plain_wall = statistics.median(wall[names[0]])
+
+    def ratios(times):
+        return [b / a for a, b in zip(times[names[0]], times[names[1]], strict=True)]
+
+    def paired(times):
+        return statistics.median(ratios(times))
+
     rows = [
         {
             "configuration": name,
             "median_seconds": statistics.median(wall[name]),
-            "ratio_to_plain": statistics.median(wall[name]) / plain_wall,
+            "ratio_to_plain": paired(wall) if name == names[1] else 1.0,
             "median_cpu_seconds": statistics.median(cpu[name]),
-            "cpu_ratio_to_plain": statistics.median(cpu[name]) / plain_cpu,
+            "cpu_ratio_to_plain": paired(cpu) if name == names[1] else 1.0,
         }
         for name in names
     ]
-    rows[1]["diagnoses_per_run"] = diagnoses[0]
-    rows[1]["median_seconds_in_diagnoses"] = statistics.median(inside)
-    rows[1]["diagnoses_share_of_run"] = statistics.median(inside) / plain_wall
+    rows[1]["wall_ratios_by_round"] = ratios(wall)
+    rows[1]["cpu_ratios_by_round"] = ratios(cpu)
+    inside = statistics.median(sum(d) for d in durations)
+    rows[1]["diagnoses_per_run"] = len(durations[0])
+    rows[1]["median_seconds_in_diagnoses"] = inside
+    rows[1]["diagnoses_share_of_run"] = inside / plain_wall
+    rows[1]["median_first_diagnosis_seconds"] = statistics.median(d[0] for d in durations)
+    rows[1]["median_later_diagnosis_seconds"] = statistics.median(t for d in durations for t in d[1:])
     return rows
 
 
@@ -258,7 +270,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as output_dir:
         callback_rows = callback_overhead(args.repeats, output_dir)
     print(
-        f"\n{'callback: the default run (2,000 steps of batch 16)':<60} "
+        f"\n{'callback: the default run (2,000 steps of batch 16), medians':<60} "
         f"{'wall s':>7} {'x run':>8} {'CPU s':>7} {'x run':>8}"
     )
     for row in callback_rows:
@@ -267,9 +279,13 @@ def main() -> None:
             f"{row['median_cpu_seconds']:>7.2f} {row['cpu_ratio_to_plain']:>7.3f}x"
         )
     noise = callback_rows[1]
+    for clock in ("wall", "cpu"):
+        print(f"{clock} ratio by round: " + " ".join(f"{r:.3f}" for r in noise[f"{clock}_ratios_by_round"]))
     print(
         f"{noise['diagnoses_per_run']} diagnoses per run took {noise['median_seconds_in_diagnoses']:.2f} s (median), "
-        f"{100 * noise['diagnoses_share_of_run']:.1f}% of the run's wall time"
+        f"{100 * noise['diagnoses_share_of_run']:.1f}% of the run's wall time; the first (tracing) "
+        f"{noise['median_first_diagnosis_seconds']:.2f} s, later ones "
+        f"{1000 * noise['median_later_diagnosis_seconds']:.0f} ms"
     )
     print(f"load average (1 min): {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
     _memory.write_json(args.json, exact_rows + callback_rows)

@@ -1684,6 +1684,7 @@ class GradientNoise(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         os.makedirs(self.log_dir, exist_ok=True)
         self._step = int(self.model.optimizer.iterations.numpy())
+        self._steps_per_call = self.model.steps_per_execution
         self._next = self._step
         self._last = None
         self._epoch = 0
@@ -1696,7 +1697,7 @@ class GradientNoise(keras.callbacks.Callback):
         if self._step >= self._next:
             self.diagnose(self._step)
             self._next = (self._step // self.every_n_steps + 1) * self.every_n_steps
-        self._step += self.model.steps_per_execution
+        self._step += self._steps_per_call
 
     def on_train_end(self, logs=None):
         if self._last != self._step:
