@@ -41,6 +41,11 @@ from imbal_keras.callbacks import _events
 from imbal_keras.errors import UserInputError, check
 
 __all__ = [
+    "CLASS_QUANTITIES",
+    "DEFAULT_EVERY_N_STEPS",
+    "DEFAULT_EXAMPLES_PER_CLASS",
+    "DEFAULT_MAX_PARAMETERS",
+    "QUANTITIES",
     "BatchSampling",
     "ClassMoments",
     "GradientNoise",
@@ -69,7 +74,7 @@ DEFAULT_MAX_PARAMETERS = 1_000_000
 _CHUNK_BYTES = 64 * 2**20
 _MAX_CHUNK = 512
 _MAX_DENSE_CHUNK = 8192
-# Batches stacked into one vectorised call of the sampled mode.
+# Batches stacked into one graph call (tf.map_fn) of the sampled mode.
 _MAX_STACKED_BATCHES = 256
 _CACHE_ATTRIBUTE = "_imbal_keras_gradient_programs"
 # The self-normalised reduction is computed exactly by enumerating the batch's class counts up to this many
@@ -174,11 +179,7 @@ class BatchSampling:
             argument="reduction",
         )
         if self.pass_size is not None:
-            check(
-                _is_int(self.pass_size) and self.pass_size >= 1,
-                f"pass_size must be an integer >= 1 or None. Received: pass_size={self.pass_size!r}",
-                argument="pass_size",
-            )
+            _check_int(self.pass_size, "pass_size", minimum=1)
             object.__setattr__(self, "pass_size", int(self.pass_size))
         if self.class_population is not None:
             population = np.asarray(self.class_population)
@@ -1162,11 +1163,7 @@ def _check_sampling(moments: ClassMoments, sampling: BatchSampling, batch_size: 
 
 def _check_batch_size(class_counts: np.ndarray, sampling: BatchSampling, batch_size: int) -> None:
     """B must fit the data and the sampling: one pass, and a stratified batch's classes."""
-    check(
-        _is_int(batch_size) and batch_size >= 1,
-        f"batch_size must be an integer >= 1. Received: batch_size={batch_size!r}",
-        argument="batch_size",
-    )
+    _check_int(batch_size, "batch_size", minimum=1)
     total = int(np.sum(class_counts))
     check(
         batch_size <= total,
@@ -1286,7 +1283,7 @@ def sampled(
     Raises:
       UserInputError: too few batches, batches of varying size, no loss.
     """
-    _check_num_batches(num_batches)
+    _check_int(num_batches, "num_batches", minimum=2)
     gradients = _BatchGradients.of(model, loss)
     groups = min(_JACKKNIFE_GROUPS, num_batches)
     sums = np.zeros((groups, gradients.size))
@@ -1375,7 +1372,7 @@ def two_batch_sizes(
     Raises:
       UserInputError: too few batches, B_big <= B_small, batches of varying size.
     """
-    _check_num_batches(num_batches)
+    _check_int(num_batches, "num_batches", minimum=2)
     gradients = _BatchGradients.of(model, loss)
     norms, sizes = [], []
     for dataset in (small_batches, big_batches):
@@ -1485,14 +1482,6 @@ def _check_single_output(model: keras.Model) -> None:
     )
 
 
-def _check_num_batches(num_batches) -> None:
-    check(
-        _is_int(num_batches) and num_batches >= 2,
-        f"num_batches must be an integer >= 2. Received: num_batches={num_batches!r}",
-        argument="num_batches",
-    )
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # During training.
 
@@ -1504,11 +1493,7 @@ def subsample(labels, *, examples_per_class: int = DEFAULT_EXAMPLES_PER_CLASS, s
     indices.
     """
     labels = _check_labels(labels)
-    check(
-        _is_int(examples_per_class) and examples_per_class >= 2,
-        f"examples_per_class must be an integer >= 2. Received: examples_per_class={examples_per_class!r}",
-        argument="examples_per_class",
-    )
+    _check_int(examples_per_class, "examples_per_class", minimum=2)
     rng = np.random.default_rng(seed)
     chosen = []
     for c in range(int(labels.max()) + 1):
@@ -1571,11 +1556,7 @@ class GradientNoise(keras.callbacks.Callback):
             f"log_dir must be a directory path. Received: log_dir={log_dir!r}",
             argument="log_dir",
         )
-        check(
-            _is_int(every_n_steps) and every_n_steps >= 1,
-            f"every_n_steps must be an integer >= 1. Received: every_n_steps={every_n_steps!r}",
-            argument="every_n_steps",
-        )
+        _check_int(every_n_steps, "every_n_steps", minimum=1)
         _check_samplings(samplings)
         self.labels = _check_labels(labels)
         self.log_dir = os.fspath(log_dir)
@@ -1713,6 +1694,14 @@ class GradientNoise(keras.callbacks.Callback):
 
 def _is_int(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _check_int(value, argument: str, *, minimum: int) -> None:
+    check(
+        _is_int(value) and value >= minimum,
+        f"{argument} must be an integer >= {minimum}. Received: {argument}={value!r}",
+        argument=argument,
+    )
 
 
 def _tuple(values) -> tuple[float, ...] | None:
