@@ -56,16 +56,20 @@ def evaluation_noise(average_precision: float, positives: int) -> float:
 def load_runs(grid_dir: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """results and curves of the finished runs in `grid_dir/runs`: what actually ran.
 
-    A folder whose name is not the run name of its own config (a `-2` copy, a folder renamed by hand) is left
-    out. Rows are ordered by strategy (registry order), variant, then seed.
+    A second folder of the same config (a `-2` copy) is left out: the first in name order counts. Folders are
+    matched by their configs, not their names, so a grid written before a setting was added still reads.
+    Rows are ordered by strategy (registry order), variant, then seed.
     """
     spec = sweep.load_spec(grid_dir)
     rows, curves = [], []
     runs_dir = sweep.runs_dir(grid_dir)
+    seen = set()
     for name in runs.finished_runs(runs_dir):
         record = runs.read(os.path.join(runs_dir, name))
-        if name != sweep.run_name(record.config):
-            continue  # a copy (`-2`) or a folder renamed by hand: its name no longer names its config
+        identity = sweep.run_name(record.config)
+        if identity in seen:
+            continue  # a second run of the same config (a `-2` copy): the first one counts
+        seen.add(identity)
         row = runs.results_row(record)
         row["auprc_curve_area"] = stats.curve_area(record.curve["step"], record.curve[AUPRC])
         test_counts = record.summary["class_counts"]["test"]
