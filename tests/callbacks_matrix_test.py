@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from imbal_keras.callbacks import BatchComposition, PerClassGradients, experiment_callbacks
+from imbal_keras.callbacks import BatchComposition, PerClassGradients, _keras_adapter, experiment_callbacks
 
 BATCH = 4
 EPOCHS = 2
@@ -279,6 +279,8 @@ def _train(case: Case, callbacks):
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
 def test_logged_values_equal_an_independent_recomputation(tmp_path, case):
+    if case.optimizer == "loss_scale" and _keras_adapter.keras_version() < (3, 10):
+        pytest.skip("PerClassGradients refuses a LossScaleOptimizer on Keras < 3.10 (tests/callbacks_test.py)")
     trajectory = ct.Trajectory()
     plain, batches = _train(dataclasses.replace(case, steps_per_execution=1), [trajectory])
     composition = BatchComposition(str(tmp_path), every_n_steps=case.every_n_steps)
@@ -337,5 +339,8 @@ def test_batch_norm_with_momentum_trains_bit_identically_over_36_steps(tmp_path,
         trained.append(net)
     plain, observed = trained
     assert int(observed.optimizer.iterations) == 36
+    # Bit-identical from Keras 3.10 with TensorFlow 2.20 on; Keras 3.8 with TensorFlow 2.16 differed
+    # by up to 4.5e-7 (measured by benchmarks/keras_versions.sh), stated in docs/callbacks.md.
+    atol = 0 if _keras_adapter.keras_version() >= (3, 10) else 1e-6
     for expected, actual in zip(plain.get_weights(), observed.get_weights(), strict=True):
-        np.testing.assert_array_equal(actual, expected)
+        np.testing.assert_allclose(actual, expected, rtol=0, atol=atol)

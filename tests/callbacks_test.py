@@ -65,6 +65,13 @@ def test_an_unsupported_keras_is_refused_in_one_line(monkeypatch, cls, version, 
     )
 
 
+def test_a_loss_scale_optimizer_needs_keras_3_10(tmp_path, monkeypatch):
+    monkeypatch.setattr(keras, "version", lambda: "3.8.0")
+    net = ct.model(optimizer=keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1)))
+    with pytest.raises(UserInputError, match=re.escape("Received: keras 3.8.0")):
+        ct.fit(net, ct.dataset(LABELS, 2), [ik.PerClassGradients(str(tmp_path))])
+
+
 def test_the_installed_keras_is_in_the_tested_range():
     assert _keras_adapter.OLDEST_TESTED <= _keras_adapter.keras_version() <= _keras_adapter.NEWEST_TESTED
 

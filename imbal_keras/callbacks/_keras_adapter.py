@@ -49,6 +49,21 @@ def check_supported(callback_name: str) -> None:
         )
 
 
+def check_loss_scaling_supported(callback_name: str, optimizer) -> None:
+    """Raises for a `LossScaleOptimizer` on a Keras older than 3.10.
+
+    On Keras 3.8 with TensorFlow 2.16 the recorded rows of such a model never came back (measured
+    by benchmarks/keras_versions.sh); 3.10 is the oldest Keras where it is tested to work.
+
+    Raises:
+      UserInputError: a `LossScaleOptimizer` with Keras < 3.10.
+    """
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) and keras_version() < (3, 10):
+        raise UserInputError(
+            f"{callback_name} needs Keras >= 3.10 to observe a LossScaleOptimizer. Received: keras {keras.version()}"
+        )
+
+
 def overrides_train_step(model: keras.Model) -> bool:
     return type(model).train_step is not STANDARD_TRAIN_STEP
 

@@ -105,6 +105,7 @@ class PerClassGradients(StepRecorder):
                     f"PerClassGradients re-states Keras's standard train step and loss and cannot observe "
                     f"a custom {method}. Received: model class {type(self.model).__name__} overriding {method}"
                 )
+        _keras_adapter.check_loss_scaling_supported("PerClassGradients", self.model.optimizer)
         # Resolved while tracing the train step: Keras builds the compiled loss on its first call.
         self._class_losses = None
         super().on_train_begin(logs)
