@@ -1,6 +1,7 @@
 """Grid wall time with 1 and with 2 local worker processes, side by side in one process.
 
-Runs the same slice of the `seed_question` preset (its first `--seeds` training seeds: 18 runs per seed, 9 variants on 2 datasets) into fresh
+Runs the same slice of the `seed_question` preset (its first `--seeds` training seeds: 18 runs per seed, 9
+variants on 2 datasets) into fresh
 temporary folders, cycling through the settings `--repeats` times, and prints the wall time of each (workers'
 start-up included, report excluded) and the median speed-ups. Each worker sizes its TensorFlow pools to
 cores // workers threads, so both settings use every core once. A third setting, 1 worker held to 1 thread,

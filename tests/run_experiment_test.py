@@ -79,7 +79,10 @@ BAD_INPUT = {
         ["--strategy=none,upsample", "--weight_reduction=sum_over_batch_size,mean_with_sample_weight"],
         "error: --weight_reduction applies to class_weight",
     ),
-    "unknown_preset": (["--preset=nope"], "error: flag --preset=nope: value should be one of <seed_question|long_tail>"),
+    "unknown_preset": (
+        ["--preset=nope"],
+        "error: flag --preset=nope: value should be one of <seed_question|long_tail>",
+    ),
     "empty_axis": (["--strategy=none,"], "error: --strategy must list at least one value"),
     "zero_workers": (["--workers=0"], "error: flag --workers=0: --workers must be > 0"),
     "shard_out_of_range": (["--shard=2/2"], "error: flag --shard=2/2: --shard must be i/n with 0 <= i < n"),
@@ -90,7 +93,10 @@ BAD_INPUT = {
     "incompatible_grid": (["--seed=0:3"], "error: --output_dir="),
     "unreachable_ray": (["--seed=0:2", "--executor=ray", "--ray_address=127.0.0.1:9"], "error: "),
     "merge_without_grid": (["--merge"], "error: --output_dir="),
-    "model_path_in_grid": (["--model=nope.mod:fn", "--seed=0:2"], "error: --model='nope.mod:fn' does not import"),
+    "model_path_in_grid": (
+        ["--model=nope.mod:fn", "--seed=0:2"],
+        "error: --model='nope.mod:fn' does not import",
+    ),
 }
 
 

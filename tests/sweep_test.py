@@ -129,7 +129,7 @@ def test_validate_names_the_axis(axes, message):
 
 
 def test_unknown_preset_lists_the_known_ones():
-    with pytest.raises(UserInputError, match=r"preset must be one of seed_question, long_tail\. Received: preset=.x."):
+    with pytest.raises(UserInputError, match=r"preset must be one of seed_question, long_tail\. Received: .*'x'"):
         sweep.spec_from_preset("x")
 
 
@@ -225,8 +225,8 @@ def test_long_tail_preset_runs_every_strategy_of_the_literature_on_k10():
     spec = sweep.validate(sweep.spec_from_preset("long_tail"))
     configs = sweep.expand(spec)
     assert len(configs) == 60
-    assert {c.strategy.name for c in configs} >= {"focal", "class_balanced", "logit_adjusted", "ldam", "sqrt_sampling",
-                                                  "progressive_sampling", "none", "class_weight", "upsample"}  # fmt: skip
+    literature = {"focal", "class_balanced", "logit_adjusted", "ldam", "sqrt_sampling", "progressive_sampling"}
+    assert {c.strategy.name for c in configs} >= literature | {"none", "class_weight", "upsample"}
     data = configs[0].data
     assert (data.num_classes, data.imbalance_ratio, data.class_profile, data.balanced_evaluation) == (
         10, 100.0, "exponential", True
