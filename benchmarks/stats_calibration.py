@@ -1,16 +1,18 @@
 """Calibration of the grid statistics (`imbal_keras.stats`) by simulation, and the cost of the metrics.
 
-Prints four tables:
+Prints five tables:
 
   coverage  how often each interval holds the true value, 3 to 10 seeds, normal / skewed / tied values; the
             BCa bootstrap the report used before is measured alongside for comparison
   null      simulated grids where every variant comes from one distribution (paired or not, with ties, skewed):
             how often the verdict table takes any side, per family of 4 controls (target: at most 5%)
-  power     simulated grids where the treatment converges twice as fast and/or spreads a third as much: how
-            often each answer is "supported"
+  spread    one paired spread test at the 5% level on arms with equal variances (skewed, heavy-tailed, with
+            different means): how often each variance test says they differ
+  power     simulated grids where the treatment converges twice as fast and/or spreads a third as much, on data
+            that varies with the seed or is fixed: how often each answer is "supported"
   metrics   `imbal_keras.metrics.classification_metrics` against the same figures from scikit-learn, time per call
 
-    python -m benchmarks.stats_calibration [--section coverage|null|power|metrics] [--replicates 1000]
+    python -m benchmarks.stats_calibration [--section coverage|null|spread|power|metrics] [--replicates 1000]
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def simulate_grid(
     rng: np.random.Generator,
     *,
     seeds: int,
-    paired: bool = True,
+    data: str = "shared",
     ties: bool = False,
     skewed: bool = False,
     faster: float = 1.0,
@@ -47,11 +49,12 @@ def simulate_grid(
     """A grid of one cell: variants T, C1..C4 on `seeds` seeds, with curves evaluated every 50 steps to 400.
 
     A run's curve is level * (1 - exp(-step / tau)) plus evaluation noise (sd 0.01). The level is 0.6 plus a
-    seed effect (sd 0.05, shared by every variant of a seed when `paired`, drawn per run otherwise) plus the
-    run's own noise (sd 0.03, a centred gamma(2) when `skewed`); tau is 120 steps times a seed effect and the
-    run's own (log-normal, sd 0.3 each, shared the same way). The treatment's tau is multiplied by `faster` and
-    its own level noise by `steadier`; 1 and 1 give the null (every variant from one distribution). With
-    `ties`, curve values are rounded to 0.02.
+    data effect (sd 0.05) plus the run's own noise (sd 0.03, a centred gamma(2) when `skewed`); tau is 120 steps
+    times a data effect and the run's own (log-normal, sd 0.3 each). The data effects are shared by every
+    variant of a seed (`data="shared"`: the seed fixes the data), drawn per run ("per run") or absent ("fixed":
+    one dataset for the whole grid, only SGD's own noise remains). The treatment's tau is multiplied by `faster`
+    and its own noise (level and tau) by `steadier`; 1 and 1 give the null (every variant from one
+    distribution). With `ties`, curve values are rounded to 0.02.
 
     Returns:
       results (run_name, strategy_variant, cell, seed, test_average_precision = last test value) and curves
@@ -61,14 +64,17 @@ def simulate_grid(
     n_runs = seeds * len(variants)
     seed_of = np.repeat(np.arange(seeds), len(variants))
     variant_of = np.tile(np.arange(len(variants)), seeds)
-    if paired:
+    if data == "shared":
         level_shift, log_tau_shift = rng.normal(0, 0.05, seeds)[seed_of], rng.normal(0, 0.3, seeds)[seed_of]
-    else:
+    elif data == "per run":
         level_shift, log_tau_shift = rng.normal(0, 0.05, n_runs), rng.normal(0, 0.3, n_runs)
+    else:
+        level_shift, log_tau_shift = np.zeros(n_runs), np.zeros(n_runs)
     own = (rng.gamma(2.0, 1.0, n_runs) - 2.0) / math.sqrt(2.0) if skewed else rng.normal(0, 1, n_runs)
     is_treatment = variant_of == 0
-    level = 0.6 + level_shift + 0.03 * own * np.where(is_treatment, steadier, 1.0)
-    tau = 120 * np.exp(log_tau_shift + rng.normal(0, 0.3, n_runs)) * np.where(is_treatment, faster, 1.0)
+    scale = np.where(is_treatment, steadier, 1.0)
+    level = 0.6 + level_shift + 0.03 * own * scale
+    tau = 120 * np.exp(log_tau_shift + rng.normal(0, 0.3, n_runs) * scale) * np.where(is_treatment, faster, 1.0)
     clean = level[:, None] * (1 - np.exp(-STEPS[None, :] / tau[:, None]))
     test = clean + rng.normal(0, 0.01, clean.shape)
     validation = clean + rng.normal(0, 0.01, clean.shape)
@@ -129,12 +135,12 @@ def supported_rate(tables: list[pd.DataFrame], column: str) -> float:
 
 
 NULL_SETTINGS = {  # label -> (simulate_grid keyword arguments, verdict pair_on)
-    "paired": ({"paired": True}, ("seed",)),
-    "paired, ties": ({"paired": True, "ties": True}, ("seed",)),
-    "paired, skewed": ({"paired": True, "skewed": True}, ("seed",)),
-    "independent, analysed paired": ({"paired": False}, ("seed",)),
-    "independent, unpaired": ({"paired": False}, ()),
-    "independent, unpaired, ties": ({"paired": False, "ties": True}, ()),
+    "paired": ({"data": "shared"}, ("seed",)),
+    "paired, ties": ({"data": "shared", "ties": True}, ("seed",)),
+    "paired, skewed": ({"data": "shared", "skewed": True}, ("seed",)),
+    "independent, analysed paired": ({"data": "per run"}, ("seed",)),
+    "independent, unpaired": ({"data": "per run"}, ()),
+    "independent, unpaired, ties": ({"data": "per run", "ties": True}, ()),
 }
 
 
@@ -152,17 +158,51 @@ def null_table(replicates: int, seeds: tuple[int, ...] = (2, 4, 6, 10, 20)) -> p
     return pd.DataFrame(rows)
 
 
-POWER_SETTINGS = {
-    "2x faster": {"faster": 0.5},
-    "1/3 the spread": {"steadier": 1 / 3},
-    "2x faster, 1/3 the spread": {"faster": 0.5, "steadier": 1 / 3},
+SPREAD_MARGINS = {  # label -> (a, b) of unit spread with a shared seed effect: equal variances, any means
+    "normal": lambda rng, n: (rng.normal(0, 1, n), rng.normal(0, 1, n)),
+    "normal, means differ": lambda rng, n: (rng.normal(2, 1, n), rng.normal(0, 1, n)),
+    "gamma(2)": lambda rng, n: (rng.gamma(2.0, 1.0, n), rng.gamma(2.0, 1.0, n)),
+    "lognormal(0.5)": lambda rng, n: (rng.lognormal(0, 0.5, n), rng.lognormal(0, 0.5, n)),
+    "lognormal(0.5), means differ": lambda rng, n: (rng.lognormal(0, 0.5, n) + 1, rng.lognormal(0, 0.5, n)),
+    "t(3)": lambda rng, n: (rng.standard_t(3, n), rng.standard_t(3, n)),
+}
+
+
+def spread_table(replicates: int, seeds: tuple[int, ...] = (6, 10, 20)) -> pd.DataFrame:
+    """Share of single paired spread tests at the 5% level that reject equal variances when they hold."""
+    rows = []
+    for label, draw in SPREAD_MARGINS.items():
+        for variance_test in stats.VARIANCE_TESTS:
+            row = {"values": label, "variance test": variance_test}
+            for n in seeds:
+                rng = np.random.default_rng(n)
+                rejected = []
+                for _ in range(replicates):
+                    a, b = draw(rng, n)
+                    shared = rng.normal(0, 1, n)  # the seed's effect on both arms
+                    out = stats.paired(a + shared, b + shared, variance_test=variance_test, min_seeds=n)
+                    rejected.append(out["spread_status"] == stats.OK and out["spread_p"] < 0.05)
+                row[f"{n} seeds"] = float(np.mean(rejected))
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+POWER_SETTINGS = {  # label -> (simulate_grid keyword arguments, variance tests to run)
+    "2x faster, data varies with the seed": ({"faster": 0.5}, ("brown_forsythe",)),
+    "2x faster, data fixed": ({"faster": 0.5, "data": "fixed"}, ("brown_forsythe",)),
+    "1/3 the spread, data varies with the seed": ({"steadier": 1 / 3}, ("brown_forsythe",)),
+    "1/3 the spread, data fixed": ({"steadier": 1 / 3, "data": "fixed"}, stats.VARIANCE_TESTS),
+    "2x faster and 1/3 the spread, data fixed": (
+        {"faster": 0.5, "steadier": 1 / 3, "data": "fixed"},
+        stats.VARIANCE_TESTS,
+    ),
 }
 
 
 def power_table(replicates: int, seeds: tuple[int, ...] = (6, 10, 20)) -> pd.DataFrame:
     rows = []
-    for label, effect in POWER_SETTINGS.items():
-        for variance_test in ("brown_forsythe", "pitman_morgan"):
+    for label, (effect, variance_tests) in POWER_SETTINGS.items():
+        for variance_test in variance_tests:
             for n in seeds:
                 tables = verdicts(np.random.default_rng(n), replicates, seeds=n, variance_test=variance_test, **effect)
                 rows.append(
@@ -299,7 +339,7 @@ def metrics_cost_table(repeats: int = 5, number: int = 20) -> pd.DataFrame:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--section", choices=("all", "coverage", "null", "power", "metrics"), default="all")
+    parser.add_argument("--section", choices=("all", "coverage", "null", "spread", "power", "metrics"), default="all")
     parser.add_argument("--replicates", type=int, default=1000, help="simulated grids or samples per setting")
     args = parser.parse_args()
     pd.set_option("display.width", 200)
@@ -307,12 +347,14 @@ def main() -> None:
     sections = {
         "coverage": lambda: coverage_table(args.replicates),
         "null": lambda: null_table(args.replicates),
+        "spread": lambda: spread_table(args.replicates),
         "power": lambda: power_table(args.replicates),
         "metrics": metrics_cost_table,
     }
     for name, make in sections.items():
         if args.section in ("all", name):
-            print(f"\n== {name} ({args.replicates} replicates per setting) ==")
+            replicates = "" if name == "metrics" else f" ({args.replicates} replicates per setting)"
+            print(f"\n== {name}{replicates} ==")
             print(make().round(3).to_string())
 
 

@@ -1,8 +1,8 @@
 """Evaluation metrics for imbalanced classification, exact and in numpy.
 
 Every figure follows scikit-learn's definition (the tests compare against it), computed here because one call
-costs a fifth of scikit-learn's or less (`python -m benchmarks.stats_calibration --section metrics`), and the
-experiment calls it twice per evaluation. Where scikit-learn
+costs a quarter of scikit-learn's or less (4x to 28x faster, `python -m benchmarks.stats_calibration --section
+metrics`), and the experiment calls it twice per evaluation. Where scikit-learn
 returns a convention value for an undefined figure, we return NaN instead and say so:
 
 - `average_precision`: the area under the precision-recall step curve, no interpolation (scikit-learn's
