@@ -52,6 +52,7 @@ METRIC_NAMES = (
     "average_precision",
     "roc_auc",
     "balanced_accuracy",
+    "macro_f1",
     "f1_at_0.5",
     "f1_at_best_threshold",
     "log_loss",
