@@ -160,11 +160,11 @@ def verdict(
 
     Controls are every variant of the question's control strategy; runs are paired on their seeds.
     """
-    variants = dict.fromkeys(results["strategy_variant"])
-    of = lambda name: [v for v in variants if results.loc[results["strategy_variant"] == v, "strategy"].iloc[0] == name]  # noqa: E731
-    controls = of(question.control)
+    strategy_of = dict(zip(results["strategy_variant"], results["strategy"], strict=True))
+    controls = [v for v, name in strategy_of.items() if name == question.control]
+    treatments = [v for v, name in strategy_of.items() if name == question.treatment]
     tables = []
-    for treatment in of(question.treatment) if controls else []:
+    for treatment in treatments if controls else []:
         tables.append(
             stats.verdict(
                 results,
