@@ -331,6 +331,12 @@ def _cell_plots(
         lambda p: _plot_curves(p, curves[curves["run_name"].isin(names)], AUPRC),
     )
     plot("final_auprc", "Final test AUPRC, every seed", lambda p: _plot_seeds(p, rows, AUPRC))
+    if class_table(rows) is not None:
+        plot(
+            "class_recall",
+            "Final test recall per class, mean over seeds (classes from most to fewest training examples)",
+            lambda p: _plot_class_recall(p, rows),
+        )
     plot(
         "steps_to_target",
         f"Steps to {TARGET_FRACTION:.0%} of the cell's best mean test AUPRC curve, every seed (a run that never "
@@ -442,9 +448,21 @@ def _blocks(grid_dir: str, results: pd.DataFrame, curves: pd.DataFrame, summary:
         ]
     figures = _plots(grid_dir, results, curves, cell_fields)
     cells = summary[summary["kind"] == "cell"]
+    per_class = {label: class_table(rows) for label, _, rows in _cell_groups(results, cell_fields)}
     for label, _, rows in _cell_groups(cells, cell_fields):
         blocks.append(("h2", f"Cell: {label}"))
         blocks.append(("table", _cell_table(rows)))
+        if per_class.get(label) is not None:
+            blocks += [
+                (
+                    "p",
+                    "Per class: final test recall, mean over seeds, classes from most to fewest training examples "
+                    "(group, training count). Groups by training count: the round(K/3) largest classes are head, "
+                    "the round(K/3) smallest tail, the rest medium; a group's accuracy is the mean recall of its "
+                    "classes (docs/long_tail.md).",
+                ),
+                ("table", per_class[label]),
+            ]
         blocks += [("img", caption, path) for caption, path in figures[label]]
     blocks.append(
         (
@@ -471,6 +489,54 @@ def _cell_table(rows: pd.DataFrame) -> pd.DataFrame:
             entry[f"{metric} std"] = r["std"]
         table[variant] = entry
     return pd.DataFrame.from_dict(table, orient="index").rename_axis("strategy_variant").reset_index()
+
+
+def class_table(rows: pd.DataFrame) -> pd.DataFrame | None:
+    """K > 2: per variant, the mean over its runs of the final test balanced accuracy, macro-F1, head / medium /
+    tail accuracy and every class's recall; classes in order of training count, labelled with their group and
+    count. None for binary cells."""
+    classes = [c for c in _class_ids(rows) if rows[f"test_recall_class_{c}"].notna().any()]
+    if len(classes) <= 2:
+        return None
+    counts = rows[[f"train_count_class_{c}" for c in classes]].iloc[0].to_numpy()
+    classes = [c for _, c in sorted(zip(-counts, classes, strict=True))]
+    summary_columns = [
+        f"test_{m}" for m in ("balanced_accuracy", "macro_f1", "head_accuracy", "medium_accuracy", "tail_accuracy")
+    ]
+    columns = [c for c in summary_columns if c in rows] + [f"test_recall_class_{c}" for c in classes]
+    grouped = rows.groupby("strategy_variant", sort=False)
+    table = grouped[columns].mean()
+    table.insert(0, "n", grouped.size())
+    labels = {}
+    for c in classes:
+        group = rows[f"class_group_class_{c}"].iloc[0] if f"class_group_class_{c}" in rows else ""
+        labels[f"test_recall_class_{c}"] = f"recall {c} ({group}, {int(rows[f'train_count_class_{c}'].iloc[0])})"
+    labels.update({c: c.removeprefix("test_") for c in summary_columns})
+    return table.rename(columns=labels).reset_index()
+
+
+def _class_ids(rows: pd.DataFrame) -> list[int]:
+    prefix = "test_recall_class_"
+    return sorted(int(c.removeprefix(prefix)) for c in rows.columns if c.startswith(prefix))
+
+
+def _plot_class_recall(path: str, rows: pd.DataFrame) -> str:
+    """Mean final test recall per class (classes by training count, largest first), one line per variant."""
+    table = class_table(rows)
+
+    def draw(plt):
+        fig, ax = plt.subplots(figsize=(7, 4))
+        recalls = [c for c in table.columns if c.startswith("recall ")]
+        for _, row in table.iterrows():
+            ax.plot(range(len(recalls)), row[recalls].to_numpy(float), marker="o", label=row["strategy_variant"])
+        ax.set_xticks(range(len(recalls)), [c.removeprefix("recall ") for c in recalls], rotation=60, fontsize=6)
+        ax.set_ylabel("final test recall (mean over seeds)")
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=6)
+        fig.tight_layout()
+        return fig
+
+    return _figure(path, draw)
 
 
 def _cell_text(value) -> str:

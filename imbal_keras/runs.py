@@ -210,8 +210,9 @@ def results_row(record: RunRecord) -> dict[str, Any]:
     joined by commas; strategy parameters a run's strategy does not declare are absent and become NaN in a
     table), `data_seed`/`init_seed`/`order_seed` resolved to the seeds actually used, the final evaluation's
     metrics, `final_step`, `best_validation_average_precision_step`, `train_seconds`, per class
-    `train_count_class_{c}`, `class_weight_class_{c}`, `training_share_class_{c}`, `mean_example_weight`, and the
-    callbacks' summaries as `instrumentation_*`.
+    `train_count_class_{c}`, `class_weight_class_{c}`, `training_share_class_{c}`, `class_group_class_{c}` (head /
+    medium / tail for K > 2, see `longtail.class_groups`), `mean_example_weight`, and the callbacks' summaries as
+    `instrumentation_*`.
     """
     config = record.config
     row: dict[str, Any] = {"run_name": record.run_name, "strategy_variant": config.strategy.variant()}
@@ -233,6 +234,8 @@ def results_row(record: RunRecord) -> dict[str, Any]:
         row[f"train_count_class_{c}"] = n
         row[f"class_weight_class_{c}"] = w
         row[f"training_share_class_{c}"] = share
+    for c, group in enumerate(summary.get("class_groups") or []):
+        row[f"class_group_class_{c}"] = group
     row["mean_example_weight"] = float(np.dot(counts, weights) / np.sum(counts))
     for key, value in (summary.get("instrumentation") or {}).items():
         row[f"{INSTRUMENTATION_PREFIX}{key}"] = value

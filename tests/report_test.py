@@ -243,3 +243,45 @@ def test_unfinished_and_foreign_folders_are_left_out(tmp_path):
     results, curves = report.load_runs(d)
     assert sorted(results["run_name"]) == sorted(names[1:])  # the copy of names[1] counts once
     assert len(curves) == 23 * 4
+
+
+def test_long_tail_report_shows_per_class_recall_and_groups(tmp_path):
+    """K = 4: the per-class table is the mean over seeds of each class's recall, classes by training count."""
+    d = str(tmp_path)
+    spec = sweep.make_spec({**BASE, "num_classes": 4}, {"strategy": ("none", "upsample"), "seed": (0, 1, 2)})
+    sweep.prepare(d, spec)
+    train_counts = [50, 400, 10, 140]  # by count: class 1 (head), 3, 0 (medium), 2 (tail)
+    groups = ["medium", "head", "tail", "medium"]
+    expected = {}
+    for config in sweep.expand(spec, d):
+        seed, lift = config.training.seed, 0.2 if config.strategy.name == "upsample" else 0.0
+        recalls = [0.3 + lift + 0.01 * seed, 0.9, 0.1 + lift + 0.02 * seed, 0.6]
+        expected.setdefault(config.strategy.variant(), []).append(recalls)
+        _write_run(d, config, [0.2, 0.3, 0.4, 0.5])
+        path = os.path.join(sweep.runs_dir(d), config.output.run_name, runs.RESULT_FILE)
+        with open(path) as f:
+            summary = json.load(f)
+        summary["class_counts"] = {"train": train_counts, "validation": [5] * 4, "test": [5] * 4}
+        summary["training_distribution"] = [0.25] * 4
+        summary["class_groups"] = groups
+        summary["final"].update({f"test_recall_class_{c}": r for c, r in enumerate(recalls)})
+        summary["final"]["test_tail_accuracy"] = recalls[2]
+        with open(path, "w") as f:
+            json.dump(summary, f)
+    results, _, _ = report.write_tables(d)
+    table = report.class_table(results).set_index("strategy_variant")
+    order = [1, 3, 0, 2]
+    labels = [f"recall {c} ({groups[c]}, {train_counts[c]})" for c in order]
+    assert [c for c in table.columns if c.startswith("recall")] == labels
+    for variant, rows in expected.items():
+        means = np.mean(rows, axis=0)
+        np.testing.assert_allclose(table.loc[variant, labels].to_numpy(float), means[order])
+        assert table.loc[variant, "tail_accuracy"] == pytest.approx(means[2])
+        assert table.loc[variant, "n"] == 3
+    report.build(d)
+    with open(os.path.join(d, "report.md")) as f:
+        markdown = f.read()
+    assert "recall 2 (tail, 10)" in markdown and "round(K/3) largest classes are head" in markdown
+    assert os.path.exists(os.path.join(d, report.PLOTS_DIR, "class_recall_all.png"))
+    # Binary grids have no per-class table.
+    assert report.class_table(results.assign(**{"test_recall_class_2": np.nan, "test_recall_class_3": np.nan})) is None
