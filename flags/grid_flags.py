@@ -27,6 +27,12 @@ _EXECUTOR = flags.DEFINE_enum(
     list(launch.EXECUTORS),
     "Grids: local: a pool of --workers processes; inline: this process, one run at a time; ray: Ray tasks.",
 )
+_WARM = flags.DEFINE_boolean(
+    "warm",
+    True,
+    "Grids: workers keep compiled models between runs of the same shape and start each run over from its own "
+    "seeds (same results, less tracing; docs/grids.md). --nowarm builds every run anew.",
+)
 _RAY_ADDRESS = flags.DEFINE_string(
     "ray_address", "", "Grids: Ray cluster to run on (--executor=ray): 'auto', 'ray://HOST:10001', ...; empty = local."
 )
@@ -89,7 +95,7 @@ def to_spec() -> sweep.GridSpec:
 
 
 def execution() -> dict:
-    """Keyword arguments of `launch.run_grid` for executor, workers, Ray address and shard."""
+    """Keyword arguments of `launch.run_grid` for executor, workers, Ray address, shard and warm runs."""
     index, count = sweep.parse_shard(_SHARD.value)
     return {
         "executor": _EXECUTOR.value,
@@ -97,6 +103,7 @@ def execution() -> dict:
         "ray_address": _RAY_ADDRESS.value,
         "shard_index": index,
         "shard_count": count,
+        "warm": _WARM.value,
     }
 
 

@@ -20,12 +20,13 @@ import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
-from tensorboard.plugins.scalar import metadata as scalar_metadata
 
 from imbal_keras import callbacks as instrument
 from imbal_keras import datasets, initialization, longtail, losses, metrics, models, pipelines, runs, strategies
+from imbal_keras.callbacks import _events as instrument_events
 from imbal_keras.config import ExperimentConfig, validate_target_distribution
 from imbal_keras.errors import check
+from imbal_keras.warm import Entry, WarmModels, snapshot_optimizer
 
 # Per-step tables of the default training callbacks, by callback class.
 _INSTRUMENTATION_FILES = {"BatchComposition": runs.COMPOSITION_FILE, "PerClassGradients": runs.GRADIENTS_FILE}
@@ -55,6 +56,7 @@ def run(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     log: Callable[[str], None] | None = print,
     data_options: tf.data.Options | None = None,
+    warm: WarmModels | None = None,
 ) -> RunResult:
     """Trains and evaluates one configuration and writes its run folder.
 
@@ -65,6 +67,8 @@ def run(
       log: where progress lines go; None is silent.
       data_options: `tf.data.Options` applied to the training pipeline (grid workers turn autotuning off with
         them). Options change how the pipeline runs, never which batches it yields.
+      warm: a cache of compiled models (`imbal_keras.warm`): a run of a shape seen before reuses its compiled
+        functions and starts over from its own seeds, with the same results. None builds everything.
 
     Returns:
       A `RunResult`.
@@ -76,7 +80,7 @@ def run(
     config.validate()
     _check_diagnosable(config)
     started = time.time()
-    data = datasets.load(config.data, seed=config.seed_for("data"))
+    data = _load_data(config, warm)
     batch_size = config.training.batch_size
     check(
         batch_size <= len(data.train),
@@ -90,7 +94,7 @@ def run(
     run_name = config.output.run_name or config.default_run_name()
     staging = runs.stage(output_dir, run_name)
     try:
-        result = _train_and_evaluate(config, data, target, staging, callbacks, log, started, data_options)
+        result = _train_and_evaluate(config, data, target, staging, callbacks, log, started, data_options, warm)
         for name, text in (extra_files or {}).items():
             runs.write_text(os.path.join(staging, name), text)
         run_dir = runs.publish(staging, output_dir, run_name)
@@ -102,7 +106,22 @@ def run(
     return result
 
 
-def _train_and_evaluate(config, data, target, staging, callbacks, log, started, data_options) -> RunResult:
+def _load_data(config: ExperimentConfig, warm: WarmModels | None) -> datasets.Data:
+    """The run's data; warm workers keep the last few datasets (runs of a grid share them across seeds)."""
+    seed = config.seed_for("data")
+    if warm is None:
+        return datasets.load(config.data, seed=seed)
+    key = (repr(config.data), seed)
+    data = warm.datasets.get(key)
+    if data is None:
+        data = datasets.load(config.data, seed=seed)
+        warm.datasets[key] = data
+        while len(warm.datasets) > 4:
+            warm.datasets.pop(next(iter(warm.datasets)))
+    return data
+
+
+def _train_and_evaluate(config, data, target, staging, callbacks, log, started, data_options, warm) -> RunResult:
     training = config.training
     strategy = strategies.get(config.strategy.name)
     counts = data.train.class_counts(data.num_classes)
@@ -121,38 +140,69 @@ def _train_and_evaluate(config, data, target, staging, callbacks, log, started, 
     output_bias = initialization.initial_output_bias(strategy, ctx, data.train.y)
 
     init_seed = config.seed_for("init")
-    keras.utils.set_random_seed(init_seed)
-    model = models.build_for_run(
-        config.model.model,
-        data,
-        hidden_units=config.model.hidden_units,
-        training_distribution=training_distribution,
-        output_bias=output_bias,
-        zero_output_kernel=config.model.zero_output_kernel,
-        seed=init_seed,
-        log=log,
-    )
-    models.compile_for_run(
-        model,
-        loss=strategies.build_loss(strategy, ctx),
-        optimizer=models.optimizer(training.optimizer, training.learning_rate),
-        strategy=strategy,
-        log=log,
-    )
+    minority = int(np.argmin(counts))
+
+    def build_model():
+        keras.utils.set_random_seed(init_seed)
+        return models.build_for_run(
+            config.model.model,
+            data,
+            hidden_units=config.model.hidden_units,
+            training_distribution=training_distribution,
+            output_bias=output_bias,
+            zero_output_kernel=config.model.zero_output_kernel,
+            seed=init_seed,
+            log=log,
+        )
+
+    def new_instrumentation():
+        return instrument.experiment_callbacks(
+            staging,
+            log_composition=config.output.log_composition,
+            gradient_every_n_steps=config.output.gradient_every_n_steps,
+            minority_class=minority,
+        )
+
+    reason = warm.plain_path_reason(config, strategy, callbacks) if warm is not None else None
+    key = warm.key(config, data.train.x.shape[1:], counts) if warm is not None and reason is None else None
+    entry = warm.get(key) if key is not None else None
+    if entry is not None:
+        # Warm: the compiled model of an earlier run of this shape, started over from this run's seeds.
+        model = entry.model
+        fresh = build_model()
+        model.set_weights(fresh.get_weights())
+        del fresh
+        entry.reset_optimizer()
+        instrumentation = entry.instrumentation
+        for callback in instrumentation:
+            callback.reuse(staging)
+    else:
+        model = build_model()
+        models.compile_for_run(
+            model,
+            loss=strategies.build_loss(strategy, ctx),
+            optimizer=models.optimizer(training.optimizer, training.learning_rate),
+            strategy=strategy,
+            log=log,
+        )
+        instrumentation = new_instrumentation()
+        if key is not None:
+            entry = Entry(model, snapshot_optimizer(model), instrumentation)
+            for callback in instrumentation:
+                callback.reuse(staging)  # keeps its buffer for the runs that reuse this entry
+            warm.put(key, entry)
+        elif warm is not None:
+            warm.say_plain(reason)
     runs.write_text(os.path.join(staging, runs.CONFIG_FILE), config.to_json())
     log(
         f"[{config.strategy.variant()}] {data.describe()}; training distribution "
         f"{np.array2string(training_distribution, precision=4)}; {training.steps} steps of batch {training.batch_size}"
     )
-    writer = tf.summary.create_file_writer(staging)
     prior = counts / counts.sum()
-    evaluator = _Evaluator(data, training, writer, log, started, prior=prior)
-    instrumentation = instrument.experiment_callbacks(
-        staging,
-        log_composition=config.output.log_composition,
-        gradient_every_n_steps=config.output.gradient_every_n_steps,
-        minority_class=int(np.argmin(counts)),
+    evaluator = _Evaluator(
+        data, training, staging, log, started, prior=prior, functions=entry.functions if entry is not None else {}
     )
+    budget = _StepBudget(training.steps, staging)
     noise = _gradient_noise(config, strategy, ctx, data, staging)
     epochs = math.ceil(training.steps / training.eval_every)
     try:
@@ -163,7 +213,7 @@ def _train_and_evaluate(config, data, target, staging, callbacks, log, started, 
             verbose=0,
             shuffle=False,  # the strategy's pipeline already shuffles, seeded
             callbacks=[
-                _StepBudget(training.steps, writer),
+                budget,
                 evaluator,
                 *strategies.build_callbacks(strategy, ctx),
                 *instrumentation,
@@ -172,7 +222,8 @@ def _train_and_evaluate(config, data, target, staging, callbacks, log, started, 
             ],
         )
     finally:
-        writer.close()
+        budget.close()
+        evaluator.close()
     curve = pd.DataFrame(evaluator.rows)
     curve.to_csv(os.path.join(staging, runs.METRICS_FILE), index=False)
     for callback in instrumentation:
@@ -247,18 +298,18 @@ class _StepBudget(keras.callbacks.Callback):
     """Stops `fit` after exactly `steps` optimizer steps and logs each batch's own training loss.
 
     Keras reports the running mean of the loss over the epoch; the loss of batch k of an epoch is recovered
-    exactly as k * mean_k - (k - 1) * mean_{k-1} (batches are equal-sized). Losses are buffered and written at
-    the end of each epoch in one graph call, because an eager `tf.summary.scalar` per step costs more than a step.
+    exactly as k * mean_k - (k - 1) * mean_{k-1} (batches are equal-sized). Losses are buffered and written as
+    TensorBoard `train/loss` at the end of each epoch, encoded on the host (no traced function per run).
     """
 
-    def __init__(self, steps: int, writer):
+    def __init__(self, steps: int, log_dir: str):
         super().__init__()
         self.steps = steps
-        self.writer = writer
+        self.log_dir = log_dir
         self.step = 0
         self._previous_mean = 0.0
         self._losses: list[float] = []
-        self._write = tf.function(self._write_losses, reduce_retracing=True)
+        self._events = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._previous_mean = 0.0
@@ -272,31 +323,32 @@ class _StepBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
+        if not self._losses:
+            return
+        if self._events is None:
+            self._events = instrument_events.ScalarEventFile(self.log_dir, ["train/loss"])
         first = self.step - len(self._losses) + 1
-        self._write(tf.constant(self._losses, tf.float32), tf.constant(first, tf.int64))
+        self._events.write_scalars(np.arange(first, self.step + 1), np.asarray(self._losses, np.float32)[:, None])
         self._losses = []
 
-    def _write_losses(self, losses, first_step):
-        # tf.summary.write keeps the tag as given; tf.summary.scalar would prefix the loop's name scope.
-        metadata = scalar_metadata.create_summary_metadata(
-            display_name="train/loss", description=""
-        ).SerializeToString()
-        with self.writer.as_default():
-            for i in tf.range(tf.shape(losses, out_type=tf.int64)[0]):
-                tf.summary.write("train/loss", losses[i], step=first_step + i, metadata=metadata)
+    def close(self) -> None:
+        if self._events is not None:
+            self._events.close()
+            self._events = None
 
 
 class _Evaluator(keras.callbacks.Callback):
     """Evaluates validation and test at the end of every `fit` epoch (= every `eval_every` steps)."""
 
-    def __init__(self, data, training, writer, log, started, *, prior):
+    def __init__(self, data, training, log_dir, log, started, *, prior, functions):
         super().__init__()
-        self.data, self.training, self.writer, self.log, self.started = data, training, writer, log, started
+        self.data, self.training, self.log_dir, self.log, self.started = data, training, log_dir, log, started
         self.prior = prior
+        self._functions = functions  # the traced forward pass, kept by warm runs
+        self._events = None
         # K > 2: accuracy per head / medium / tail group of classes (by training counts; see longtail.class_groups).
         self.groups = longtail.class_groups(data.train.class_counts(data.num_classes)) if data.num_classes > 2 else None
         self.rows: list[dict[str, float]] = []
-        self._forward = None
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
         """Probabilities for `x` in chunks through one traced forward pass.
@@ -304,11 +356,13 @@ class _Evaluator(keras.callbacks.Callback):
         `model.predict` builds a new input pipeline per call, which costs more than the forward pass on small
         evaluation splits; the traced function is built once per run.
         """
-        if self._forward is None:
+        forward = self._functions.get("forward")
+        if forward is None:
             model = self.model
             signature = [tf.TensorSpec((None, *x.shape[1:]), tf.float32)]
-            self._forward = tf.function(lambda inputs: model(inputs, training=False), input_signature=signature)
-        p = np.concatenate([self._forward(x[i : i + 4096]).numpy() for i in range(0, len(x), 4096)])
+            forward = tf.function(lambda inputs: model(inputs, training=False), input_signature=signature)
+            self._functions["forward"] = forward
+        p = np.concatenate([forward(x[i : i + 4096]).numpy() for i in range(0, len(x), 4096)])
         tau = self.training.posthoc_adjustment_tau
         return losses.adjust_probabilities(p, self.prior, tau=tau) if tau > 0 else p
 
@@ -321,22 +375,30 @@ class _Evaluator(keras.callbacks.Callback):
         )
         row = {"step": step, "elapsed_seconds": round(time.time() - self.started, 3)}
         row["train_loss"] = float(logs["loss"]) if logs and "loss" in logs else float("nan")
+        tags, values = [], []
         for split, y, p in (
             ("validation", self.data.validation.y, val_p),
             ("test", self.data.test.y, test_p),
         ):
             figures = metrics.classification_metrics(y, p, threshold=threshold, groups=self.groups)
             row.update({f"{split}_{k}": v for k, v in figures.items()})
-            with self.writer.as_default():
-                for k, v in figures.items():
-                    tf.summary.scalar(f"{split}/{k}", v, step=step)
+            tags += [f"{split}/{k}" for k in figures]
+            values += list(figures.values())
         row["threshold"] = threshold if threshold is not None else float("nan")
+        if self._events is None:
+            self._events = instrument_events.ScalarEventFile(self.log_dir, tags)
+        self._events.write_scalars(np.array([step]), np.asarray([values], np.float32))
         self.rows.append(row)
         self.log(
             f"  step {step:>6}/{self.training.steps}  loss {row['train_loss']:.4f}  "
             f"val AP {row['validation_average_precision']:.4f}  test AP {row['test_average_precision']:.4f}  "
             f"test ROC-AUC {row['test_roc_auc']:.4f}  ({row['elapsed_seconds']:.1f}s)"
         )
+
+    def close(self) -> None:
+        if self._events is not None:
+            self._events.close()
+            self._events = None
 
 
 def format_summary(result: RunResult) -> str:

@@ -118,17 +118,10 @@ def _numeric_bias(strategy, ctx, labels, num_batches) -> np.ndarray:
     y, w = draw_batches(strategy, ctx, labels, num_batches)
     y = tf.constant(y.astype(np.float32))
     w = tf.constant(w)
-    losses = batch_losses_fn(strategy, ctx)
-
-    @tf.function(reduce_retracing=True)
-    def value_and_gradient(bias):
-        with tf.GradientTape() as tape:
-            tape.watch(bias)
-            mean = tf.reduce_mean(losses(bias, y, w))
-        return mean, tape.gradient(mean, bias)
+    value_and_gradient = _objective(strategy, ctx)
 
     def objective(b):
-        value, gradient = value_and_gradient(tf.constant(b, tf.float32))
+        value, gradient = value_and_gradient(tf.constant(b, tf.float32), y, w)
         return float(value), gradient.numpy().astype(np.float64)
 
     start = models.output_bias(strategy.training_distribution(ctx))
@@ -136,3 +129,31 @@ def _numeric_bias(strategy, ctx, labels, num_batches) -> np.ndarray:
     result = optimize.minimize(objective, start, jac=True, method="L-BFGS-B", options={"gtol": 1e-7, "maxiter": 200})
     bias = result.x
     return bias if len(bias) == 1 else bias - bias.mean()
+
+
+# Traced objectives by everything but the seed: the runs of a grid that differ only in their seeds share one.
+_OBJECTIVES: dict[str, object] = {}
+
+
+def _objective(strategy, ctx):
+    """`(bias, y, w) -> (mean loss over the batches, its gradient)`, traced once per strategy and context."""
+    import dataclasses
+
+    import tensorflow as tf
+
+    key = f"{strategy.name}|{dataclasses.replace(ctx, seed=0)!r}"
+    function = _OBJECTIVES.get(key)
+    if function is None:
+        losses = batch_losses_fn(strategy, ctx)
+
+        @tf.function(reduce_retracing=True)
+        def function(bias, y, w):
+            with tf.GradientTape() as tape:
+                tape.watch(bias)
+                mean = tf.reduce_mean(losses(bias, y, w))
+            return mean, tape.gradient(mean, bias)
+
+        if len(_OBJECTIVES) >= 32:
+            _OBJECTIVES.clear()
+        _OBJECTIVES[key] = function
+    return function

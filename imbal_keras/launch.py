@@ -8,6 +8,7 @@ same command skips what finished.
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import dataclasses
 import gc
@@ -96,12 +97,15 @@ class RunOutcome:
       seconds: wall time of the run in its worker.
       test_average_precision: final test AUPRC (NaN if the run failed).
       error: one line if the run failed, else empty.
+      path: `warm` (the worker reused a compiled model), `cold` (it compiled one to keep) or `plain: <reason>`
+        (the run cannot be warm, or warm runs are off).
     """
 
     run_name: str
     seconds: float
     test_average_precision: float = math.nan
     error: str = ""
+    path: str = ""
 
 
 def worker_threads(workers: int, cores: int | None = None) -> int:
@@ -167,30 +171,54 @@ def worker_data_options():
     return options
 
 
-def run_one(config_dict: dict[str, Any], fields: Sequence[str], threads: int) -> RunOutcome:
+# The compiled models this worker process keeps between runs (`imbal_keras.warm`), created at its first warm run.
+_WARM = None
+
+
+def run_one(config_dict: dict[str, Any], fields: Sequence[str], threads: int, warm: bool = True) -> RunOutcome:
     """Runs one config in this process and writes its HParams; what every executor calls.
 
-    A failing run is reported, not raised, so one bad run does not stop the grid; its staging folder is
-    removed by `experiment.run` and the rerun tries it again.
+    With `warm`, the process keeps compiled models between runs (`imbal_keras.warm`): a run of a shape seen
+    before reuses one, with the same results. A failing run is reported, not raised, so one bad run does not
+    stop the grid; its staging folder is removed by `experiment.run` and the rerun tries it again.
     """
+    global _WARM
     configure_worker(threads)
     import keras
 
     from imbal_keras import experiment
+    from imbal_keras.warm import WarmModels
 
-    # A worker runs many configs: without this, Keras' global state (traced functions, layer registries) grows
-    # run after run and every few runs a garbage collection over it stalls one run for 10-30 s.
-    keras.backend.clear_session()
+    notes = []
+    if warm and _WARM is None:
+        _WARM = WarmModels(log=notes.append)
+    cache = _WARM if warm else None
+    if cache is None:
+        # A worker runs many configs: without this, Keras' global state (traced functions, layer registries)
+        # grows run after run and every few runs a garbage collection over it stalls one run for 10-30 s. The
+        # warm cache bounds that state itself (it clears the session when full).
+        keras.backend.clear_session()
+    else:
+        cache.log = notes.append
     config = ExperimentConfig.from_dict(config_dict)
     started = time.time()
+    before = (cache.hits, cache.misses) if cache is not None else None
     try:
-        result = experiment.run(config, log=None, data_options=worker_data_options())
+        result = experiment.run(config, log=None, data_options=worker_data_options(), warm=cache)
         write_run_hparams(result.run_dir, config, fields)
     except Exception as e:  # noqa: BLE001  (reported to the parent as one line; the grid goes on)
         message = " ".join(str(e).split()) or type(e).__name__
         return RunOutcome(config.output.run_name, time.time() - started, error=f"{type(e).__name__}: {message}")
     final = result.summary["final"].get("test_average_precision")
-    return RunOutcome(config.output.run_name, time.time() - started, math.nan if final is None else float(final))
+    if cache is None:
+        path = "plain: warm runs off"
+    elif (cache.hits, cache.misses) == before:
+        path = "plain: " + (notes[-1].split("where ", 1)[-1] if notes else "not warm-able")
+    else:
+        path = "warm" if cache.hits > before[0] else "cold"
+    return RunOutcome(
+        config.output.run_name, time.time() - started, math.nan if final is None else float(final), path=path
+    )
 
 
 EXECUTORS = ("local", "inline", "ray")
@@ -213,6 +241,7 @@ def execute(
     executor: str = "local",
     workers: int = 1,
     ray_address: str = "",
+    warm: bool = True,
     on_done: Callable[[RunOutcome], None] = lambda outcome: None,
 ) -> list[RunOutcome]:
     """Runs `configs` and calls `on_done` in this process as each one finishes.
@@ -225,6 +254,7 @@ def execute(
         (Ray tasks on the cluster at `ray_address`, one CPU each).
       workers: local worker processes.
       ray_address: Ray cluster address (`auto`, `ray://host:10001`, ...); empty starts a local Ray instance.
+      warm: workers keep compiled models between runs (`imbal_keras.warm`); False builds every run anew.
       on_done: progress callback.
 
     Returns:
@@ -243,15 +273,15 @@ def execute(
 
     if executor == "inline":
         for d in dicts:
-            done(run_one(d, fields, worker_threads(1)))
+            done(run_one(d, fields, worker_threads(1), warm))
     elif executor == "local":
-        _execute_local(dicts, fields, workers, done)
+        _execute_local(dicts, fields, workers, done, warm)
     else:
-        _execute_ray(dicts, fields, ray_address, done)
+        _execute_ray(dicts, fields, ray_address, done, warm)
     return outcomes
 
 
-def _execute_local(dicts, fields, workers, done) -> None:
+def _execute_local(dicts, fields, workers, done, warm) -> None:
     import concurrent.futures
     import multiprocessing
 
@@ -263,7 +293,7 @@ def _execute_local(dicts, fields, workers, done) -> None:
         initializer=configure_worker,
         initargs=(threads,),
     ) as pool:
-        futures = [pool.submit(run_one, d, fields, threads) for d in dicts]
+        futures = [pool.submit(run_one, d, fields, threads, warm) for d in dicts]
         try:
             for future in concurrent.futures.as_completed(futures):
                 done(future.result())
@@ -309,10 +339,10 @@ def _connect_ray(ray_address: str):
     return ray
 
 
-def _execute_ray(dicts, fields, ray_address, done) -> None:
+def _execute_ray(dicts, fields, ray_address, done, warm) -> None:
     ray = _connect_ray(ray_address)
     task = ray.remote(num_cpus=1)(run_one)
-    pending = [task.remote(d, fields, 1) for d in dicts]
+    pending = [task.remote(d, fields, 1, warm) for d in dicts]
     while pending:
         ready, pending = ray.wait(pending, num_returns=1)
         done(ray.get(ready[0]))
@@ -333,6 +363,7 @@ class Progress:
     log: Callable[[str], None] = print
     started: float = dataclasses.field(default_factory=time.time)
     done_now: int = 0
+    said: set = dataclasses.field(default_factory=set)
 
     def __call__(self, outcome: RunOutcome) -> None:
         self.done_now += 1
@@ -340,6 +371,9 @@ class Progress:
         remaining = self.total - self.skipped - self.done_now
         eta = elapsed / self.done_now * remaining
         status = f"FAILED {outcome.error}" if outcome.error else f"test AP {outcome.test_average_precision:.4f}"
+        if outcome.path.startswith("plain: ") and outcome.path not in self.said:
+            self.said.add(outcome.path)
+            self.log(f"note: {outcome.run_name} ran the plain path, not warm: {outcome.path.removeprefix('plain: ')}")
         self.log(
             f"[{self.skipped + self.done_now}/{self.total}] elapsed {_clock(elapsed)} ETA {_clock(eta)}  "
             f"{outcome.run_name}  {status}  ({outcome.seconds:.1f}s)"
@@ -389,6 +423,7 @@ def run_grid(
     ray_address: str = "",
     shard_index: int = 0,
     shard_count: int = 1,
+    warm: bool = True,
     log: Callable[[str], None] = print,
 ) -> GridOutcome:
     """Runs the unfinished runs of a grid (or of one shard of it); see `execute` for the executors.
@@ -418,7 +453,15 @@ def run_grid(
         f"{len(todo)} to run ({executor}, {workers if executor == 'local' else 1} worker(s))"
     )
     progress = Progress(total=len(configs), skipped=len(configs) - len(todo), log=log)
-    outcomes = execute(todo, fields, executor=executor, workers=workers, ray_address=ray_address, on_done=progress)
+    outcomes = execute(
+        todo, fields, executor=executor, workers=workers, ray_address=ray_address, warm=warm, on_done=progress
+    )
+    paths = collections.Counter(o.path.split(":")[0] for o in outcomes if not o.error)
+    if paths:
+        log(
+            f"{paths['warm']} runs reused a compiled model, {paths['cold']} compiled one to keep, "
+            f"{paths['plain']} ran the plain path (--nowarm turns warm runs off)"
+        )
     return GridOutcome(total=len(configs), skipped=len(configs) - len(todo), outcomes=outcomes)
 
 
@@ -437,7 +480,7 @@ def run_and_report(
       grid_dir: the grid folder.
       merge_from: run nothing; copy finished runs from these grid folders (possibly none) into `grid_dir`.
       log: where progress lines go.
-      **execution: `run_grid`'s executor, workers, ray_address, shard_index and shard_count.
+      **execution: `run_grid`'s executor, workers, ray_address, shard_index, shard_count and warm.
 
     Returns:
       The paths of the tables and reports written (none after a shard that is not the whole grid).
@@ -492,13 +535,14 @@ def describe_grid(
     executor: str = "local",
     workers: int = 1,
     ray_address: str = "",
+    warm: bool = True,
 ) -> str:
     """What a grid command would do, after validating it (nothing is run or written).
 
     Raises:
       UserInputError: a bad spec or execution setting, or (for a merge) a folder without a grid.
     """
-    del ray_address  # not contacted by a dry run
+    del ray_address, warm  # not contacted by a dry run; warm runs change no result
     check_execution(executor, workers)
     if merge_from is not None:
         spec = sweep.load_spec(grid_dir)

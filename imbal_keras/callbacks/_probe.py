@@ -37,6 +37,23 @@ import tensorflow as tf
 from imbal_keras.callbacks import _keras_adapter as adapter
 
 _PROBES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# Models whose compiled step functions outlive a fit: model -> (functions by due recorders, the ids of those
+# recorders' buffers when each function was built).
+_KEPT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def keep_compiled(model: keras.Model) -> None:
+    """Keeps the step functions compiled for `model` between fits, keyed by the recorders they feed.
+
+    A later fit that attaches the same recorder objects (reused with `StepRecorder.reuse`, which keeps their
+    buffers) runs the functions already traced. Only for a model that is not compiled again (warm grid runs).
+    """
+    _KEPT.setdefault(model, ({}, {}))
+
+
+def forget_compiled(model: keras.Model) -> None:
+    """Undoes `keep_compiled`."""
+    _KEPT.pop(model, None)
 
 
 class GradientStep:
@@ -96,7 +113,8 @@ class _Probe:
         self._model = model
         self._recorders = []
         self._saved_train_function = model.train_function
-        self._functions = {}
+        self._kept = model in _KEPT
+        self._functions, self._built_with = _KEPT[model] if self._kept else ({}, {})
         self._step = int(model.optimizer.iterations.numpy())
         # An instance attribute shadows the class's method; `restore` removes it.
         model.__dict__["make_train_function"] = self._make_train_function
@@ -104,7 +122,7 @@ class _Probe:
     def add(self, recorder) -> None:
         if recorder not in self._recorders:
             self._recorders.append(recorder)
-        self._functions = {}
+        self._forget_functions()
         self._model.train_function = self._train_function
 
     def remove(self, recorder) -> bool:
@@ -112,7 +130,7 @@ class _Probe:
         if recorder in self._recorders:
             self._recorders.remove(recorder)
         if self._recorders:
-            self._functions = {}
+            self._forget_functions()
             return False
         self.restore()
         return True
@@ -120,12 +138,21 @@ class _Probe:
     def restore(self) -> None:
         model = self._model
         self._recorders = []
-        self._functions = {}
+        self._forget_functions()
         model.__dict__.pop("make_train_function", None)
         model.__dict__.pop("train_step", None)
         # compile() in between resets train_function to None; keep that.
         if model.train_function == self._train_function:
             model.train_function = self._saved_train_function
+
+    def _forget_functions(self) -> None:
+        # A kept function stays valid while the recorders it writes for keep the buffers it writes into.
+        if not self._kept:
+            self._functions = {}
+            return
+        for due, buffers in list(self._built_with.items()):
+            if buffers != _buffer_ids(due):
+                del self._functions[due], self._built_with[due]
 
     def _make_train_function(self, force: bool = False):
         # Keras calls this at the start of every fit and train_on_batch, before any callback: the
@@ -142,6 +169,7 @@ class _Probe:
         function = self._functions.get(due)
         if function is None:
             function = self._functions[due] = self._build(due)
+            self._built_with[due] = _buffer_ids(due)
         try:
             logs = function(iterator)
         except (StopIteration, tf.errors.OutOfRangeError):
@@ -218,3 +246,7 @@ class _Probe:
         for recorder in gradient_recorders:
             recorder.record_gradients(gradient_step)
         return model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+
+def _buffer_ids(recorders: tuple) -> tuple:
+    return tuple(id(getattr(r, "_buffer", None)) for r in recorders)

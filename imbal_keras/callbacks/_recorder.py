@@ -67,6 +67,24 @@ class StepRecorder(keras.callbacks.Callback):
         self.num_classes = num_classes
         self._events = None
         self._blocks = []
+        self._keep_buffer = False
+
+    def reuse(self, log_dir: str) -> None:
+        """Starts over for another fit of the same model, logging into `log_dir`.
+
+        The recorded rows are forgotten; the in-graph buffer is kept, so the step functions compiled for this
+        recorder (see `_probe.keep_compiled`) are used again instead of traced again. Warm grid runs use it.
+        """
+        if not isinstance(log_dir, (str, os.PathLike)) or not str(log_dir):
+            raise UserInputError(
+                f"{type(self).__name__}: log_dir must be a directory path. Received: log_dir={log_dir!r}"
+            )
+        self.log_dir = os.fspath(log_dir)
+        self._blocks = []
+        if self._events is not None:
+            self._events.close()
+            self._events = None
+        self._keep_buffer = True
 
     def get_config(self) -> dict:
         return {
@@ -137,18 +155,23 @@ class StepRecorder(keras.callbacks.Callback):
         # Reading after this many calls, before the buffer wraps, keeps every recorded row.
         self._calls_per_read = self._rows * self.every_n_steps // steps_per_execution
         with self.model.distribute_strategy.scope():
-            self._distributed = tf.distribute.has_strategy()
-            synchronization = (
-                {"synchronization": tf.VariableSynchronization.ON_READ, "aggregation": self._aggregation}
-                if self._distributed
-                else {}
-            )
-            self._buffer = tf.Variable(
-                tf.zeros((self._rows, self._raw_width() + 1), tf.float32),
-                trainable=False,
-                name=f"{name}_rows",
-                **synchronization,
-            )
+            distributed = tf.distribute.has_strategy()
+            shape = (self._rows, self._raw_width() + 1)
+            kept = getattr(self, "_buffer", None)
+            if self._keep_buffer and kept is not None and (distributed, shape) == (self._distributed, kept.shape):
+                # A reused recorder (`reuse`) keeps its variable, so step functions compiled around it still
+                # write here; stale rows are cleared so a step that writes nothing is never read as written.
+                kept.assign(tf.zeros(shape, tf.float32))
+            else:
+                self._distributed = distributed
+                synchronization = (
+                    {"synchronization": tf.VariableSynchronization.ON_READ, "aggregation": self._aggregation}
+                    if distributed
+                    else {}
+                )
+                self._buffer = tf.Variable(
+                    tf.zeros(shape, tf.float32), trainable=False, name=f"{name}_rows", **synchronization
+                )
         self._next_step = int(self.model.optimizer.iterations.numpy())
         self._calls = 0
         self._epoch = 0

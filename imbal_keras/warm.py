@@ -1,0 +1,153 @@
+"""Warm runs: compiled models kept between the runs of one process.
+
+The runs of a grid mostly differ in their seeds. For a small model the fixed cost of a run (tracing the train
+step, the instrumented steps and the evaluation forward pass, and building the pipeline) is larger than its
+training (measured in BENCHMARKS.md). A warm run takes the compiled model of an earlier run of the same shape
+from this cache and starts it over from its own seeds instead of building and tracing again:
+
+- weights: those a fresh build with the run's initialisation seed gives (the model is built and its values
+  copied in, so they are the values a cold run starts from);
+- optimizer: every variable back to its value before the first step (iterations 0, zero slots);
+- the instrumentation recorders: their rows forgotten, their in-graph buffers kept (`StepRecorder.reuse`);
+- the evaluation forward pass: kept;
+- the data stream: built anew from the run's order seed, as a cold run builds it.
+
+The traced functions are the same graphs a cold run traces, so a warm run's curves, tables and final weights are
+those of the cold run (tested run by run; bitwise on this machine's CPU kernels). What is not warm-able runs
+the plain path, and the reason is said once per process in the log (`plain_path_reason`).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from imbal_keras.config import ExperimentConfig
+
+# Compiled models kept per process: enough for every variant of a preset (each worker cycles through them).
+DEFAULT_CAPACITY = 32
+# Config fields that do not reach a traced function: they are re-applied per run.
+_PER_RUN_FIELDS = frozenset(
+    {"seed", "data_seed", "init_seed", "order_seed", "output_dir", "run_name", "steps", "eval_every",
+     "posthoc_adjustment_tau"}
+)  # fmt: skip
+
+
+@dataclasses.dataclass
+class Entry:
+    """One compiled model and what a run of its shape reuses.
+
+    Attributes:
+      model: the compiled model.
+      optimizer_state: the optimizer's variables before the first step, in `optimizer.variables` order.
+      instrumentation: the instrumentation callbacks (reused with `reuse(log_dir)`).
+      functions: other traced functions keyed by name (the evaluation forward pass).
+      runs: runs this entry has served.
+    """
+
+    model: Any
+    optimizer_state: list[np.ndarray]
+    instrumentation: list
+    functions: dict[str, Callable] = dataclasses.field(default_factory=dict)
+    runs: int = 0
+
+    def reset_optimizer(self) -> None:
+        for variable, value in zip(self.model.optimizer.variables, self.optimizer_state, strict=True):
+            variable.assign(value)
+
+
+class WarmModels:
+    """The per-process cache of compiled models, least recently used first out.
+
+    Args:
+      capacity: compiled models kept; when full, all are dropped and Keras's session is cleared (its global
+        state would otherwise grow run after run).
+      log: where the lines saying a run takes the plain path go (once per reason).
+    """
+
+    def __init__(self, capacity: int = DEFAULT_CAPACITY, log: Callable[[str], None] | None = print):
+        self.capacity = capacity
+        self.log = log or (lambda _: None)
+        self._entries: collections.OrderedDict[str, Entry] = collections.OrderedDict()
+        self._said: set[str] = set()
+        # The last few datasets, by (data config, data seed): the runs of a grid share them across seeds.
+        self.datasets: dict[tuple, Any] = {}
+        self.hits = 0
+        self.misses = 0
+        self.plain = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @staticmethod
+    def key(config: ExperimentConfig, input_shape: tuple, class_counts: np.ndarray) -> str:
+        """Everything a run's traced functions depend on: the config without its seeds and per-run settings,
+        the input shape and the training class counts (losses and weights are computed from them)."""
+        fields = {k: v for k, v in config.flat().items() if k not in _PER_RUN_FIELDS}
+        fields["input_shape"] = list(input_shape)
+        fields["class_counts"] = [int(c) for c in class_counts]
+        return json.dumps(fields, sort_keys=True, default=str)
+
+    def plain_path_reason(self, config: ExperimentConfig, strategy, extra_callbacks) -> str | None:
+        """Why `config` runs the plain path, or None when it can run warm."""
+        if strategy.callbacks is not None:
+            return f"strategy {strategy.name!r} changes its loss or batches during training"
+        if config.model.model not in ("auto", "mlp", "cnn"):
+            return "a model function's model may keep state of its own between runs"
+        if config.output.diagnose_every:
+            return "diagnose_every traces the gradient-noise diagnostics per run"
+        from imbal_keras.callbacks._recorder import StepRecorder
+
+        if any(isinstance(c, StepRecorder) for c in extra_callbacks):
+            return "extra imbal_keras recorders are attached"
+        return None
+
+    def say_plain(self, reason: str) -> None:
+        self.plain += 1
+        if reason not in self._said:
+            self._said.add(reason)
+            self.log(f"warm runs: plain path for runs where {reason}")
+
+    def get(self, key: str) -> Entry | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            self.misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        entry.runs += 1
+        return entry
+
+    def put(self, key: str, entry: Entry) -> None:
+        """Keeps `entry` (and the step functions its model's recorders get compiled, `_probe.keep_compiled`)."""
+        from imbal_keras.callbacks import _probe
+
+        if len(self._entries) >= self.capacity:
+            self.clear()
+        _probe.keep_compiled(entry.model)
+        entry.runs = 1
+        self._entries[key] = entry
+
+    def clear(self) -> None:
+        """Drops every compiled model and clears Keras's session."""
+        import keras
+
+        from imbal_keras.callbacks import _probe
+
+        for entry in self._entries.values():
+            _probe.forget_compiled(entry.model)
+        self._entries.clear()
+        keras.backend.clear_session()
+
+
+def snapshot_optimizer(model) -> list[np.ndarray]:
+    """Builds the optimizer of compiled `model` (as `fit` would) and returns its variables' values."""
+    optimizer = model.optimizer
+    if not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    return [np.array(v.numpy()) for v in optimizer.variables]

@@ -1,0 +1,177 @@
+"""Warm runs (`imbal_keras.warm`): a run that reuses a compiled model gives the cold run's results, run by run.
+
+Every run below is made twice, once with everything built anew and once through one `WarmModels` cache in which
+the earlier runs of each shape left their compiled model; the run folders must hold the same numbers.
+"""
+
+import os
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from imbal_keras import experiment, runs
+from imbal_keras.callbacks import BatchComposition, _probe
+from imbal_keras.config import ExperimentConfig
+from imbal_keras.warm import WarmModels
+
+TINY = dict(num_examples=1500, num_features=4, imbalance_ratio=9, steps=24, eval_every=8, hidden_units=(8,))
+# Strategies whose pipelines, weights and losses differ: plain, weighted (numeric initial bias), resampled,
+# a sampling schedule, a loss of its own (K = 2) and a weighted cross-entropy for K = 4 with Adam.
+WARM_CASES = [
+    dict(strategy="none"),
+    dict(strategy="class_weight", weight_reduction="mean_with_sample_weight"),
+    dict(strategy="upsample"),
+    dict(strategy="progressive_sampling"),
+    dict(strategy="focal"),
+    dict(strategy="class_balanced", num_classes=4, imbalance_ratio=8.0, optimizer="adam", learning_rate=0.01),
+]
+SEEDS = (0, 1)
+
+
+class _FinalWeights(keras.callbacks.Callback):
+    def on_train_end(self, logs=None):
+        self.weights = [w.copy() for w in self.model.get_weights()]
+
+
+def _run(config, warm):
+    weights = _FinalWeights()
+    result = experiment.run(config, log=None, warm=warm, callbacks=[weights])
+    return result, weights.weights
+
+
+def _tables(run_dir):
+    tables = {}
+    for name in (runs.METRICS_FILE, runs.COMPOSITION_FILE, runs.GRADIENTS_FILE):
+        path = os.path.join(run_dir, name)
+        if os.path.exists(path):
+            tables[name] = pd.read_csv(path).drop(columns=["elapsed_seconds"], errors="ignore")
+    return tables
+
+
+@pytest.fixture(scope="module")
+def both_paths(tmp_path_factory):
+    """(cold results, warm results, the cache) for every case and seed, in the order a worker would run them."""
+    cold_dir, warm_dir = tmp_path_factory.mktemp("cold"), tmp_path_factory.mktemp("warm")
+    warm = WarmModels(log=None)
+    cold, warmed = {}, {}
+    # The probe's train step runs in Python only while a step function is traced: count the traces.
+    traced = {"cold": 0, "warm": 0}
+    phase = ["cold"]
+    original = _probe._Probe._train_step
+
+    def counting(self, data, recorders):
+        traced[phase[0]] += 1
+        return original(self, data, recorders)
+
+    _probe._Probe._train_step = counting
+    try:
+        for seed in SEEDS:  # seed-major, as grids expand: each worker cycles through the shapes
+            for i, case in enumerate(WARM_CASES):
+                flat = {**TINY, **case, "seed": seed}
+                phase[0] = "cold"
+                cold[i, seed] = _run(ExperimentConfig.from_flat({**flat, "output_dir": str(cold_dir)}), None)
+                phase[0] = "warm"
+                warmed[i, seed] = _run(ExperimentConfig.from_flat({**flat, "output_dir": str(warm_dir)}), warm)
+    finally:
+        _probe._Probe._train_step = original
+    return cold, warmed, warm, traced
+
+
+def test_every_warm_run_equals_its_cold_run(both_paths):
+    cold, warmed, _, _ = both_paths
+    for key, (cold_result, cold_weights) in cold.items():
+        warm_result, warm_weights = warmed[key]
+        cold_tables, warm_tables = _tables(cold_result.run_dir), _tables(warm_result.run_dir)
+        assert cold_tables.keys() == warm_tables.keys() and runs.METRICS_FILE in cold_tables, key
+        for name, table in cold_tables.items():
+            # Bitwise: the warm run executes the graphs a cold run traces, on the same values.
+            pd.testing.assert_frame_equal(warm_tables[name], table, check_exact=True, obj=f"{key} {name}")
+        for w_warm, w_cold in zip(warm_weights, cold_weights, strict=True):
+            np.testing.assert_array_equal(w_warm, w_cold, err_msg=str(key))
+        for field in ("training_distribution", "initial_output_bias", "class_counts", "instrumentation"):
+            assert warm_result.summary[field] == cold_result.summary[field], (key, field)
+
+
+def test_seeds_after_the_first_reuse_the_compiled_model(both_paths):
+    _, warmed, warm, traced = both_paths
+    assert (warm.misses, warm.hits, warm.plain) == (len(WARM_CASES), len(WARM_CASES) * (len(SEEDS) - 1), 0)
+    assert len(warm) == len(WARM_CASES)
+    assert all(entry.runs == len(SEEDS) for entry in warm._entries.values())
+    # The instrumented step functions (composition every step; with gradients every 10th) are traced by the
+    # first run of each shape only, and at least once each by every cold run.
+    per_run = 2
+    assert traced["warm"] == per_run * len(WARM_CASES)
+    assert traced["cold"] >= per_run * len(WARM_CASES) * len(SEEDS)
+    # Different seeds did train differently (the reuse is not serving one result).
+    finals = {warmed[0, s][0].summary["final"]["test_average_precision"] for s in SEEDS}
+    assert len(finals) == len(SEEDS)
+
+
+def test_a_full_cache_starts_over_with_the_same_results(tmp_path):
+    warm = WarmModels(capacity=1, log=None)
+    results = []
+    for case in (WARM_CASES[0], WARM_CASES[2], WARM_CASES[0]):
+        config = ExperimentConfig.from_flat({**TINY, **case, "seed": 3, "output_dir": str(tmp_path / "w")})
+        results.append(_run(config, warm)[0])
+    cold = _run(ExperimentConfig.from_flat({**TINY, **WARM_CASES[0], "seed": 3, "output_dir": str(tmp_path / "c")}),
+                None)[0]  # fmt: skip
+    assert (warm.misses, warm.hits) == (3, 0) and len(warm) == 1
+    again, fresh = _tables(results[2].run_dir), _tables(cold.run_dir)
+    pd.testing.assert_frame_equal(again[runs.METRICS_FILE], fresh[runs.METRICS_FILE], check_exact=True)
+
+
+@pytest.mark.parametrize(
+    "flat, reason",
+    [
+        (dict(strategy="ldam"), "changes its loss or batches during training"),
+        (dict(strategy="upsample", diagnose_every=8), "diagnose_every"),
+        (dict(strategy="upsample", model="warm_user_model:build"), "a model function"),
+    ],
+)
+def test_what_cannot_be_warm_runs_the_plain_path_and_says_why(tmp_path, monkeypatch, flat, reason):
+    (tmp_path / "warm_user_model.py").write_text(
+        "import keras\n"
+        "def build(input_shape, num_classes, seed):\n"
+        "    inputs = keras.Input(input_shape)\n"
+        "    return keras.Model(inputs, keras.layers.Dense(1, activation='sigmoid')(inputs))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    lines = []
+    warm = WarmModels(log=lines.append)
+    for seed in (0, 1):
+        config = ExperimentConfig.from_flat({**TINY, **flat, "seed": seed, "output_dir": str(tmp_path)})
+        experiment.run(config, log=None, warm=warm)
+    assert (warm.hits, warm.misses, warm.plain, len(warm)) == (0, 0, 2, 0)
+    assert len(lines) == 1 and reason in lines[0] and lines[0].startswith("warm runs: plain path")
+
+
+def test_kept_step_functions_follow_a_recorder_that_changed_its_buffer(tmp_path):
+    """A kept model with a recorder that was not `reuse`d (a new buffer) gets a new step function, not the one
+    writing into the old buffer: the rows are still this fit's labels."""
+    x = np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32)
+    y = (np.arange(64) % 4 == 0).astype(np.int32)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="sgd", loss="binary_crossentropy")
+    _probe.keep_compiled(model)
+    try:
+        recorder = BatchComposition(str(tmp_path / "a"))
+        model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0, callbacks=[recorder])
+        first = recorder.dataframe()
+        recorder = BatchComposition(str(tmp_path / "b"))  # new object: its own buffer
+        model.fit(x, 1 - y, batch_size=8, epochs=1, shuffle=False, verbose=0, callbacks=[recorder])
+        second = recorder.dataframe()
+        # The same object fitted again without `reuse` makes a new buffer: its old step function is dropped.
+        model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0, callbacks=[recorder])
+        again = recorder.dataframe()
+        recorder.reuse(str(tmp_path / "c"))  # same object, buffer kept: the kept function is used again
+        model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0, callbacks=[recorder])
+        third = recorder.dataframe()
+    finally:
+        _probe.forget_compiled(model)
+    assert first["composition_count_class_1"].tolist() == [2] * 8
+    assert second["composition_count_class_1"].tolist() == [6] * 8
+    assert again["composition_count_class_1"].tolist() == [6] * 8 + [2] * 8
+    assert third["composition_count_class_1"].tolist() == [2] * 8
+    assert third["step"].tolist() == list(range(24, 32))
