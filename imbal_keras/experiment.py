@@ -24,10 +24,13 @@ import tensorflow as tf
 from imbal_keras import callbacks as instrument
 from imbal_keras import datasets, initialization, longtail, losses, metrics, models, pipelines, runs, strategies
 from imbal_keras.callbacks import _events as instrument_events
+from imbal_keras.callbacks._step_loss import StepLoss
 from imbal_keras.config import ExperimentConfig, validate_target_distribution
 from imbal_keras.errors import check
-from imbal_keras.warm import Entry, WarmModels, snapshot_optimizer
+from imbal_keras.warm import Entry, WarmModels, snapshot_optimizer, steps_per_call
 
+# Input values per forward call of the evaluation (rows = this / values per example, at least 4096).
+_PREDICT_VALUES = 2**22
 # Per-step tables of the default training callbacks, by callback class.
 _INSTRUMENTATION_FILES = {"BatchComposition": runs.COMPOSITION_FILE, "PerClassGradients": runs.GRADIENTS_FILE}
 
@@ -155,17 +158,23 @@ def _train_and_evaluate(config, data, target, staging, callbacks, log, started, 
             log=log,
         )
 
-    def new_instrumentation():
-        return instrument.experiment_callbacks(
-            staging,
-            log_composition=config.output.log_composition,
-            gradient_every_n_steps=config.output.gradient_every_n_steps,
-            minority_class=minority,
-        )
+    def new_recorders():
+        # The per-batch training loss, then the default instrumentation.
+        return [
+            StepLoss(staging),
+            *instrument.experiment_callbacks(
+                staging,
+                log_composition=config.output.log_composition,
+                gradient_every_n_steps=config.output.gradient_every_n_steps,
+                minority_class=minority,
+            ),
+        ]
 
     reason = warm.plain_path_reason(config, strategy, callbacks) if warm is not None else None
     key = warm.key(config, data.train.x.shape[1:], counts) if warm is not None and reason is None else None
     entry = warm.get(key) if key is not None else None
+    # Fast path: several steps per compiled call (same steps, same order; see imbal_keras.warm).
+    steps_per_execution = steps_per_call(training.steps, training.eval_every) if key is not None else 1
     if entry is not None:
         # Warm: the compiled model of an earlier run of this shape, started over from this run's seeds.
         model = entry.model
@@ -173,8 +182,8 @@ def _train_and_evaluate(config, data, target, staging, callbacks, log, started, 
         model.set_weights(fresh.get_weights())
         del fresh
         entry.reset_optimizer()
-        instrumentation = entry.instrumentation
-        for callback in instrumentation:
+        recorders = entry.instrumentation
+        for callback in recorders:
             callback.reuse(staging)
     else:
         model = build_model()
@@ -184,15 +193,17 @@ def _train_and_evaluate(config, data, target, staging, callbacks, log, started, 
             optimizer=models.optimizer(training.optimizer, training.learning_rate),
             strategy=strategy,
             log=log,
+            steps_per_execution=steps_per_execution,
         )
-        instrumentation = new_instrumentation()
+        recorders = new_recorders()
         if key is not None:
-            entry = Entry(model, snapshot_optimizer(model), instrumentation)
-            for callback in instrumentation:
+            entry = Entry(model, snapshot_optimizer(model), recorders)
+            for callback in recorders:
                 callback.reuse(staging)  # keeps its buffer for the runs that reuse this entry
             warm.put(key, entry)
         elif warm is not None:
             warm.say_plain(reason)
+    instrumentation = recorders[1:]  # recorders[0] is the StepLoss
     runs.write_text(os.path.join(staging, runs.CONFIG_FILE), config.to_json())
     log(
         f"[{config.strategy.variant()}] {data.describe()}; training distribution "
@@ -202,9 +213,10 @@ def _train_and_evaluate(config, data, target, staging, callbacks, log, started, 
     evaluator = _Evaluator(
         data, training, staging, log, started, prior=prior, functions=entry.functions if entry is not None else {}
     )
-    budget = _StepBudget(training.steps, staging)
+    budget = _StepBudget(training.steps, training.eval_every)
     noise = _gradient_noise(config, strategy, ctx, data, staging)
     epochs = math.ceil(training.steps / training.eval_every)
+    fit_started = time.time()
     try:
         model.fit(
             train_ds,
@@ -216,14 +228,14 @@ def _train_and_evaluate(config, data, target, staging, callbacks, log, started, 
                 budget,
                 evaluator,
                 *strategies.build_callbacks(strategy, ctx),
-                *instrumentation,
+                *recorders,
                 *noise,
                 *callbacks,
             ],
         )
     finally:
-        budget.close()
         evaluator.close()
+    fit_seconds = time.time() - fit_started
     curve = pd.DataFrame(evaluator.rows)
     curve.to_csv(os.path.join(staging, runs.METRICS_FILE), index=False)
     for callback in instrumentation:
@@ -244,6 +256,9 @@ def _train_and_evaluate(config, data, target, staging, callbacks, log, started, 
         if curve["validation_average_precision"].notna().any()
         else None,
         "train_seconds": round(time.time() - started, 3),
+        # Inside fit: training steps (with any tracing) and the evaluations.
+        "fit_seconds": round(fit_seconds, 3),
+        "evaluation_seconds": round(evaluator.seconds, 3),
         "instrumentation": {**instrument.summarize(instrumentation), **_noise_summary(noise)},
     }
     runs.write_json(os.path.join(staging, runs.RESULT_FILE), summary)
@@ -295,46 +310,21 @@ def _noise_summary(noise) -> dict[str, float]:
 
 
 class _StepBudget(keras.callbacks.Callback):
-    """Stops `fit` after exactly `steps` optimizer steps and logs each batch's own training loss.
+    """Stops `fit` after exactly `steps` optimizer steps (`fit` runs whole epochs of `steps_per_epoch`)."""
 
-    Keras reports the running mean of the loss over the epoch; the loss of batch k of an epoch is recovered
-    exactly as k * mean_k - (k - 1) * mean_{k-1} (batches are equal-sized). Losses are buffered and written as
-    TensorBoard `train/loss` at the end of each epoch, encoded on the host (no traced function per run).
-    """
-
-    def __init__(self, steps: int, log_dir: str):
+    def __init__(self, steps: int, steps_per_epoch: int):
         super().__init__()
         self.steps = steps
-        self.log_dir = log_dir
-        self.step = 0
-        self._previous_mean = 0.0
-        self._losses: list[float] = []
-        self._events = None
+        self.steps_per_epoch = steps_per_epoch
+        self._epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._previous_mean = 0.0
+        self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        self.step += 1
-        mean = float(logs["loss"])
-        self._losses.append((batch + 1) * mean - batch * self._previous_mean)
-        self._previous_mean = mean
-        if self.step >= self.steps:
+        # `batch` is the last batch of the call (several with steps_per_execution > 1).
+        if self._epoch * self.steps_per_epoch + batch + 1 >= self.steps:
             self.model.stop_training = True
-
-    def on_epoch_end(self, epoch, logs=None):
-        if not self._losses:
-            return
-        if self._events is None:
-            self._events = instrument_events.ScalarEventFile(self.log_dir, ["train/loss"])
-        first = self.step - len(self._losses) + 1
-        self._events.write_scalars(np.arange(first, self.step + 1), np.asarray(self._losses, np.float32)[:, None])
-        self._losses = []
-
-    def close(self) -> None:
-        if self._events is not None:
-            self._events.close()
-            self._events = None
 
 
 class _Evaluator(keras.callbacks.Callback):
@@ -346,6 +336,7 @@ class _Evaluator(keras.callbacks.Callback):
         self.prior = prior
         self._functions = functions  # the traced forward pass, kept by warm runs
         self._events = None
+        self.seconds = 0.0  # spent evaluating
         # K > 2: accuracy per head / medium / tail group of classes (by training counts; see longtail.class_groups).
         self.groups = longtail.class_groups(data.train.class_counts(data.num_classes)) if data.num_classes > 2 else None
         self.rows: list[dict[str, float]] = []
@@ -362,11 +353,17 @@ class _Evaluator(keras.callbacks.Callback):
             signature = [tf.TensorSpec((None, *x.shape[1:]), tf.float32)]
             forward = tf.function(lambda inputs: model(inputs, training=False), input_signature=signature)
             self._functions["forward"] = forward
-        p = np.concatenate([forward(x[i : i + 4096]).numpy() for i in range(0, len(x), 4096)])
+        rows = max(4096, _PREDICT_VALUES // max(1, int(np.prod(x.shape[1:]))))
+        p = np.concatenate([forward(x[i : i + rows]).numpy() for i in range(0, len(x), rows)])
         tau = self.training.posthoc_adjustment_tau
         return losses.adjust_probabilities(p, self.prior, tau=tau) if tau > 0 else p
 
     def on_epoch_end(self, epoch, logs=None):
+        started = time.time()
+        self._evaluate(epoch, logs)
+        self.seconds += time.time() - started
+
+    def _evaluate(self, epoch, logs):
         step = min((epoch + 1) * self.training.eval_every, self.training.steps)
         val_p = self._predict(self.data.validation.x)
         test_p = self._predict(self.data.test.x)

@@ -36,7 +36,7 @@ GROUPS = ("head", "medium", "tail")
 def _thresholds(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per distinct score, from the highest down: the threshold, examples at or above it, positives among them."""
     score = np.asarray(score, dtype=np.float64)
-    order = np.argsort(-score, kind="mergesort")
+    order = np.argsort(-score)  # ties are merged below, so their order does not matter
     s, t = score[order], np.asarray(y_true).astype(bool)[order]
     # One threshold per distinct score: the last index of each run of tied scores.
     last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
@@ -45,24 +45,33 @@ def _thresholds(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.n
 
 def average_precision(y_true: np.ndarray, score: np.ndarray) -> float:
     """Exact AUPRC: sum over thresholds of (R_k - R_{k-1}) * P_k. NaN if there are no positives."""
-    positives = np.asarray(y_true).astype(bool).sum()
-    if positives == 0:
-        return float("nan")
-    _, predicted, tp = _thresholds(y_true, score)
-    recall = tp / positives
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * tp / predicted))
+    return _ranking_metrics(y_true, score)[0]
 
 
 def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
     """Probability that a random positive scores above a random negative (ties count half)."""
-    from scipy.stats import rankdata
+    return _ranking_metrics(y_true, score)[1]
 
+
+def _ranking_metrics(y_true: np.ndarray, score: np.ndarray) -> tuple[float, float]:
+    """(average precision, ROC AUC) from one sort of the scores.
+
+    ROC AUC is the trapezoidal area under the ROC curve through the distinct thresholds, which counts a tied
+    positive-negative pair half: the Mann-Whitney statistic.
+    """
     y_true = np.asarray(y_true).astype(bool)
-    n_pos, n_neg = y_true.sum(), (~y_true).sum()
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = rankdata(np.asarray(score, dtype=np.float64))
-    return float((ranks[y_true].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    positives = int(y_true.sum())
+    negatives = len(y_true) - positives
+    if positives == 0:
+        return float("nan"), float("nan")
+    _, predicted, tp = _thresholds(y_true, score)
+    ap = float(np.sum(np.diff(np.r_[0.0, tp / positives]) * tp / predicted))
+    if negatives == 0:
+        return ap, float("nan")
+    tp_prev, fp = np.r_[0, tp[:-1]], predicted - tp
+    fp_prev = np.r_[0, fp[:-1]]
+    auc = float(np.sum((fp - fp_prev) * (tp + tp_prev)) / (2.0 * positives * negatives))
+    return ap, auc
 
 
 def f1(y_true: np.ndarray, predicted: np.ndarray) -> float:
@@ -177,19 +186,14 @@ def classification_metrics(
     if k == 2:
         score = p[:, 1]
         predicted = (score >= 0.5).astype(np.int64)
-        out = {
-            "average_precision": average_precision(y_true == 1, score),
-            "roc_auc": roc_auc(y_true == 1, score),
-            "f1_at_0.5": f1(y_true == 1, predicted == 1),
-        }
+        ap, auc = _ranking_metrics(y_true == 1, score)
+        out = {"average_precision": ap, "roc_auc": auc, "f1_at_0.5": f1(y_true == 1, predicted == 1)}
         if threshold is not None:
             out["f1_at_best_threshold"] = f1(y_true == 1, score >= threshold)
     else:
         predicted = np.argmax(p, axis=1)
-        out = {
-            "average_precision": _nanmean([average_precision(y_true == c, p[:, c]) for c in range(k)]),
-            "roc_auc": _nanmean([roc_auc(y_true == c, p[:, c]) for c in range(k)]),
-        }
+        ranking = [_ranking_metrics(y_true == c, p[:, c]) for c in range(k)]
+        out = {"average_precision": _nanmean([r[0] for r in ranking]), "roc_auc": _nanmean([r[1] for r in ranking])}
     confusion = confusion_matrix(y_true, predicted, k)
     recalls = per_class_recall(confusion)
     out["balanced_accuracy"] = _nanmean(recalls)

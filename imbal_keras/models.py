@@ -364,6 +364,7 @@ def compile_for_run(
     optimizer: keras.optimizers.Optimizer,
     strategy,
     log: Callable[[str], None] = print,
+    steps_per_execution: int = 1,
 ) -> None:
     """Compiles `model` with the strategy's loss, unless its function compiled it already.
 
@@ -378,12 +379,13 @@ def compile_for_run(
       optimizer: the run's optimizer.
       strategy: the run's `strategies.Strategy`.
       log: where the line about a model compiled by its function goes.
+      steps_per_execution: optimizer steps per compiled call (Keras' `compile` argument).
 
     Raises:
       UserInputError: a compiled model with a strategy whose loss is its own.
     """
     if not model.compiled:
-        model.compile(optimizer=optimizer, loss=loss)
+        model.compile(optimizer=optimizer, loss=loss, steps_per_execution=steps_per_execution)
         return
     check(
         strategy.loss is None,

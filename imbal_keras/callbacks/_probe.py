@@ -210,7 +210,7 @@ class _Probe:
             if not recorder.needs_gradients:
                 recorder.record_batch(step, y, sample_weight)
         if not gradient_recorders:
-            return type(model).train_step(model, data)
+            return _with_logs_recorded(type(model).train_step(model, data), step, recorders)
 
         with tf.GradientTape(persistent=True) as tape:
             y_pred, loss = adapter.forward_and_loss(model, x, y, sample_weight)
@@ -245,7 +245,16 @@ class _Probe:
         )
         for recorder in gradient_recorders:
             recorder.record_gradients(gradient_step)
-        return model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        logs = model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        return _with_logs_recorded(logs, step, recorders)
+
+
+def _with_logs_recorded(logs, step, recorders: tuple):
+    """Hands the step's returned logs (the running means of the loss and metrics) to the recorders that read them."""
+    for recorder in recorders:
+        if recorder.record_logs is not None:
+            recorder.record_logs(step, logs)
+    return logs
 
 
 def _buffer_ids(recorders: tuple) -> tuple:

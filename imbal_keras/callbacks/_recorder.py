@@ -42,7 +42,12 @@ class StepRecorder(keras.callbacks.Callback):
     """
 
     needs_gradients = False
+    # Recorders that read the train step's returned logs define `record_logs(step, logs)`.
+    record_logs = None
     _aggregation = tf.VariableAggregation.SUM
+    # TensorBoard events go to this sub-folder of log_dir, at the optimizer step plus this offset.
+    _events_subdir = "train"
+    _events_step_offset = 0
 
     def __init__(
         self,
@@ -108,8 +113,8 @@ class StepRecorder(keras.callbacks.Callback):
         """Number of values recorded per step in the graph (after the stamp)."""
         raise NotImplementedError
 
-    def _columns(self, raw: np.ndarray) -> np.ndarray:
-        """Logged values (N, len(tags)) from raw rows (N, raw_width)."""
+    def _columns(self, raw: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        """Logged values (N, len(tags)) from raw rows (N, raw_width) of optimizer steps `steps` (N,)."""
         return raw
 
     # Results.
@@ -252,14 +257,14 @@ class StepRecorder(keras.callbacks.Callback):
         if not steps.size:
             return
         try:
-            values = self._columns(rows)
+            values = self._columns(rows, steps)
         except UserInputError:
             _probe.restore(self.model)  # fit stops here without calling on_train_end
             raise
         self._blocks.append((steps, np.full(steps.size, self._epoch), values))
         if self._events is None:
-            self._events = _events.ScalarEventFile(os.path.join(self.log_dir, "train"), self._tags())
-        self._events.write_scalars(steps, values)
+            self._events = _events.ScalarEventFile(os.path.join(self.log_dir, self._events_subdir), self._tags())
+        self._events.write_scalars(steps + self._events_step_offset, values)
 
 
 def _check_int(callback_name: str, argument: str, value, *, minimum: int) -> None:

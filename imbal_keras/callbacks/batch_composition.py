@@ -69,7 +69,7 @@ class BatchComposition(StepRecorder):
         # Only additive quantities: summing the replicas' rows gives the global batch.
         return 2 * (self.num_classes + 1)
 
-    def _columns(self, raw: np.ndarray) -> np.ndarray:
+    def _columns(self, raw: np.ndarray, steps: np.ndarray) -> np.ndarray:
         k = self.num_classes
         counts, outside, weights = raw[:, :k], raw[:, k], raw[:, k + 1 : 2 * k + 1]
         if np.any(outside):
