@@ -102,11 +102,12 @@ def draw_batches(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Labels and weights of `num_batches` batches of the strategy's pipeline, each (num_batches, B)."""
     placeholder = np.zeros((len(labels), 1), np.float32)  # only labels and weights matter here
-    ys, ws = [], []
-    for batch in strategies.build_pipeline(strategy, placeholder, labels.astype(np.int32), ctx).take(num_batches):
-        ys.append(batch[1].numpy())
-        ws.append(batch[2].numpy() if len(batch) > 2 else np.ones(len(batch[1]), np.float32))
-    return np.stack(ys), np.stack(ws).astype(np.float32)
+    stream = strategies.build_pipeline(strategy, placeholder, labels.astype(np.int32), ctx)
+    # The first num_batches batches in one read: (num_batches, B) labels and weights.
+    batch = next(iter(stream.take(num_batches).batch(num_batches)))
+    y = batch[1].numpy()
+    w = batch[2].numpy() if len(batch) > 2 else np.ones_like(y, np.float32)
+    return y, w.astype(np.float32)
 
 
 def _numeric_bias(strategy, ctx, labels, num_batches) -> np.ndarray:

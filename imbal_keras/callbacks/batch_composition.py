@@ -103,8 +103,10 @@ class BatchComposition(StepRecorder):
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
-        minority = self.dataframe()[f"composition_count_class_{self.minority_class}"].to_numpy()
-        if minority.size:
+        # Column 1 + c of a row is the count of class c (after the batch size).
+        column = 1 + self.minority_class
+        minority = np.concatenate([values[:, column] for _, _, values in self._blocks]) if self._blocks else []
+        if len(minority):
             self._events.write_summary(
                 epoch,
                 histogram_pb("composition/minority_count", minority, buckets=int(minority.max()) + 1),
