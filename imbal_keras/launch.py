@@ -189,20 +189,18 @@ def run_one(config_dict: dict[str, Any], fields: Sequence[str], threads: int, wa
     from imbal_keras import experiment
     from imbal_keras.warm import WarmModels
 
-    notes = []
     if warm and _WARM is None:
-        _WARM = WarmModels(log=notes.append)
+        _WARM = WarmModels(log=None)  # the grid's progress says how each run ran (RunOutcome.path)
     cache = _WARM if warm else None
     if cache is None:
         # A worker runs many configs: without this, Keras' global state (traced functions, layer registries)
         # grows run after run and every few runs a garbage collection over it stalls one run for 10-30 s. The
         # warm cache bounds that state itself (it clears the session when full).
         keras.backend.clear_session()
-    else:
-        cache.log = notes.append
     config = ExperimentConfig.from_dict(config_dict)
     started = time.time()
-    before = (cache.hits, cache.misses) if cache is not None else None
+    if cache is not None:
+        cache.last_path = ""
     try:
         result = experiment.run(config, log=None, data_options=worker_data_options(), warm=cache)
         write_run_hparams(result.run_dir, config, fields)
@@ -210,12 +208,7 @@ def run_one(config_dict: dict[str, Any], fields: Sequence[str], threads: int, wa
         message = " ".join(str(e).split()) or type(e).__name__
         return RunOutcome(config.output.run_name, time.time() - started, error=f"{type(e).__name__}: {message}")
     final = result.summary["final"].get("test_average_precision")
-    if cache is None:
-        path = "plain: warm runs off"
-    elif (cache.hits, cache.misses) == before:
-        path = "plain: " + (notes[-1].split("where ", 1)[-1] if notes else "not warm-able")
-    else:
-        path = "warm" if cache.hits > before[0] else "cold"
+    path = "plain: warm runs off" if cache is None else cache.last_path
     return RunOutcome(
         config.output.run_name, time.time() - started, math.nan if final is None else float(final), path=path
     )

@@ -83,6 +83,8 @@ class WarmModels:
         self.hits = 0
         self.misses = 0
         self.plain = 0
+        # How the last run ran: `warm`, `cold` (compiled a model to keep) or `plain: <reason>`.
+        self.last_path = ""
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -115,6 +117,7 @@ class WarmModels:
 
     def say_plain(self, reason: str) -> None:
         self.plain += 1
+        self.last_path = f"plain: {reason}"
         if reason not in self._said:
             self._said.add(reason)
             self.log(f"warm runs: plain path for runs where {reason}")
@@ -126,6 +129,7 @@ class WarmModels:
             return None
         self._entries.move_to_end(key)
         self.hits += 1
+        self.last_path = "warm"
         entry.runs += 1
         return entry
 
@@ -137,6 +141,7 @@ class WarmModels:
             self.clear()
         _probe.keep_compiled(entry.model)
         entry.runs = 1
+        self.last_path = "cold"
         self._entries[key] = entry
 
     def clear(self) -> None:

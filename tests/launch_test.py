@@ -86,3 +86,20 @@ def test_a_failing_run_is_reported_and_the_grid_goes_on(tmp_path):
     assert [bool(o.error) for o in outcome.outcomes] == [True, False]
     assert "batch_size=1000 is larger than the training split" in outcome.failed[0].error
     assert len(runs.finished_runs(sweep.runs_dir(str(tmp_path)))) == 1
+
+
+def test_each_outcome_says_how_the_run_ran_and_progress_names_each_plain_reason_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(launch, "_WARM", None)  # a fresh worker cache
+    spec = sweep.make_spec(TINY, {"strategy": ("ldam", "none"), "seed": (0, 1)})
+    sweep.prepare(str(tmp_path), spec)
+    configs = sweep.expand(spec, str(tmp_path))
+    lines = []
+    progress = launch.Progress(total=len(configs), skipped=0, log=lines.append)
+    outcomes = launch.execute(configs, [], executor="inline", on_done=progress)
+    reason = "plain: strategy 'ldam' changes its loss or batches during training"
+    by_run = {(o.run_name.split("_")[1], o.run_name.split("seed")[1][0]): o.path for o in outcomes}
+    assert by_run == {("ldam", "0"): reason, ("ldam", "1"): reason, ("none", "0"): "cold", ("none", "1"): "warm"}
+    notes = [line for line in lines if line.startswith("note:")]
+    assert len(notes) == 1 and notes[0].endswith("not warm: strategy 'ldam' changes its loss or batches during training")
+    plain = launch.execute(configs[:1], [], executor="inline", warm=False)
+    assert plain[0].path == "plain: warm runs off"
