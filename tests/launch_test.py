@@ -100,6 +100,6 @@ def test_each_outcome_says_how_the_run_ran_and_progress_names_each_plain_reason_
     by_run = {(o.run_name.split("_")[1], o.run_name.split("seed")[1][0]): o.path for o in outcomes}
     assert by_run == {("ldam", "0"): reason, ("ldam", "1"): reason, ("none", "0"): "cold", ("none", "1"): "warm"}
     notes = [line for line in lines if line.startswith("note:")]
-    assert len(notes) == 1 and notes[0].endswith("not warm: strategy 'ldam' changes its loss or batches during training")
+    assert len(notes) == 1 and notes[0].endswith("not warm: " + reason.removeprefix("plain: "))
     plain = launch.execute(configs[:1], [], executor="inline", warm=False)
     assert plain[0].path == "plain: warm runs off"

@@ -19,10 +19,10 @@ def _spec(**axes) -> sweep.GridSpec:
     return sweep.make_spec(TINY, {k: tuple(v) for k, v in axes.items()})
 
 
-def test_seed_question_preset_pairs_10_training_seeds_on_2_datasets():
+def test_seed_question_preset_pairs_20_training_seeds_on_2_datasets():
     spec = sweep.spec_from_preset("seed_question")
     configs = sweep.expand(spec)
-    assert len(configs) == 180 and spec.cell_fields() == ["data_seed"]
+    assert len(configs) == 360 and spec.cell_fields() == ["data_seed"]
     per_variant = collections.Counter((c.strategy.name, tuple(sorted(c.strategy.params.items()))) for c in configs)
     weighted = {
         ("class_weight", (("class_weight_normalization", n), ("weight_reduction", r)))
@@ -31,12 +31,12 @@ def test_seed_question_preset_pairs_10_training_seeds_on_2_datasets():
     }
     plain = {(s, ()) for s in ("none", "upsample", "downsample", "rejection", "stratified")}
     assert set(per_variant) == weighted | plain
-    assert set(per_variant.values()) == {20}
+    assert set(per_variant.values()) == {40}
     assert {
         (c.data.imbalance_ratio, c.training.batch_size, c.training.optimizer, c.training.steps) for c in configs
     } == {(99.0, 16, "sgd", 400)}
-    assert sorted({c.training.seed for c in configs}) == list(range(10))
-    assert {(c.seed_for("data"), c.training.seed) for c in configs} == {(d, s) for d in (0, 1) for s in range(10)}
+    assert sorted({c.training.seed for c in configs}) == list(range(20))
+    assert {(c.seed_for("data"), c.training.seed) for c in configs} == {(d, s) for d in (0, 1) for s in range(20)}
     data = configs[0].data
     assert round(data.num_examples * data.test_fraction) == 39_000
 
@@ -70,7 +70,7 @@ def test_a_single_parameter_setting_applies_to_the_strategies_that_declare_it():
 def test_run_names_are_unique_deterministic_and_change_with_any_field():
     configs = sweep.expand(sweep.spec_from_preset("seed_question"))
     names = [c.output.run_name for c in configs]
-    assert len(set(names)) == 180
+    assert len(set(names)) == 360
     assert names == [c.output.run_name for c in sweep.expand(sweep.spec_from_preset("seed_question"))]
     config = configs[0]
     assert sweep.run_name(config) == config.output.run_name
@@ -89,7 +89,7 @@ def test_preset_is_overridable():
 
 def test_a_single_setting_replaces_the_presets_axis():
     configs = sweep.expand(sweep.spec_from_preset("seed_question", strategy="upsample"))
-    assert {c.strategy.name for c in configs} == {"upsample"} and len(configs) == 20
+    assert {c.strategy.name for c in configs} == {"upsample"} and len(configs) == 40
 
 
 @pytest.mark.parametrize(
@@ -147,7 +147,7 @@ def test_parse_shard_rejects(text):
 def test_shards_partition_the_grid():
     configs = sweep.expand(sweep.spec_from_preset("seed_question"))
     shards = [sweep.shard(configs, i, 4) for i in range(4)]
-    assert [len(s) for s in shards] == [45, 45, 45, 45]
+    assert [len(s) for s in shards] == [90, 90, 90, 90]
     names = [c.output.run_name for s in shards for c in s]
     assert sorted(names) == sorted(c.output.run_name for c in configs)
 
@@ -207,7 +207,7 @@ def test_expansion_does_not_import_tensorflow():
         "import sys\n"
         "from imbal_keras import sweep\n"
         "configs = sweep.expand(sweep.spec_from_preset('seed_question'))\n"
-        "assert len(configs) == 180\n"
+        "assert len(configs) == 360\n"
         "print('tensorflow' in sys.modules, 'keras' in sys.modules)\n"
     )
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
