@@ -8,7 +8,7 @@ window, which filters out other processes on a shared machine. Prints steps/s an
 same for the process's CPU time per step (which waiting for a core held by other processes does
 not inflate), all medians over the repeats, and the load average before and after.
 
-    python -m benchmarks.callback_overhead [--steps 768] [--repeats 7] [--json rows.json]
+    python -m benchmarks.callback_overhead [--steps 768] [--repeats 7] [--json rows.json] [--breakdown]
 """
 
 from __future__ import annotations
@@ -84,6 +84,16 @@ class _WindowTimer(keras.callbacks.Callback):
         self._steps += 1
 
 
+def _breakdown(log_dir: str) -> dict:
+    """The default set's two parts alone (`--breakdown`)."""
+    return {
+        "plain fit": lambda: [],
+        "composition only (every step)": lambda: [ik.BatchComposition(log_dir)],
+        "per-class gradients only (every 10 steps)": lambda: [ik.PerClassGradients(log_dir, every_n_steps=10)],
+        "default callbacks (composition every step, gradients every 10)": lambda: ik.experiment_callbacks(log_dir),
+    }
+
+
 def _configurations(log_dir: str) -> dict:
     """name -> function returning the callbacks of one fit."""
     return {
@@ -104,6 +114,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="epochs per fit; the first is warm-up")
     parser.add_argument("--repeats", type=int, default=7, help="fits per configuration")
     parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument("--breakdown", action="store_true", help="time the default set's parts alone instead")
     args = parser.parse_args()
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -116,7 +127,7 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     seconds_per_step = {}
     with tempfile.TemporaryDirectory() as log_dir:
-        configurations = list(_configurations(log_dir).items())
+        configurations = list((_breakdown if args.breakdown else _configurations)(log_dir).items())
         for repeat in range(args.repeats):
             shift = repeat % len(configurations)
             for name, make_callbacks in configurations[shift:] + configurations[:shift]:
