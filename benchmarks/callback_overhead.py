@@ -108,6 +108,17 @@ def _configurations(log_dir: str) -> dict:
     }
 
 
+def _t_interval(log_ratio: np.ndarray) -> tuple[float, float]:
+    """95% t interval of the mean log ratio, back on the ratio scale (NaN for fewer than 2 rounds)."""
+    from scipy import stats
+
+    if len(log_ratio) < 2:
+        return float("nan"), float("nan")
+    half = stats.t.ppf(0.975, len(log_ratio) - 1) * np.std(log_ratio, ddof=1) / np.sqrt(len(log_ratio))
+    mean = float(np.mean(log_ratio))
+    return float(np.exp(mean - half)), float(np.exp(mean + half))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=768, help="steps per timed epoch")
@@ -165,6 +176,18 @@ def main() -> None:
             f"{row['cpu_us_per_step']:>12.0f} {row['cpu_ratio_to_plain']:>7.2f}x"
         )
     print(f"load average (1 min): {load_before:.1f} before, {load_after:.1f} after")
+    # Paired: each round fits every configuration once, so a round's ratio to plain fit cancels what moves
+    # between rounds; a t interval on the log ratios says what the rounds can tell apart.
+    plain = np.log(seconds_per_step["wall"]["plain fit"])
+    print(f"paired over {len(plain)} rounds: wall-time speed relative to plain fit, median [95% t interval]")
+    for name, times in seconds_per_step["wall"].items():
+        if name == "plain fit":
+            continue
+        log_ratio = plain - np.log(times)
+        low, high = _t_interval(log_ratio)
+        row = next(r for r in rows if r["configuration"] == name)
+        row.update(paired_median=float(np.exp(np.median(log_ratio))), paired_low=low, paired_high=high)
+        print(f"  {name:<64} {row['paired_median']:.2f}x [{low:.2f}, {high:.2f}]")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)
