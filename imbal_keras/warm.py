@@ -9,12 +9,14 @@ from this cache and starts it over from its own seeds instead of building and tr
   copied in, so they are the values a cold run starts from);
 - optimizer: every variable back to its value before the first step (iterations 0, zero slots);
 - the instrumentation recorders: their rows forgotten, their in-graph buffers kept (`StepRecorder.reuse`);
-- the evaluation forward pass: kept;
+- the evaluation forward pass, the last few datasets and the traced initial-bias objective: kept;
 - the data stream: built anew from the run's order seed, as a cold run builds it.
 
-The traced functions are the same graphs a cold run traces, so a warm run's curves, tables and final weights are
-those of the cold run (tested run by run; bitwise on this machine's CPU kernels). What is not warm-able runs
-the plain path, and the reason is said once per process in the log (`plain_path_reason`).
+Warm runs also call several steps at once (`steps_per_call`): one call of k steps runs the same steps in the
+same order as k calls of one. The per-batch loss and the instrumentation are recorded inside the compiled step,
+so the run folder is unchanged. A warm run's curves, tables, TensorBoard events and final weights are those of
+the plain path's run: tested run by run, bitwise, in tests/warm_test.py. What cannot run warm runs the plain
+path, with its reason (`plain_path_reason`; the grid's progress prints it once per reason).
 """
 
 from __future__ import annotations
