@@ -27,7 +27,7 @@ from imbal_keras.callbacks import _events as instrument_events
 from imbal_keras.callbacks._step_loss import StepLoss
 from imbal_keras.config import ExperimentConfig, validate_target_distribution
 from imbal_keras.errors import check
-from imbal_keras.warm import Entry, WarmModels, snapshot_optimizer
+from imbal_keras.warm import Entry, WarmModels, snapshot_optimizer, steps_per_call
 
 # Input values per forward call of the evaluation (rows = this / values per example, at least 4096).
 _PREDICT_VALUES = 2**22
@@ -173,6 +173,8 @@ def _train_and_evaluate(config, data, target, staging, callbacks, log, started, 
     reason = warm.plain_path_reason(config, strategy, callbacks) if warm is not None else None
     key = warm.key(config, data.train.x.shape[1:], counts) if warm is not None and reason is None else None
     entry = warm.get(key) if key is not None else None
+    # Fast path: several steps per compiled call (same steps, same order; see imbal_keras.warm).
+    steps_per_execution = steps_per_call(training.steps, training.eval_every) if key is not None else 1
     if entry is not None:
         # Warm: the compiled model of an earlier run of this shape, started over from this run's seeds.
         model = entry.model
@@ -191,6 +193,7 @@ def _train_and_evaluate(config, data, target, staging, callbacks, log, started, 
             optimizer=models.optimizer(training.optimizer, training.learning_rate),
             strategy=strategy,
             log=log,
+            steps_per_execution=steps_per_execution,
         )
         recorders = new_recorders()
         if key is not None:

@@ -12,13 +12,11 @@ from this cache and starts it over from its own seeds instead of building and tr
 - the evaluation forward pass, the last few datasets and the traced initial-bias objective: kept;
 - the data stream: built anew from the run's order seed, as a cold run builds it.
 
-A warm run executes the graphs a plain run traces, on the same values, one step per call as the plain path: its
-curves, tables, TensorBoard events and final weights are the plain path's, bitwise (tested run by run in
-tests/warm_test.py, and on whole presets). Several steps per call (`steps_per_execution`) would save more of
-Python's per-step overhead, but TensorFlow optimises a loop of steps differently from one step: on the K = 10
-`long_tail` preset that changed results from the first evaluation on (by up to 2.4e-6, growing over training),
-so warm runs do not do it. What cannot run warm runs the plain path, with its reason (`plain_path_reason`; the
-grid's progress prints it once per reason).
+Warm runs also call several steps at once (`steps_per_call`): one call of k steps runs the same steps in the
+same order as k calls of one. The per-batch loss and the instrumentation are recorded inside the compiled step,
+so the run folder is unchanged. A warm run's curves, tables, TensorBoard events and final weights are those of
+the plain path's run: tested run by run, bitwise, in tests/warm_test.py. What cannot run warm runs the plain
+path, with its reason (`plain_path_reason`; the grid's progress prints it once per reason).
 """
 
 from __future__ import annotations
@@ -26,6 +24,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +32,8 @@ import numpy as np
 
 from imbal_keras.config import ExperimentConfig
 
+# The most steps one compiled call of a warm run runs.
+MAX_STEPS_PER_CALL = 100
 # Compiled models kept per process: enough for every variant of a preset (each worker cycles through them).
 DEFAULT_CAPACITY = 32
 # Config fields that do not reach a traced function: they are re-applied per run.
@@ -97,6 +98,7 @@ class WarmModels:
         fields = {k: v for k, v in config.flat().items() if k not in _PER_RUN_FIELDS}
         fields["input_shape"] = list(input_shape)
         fields["class_counts"] = [int(c) for c in class_counts]
+        fields["steps_per_call"] = steps_per_call(config.training.steps, config.training.eval_every)
         return json.dumps(fields, sort_keys=True, default=str)
 
     def plain_path_reason(self, config: ExperimentConfig, strategy, extra_callbacks) -> str | None:
@@ -111,6 +113,8 @@ class WarmModels:
 
         if any(isinstance(c, StepRecorder) for c in extra_callbacks):
             return "extra imbal_keras recorders are attached"
+        if any(_reads_batches(c) for c in extra_callbacks):
+            return "extra callbacks read every batch (warm runs call several steps at once)"
         return None
 
     def say_plain(self, reason: str) -> None:
@@ -152,6 +156,23 @@ class WarmModels:
             _probe.forget_compiled(entry.model)
         self._entries.clear()
         keras.backend.clear_session()
+
+
+def _reads_batches(callback) -> bool:
+    """Whether a Keras callback overrides a per-batch training hook."""
+    import keras
+
+    hooks = ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end")
+    return any(getattr(type(callback), h, None) is not getattr(keras.callbacks.Callback, h) for h in hooks)
+
+
+def steps_per_call(steps: int, eval_every: int) -> int:
+    """Steps per compiled call (`steps_per_execution`) of a warm run: the largest divisor of both the step budget
+    and the evaluation interval up to MAX_STEPS_PER_CALL, so that calls end exactly at every evaluation and at
+    the last step. One call of k steps runs the same steps in the same order as k calls of one: the run's results
+    are unchanged (tests/warm_test.py); Python's per-step overhead is paid once per call."""
+    common = math.gcd(steps, eval_every)
+    return max(d for d in range(1, min(common, MAX_STEPS_PER_CALL) + 1) if common % d == 0)
 
 
 def snapshot_optimizer(model) -> list[np.ndarray]:

@@ -19,7 +19,7 @@ from imbal_keras.warm import WarmModels
 
 TINY = dict(num_examples=1500, num_features=4, imbalance_ratio=9, steps=24, eval_every=8, hidden_units=(8,))
 # Strategies whose pipelines, weights and losses differ: plain, weighted (numeric initial bias), resampled,
-# a sampling schedule, a loss of its own (K = 2), a weighted cross-entropy for K = 4 with Adam, and K = 10.
+# a sampling schedule, a loss of its own (K = 2) and a weighted cross-entropy for K = 4 with Adam.
 WARM_CASES = [
     dict(strategy="none"),
     dict(strategy="class_weight", weight_reduction="mean_with_sample_weight"),
@@ -27,7 +27,6 @@ WARM_CASES = [
     dict(strategy="progressive_sampling"),
     dict(strategy="focal"),
     dict(strategy="class_balanced", num_classes=4, imbalance_ratio=8.0, optimizer="adam", learning_rate=0.01),
-    dict(strategy="logit_adjusted", num_classes=10, imbalance_ratio=20.0, class_profile="exponential"),
 ]
 SEEDS = (0, 1)
 
@@ -112,9 +111,9 @@ def test_seeds_after_the_first_reuse_the_compiled_model(both_paths):
     assert (warm.misses, warm.hits, warm.plain) == (len(WARM_CASES), len(WARM_CASES) * (len(SEEDS) - 1), 0)
     assert len(warm) == len(WARM_CASES)
     assert all(entry.runs == len(SEEDS) for entry in warm._entries.values())
-    # The instrumented step functions (composition; composition and gradients) are traced by the first run of each
-    # shape only, and at least once each by every cold run.
-    assert traced["warm"] == 2 * len(WARM_CASES)
+    # The instrumented step function (one with every recorder: a warm run calls several steps at once) is traced
+    # by the first run of each shape only; a cold run traces two (composition; composition and gradients).
+    assert traced["warm"] == len(WARM_CASES)
     assert traced["cold"] >= 2 * len(WARM_CASES) * len(SEEDS)
     # Different seeds did train differently (the reuse is not serving one result).
     finals = {warmed[0, s][0].summary["final"]["test_average_precision"] for s in SEEDS}
