@@ -27,7 +27,12 @@ WARM_CASES = [
     dict(strategy="progressive_sampling"),
     dict(strategy="focal"),
     dict(strategy="class_balanced", num_classes=4, imbalance_ratio=8.0, optimizer="adam", learning_rate=0.01),
+    dict(strategy="logit_adjusted", num_classes=10, imbalance_ratio=20.0, class_profile="exponential"),
 ]
+# Warm runs call several steps at once, a loop TensorFlow optimises differently from one step: for the K = 10
+# case the values differ in the last bits (bitwise elsewhere). Its tolerance, stated in docs/grids.md:
+NOT_BITWISE = {len(WARM_CASES) - 1}
+RTOL, ATOL = 1e-5, 1e-6
 SEEDS = (0, 1)
 
 
@@ -94,16 +99,36 @@ def test_every_warm_run_equals_its_cold_run(both_paths):
         warm_result, warm_weights = warmed[key]
         cold_tables, warm_tables = _tables(cold_result.run_dir), _tables(warm_result.run_dir)
         assert cold_tables.keys() == warm_tables.keys() and runs.METRICS_FILE in cold_tables, key
+        exact = key[0] not in NOT_BITWISE
         for name, table in cold_tables.items():
             # Bitwise: the warm run executes the graphs a cold run traces, on the same values.
-            pd.testing.assert_frame_equal(warm_tables[name], table, check_exact=True, obj=f"{key} {name}")
+            pd.testing.assert_frame_equal(
+                warm_tables[name], table, check_exact=exact, rtol=RTOL, atol=ATOL, obj=f"{key} {name}"
+            )
+        # The batches are the same whatever the path: class counts are exact everywhere.
+        if runs.COMPOSITION_FILE in cold_tables:
+            counts = [c for c in cold_tables[runs.COMPOSITION_FILE] if "count" in c]
+            pd.testing.assert_frame_equal(
+                warm_tables[runs.COMPOSITION_FILE][counts], cold_tables[runs.COMPOSITION_FILE][counts]
+            )
         cold_losses = _train_losses(cold_result.run_dir)
         assert [step for step, _ in cold_losses] == list(range(1, TINY["steps"] + 1))
-        assert _train_losses(warm_result.run_dir) == cold_losses, key
+        warm_losses = _train_losses(warm_result.run_dir)
+        if exact:
+            assert warm_losses == cold_losses, key
+        else:
+            np.testing.assert_allclose([v for _, v in warm_losses], [v for _, v in cold_losses], rtol=RTOL, atol=ATOL)
         for w_warm, w_cold in zip(warm_weights, cold_weights, strict=True):
-            np.testing.assert_array_equal(w_warm, w_cold, err_msg=str(key))
-        for field in ("training_distribution", "initial_output_bias", "class_counts", "instrumentation"):
+            if exact:
+                np.testing.assert_array_equal(w_warm, w_cold, err_msg=str(key))
+            else:
+                np.testing.assert_allclose(w_warm, w_cold, rtol=RTOL, atol=ATOL, err_msg=str(key))
+        for field in ("training_distribution", "initial_output_bias", "class_counts"):
             assert warm_result.summary[field] == cold_result.summary[field], (key, field)
+        warm_summary, cold_summary = warm_result.summary["instrumentation"], cold_result.summary["instrumentation"]
+        assert warm_summary.keys() == cold_summary.keys()
+        for name, value in cold_summary.items():
+            assert warm_summary[name] == (value if exact else pytest.approx(value, rel=RTOL, abs=ATOL)), (key, name)
 
 
 def test_seeds_after_the_first_reuse_the_compiled_model(both_paths):
