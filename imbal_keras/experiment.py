@@ -112,16 +112,8 @@ def run(
 def _load_data(config: ExperimentConfig, warm: WarmModels | None) -> datasets.Data:
     """The run's data; warm workers keep the last few datasets (runs of a grid share them across seeds)."""
     seed = config.seed_for("data")
-    if warm is None:
-        return datasets.load(config.data, seed=seed)
-    key = (repr(config.data), seed)
-    data = warm.datasets.get(key)
-    if data is None:
-        data = datasets.load(config.data, seed=seed)
-        warm.datasets[key] = data
-        while len(warm.datasets) > 4:
-            warm.datasets.pop(next(iter(warm.datasets)))
-    return data
+    load = lambda: datasets.load(config.data, seed=seed)  # noqa: E731
+    return load() if warm is None else warm.dataset((repr(config.data), seed), load)
 
 
 def _train_and_evaluate(config, data, target, staging, callbacks, log, started, data_options, warm) -> RunResult:
@@ -203,6 +195,7 @@ def _train_and_evaluate(config, data, target, staging, callbacks, log, started, 
             warm.put(key, entry)
         elif warm is not None:
             warm.say_plain(reason)
+            log(f"plain path, not warm: {reason}")
     instrumentation = recorders[1:]  # recorders[0] is the StepLoss
     runs.write_text(os.path.join(staging, runs.CONFIG_FILE), config.to_json())
     log(
@@ -258,7 +251,6 @@ def _train_and_evaluate(config, data, target, staging, callbacks, log, started, 
         "train_seconds": round(time.time() - started, 3),
         # Inside fit: training steps (with any tracing) and the evaluations.
         "fit_seconds": round(fit_seconds, 3),
-        "evaluation_seconds": round(evaluator.seconds, 3),
         "instrumentation": {**instrument.summarize(instrumentation), **_noise_summary(noise)},
     }
     runs.write_json(os.path.join(staging, runs.RESULT_FILE), summary)
@@ -336,7 +328,6 @@ class _Evaluator(keras.callbacks.Callback):
         self.prior = prior
         self._functions = functions  # the traced forward pass, kept by warm runs
         self._events = None
-        self.seconds = 0.0  # spent evaluating
         # K > 2: accuracy per head / medium / tail group of classes (by training counts; see longtail.class_groups).
         self.groups = longtail.class_groups(data.train.class_counts(data.num_classes)) if data.num_classes > 2 else None
         self.rows: list[dict[str, float]] = []
@@ -345,7 +336,7 @@ class _Evaluator(keras.callbacks.Callback):
         """Probabilities for `x` in chunks through one traced forward pass.
 
         `model.predict` builds a new input pipeline per call, which costs more than the forward pass on small
-        evaluation splits; the traced function is built once per run.
+        evaluation splits; the traced function is built once per run (once per compiled model with warm runs).
         """
         forward = self._functions.get("forward")
         if forward is None:
@@ -359,11 +350,6 @@ class _Evaluator(keras.callbacks.Callback):
         return losses.adjust_probabilities(p, self.prior, tau=tau) if tau > 0 else p
 
     def on_epoch_end(self, epoch, logs=None):
-        started = time.time()
-        self._evaluate(epoch, logs)
-        self.seconds += time.time() - started
-
-    def _evaluate(self, epoch, logs):
         step = min((epoch + 1) * self.training.eval_every, self.training.steps)
         val_p = self._predict(self.data.validation.x)
         test_p = self._predict(self.data.test.x)

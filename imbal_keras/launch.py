@@ -190,17 +190,17 @@ def run_one(config_dict: dict[str, Any], fields: Sequence[str], threads: int, wa
     from imbal_keras.warm import WarmModels
 
     if warm and _WARM is None:
-        _WARM = WarmModels(log=None)  # the grid's progress says how each run ran (RunOutcome.path)
+        _WARM = WarmModels()  # the grid's progress says how each run ran (RunOutcome.path)
     cache = _WARM if warm else None
     if cache is None:
         # A worker runs many configs: without this, Keras' global state (traced functions, layer registries)
         # grows run after run and every few runs a garbage collection over it stalls one run for 10-30 s. The
         # warm cache bounds that state itself (it clears the session when full).
         keras.backend.clear_session()
+    else:
+        cache.last_path = ""
     config = ExperimentConfig.from_dict(config_dict)
     started = time.time()
-    if cache is not None:
-        cache.last_path = ""
     try:
         result = experiment.run(config, log=None, data_options=worker_data_options(), warm=cache)
         write_run_hparams(result.run_dir, config, fields)
@@ -535,7 +535,7 @@ def describe_grid(
     Raises:
       UserInputError: a bad spec or execution setting, or (for a merge) a folder without a grid.
     """
-    del ray_address, warm  # not contacted by a dry run; warm runs change no result
+    del ray_address, warm  # a dry run contacts no cluster and runs nothing
     check_execution(executor, workers)
     if merge_from is not None:
         spec = sweep.load_spec(grid_dir)

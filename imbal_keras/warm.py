@@ -24,7 +24,6 @@ once per reason).
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import json
 import math
@@ -70,21 +69,17 @@ class Entry:
 
 
 class WarmModels:
-    """The per-process cache of compiled models, least recently used first out.
+    """The per-process cache of compiled models (and of the last few datasets).
 
     Args:
       capacity: compiled models kept; when full, all are dropped and Keras's session is cleared (its global
         state would otherwise grow run after run).
-      log: where the lines saying a run takes the plain path go (once per reason).
     """
 
-    def __init__(self, capacity: int = DEFAULT_CAPACITY, log: Callable[[str], None] | None = print):
+    def __init__(self, capacity: int = DEFAULT_CAPACITY):
         self.capacity = capacity
-        self.log = log or (lambda _: None)
-        self._entries: collections.OrderedDict[str, Entry] = collections.OrderedDict()
-        self._said: set[str] = set()
-        # The last few datasets, by (data config, data seed): the runs of a grid share them across seeds.
-        self.datasets: dict[tuple, Any] = {}
+        self._entries: dict[str, Entry] = {}
+        self._datasets: dict[tuple, Any] = {}
         self.hits = 0
         self.misses = 0
         self.plain = 0
@@ -121,18 +116,23 @@ class WarmModels:
         return None
 
     def say_plain(self, reason: str) -> None:
+        """Counts a run that takes the plain path, and why (`last_path`)."""
         self.plain += 1
         self.last_path = f"plain: {reason}"
-        if reason not in self._said:
-            self._said.add(reason)
-            self.log(f"warm runs: plain path for runs where {reason}")
+
+    def dataset(self, key: tuple, load: Callable[[], Any]) -> Any:
+        """The dataset under `key` (data config and data seed), loaded on first use; the last 4 are kept."""
+        if key not in self._datasets:
+            if len(self._datasets) >= 4:
+                del self._datasets[next(iter(self._datasets))]
+            self._datasets[key] = load()
+        return self._datasets[key]
 
     def get(self, key: str) -> Entry | None:
         entry = self._entries.get(key)
         if entry is None:
             self.misses += 1
             return None
-        self._entries.move_to_end(key)
         self.hits += 1
         self.last_path = "warm"
         entry.runs += 1
@@ -172,8 +172,8 @@ def _reads_batches(callback) -> bool:
 def steps_per_call(steps: int, eval_every: int) -> int:
     """Steps per compiled call (`steps_per_execution`) of a warm run: the largest divisor of both the step budget
     and the evaluation interval up to MAX_STEPS_PER_CALL, so that calls end exactly at every evaluation and at
-    the last step. One call of k steps runs the same steps in the same order as k calls of one: the run's results
-    are unchanged (tests/warm_test.py); Python's per-step overhead is paid once per call."""
+    the last step. One call of k steps runs the same steps, in the same order, on the same batches as k calls of
+    one, and pays Python's per-step overhead once; see the module docstring for how close the results are."""
     common = math.gcd(steps, eval_every)
     return max(d for d in range(1, min(common, MAX_STEPS_PER_CALL) + 1) if common % d == 0)
 

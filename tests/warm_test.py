@@ -68,7 +68,7 @@ def _tables(run_dir):
 def both_paths(tmp_path_factory):
     """(cold results, warm results, the cache) for every case and seed, in the order a worker would run them."""
     cold_dir, warm_dir = tmp_path_factory.mktemp("cold"), tmp_path_factory.mktemp("warm")
-    warm = WarmModels(log=None)
+    warm = WarmModels()
     cold, warmed = {}, {}
     # The probe's train step runs in Python only while a step function is traced: count the traces.
     traced = {"cold": 0, "warm": 0}
@@ -146,7 +146,7 @@ def test_seeds_after_the_first_reuse_the_compiled_model(both_paths):
 
 
 def test_a_full_cache_starts_over_with_the_same_results(tmp_path):
-    warm = WarmModels(capacity=1, log=None)
+    warm = WarmModels(capacity=1)
     results = []
     for case in (WARM_CASES[0], WARM_CASES[2], WARM_CASES[0]):
         config = ExperimentConfig.from_flat({**TINY, **case, "seed": 3, "output_dir": str(tmp_path / "w")})
@@ -174,13 +174,15 @@ def test_what_cannot_be_warm_runs_the_plain_path_and_says_why(tmp_path, monkeypa
         "    return keras.Model(inputs, keras.layers.Dense(1, activation='sigmoid')(inputs))\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    lines = []
-    warm = WarmModels(log=lines.append)
+    warm = WarmModels()
     for seed in (0, 1):
+        lines = []
         config = ExperimentConfig.from_flat({**TINY, **flat, "seed": seed, "output_dir": str(tmp_path)})
-        experiment.run(config, log=None, warm=warm)
+        experiment.run(config, log=lines.append, warm=warm)
+        said = [line for line in lines if line.startswith("plain path, not warm: ")]
+        assert len(said) == 1 and reason in said[0]
+        assert warm.last_path.startswith("plain: ") and reason in warm.last_path
     assert (warm.hits, warm.misses, warm.plain, len(warm)) == (0, 0, 2, 0)
-    assert len(lines) == 1 and reason in lines[0] and lines[0].startswith("warm runs: plain path")
 
 
 def test_kept_step_functions_follow_a_recorder_that_changed_its_buffer(tmp_path):

@@ -60,8 +60,7 @@ class StepRecorder(keras.callbacks.Callback):
         super().__init__()
         name = type(self).__name__
         _keras_adapter.check_supported(name)
-        if not isinstance(log_dir, (str, os.PathLike)) or not str(log_dir):
-            raise UserInputError(f"{name}: log_dir must be a directory path. Received: log_dir={log_dir!r}")
+        _check_log_dir(name, log_dir)
         _check_int(name, "every_n_steps", every_n_steps, minimum=1)
         _check_int(name, "minority_class", minority_class, minimum=0)
         if num_classes is not None:
@@ -80,10 +79,7 @@ class StepRecorder(keras.callbacks.Callback):
         The recorded rows are forgotten; the in-graph buffer is kept, so the step functions compiled for this
         recorder (see `_probe.keep_compiled`) are used again instead of traced again. Warm grid runs use it.
         """
-        if not isinstance(log_dir, (str, os.PathLike)) or not str(log_dir):
-            raise UserInputError(
-                f"{type(self).__name__}: log_dir must be a directory path. Received: log_dir={log_dir!r}"
-            )
+        _check_log_dir(type(self).__name__, log_dir)
         self.log_dir = os.fspath(log_dir)
         self._blocks = []
         if self._events is not None:
@@ -265,6 +261,11 @@ class StepRecorder(keras.callbacks.Callback):
         if self._events is None:
             self._events = _events.ScalarEventFile(os.path.join(self.log_dir, self._events_subdir), self._tags())
         self._events.write_scalars(steps + self._events_step_offset, values)
+
+
+def _check_log_dir(callback_name: str, log_dir) -> None:
+    if not isinstance(log_dir, (str, os.PathLike)) or not str(log_dir):
+        raise UserInputError(f"{callback_name}: log_dir must be a directory path. Received: log_dir={log_dir!r}")
 
 
 def _check_int(callback_name: str, argument: str, value, *, minimum: int) -> None:

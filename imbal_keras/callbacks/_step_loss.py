@@ -50,8 +50,3 @@ class StepLoss(StepRecorder):
         previous = np.concatenate([[self._last_mean], means[:-1]])
         self._last_mean = float(means[-1])
         return ((batch + 1) * means - batch * previous)[:, None]
-
-    def losses(self) -> np.ndarray:
-        """Every recorded batch loss, in step order."""
-        frame = self.dataframe()
-        return frame["train_loss"].to_numpy() if len(frame) else np.zeros(0)
