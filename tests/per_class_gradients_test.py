@@ -155,3 +155,45 @@ def test_mirrored_strategy_logs_the_global_batch(tmp_path):
     class_norms = row[["gradients_norm_class_0", "gradients_norm_class_1"]].to_numpy(float)
     np.testing.assert_allclose(class_norms, expected_class_norms, rtol=RTOL)
     np.testing.assert_allclose(row["gradients_update_norm"], LEARNING_RATE * expected_norm, rtol=RTOL)
+
+
+class _MaskRows(keras.layers.Layer):
+    """Passes its input through and masks the examples whose first feature is negative."""
+
+    def __init__(self):
+        super().__init__()
+        self.supports_masking = True
+
+    def call(self, x):
+        return x
+
+    def compute_mask(self, x, mask=None):
+        return x[:, 0] >= 0
+
+
+@pytest.mark.parametrize("reduction", sorted(DENOMINATORS))
+def test_output_mask_weights_the_class_losses_as_keras_weights_the_loss(tmp_path, reduction):
+    # Keras merges an output's mask into the sample weights (rescaled by total / valid for the mean
+    # reductions); the class losses follow the same rule, so they still sum to the loss trained on.
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((ct.FEATURES,))
+    outputs = keras.layers.Dense(1, activation="sigmoid")(_MaskRows()(keras.layers.Dense(4)(inputs)))
+    net = keras.Model(inputs, outputs)
+    net.compile(
+        optimizer=keras.optimizers.SGD(LEARNING_RATE), loss=keras.losses.BinaryCrossentropy(reduction=reduction)
+    )
+    x, y, w = ct.features(8), np.array(LABELS[:8]), np.array(WEIGHTS[:8], np.float32)
+    hidden = net.layers[1](x).numpy()
+    assert 0 < np.sum(hidden[:, 0] >= 0) < 8, "the mask must drop some examples but not all"
+    mask = (hidden[:, 0] >= 0).astype(np.float32)
+    per_example = keras.losses.binary_crossentropy(y[:, None].astype(np.float32), net(x)).numpy()
+    masked_weight = w * mask * (len(mask) / mask.sum() if reduction == "sum_over_batch_size" else 1.0)
+    denominator = {"sum_over_batch_size": len(w), "sum": 1.0, "mean_with_sample_weight": masked_weight.sum()}
+    expected = [np.sum((per_example * masked_weight)[y == c]) / denominator[reduction] for c in (0, 1)]
+    callback = PerClassGradients(str(tmp_path), every_n_steps=1)
+    ct.fit(net, ct.dataset(LABELS[:8], 8, weights=WEIGHTS[:8]), [callback])
+
+    row = callback.dataframe().iloc[0]
+    class_losses = row[["loss_class_0", "loss_class_1"]].to_numpy(float)
+    np.testing.assert_allclose(class_losses, expected, rtol=RTOL)
+    np.testing.assert_allclose(class_losses.sum(), row["loss_total"], rtol=RTOL)

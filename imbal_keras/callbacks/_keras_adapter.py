@@ -108,6 +108,40 @@ def compiled_loss_dtype(model: keras.Model):
     return model._compile_loss.dtype
 
 
+def split_reduction(loss_fn, values: tf.Tensor, y_pred: tf.Tensor, sample_weight, one_hot: tf.Tensor) -> tf.Tensor:
+    """The reduced loss of the batch restricted to each class, with the whole batch's divisor, shape (K,).
+
+    Re-states `Loss.__call__` (`keras/src/losses/loss.py`: the output's mask merged into the sample weights, the
+    weights broadcast to the per-example values, the reduction and its scaling under `tf.distribute`) on
+    `values = loss_fn.call(y, y_pred)` computed once, so that the K values sum to `loss_fn(y, y_pred,
+    sample_weight)`. `mean_with_sample_weight` divides every class by the whole batch's weight.
+
+    Args:
+      loss_fn: the compiled `keras.losses.Loss`.
+      values: its per-example values, (B, ...).
+      y_pred: the model output (for its mask).
+      sample_weight: (B,) weights or None.
+      one_hot: (B, K) class membership.
+    """
+    dtype = values.dtype
+    mask = keras.src.backend.get_keras_mask(y_pred)
+    weight = loss_module.apply_mask(sample_weight, mask, dtype=dtype, reduction=loss_fn.reduction)
+    if weight is not None:
+        values, weight = loss_module.squeeze_or_expand_to_same_rank(values, tf.cast(weight, dtype))
+        values = values * weight
+    per_example = tf.reshape(values, (tf.shape(values)[0], -1))
+    sums = tf.reduce_sum(tf.cast(one_hot, dtype)[:, :, None] * per_example[:, None, :], axis=[0, 2])
+    if loss_fn.reduction == "sum":
+        return sums
+    if loss_fn.reduction == "mean_with_sample_weight" and weight is not None:
+        divisor = tf.reduce_sum(weight)
+    else:
+        divisor = tf.cast(tf.size(values), dtype)
+    mean = tf.math.divide_no_nan(sums, divisor)
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return mean * tf.cast(1.0 / replicas, dtype) if replicas > 1 else mean
+
+
 def logits(y_pred: tf.Tensor) -> tf.Tensor | None:
     """The pre-activation of a sigmoid or softmax output, which Keras attaches to the output.
 

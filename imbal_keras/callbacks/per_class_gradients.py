@@ -151,7 +151,7 @@ class PerClassGradients(StepRecorder):
             shapes = [w.shape for w in step.weights]
             applied = _keras_adapter.clipped_gradient(self.model.optimizer, total, shapes)
             losses = tf.concat([tf.reshape(step.loss, (1,)), tf.reshape(step.regularization, (1,))], 0)
-            losses = tf.concat([losses, tf.cast(tf.stack(class_losses), losses.dtype)], 0)
+            losses = tf.concat([losses, tf.cast(class_losses, losses.dtype)], 0)
             replica = tf.distribute.get_replica_context()
             if replica is not None and replica.num_replicas_in_sync > 1:
                 reduced = replica.all_reduce(
@@ -159,21 +159,17 @@ class PerClassGradients(StepRecorder):
                 )
                 per_class, total, losses, counts = reduced[:4]
                 applied = reduced[4] if applied is not None else None
-            flat = tf.unstack(per_class, num=k)
             update = _flatten([w.value for w in step.weights]) - _flatten(step.weights_before)
-            everything = tf.reduce_sum(per_class, axis=0)
-            cosines = [_cosine(g, everything - g) for g in flat]
-            shares = [update * tf.math.divide_no_nan(g, total) for g in flat]
+            # Every norm, cosine and share from a few ops on stacked (rows, P) matrices: a recorded step's cost is
+            # mostly the number of ops the executor runs, not their size.
+            rest = tf.reduce_sum(per_class, axis=0, keepdims=True) - per_class
+            shares = update[None] * tf.math.divide_no_nan(per_class, total[None])
+            applied = total if applied is None else applied
+            norms = tf.norm(tf.concat([total[None], applied[None], per_class, update[None], shares, rest], 0), axis=1)
+            class_norms, rest_norms = norms[2 : 2 + k], norms[3 + 2 * k :]
+            cosines = tf.math.divide_no_nan(tf.reduce_sum(per_class * rest, axis=1), class_norms * rest_norms)
             return tf.concat(
-                [
-                    tf.cast(losses, tf.float32),
-                    tf.stack(
-                        [tf.norm(total), tf.norm(total if applied is None else applied)] + [tf.norm(g) for g in flat]
-                    ),
-                    tf.stack(cosines + [tf.norm(update)] + [tf.norm(s) for s in shares]),
-                    counts,
-                ],
-                axis=0,
+                [tf.cast(losses, tf.float32), norms[: 2 + k], cosines, norms[2 + k : 3 + 2 * k], counts], axis=0
             )
 
         self._record(step.step, row)
@@ -204,7 +200,9 @@ class PerClassGradients(StepRecorder):
 
 
 def _class_loss_function(model):
-    """Returns `f(y, y_pred, sample_weight, one_hot) -> [L_c]` (K scalars) from the compiled loss.
+    """Returns `f(y, y_pred, sample_weight, one_hot) -> (L_c)` (K values) from the compiled loss.
+
+    The per-example loss is computed once and split into classes by `_keras_adapter.split_reduction`.
 
     Raises:
       UserInputError: no compiled loss, several outputs, or a loss that cannot be split per example.
@@ -225,39 +223,24 @@ def _class_loss_function(model):
         )
 
     def class_losses(y, y_pred, sample_weight, one_hot):
-        per_example = loss_fn.call(tf.cast(y, loss_fn.dtype), tf.cast(y_pred, loss_fn.dtype))
-        if per_example.shape.rank == 0 or per_example.shape[0] != y_pred.shape[0]:
+        values = loss_fn.call(tf.cast(y, loss_fn.dtype), tf.cast(y_pred, loss_fn.dtype))
+        if values.shape.rank == 0 or values.shape[0] != y_pred.shape[0]:
             raise UserInputError(
                 "PerClassGradients needs a loss that returns one value per example. "
-                f"Received: loss={loss_fn.name!r} returning shape {per_example.shape}"
+                f"Received: loss={loss_fn.name!r} returning shape {values.shape}"
             )
-        weight = (
-            tf.ones_like(one_hot[:, 0])
-            if sample_weight is None
-            else tf.reshape(tf.cast(sample_weight, tf.float32), tf.shape(one_hot[:, 0]))
-        )
-        values = []
-        for c in range(one_hot.shape[-1]):
-            class_weight = weight * one_hot[:, c]
-            value = loss_fn(y, y_pred, class_weight)
-            if reduction == "mean_with_sample_weight":
-                # Keras divides by the weight passed in; rescale to the whole batch's weight.
-                value *= tf.math.divide_no_nan(tf.reduce_sum(class_weight), tf.reduce_sum(weight))
-            value = tf.cast(value, loss_dtype)
-            values.append(value if loss_weight is None else value * loss_weight)
-        return values
+        weight = None if sample_weight is None else tf.reshape(sample_weight, tf.shape(one_hot[:, 0]))
+        values = _keras_adapter.split_reduction(loss_fn, values, y_pred, weight, one_hot)
+        values = tf.cast(values, loss_dtype)
+        return values if loss_weight is None else values * loss_weight
 
     return class_losses
 
 
 def _expand_like(mask: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
     """(B,) -> (B, 1, ..., 1) with the rank of `like`, to mask rows of a (B, ...) tensor."""
-    return tf.reshape(mask, tf.concat([tf.shape(mask), tf.ones([like.shape.rank - 1], tf.int32)], 0))
+    return tf.reshape(mask, [-1] + [1] * (like.shape.rank - 1))
 
 
 def _flatten(tensors) -> tf.Tensor:
     return tf.concat([tf.reshape(tf.cast(t, tf.float32), [-1]) for t in tensors], axis=0)
-
-
-def _cosine(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
-    return tf.math.divide_no_nan(tf.tensordot(a, b, 1), tf.norm(a) * tf.norm(b))
