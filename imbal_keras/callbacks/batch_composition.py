@@ -65,41 +65,38 @@ class BatchComposition(StepRecorder):
         )
 
     def _raw_width(self) -> int:
-        # Per class and for labels outside 0..K-1 (bin K): the count, then the total sample weight.
-        # Only additive quantities: summing the replicas' rows gives the global batch.
-        return 2 * (self.num_classes + 1)
+        # The batch size, then per class the count and the total sample weight. Only additive quantities:
+        # summing the replicas' rows gives the global batch.
+        return 1 + 2 * self.num_classes
 
     def _columns(self, raw: np.ndarray, steps: np.ndarray) -> np.ndarray:
         k = self.num_classes
-        counts, outside, weights = raw[:, :k], raw[:, k], raw[:, k + 1 : 2 * k + 1]
-        if np.any(outside):
+        batch_size, counts, weights = raw[:, :1], raw[:, 1 : k + 1], raw[:, k + 1 :]
+        # A label outside 0..K-1 is in no class's count.
+        if np.any(counts.sum(axis=1, keepdims=True) != batch_size):
             raise UserInputError(
                 f"BatchComposition: labels outside the classes 0..{k - 1} of the model. Received: num_classes={k}"
             )
-        batch_size = counts.sum(axis=1, keepdims=True)
         no_minority = counts[:, self.minority_class : self.minority_class + 1] == 0
         return np.concatenate([batch_size, counts, counts / batch_size, weights, no_minority], axis=1)
 
     def record_batch(self, step: tf.Tensor, y: tf.Tensor, sample_weight) -> None:
         """Records the batch (called by the probe inside the train step).
 
-        Few graph ops, since they run in every step: ids outside 0..K-1 (negative ones wrap around
-        as unsigned) are counted in bin K, and without sample weights the weights are the counts.
+        Few graph ops, since they run in every step: a one-hot row per example (all zeros for a label outside
+        0..K-1, which the host then finds as counts short of the batch size), its column sums for the counts,
+        and without sample weights the weights are the counts.
         """
-        k = self.num_classes
-        ids = tf.cast(tf.minimum(tf.cast(self._class_ids(y), tf.uint32), k), tf.int32)
-        counts = tf.math.bincount(ids, minlength=k + 1, maxlength=k + 1, dtype=tf.float32)
+        ids = self._class_ids(y)
+        one_hot = tf.one_hot(ids, self.num_classes, dtype=tf.float32)
+        counts = tf.reduce_sum(one_hot, axis=0)
+        batch_size = tf.cast(tf.shape(ids), tf.float32)
         weights = (
             counts
             if sample_weight is None
-            else tf.math.bincount(
-                ids,
-                weights=tf.reshape(tf.cast(sample_weight, tf.float32), tf.shape(ids)),
-                minlength=k + 1,
-                maxlength=k + 1,
-            )
+            else tf.linalg.matvec(one_hot, tf.reshape(tf.cast(sample_weight, tf.float32), [-1]), transpose_a=True)
         )
-        self._record(step, lambda: tf.concat([counts, weights], axis=0))
+        self._record(step, lambda: tf.concat([batch_size, counts, weights], axis=0))
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
