@@ -205,21 +205,26 @@ class StepRecorder(keras.callbacks.Callback):
     # In-graph recording (called by the probe while tracing the train step).
 
     def _record(self, step: tf.Tensor, compute_row) -> None:
-        """Writes `compute_row()` (raw_width,) as the row of `step`.
+        """Writes the row `compute_row()` returns as the row of `step`: a list of scalars or of 1-D tensors
+        (concatenated, raw_width values in all).
 
         The probe calls this in due steps only, unless one call runs several steps
-        (`steps_per_execution > 1`): then a `tf.cond` computes the row in due steps.
+        (`steps_per_execution > 1`): then a `tf.cond` computes the row in due steps. The stamp, the parts and
+        the write take as few graph ops as they can, since composition runs in every step.
         """
 
         def write():
             stamp = tf.cast(step % _STAMP_PERIOD + 1, tf.float32)
-            row = tf.concat([tf.reshape(stamp, (1,)), tf.cast(compute_row(), tf.float32)], axis=0)
-            row = tf.reshape(row, (1, self._raw_width() + 1))
+            parts = [tf.cast(part, tf.float32) for part in compute_row()]
+            if all(part.shape.rank == 0 for part in parts):
+                row = tf.stack([stamp, *parts])
+            else:
+                row = tf.concat([stamp[None], *parts], axis=0)
             recorded = step if self.every_n_steps == 1 else step // self.every_n_steps
-            index = tf.reshape(recorded % self._rows, (1,))
+            index = recorded % self._rows
             if self._distributed:
                 # Sync-on-read variables have no scatter_update; rewriting the small buffer is cheap.
-                self._buffer.assign(tf.tensor_scatter_nd_update(self._buffer, index[:, None], row))
+                self._buffer.assign(tf.tensor_scatter_nd_update(self._buffer, index[None, None], row[None]))
             else:
                 self._buffer.scatter_update(tf.IndexedSlices(row, index))
             return tf.constant(True)

@@ -42,7 +42,7 @@ class StepLoss(StepRecorder):
         """Nothing before the step: the loss is known after it (`record_logs`)."""
 
     def record_logs(self, step: tf.Tensor, logs) -> None:
-        self._record(step, lambda: tf.reshape(tf.cast(logs["loss"], tf.float32), (1,)))
+        self._record(step, lambda: [logs["loss"]])
 
     def _columns(self, raw: np.ndarray, steps: np.ndarray) -> np.ndarray:
         means = raw[:, 0].astype(np.float64)

@@ -96,7 +96,7 @@ class BatchComposition(StepRecorder):
             if sample_weight is None
             else tf.linalg.matvec(one_hot, tf.reshape(tf.cast(sample_weight, tf.float32), [-1]), transpose_a=True)
         )
-        self._record(step, lambda: tf.concat([batch_size, counts, weights], axis=0))
+        self._record(step, lambda: [batch_size, counts, weights])
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)

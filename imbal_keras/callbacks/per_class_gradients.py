@@ -168,9 +168,7 @@ class PerClassGradients(StepRecorder):
             norms = tf.norm(tf.concat([total[None], applied[None], per_class, update[None], shares, rest], 0), axis=1)
             class_norms, rest_norms = norms[2 : 2 + k], norms[3 + 2 * k :]
             cosines = tf.math.divide_no_nan(tf.reduce_sum(per_class * rest, axis=1), class_norms * rest_norms)
-            return tf.concat(
-                [tf.cast(losses, tf.float32), norms[: 2 + k], cosines, norms[2 + k : 3 + 2 * k], counts], axis=0
-            )
+            return [losses, norms[: 2 + k], cosines, norms[2 + k : 3 + 2 * k], counts]
 
         self._record(step.step, row)
 
