@@ -64,16 +64,19 @@ def write_run_hparams(run_dir: str, config: ExperimentConfig, fields: Sequence[s
     flat = config.flat()
     # A strategy parameter the run's strategy does not declare has no value in that run.
     values = {f: _hparam_value(flat[f]) for f in fields if f in flat}
-    _write_events(run_dir, lambda: hp.hparams(values, trial_id=config.output.run_name), tf)
+    # Staged as one of the run's partial folders, so a worker killed while writing leaves nothing a rerun keeps.
+    staging_prefix = f"{runs.STAGING_PREFIX}{os.path.basename(os.path.normpath(run_dir))}.hparams-"
+    _write_events(run_dir, lambda: hp.hparams(values, trial_id=config.output.run_name), tf, staging_prefix)
 
 
 def _hparam_value(value: Any) -> Any:
     return value if isinstance(value, (bool, int, float, str)) else str(value)
 
 
-def _write_events(directory: str, write: Callable[[], Any], tf) -> None:
-    """Writes one summary into its own event file, staged elsewhere and moved in, so it is never half there."""
-    staging = tempfile.mkdtemp(prefix=".hparams-", dir=os.path.dirname(os.path.abspath(directory)))
+def _write_events(directory: str, write: Callable[[], Any], tf, staging_prefix: str = ".hparams-") -> None:
+    """Writes one summary into its own event file, staged beside `directory` and moved in, so it is never half
+    there."""
+    staging = tempfile.mkdtemp(prefix=staging_prefix, dir=os.path.dirname(os.path.abspath(directory)))
     try:
         writer = tf.summary.create_file_writer(staging, filename_suffix=_HPARAMS_SUFFIX)
         with writer.as_default():
@@ -434,7 +437,8 @@ def run_grid(
     runs_dir = sweep.runs_dir(grid_dir)
     finished = set(runs.finished_runs(runs_dir))
     todo = [c for c in configs if c.output.run_name not in finished]
-    runs.clean_partials(runs_dir, [c.output.run_name for c in todo])
+    # Finished runs too: a worker killed while writing a finished run's HParams leaves a partial folder of it.
+    runs.clean_partials(runs_dir, [c.output.run_name for c in configs])
     fields = hparam_fields(spec)
     write_hparams_config(grid_dir, spec)
     for config in configs:  # a run killed between publishing its folder and writing its HParams gets them now

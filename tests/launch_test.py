@@ -78,6 +78,15 @@ def test_run_grid_inline_runs_once_then_skips(tmp_path):
     assert (again.total, again.skipped, again.outcomes) == (2, 2, [])
     assert sorted(os.listdir(sweep.runs_dir(d))) == names
 
+    # A worker killed while writing a finished run's HParams: its staging folder goes, the run gets them again.
+    run_dir = os.path.join(sweep.runs_dir(d), by_strategy["none"])
+    (event_file,) = glob.glob(os.path.join(run_dir, "*.hparams"))
+    os.remove(event_file)
+    os.makedirs(os.path.join(sweep.runs_dir(d), f"{runs.STAGING_PREFIX}{by_strategy['none']}.hparams-killed"))
+    launch.run_grid(spec, d, executor="inline", log=lines.append)
+    assert sorted(os.listdir(sweep.runs_dir(d))) == names
+    assert _hparams_of(run_dir) == {"seed": 0.0, "strategy": "none"}
+
 
 def test_a_failing_run_is_reported_and_the_grid_goes_on(tmp_path):
     # 600 examples at 1:99 leave ~357 training examples: batch 1000 fails in experiment.run, batch 16 runs.
