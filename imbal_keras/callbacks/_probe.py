@@ -10,7 +10,9 @@ The probe keeps one compiled train function per set of recorders that are due in
 first use, and picks the one for the next step on the host (it counts the steps). A step in which
 nothing is due runs the model's own train function, so `every_n_steps` costs nothing in between.
 When one call runs several steps (`steps_per_execution > 1`) a single function with every recorder
-is used and each recorder checks in the graph whether its step is due.
+is used and each recorder checks in the graph whether its step is due; when a gradient recorder is not
+due every step, the whole step goes into a `tf.cond`, so the steps no gradient recorder is due in run
+the model's own train step.
 
 A step function is one of:
 - composition only: the recorders read `(y, sample_weight)` and the model's own `train_step` runs
@@ -201,6 +203,18 @@ class _Probe:
             model.train_function = self._train_function
 
     def _train_step(self, data, recorders: tuple):
+        model = self._model
+        gradient_recorders = [r for r in recorders if r.needs_gradients]
+        if model.steps_per_execution > 1 and any(r.every_n_steps > 1 for r in gradient_recorders):
+            # One compiled call runs several steps with one step function: the whole step goes into a tf.cond, so
+            # the steps no gradient recorder is due in run the model's own train step, at its cost.
+            step = tf.convert_to_tensor(model.optimizer.iterations)
+            due = tf.reduce_any(tf.stack([tf.equal(step % r.every_n_steps, 0) for r in gradient_recorders]))
+            others = tuple(r for r in recorders if not r.needs_gradients)
+            return tf.cond(due, lambda: self._one_step(data, recorders), lambda: self._one_step(data, others))
+        return self._one_step(data, recorders)
+
+    def _one_step(self, data, recorders: tuple):
         model = self._model
         optimizer = model.optimizer
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
