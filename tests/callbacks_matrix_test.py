@@ -200,6 +200,11 @@ CASES = {
     "py_dataset": Case(inputs="py_dataset"),
     "steps_per_execution_4": Case(steps_per_execution=4),
     "steps_per_execution_4_every_2": Case(steps_per_execution=4, every_n_steps=2),
+    # Several steps per call with gradients not due every step: the whole step sits in a tf.cond, and the due
+    # steps fall at different places in successive calls when 3 steps run per call.
+    "steps_per_execution_3_every_2_softmax_adam": Case(
+        5, "softmax", "sparse_ce", optimizer="adam", steps_per_execution=3, every_n_steps=2
+    ),
     "jit": Case(jit=True),
     "jit_adam_every_2": Case(optimizer="adam", jit=True, every_n_steps=2),
     "mirrored_strategy": Case(mirrored=True, optimizer="momentum", regularizer="kernel"),

@@ -205,7 +205,12 @@ class _Probe:
     def _train_step(self, data, recorders: tuple):
         model = self._model
         gradient_recorders = [r for r in recorders if r.needs_gradients]
-        if model.steps_per_execution > 1 and any(r.every_n_steps > 1 for r in gradient_recorders):
+        if (
+            model.steps_per_execution > 1
+            and any(r.every_n_steps > 1 for r in gradient_recorders)
+            # The optimizer's update synchronises replicas, which control flow must not contain.
+            and not tf.distribute.has_strategy()
+        ):
             # One compiled call runs several steps with one step function: the whole step goes into a tf.cond, so
             # the steps no gradient recorder is due in run the model's own train step, at its cost.
             step = tf.convert_to_tensor(model.optimizer.iterations)
