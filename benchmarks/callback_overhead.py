@@ -9,6 +9,11 @@ same for the process's CPU time per step (which waiting for a core held by other
 not inflate), all medians over the repeats, and the load average before and after.
 
     python -m benchmarks.callback_overhead [--steps 768] [--repeats 7] [--json rows.json] [--breakdown]
+    python -m benchmarks.callback_overhead --ops
+
+`--ops` instead counts the graph ops of one train step as traced (before TensorFlow's graph optimiser;
+constants and placeholders left out): the model's own step, a step recording composition, and one
+recording per-class gradients. For a model this small a step's time follows that count.
 """
 
 from __future__ import annotations
@@ -108,6 +113,62 @@ def _configurations(log_dir: str) -> dict:
     }
 
 
+def _step_ops(callbacks: list) -> int:
+    """Non-constant graph ops of the train step that a fit with `callbacks` traces for its first step."""
+    from imbal_keras.callbacks import _probe
+
+    model = _model()
+    built = {}
+    build = _probe._Probe._build
+
+    def keep(probe, recorders):
+        built[recorders] = build(probe, recorders)
+        return built[recorders]
+
+    _probe._Probe._build = keep
+    try:
+        model.fit(_dataset(), epochs=1, steps_per_epoch=1, callbacks=callbacks, verbose=0)
+    finally:
+        _probe._Probe._build = build
+    function = next(iter(built.values()), None) or model.train_function
+    return _count_ops(function)
+
+
+def _count_ops(function, seen=None) -> int:
+    """Ops of the traced graph of `function` and of the functions it calls (0 if nothing is traced)."""
+    seen = set() if seen is None else seen
+    if id(function) in seen:
+        return 0
+    seen.add(id(function))
+    if hasattr(function, "_list_all_concrete_functions"):
+        (concrete, *_) = function._list_all_concrete_functions()
+        graphs = [concrete.graph, *(f.graph for f in concrete.graph._functions.values() if hasattr(f, "graph"))]
+        return sum(op.type not in ("Const", "Placeholder", "NoOp") for g in graphs for op in g.get_operations())
+    # A Python wrapper: the first traced function it holds is the outermost one, whose graphs hold the rest.
+    cells = [c.cell_contents for c in (getattr(function, "__closure__", None) or ()) if _filled(c)]
+    return next((n for n in (_count_ops(v, seen) for v in cells if callable(v)) if n), 0)
+
+
+def _filled(cell) -> bool:
+    try:
+        _ = cell.cell_contents
+    except ValueError:
+        return False
+    return True
+
+
+def _print_ops() -> None:
+    with tempfile.TemporaryDirectory() as log_dir:
+        counts = {
+            "plain fit": _step_ops([]),
+            "composition": _step_ops([ik.BatchComposition(log_dir)]),
+            "per-class gradients": _step_ops([ik.PerClassGradients(log_dir, every_n_steps=1)]),
+        }
+    print(f"{'train step':<24} {'graph ops':>9} {'more than plain':>16}")
+    for name, count in counts.items():
+        print(f"{name:<24} {count:>9} {count - counts['plain fit']:>16}")
+
+
 def _t_interval(log_ratio: np.ndarray) -> tuple[float, float]:
     """95% t interval of the mean log ratio, back on the ratio scale (NaN for fewer than 2 rounds)."""
     from scipy import stats
@@ -126,7 +187,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7, help="fits per configuration")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     parser.add_argument("--breakdown", action="store_true", help="time the default set's parts alone instead")
+    parser.add_argument("--ops", action="store_true", help="count the graph ops of a train step instead")
     args = parser.parse_args()
+    if args.ops:
+        _print_ops()
+        return
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     # Keras warns on every fit that a tf.data dataset is not shuffled by `shuffle=True`.
