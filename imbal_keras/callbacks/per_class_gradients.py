@@ -150,8 +150,7 @@ class PerClassGradients(StepRecorder):
             per_class = tf.gather(tf.stack([largest, *others]), tf.argsort(by_count))
             shapes = [w.shape for w in step.weights]
             applied = _keras_adapter.clipped_gradient(self.model.optimizer, total, shapes)
-            losses = tf.concat([tf.reshape(step.loss, (1,)), tf.reshape(step.regularization, (1,))], 0)
-            losses = tf.concat([losses, tf.cast(class_losses, losses.dtype)], 0)
+            losses = tf.concat([tf.stack([step.loss, step.regularization]), tf.cast(class_losses, step.loss.dtype)], 0)
             replica = tf.distribute.get_replica_context()
             if replica is not None and replica.num_replicas_in_sync > 1:
                 reduced = replica.all_reduce(
@@ -163,12 +162,26 @@ class PerClassGradients(StepRecorder):
             # Every norm, cosine and share from a few ops on stacked (rows, P) matrices: a recorded step's cost is
             # mostly the number of ops the executor runs, not their size.
             rest = tf.reduce_sum(per_class, axis=0, keepdims=True) - per_class
-            shares = update[None] * tf.math.divide_no_nan(per_class, total[None])
-            applied = total if applied is None else applied
-            norms = tf.norm(tf.concat([total[None], applied[None], per_class, update[None], shares, rest], 0), axis=1)
-            class_norms, rest_norms = norms[2 : 2 + k], norms[3 + 2 * k :]
+            shares = update * tf.math.divide_no_nan(per_class, total)
+            # Rows: the total gradient, the applied one (when clipping makes it another vector), the classes', the
+            # update, the shares and the rests. Without clipping the total's norm is logged twice (packing one
+            # tensor twice trips a graph rewrite under tf.distribute).
+            if applied is None:
+                vectors, first = tf.concat([total[None], per_class, update[None], shares, rest], 0), 1
+            else:
+                vectors, first = tf.concat([tf.stack([total, applied]), per_class, update[None], shares, rest], 0), 2
+            norms = tf.norm(vectors, axis=1)
+            class_norms, rest_norms = norms[first : first + k], norms[first + 1 + 2 * k :]
             cosines = tf.math.divide_no_nan(tf.reduce_sum(per_class * rest, axis=1), class_norms * rest_norms)
-            return [losses, norms[: 2 + k], cosines, norms[2 + k : 3 + 2 * k], counts]
+            return [
+                losses,
+                norms[:1],
+                norms[first - 1 : first],
+                class_norms,
+                cosines,
+                norms[first + k : first + 1 + 2 * k],
+                counts,
+            ]
 
         self._record(step.step, row)
 
@@ -227,7 +240,7 @@ def _class_loss_function(model):
                 "PerClassGradients needs a loss that returns one value per example. "
                 f"Received: loss={loss_fn.name!r} returning shape {values.shape}"
             )
-        weight = None if sample_weight is None else tf.reshape(sample_weight, tf.shape(one_hot[:, 0]))
+        weight = None if sample_weight is None else tf.reshape(sample_weight, [-1])
         values = _keras_adapter.split_reduction(loss_fn, values, y_pred, weight, one_hot)
         values = tf.cast(values, loss_dtype)
         return values if loss_weight is None else values * loss_weight
@@ -241,4 +254,6 @@ def _expand_like(mask: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
 
 
 def _flatten(tensors) -> tf.Tensor:
-    return tf.concat([tf.reshape(tf.cast(t, tf.float32), [-1]) for t in tensors], axis=0)
+    """The tensors as one float32 vector (vectors are not reshaped: every op counts in a small model's step)."""
+    tensors = [tf.cast(t, tf.float32) for t in tensors]
+    return tf.concat([t if t.shape.rank == 1 else tf.reshape(t, [-1]) for t in tensors], axis=0)
