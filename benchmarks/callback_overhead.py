@@ -118,20 +118,11 @@ def _step_ops(callbacks: list) -> int:
     from imbal_keras.callbacks import _probe
 
     model = _model()
-    built = {}
-    build = _probe._Probe._build
-
-    def keep(probe, recorders):
-        built[recorders] = build(probe, recorders)
-        return built[recorders]
-
-    _probe._Probe._build = keep
-    try:
-        model.fit(_dataset(), epochs=1, steps_per_epoch=1, callbacks=callbacks, verbose=0)
-    finally:
-        _probe._Probe._build = build
-    function = next(iter(built.values()), None) or model.train_function
-    return _count_ops(function)
+    _probe.keep_compiled(model)  # the probe's step functions outlive the fit, keyed by the recorders they feed
+    model.fit(_dataset(), epochs=1, steps_per_epoch=1, callbacks=callbacks, verbose=0)
+    functions, _ = _probe._KEPT[model]
+    _probe.forget_compiled(model)
+    return _count_ops(next(iter(functions.values()), None) or model.train_function)
 
 
 def _count_ops(function, seen=None) -> int:

@@ -129,8 +129,6 @@ def split_reduction(loss_fn, values: tf.Tensor, y_pred: tf.Tensor, sample_weight
     if weight is not None:
         values, weight = loss_module.squeeze_or_expand_to_same_rank(values, tf.cast(weight, dtype))
         values = values * weight
-    elements = values.shape.num_elements()
-    size = tf.size(values) if elements is None else elements
     # Per example (B,), then per class (K,): a matrix-vector product is one op.
     per_example = values if values.shape.rank == 1 else tf.reduce_sum(values, axis=list(range(1, values.shape.rank)))
     sums = tf.linalg.matvec(tf.cast(one_hot, dtype), per_example, transpose_a=True)
@@ -139,7 +137,8 @@ def split_reduction(loss_fn, values: tf.Tensor, y_pred: tf.Tensor, sample_weight
     if loss_fn.reduction == "mean_with_sample_weight" and weight is not None:
         divisor = tf.reduce_sum(weight)
     else:
-        divisor = tf.cast(size, dtype)
+        elements = values.shape.num_elements()
+        divisor = tf.cast(tf.size(values) if elements is None else elements, dtype)
     mean = tf.math.divide_no_nan(sums, divisor)
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     return mean * tf.cast(1.0 / replicas, dtype) if replicas > 1 else mean

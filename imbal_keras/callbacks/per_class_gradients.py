@@ -166,11 +166,9 @@ class PerClassGradients(StepRecorder):
             # Rows: the total gradient, the applied one (when clipping makes it another vector), the classes', the
             # update, the shares and the rests. Without clipping the total's norm is logged twice (packing one
             # tensor twice trips a graph rewrite under tf.distribute).
-            if applied is None:
-                vectors, first = tf.concat([total[None], per_class, update[None], shares, rest], 0), 1
-            else:
-                vectors, first = tf.concat([tf.stack([total, applied]), per_class, update[None], shares, rest], 0), 2
-            norms = tf.norm(vectors, axis=1)
+            heads = [total] if applied is None else [total, applied]
+            first = len(heads)
+            norms = tf.norm(tf.concat([tf.stack(heads), per_class, update[None], shares, rest], 0), axis=1)
             class_norms, rest_norms = norms[first : first + k], norms[first + 1 + 2 * k :]
             cosines = tf.math.divide_no_nan(tf.reduce_sum(per_class * rest, axis=1), class_norms * rest_norms)
             return [
