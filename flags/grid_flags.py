@@ -33,6 +33,13 @@ _WARM = flags.DEFINE_boolean(
     "Grids: workers keep compiled models between runs of the same shape and start each run over from its own "
     "seeds (same results, less tracing; docs/grids.md). --nowarm builds every run anew.",
 )
+_SIDE_BY_SIDE = flags.DEFINE_integer(
+    "side_by_side",
+    sweep.DEFAULT_PACK,
+    "Grids: runs that differ only in their training seeds train together in one compiled step, up to this many "
+    "(built-in MLP, strategies without training callbacks; others run one by one and the log says why; results "
+    "equal to float rounding, docs/grids.md). 1 runs every run on its own.",
+)
 _RAY_ADDRESS = flags.DEFINE_string(
     "ray_address", "", "Grids: Ray cluster to run on (--executor=ray): 'auto', 'ray://HOST:10001', ...; empty = local."
 )
@@ -54,6 +61,9 @@ _MERGE_FROM = flags.DEFINE_list(
 )
 
 flags.register_validator("workers", lambda v: v > 0, message="--workers must be > 0 (local worker processes)")
+flags.register_validator(
+    "side_by_side", lambda v: v >= 1, message="--side_by_side must be >= 1 (runs per pack; 1 turns packs off)"
+)
 flags.register_validator(
     "shard", lambda v: _parses(sweep.parse_shard, v), message="--shard must be i/n with 0 <= i < n (e.g. 0/4)"
 )
@@ -95,7 +105,7 @@ def to_spec() -> sweep.GridSpec:
 
 
 def execution() -> dict:
-    """Keyword arguments of `launch.run_grid` for executor, workers, Ray address, shard and warm runs."""
+    """Keyword arguments of `launch.run_grid` for executor, workers, Ray address, shard, warm runs and packs."""
     index, count = sweep.parse_shard(_SHARD.value)
     return {
         "executor": _EXECUTOR.value,
@@ -104,6 +114,7 @@ def execution() -> dict:
         "shard_index": index,
         "shard_count": count,
         "warm": _WARM.value,
+        "side_by_side": _SIDE_BY_SIDE.value,
     }
 
 

@@ -116,7 +116,36 @@ def _load_data(config: ExperimentConfig, warm: WarmModels | None) -> datasets.Da
     return load() if warm is None else warm.dataset((repr(config.data), seed), load)
 
 
-def _train_and_evaluate(config, data, target, staging, callbacks, log, started, data_options, warm) -> RunResult:
+@dataclasses.dataclass
+class _Setup:
+    """What a run builds before its model: the strategy in its context, the training pipeline and the output
+    layer's starting point (shared by the one-run path and seeds side by side, `imbal_keras.side_by_side`)."""
+
+    strategy: strategies.Strategy
+    ctx: strategies.StrategyContext
+    train_ds: tf.data.Dataset | None
+    training_distribution: np.ndarray
+    output_bias: np.ndarray
+    init_seed: int
+    minority: int
+
+    def build_model(self, config: ExperimentConfig, data: datasets.Data, log) -> keras.Model:
+        """The run's model with its initial weights (seeded by the run's initialisation seed)."""
+        keras.utils.set_random_seed(self.init_seed)
+        return models.build_for_run(
+            config.model.model,
+            data,
+            hidden_units=config.model.hidden_units,
+            training_distribution=self.training_distribution,
+            output_bias=self.output_bias,
+            zero_output_kernel=config.model.zero_output_kernel,
+            seed=self.init_seed,
+            log=log,
+        )
+
+
+def _setup(config: ExperimentConfig, data: datasets.Data, target, data_options, *, pipeline: bool = True) -> _Setup:
+    """A run's `_Setup`; without `pipeline` its `train_ds` is None (seeds side by side build theirs together)."""
     training = config.training
     strategy = strategies.get(config.strategy.name)
     counts = data.train.class_counts(data.num_classes)
@@ -128,27 +157,27 @@ def _train_and_evaluate(config, data, target, staging, callbacks, log, started, 
         params=config.strategy.params,
         total_steps=training.steps,
     )
-    train_ds = strategies.build_pipeline(strategy, data.train.x, data.train.y, ctx)
-    if data_options is not None:
+    train_ds = strategies.build_pipeline(strategy, data.train.x, data.train.y, ctx) if pipeline else None
+    if data_options is not None and train_ds is not None:
         train_ds = train_ds.with_options(data_options)
-    training_distribution = strategy.training_distribution(ctx)
-    output_bias = initialization.initial_output_bias(strategy, ctx, data.train.y)
+    return _Setup(
+        strategy=strategy,
+        ctx=ctx,
+        train_ds=train_ds,
+        training_distribution=strategy.training_distribution(ctx),
+        output_bias=initialization.initial_output_bias(strategy, ctx, data.train.y),
+        init_seed=config.seed_for("init"),
+        minority=int(np.argmin(counts)),
+    )
 
-    init_seed = config.seed_for("init")
-    minority = int(np.argmin(counts))
+
+def _train_and_evaluate(config, data, target, staging, callbacks, log, started, data_options, warm) -> RunResult:
+    training = config.training
+    setup = _setup(config, data, target, data_options)
+    strategy, ctx, counts = setup.strategy, setup.ctx, setup.ctx.class_counts
 
     def build_model():
-        keras.utils.set_random_seed(init_seed)
-        return models.build_for_run(
-            config.model.model,
-            data,
-            hidden_units=config.model.hidden_units,
-            training_distribution=training_distribution,
-            output_bias=output_bias,
-            zero_output_kernel=config.model.zero_output_kernel,
-            seed=init_seed,
-            log=log,
-        )
+        return setup.build_model(config, data, log)
 
     def new_recorders():
         # The per-batch training loss, then the default instrumentation.
@@ -158,7 +187,7 @@ def _train_and_evaluate(config, data, target, staging, callbacks, log, started, 
                 staging,
                 log_composition=config.output.log_composition,
                 gradient_every_n_steps=config.output.gradient_every_n_steps,
-                minority_class=minority,
+                minority_class=setup.minority,
             ),
         ]
 
@@ -198,23 +227,19 @@ def _train_and_evaluate(config, data, target, staging, callbacks, log, started, 
             log(f"plain path, not warm: {reason}")
     instrumentation = recorders[1:]  # recorders[0] is the StepLoss
     runs.write_text(os.path.join(staging, runs.CONFIG_FILE), config.to_json())
-    log(
-        f"[{config.strategy.variant()}] {data.describe()}; training distribution "
-        f"{np.array2string(training_distribution, precision=4)}; {training.steps} steps of batch {training.batch_size}"
-    )
-    prior = counts / counts.sum()
+    log_start(config, data, setup, log)
     evaluator = _Evaluator(
-        data, training, staging, log, started, prior=prior, functions=entry.functions if entry is not None else {}
-    )
+        data, training, staging, log, started, prior=counts / counts.sum(),
+        functions=entry.functions if entry is not None else {},
+    )  # fmt: skip
     budget = _StepBudget(training.steps, training.eval_every)
     noise = _gradient_noise(config, strategy, ctx, data, staging)
-    epochs = math.ceil(training.steps / training.eval_every)
     fit_started = time.time()
     try:
         model.fit(
-            train_ds,
+            setup.train_ds,
             steps_per_epoch=training.eval_every,
-            epochs=epochs,
+            epochs=math.ceil(training.steps / training.eval_every),
             verbose=0,
             shuffle=False,  # the strategy's pipeline already shuffles, seeded
             callbacks=[
@@ -228,7 +253,28 @@ def _train_and_evaluate(config, data, target, staging, callbacks, log, started, 
         )
     finally:
         evaluator.close()
-    fit_seconds = time.time() - fit_started
+    return finish(config, data, target, setup, staging, evaluator, instrumentation, noise, started, fit_started)
+
+
+def log_start(config: ExperimentConfig, data: datasets.Data, setup: _Setup, log) -> None:
+    """The line a run logs before training."""
+    training = config.training
+    log(
+        f"[{config.strategy.variant()}] {data.describe()}; training distribution "
+        f"{np.array2string(setup.training_distribution, precision=4)}; {training.steps} steps of batch "
+        f"{training.batch_size}"
+    )
+
+
+def finish(
+    config, data, target, setup, staging, evaluator, instrumentation, noise, started, fit_started, share: float = 1.0
+) -> RunResult:
+    """Writes a trained run's tables and result.json into its staging folder and returns its result.
+
+    `share`: the run's part of the measured seconds (1 / R for R runs trained side by side).
+    """
+    fit_seconds = (time.time() - fit_started) * share
+    strategy, ctx = setup.strategy, setup.ctx
     curve = pd.DataFrame(evaluator.rows)
     curve.to_csv(os.path.join(staging, runs.METRICS_FILE), index=False)
     for callback in instrumentation:
@@ -240,15 +286,15 @@ def _train_and_evaluate(config, data, target, staging, callbacks, log, started, 
         "dataset": data.name,
         "class_counts": {split: s.class_counts(data.num_classes).tolist() for split, s in data.splits().items()},
         "target_distribution": list(target),
-        "training_distribution": training_distribution.tolist(),
-        "initial_output_bias": np.asarray(output_bias).tolist(),
+        "training_distribution": setup.training_distribution.tolist(),
+        "initial_output_bias": np.asarray(setup.output_bias).tolist(),
         "class_groups": list(evaluator.groups) if evaluator.groups else None,
         "class_weights": strategy.loss_weights(ctx).tolist() if strategy.loss_weights else None,
         "final": curve.iloc[-1].to_dict(),
         "best_validation_average_precision_step": int(curve.loc[curve["validation_average_precision"].idxmax(), "step"])
         if curve["validation_average_precision"].notna().any()
         else None,
-        "train_seconds": round(time.time() - started, 3),
+        "train_seconds": round((time.time() - started) * share, 3),
         # Inside fit: training steps (with any tracing) and the evaluations.
         "fit_seconds": round(fit_seconds, 3),
         "instrumentation": {**instrument.summarize(instrumentation), **_noise_summary(noise)},
@@ -345,19 +391,23 @@ class _Evaluator(keras.callbacks.Callback):
             forward = tf.function(lambda inputs: model(inputs, training=False), input_signature=signature)
             self._functions["forward"] = forward
         rows = max(4096, _PREDICT_VALUES // max(1, int(np.prod(x.shape[1:]))))
-        p = np.concatenate([forward(x[i : i + rows]).numpy() for i in range(0, len(x), rows)])
-        tau = self.training.posthoc_adjustment_tau
-        return losses.adjust_probabilities(p, self.prior, tau=tau) if tau > 0 else p
+        return np.concatenate([forward(x[i : i + rows]).numpy() for i in range(0, len(x), rows)])
 
     def on_epoch_end(self, epoch, logs=None):
+        train_loss = float(logs["loss"]) if logs and "loss" in logs else float("nan")
+        self.evaluate(epoch, self._predict(self.data.validation.x), self._predict(self.data.test.x), train_loss)
+
+    def evaluate(self, epoch: int, val_p: np.ndarray, test_p: np.ndarray, train_loss: float) -> None:
+        """Adds the row of the evaluation after `epoch` from the model's probabilities on validation and test."""
         step = min((epoch + 1) * self.training.eval_every, self.training.steps)
-        val_p = self._predict(self.data.validation.x)
-        test_p = self._predict(self.data.test.x)
+        tau = self.training.posthoc_adjustment_tau
+        if tau > 0:
+            val_p, test_p = (losses.adjust_probabilities(p, self.prior, tau=tau) for p in (val_p, test_p))
         threshold = (
             metrics.best_f1_threshold(self.data.validation.y == 1, val_p[:, 0]) if self.data.num_classes == 2 else None
         )
         row = {"step": step, "elapsed_seconds": round(time.time() - self.started, 3)}
-        row["train_loss"] = float(logs["loss"]) if logs and "loss" in logs else float("nan")
+        row["train_loss"] = train_loss
         tags, values = [], []
         for split, y, p in (
             ("validation", self.data.validation.y, val_p),

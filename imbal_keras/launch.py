@@ -100,8 +100,10 @@ class RunOutcome:
       seconds: wall time of the run in its worker.
       test_average_precision: final test AUPRC (NaN if the run failed).
       error: one line if the run failed, else empty.
-      path: `warm` (the worker reused a compiled model), `cold` (it compiled one to keep) or `plain: <reason>`
-        (the run cannot be warm, or warm runs are off).
+      path: `side by side` (trained in one compiled step with other seeds, `imbal_keras.side_by_side`), `warm`
+        (the worker reused a compiled model), `cold` (it compiled one to keep) or `plain: <reason>` (the run
+        cannot be warm, or warm runs are off).
+      note: why a run of a pack did not train side by side, else empty.
     """
 
     run_name: str
@@ -109,6 +111,7 @@ class RunOutcome:
     test_average_precision: float = math.nan
     error: str = ""
     path: str = ""
+    note: str = ""
 
 
 def worker_threads(workers: int, cores: int | None = None) -> int:
@@ -178,18 +181,12 @@ def worker_data_options():
 _WARM = None
 
 
-def run_one(config_dict: dict[str, Any], fields: Sequence[str], threads: int, warm: bool = True) -> RunOutcome:
-    """Runs one config in this process and writes its HParams; what every executor calls.
-
-    With `warm`, the process keeps compiled models between runs (`imbal_keras.warm`): a run of a shape seen
-    before reuses one, with the same results. A failing run is reported, not raised, so one bad run does not
-    stop the grid; its staging folder is removed by `experiment.run` and the rerun tries it again.
-    """
+def _worker_cache(threads: int, warm: bool):
+    """Sets up this worker process for a run; returns its warm cache (None when warm runs are off)."""
     global _WARM
     configure_worker(threads)
     import keras
 
-    from imbal_keras import experiment
     from imbal_keras.warm import WarmModels
 
     if warm and _WARM is None:
@@ -202,19 +199,72 @@ def run_one(config_dict: dict[str, Any], fields: Sequence[str], threads: int, wa
         keras.backend.clear_session()
     else:
         cache.last_path = ""
+    return cache
+
+
+def _error_line(e: Exception) -> str:
+    message = " ".join(str(e).split()) or type(e).__name__
+    return f"{type(e).__name__}: {message}"
+
+
+def run_one(config_dict: dict[str, Any], fields: Sequence[str], threads: int, warm: bool = True) -> RunOutcome:
+    """Runs one config in this process and writes its HParams; what every executor calls.
+
+    With `warm`, the process keeps compiled models between runs (`imbal_keras.warm`): a run of a shape seen
+    before reuses one, with the same results. A failing run is reported, not raised, so one bad run does not
+    stop the grid; its staging folder is removed by `experiment.run` and the rerun tries it again.
+    """
+    from imbal_keras import experiment
+
+    cache = _worker_cache(threads, warm)
     config = ExperimentConfig.from_dict(config_dict)
     started = time.time()
     try:
         result = experiment.run(config, log=None, data_options=worker_data_options(), warm=cache)
         write_run_hparams(result.run_dir, config, fields)
     except Exception as e:  # noqa: BLE001  (reported to the parent as one line; the grid goes on)
-        message = " ".join(str(e).split()) or type(e).__name__
-        return RunOutcome(config.output.run_name, time.time() - started, error=f"{type(e).__name__}: {message}")
-    final = result.summary["final"].get("test_average_precision")
+        return RunOutcome(config.output.run_name, time.time() - started, error=_error_line(e))
     path = "plain: warm runs off" if cache is None else cache.last_path
-    return RunOutcome(
-        config.output.run_name, time.time() - started, math.nan if final is None else float(final), path=path
-    )
+    return _finished(result, time.time() - started, path)
+
+
+def _finished(result, seconds: float, path: str) -> RunOutcome:
+    final = result.summary["final"].get("test_average_precision")
+    return RunOutcome(result.config.output.run_name, seconds, math.nan if final is None else float(final), path=path)
+
+
+def run_pack(config_dicts: Sequence[dict[str, Any]], fields: Sequence[str], threads: int, warm: bool = True):
+    """Runs configs that differ only in their training seeds side by side in this process
+    (`imbal_keras.side_by_side`) and writes their HParams; returns one outcome per config.
+
+    A pack that cannot train side by side (or fails to) runs its configs one by one with `run_one`, and each
+    outcome's `note` says why: a bad config then fails as its own run, and the others still finish.
+    """
+    if len(config_dicts) == 1:
+        return [run_one(config_dicts[0], fields, threads, warm)]
+    from imbal_keras import side_by_side
+
+    cache = _worker_cache(threads, warm)
+    configs = [ExperimentConfig.from_dict(d) for d in config_dicts]
+    started = time.time()
+    try:
+        results = side_by_side.run_pack(configs, warm=cache, log=None, data_options=worker_data_options())
+    except Exception as e:  # noqa: BLE001  (each run then runs, and fails or not, on its own)
+        results = f"side by side failed ({_error_line(e)})"
+    if isinstance(results, str):
+        outcomes = [run_one(d, fields, threads, warm) for d in config_dicts]
+        # A run that takes the plain path for the same reason says it once, as its path.
+        return [o if o.path == f"plain: {results}" else dataclasses.replace(o, note=results) for o in outcomes]
+    seconds = (time.time() - started) / len(results)
+    outcomes = []
+    for config, result in zip(configs, results, strict=True):
+        try:
+            write_run_hparams(result.run_dir, config, fields)
+        except Exception as e:  # noqa: BLE001  (the run folder is published; a rerun writes its HParams)
+            outcomes.append(RunOutcome(config.output.run_name, seconds, error=_error_line(e)))
+            continue
+        outcomes.append(_finished(result, seconds, f"side by side: {len(results)} runs"))
+    return outcomes
 
 
 EXECUTORS = ("local", "inline", "ray")
@@ -238,6 +288,7 @@ def execute(
     workers: int = 1,
     ray_address: str = "",
     warm: bool = True,
+    side_by_side: int = 1,
     on_done: Callable[[RunOutcome], None] = lambda outcome: None,
 ) -> list[RunOutcome]:
     """Runs `configs` and calls `on_done` in this process as each one finishes.
@@ -251,6 +302,8 @@ def execute(
       workers: local worker processes.
       ray_address: Ray cluster address (`auto`, `ray://host:10001`, ...); empty starts a local Ray instance.
       warm: workers keep compiled models between runs (`imbal_keras.warm`); False builds every run anew.
+      side_by_side: runs that differ only in their training seeds train together in one compiled step, up to
+        this many (`imbal_keras.side_by_side`); 1 runs every run on its own.
       on_done: progress callback.
 
     Returns:
@@ -260,36 +313,37 @@ def execute(
       UserInputError: bad executor or worker count, Ray not installed or its cluster unreachable.
     """
     check_execution(executor, workers)
-    dicts = [c.to_dict() for c in configs]
+    packs = [[c.to_dict() for c in pack] for pack in sweep.packs(configs, side_by_side)]
     outcomes: list[RunOutcome] = []
 
-    def done(outcome: RunOutcome) -> None:
-        outcomes.append(outcome)
-        on_done(outcome)
+    def done(pack_outcomes: list[RunOutcome]) -> None:
+        for outcome in pack_outcomes:
+            outcomes.append(outcome)
+            on_done(outcome)
 
     if executor == "inline":
-        for d in dicts:
-            done(run_one(d, fields, worker_threads(1), warm))
+        for pack in packs:
+            done(run_pack(pack, fields, worker_threads(1), warm))
     elif executor == "local":
-        _execute_local(dicts, fields, workers, done, warm)
+        _execute_local(packs, fields, workers, done, warm)
     else:
-        _execute_ray(dicts, fields, ray_address, done, warm)
+        _execute_ray(packs, fields, ray_address, done, warm)
     return outcomes
 
 
-def _execute_local(dicts, fields, workers, done, warm) -> None:
+def _execute_local(packs, fields, workers, done, warm) -> None:
     import concurrent.futures
     import multiprocessing
 
     threads = worker_threads(workers)
     # 'spawn': TensorFlow is not fork-safe. Each worker imports it once, in the initializer.
     with concurrent.futures.ProcessPoolExecutor(
-        max_workers=min(workers, len(dicts)) or 1,
+        max_workers=min(workers, len(packs)) or 1,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=configure_worker,
         initargs=(threads,),
     ) as pool:
-        futures = [pool.submit(run_one, d, fields, threads, warm) for d in dicts]
+        futures = [pool.submit(run_pack, pack, fields, threads, warm) for pack in packs]
         try:
             for future in concurrent.futures.as_completed(futures):
                 done(future.result())
@@ -335,10 +389,10 @@ def _connect_ray(ray_address: str):
     return ray
 
 
-def _execute_ray(dicts, fields, ray_address, done, warm) -> None:
+def _execute_ray(packs, fields, ray_address, done, warm) -> None:
     ray = _connect_ray(ray_address)
-    task = ray.remote(num_cpus=1)(run_one)
-    pending = [task.remote(d, fields, 1, warm) for d in dicts]
+    task = ray.remote(num_cpus=1)(run_pack)
+    pending = [task.remote(pack, fields, 1, warm) for pack in packs]
     while pending:
         ready, pending = ray.wait(pending, num_returns=1)
         done(ray.get(ready[0]))
@@ -367,6 +421,9 @@ class Progress:
         remaining = self.total - self.skipped - self.done_now
         eta = elapsed / self.done_now * remaining
         status = f"FAILED {outcome.error}" if outcome.error else f"test AP {outcome.test_average_precision:.4f}"
+        if outcome.note and outcome.note not in self.said:
+            self.said.add(outcome.note)
+            self.log(f"note: {outcome.run_name} did not train side by side with its other seeds: {outcome.note}")
         if outcome.path.startswith("plain: ") and outcome.path not in self.said:
             self.said.add(outcome.path)
             self.log(f"note: {outcome.run_name} ran the plain path, not warm: {outcome.path.removeprefix('plain: ')}")
@@ -420,6 +477,7 @@ def run_grid(
     shard_index: int = 0,
     shard_count: int = 1,
     warm: bool = True,
+    side_by_side: int = sweep.DEFAULT_PACK,
     log: Callable[[str], None] = print,
 ) -> GridOutcome:
     """Runs the unfinished runs of a grid (or of one shard of it); see `execute` for the executors.
@@ -429,6 +487,7 @@ def run_grid(
     """
     sweep.validate(spec)
     check_execution(executor, workers)
+    sweep.packs([], side_by_side)  # checks side_by_side before anything is written
     _check_model_functions(spec)
     if executor == "ray":  # before anything is written: an unreachable cluster leaves no grid folder behind
         _connect_ray(ray_address)
@@ -451,13 +510,21 @@ def run_grid(
     )
     progress = Progress(total=len(configs), skipped=len(configs) - len(todo), log=log)
     outcomes = execute(
-        todo, fields, executor=executor, workers=workers, ray_address=ray_address, warm=warm, on_done=progress
+        todo,
+        fields,
+        executor=executor,
+        workers=workers,
+        ray_address=ray_address,
+        warm=warm,
+        side_by_side=side_by_side,
+        on_done=progress,
     )
     paths = collections.Counter(o.path.split(":")[0] for o in outcomes if not o.error)
     if paths:
         log(
-            f"{paths['warm']} runs reused a compiled model, {paths['cold']} compiled one to keep, "
-            f"{paths['plain']} ran the plain path (--nowarm turns warm runs off)"
+            f"{paths['side by side']} runs trained side by side with other seeds, {paths['warm']} reused a compiled "
+            f"model, {paths['cold']} compiled one to keep, {paths['plain']} ran the plain path (--side_by_side=1 "
+            "and --nowarm turn these off)"
         )
     return GridOutcome(total=len(configs), skipped=len(configs) - len(todo), outcomes=outcomes)
 
@@ -477,7 +544,7 @@ def run_and_report(
       grid_dir: the grid folder.
       merge_from: run nothing; copy finished runs from these grid folders (possibly none) into `grid_dir`.
       log: where progress lines go.
-      **execution: `run_grid`'s executor, workers, ray_address, shard_index, shard_count and warm.
+      **execution: `run_grid`'s executor, workers, ray_address, shard_index, shard_count, warm and side_by_side.
 
     Returns:
       The paths of the tables and reports written (none after a shard that is not the whole grid).
@@ -533,6 +600,7 @@ def describe_grid(
     workers: int = 1,
     ray_address: str = "",
     warm: bool = True,
+    side_by_side: int = sweep.DEFAULT_PACK,
 ) -> str:
     """What a grid command would do, after validating it (nothing is run or written).
 
@@ -541,6 +609,7 @@ def describe_grid(
     """
     del ray_address, warm  # a dry run contacts no cluster and runs nothing
     check_execution(executor, workers)
+    sweep.packs([], side_by_side)
     if merge_from is not None:
         spec = sweep.load_spec(grid_dir)
         return f"merge: copy finished runs of {', '.join(merge_from) or 'no other folder'} into {grid_dir}, then report"

@@ -93,8 +93,7 @@ def build(
     """
     if kind not in ("tabular", "image"):
         raise ValueError(f"kind must be 'tabular' or 'image'. Received: kind={kind!r}")
-    seeds = iter(range(seed * 1000, seed * 1000 + 1000))
-    init = lambda: keras.initializers.GlorotUniform(seed=next(seeds))  # noqa: E731
+    init = _initializers(seed)
     inputs = keras.Input(shape=tuple(input_shape))
     if kind == "image":
         h = _convolutions(inputs, tuple(input_shape), init)
@@ -114,6 +113,36 @@ def build(
         name="output",
     )(h)
     return keras.Model(inputs, outputs, name=f"{kind}_classifier")
+
+
+def _initializers(seed: int) -> Callable[[], keras.initializers.Initializer]:
+    """The kernel initialisers of a built-in model seeded by `seed`, one per call, in layer order."""
+    seeds = iter(range(seed * 1000, seed * 1000 + 1000))
+    return lambda: keras.initializers.GlorotUniform(seed=next(seeds))
+
+
+def mlp_weights(
+    input_dim: int,
+    num_classes: int,
+    *,
+    hidden_units: Sequence[int] = (64, 64),
+    training_distribution: Sequence[float] | None = None,
+    output_bias: Sequence[float] | None = None,
+    zero_output_kernel: bool = False,
+    seed: int = 0,
+) -> list[np.ndarray]:
+    """The initial weights (`get_weights()` order) of the MLP `build` makes for numeric inputs (D,), drawn from
+    its initialisers without building a model: seeds side by side start many replicas, and a Keras build costs
+    more than a short run's training. Same arguments as `build`."""
+    init = _initializers(seed)
+    weights, fan_in = [], input_dim
+    for width in hidden_units:
+        weights += [np.asarray(init()((fan_in, width)), np.float32), np.zeros(width, np.float32)]
+        fan_in = width
+    bias = _bias_values(num_classes, training_distribution, output_bias)
+    units = 1 if num_classes == 2 else num_classes
+    kernel = np.zeros((fan_in, units), np.float32) if zero_output_kernel else np.asarray(init()((fan_in, units)))
+    return [*weights, kernel.astype(np.float32), bias.astype(np.float32)]
 
 
 def _bias_values(num_classes: int, training_distribution, bias) -> np.ndarray:

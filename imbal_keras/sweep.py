@@ -22,6 +22,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -447,3 +448,39 @@ def merge(sources: Sequence[str], grid_dir: str) -> int:
     for source in sources:
         check_compatible(load_spec(source), spec, source)
     return sum(runs.copy_finished(runs_dir(source), runs_dir(grid_dir)) for source in sources)
+
+
+# Runs trained side by side in one pack by default (`--side_by_side`, `imbal_keras.side_by_side`).
+DEFAULT_PACK = 10
+# Config fields the runs of a pack may differ in: the seeds of training and where each run goes.
+_REPLICA_FIELDS = frozenset({"seed", "init_seed", "order_seed", "output_dir", "run_name"})
+
+
+def pack_key(config: ExperimentConfig) -> str:
+    """Configs with the same key may train side by side: everything but the training seeds is equal (the data
+    seed included, so that the replicas share their data)."""
+    fields = {k: v for k, v in config.flat().items() if k not in _REPLICA_FIELDS}
+    fields["data_seed"] = config.seed_for("data")
+    return repr(sorted(fields.items()))
+
+
+def packs(configs: Sequence[ExperimentConfig], size: int) -> list[list[ExperimentConfig]]:
+    """Groups `configs` into packs of at most `size` runs that differ only in their training seeds.
+
+    A group of n runs is cut into ceil(n / size) packs of near-equal size (20 runs at size 8: 7, 6, 7), in the
+    order the configs come; `size` 1 gives one pack per run.
+    """
+    check(
+        isinstance(size, int) and size >= 1,
+        f"side_by_side must be an integer >= 1 (1 turns it off). Received: side_by_side={size!r}",
+        argument="side_by_side",
+    )
+    groups: dict[str, list[ExperimentConfig]] = {}
+    for config in configs:
+        groups.setdefault(pack_key(config), []).append(config)
+    out = []
+    for group in groups.values():
+        count = math.ceil(len(group) / size)
+        bounds = [round(i * len(group) / count) for i in range(count + 1)]
+        out += [group[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return out

@@ -56,6 +56,24 @@ def test_output_bias_given_overrides_the_prior():
         (64, [62, 31, 29, 14]),
     ],
 )
+@pytest.mark.parametrize(
+    "num_classes, hidden_units, zero_output_kernel, output_bias",
+    [(2, (8, 8), False, None), (4, (5,), True, None), (10, (), False, None), (3, (6, 4), False, (0.1, -0.2, 0.3))],
+)
+def test_mlp_weights_are_the_built_models_initial_weights(num_classes, hidden_units, zero_output_kernel, output_bias):
+    prior = np.arange(1, num_classes + 1) / np.arange(1, num_classes + 1).sum()
+    settings = dict(hidden_units=hidden_units, training_distribution=prior, output_bias=output_bias,
+                    zero_output_kernel=zero_output_kernel, seed=7)  # fmt: skip
+    built = models.build((6,), num_classes, **settings).get_weights()
+    drawn = models.mlp_weights(6, num_classes, **settings)
+    assert [w.shape for w in drawn] == [w.shape for w in built]
+    for a, b in zip(drawn, built, strict=True):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+    # Another seed draws other weights.
+    assert not np.array_equal(models.mlp_weights(6, num_classes, **{**settings, "seed": 8})[0], drawn[0])
+
+
 def test_cnn_is_sized_to_the_image(side, feature_maps):
     model = models.build((side, side, 1), 2, kind="image", hidden_units=(4,))
     maps = [

@@ -82,9 +82,7 @@ class StepRecorder(keras.callbacks.Callback):
         _check_log_dir(type(self).__name__, log_dir)
         self.log_dir = os.fspath(log_dir)
         self._blocks = []
-        if self._events is not None:
-            self._events.close()
-            self._events = None
+        self.close()
         self._keep_buffer = True
 
     def get_config(self) -> dict:
@@ -192,12 +190,35 @@ class StepRecorder(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self._read_rows()
-        if self._events is not None:
-            self._events.flush()
+        self.end_epoch(epoch)
 
     def on_train_end(self, logs=None):
         self._read_rows()
         _probe.detach(self.model, self)
+        self.close()
+
+    # Host side: rows recorded elsewhere (seeds side by side, `imbal_keras.side_by_side`) enter here too.
+
+    def add_rows(self, steps: np.ndarray, raw: np.ndarray, *, epoch: int, logged: bool = False) -> None:
+        """Takes the rows of optimizer steps `steps` (N,): raw rows (N, raw_width), or with `logged` the logged
+        columns themselves (N, len(tags)); they join `dataframe()` and the TensorBoard events.
+
+        Raises:
+          UserInputError: rows the recorder rejects (`_columns`).
+        """
+        values = raw if logged else self._columns(raw, steps)
+        self._blocks.append((steps, np.full(steps.size, epoch), values))
+        if self._events is None:
+            self._events = _events.ScalarEventFile(os.path.join(self.log_dir, self._events_subdir), self._tags())
+        self._events.write_scalars(steps + self._events_step_offset, values)
+
+    def end_epoch(self, epoch: int) -> None:
+        """What an epoch's end writes once its rows are in (the events are flushed)."""
+        if self._events is not None:
+            self._events.flush()
+
+    def close(self) -> None:
+        """Closes the TensorBoard event file."""
         if self._events is not None:
             self._events.close()
             self._events = None
@@ -258,14 +279,10 @@ class StepRecorder(keras.callbacks.Callback):
         if not steps.size:
             return
         try:
-            values = self._columns(rows, steps)
+            self.add_rows(steps, rows, epoch=self._epoch)
         except UserInputError:
             _probe.restore(self.model)  # fit stops here without calling on_train_end
             raise
-        self._blocks.append((steps, np.full(steps.size, self._epoch), values))
-        if self._events is None:
-            self._events = _events.ScalarEventFile(os.path.join(self.log_dir, self._events_subdir), self._tags())
-        self._events.write_scalars(steps + self._events_step_offset, values)
 
 
 def _check_log_dir(callback_name: str, log_dir) -> None:

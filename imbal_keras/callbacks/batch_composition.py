@@ -98,8 +98,7 @@ class BatchComposition(StepRecorder):
         )
         self._record(step, lambda: [batch_size, counts, weights])
 
-    def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch, logs)
+    def end_epoch(self, epoch: int) -> None:
         # Column 1 + c of a row is the count of class c (after the batch size).
         column = 1 + self.minority_class
         minority = np.concatenate([values[:, column] for _, _, values in self._blocks]) if self._blocks else []
@@ -108,6 +107,7 @@ class BatchComposition(StepRecorder):
                 epoch,
                 histogram_pb("composition/minority_count", minority, buckets=int(minority.max()) + 1),
             )
+        super().end_epoch(epoch)
 
     def summary(self) -> dict[str, float]:
         """Scalar summaries over the run, for the results table (see docs/callbacks.md)."""

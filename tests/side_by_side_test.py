@@ -1,0 +1,254 @@
+"""Seeds side by side (`imbal_keras.side_by_side`): each run of a pack gives the one-run path's results.
+
+Every pack below is also run config by config through `experiment.run` with everything built anew (the one-run
+path), and the run folders are compared file by file: the evaluation curve, the per-step composition, loss and
+per-class gradients, and the summaries. Batched matrix products may round differently from single ones, so the
+comparison allows float32 rounding (RTOL, ATOL below, stated in docs/grids.md); batch compositions are exact.
+"""
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from imbal_keras import experiment, launch, runs, side_by_side, strategies, sweep
+from imbal_keras.config import ExperimentConfig
+from imbal_keras.errors import UserInputError
+from imbal_keras.warm import WarmModels
+
+TINY = dict(num_examples=1500, num_features=4, imbalance_ratio=9, steps=24, eval_every=8, hidden_units=(8, 8),
+            gradient_every_n_steps=3, data_seed=0)  # fmt: skip
+# Pipelines, weights, reductions, losses of their own and K > 2 with Adam.
+CASES = {
+    "none": dict(strategy="none"),
+    "class_weight": dict(strategy="class_weight", weight_reduction="mean_with_sample_weight"),
+    "upsample": dict(strategy="upsample"),
+    "stratified": dict(strategy="stratified"),
+    "focal": dict(strategy="focal"),
+    "k4_adam": dict(
+        strategy="class_balanced", num_classes=4, imbalance_ratio=8.0, optimizer="adam", learning_rate=0.01
+    ),  # fmt: skip
+    "k10_logit_adjusted": dict(
+        strategy="logit_adjusted", num_classes=10, imbalance_ratio=20.0, class_profile="exponential"
+    ),  # fmt: skip
+}
+SEEDS = (0, 1)
+# Float32 rounding of batched against single matrix products, over 24 SGD/Adam steps.
+RTOL, ATOL = 1e-4, 1e-5
+# A class's effective step splits each coordinate's update by g_c / g, which amplifies rounding where the total
+# gradient g is near zero and the update is not (Adam's momentum): 1.5e-4 measured for K = 4 with Adam.
+SHARE_RTOL = 1e-3
+
+
+def _configs(out, case, seeds=SEEDS, **extra):
+    return [
+        ExperimentConfig.from_flat(
+            {**TINY, **CASES[case], **extra, "seed": s, "output_dir": str(out), "run_name": f"{case}_seed{s}"}
+        )  # fmt: skip
+        for s in seeds
+    ]
+
+
+def _train_losses(run_dir):
+    from tensorboard.backend.event_processing import event_accumulator
+
+    events = event_accumulator.EventAccumulator(run_dir, size_guidance={"tensors": 0})
+    events.Reload()
+    return np.array([(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in events.Tensors("train/loss")])
+
+
+def _assert_same_run(pack_dir, one_dir):
+    assert sorted(f for f in os.listdir(pack_dir) if "tfevents" not in f) == sorted(
+        f for f in os.listdir(one_dir) if "tfevents" not in f
+    )
+    for name in (runs.METRICS_FILE, runs.COMPOSITION_FILE, runs.GRADIENTS_FILE):
+        if not os.path.exists(os.path.join(one_dir, name)):
+            continue
+        a = pd.read_csv(os.path.join(pack_dir, name)).drop(columns=["elapsed_seconds"], errors="ignore")
+        b = pd.read_csv(os.path.join(one_dir, name)).drop(columns=["elapsed_seconds"], errors="ignore")
+        assert list(a.columns) == list(b.columns), name
+        assert a.shape == b.shape and len(a) > 0, name
+        if name == runs.COMPOSITION_FILE:
+            pd.testing.assert_frame_equal(a, b)  # the same batches, exactly
+            continue
+        shares = [c for c in a.columns if c.startswith("gradients_effective_step_")]
+        rest = [c for c in a.columns if c not in shares]
+        np.testing.assert_allclose(a[rest].to_numpy(float), b[rest].to_numpy(float), rtol=RTOL, atol=ATOL, err_msg=name)
+        np.testing.assert_allclose(a[shares].to_numpy(float), b[shares].to_numpy(float), rtol=SHARE_RTOL, atol=ATOL)
+    losses_pack, losses_one = _train_losses(pack_dir), _train_losses(one_dir)
+    np.testing.assert_array_equal(losses_pack[:, 0], losses_one[:, 0])
+    np.testing.assert_allclose(losses_pack[:, 1], losses_one[:, 1], rtol=RTOL, atol=ATOL)
+    with open(os.path.join(pack_dir, runs.RESULT_FILE)) as f:
+        pack = json.load(f)
+    with open(os.path.join(one_dir, runs.RESULT_FILE)) as f:
+        one = json.load(f)
+    assert pack.keys() == one.keys()
+    for summary in (pack, one):  # the runs went to different folders
+        summary["config"]["output"].pop("output_dir")
+    for key in ("config", "class_counts", "training_distribution", "initial_output_bias", "class_weights"):
+        assert pack[key] == one[key], key
+    assert pack["instrumentation"].keys() == one["instrumentation"].keys()
+    for key, value in one["instrumentation"].items():
+        np.testing.assert_allclose(pack["instrumentation"][key], value, rtol=RTOL, atol=ATOL, err_msg=key)
+    configs = []
+    for run_dir in (pack_dir, one_dir):
+        with open(os.path.join(run_dir, runs.CONFIG_FILE)) as f:
+            configs.append(f.read().replace(os.path.dirname(run_dir), "OUT"))
+    assert configs[0] == configs[1]
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_every_run_of_a_pack_matches_the_one_run_path(tmp_path, case):
+    results = side_by_side.run_pack(_configs(tmp_path / "pack", case), log=None)
+    assert not isinstance(results, str), results
+    for config, result in zip(_configs(tmp_path / "one", case), results, strict=True):
+        one = experiment.run(config, log=None)
+        assert os.path.basename(result.run_dir) == os.path.basename(one.run_dir)
+        _assert_same_run(result.run_dir, one.run_dir)
+    # Nothing but the run folders is left behind.
+    assert sorted(os.listdir(tmp_path / "pack")) == sorted(f"{case}_seed{s}" for s in SEEDS)
+
+
+def test_a_run_does_not_depend_on_its_pack_mates_and_a_warm_pack_repeats_a_cold_one(tmp_path):
+    warm = WarmModels()
+    first = side_by_side.run_pack(_configs(tmp_path / "a", "class_weight", seeds=(0, 1, 2)), warm=warm, log=None)
+    other = side_by_side.run_pack(_configs(tmp_path / "b", "class_weight", seeds=(5, 1, 7)), warm=warm, log=None)
+    again = side_by_side.run_pack(_configs(tmp_path / "c", "class_weight", seeds=(0, 1, 2)), warm=warm, log=None)
+    assert warm.hits == 2 and warm.misses == 1  # one compiled pack served all three
+    _assert_same_run(first[1].run_dir, other[1].run_dir)
+    for a, b in zip(first, again, strict=True):  # same seeds, same pack: the same numbers, bitwise
+        for name in (runs.METRICS_FILE, runs.COMPOSITION_FILE, runs.GRADIENTS_FILE):
+            x = pd.read_csv(os.path.join(a.run_dir, name)).drop(columns=["elapsed_seconds"], errors="ignore")
+            y = pd.read_csv(os.path.join(b.run_dir, name)).drop(columns=["elapsed_seconds"], errors="ignore")
+            pd.testing.assert_frame_equal(x, y)
+
+
+def test_instrumentation_off_writes_what_the_one_run_path_writes(tmp_path):
+    extra = dict(log_composition=False, gradient_every_n_steps=0)
+    (result,) = side_by_side.run_pack(_configs(tmp_path / "pack", "none", seeds=(3,), **extra), log=None)
+    one = experiment.run(_configs(tmp_path / "one", "none", seeds=(3,), **extra)[0], log=None)
+    assert sorted(os.listdir(result.run_dir)) != [] and not os.path.exists(
+        os.path.join(result.run_dir, runs.GRADIENTS_FILE)
+    )
+    _assert_same_run(result.run_dir, one.run_dir)
+
+
+@pytest.mark.parametrize(
+    "extra, reason",
+    [
+        (dict(strategy="ldam"), "changes its loss or batches during training"),
+        (dict(diagnose_every=4), "diagnose_every"),
+        (dict(model="cnn"), "convolutions"),
+    ],
+)
+def test_what_cannot_train_side_by_side_says_why_and_writes_nothing(tmp_path, extra, reason):
+    configs = [
+        ExperimentConfig.from_flat({**TINY, **extra, "seed": s, "output_dir": str(tmp_path), "run_name": f"r{s}"})
+        for s in (0, 1)
+    ]
+    said = side_by_side.run_pack(configs, log=None)
+    assert isinstance(said, str) and reason in said
+    assert not os.listdir(tmp_path)
+
+
+def test_only_stacks_of_dense_layers_are_packed():
+    import keras
+
+    def model(*layers):
+        return keras.Sequential([keras.Input((6,)), *layers, keras.layers.Dense(1, activation="sigmoid")])
+
+    assert len(side_by_side._layers(model(keras.layers.Dense(4, activation="relu")))) == 2
+    assert "Dropout" in side_by_side._layers(model(keras.layers.Dropout(0.5)))
+    assert "activation 'tanh'" in side_by_side._layers(model(keras.layers.Dense(4, activation="tanh")))
+    linear = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3)])
+    assert "not sigmoid or softmax" in side_by_side._layers(linear)
+
+
+def test_configs_that_differ_in_more_than_their_seeds_are_refused(tmp_path):
+    a, b = _configs(tmp_path, "none", seeds=(0,))[0], _configs(tmp_path, "none", seeds=(1,), data_seed=1)[0]
+    with pytest.raises(UserInputError, match="differ only in their training seeds"):
+        side_by_side.run_pack([a, b], log=None)
+    assert not os.listdir(tmp_path)
+
+
+def test_packs_group_seeds_of_one_data_seed_in_near_equal_parts():
+    base = {**TINY, "output_dir": "out"}
+    configs = [
+        ExperimentConfig.from_flat({**base, "strategy": strategy, "seed": s, "run_name": f"{strategy}{s}"})
+        for strategy in ("none", "upsample")
+        for s in range(20)
+    ]
+    packs = sweep.packs(configs, 8)
+    assert [len(p) for p in packs] == [7, 6, 7, 7, 6, 7]
+    assert all(len({sweep.pack_key(c) for c in p}) == 1 for p in packs)
+    assert [c.output.run_name for p in packs for c in p] == [c.output.run_name for c in configs]
+    # Without a fixed data seed every seed draws its own data: no two runs share a pack.
+    own_data = [ExperimentConfig.from_flat({**base, "data_seed": -1, "seed": s}) for s in range(3)]
+    assert [len(p) for p in sweep.packs(own_data, 8)] == [1, 1, 1]
+    assert [len(p) for p in sweep.packs(configs, 1)] == [1] * 40
+    with pytest.raises(UserInputError, match=r"side_by_side must be an integer >= 1.*Received: side_by_side=0"):
+        sweep.packs(configs, 0)
+
+
+def test_a_grid_trains_its_seeds_side_by_side_resumes_and_falls_back(tmp_path):
+    spec = sweep.make_spec(
+        {**TINY, "steps": 16},
+        {"strategy": ("none", "ldam"), "seed": (0, 1, 2)},
+    )
+    lines = []
+    outcome = launch.run_grid(spec, str(tmp_path / "grid"), executor="inline", side_by_side=3, log=lines.append)
+    assert not outcome.failed
+    paths = {o.run_name: o.path for o in outcome.outcomes}
+    assert sum(p == "side by side: 3 runs" for p in paths.values()) == 3
+    # ldam's deferred re-weighting: one by one, on the plain path, said once.
+    assert sum(p == "plain: strategy 'ldam' changes its loss or batches during training" for p in paths.values()) == 3
+    assert sum("changes its loss" in line for line in lines) == 1
+    assert any(line.startswith("3 runs trained side by side") for line in lines)
+    # HParams are written for every run; a rerun skips every finished run.
+    runs_dir = sweep.runs_dir(str(tmp_path / "grid"))
+    for name in paths:
+        assert any(f.endswith(".hparams") for f in os.listdir(os.path.join(runs_dir, name))), name
+    again = launch.run_grid(spec, str(tmp_path / "grid"), executor="inline", side_by_side=3, log=lines.append)
+    assert again.skipped == 6 and not again.outcomes
+    # The grid's side-by-side runs are the runs the one-by-one grid makes.
+    alone = launch.run_grid(spec, str(tmp_path / "alone"), executor="inline", side_by_side=1, warm=False,
+                            log=lambda _: None)  # fmt: skip
+    assert {o.path for o in alone.outcomes} == {"plain: warm runs off"}
+    for name, path in paths.items():
+        if path.startswith("side by side"):
+            _assert_same_run(os.path.join(runs_dir, name), os.path.join(sweep.runs_dir(str(tmp_path / "alone")), name))
+
+
+def test_a_pack_with_bad_input_fails_run_by_run_with_one_line_each(tmp_path):
+    spec = sweep.make_spec({**TINY, "batch_size": 5000}, {"seed": (0, 1)})
+    lines = []
+    outcome = launch.run_grid(spec, str(tmp_path / "grid"), executor="inline", side_by_side=2, log=lines.append)
+    assert len(outcome.failed) == 2
+    for failed in outcome.failed:
+        assert failed.error.startswith("UserInputError: batch_size=5000 is larger than the training split")
+        assert failed.note.startswith("side by side failed (UserInputError: batch_size=5000")
+    assert sum("did not train side by side" in line for line in lines) == 1
+    assert not runs.finished_runs(sweep.runs_dir(str(tmp_path / "grid")))
+
+
+@pytest.mark.parametrize("name", sorted(strategies.STRATEGIES))
+def test_the_interleaved_pipeline_gives_each_replica_the_batches_of_its_own_run(name):
+    """Every strategy's pipeline built once with the order seed as a tensor yields, per replica, the batches its
+    one-run pipeline (seeded by a Python int) yields."""
+    config = ExperimentConfig.from_flat({**TINY, "strategy": name, "num_classes": 3, "imbalance_ratio": 10.0})
+    data = experiment._load_data(config, None)
+    target = tuple(experiment.pipelines.balanced(data.num_classes))
+    setups = [
+        experiment._setup(ExperimentConfig.from_flat({**config.flat(), "seed": s}), data, target, None, pipeline=False)
+        for s in (4, 9)
+    ]
+    stacked = list(side_by_side._stacked_dataset(setups, data, None).take(6).as_numpy_iterator())
+    for r, setup in enumerate(setups):
+        own = strategies.build_pipeline(setup.strategy, data.train.x, data.train.y, setup.ctx)
+        for batch, expected in zip(stacked, own.take(6).as_numpy_iterator(), strict=True):
+            assert len(batch) == len(expected)
+            for part, want in zip(batch, expected, strict=True):
+                np.testing.assert_array_equal(part[r], want)
