@@ -179,7 +179,11 @@ class _PackModel(keras.Model):
         counts = tf.reduce_sum(one_hot, axis=1)
         if self.log_composition:
             size = tf.fill([self.replicas, 1], tf.cast(tf.shape(y)[1], tf.float32))
-            weights = counts if sample_weight is None else tf.einsum("rbk,rb->rk", one_hot, sample_weight)
+            weights = (
+                counts
+                if sample_weight is None
+                else tf.einsum("rbk,rb->rk", one_hot, tf.cast(sample_weight, tf.float32))
+            )
             self._write(self.composition, index, tf.concat([size, counts, weights], axis=1))
         self._write(self.losses_rows, index, losses[:, None])
         if record:

@@ -46,17 +46,6 @@ def test_output_bias_given_overrides_the_prior():
 
 
 @pytest.mark.parametrize(
-    ("side", "feature_maps"),
-    [
-        (28, [26, 13, 11, 5]),  # the network as before for MNIST-sized images
-        (8, [6, 3, 1]),  # 8x8 used to fail: the second pooling reached 0
-        (9, [7, 3, 1]),
-        (4, [2, 1]),
-        (3, [1]),
-        (64, [62, 31, 29, 14]),
-    ],
-)
-@pytest.mark.parametrize(
     "num_classes, hidden_units, zero_output_kernel, output_bias",
     [(2, (8, 8), False, None), (4, (5,), True, None), (10, (), False, None), (3, (6, 4), False, (0.1, -0.2, 0.3))],
 )
@@ -74,6 +63,17 @@ def test_mlp_weights_are_the_built_models_initial_weights(num_classes, hidden_un
     assert not np.array_equal(models.mlp_weights(6, num_classes, **{**settings, "seed": 8})[0], drawn[0])
 
 
+@pytest.mark.parametrize(
+    ("side", "feature_maps"),
+    [
+        (28, [26, 13, 11, 5]),  # the network as before for MNIST-sized images
+        (8, [6, 3, 1]),  # 8x8 used to fail: the second pooling reached 0
+        (9, [7, 3, 1]),
+        (4, [2, 1]),
+        (3, [1]),
+        (64, [62, 31, 29, 14]),
+    ],
+)
 def test_cnn_is_sized_to_the_image(side, feature_maps):
     model = models.build((side, side, 1), 2, kind="image", hidden_units=(4,))
     maps = [
