@@ -1,14 +1,18 @@
 """Training speed with the imbal_keras callbacks attached, against plain fit and stock TensorBoard.
 
-Same 2x64 MLP on synthetic 1:99 data, batch 16, SGD, in one process with one TensorFlow thread.
-Every configuration is fitted `--repeats` times; the fits are interleaved and the order rotates in
-every round. A fit is timed in windows of 256 consecutive steps (one read-back of the callbacks'
-buffers each) after its first epoch, so tracing and warm-up are excluded; its speed is its fastest
-window, which filters out other processes on a shared machine. Prints steps/s and its ratio to plain fit, the
-same for the process's CPU time per step (which waiting for a core held by other processes does
-not inflate), all medians over the repeats, and the load average before and after.
+Same 2x64 MLP on synthetic 1:99 data, batch 16, SGD, in one process with one TensorFlow thread. Each
+configuration keeps one model and its callbacks for the whole benchmark, and trains in bouts: one `fit` of
+`--steps` steps per bout, continuing where the last bout stopped (the step functions the callbacks compile are
+kept between fits, `_probe.keep_compiled`, and their recorders `reuse`d, so no bout traces). A round runs one bout
+of every configuration back to back, in an order that rotates every round; a bout is timed from its 64th step
+to its last, so it holds the callbacks' read-backs but not a fit's start. On a shared machine the speed of one
+second differs from the next by more than the callbacks cost; bouts of the configurations a second apart see
+the same machine, so the benchmark compares them round by round: per round the ratio of plain fit's time per
+step to each configuration's, then the median over rounds with a 95% t interval on the mean log ratio. Also
+printed: the medians of steps/s and of the process's CPU time per step (which waiting for a core held by other
+processes does not inflate), and the load average before and after.
 
-    python -m benchmarks.callback_overhead [--steps 768] [--repeats 7] [--json rows.json] [--breakdown]
+    python -m benchmarks.callback_overhead [--steps 512] [--repeats 40] [--json rows.json] [--breakdown]
     python -m benchmarks.callback_overhead --ops
 
 `--ops` instead counts the graph ops of one train step as traced (before TensorFlow's graph optimiser;
@@ -36,7 +40,8 @@ from imbal_keras import callbacks as ik  # noqa: E402
 
 _FEATURES = 20
 _BATCH = 16
-_WINDOW = 256
+# Steps of a bout before its timing starts (a fit's own start is not what is compared).
+_SKIP = 64
 
 
 def _dataset(seed: int = 0) -> tf.data.Dataset:
@@ -60,33 +65,31 @@ def _model() -> keras.Model:
     return model
 
 
-class _WindowTimer(keras.callbacks.Callback):
-    """Fastest wall and CPU seconds per step over windows of `_WINDOW` steps, after the first epoch.
+class _BoutTimer(keras.callbacks.Callback):
+    """Wall and CPU seconds per step of one bout, from step `_SKIP` to the end of its epoch.
 
-    CPU time is that of the whole process (every thread), so it counts the work the callbacks add
-    wherever it runs, but not the time spent waiting for a core that other processes hold.
+    CPU time is that of the whole process (every thread), so it counts the work the callbacks add wherever it
+    runs, but not the time spent waiting for a core that other processes hold. Placed first, its epoch end comes
+    before the callbacks' own; a batch-begin hook keeps Keras's asynchronous batch-end dispatch, as in plain fit.
     """
 
     def __init__(self):
         super().__init__()
-        self.best = {"wall": float("inf"), "cpu": float("inf")}
-        self._start = None
         self._steps = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._timing = epoch > 0
+        self._start = None
+        self.seconds = None
 
     def on_train_batch_begin(self, batch, logs=None):
-        # A batch-begin hook keeps Keras's asynchronous batch-end dispatch, as in a plain fit.
-        if not self._timing:
-            return
-        if self._steps % _WINDOW == 0:
-            now = {"wall": time.perf_counter(), "cpu": time.process_time()}
-            if self._start is not None:
-                for clock, best in self.best.items():
-                    self.best[clock] = min(best, (now[clock] - self._start[clock]) / _WINDOW)
-            self._start = now
+        if self._steps == _SKIP:
+            self._start = (time.perf_counter(), time.process_time())
         self._steps += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        steps = self._steps - _SKIP
+        self.seconds = {
+            "wall": (time.perf_counter() - self._start[0]) / steps,
+            "cpu": (time.process_time() - self._start[1]) / steps,
+        }
 
 
 def _breakdown(log_dir: str) -> dict:
@@ -173,9 +176,8 @@ def _t_interval(log_ratio: np.ndarray) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=768, help="steps per timed epoch")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs per fit; the first is warm-up")
-    parser.add_argument("--repeats", type=int, default=7, help="fits per configuration")
+    parser.add_argument("--steps", type=int, default=512, help="steps per bout (one fit)")
+    parser.add_argument("--repeats", type=int, default=40, help="rounds: bouts per configuration")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     parser.add_argument("--breakdown", action="store_true", help="time the default set's parts alone instead")
     parser.add_argument("--ops", action="store_true", help="count the graph ops of a train step instead")
@@ -187,28 +189,42 @@ def main() -> None:
     tf.config.threading.set_inter_op_parallelism_threads(1)
     # Keras warns on every fit that a tf.data dataset is not shuffled by `shuffle=True`.
     warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
+    from imbal_keras.callbacks import _probe
+    from imbal_keras.callbacks._recorder import StepRecorder
 
     dataset = _dataset()
-    # The first fit of a process pays one-off costs (thread pools, kernel caches); keep them out.
-    _model().fit(dataset, epochs=1, steps_per_epoch=args.steps, verbose=0)
     load_before = os.getloadavg()[0]
     seconds_per_step = {}
     with tempfile.TemporaryDirectory() as log_dir:
-        configurations = list((_breakdown if args.breakdown else _configurations)(log_dir).items())
-        for repeat in range(args.repeats):
-            shift = repeat % len(configurations)
-            for name, make_callbacks in configurations[shift:] + configurations[:shift]:
-                # The timer goes first, so each window also contains one read-back of the buffers.
-                timer = _WindowTimer()
-                _model().fit(
+        configurations = {
+            name: (_model(), make_callbacks())
+            for name, make_callbacks in (_breakdown if args.breakdown else _configurations)(log_dir).items()
+        }
+        for model, _ in configurations.values():
+            _probe.keep_compiled(model)
+        names = list(configurations)
+        # Round -1 is warm-up: tracing, the recorders' buffers, thread pools and kernel caches.
+        for round_ in range(-1, args.repeats):
+            order = names[round_ % len(names) :] + names[: round_ % len(names)]
+            for name in order if round_ % 2 else order[::-1]:
+                model, callbacks = configurations[name]
+                for callback in callbacks:
+                    if isinstance(callback, StepRecorder):
+                        callback.reuse(log_dir)
+                timer = _BoutTimer()
+                model.fit(
                     dataset,
-                    epochs=args.epochs,
+                    initial_epoch=round_ + 1,
+                    epochs=round_ + 2,
                     steps_per_epoch=args.steps,
-                    callbacks=[timer, *make_callbacks()],
+                    callbacks=[timer, *callbacks],
                     verbose=0,
                 )
-                for clock, best in timer.best.items():
-                    seconds_per_step.setdefault(clock, {}).setdefault(name, []).append(best)
+                if round_ >= 0:
+                    for clock, seconds in timer.seconds.items():
+                        seconds_per_step.setdefault(clock, {}).setdefault(name, []).append(seconds)
+        for model, _ in configurations.values():
+            _probe.forget_compiled(model)
 
     load_after = os.getloadavg()[0]
     medians = {
@@ -223,7 +239,7 @@ def main() -> None:
             "cpu_us_per_step": 1e6 * cpu[name],
             "cpu_ratio_to_plain": cpu["plain fit"] / cpu[name],
         }
-        for name in wall
+        for name in names
     ]
     print(f"{'configuration':<66} {'steps/s':>8} {'x plain':>8} {'CPU us/step':>12} {'x plain':>8}")
     for row in rows:
@@ -232,14 +248,12 @@ def main() -> None:
             f"{row['cpu_us_per_step']:>12.0f} {row['cpu_ratio_to_plain']:>7.2f}x"
         )
     print(f"load average (1 min): {load_before:.1f} before, {load_after:.1f} after")
-    # Paired: each round fits every configuration once, so a round's ratio to plain fit cancels what moves
-    # between rounds; a t interval on the log ratios says what the rounds can tell apart.
+    # Paired: each round runs every configuration once within seconds, so a round's ratio to plain fit cancels
+    # what moves between rounds; a t interval on the log ratios says what the rounds can tell apart.
     plain = np.log(seconds_per_step["wall"]["plain fit"])
     print(f"paired over {len(plain)} rounds: wall-time speed relative to plain fit, median [95% t interval]")
-    for name, times in seconds_per_step["wall"].items():
-        if name == "plain fit":
-            continue
-        log_ratio = plain - np.log(times)
+    for name in names[1:]:
+        log_ratio = plain - np.log(seconds_per_step["wall"][name])
         low, high = _t_interval(log_ratio)
         row = next(r for r in rows if r["configuration"] == name)
         row.update(paired_median=float(np.exp(np.median(log_ratio))), paired_low=low, paired_high=high)
