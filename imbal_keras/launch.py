@@ -616,7 +616,9 @@ def describe_grid(
     sweep.validate(spec)
     configs = sweep.shard(sweep.expand(spec, grid_dir), shard_index, shard_count)
     axes = "; ".join(f"{k}={','.join(map(str, v))}" for k, v in spec.ordered_axes().items())
-    lines = [f"{len(configs)} runs into {grid_dir} ({executor}, {workers} worker(s)); axes: {axes}"]
+    packs = len(sweep.packs(configs, side_by_side))
+    tasks = f", {packs} tasks with seeds side by side" if packs < len(configs) else ""
+    lines = [f"{len(configs)} runs into {grid_dir} ({executor}, {workers} worker(s){tasks}); axes: {axes}"]
     lines += [f"  {c.output.run_name}" for c in configs[:5]]
     if len(configs) > 5:
         lines.append(f"  ... and {len(configs) - 5} more")

@@ -222,6 +222,13 @@ def test_dry_run_checks_and_describes_without_writing(tmp_path, capsys):
                                                  f"--output_dir={out}"], capsys)  # fmt: skip
     assert code is None, stderr
     assert stdout.startswith(f"6 runs into {out} (local, 1 worker(s)); axes: seed=0,1,2; strategy=none,upsample")
+    # With one data seed, a strategy's seeds share their data and train side by side: one task per strategy.
+    code, stderr, stdout = _run_main_in_process(["--strategy=none,upsample", "--seed=0:3", "--data_seed=0",
+                                                 "--dry_run", f"--output_dir={out}"], capsys)  # fmt: skip
+    assert code is None, stderr
+    assert stdout.startswith(f"6 runs into {out} (local, 1 worker(s), 2 tasks with seeds side by side); axes:")
+    code, stderr, _ = _run_main_in_process(["--seed=0:3", "--side_by_side=0", "--dry_run"], capsys)
+    assert code == 2 and "--side_by_side must be >= 1" in stderr and "Traceback" not in stderr
     code, stderr, stdout = _run_main_in_process(["--strategy=upsample", "--dry_run", f"--output_dir={out}"], capsys)
     assert code is None, stderr
     assert stdout.startswith(f"1 run: {out}/synthetic_upsample_r99_b16_sgd_lr0p05_seed0\n{{")
