@@ -49,11 +49,12 @@ _REDUCTIONS = ("sum", "sum_over_batch_size", "mean", "mean_with_sample_weight")
 def _layers(model: keras.Model) -> list[tuple[keras.layers.Dense, Callable | None]] | str:
     """The model's Dense layers with their activations, or why it is not a stack of Dense layers."""
     dense = []
-    for layer in model.layers:
+    # `operations` also lists the ops applied to Keras tensors between layers (a one-hot encoding, say).
+    for layer in getattr(model, "operations", model.layers):
         if isinstance(layer, keras.layers.InputLayer):
             continue
         if not isinstance(layer, keras.layers.Dense) or not layer.use_bias:
-            return f"the model has a {type(layer).__name__} layer {layer.name!r} (side by side takes Dense layers)"
+            return f"the model has a {type(layer).__name__} step {layer.name!r} (side by side takes Dense layers)"
         dense.append(layer)
     if not dense or len(model.inputs) != 1 or len(model.inputs[0].shape) != 2:
         return "the model is not a stack of Dense layers on (batch, features) inputs"
