@@ -219,8 +219,9 @@ def test_a_grid_trains_its_seeds_side_by_side_resumes_and_falls_back(tmp_path):
         assert any(f.endswith(".hparams") for f in os.listdir(os.path.join(runs_dir, name))), name
     again = launch.run_grid(spec, str(tmp_path / "grid"), executor="inline", side_by_side=3, log=lines.append)
     assert again.skipped == 6 and not again.outcomes
-    # The grid's side-by-side runs are the runs the one-by-one grid makes.
-    alone = launch.run_grid(spec, str(tmp_path / "alone"), executor="inline", side_by_side=1, warm=False,
+    # The grid's side-by-side runs are the runs the one-by-one grid makes (same names, same numbers).
+    packed_only = sweep.make_spec({**TINY, "steps": 16}, {"strategy": ("none",), "seed": (0, 1, 2)})
+    alone = launch.run_grid(packed_only, str(tmp_path / "alone"), executor="inline", side_by_side=1, warm=False,
                             log=lambda _: None)  # fmt: skip
     assert {o.path for o in alone.outcomes} == {"plain: warm runs off"}
     for name, path in paths.items():
