@@ -83,16 +83,7 @@ def run(
     config.validate()
     _check_diagnosable(config)
     started = time.time()
-    data = _load_data(config, warm)
-    batch_size = config.training.batch_size
-    check(
-        batch_size <= len(data.train),
-        f"batch_size={batch_size} is larger than the training split ({len(data.train)} examples)",
-        argument="batch_size",
-    )
-    target = validate_target_distribution(
-        config.strategy.target_distribution or tuple(pipelines.balanced(data.num_classes)), data.num_classes
-    )
+    data, target = load_data(config, warm)
     output_dir = config.output.output_dir
     run_name = config.output.run_name or config.default_run_name()
     staging = runs.stage(output_dir, run_name)
@@ -109,11 +100,27 @@ def run(
     return result
 
 
-def _load_data(config: ExperimentConfig, warm: WarmModels | None) -> datasets.Data:
-    """The run's data; warm workers keep the last few datasets (runs of a grid share them across seeds)."""
+def load_data(config: ExperimentConfig, warm: WarmModels | None) -> tuple[datasets.Data, tuple[float, ...]]:
+    """The run's data, checked against its batch size, and its target distribution.
+
+    Warm workers keep the last few datasets (runs of a grid share them across seeds).
+
+    Raises:
+      UserInputError: a dataset that does not load, a batch larger than the training split, a bad target.
+    """
     seed = config.seed_for("data")
     load = lambda: datasets.load(config.data, seed=seed)  # noqa: E731
-    return load() if warm is None else warm.dataset((repr(config.data), seed), load)
+    data = load() if warm is None else warm.dataset((repr(config.data), seed), load)
+    batch_size = config.training.batch_size
+    check(
+        batch_size <= len(data.train),
+        f"batch_size={batch_size} is larger than the training split ({len(data.train)} examples)",
+        argument="batch_size",
+    )
+    target = validate_target_distribution(
+        config.strategy.target_distribution or tuple(pipelines.balanced(data.num_classes)), data.num_classes
+    )
+    return data, target
 
 
 @dataclasses.dataclass

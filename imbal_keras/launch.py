@@ -609,7 +609,6 @@ def describe_grid(
     """
     del ray_address, warm  # a dry run contacts no cluster and runs nothing
     check_execution(executor, workers)
-    sweep.packs([], side_by_side)
     if merge_from is not None:
         spec = sweep.load_spec(grid_dir)
         return f"merge: copy finished runs of {', '.join(merge_from) or 'no other folder'} into {grid_dir}, then report"

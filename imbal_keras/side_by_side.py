@@ -37,7 +37,7 @@ import tensorflow as tf
 from imbal_keras import datasets, experiment, runs, strategies
 from imbal_keras.callbacks import BatchComposition, PerClassGradients
 from imbal_keras.callbacks._step_loss import StepLoss
-from imbal_keras.config import ExperimentConfig, validate_target_distribution
+from imbal_keras.config import ExperimentConfig
 from imbal_keras.errors import check
 from imbal_keras.sweep import pack_key
 from imbal_keras.warm import Entry, WarmModels, snapshot_optimizer, steps_per_call
@@ -46,8 +46,9 @@ _ACTIVATIONS = {"relu": tf.nn.relu, "linear": None}
 _REDUCTIONS = ("sum", "sum_over_batch_size", "mean", "mean_with_sample_weight")
 
 
-def _layers(model: keras.Model) -> list[tuple[keras.layers.Dense, Callable | None]] | str:
-    """The model's Dense layers with their activations, or why it is not a stack of Dense layers."""
+def _layers(model: keras.Model) -> list[keras.layers.Dense] | str:
+    """The model's Dense layers, or why it is not a stack of Dense layers with relu or linear hidden layers and
+    a sigmoid or softmax output."""
     dense = []
     # `operations` also lists the ops applied to Keras tensors between layers (a one-hot encoding, say).
     for layer in getattr(model, "operations", model.layers):
@@ -58,14 +59,17 @@ def _layers(model: keras.Model) -> list[tuple[keras.layers.Dense, Callable | Non
         dense.append(layer)
     if not dense or len(model.inputs) != 1 or len(model.inputs[0].shape) != 2:
         return "the model is not a stack of Dense layers on (batch, features) inputs"
-    for layer in dense[:-1]:
-        name = keras.activations.serialize(layer.activation)
+    *hidden, output = [_activation(layer) for layer in dense]
+    for layer, name in zip(dense[:-1], hidden, strict=True):
         if name not in _ACTIVATIONS:
             return f"layer {layer.name!r} has activation {name!r} (side by side takes relu and linear hidden layers)"
-    output = keras.activations.serialize(dense[-1].activation)
     if output not in ("sigmoid", "softmax"):
         return f"the output activation is {output!r}, not sigmoid or softmax"
-    return [(layer, _ACTIVATIONS.get(keras.activations.serialize(layer.activation))) for layer in dense]
+    return dense
+
+
+def _activation(layer: keras.layers.Dense) -> str:
+    return keras.activations.serialize(layer.activation)
 
 
 def pack_reason(config: ExperimentConfig, warm: WarmModels | None = None) -> str | None:
@@ -86,12 +90,14 @@ class _PackModel(keras.Model):
     weights), the batch loss, and (in due steps) the per-class gradient row of `PerClassGradients`.
     """
 
-    def __init__(self, sizes, activations, output_activation, *, replicas, num_classes, loss_fn, optimizer,
-                 steps_per_call, gradient_every, log_composition):  # fmt: skip
+    def __init__(self, sizes, activations, *, replicas, num_classes, loss_fn, optimizer, steps_per_call,
+                 gradient_every, log_composition):  # fmt: skip
         super().__init__()
         self.replicas, self.num_classes, self.loss_fn = replicas, num_classes, loss_fn
         self.gradient_every, self.log_composition, self.rows = gradient_every, log_composition, steps_per_call
-        self.activations, self.output_activation = activations, output_activation
+        # Hidden layers' activation functions (None for linear), then the output's name.
+        self.activations = [_ACTIVATIONS[name] for name in activations[:-1]]
+        self.output_activation = activations[-1]
         self.stacked = []
         for i, (fan_in, units) in enumerate(sizes):
             kernel = self.add_weight(shape=(replicas, fan_in, units), initializer="zeros", name=f"kernel_{i}")
@@ -176,6 +182,9 @@ class _PackModel(keras.Model):
         before = [tf.identity(v.value) for v in variables] if record else None
         self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
         index = [[step % self.rows]]
+        self._write(self.losses_rows, index, losses[:, None])
+        if not (self.log_composition or record):
+            return {"loss": tf.reduce_mean(losses)}
         one_hot = tf.one_hot(tf.cast(y, tf.int32), self.num_classes, dtype=tf.float32)  # (R, B, K)
         counts = tf.reduce_sum(one_hot, axis=1)
         if self.log_composition:
@@ -186,7 +195,6 @@ class _PackModel(keras.Model):
                 else tf.einsum("rbk,rb->rk", one_hot, tf.cast(sample_weight, tf.float32))
             )
             self._write(self.composition, index, tf.concat([size, counts, weights], axis=1))
-        self._write(self.losses_rows, index, losses[:, None])
         if record:
             self._write(self.gradient_rows, index,
                         self._gradient_row(tape, logits, total, gradients, before, values, divisor, one_hot,
@@ -241,14 +249,17 @@ class _Replica:
         counts = setup.ctx.class_counts
         k, minority = data.num_classes, setup.minority
         self.loss = StepLoss(staging)
-        self.composition = BatchComposition(staging, minority_class=minority, num_classes=k)
-        every = config.output.gradient_every_n_steps
-        self.gradients = (
-            PerClassGradients(staging, every_n_steps=every, minority_class=minority, num_classes=k) if every else None
+        output = config.output
+        self.composition = (
+            BatchComposition(staging, minority_class=minority, num_classes=k) if output.log_composition else None
         )
+        self.gradients = (
+            PerClassGradients(staging, every_n_steps=output.gradient_every_n_steps, minority_class=minority,
+                              num_classes=k)
+            if output.gradient_every_n_steps
+            else None
+        )  # fmt: skip
         self.instrumentation = [c for c in (self.composition, self.gradients) if c is not None]
-        if not config.output.log_composition:
-            self.instrumentation.remove(self.composition)
         self.evaluator = experiment._Evaluator(
             data, config.training, staging, log, started, prior=counts / counts.sum(), functions={}
         )
@@ -394,14 +405,7 @@ def run_pack(
     if reason is not None:
         return reason
     started = time.time()
-    data = experiment._load_data(first, warm)
-    batch_size = first.training.batch_size
-    check(batch_size <= len(data.train),
-          f"batch_size={batch_size} is larger than the training split ({len(data.train)} examples)",
-          argument="batch_size")  # fmt: skip
-    target = validate_target_distribution(
-        first.strategy.target_distribution or tuple(experiment.pipelines.balanced(data.num_classes)), data.num_classes
-    )
+    data, target = experiment.load_data(first, warm)
     stagings = []
     try:
         for config in configs:
@@ -434,8 +438,8 @@ def _train(configs, data, target, stagings, started, log, data_options, warm):
         return f"the loss {type(loss_fn).__name__} has no additive reduction"
     dataset = _stacked_dataset(setups, data, data_options)
     calls = steps_per_call(training.steps, training.eval_every)
-    sizes = [tuple(layer.kernel.shape) for layer, _ in layers]
-    activations = [keras.activations.serialize(layer.activation) for layer, _ in layers]
+    sizes = [tuple(layer.kernel.shape) for layer in layers]
+    activations = [_activation(layer) for layer in layers]
     shape = {
         "layers": sizes, "activations": activations, "classes": data.num_classes, "replicas": r,
         "steps_per_call": calls, "gradient_every": first.output.gradient_every_n_steps,
@@ -447,7 +451,7 @@ def _train(configs, data, target, stagings, started, log, data_options, warm):
     entry = warm.get(key) if warm is not None else None
     if entry is None:
         pack = _PackModel(
-            sizes, [a for _, a in layers[:-1]], activations[-1],
+            sizes, activations,
             replicas=r, num_classes=data.num_classes, loss_fn=loss_fn,
             optimizer=experiment.models.optimizer(training.optimizer, training.learning_rate),
             steps_per_call=calls, gradient_every=first.output.gradient_every_n_steps,

@@ -246,8 +246,7 @@ def test_the_interleaved_pipeline_gives_each_replica_the_batches_of_its_own_run(
     """Every strategy's pipeline built once with the order seed as a tensor yields, per replica, the batches its
     one-run pipeline (seeded by a Python int) yields."""
     config = ExperimentConfig.from_flat({**TINY, "strategy": name, "num_classes": 3, "imbalance_ratio": 10.0})
-    data = experiment._load_data(config, None)
-    target = tuple(experiment.pipelines.balanced(data.num_classes))
+    data, target = experiment.load_data(config, None)
     setups = [
         experiment._setup(ExperimentConfig.from_flat({**config.flat(), "seed": s}), data, target, None, pipeline=False)
         for s in (4, 9)
