@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from imbal_keras import callbacks as ik  # noqa: E402
+from imbal_keras.callbacks._recorder import StepRecorder  # noqa: E402
 
 _FEATURES = 20
 _BATCH = 16
@@ -92,10 +93,32 @@ class _BoutTimer(keras.callbacks.Callback):
         }
 
 
+_IDLE = "probe's step function, recording nothing"
+
+
+class _RecordsNothing(StepRecorder):
+    """Due every step and records nothing: the fit runs the probe's step function
+    (`_keras_adapter.one_step_train_function` around the model's own train step) without any recording op, so
+    the default set against it is what the recording itself costs."""
+
+    def __init__(self, log_dir: str):
+        super().__init__(log_dir, every_n_steps=1, num_classes=2)
+
+    def _tags(self) -> list[str]:
+        return []
+
+    def _raw_width(self) -> int:
+        return 0
+
+    def record_batch(self, step, y, sample_weight) -> None:
+        pass
+
+
 def _breakdown(log_dir: str) -> dict:
     """The default set's two parts alone (`--breakdown`)."""
     return {
         "plain fit": lambda: [],
+        _IDLE: lambda: [_RecordsNothing(log_dir)],
         "composition only (every step)": lambda: [ik.BatchComposition(log_dir)],
         "per-class gradients only (every 10 steps)": lambda: [ik.PerClassGradients(log_dir, every_n_steps=10)],
         "default callbacks (composition every step, gradients every 10)": lambda: ik.experiment_callbacks(log_dir),
@@ -106,6 +129,7 @@ def _configurations(log_dir: str) -> dict:
     """name -> function returning the callbacks of one fit."""
     return {
         "plain fit": lambda: [],
+        _IDLE: lambda: [_RecordsNothing(log_dir)],
         "default callbacks (composition every step, gradients every 10)": lambda: ik.experiment_callbacks(log_dir),
         "composition + per-class gradients every step": lambda: ik.experiment_callbacks(
             log_dir, gradient_every_n_steps=1
@@ -190,7 +214,6 @@ def main() -> None:
     # Keras warns on every fit that a tf.data dataset is not shuffled by `shuffle=True`.
     warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
     from imbal_keras.callbacks import _probe
-    from imbal_keras.callbacks._recorder import StepRecorder
 
     dataset = _dataset()
     load_before = os.getloadavg()[0]
@@ -258,6 +281,17 @@ def main() -> None:
         row = next(r for r in rows if r["configuration"] == name)
         row.update(paired_median=float(np.exp(np.median(log_ratio))), paired_low=low, paired_high=high)
         print(f"  {name:<64} {row['paired_median']:.2f}x [{low:.2f}, {high:.2f}]")
+    # What the recording itself costs: the same comparison against the probe's step function recording nothing.
+    idle = np.log(seconds_per_step["wall"][_IDLE])
+    print(f"paired over {len(idle)} rounds: relative to {_IDLE!r} (the recording's own cost)")
+    for name in names:
+        if name in ("plain fit", _IDLE) or not isinstance(configurations[name][1][0], StepRecorder):
+            continue
+        log_ratio = idle - np.log(seconds_per_step["wall"][name])
+        low, high = _t_interval(log_ratio)
+        row = next(r for r in rows if r["configuration"] == name)
+        row.update(recording_median=float(np.exp(np.median(log_ratio))), recording_low=low, recording_high=high)
+        print(f"  {name:<64} {row['recording_median']:.2f}x [{low:.2f}, {high:.2f}]")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)

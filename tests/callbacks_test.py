@@ -213,3 +213,42 @@ def _read_events(directory):
                 else:
                     scalars.setdefault(value.tag, []).append((event.step, float(tensor)))
     return {tag: sorted(rows) for tag, rows in scalars.items()}, histograms
+
+
+def _end_of_data(function, iterator):
+    try:
+        function(iterator)
+    except Exception as error:  # noqa: BLE001 - the type is what is compared
+        return type(error)
+    return None
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_the_probes_step_function_trains_and_ends_as_keras_does(jit_compile):
+    """`one_step_train_function` (the logs without Keras's Optional wrapper) gives Keras's weights and logs step by
+    step, for tf.data and for a plain iterable of batches, and ends the data with Keras's exception."""
+    nets = []
+    for _ in range(2):
+        net = ct.model(seed=3)
+        net.compile(
+            optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss="binary_crossentropy", jit_compile=jit_compile
+        )
+        nets.append(net)
+    keras_net, our_net = nets
+    keras_net.make_train_function()
+    ours = _keras_adapter.one_step_train_function(our_net, our_net.train_step)
+    data = ct.dataset([0, 1, 0, 0, 1, 0, 0, 0, 1, 1], 4)  # batches of 4, 4 and 2
+    keras_batches, our_batches = iter(data), iter(data)
+    for _ in range(3):
+        keras_logs, our_logs = keras_net.train_function(keras_batches), ours(our_batches)
+        assert sorted(our_logs) == sorted(keras_logs)
+        for key, value in keras_logs.items():
+            np.testing.assert_array_equal(our_logs[key].numpy(), value.numpy())
+        for expected, actual in zip(keras_net.get_weights(), our_net.get_weights(), strict=True):
+            np.testing.assert_array_equal(actual, expected)
+    assert _end_of_data(ours, our_batches) is _end_of_data(keras_net.train_function, keras_batches) is not None
+    batch = next(iter(data))
+    keras_logs, our_logs = keras_net.train_function(iter([batch])), ours(iter([batch]))
+    np.testing.assert_array_equal(our_logs["loss"].numpy(), keras_logs["loss"].numpy())
+    for expected, actual in zip(keras_net.get_weights(), our_net.get_weights(), strict=True):
+        np.testing.assert_array_equal(actual, expected)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import tensorflow as tf
-from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
+from keras.src.backend.tensorflow.trainer import TensorFlowTrainer, reduce_per_replica
 from keras.src.losses import loss as loss_module
 from keras.src.trainers.trainer import Trainer
 
@@ -62,6 +62,48 @@ def check_loss_scaling_supported(callback_name: str, optimizer) -> None:
         raise UserInputError(
             f"{callback_name} needs Keras >= 3.10 to observe a LossScaleOptimizer. Received: keras {keras.version()}"
         )
+
+
+def one_step_train_function(model: keras.Model, step_function):
+    """`model`'s train function for one step per call, running `step_function(data)` as Keras runs `train_step`.
+
+    Re-states `TensorFlowTrainer._make_function` for `steps_per_execution == 1`: the step runs under the model's
+    distribution strategy, its outputs are reduced as Keras reduces them, it is traced in a `tf.function` with the
+    model's `jit_compile` nested inside one that takes the next batch from the iterator, so the traced step is the
+    one Keras traces and trains to the same weights. The end of the data raises `OutOfRangeError` from the
+    iterator, as in Keras. Unlike Keras, the logs are returned as they are: Keras wraps them in a
+    `tf.experimental.Optional`, which for one step per call always holds a value and costs two eager ops per call
+    to unwrap.
+    """
+
+    @tf.autograph.experimental.do_not_convert
+    def one_step_on_data(data):
+        outputs = model.distribute_strategy.run(step_function, args=(data,))
+        return reduce_per_replica(outputs, model.distribute_strategy, reduction="auto")
+
+    if not model.run_eagerly:
+        one_step_on_data = tf.function(one_step_on_data, reduce_retracing=True, jit_compile=model.jit_compile)
+    # Newer Keras (3.15, not 3.10) turns optional inputs (a tf.experimental.Optional in the data) into None first.
+    autoconvert = getattr(model, "_autoconvert_optionals", None)
+    if autoconvert is not None:
+        one_step_on_data = autoconvert(one_step_on_data)
+
+    @tf.autograph.experimental.do_not_convert
+    def one_step_on_iterator(iterator):
+        return one_step_on_data(iterator.get_next())
+
+    if not model.run_eagerly:
+        one_step_on_iterator = tf.function(one_step_on_iterator, reduce_retracing=True)
+
+    def function(iterator):
+        if isinstance(iterator, (tf.data.Iterator, tf.distribute.DistributedIterator)):
+            return one_step_on_iterator(iterator)
+        # Any other iterable of batches (train_on_batch passes a generator): Keras runs its first batch.
+        for data in iterator:
+            return one_step_on_data(data)
+        raise StopIteration
+
+    return function
 
 
 def overrides_train_step(model: keras.Model) -> bool:

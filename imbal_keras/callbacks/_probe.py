@@ -14,6 +14,14 @@ is used and each recorder checks in the graph whether its step is due; when a gr
 due every step, the whole step goes into a `tf.cond`, so the steps no gradient recorder is due in run
 the model's own train step.
 
+With one step per call (`steps_per_execution == 1`, Keras's default) a function with recorders is built by
+`_keras_adapter.one_step_train_function`: Keras's own nesting of `tf.function`s, distribution and
+`jit_compile` around the step, returning the step's logs as they are. Keras wraps them in a
+`tf.experimental.Optional` that for one step per call always holds a value; unwrapping it costs two eager
+ops per call, which for a small model is more than recording composition and gradients costs, so a
+recorded step runs faster than the model's own (BENCHMARKS.md, callback overhead). With several steps per
+call the function is Keras's own `make_train_function` around the probe's train step.
+
 A step function is one of:
 - composition only: the recorders read `(y, sample_weight)` and the model's own `train_step` runs
   unchanged, so custom train steps keep working;
@@ -192,6 +200,9 @@ class _Probe:
         model = self._model
         if not recorders and self._saved_train_function is not None:
             return self._saved_train_function
+        if model.steps_per_execution == 1:
+            step_function = (lambda data: self._train_step(data, recorders)) if recorders else model.train_step
+            return adapter.one_step_train_function(model, step_function)
         # Keras's make_train_function reads `self.train_step` when it builds the tf.function, which
         # is traced on the first call.
         model.__dict__["train_step"] = lambda data: self._train_step(data, recorders)
