@@ -223,15 +223,18 @@ def _end_of_data(function, iterator):
     return None
 
 
-@pytest.mark.parametrize("jit_compile", [False, True])
-def test_the_probes_step_function_trains_and_ends_as_keras_does(jit_compile):
+@pytest.mark.parametrize("mode", ["graph", "jit_compile", "run_eagerly"])
+def test_the_probes_step_function_trains_and_ends_as_keras_does(mode):
     """`one_step_train_function` (the logs without Keras's Optional wrapper) gives Keras's weights and logs step by
     step, for tf.data and for a plain iterable of batches, and ends the data with Keras's exception."""
     nets = []
     for _ in range(2):
         net = ct.model(seed=3)
         net.compile(
-            optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss="binary_crossentropy", jit_compile=jit_compile
+            optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
+            loss="binary_crossentropy",
+            jit_compile=mode == "jit_compile",
+            run_eagerly=mode == "run_eagerly",
         )
         nets.append(net)
     keras_net, our_net = nets
@@ -252,3 +255,24 @@ def test_the_probes_step_function_trains_and_ends_as_keras_does(jit_compile):
     np.testing.assert_array_equal(our_logs["loss"].numpy(), keras_logs["loss"].numpy())
     for expected, actual in zip(keras_net.get_weights(), our_net.get_weights(), strict=True):
         np.testing.assert_array_equal(actual, expected)
+
+
+def test_callbacks_record_a_model_that_runs_eagerly(tmp_path):
+    """`run_eagerly=True` (debugging): the recording steps run eagerly too, with the same rows and weights."""
+    labels = [0, 1, 0, 0, 1, 1, 0, 0]
+    rows = {}
+    weights = {}
+    for run_eagerly in (False, True):
+        net = ct.model(seed=5)
+        net.compile(optimizer=keras.optimizers.SGD(0.1), loss="binary_crossentropy", run_eagerly=run_eagerly)
+        log_dir = str(tmp_path / str(run_eagerly))
+        callbacks = [ik.BatchComposition(log_dir), ik.PerClassGradients(log_dir, every_n_steps=2)]
+        ct.fit(net, ct.dataset(labels, 2), callbacks, epochs=2)
+        rows[run_eagerly] = [c.dataframe() for c in callbacks]
+        weights[run_eagerly] = net.get_weights()
+    assert rows[True][0]["composition_count_class_1"].tolist() == [1, 0, 2, 0] * 2
+    pd.testing.assert_frame_equal(rows[True][0], rows[False][0])
+    assert rows[True][1]["step"].tolist() == [0, 2, 4, 6]
+    pd.testing.assert_frame_equal(rows[True][1], rows[False][1], rtol=1e-6)
+    for expected, actual in zip(weights[False], weights[True], strict=True):
+        np.testing.assert_allclose(actual, expected, rtol=1e-6)
