@@ -9,6 +9,7 @@ same command skips what finished.
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import dataclasses
 import gc
@@ -28,6 +29,10 @@ from imbal_keras.config import ExperimentConfig
 from imbal_keras.errors import UserInputError, check
 
 _HPARAMS_SUFFIX = ".hparams"
+# The hidden folder a grid's HParams experiment summary is staged in, inside the grid folder.
+_GRID_HPARAMS_STAGING = ".partial-hparams-"
+# Age after which such a folder is a leftover of a killed process, not one being written.
+_STALE_SECONDS = 3600
 
 
 # TensorBoard HParams.
@@ -39,7 +44,16 @@ def hparam_fields(spec: sweep.GridSpec) -> list[str]:
 
 
 def write_hparams_config(grid_dir: str, spec: sweep.GridSpec) -> None:
-    """Writes the HParams experiment summary (axes and their values, metrics) at the grid root, once."""
+    """Writes the HParams experiment summary (axes and their values, metrics) at the grid root, once.
+
+    Staged in a hidden folder inside the grid folder, never beside it: the grid folder's parent may not be
+    writable, and is not the user's to write in. A process killed while writing leaves that folder; a later call
+    removes it once it is an hour old (shards of one grid may be writing theirs at the same moment).
+    """
+    for leftover in glob.glob(os.path.join(glob.escape(grid_dir), f"{_GRID_HPARAMS_STAGING}*")):
+        with contextlib.suppress(OSError):
+            if time.time() - os.path.getmtime(leftover) > _STALE_SECONDS:
+                shutil.rmtree(leftover, ignore_errors=True)
     if glob.glob(os.path.join(glob.escape(grid_dir), f"*{_HPARAMS_SUFFIX}")):
         return
     import tensorflow as tf
@@ -51,7 +65,9 @@ def write_hparams_config(grid_dir: str, spec: sweep.GridSpec) -> None:
         for split in ("test", "validation")
         for name in runs.METRIC_NAMES
     ]
-    _write_events(grid_dir, lambda: hp.hparams_config(hparams=hparams, metrics=metrics), tf)
+    _write_events(
+        grid_dir, lambda: hp.hparams_config(hparams=hparams, metrics=metrics), tf, _GRID_HPARAMS_STAGING, grid_dir
+    )
 
 
 def write_run_hparams(run_dir: str, config: ExperimentConfig, fields: Sequence[str]) -> None:
@@ -73,10 +89,13 @@ def _hparam_value(value: Any) -> Any:
     return value if isinstance(value, (bool, int, float, str)) else str(value)
 
 
-def _write_events(directory: str, write: Callable[[], Any], tf, staging_prefix: str = ".hparams-") -> None:
-    """Writes one summary into its own event file, staged beside `directory` and moved in, so it is never half
-    there."""
-    staging = tempfile.mkdtemp(prefix=staging_prefix, dir=os.path.dirname(os.path.abspath(directory)))
+def _write_events(
+    directory: str, write: Callable[[], Any], tf, staging_prefix: str, staging_parent: str | None = None
+) -> None:
+    """Writes one summary into its own event file, staged in a new folder of `staging_parent` (by default the
+    folder holding `directory`) and moved in, so it is never half there."""
+    parent = staging_parent if staging_parent is not None else os.path.dirname(os.path.abspath(directory))
+    staging = tempfile.mkdtemp(prefix=staging_prefix, dir=parent)
     try:
         writer = tf.summary.create_file_writer(staging, filename_suffix=_HPARAMS_SUFFIX)
         with writer.as_default():

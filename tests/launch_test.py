@@ -2,6 +2,7 @@
 
 import glob
 import os
+import tempfile
 import time
 
 import pytest
@@ -86,6 +87,40 @@ def test_run_grid_inline_runs_once_then_skips(tmp_path):
     launch.run_grid(spec, d, executor="inline", log=lines.append)
     assert sorted(os.listdir(sweep.runs_dir(d))) == names
     assert _hparams_of(run_dir) == {"seed": 0.0, "strategy": "none"}
+
+
+def test_the_grid_hparams_config_is_written_inside_the_grid_folder_only(tmp_path, monkeypatch):
+    """The grid folder's parent may not be writable (simulated: root ignores permissions), so nothing is staged
+    there; an hour-old staging folder (a killed process's) is removed, a fresh one (another shard writing) is not;
+    the event file holds the experiment's axes."""
+    grid = tmp_path / "out" / "grid"
+    grid.mkdir(parents=True)
+    killed, writing = grid / ".partial-hparams-killed", grid / ".partial-hparams-another-shard"
+    killed.mkdir()
+    writing.mkdir()
+    os.utime(killed, (time.time() - 7200, time.time() - 7200))  # two hours old: left by a killed process
+    real_mkdtemp = tempfile.mkdtemp
+
+    def mkdtemp(*args, dir=None, **kwargs):
+        if dir is not None and os.path.abspath(dir) == str(tmp_path / "out"):
+            raise PermissionError(13, "Permission denied", dir)
+        return real_mkdtemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
+    spec = _spec(strategy=["none", "upsample"], seed=[0, 1])
+    launch.write_hparams_config(str(grid), spec)
+    assert os.listdir(tmp_path / "out") == ["grid"]
+    (path,) = glob.glob(os.path.join(grid, "*.hparams"))
+    assert sorted(os.listdir(grid)) == sorted([os.path.basename(path), writing.name])
+    names = set()
+    for event in EventFileLoader(path).Load():
+        for value in event.summary.value:
+            if value.metadata.plugin_data.plugin_name == "hparams":
+                data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+                names |= {info.name for info in data.experiment.hparam_infos}
+    assert names == {"strategy", "seed"}
+    launch.write_hparams_config(str(grid), spec)  # once: a second call writes nothing
+    assert sorted(os.listdir(grid)) == sorted([os.path.basename(path), writing.name])
 
 
 def test_a_failing_run_is_reported_and_the_grid_goes_on(tmp_path):
