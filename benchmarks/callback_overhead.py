@@ -10,7 +10,9 @@ second differs from the next by more than the callbacks cost; bouts of the confi
 the same machine, so the benchmark compares them round by round: per round the ratio of plain fit's time per
 step to each configuration's, then the median over rounds with a 95% t interval on the mean log ratio. Also
 printed: the medians of steps/s and of the process's CPU time per step (which waiting for a core held by other
-processes does not inflate), and the load average before and after.
+processes does not inflate), and the load average before and after. One configuration attaches a recorder that
+is due every step and records nothing, so its fit runs the probe's step function without a recording op; the
+same paired comparison against it is printed as the recording's own cost.
 
     python -m benchmarks.callback_overhead [--steps 512] [--repeats 40] [--json rows.json] [--breakdown]
     python -m benchmarks.callback_overhead --ops

@@ -82,20 +82,23 @@ def write_run_hparams(run_dir: str, config: ExperimentConfig, fields: Sequence[s
     values = {f: _hparam_value(flat[f]) for f in fields if f in flat}
     # Staged as one of the run's partial folders, so a worker killed while writing leaves nothing a rerun keeps.
     staging_prefix = f"{runs.STAGING_PREFIX}{os.path.basename(os.path.normpath(run_dir))}.hparams-"
-    _write_events(run_dir, lambda: hp.hparams(values, trial_id=config.output.run_name), tf, staging_prefix)
+    _write_events(
+        run_dir,
+        lambda: hp.hparams(values, trial_id=config.output.run_name),
+        tf,
+        staging_prefix,
+        os.path.dirname(os.path.abspath(run_dir)),
+    )
 
 
 def _hparam_value(value: Any) -> Any:
     return value if isinstance(value, (bool, int, float, str)) else str(value)
 
 
-def _write_events(
-    directory: str, write: Callable[[], Any], tf, staging_prefix: str, staging_parent: str | None = None
-) -> None:
-    """Writes one summary into its own event file, staged in a new folder of `staging_parent` (by default the
-    folder holding `directory`) and moved in, so it is never half there."""
-    parent = staging_parent if staging_parent is not None else os.path.dirname(os.path.abspath(directory))
-    staging = tempfile.mkdtemp(prefix=staging_prefix, dir=parent)
+def _write_events(directory: str, write: Callable[[], Any], tf, staging_prefix: str, staging_parent: str) -> None:
+    """Writes one summary into its own event file, staged in a new folder of `staging_parent` and moved into
+    `directory`, so it is never half there."""
+    staging = tempfile.mkdtemp(prefix=staging_prefix, dir=staging_parent)
     try:
         writer = tf.summary.create_file_writer(staging, filename_suffix=_HPARAMS_SUFFIX)
         with writer.as_default():
