@@ -19,7 +19,9 @@ quiet.import_tensorflow()
 from absl import flags as absl_flags  # noqa: E402
 
 from flags import experiment_flags, grid_flags  # noqa: E402
-from imbal_keras import experiment, launch, runs  # noqa: E402
+from imbal_keras import runs  # noqa: E402
+from imbal_keras.grid import launch  # noqa: E402
+from imbal_keras.training import experiment  # noqa: E402
 
 
 def main(argv):

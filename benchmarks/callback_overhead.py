@@ -3,7 +3,7 @@
 Same 2x64 MLP on synthetic 1:99 data, batch 16, SGD, in one process with one TensorFlow thread. Each
 configuration keeps one model and its callbacks for the whole benchmark, and trains in bouts: one `fit` of
 `--steps` steps per bout, continuing where the last bout stopped (the step functions the callbacks compile are
-kept between fits, `_probe.keep_compiled`, and their recorders `reuse`d, so no bout traces). A round runs one bout
+kept between fits, `probe.keep_compiled`, and their recorders `reuse`d, so no bout traces). A round runs one bout
 of every configuration back to back, in an order that rotates every round; a bout is timed from its 64th step
 to its last, so it holds the callbacks' read-backs but not a fit's start. On a shared machine the speed of one
 second differs from the next by more than the callbacks cost; bouts of the configurations a second apart see
@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from imbal_keras import callbacks as ik  # noqa: E402
-from imbal_keras.callbacks._recorder import StepRecorder  # noqa: E402
+from imbal_keras.callbacks.recorder import StepRecorder  # noqa: E402
 
 _FEATURES = 20
 _BATCH = 16
@@ -144,13 +144,13 @@ def _configurations(log_dir: str) -> dict:
 
 def _step_ops(callbacks: list) -> int:
     """Non-constant graph ops of the train step that a fit with `callbacks` traces for its first step."""
-    from imbal_keras.callbacks import _probe
+    from imbal_keras.callbacks import probe
 
     model = _model()
-    _probe.keep_compiled(model)  # the probe's step functions outlive the fit, keyed by the recorders they feed
+    probe.keep_compiled(model)  # the probe's step functions outlive the fit, keyed by the recorders they feed
     model.fit(_dataset(), epochs=1, steps_per_epoch=1, callbacks=callbacks, verbose=0)
-    functions, _ = _probe._KEPT[model]
-    _probe.forget_compiled(model)
+    functions, _ = probe._KEPT[model]
+    probe.forget_compiled(model)
     return _count_ops(next(iter(functions.values()), None) or model.train_function)
 
 
@@ -215,7 +215,7 @@ def main() -> None:
     tf.config.threading.set_inter_op_parallelism_threads(1)
     # Keras warns on every fit that a tf.data dataset is not shuffled by `shuffle=True`.
     warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
-    from imbal_keras.callbacks import _probe
+    from imbal_keras.callbacks import probe
 
     dataset = _dataset()
     load_before = os.getloadavg()[0]
@@ -226,7 +226,7 @@ def main() -> None:
             for name, make_callbacks in (_breakdown if args.breakdown else _configurations)(log_dir).items()
         }
         for model, _ in configurations.values():
-            _probe.keep_compiled(model)
+            probe.keep_compiled(model)
         names = list(configurations)
         # Round -1 is warm-up: tracing, the recorders' buffers, thread pools and kernel caches.
         for round_ in range(-1, args.repeats):
@@ -249,7 +249,7 @@ def main() -> None:
                     for clock, seconds in timer.seconds.items():
                         seconds_per_step.setdefault(clock, {}).setdefault(name, []).append(seconds)
         for model, _ in configurations.values():
-            _probe.forget_compiled(model)
+            probe.forget_compiled(model)
 
     load_after = os.getloadavg()[0]
     medians = {

@@ -38,8 +38,11 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks import _memory  # noqa: E402
-from imbal_keras import datasets, diagnostics, experiment, models, pipelines  # noqa: E402
+from imbal_keras import models  # noqa: E402
 from imbal_keras.config import ExperimentConfig  # noqa: E402
+from imbal_keras.data import datasets, pipelines
+from imbal_keras.diagnostics import core as diagnostics
+from imbal_keras.training import experiment
 
 _EXAMPLES = 20_000
 _FEATURES = 20

@@ -24,7 +24,7 @@ from imbal_keras import quiet
 
 quiet.import_tensorflow()
 
-from imbal_keras import launch, sweep  # noqa: E402
+from imbal_keras.grid import launch, sweep  # noqa: E402
 
 
 def _time_grid(spec: sweep.GridSpec, workers: int, threads: int | None) -> float:

@@ -36,8 +36,8 @@ import tensorflow as tf  # noqa: E402
 
 import imbal_keras.strategies.long_tail  # noqa: E402, F401  (registers the class-aware samplers)
 from benchmarks import _memory  # noqa: E402
-from imbal_keras import pipelines as imbal_pipelines  # noqa: E402
 from imbal_keras import strategies  # noqa: E402
+from imbal_keras.data import pipelines as imbal_pipelines  # noqa: E402
 
 _FEATURES = 16
 _SHUFFLE_BUFFER = 10_000

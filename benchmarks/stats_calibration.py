@@ -1,4 +1,4 @@
-"""Calibration of the grid statistics (`imbal_keras.stats`) by simulation, and the cost of the metrics.
+"""Calibration of the grid statistics (`imbal_keras.grid.stats`) by simulation, and the cost of the metrics.
 
 Prints five tables:
 
@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
-from imbal_keras import metrics, stats
+from imbal_keras import metrics
+from imbal_keras.grid import stats
 
 TREATMENT = "T"
 CONTROLS = ("C1", "C2", "C3", "C4")

@@ -3,8 +3,8 @@
 Runs the `seed_question` preset (or its first `--seeds` training seeds: 18 runs per seed) with `--workers`
 local workers into fresh temporary folders, three ways: the plain path (`warm=False, side_by_side=1`: every run
 builds, compiles and traces its model, the one-run path), warm runs (`warm=True, side_by_side=1`: workers keep
-compiled models per shape and call several steps at once; `imbal_keras.warm`) and seeds side by side
-(`warm=True, side_by_side=--pack`: a cell's seeds train in one compiled step; `imbal_keras.side_by_side`). The
+compiled models per shape and call several steps at once; `imbal_keras.training.warm`) and seeds side by side
+(`warm=True, side_by_side=--pack`: a cell's seeds train in one compiled step; `imbal_keras.training.side_by_side`). The
 order rotates over `--repeats`. Prints, per path, the wall time (workers' start-up included, report excluded),
 runs/s and the ratio to the plain path; the limit (the time the runs spent training and evaluating inside
 `fit`, summed over runs and divided by the workers; side by side, each run counts its share of its pack's
@@ -28,7 +28,8 @@ quiet.import_tensorflow()
 
 import numpy as np  # noqa: E402
 
-from imbal_keras import launch, report, runs, sweep  # noqa: E402
+from imbal_keras import runs  # noqa: E402
+from imbal_keras.grid import launch, report, sweep  # noqa: E402
 
 _TIMINGS = ("train_seconds", "fit_seconds", "evaluation_seconds")
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from imbal_keras import datasets, models
+from imbal_keras import models
+from imbal_keras.data import datasets
 
 
 def main() -> None:

@@ -20,7 +20,8 @@ from absl import flags as absl_flags
 
 from flags import experiment_flags, grid_flags
 from imbal_keras import config as config_lib
-from imbal_keras import strategies, sweep
+from imbal_keras import strategies
+from imbal_keras.grid import sweep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLI_PATH = os.path.join(ROOT, "docs", "cli.md")

@@ -10,8 +10,8 @@ from __future__ import annotations
 from absl import flags
 
 from flags import experiment_flags
-from imbal_keras import launch, sweep
 from imbal_keras.errors import UserInputError, check
+from imbal_keras.grid import launch, sweep
 
 _PRESET = flags.DEFINE_enum(
     "preset",

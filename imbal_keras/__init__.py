@@ -1,7 +1,7 @@
 """imbal_keras: rebalancing, training instrumentation and seed-aware comparisons for imbalanced data.
 
 The package's top level is its Python API for notebooks and scripts; everything else is in its modules
-(`imbal_keras.datasets`, `imbal_keras.models`, `imbal_keras.strategies`, ...). `compare` and `Comparison` are
+(`imbal_keras.data.datasets`, `imbal_keras.models`, `imbal_keras.strategies`, ...). `compare` and `Comparison` are
 loaded at first use, so that `import imbal_keras.config` and the grid's spec code stay free of TensorFlow.
 """
 
@@ -14,7 +14,7 @@ __all__ = ["Comparison", "compare"]
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        from imbal_keras import comparison
+        from imbal_keras.grid import comparison
 
         return getattr(comparison, name)
     raise AttributeError(f"module 'imbal_keras' has no attribute {name!r}")

@@ -20,7 +20,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from imbal_keras import datasets
+from imbal_keras.data import datasets
 from imbal_keras.errors import UserInputError, check
 
 # The keyword arguments a model function may take; it is called with those of them its signature names (all of

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from imbal_keras.callbacks import BatchComposition, _recorder
+from imbal_keras.callbacks import BatchComposition, recorder
 from imbal_keras.errors import UserInputError
 
 # Batches of 4: minority counts 1, 0, 2 and a final partial batch of 2 with 1.
@@ -66,7 +66,7 @@ def test_one_hot_labels_and_configured_minority_class(tmp_path):
 
 def test_driven_without_fit_across_buffer_wraparound(tmp_path, monkeypatch):
     # A 4-row buffer is read every 4 calls; 7 steps wrap it, and every step must still come back.
-    monkeypatch.setattr(_recorder, "_BUFFER_ROWS", 4)
+    monkeypatch.setattr(recorder, "_BUFFER_ROWS", 4)
     net = ct.model()
     net.make_train_function()
     callback = BatchComposition(str(tmp_path))

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from imbal_keras.callbacks import BatchComposition, PerClassGradients, _probe
+from imbal_keras.callbacks import BatchComposition, PerClassGradients, probe
 from imbal_keras.errors import UserInputError
 
 LABELS = [0, 1, 0, 0, 0, 0, 1, 0, 1, 0, 1, 1]
@@ -56,7 +56,7 @@ def _ours(log_dir, **kwargs):
 
 
 def _assert_never_observed(net: keras.Model):
-    assert not _probe.is_attached(net)
+    assert not probe.is_attached(net)
     assert not {"train_step", "make_train_function"} & set(net.__dict__)
 
 

@@ -14,9 +14,10 @@ import pytest
 import tensorflow as tf
 
 import imbal_keras
-from imbal_keras import experiment, report
 from imbal_keras.config import DataConfig, ExperimentConfig, ModelConfig, OutputConfig, TrainingConfig
 from imbal_keras.errors import UserInputError
+from imbal_keras.grid import report
+from imbal_keras.training import experiment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = {"steps": 10, "eval_every": 5, "batch_size": 16, "log_composition": False, "gradient_every_n_steps": 0}

@@ -10,10 +10,10 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from imbal_keras import datasets, longtail
 from imbal_keras.config import DataConfig
+from imbal_keras.data import datasets, longtail
+from imbal_keras.data.pipelines import apportion
 from imbal_keras.errors import UserInputError
-from imbal_keras.pipelines import apportion
 
 
 def _all_rows(data):

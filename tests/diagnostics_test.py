@@ -2,7 +2,7 @@
 
 Reference computations are independent of the module: per-example gradients of logistic regression in closed form,
 textbook covariances of sampling with and without replacement over the per-example gradient matrix, and Monte Carlo
-over batches drawn by the real `imbal_keras.pipelines` (features = example indices, so each batch's gradient is
+over batches drawn by the real `imbal_keras.data.pipelines` (features = example indices, so each batch's gradient is
 computed here from a fixed matrix of per-example "gradients").
 """
 
@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from imbal_keras import diagnostics, models, pipelines
-from imbal_keras.diagnostics import BatchSampling
+from imbal_keras import models
+from imbal_keras.data import pipelines
+from imbal_keras.diagnostics.core import BatchSampling
+from imbal_keras.diagnostics import core as diagnostics
 from imbal_keras.errors import UserInputError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

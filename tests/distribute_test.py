@@ -7,8 +7,9 @@ import pytest
 import tensorflow as tf
 
 import imbal_keras.strategies.long_tail  # noqa: F401  (registers the class-aware samplers)
-from imbal_keras import distribute, strategies
+from imbal_keras import strategies
 from imbal_keras.errors import UserInputError
+from imbal_keras.strategies import distribute
 
 NUM_NEG, NUM_POS = 190, 10
 

@@ -36,8 +36,9 @@ from absl import flags as absl_flags
 from absl.testing import flagsaver
 
 from flags import cli_reference, experiment_flags, grid_flags
-from imbal_keras import strategies, sweep
+from imbal_keras import strategies
 from imbal_keras.errors import UserInputError
+from imbal_keras.grid import sweep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # `import run_experiment` and `python -m benchmarks.X` resolve from the repository root

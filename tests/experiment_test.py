@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from imbal_keras import experiment
 from imbal_keras.config import ExperimentConfig
 from imbal_keras.errors import UserInputError
+from imbal_keras.training import experiment
 
 
 def _config(**flat):
@@ -70,7 +70,7 @@ def test_same_seed_same_result(tmp_path):
 
 
 def test_data_options_change_how_the_pipeline_runs_not_the_result(tmp_path):
-    from imbal_keras import launch
+    from imbal_keras.grid import launch
 
     config = _config(strategy="rejection", output_dir=str(tmp_path), **TINY)
     a = experiment.run(config, log=None)

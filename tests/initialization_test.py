@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from imbal_keras import initialization, models, strategies
+from imbal_keras import models, strategies
+from imbal_keras.training import initialization
 
 LABELS = {
     2: np.repeat([0, 1], [594, 6]).astype(np.int32),  # 1:99

@@ -1,4 +1,4 @@
-"""Tests of `imbal_keras.launch`: worker threads, progress, executors and a grid run inline."""
+"""Tests of `imbal_keras.grid.launch`: worker threads, progress, executors and a grid run inline."""
 
 import glob
 import os
@@ -9,8 +9,9 @@ import pytest
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from imbal_keras import launch, runs, sweep
+from imbal_keras import runs
 from imbal_keras.errors import UserInputError
+from imbal_keras.grid import launch, sweep
 
 TINY = {"num_examples": 600, "steps": 20, "eval_every": 10, "hidden_units": (8,), "log_composition": False}
 

@@ -8,7 +8,7 @@ import shlex
 import numpy as np
 import pytest
 
-from imbal_keras import longtail
+from imbal_keras.data import longtail
 from imbal_keras.errors import UserInputError
 
 
@@ -112,7 +112,8 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import imbal_keras.strategies.long_tail  # noqa: E402, F401
-from imbal_keras import losses, pipelines, strategies  # noqa: E402
+from imbal_keras import losses, strategies  # noqa: E402
+from imbal_keras.data import pipelines  # noqa: E402
 
 LONG_TAIL = ("focal", "class_balanced", "logit_adjusted", "ldam", "sqrt_sampling", "progressive_sampling")
 COUNTS = np.array([300, 60, 12])

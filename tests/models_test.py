@@ -8,7 +8,8 @@ import keras
 import numpy as np
 import pytest
 
-from imbal_keras import datasets, models, strategies
+from imbal_keras import models, strategies
+from imbal_keras.data import datasets
 from imbal_keras.errors import UserInputError
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from imbal_keras import pipelines
+from imbal_keras.data import pipelines
 from imbal_keras.errors import UserInputError
 
 

@@ -1,4 +1,4 @@
-"""Tests of `imbal_keras.report`: convergence figures, seed statistics, verdict, tables and the report.
+"""Tests of `imbal_keras.grid.report`: convergence figures, seed statistics, verdict, tables and the report.
 
 The grid folders here are written by hand (result.json + metrics.csv per run, as `experiment.run` writes them), so
 every number in the tables is known in advance and no model is trained.
@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from imbal_keras import report, runs, sweep
+from imbal_keras import runs
 from imbal_keras.config import ExperimentConfig
+from imbal_keras.grid import report, sweep
 
 STEPS = (10, 20, 30, 40)
 SEEDS = tuple(range(8))

@@ -13,7 +13,8 @@ import pytest
 from absl.testing import flagsaver
 
 from flags import experiment_flags
-from imbal_keras import launch, runs, sweep
+from imbal_keras import runs
+from imbal_keras.grid import launch, sweep
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_FLAGS = ["--num_examples=600", "--steps=20", "--eval_every=10", "--hidden_units=8", "--nolog_composition"]

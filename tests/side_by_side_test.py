@@ -1,4 +1,4 @@
-"""Seeds side by side (`imbal_keras.side_by_side`): each run of a pack gives the one-run path's results.
+"""Seeds side by side (`imbal_keras.training.side_by_side`): each run of a pack gives the one-run path's results.
 
 Every pack below is also run config by config through `experiment.run` with everything built anew (the one-run
 path), and the run folders are compared file by file: the evaluation curve, the per-step composition, loss and
@@ -14,10 +14,12 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from imbal_keras import experiment, launch, runs, side_by_side, strategies, sweep
+from imbal_keras import runs, strategies
 from imbal_keras.config import ExperimentConfig
 from imbal_keras.errors import UserInputError
-from imbal_keras.warm import WarmModels
+from imbal_keras.grid import launch, sweep
+from imbal_keras.training import experiment, side_by_side
+from imbal_keras.training.warm import WarmModels
 
 TINY = dict(num_examples=1500, num_features=4, imbalance_ratio=9, steps=24, eval_every=8, hidden_units=(8, 8),
             gradient_every_n_steps=3, data_seed=0)  # fmt: skip

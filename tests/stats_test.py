@@ -17,8 +17,8 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
 from benchmarks import stats_calibration
-from imbal_keras import stats
 from imbal_keras.errors import UserInputError
+from imbal_keras.grid import stats
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METRIC, ROUGHNESS = stats_calibration.METRIC, stats_calibration.ROUGHNESS

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from imbal_keras import models, pipelines, strategies
+from imbal_keras import models, strategies
+from imbal_keras.data import pipelines
 from imbal_keras.errors import UserInputError
 
 NUM_NEG, NUM_POS = 380, 20  # 1:19

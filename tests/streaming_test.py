@@ -7,7 +7,8 @@ import pytest
 import tensorflow as tf
 
 import imbal_keras.strategies.long_tail  # noqa: F401  (registers the class-aware samplers)
-from imbal_keras import pipelines, strategies, streaming
+from imbal_keras import strategies
+from imbal_keras.data import pipelines, streaming
 from imbal_keras.errors import UserInputError
 
 NUM_NEG, NUM_POS = 285, 15  # 1:19

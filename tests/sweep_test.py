@@ -1,4 +1,4 @@
-"""Tests of `imbal_keras.sweep`: expansion, parameter axes, presets, names, shards, the grid folder."""
+"""Tests of `imbal_keras.grid.sweep`: expansion, parameter axes, presets, names, shards, the grid folder."""
 
 import collections
 import json
@@ -8,9 +8,10 @@ import sys
 
 import pytest
 
-from imbal_keras import runs, sweep
+from imbal_keras import runs
 from imbal_keras.config import ExperimentConfig
 from imbal_keras.errors import UserInputError
+from imbal_keras.grid import sweep
 
 TINY = {"num_examples": 600, "steps": 20, "eval_every": 10, "hidden_units": (8,), "log_composition": False}
 
@@ -205,7 +206,7 @@ def test_merge_copies_missing_finished_runs_from_a_compatible_grid(tmp_path):
 def test_expansion_does_not_import_tensorflow():
     code = (
         "import sys\n"
-        "from imbal_keras import sweep\n"
+        "from imbal_keras.grid import sweep\n"
         "configs = sweep.expand(sweep.spec_from_preset('seed_question'))\n"
         "assert len(configs) == 360\n"
         "print('tensorflow' in sys.modules, 'keras' in sys.modules)\n"

@@ -1,4 +1,4 @@
-"""Warm runs (`imbal_keras.warm`): a run that reuses a compiled model gives the cold run's results, run by run.
+"""Warm runs (`imbal_keras.training.warm`): a run that reuses a compiled model gives the cold run's results, run by run.
 
 Every run below is made twice, once with everything built anew and once through one `WarmModels` cache in which
 the earlier runs of each shape left their compiled model; the run folders must hold the same numbers.
@@ -12,10 +12,11 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from imbal_keras import experiment, runs
-from imbal_keras.callbacks import BatchComposition, _probe
+from imbal_keras import runs
+from imbal_keras.callbacks import BatchComposition, probe
 from imbal_keras.config import ExperimentConfig
-from imbal_keras.warm import WarmModels
+from imbal_keras.training import experiment
+from imbal_keras.training.warm import WarmModels
 
 TINY = dict(num_examples=1500, num_features=4, imbalance_ratio=9, steps=24, eval_every=8, hidden_units=(8,))
 # Strategies whose pipelines, weights and losses differ: plain, weighted (numeric initial bias), resampled,
@@ -73,13 +74,13 @@ def both_paths(tmp_path_factory):
     # The probe's train step runs in Python only while a step function is traced: count the traces.
     traced = {"cold": 0, "warm": 0}
     phase = ["cold"]
-    original = _probe._Probe._train_step
+    original = probe._Probe._train_step
 
     def counting(self, data, recorders):
         traced[phase[0]] += 1
         return original(self, data, recorders)
 
-    _probe._Probe._train_step = counting
+    probe._Probe._train_step = counting
     try:
         for seed in SEEDS:  # seed-major, as grids expand: each worker cycles through the shapes
             for i, case in enumerate(WARM_CASES):
@@ -89,7 +90,7 @@ def both_paths(tmp_path_factory):
                 phase[0] = "warm"
                 warmed[i, seed] = _run(ExperimentConfig.from_flat({**flat, "output_dir": str(warm_dir)}), warm)
     finally:
-        _probe._Probe._train_step = original
+        probe._Probe._train_step = original
     return cold, warmed, warm, traced
 
 
@@ -192,7 +193,7 @@ def test_kept_step_functions_follow_a_recorder_that_changed_its_buffer(tmp_path)
     y = (np.arange(64) % 4 == 0).astype(np.int32)
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
     model.compile(optimizer="sgd", loss="binary_crossentropy")
-    _probe.keep_compiled(model)
+    probe.keep_compiled(model)
     try:
         recorder = BatchComposition(str(tmp_path / "a"))
         model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0, callbacks=[recorder])
@@ -207,7 +208,7 @@ def test_kept_step_functions_follow_a_recorder_that_changed_its_buffer(tmp_path)
         model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0, callbacks=[recorder])
         third = recorder.dataframe()
     finally:
-        _probe.forget_compiled(model)
+        probe.forget_compiled(model)
     assert first["composition_count_class_1"].tolist() == [2] * 8
     assert second["composition_count_class_1"].tolist() == [6] * 8
     assert again["composition_count_class_1"].tolist() == [6] * 8 + [2] * 8

@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.histogram.summary_v2 import histogram_pb
 
-from imbal_keras.callbacks._recorder import StepRecorder
+from imbal_keras.callbacks.recorder import StepRecorder
 from imbal_keras.errors import UserInputError
 
 

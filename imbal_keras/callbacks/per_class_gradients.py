@@ -5,7 +5,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from imbal_keras.callbacks import _keras_adapter
-from imbal_keras.callbacks._recorder import StepRecorder
+from imbal_keras.callbacks.recorder import StepRecorder
 from imbal_keras.errors import UserInputError
 
 _ADDITIVE_REDUCTIONS = ("sum", "sum_over_batch_size", "mean", "mean_with_sample_weight")
@@ -111,7 +111,7 @@ class PerClassGradients(StepRecorder):
         super().on_train_begin(logs)
 
     def record_gradients(self, step) -> None:
-        """Records the quantities of a `_probe.GradientStep` (called inside the train step)."""
+        """Records the quantities of a `probe.GradientStep` (called inside the train step)."""
         if self._class_losses is None:
             self._class_losses = _class_loss_function(self.model)
         # The compiled loss sums terms that each depend on one example's prediction only, so

@@ -128,7 +128,7 @@ class StrategyContext:
       seed: seeds every random choice of the pipeline.
       params: the strategy's parameter values by name; a parameter missing here takes its declared default.
       total_steps: the run's optimizer-step budget (schedules use it; 0 when unknown).
-      num_replicas: R consecutive batches of the stream form one global step (`imbal_keras.distribute` sets it);
+      num_replicas: R consecutive batches of the stream form one global step (`strategies.distribute` sets it);
         `batch_size` is then the per-replica batch and `stratified` deals the global batch's exact counts over
         the R batches.
       shuffle_buffer: examples in the input shuffle buffer of the streaming forms.
@@ -171,7 +171,7 @@ class Strategy:
       params: the parameters the strategy declares, in display order.
       loss_weights: `ctx -> (K,)` per-class loss weights, or None when the strategy leaves the loss alone.
       stream: `(dataset, ctx) -> tf.data.Dataset`, the same strategy over a `tf.data.Dataset` of `(x, y)`
-        examples (see `imbal_keras.streaming`); `ctx.class_counts` serves as its initial distribution.
+        examples (see `imbal_keras.data.streaming`); `ctx.class_counts` serves as its initial distribution.
       loss: `ctx -> keras.losses.Loss` of the strategy's own, or None for the cross-entropy (reduced by the
         `weight_reduction` parameter where the strategy declares it).
       callbacks: `ctx -> [keras.callbacks.Callback]` the strategy needs during `fit` (schedules), or None.

@@ -22,9 +22,9 @@ from imbal_keras.errors import check
 from imbal_keras.strategies import Param, Strategy, StrategyContext, lazy_module, register
 from imbal_keras.strategies.reweighting import WEIGHT_REDUCTION, normalised
 
-diagnostics = lazy_module("imbal_keras.diagnostics")
-pipelines = lazy_module("imbal_keras.pipelines")
-streaming = lazy_module("imbal_keras.streaming")
+diagnostics = lazy_module("imbal_keras.diagnostics.core")
+pipelines = lazy_module("imbal_keras.data.pipelines")
+streaming = lazy_module("imbal_keras.data.streaming")
 losses = lazy_module("imbal_keras.losses")
 models = lazy_module("imbal_keras.models")
 

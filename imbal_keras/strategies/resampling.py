@@ -9,9 +9,9 @@ import numpy as np
 from imbal_keras.strategies import Strategy, StrategyContext, lazy_module, register
 from imbal_keras.strategies.reweighting import normalised, target
 
-diagnostics = lazy_module("imbal_keras.diagnostics")
-pipelines = lazy_module("imbal_keras.pipelines")
-streaming = lazy_module("imbal_keras.streaming")
+diagnostics = lazy_module("imbal_keras.diagnostics.core")
+pipelines = lazy_module("imbal_keras.data.pipelines")
+streaming = lazy_module("imbal_keras.data.streaming")
 
 
 def _resampled(mode: str) -> Callable[[StrategyContext], np.ndarray]:

@@ -6,9 +6,9 @@ import numpy as np
 
 from imbal_keras.strategies import Param, Strategy, StrategyContext, lazy_module, register
 
-diagnostics = lazy_module("imbal_keras.diagnostics")
-pipelines = lazy_module("imbal_keras.pipelines")
-streaming = lazy_module("imbal_keras.streaming")
+diagnostics = lazy_module("imbal_keras.diagnostics.core")
+pipelines = lazy_module("imbal_keras.data.pipelines")
+streaming = lazy_module("imbal_keras.data.streaming")
 
 CLASS_WEIGHT_NORMALIZATION = Param(
     "class_weight_normalization",

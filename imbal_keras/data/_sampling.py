@@ -28,7 +28,7 @@ MIX_ROWS = 4096
 
 def base_seed(seed) -> tf.Tensor:
     """The (2,) seed of a pipeline seeded by `seed`: a Python int, or a scalar tensor (a pipeline built inside a
-    dataset function, once for many seeds: `imbal_keras.side_by_side`)."""
+    dataset function, once for many seeds: `imbal_keras.training.side_by_side`)."""
     if isinstance(seed, (int, np.integer)):
         return tf.constant([seed, 0], tf.int64)
     return tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])

@@ -24,9 +24,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from imbal_keras import runs, sweep
+from imbal_keras import runs
 from imbal_keras.config import ExperimentConfig
 from imbal_keras.errors import UserInputError, check
+from imbal_keras.grid import sweep
 
 _HPARAMS_SUFFIX = ".hparams"
 # The hidden folder a grid's HParams experiment summary is staged in, inside the grid folder.
@@ -122,7 +123,7 @@ class RunOutcome:
       seconds: wall time of the run in its worker.
       test_average_precision: final test AUPRC (NaN if the run failed).
       error: one line if the run failed, else empty.
-      path: `side by side` (trained in one compiled step with other seeds, `imbal_keras.side_by_side`), `warm`
+      path: `side by side` (trained in one compiled step with other seeds, `imbal_keras.training.side_by_side`), `warm`
         (the worker reused a compiled model), `cold` (it compiled one to keep) or `plain: <reason>` (the run
         cannot be warm, or warm runs are off).
       note: why a run of a pack did not train side by side, else empty.
@@ -162,7 +163,7 @@ def configure_worker(threads: int) -> None:
     from imbal_keras import quiet
 
     quiet.import_tensorflow()
-    from imbal_keras import experiment  # noqa: F401  (everything a run imports, so the freeze below covers it)
+    from imbal_keras.training import experiment  # noqa: F401  (everything a run imports, so the freeze below covers it)
 
     # `keras.backend.clear_session()` before each run does a full collection, which walked the ~440k objects of
     # TensorFlow's and Keras' modules every time (0.3 s a run). Frozen, they are skipped: 0.02-0.07 s.
@@ -199,7 +200,8 @@ def worker_data_options():
     return options
 
 
-# The compiled models this worker process keeps between runs (`imbal_keras.warm`), created at its first warm run.
+# The compiled models this worker process keeps between runs (`imbal_keras.training.warm`), created at its
+# first warm run.
 _WARM = None
 
 
@@ -209,7 +211,7 @@ def _worker_cache(threads: int, warm: bool):
     configure_worker(threads)
     import keras
 
-    from imbal_keras.warm import WarmModels
+    from imbal_keras.training.warm import WarmModels
 
     if warm and _WARM is None:
         _WARM = WarmModels()  # the grid's progress says how each run ran (RunOutcome.path)
@@ -232,11 +234,11 @@ def _error_line(e: Exception) -> str:
 def run_one(config_dict: dict[str, Any], fields: Sequence[str], threads: int, warm: bool = True) -> RunOutcome:
     """Runs one config in this process and writes its HParams; what every executor calls.
 
-    With `warm`, the process keeps compiled models between runs (`imbal_keras.warm`): a run of a shape seen
+    With `warm`, the process keeps compiled models between runs (`imbal_keras.training.warm`): a run of a shape seen
     before reuses one, with the same results. A failing run is reported, not raised, so one bad run does not
     stop the grid; its staging folder is removed by `experiment.run` and the rerun tries it again.
     """
-    from imbal_keras import experiment
+    from imbal_keras.training import experiment
 
     cache = _worker_cache(threads, warm)
     config = ExperimentConfig.from_dict(config_dict)
@@ -257,14 +259,14 @@ def _finished(result, seconds: float, path: str) -> RunOutcome:
 
 def run_pack(config_dicts: Sequence[dict[str, Any]], fields: Sequence[str], threads: int, warm: bool = True):
     """Runs configs that differ only in their training seeds side by side in this process
-    (`imbal_keras.side_by_side`) and writes their HParams; returns one outcome per config.
+    (`imbal_keras.training.side_by_side`) and writes their HParams; returns one outcome per config.
 
     A pack that cannot train side by side (or fails to) runs its configs one by one with `run_one`, and each
     outcome's `note` says why: a bad config then fails as its own run, and the others still finish.
     """
     if len(config_dicts) == 1:
         return [run_one(config_dicts[0], fields, threads, warm)]
-    from imbal_keras import side_by_side
+    from imbal_keras.training import side_by_side
 
     cache = _worker_cache(threads, warm)
     configs = [ExperimentConfig.from_dict(d) for d in config_dicts]
@@ -323,9 +325,9 @@ def execute(
         (Ray tasks on the cluster at `ray_address`, one CPU each).
       workers: local worker processes.
       ray_address: Ray cluster address (`auto`, `ray://host:10001`, ...); empty starts a local Ray instance.
-      warm: workers keep compiled models between runs (`imbal_keras.warm`); False builds every run anew.
+      warm: workers keep compiled models between runs (`imbal_keras.training.warm`); False builds every run anew.
       side_by_side: runs that differ only in their training seeds train together in one compiled step, up to
-        this many (`imbal_keras.side_by_side`); 1 runs every run on its own.
+        this many (`imbal_keras.training.side_by_side`); 1 runs every run on its own.
       on_done: progress callback.
 
     Returns:
@@ -482,7 +484,7 @@ class GridOutcome:
 def _check_model_functions(spec: sweep.GridSpec) -> None:
     """Imports every `package.module:function` model of the grid once here, so a bad path is one error line
     before anything runs (in the workers it would fail once per run)."""
-    from imbal_keras import datasets
+    from imbal_keras.data import datasets
 
     for path in dict.fromkeys(c.model.model for c in sweep.expand(spec)):
         if ":" in path:
@@ -574,7 +576,7 @@ def run_and_report(
     Raises:
       UserInputError: bad input, or runs that failed (after the others finished: rerun to retry them).
     """
-    from imbal_keras import report
+    from imbal_keras.grid import report
 
     if merge_from is not None:
         spec = sweep.load_spec(grid_dir)

@@ -450,7 +450,7 @@ def merge(sources: Sequence[str], grid_dir: str) -> int:
     return sum(runs.copy_finished(runs_dir(source), runs_dir(grid_dir)) for source in sources)
 
 
-# Runs trained side by side in one pack by default (`--side_by_side`, `imbal_keras.side_by_side`).
+# Runs trained side by side in one pack by default (`--side_by_side`, `imbal_keras.training.side_by_side`).
 DEFAULT_PACK = 10
 # Config fields the runs of a pack may differ in: the seeds of training and where each run goes.
 _REPLICA_FIELDS = frozenset({"seed", "init_seed", "order_seed", "output_dir", "run_name"})

@@ -36,8 +36,8 @@ import pandas as pd
 import tensorflow as tf
 from scipy.special import gammaln
 
-from imbal_keras import pipelines
-from imbal_keras.callbacks import _events
+from imbal_keras.callbacks import events
+from imbal_keras.data import pipelines
 from imbal_keras.errors import UserInputError, check
 
 __all__ = [
@@ -118,7 +118,7 @@ class BatchSampling:
     `class_weights[y_i]` (1 when None), and the batch gradient is sum_i w_i g_i / B (`sum_over_batch_size`) or
     sum_i w_i g_i / sum_i w_i (`mean_with_sample_weight`).
 
-    Use the constructors, one per pipeline of `imbal_keras.pipelines`; what each gets exactly and what it
+    Use the constructors, one per pipeline of `imbal_keras.data.pipelines`; what each gets exactly and what it
     approximates is in their docstrings. Schedules (class shares or weights that change during training) are not
     one `BatchSampling`; describe each phase separately.
 
@@ -1633,7 +1633,7 @@ class GradientNoise(keras.callbacks.Callback):
         self._rows.extend(rows)
         values = [row[q] for row in rows for q in QUANTITIES] + list(classes.values())
         if self._events is None:
-            self._events = _events.ScalarEventFile(os.path.join(self.log_dir, "train"), self.tags())
+            self._events = events.ScalarEventFile(os.path.join(self.log_dir, "train"), self.tags())
         self._events.write_scalars(np.array([step]), np.array([values], np.float64))
         self._last = step
         return rows

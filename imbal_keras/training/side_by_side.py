@@ -13,7 +13,7 @@ before differentiating; since no weight is shared, each replica's gradient is it
 `experiment.run`; `seconds` in result.json are the pack's divided by R. Results equal the one-run path's to
 float rounding (batched and single matrix products may round differently; tests/side_by_side_test.py states
 the tolerance). `pack_reason` says why a pack cannot run this way; the grid then runs its configs one by one
-(`imbal_keras.launch`), and says why once.
+(`imbal_keras.grid.launch`), and says why once.
 
 What it supports: the built-in MLP (Dense layers only, on tabular data without categorical columns), a
 strategy that needs no callbacks during training and whose loss is a per-example Keras loss with an additive
@@ -34,13 +34,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from imbal_keras import datasets, experiment, runs, strategies
+from imbal_keras import runs, strategies
 from imbal_keras.callbacks import BatchComposition, PerClassGradients
-from imbal_keras.callbacks._step_loss import StepLoss
+from imbal_keras.callbacks.step_loss import StepLoss
 from imbal_keras.config import ExperimentConfig
+from imbal_keras.data import datasets
 from imbal_keras.errors import check
-from imbal_keras.sweep import pack_key
-from imbal_keras.warm import Entry, WarmModels, snapshot_optimizer, steps_per_call
+from imbal_keras.grid.sweep import pack_key
+from imbal_keras.training import experiment
+from imbal_keras.training.warm import Entry, WarmModels, snapshot_optimizer, steps_per_call
 
 _ACTIVATIONS = {"relu": tf.nn.relu, "linear": None}
 _REDUCTIONS = ("sum", "sum_over_batch_size", "mean", "mean_with_sample_weight")

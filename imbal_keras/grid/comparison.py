@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from imbal_keras import datasets, launch, report, sweep
+from imbal_keras.data import datasets
 from imbal_keras.errors import UserInputError, check
+from imbal_keras.grid import launch, report, sweep
 
 DATA_DIR = "data"
 DEFAULT_STRATEGIES = ("none", "class_weight", "upsample")

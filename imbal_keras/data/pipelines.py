@@ -17,7 +17,7 @@ the stream was read before (all maps use `deterministic=True`).
 Classes that a target asks for but the labels do not contain fail fast with a `UserInputError` naming the class;
 a stream that can never produce a batch is never built.
 
-File-backed inputs (`tf.data.Dataset` of examples) have the same strategies in `imbal_keras.streaming`.
+File-backed inputs (`tf.data.Dataset` of examples) have the same strategies in `imbal_keras.data.streaming`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from imbal_keras import _sampling as sampling
+from imbal_keras.data import _sampling as sampling
 from imbal_keras.errors import UserInputError, check
 
 
@@ -277,7 +277,7 @@ def stratified(
       seed: seeds the class streams and the in-batch shuffles.
       target_distribution: class shares t; None means uniform.
       class_counts_per_batch: optional (R, K) counts overriding `stratified_counts(B, t)`: batch i holds
-        exactly row i % R (rows sum to B). `imbal_keras.distribute` uses it to deal one global batch's counts
+        exactly row i % R (rows sum to B). `imbal_keras.strategies.distribute` uses it to deal one global batch's counts
         over R replicas.
     """
     labels, t, counts = _targeted(labels, target_distribution)
@@ -361,7 +361,7 @@ def class_sampled(
       shares: class probabilities p_c (K,), normalised here.
       final_shares: probabilities at the end of the schedule (K,), or None for constant `shares`.
       schedule_steps: global steps of the schedule, >= 1 when `final_shares` is given.
-      num_replicas: consecutive batches per global step (`imbal_keras.distribute` sets it).
+      num_replicas: consecutive batches per global step (`imbal_keras.strategies.distribute` sets it).
 
     Raises:
       UserInputError: a share vector that does not fit the labels, a share on a class without examples, or a

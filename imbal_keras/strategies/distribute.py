@@ -30,7 +30,8 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from imbal_keras import pipelines, strategies
+from imbal_keras import strategies
+from imbal_keras.data import pipelines
 from imbal_keras.errors import check
 
 

@@ -107,7 +107,7 @@ class WarmModels:
             return "a model function's model may keep state of its own between runs"
         if config.output.diagnose_every:
             return "diagnose_every traces the gradient-noise diagnostics per run"
-        from imbal_keras.callbacks._recorder import StepRecorder
+        from imbal_keras.callbacks.recorder import StepRecorder
 
         if any(isinstance(c, StepRecorder) for c in extra_callbacks):
             return "extra imbal_keras recorders are attached"
@@ -139,12 +139,12 @@ class WarmModels:
         return entry
 
     def put(self, key: str, entry: Entry) -> None:
-        """Keeps `entry` (and the step functions its model's recorders get compiled, `_probe.keep_compiled`)."""
-        from imbal_keras.callbacks import _probe
+        """Keeps `entry` (and the step functions its model's recorders get compiled, `probe.keep_compiled`)."""
+        from imbal_keras.callbacks import probe
 
         if len(self._entries) >= self.capacity:
             self.clear()
-        _probe.keep_compiled(entry.model)
+        probe.keep_compiled(entry.model)
         entry.runs = 1
         self.last_path = "cold"
         self._entries[key] = entry
@@ -153,10 +153,10 @@ class WarmModels:
         """Drops every compiled model and clears Keras's session."""
         import keras
 
-        from imbal_keras.callbacks import _probe
+        from imbal_keras.callbacks import probe
 
         for entry in self._entries.values():
-            _probe.forget_compiled(entry.model)
+            probe.forget_compiled(entry.model)
         self._entries.clear()
         keras.backend.clear_session()
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from imbal_keras.callbacks import _events, _keras_adapter, _labels, _probe
+from imbal_keras.callbacks import _keras_adapter, _labels, events, probe
 from imbal_keras.errors import UserInputError
 
 # Rows kept in the graph between two reads. A read costs one device sync, so reading every few
@@ -77,7 +77,7 @@ class StepRecorder(keras.callbacks.Callback):
         """Starts over for another fit of the same model, logging into `log_dir`.
 
         The recorded rows are forgotten; the in-graph buffer is kept, so the step functions compiled for this
-        recorder (see `_probe.keep_compiled`) are used again instead of traced again. Warm grid runs use it.
+        recorder (see `probe.keep_compiled`) are used again instead of traced again. Warm grid runs use it.
         """
         _check_log_dir(type(self).__name__, log_dir)
         self.log_dir = os.fspath(log_dir)
@@ -182,7 +182,7 @@ class StepRecorder(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         # Counting here, not in on_train_batch_end, keeps Keras's async batch-end dispatch on.
         if not self._attached:
-            _probe.attach(self.model, self)
+            probe.attach(self.model, self)
             self._attached = True
         if self._calls == self._calls_per_read:
             self._read_rows()
@@ -194,10 +194,10 @@ class StepRecorder(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self._read_rows()
-        _probe.detach(self.model, self)
+        probe.detach(self.model, self)
         self.close()
 
-    # Host side: rows recorded elsewhere (seeds side by side, `imbal_keras.side_by_side`) enter here too.
+    # Host side: rows recorded elsewhere (seeds side by side, `imbal_keras.training.side_by_side`) enter here too.
 
     def add_rows(self, steps: np.ndarray, raw: np.ndarray, *, epoch: int, logged: bool = False) -> None:
         """Takes the rows of optimizer steps `steps` (N,): raw rows (N, raw_width), or with `logged` the logged
@@ -209,7 +209,7 @@ class StepRecorder(keras.callbacks.Callback):
         values = raw if logged else self._columns(raw, steps)
         self._blocks.append((steps, np.full(steps.size, epoch), values))
         if self._events is None:
-            self._events = _events.ScalarEventFile(os.path.join(self.log_dir, self._events_subdir), self._tags())
+            self._events = events.ScalarEventFile(os.path.join(self.log_dir, self._events_subdir), self._tags())
         self._events.write_scalars(steps + self._events_step_offset, values)
 
     def end_epoch(self, epoch: int) -> None:
@@ -281,7 +281,7 @@ class StepRecorder(keras.callbacks.Callback):
         try:
             self.add_rows(steps, rows, epoch=self._epoch)
         except UserInputError:
-            _probe.restore(self.model)  # fit stops here without calling on_train_end
+            probe.restore(self.model)  # fit stops here without calling on_train_end
             raise
 
 

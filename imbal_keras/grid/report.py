@@ -25,7 +25,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from imbal_keras import runs, stats, strategies, sweep
+from imbal_keras import runs, strategies
+from imbal_keras.grid import stats, sweep
 
 RESULTS_FILE = "results.csv"
 CURVES_FILE = "curves.csv"

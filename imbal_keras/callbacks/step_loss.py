@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from imbal_keras.callbacks._recorder import StepRecorder
+from imbal_keras.callbacks.recorder import StepRecorder
 
 
 class StepLoss(StepRecorder):

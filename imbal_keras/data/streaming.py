@@ -40,8 +40,8 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from imbal_keras import _sampling as sampling
-from imbal_keras import pipelines
+from imbal_keras.data import _sampling as sampling
+from imbal_keras.data import pipelines
 from imbal_keras.errors import check
 
 # Input rows per vectorised keep step: per-step overhead is negligible at this size, the chunk stays small.

@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from imbal_keras import longtail
 from imbal_keras.config import CLASS_PROFILES, DataConfig
+from imbal_keras.data import longtail
+from imbal_keras.data.pipelines import apportion
 from imbal_keras.errors import UserInputError, check
-from imbal_keras.pipelines import apportion
 
 SPLITS = ("train", "validation", "test")
 # Codes of a categorical column: 0 is a missing value, 1 a level the training split does not have, 2.. the

@@ -22,12 +22,14 @@ import pandas as pd
 import tensorflow as tf
 
 from imbal_keras import callbacks as instrument
-from imbal_keras import datasets, initialization, longtail, losses, metrics, models, pipelines, runs, strategies
-from imbal_keras.callbacks import _events as instrument_events
-from imbal_keras.callbacks._step_loss import StepLoss
+from imbal_keras import losses, metrics, models, runs, strategies
+from imbal_keras.callbacks import events as instrument_events
+from imbal_keras.callbacks.step_loss import StepLoss
 from imbal_keras.config import ExperimentConfig, validate_target_distribution
+from imbal_keras.data import datasets, longtail, pipelines
 from imbal_keras.errors import check
-from imbal_keras.warm import Entry, WarmModels, snapshot_optimizer, steps_per_call
+from imbal_keras.training import initialization
+from imbal_keras.training.warm import Entry, WarmModels, snapshot_optimizer, steps_per_call
 
 # Input values per forward call of the evaluation (rows = this / values per example, at least 4096).
 _PREDICT_VALUES = 2**22
@@ -70,7 +72,7 @@ def run(
       log: where progress lines go; None is silent.
       data_options: `tf.data.Options` applied to the training pipeline (grid workers turn autotuning off with
         them). Options change how the pipeline runs, never which batches it yields.
-      warm: a cache of compiled models (`imbal_keras.warm`): a run of a shape seen before reuses its compiled
+      warm: a cache of compiled models (`imbal_keras.training.warm`): a run of a shape seen before reuses its compiled
         functions and starts over from its own seeds, with the same results. None builds everything.
 
     Returns:
@@ -126,7 +128,7 @@ def load_data(config: ExperimentConfig, warm: WarmModels | None) -> tuple[datase
 @dataclasses.dataclass
 class _Setup:
     """What a run builds before its model: the strategy in its context, the training pipeline and the output
-    layer's starting point (shared by the one-run path and seeds side by side, `imbal_keras.side_by_side`)."""
+    layer's starting point (shared by the one-run path and seeds side by side, `imbal_keras.training.side_by_side`)."""
 
     strategy: strategies.Strategy
     ctx: strategies.StrategyContext
@@ -201,7 +203,7 @@ def _train_and_evaluate(config, data, target, staging, callbacks, log, started, 
     reason = warm.plain_path_reason(config, strategy, callbacks) if warm is not None else None
     key = warm.key(config, data.train.x.shape[1:], counts) if warm is not None and reason is None else None
     entry = warm.get(key) if key is not None else None
-    # Fast path: several steps per compiled call (same steps, same order; see imbal_keras.warm).
+    # Fast path: several steps per compiled call (same steps, same order; see imbal_keras.training.warm).
     steps_per_execution = steps_per_call(training.steps, training.eval_every) if key is not None else 1
     if entry is not None:
         # Warm: the compiled model of an earlier run of this shape, started over from this run's seeds.
@@ -327,7 +329,7 @@ def _gradient_noise(config, strategy, ctx, data, staging) -> list[keras.callback
     every = config.output.diagnose_every
     if not every:
         return []
-    from imbal_keras import diagnostics
+    from imbal_keras.diagnostics import core as diagnostics
 
     sampling = strategy.batch_sampling(ctx)
     return [
