@@ -28,6 +28,28 @@ CLASS_PROFILES = ("exponential", "step")
 BUILT_IN_MODELS = ("auto", "mlp", "cnn")
 
 
+# What each config field is to the machinery that groups, reuses and names runs. Every field declares exactly one
+# role on its declaration (`dataclasses.field(metadata={"role": ...})`); the keys below are derived from the roles,
+# never from lists of names, so a new field is placed by saying what it is (tests/config_test.py refuses a field
+# without a role).
+ROLES = {
+    "training_seed": "seeds of training only (initial weights, batch order): the runs of a pack differ in them; "
+    "they are not part of a grid cell or of a compiled model's key",
+    "data_seed": "the seed of the data: part of a grid cell and of a pack's key (replicas share their data), not of "
+    "a compiled model's key (the data's shape and class counts are)",
+    "per_run": "settings applied per run that reach no traced function (budget, evaluation): part of a cell and of "
+    "a pack's key, not of a compiled model's key",
+    "variant": "what the strategies being compared are (the strategy and its parameters): every key but a cell's",
+    "output": "where a run is written and what it is called: no key, no results column that identifies a result",
+    "setting": "everything else that decides a run's result: every key",
+}
+
+
+def _field(default: Any, role: str) -> Any:
+    """A config field with its role (see ROLES)."""
+    return dataclasses.field(default=default, metadata={"role": role})
+
+
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     """Where the examples come from and how they are split.
@@ -67,27 +89,27 @@ class DataConfig:
       test_fraction: share of the data held out for test (stratified).
     """
 
-    dataset: str = "synthetic"
-    num_examples: int = 50_000
-    num_features: int = 20
-    num_classes: int = 2
-    class_separation: float = 1.0
-    label_noise: float = 0.0
-    imbalance_ratio: float = 99.0
-    class_profile: str = "exponential"
-    balanced_evaluation: bool = False
-    label_column: str = "label"
-    positive_label: str = ""
-    categorical_columns: tuple[str, ...] = ()
-    drop_columns: tuple[str, ...] = ()
-    time_column: str = ""
-    max_categories: int = 1000
-    positive_class: int = 0
-    input_feature: str = ""
-    label_feature: str = ""
-    data_dir: str = ""
-    validation_fraction: float = 0.2
-    test_fraction: float = 0.2
+    dataset: str = _field("synthetic", "setting")
+    num_examples: int = _field(50_000, "setting")
+    num_features: int = _field(20, "setting")
+    num_classes: int = _field(2, "setting")
+    class_separation: float = _field(1.0, "setting")
+    label_noise: float = _field(0.0, "setting")
+    imbalance_ratio: float = _field(99.0, "setting")
+    class_profile: str = _field("exponential", "setting")
+    balanced_evaluation: bool = _field(False, "setting")
+    label_column: str = _field("label", "setting")
+    positive_label: str = _field("", "setting")
+    categorical_columns: tuple[str, ...] = _field((), "setting")
+    drop_columns: tuple[str, ...] = _field((), "setting")
+    time_column: str = _field("", "setting")
+    max_categories: int = _field(1000, "setting")
+    positive_class: int = _field(0, "setting")
+    input_feature: str = _field("", "setting")
+    label_feature: str = _field("", "setting")
+    data_dir: str = _field("", "setting")
+    validation_fraction: float = _field(0.2, "setting")
+    test_fraction: float = _field(0.2, "setting")
 
     def __post_init__(self):
         for name in ("categorical_columns", "drop_columns"):
@@ -220,9 +242,9 @@ class ModelConfig:
         exactly the class prior the output bias encodes (a random kernel spreads predictions around it).
     """
 
-    model: str = "auto"
-    hidden_units: tuple[int, ...] = (64, 64)
-    zero_output_kernel: bool = False
+    model: str = _field("auto", "setting")
+    hidden_units: tuple[int, ...] = _field((64, 64), "setting")
+    zero_output_kernel: bool = _field(False, "setting")
 
     def __post_init__(self):
         object.__setattr__(self, "hidden_units", tuple(int(h) for h in self.hidden_units))
@@ -259,16 +281,16 @@ class TrainingConfig:
         probabilities, p_c / pi_c^tau renormalised with pi the training class shares; 0 turns it off.
     """
 
-    batch_size: int = 16
-    steps: int = 2000
-    eval_every: int = 200
-    optimizer: str = "sgd"
-    learning_rate: float = 0.05
-    seed: int = 0
-    data_seed: int = -1
-    init_seed: int = -1
-    order_seed: int = -1
-    posthoc_adjustment_tau: float = 0.0
+    batch_size: int = _field(16, "setting")
+    steps: int = _field(2000, "per_run")
+    eval_every: int = _field(200, "per_run")
+    optimizer: str = _field("sgd", "setting")
+    learning_rate: float = _field(0.05, "setting")
+    seed: int = _field(0, "training_seed")
+    data_seed: int = _field(-1, "data_seed")
+    init_seed: int = _field(-1, "training_seed")
+    order_seed: int = _field(-1, "training_seed")
+    posthoc_adjustment_tau: float = _field(0.0, "per_run")
 
     def seed_for(self, source: str) -> int:
         """The seed of `source` (`data`, `init` or `order`): its own if set, else `seed`."""
@@ -307,11 +329,11 @@ class OutputConfig:
         mini-batch gradient, noise scale; see docs/diagnostics.md) every n steps; 0 turns them off.
     """
 
-    output_dir: str = "runs"
-    run_name: str = ""
-    log_composition: bool = True
-    gradient_every_n_steps: int = 10
-    diagnose_every: int = 0
+    output_dir: str = _field("runs", "output")
+    run_name: str = _field("", "output")
+    log_composition: bool = _field(True, "setting")
+    gradient_every_n_steps: int = _field(10, "setting")
+    diagnose_every: int = _field(0, "setting")
 
     def validate(self) -> None:
         _check_range(self, "gradient_every_n_steps", low=0, note=" (0 turns it off)")
@@ -326,8 +348,60 @@ PARTS: dict[str, type] = {
     "training": TrainingConfig,
     "output": OutputConfig,
 }
+# The roles of the strategy part's flat names (its parameters are `variant` too; see `role_of`).
+_STRATEGY_ROLES = {"strategy": "variant", "target_distribution": "setting"}
+
+
+def role_of(name: str) -> str:
+    """The role (a key of ROLES) of the flat field `name`.
+
+    Raises:
+      UserInputError: an unknown name.
+    """
+    from imbal_keras import strategies  # declarations only: imports no TensorFlow
+
+    if name in _STRATEGY_ROLES:
+        return _STRATEGY_ROLES[name]
+    if name in strategies.all_params():
+        return "variant"
+    for part_name, part_cls in PARTS.items():
+        if part_name == "strategy":
+            continue
+        for field in dataclasses.fields(part_cls):
+            if field.name == name:
+                return field.metadata["role"]
+    raise UserInputError(f"Unknown config field: {name!r}. Valid fields: {sorted(field_names())}")
+
+
+def fields_with_role(*roles: str) -> tuple[str, ...]:
+    """The flat names whose role is one of `roles`, in `field_names()` order.
+
+    Raises:
+      UserInputError: a role that is not a key of ROLES.
+    """
+    unknown = sorted(set(roles) - set(ROLES))
+    check(not unknown, f"Unknown field roles: {unknown}. Valid roles: {sorted(ROLES)}", argument="roles")
+    return tuple(name for name in field_names() if role_of(name) in roles)
+
+
+# The keys that group runs, by the roles of the fields they hold: `compiled`, what a compiled model's traced
+# functions depend on (warm runs reuse a model of an equal key); `pack`, what the runs trained side by side share;
+# `cell`, what a grid cell's runs share besides the compared strategy variants.
+KEY_ROLES = {
+    "compiled": ("variant", "setting"),
+    "pack": ("data_seed", "per_run", "variant", "setting"),
+    "cell": ("data_seed", "per_run", "setting"),
+}
+
+
+def key_fields(key: str) -> tuple[str, ...]:
+    """The flat names that make up `key` (a key of KEY_ROLES)."""
+    check(key in KEY_ROLES, f"key must be one of {', '.join(KEY_ROLES)}. Received: key={key!r}", argument="key")
+    return fields_with_role(*KEY_ROLES[key])
+
+
 # Flat names that do not identify a run's result (where it is written, what it is called).
-OUTPUT_LOCATION_FIELDS = ("output_dir", "run_name")
+OUTPUT_LOCATION_FIELDS = tuple(f.name for f in dataclasses.fields(OutputConfig) if f.metadata["role"] == "output")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -139,3 +139,34 @@ def test_target_distribution_checks():
         validate_target_distribution([0.5, 0.5], 3)
     with pytest.raises(UserInputError, match=r"must sum to 1"):
         validate_target_distribution([0.5, 0.6], 2)
+
+
+def test_every_config_field_declares_one_known_role():
+    for part_cls in config_lib.PARTS.values():
+        if part_cls is config_lib.StrategyConfig:
+            continue
+        for field in dataclasses.fields(part_cls):
+            assert field.metadata.get("role") in config_lib.ROLES, f"{part_cls.__name__}.{field.name} has no role"
+    names = config_lib.field_names()
+    assert sorted(sum((config_lib.fields_with_role(r) for r in config_lib.ROLES), ())) == sorted(names)
+
+
+def test_keys_are_derived_from_roles():
+    assert config_lib.fields_with_role("training_seed") == ("seed", "init_seed", "order_seed")
+    assert config_lib.OUTPUT_LOCATION_FIELDS == ("output_dir", "run_name")
+    compiled, pack, cell = (set(config_lib.key_fields(k)) for k in ("compiled", "pack", "cell"))
+    assert compiled < pack and cell < pack
+    assert {"steps", "data_seed"} <= pack - compiled and "strategy" in compiled - cell
+    assert not {"seed", "init_seed", "order_seed", "output_dir", "run_name"} & (compiled | pack | cell)
+    with pytest.raises(UserInputError, match=r"Unknown config field: 'nope'"):
+        config_lib.role_of("nope")
+
+
+def test_a_field_without_a_role_is_found(monkeypatch):
+    @dataclasses.dataclass(frozen=True)
+    class Extra:
+        unlabelled: int = 0
+
+    monkeypatch.setitem(config_lib.PARTS, "extra", Extra)
+    with pytest.raises(KeyError):
+        config_lib.role_of("unlabelled")

@@ -17,8 +17,8 @@ import tensorflow as tf
 
 from imbal_keras import models
 from imbal_keras.data import pipelines
-from imbal_keras.diagnostics.core import BatchSampling
 from imbal_keras.diagnostics import core as diagnostics
+from imbal_keras.diagnostics.core import BatchSampling
 from imbal_keras.errors import UserInputError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
