@@ -1,6 +1,8 @@
-"""The one exception type for mistakes in user input."""
+"""The exception types a user meets: mistakes in user input, and a part whose extra is not installed."""
 
 from __future__ import annotations
+
+__all__ = ["MissingExtraError", "UserInputError", "check", "require_extra"]
 
 
 class UserInputError(ValueError):
@@ -30,3 +32,27 @@ def check(condition: bool, message: str, *, argument: str | None = None) -> None
     """Raises `UserInputError(message, argument=argument)` unless `condition` holds."""
     if not condition:
         raise UserInputError(message, argument=argument)
+
+
+class MissingExtraError(ImportError):
+    """A part of the package whose optional dependencies (a pip extra) are not installed.
+
+    The message is one line naming the part, the missing modules and the command that installs them.
+    """
+
+
+def require_extra(part: str, extra: str, modules: tuple[str, ...]) -> None:
+    """Raises `MissingExtraError` unless every module of `modules` imports.
+
+    Args:
+      part: what needs them, as the user imports it (`imbal_keras.grid`).
+      extra: the pip extra that installs them (`grid`).
+      modules: top-level module names (`scipy`, `matplotlib`).
+    """
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise MissingExtraError(
+            f"{part} needs the '{extra}' extra ({', '.join(missing)} not installed): pip install 'imbal_keras[{extra}]'"
+        )
