@@ -38,9 +38,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks import _memory  # noqa: E402
-from imbal_keras import models  # noqa: E402
+from imbal_keras import losses, models  # noqa: E402
 from imbal_keras.config import ExperimentConfig  # noqa: E402
 from imbal_keras.data import datasets, pipelines
+from imbal_keras.data.shares import class_weights
 from imbal_keras.diagnostics import core as diagnostics
 from imbal_keras.training import experiment
 
@@ -51,7 +52,7 @@ _FEATURES = 20
 def _mlp(seed: int = 0) -> keras.Model:
     keras.utils.set_random_seed(seed)
     model = models.build((_FEATURES,), 2, hidden_units=(64, 64), seed=seed)
-    model.compile(optimizer=models.optimizer("sgd", 0.05), loss=models.loss(2))
+    model.compile(optimizer=models.optimizer("sgd", 0.05), loss=losses.cross_entropy(2))
     return model
 
 
@@ -209,7 +210,7 @@ def agreement(batch_counts: list[int]) -> list[dict]:
     samplings = [diagnostics.describe(name, counts) for name in names]
     exact = diagnostics.exact(model, x, y, samplings, batch_size=16).set_index("strategy")
     ctx = {"batch_size": 16, "seed": 1}
-    weights = pipelines.class_weights(counts)
+    weights = class_weights(counts)
     builders = {
         "none": lambda: pipelines.natural(x, y, **ctx),
         "class_weight": lambda: pipelines.weighted(x, y, class_weights=weights, **ctx),

@@ -428,17 +428,6 @@ def compile_for_run(
     )
 
 
-def loss(num_classes: int, *, reduction: str = "sum_over_batch_size") -> keras.losses.Loss:
-    """Cross-entropy with the given reduction of per-example (weighted) losses.
-
-    `sum_over_batch_size` is sum_i w_i l_i / B (Keras' default); `mean_with_sample_weight` is
-    sum_i w_i l_i / sum_i w_i (PyTorch's `weight=` behaviour). They differ only when weights are present.
-    """
-    if num_classes == 2:
-        return keras.losses.BinaryCrossentropy(reduction=reduction)
-    return keras.losses.SparseCategoricalCrossentropy(reduction=reduction)
-
-
 def optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
     """`sgd` (plain, no momentum, so steps are comparable across strategies) or `adam`."""
     if name == "sgd":

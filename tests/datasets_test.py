@@ -12,7 +12,7 @@ import tensorflow_datasets as tfds
 
 from imbal_keras.config import DataConfig
 from imbal_keras.data import datasets, longtail
-from imbal_keras.data.pipelines import apportion
+from imbal_keras.data.shares import apportion
 from imbal_keras.errors import UserInputError
 
 

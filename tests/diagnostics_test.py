@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from imbal_keras import models
+from imbal_keras import losses, models
 from imbal_keras.data import pipelines
+from imbal_keras.data.shares import class_weights, stratified_counts
 from imbal_keras.diagnostics import core as diagnostics
 from imbal_keras.diagnostics.core import BatchSampling
 from imbal_keras.errors import UserInputError
@@ -136,7 +137,7 @@ def test_exact_mode_matches_textbook_covariances(fixture, request):
     model, x, y, g = request.getfixturevalue(fixture)
     counts = np.bincount(y)
     k = len(counts)
-    weights = pipelines.class_weights(counts)
+    weights = class_weights(counts)
     shares = np.full(k, 1 / k)
     table = diagnostics.exact(
         model,
@@ -161,7 +162,7 @@ def test_exact_mode_matches_textbook_covariances(fixture, request):
         table.loc["none", "distance_to_balanced"], np.linalg.norm(g.mean(0) - balanced), rtol=1e-5
     )
 
-    per_batch = pipelines.stratified_counts(B, shares)
+    per_batch = stratified_counts(B, shares)
     stratified = sum(per_batch[c] * _srswor_trace_cov(g[y == c], per_batch[c]) * per_batch[c] for c in range(k)) / B**2
     np.testing.assert_allclose(table.loc["stratified", "trace_cov"], stratified, rtol=1e-5)
 
@@ -205,7 +206,7 @@ def _pipeline_case(name, counts):
     """The real pipeline of strategy `name` over index features, and its `BatchSampling`."""
     index = np.arange(counts.sum(), dtype=np.float32)[:, None]
     y = np.repeat(np.arange(len(counts)), counts)
-    weights = pipelines.class_weights(counts)
+    weights = class_weights(counts)
     common = {"batch_size": B, "seed": 3}
     cases = {
         "none": lambda: (pipelines.natural(index, y, **common), BatchSampling.natural(counts)),
@@ -313,7 +314,7 @@ def test_balanced_data_every_strategy_same_noise_and_stratified_drops_the_betwee
     batch_size = 12  # divisible by K = 2 and 3, so stratified counts are exactly B / K
     gradients, y = _synthetic_gradients(counts, seed=6)
     moments = diagnostics.ClassMoments.from_gradients(gradients, y, num_classes=k)
-    weights = pipelines.class_weights(counts)
+    weights = class_weights(counts)
     uniform = np.full(k, 1 / k)
     samplings = [
         BatchSampling.natural(counts),
@@ -405,7 +406,7 @@ def test_sampled_mode_agrees_with_exact_mode(binary):
     """1000 batches of the real natural and class-weighted pipelines: every estimate within 4 standard errors of the
     exact value, and the standard error of tr Cov under 6% of it (the tolerance stated in docs/diagnostics.md)."""
     model, x, y, _ = binary
-    weights = pipelines.class_weights(COUNTS)
+    weights = class_weights(COUNTS)
     cases = [
         (pipelines.natural(x, y, batch_size=B, seed=5), BatchSampling.natural(COUNTS)),
         (
@@ -426,7 +427,7 @@ def test_sampled_mode_agrees_with_exact_mode(binary):
 
 def test_sampled_mode_self_normalised_loss_matches_enumerated_exact(binary):
     model, x, y, _ = binary
-    weights = pipelines.class_weights(COUNTS)
+    weights = class_weights(COUNTS)
     sampling = BatchSampling.weighted(COUNTS, weights, reduction="mean_with_sample_weight")
     loss = keras.losses.BinaryCrossentropy(reduction="mean_with_sample_weight")
     exact = diagnostics.exact(model, x, y, [sampling], batch_size=B, loss=loss).iloc[0]
@@ -575,7 +576,7 @@ def test_too_few_batches_is_one_line(binary):
 def _fit(callbacks, x, y, *, steps_per_epoch=5, epochs=2):
     keras.utils.set_random_seed(0)
     model = models.build(x.shape[1:], 2, hidden_units=(4,), seed=0)
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=models.loss(2))
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=losses.cross_entropy(2))
     model.fit(
         pipelines.natural(x, y, batch_size=B, seed=0),
         steps_per_epoch=steps_per_epoch,

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from imbal_keras import models, strategies
+from imbal_keras import losses, models, strategies
 from imbal_keras.data import datasets
 from imbal_keras.errors import UserInputError
 
@@ -250,7 +250,7 @@ def test_model_function_bad_input_is_one_line(user_models, path, kwargs, message
 def test_compile_with_the_strategy_loss_unless_the_function_compiled():
     lines = []
     strategy = strategies.get("class_weight")
-    loss = models.loss(2)
+    loss = losses.cross_entropy(2)
     model = models.build((3,), 2, hidden_units=(2,))
     models.compile_for_run(model, loss=loss, optimizer=keras.optimizers.SGD(0.1), strategy=strategy, log=lines.append)
     assert model.loss is loss and isinstance(model.optimizer, keras.optimizers.SGD) and not lines
@@ -261,13 +261,13 @@ def test_model_compiled_by_its_function_is_kept(user_models):
     model = user_models.compiled((3,))
     own_optimizer = model.optimizer
     strategy = strategies.get("upsample")
-    models.compile_for_run(model, loss=models.loss(2), optimizer=keras.optimizers.SGD(0.1), strategy=strategy,
+    models.compile_for_run(model, loss=losses.cross_entropy(2), optimizer=keras.optimizers.SGD(0.1), strategy=strategy,
                            log=lines.append)  # fmt: skip
     assert model.optimizer is own_optimizer and model.loss == "binary_crossentropy"
     assert lines[0].startswith("model compiled by its function: its optimizer and loss are kept")
-    own_loss = dataclasses.replace(strategies.get("none"), name="focal_like", loss=lambda ctx: models.loss(2))
+    own_loss = dataclasses.replace(strategies.get("none"), name="focal_like", loss=lambda ctx: losses.cross_entropy(2))
     with pytest.raises(UserInputError, match=r"^strategy='focal_like' works through a loss of its own"):
-        models.compile_for_run(model, loss=models.loss(2), optimizer=None, strategy=own_loss, log=lines.append)
+        models.compile_for_run(model, loss=losses.cross_entropy(2), optimizer=None, strategy=own_loss, log=lines.append)
 
 
 @pytest.mark.parametrize("model", ["resnet", "pkg.module", "pkg.module:", "pkg-x:f"])

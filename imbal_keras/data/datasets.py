@@ -25,7 +25,7 @@ import numpy as np
 
 from imbal_keras.config import CLASS_PROFILES, DataConfig
 from imbal_keras.data import longtail
-from imbal_keras.data.pipelines import apportion
+from imbal_keras.data.shares import apportion
 from imbal_keras.errors import UserInputError, check
 
 SPLITS = ("train", "validation", "test")

@@ -17,7 +17,7 @@ import numpy as np
 
 from imbal_keras.errors import UserInputError, check
 
-PROFILES = ("exponential", "step")
+CLASS_PROFILES = ("exponential", "step")
 GROUPS = ("head", "medium", "tail")
 GROUP_RULES = ("thirds", "shots")
 # The many-/medium-/few-shot thresholds of Liu et al. (2019), used on ImageNet-LT, Places-LT and CIFAR-100-LT:
@@ -46,8 +46,8 @@ def profile_counts(profile: str, num_classes: int, imbalance_ratio: float, n_max
         no example (n_max / rho < 1).
     """
     check(
-        profile in PROFILES,
-        f"profile must be one of {', '.join(PROFILES)}. Received: profile={profile!r}",
+        profile in CLASS_PROFILES,
+        f"profile must be one of {', '.join(CLASS_PROFILES)}. Received: profile={profile!r}",
         argument="profile",
     )
     check(

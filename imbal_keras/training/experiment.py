@@ -26,7 +26,8 @@ from imbal_keras import losses, metrics, models, runs, strategies
 from imbal_keras.callbacks import events as instrument_events
 from imbal_keras.callbacks.step_loss import StepLoss
 from imbal_keras.config import ExperimentConfig, validate_target_distribution
-from imbal_keras.data import datasets, longtail, pipelines
+from imbal_keras.data import datasets, longtail
+from imbal_keras.data.shares import balanced
 from imbal_keras.errors import check
 from imbal_keras.training import initialization
 from imbal_keras.training.warm import Entry, WarmModels, snapshot_optimizer, steps_per_call
@@ -120,7 +121,7 @@ def load_data(config: ExperimentConfig, warm: WarmModels | None) -> tuple[datase
         argument="batch_size",
     )
     target = validate_target_distribution(
-        config.strategy.target_distribution or tuple(pipelines.balanced(data.num_classes)), data.num_classes
+        config.strategy.target_distribution or tuple(balanced(data.num_classes)), data.num_classes
     )
     return data, target
 
