@@ -105,8 +105,6 @@ DEFAULT_EVERY_N_STEPS = 200
 # How a strategy forms batches, as data.
 
 
-
-
 def describable() -> list[str]:
     """Names of the registered strategies that declare their batch sampling, in registration order."""
     return [s.name for s in strategies.STRATEGIES.values() if s.batch_sampling is not None]
@@ -1481,9 +1479,6 @@ def _check_int(value, argument: str, *, minimum: int) -> None:
         f"{argument} must be an integer >= {minimum}. Received: {argument}={value!r}",
         argument=argument,
     )
-
-
-
 
 
 def _check_labels(labels) -> np.ndarray:
