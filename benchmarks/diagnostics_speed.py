@@ -38,11 +38,11 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks import _memory  # noqa: E402
-from imbal_keras import losses, models  # noqa: E402
+from imbal_keras import diagnostics, losses, models  # noqa: E402
+from imbal_keras.callbacks import GradientNoise
 from imbal_keras.config import ExperimentConfig  # noqa: E402
 from imbal_keras.data import datasets, pipelines
 from imbal_keras.data.shares import class_weights
-from imbal_keras.diagnostics import core as diagnostics
 from imbal_keras.training import experiment
 
 _EXAMPLES = 20_000
@@ -136,7 +136,11 @@ def exact_mode(stock_examples: int) -> list[dict]:
     return rows
 
 
-class _TimedNoise(diagnostics.GradientNoise):
+# The six strategies that differ in how they form batches (the loss-side ones form natural batches).
+_RESAMPLING_AND_WEIGHTS = ("none", "class_weight", "upsample", "downsample", "rejection", "stratified")
+
+
+class _TimedNoise(GradientNoise):
     """`GradientNoise` that records the wall time of each diagnosis (the first one traces the program)."""
 
     def diagnose(self, step):
@@ -152,7 +156,7 @@ def callback_overhead(repeats: int, output_dir: str) -> list[dict]:
     data = datasets.load(config.data, seed=config.seed_for("data"))
     x, y = data.train.x, data.train.y
     counts = data.train.class_counts(data.num_classes)
-    samplings = [diagnostics.describe(name, counts) for name in diagnostics.SUPPORTED_STRATEGIES]
+    samplings = [diagnostics.describe(name, counts) for name in _RESAMPLING_AND_WEIGHTS]
     names = ("default run", "default run + GradientNoise (defaults)")
     wall, cpu, durations = {n: [] for n in names}, {n: [] for n in names}, []
 

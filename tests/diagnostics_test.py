@@ -15,11 +15,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from imbal_keras import losses, models
+from imbal_keras import diagnostics, losses, models
+from imbal_keras.callbacks import GradientNoise
 from imbal_keras.data import pipelines
+from imbal_keras.data.batch_sampling import BatchSampling
 from imbal_keras.data.shares import class_weights, stratified_counts
-from imbal_keras.diagnostics import core as diagnostics
-from imbal_keras.diagnostics.core import BatchSampling
+from imbal_keras.diagnostics import exact_mode, sampled_mode
+from imbal_keras.diagnostics.moments import PerExampleGradients
 from imbal_keras.errors import UserInputError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -122,7 +124,7 @@ def test_dense_closed_form_and_vectorised_paths_match_a_tape_per_example():
     reused = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(shared(shared(inputs))))
     for model, closed_form in ((chain, True), (reused, False)):
         model.compile(loss="binary_crossentropy")
-        assert diagnostics._PerExample.of(model, None, max_parameters=10**6).closed_form is closed_form
+        assert PerExampleGradients.of(model, None, max_parameters=10**6).closed_form is closed_form
         reference = _tape_loop_gradients(model, x, y)
         np.testing.assert_allclose(diagnostics.per_example_gradients(model, x, y), reference, rtol=1e-4, atol=1e-6)
         moments = diagnostics.class_moments(model, x, y)
@@ -292,7 +294,7 @@ def test_delta_method_close_to_exact_enumeration(monkeypatch):
     moments = diagnostics.ClassMoments.from_gradients(gradients, y, num_classes=2)
     sampling = BatchSampling.weighted(counts, [1.0, 2.0], reduction="mean_with_sample_weight")
     exact = diagnostics.predict(moments, sampling, batch_size=64)
-    monkeypatch.setattr(diagnostics, "MAX_COMPOSITIONS", 0)
+    monkeypatch.setattr(exact_mode, "MAX_COMPOSITIONS", 0)
     delta = diagnostics.predict(moments, sampling, batch_size=64)
     assert (exact.closed_form, delta.closed_form) == ("enumerated", "delta")
     assert abs(delta.trace_cov / exact.trace_cov - 1) < 0.02
@@ -392,9 +394,9 @@ def test_subsample_is_seeded_and_keeps_rare_classes_whole():
 
 def test_p_no_minority_matches_hypergeometric_and_binomial_by_hand():
     counts = np.array([360, 40])
-    natural = diagnostics._BatchCounts.of(BatchSampling.natural(counts), B).p_absent(1)
+    natural = exact_mode.BatchCounts.of(BatchSampling.natural(counts), B).p_absent(1)
     assert math.isclose(natural, math.comb(360, B) / math.comb(400, B), rel_tol=1e-10)
-    independent = diagnostics._BatchCounts.of(BatchSampling.iid([0.9, 0.1]), B).p_absent(1)
+    independent = exact_mode.BatchCounts.of(BatchSampling.iid([0.9, 0.1]), B).p_absent(1)
     assert math.isclose(independent, 0.9**B, rel_tol=1e-12)
 
 
@@ -484,7 +486,7 @@ def test_jackknife_standard_errors_cover_at_the_nominal_rate():
         sums = np.stack([g[j::groups].sum(0) for j in range(groups)])
         squares = np.array([(g[j::groups] ** 2).sum() for j in range(groups)])
         counts = np.array([len(g[j::groups]) for j in range(groups)], dtype=float)
-        est = diagnostics._one_size_estimates(sums, squares, counts, batch_size=1)
+        est = sampled_mode.one_size_estimates(sums, squares, counts, batch_size=1)
         covered += [
             abs(est["grad_sq_norm"] - 1.0) < 1.96 * est["grad_sq_norm_se"],
             abs(est["trace_cov"] - 4.0) < 1.96 * est["trace_cov_se"],
@@ -600,9 +602,7 @@ def _scalar_events(directory):
 def test_callback_records_on_schedule_without_changing_training(tmp_path):
     x, y = _features(COUNTS, 3, seed=2)
     samplings = [BatchSampling.natural(COUNTS), BatchSampling.upsample(COUNTS)]
-    noise = diagnostics.GradientNoise(
-        str(tmp_path), x, y, samplings, batch_size=B, every_n_steps=4, examples_per_class=64
-    )
+    noise = GradientNoise(str(tmp_path), x, y, samplings, batch_size=B, every_n_steps=4, examples_per_class=64)
     observed = _fit([noise], x, y)
     plain = _fit([], x, y)
     for a, b in zip(observed.get_weights(), plain.get_weights(), strict=True):
@@ -637,7 +637,7 @@ def test_callback_records_on_schedule_without_changing_training(tmp_path):
 
 def test_callback_config_round_trip(tmp_path):
     x, y = _features(COUNTS, 3, seed=2)
-    noise = diagnostics.GradientNoise(
+    noise = GradientNoise(
         str(tmp_path),
         x,
         y,
@@ -646,10 +646,10 @@ def test_callback_config_round_trip(tmp_path):
         every_n_steps=7,
         loss="binary_crossentropy",
     )
-    copy = diagnostics.GradientNoise.from_config(noise.get_config())
+    copy = GradientNoise.from_config(noise.get_config())
     assert copy.samplings == noise.samplings and copy.every_n_steps == 7 and copy.loss == "binary_crossentropy"
     with pytest.raises(UserInputError) as error:
-        diagnostics.GradientNoise(str(tmp_path), x, y, [BatchSampling.natural(COUNTS)], batch_size=B, every_n_steps=0)
+        GradientNoise(str(tmp_path), x, y, [BatchSampling.natural(COUNTS)], batch_size=B, every_n_steps=0)
     assert "every_n_steps" in _one_line(error)
 
 

@@ -330,11 +330,9 @@ def _gradient_noise(config, strategy, ctx, data, staging) -> list[keras.callback
     every = config.output.diagnose_every
     if not every:
         return []
-    from imbal_keras.diagnostics import core as diagnostics
-
     sampling = strategy.batch_sampling(ctx)
     return [
-        diagnostics.GradientNoise(
+        instrument.GradientNoise(
             staging,
             data.train.x,
             data.train.y,
