@@ -41,7 +41,7 @@ from benchmarks import _memory  # noqa: E402
 from imbal_keras import diagnostics, losses, models  # noqa: E402
 from imbal_keras.callbacks import GradientNoise
 from imbal_keras.config import ExperimentConfig  # noqa: E402
-from imbal_keras.data import datasets, pipelines
+from imbal_keras.data import pipelines, sources
 from imbal_keras.data.shares import class_weights
 from imbal_keras.training import experiment
 
@@ -153,7 +153,7 @@ class _TimedNoise(GradientNoise):
 
 def callback_overhead(repeats: int, output_dir: str) -> list[dict]:
     config = ExperimentConfig().replace(output_dir=output_dir)  # the default run: 2,000 steps of batch 16 at 1:99
-    data = datasets.load(config.data, seed=config.seed_for("data"))
+    data = sources.load(config.data, seed=config.seed_for("data"))
     x, y = data.train.x, data.train.y
     counts = data.train.class_counts(data.num_classes)
     samplings = [diagnostics.describe(name, counts) for name in _RESAMPLING_AND_WEIGHTS]
@@ -206,7 +206,7 @@ def callback_overhead(repeats: int, output_dir: str) -> list[dict]:
 
 def agreement(batch_counts: list[int]) -> list[dict]:
     """Sampled against exact mode on the default run's data and MLP at initialisation, four real pipelines."""
-    data = datasets.synthetic(seed=0)
+    data = sources.synthetic(seed=0)
     x, y = data.train.x, data.train.y
     counts = data.train.class_counts(2)
     model = _mlp()

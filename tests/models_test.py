@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from imbal_keras import losses, models, strategies
-from imbal_keras.data import datasets
+from imbal_keras.data import splits, tabular
 from imbal_keras.errors import UserInputError
 
 
@@ -94,8 +94,8 @@ def test_cnn_refuses_images_below_its_smallest_size():
 
 def test_mlp_one_hot_encodes_categorical_columns():
     features = (
-        datasets.Feature("amount", "numeric"),
-        datasets.Feature("merchant", "categorical", cardinality=4, levels=("a", "b")),
+        tabular.Feature("amount", "numeric"),
+        tabular.Feature("merchant", "categorical", cardinality=4, levels=("a", "b")),
     )
     model = models.build((2,), 2, hidden_units=(3,), features=features, seed=0)
     x = np.array([[0.5, 0.0], [-1.0, 2.0], [2.0, 3.0]], np.float32)
@@ -183,10 +183,10 @@ def _table_data(k=2, n=90):
     rng = np.random.default_rng(0)
     y = np.arange(n) % k
     x = np.stack([rng.normal(size=n), rng.integers(0, 5, n)], axis=1).astype(np.float32)
-    split = datasets.Split(x, y.astype(np.int32))
-    features = (datasets.Feature("amount", "numeric"), datasets.Feature("merchant", "categorical", cardinality=5))
+    split = splits.Split(x, y.astype(np.int32))
+    features = (tabular.Feature("amount", "numeric"), tabular.Feature("merchant", "categorical", cardinality=5))
     names = tuple(str(c) for c in range(k))
-    return datasets.Data(split, split, split, num_classes=k, class_names=names, kind="tabular", name="t",
+    return splits.Data(split, split, split, num_classes=k, class_names=names, kind="tabular", name="t",
                          features=features)  # fmt: skip
 
 
