@@ -23,6 +23,17 @@ import numpy as np
 from imbal_keras.data import sources, splits, tabular
 from imbal_keras.errors import UserInputError, check
 
+__all__ = [
+    "MIN_IMAGE_SIDE",
+    "MODEL_FUNCTION_ARGUMENTS",
+    "build",
+    "build_for_run",
+    "compile_for_run",
+    "mlp_weights",
+    "optimizer",
+    "output_bias",
+]
+
 # The keyword arguments a model function may take; it is called with those of them its signature names (all of
 # them if it takes **kwargs).
 MODEL_FUNCTION_ARGUMENTS = (

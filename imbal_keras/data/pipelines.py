@@ -39,6 +39,16 @@ from imbal_keras.data.shares import (
 )
 from imbal_keras.errors import check
 
+__all__ = [
+    "class_sampled",
+    "downsample",
+    "natural",
+    "rejection",
+    "stratified",
+    "upsample",
+    "weighted",
+]
+
 
 def natural(features, labels, *, batch_size: int, seed: int, sample_weights=None) -> tf.data.Dataset:
     """Batches of the data as it is, reshuffled every pass.

@@ -51,6 +51,17 @@ from imbal_keras.data.shares import (
 )
 from imbal_keras.errors import check
 
+__all__ = [
+    "DEFAULT_SHUFFLE_BUFFER",
+    "class_sampled",
+    "count_classes",
+    "natural",
+    "rejection",
+    "stratified",
+    "upsample",
+    "weighted",
+]
+
 # Input rows per vectorised keep step: per-step overhead is negligible at this size, the chunk stays small.
 _CHUNK = 4096
 # Rows per upsampling window: the window is where the class counts are exact, batches inside it vary.

@@ -34,6 +34,12 @@ from imbal_keras import strategies
 from imbal_keras.data.shares import class_counts
 from imbal_keras.errors import check
 
+__all__ = [
+    "distribute_pipeline",
+    "distribute_stream",
+    "replica_seed",
+]
+
 
 def replica_seed(seed: int, input_pipeline_id: int) -> int:
     """A seed for input pipeline `input_pipeline_id`, independent of every other pipeline's and of `seed + i`."""
