@@ -1,6 +1,7 @@
 """Datasets: exact ratios, disjoint stratified splits, tables, arrays, functions, TFDS, and every bad input."""
 
 import os
+import subprocess
 import sys
 import textwrap
 
@@ -626,3 +627,12 @@ def test_load_dispatches_every_kind(tmp_path, user_module):
 def test_data_config_refuses_in_one_line(config, message):
     with pytest.raises(UserInputError, match=message):
         config.validate()
+
+
+def test_loading_data_imports_neither_config_nor_tensorflow():
+    code = (
+        "import sys; import imbal_keras.data.sources; "
+        "print('imbal_keras.config' in sys.modules, 'tensorflow' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "False"]

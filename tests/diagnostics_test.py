@@ -507,7 +507,21 @@ def _one_line(error):
 def test_unsupported_strategy_is_one_line():
     with pytest.raises(UserInputError) as error:
         diagnostics.describe("progressive", COUNTS)
-    assert "strategy='progressive'" in _one_line(error)
+    message = _one_line(error)
+    assert "strategy='progressive'" in message
+    assert f"strategy must be one of {', '.join(diagnostics.describable())} " in message
+
+
+def test_describe_reads_each_strategys_declaration_from_the_registry():
+    able = diagnostics.describable()
+    assert {"none", "class_weight", "stratified", "focal", "sqrt_sampling"} <= set(able)
+    assert "progressive_sampling" not in able  # a schedule: no one description
+    reduced = diagnostics.describe("class_weight", COUNTS, params={"weight_reduction": "mean_with_sample_weight"})
+    assert reduced == BatchSampling.weighted(COUNTS, class_weights(COUNTS), reduction="mean_with_sample_weight")
+    assert diagnostics.describe("upsample", COUNTS, target_distribution=[0.7, 0.3]) == BatchSampling.upsample(
+        COUNTS, target_distribution=[0.7, 0.3]
+    )
+    assert diagnostics.describe("focal", COUNTS) == BatchSampling.natural(COUNTS, name="focal")
 
 
 @pytest.mark.parametrize(
