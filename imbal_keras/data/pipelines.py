@@ -17,7 +17,9 @@ the stream was read before (all maps use `deterministic=True`).
 Classes that a target asks for but the labels do not contain fail fast with a `UserInputError` naming the class;
 a stream that can never produce a batch is never built.
 
-File-backed inputs (`tf.data.Dataset` of examples) have the same strategies in `imbal_keras.data.streaming`.
+File-backed inputs (`tf.data.Dataset` of examples) have the same strategies in `imbal_keras.data.streaming`; the
+class-share arithmetic both use (`pass_sizes`, `stratified_counts`, `class_weights`, ...) is in
+`imbal_keras.data.shares`.
 """
 
 from __future__ import annotations
