@@ -38,10 +38,11 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks import _memory  # noqa: E402
-from imbal_keras import models  # noqa: E402
+from imbal_keras import diagnostics, losses, models  # noqa: E402
+from imbal_keras.callbacks import GradientNoise
 from imbal_keras.config import ExperimentConfig  # noqa: E402
-from imbal_keras.data import datasets, pipelines
-from imbal_keras.diagnostics import core as diagnostics
+from imbal_keras.data import pipelines, sources
+from imbal_keras.data.shares import class_weights
 from imbal_keras.training import experiment
 
 _EXAMPLES = 20_000
@@ -51,7 +52,7 @@ _FEATURES = 20
 def _mlp(seed: int = 0) -> keras.Model:
     keras.utils.set_random_seed(seed)
     model = models.build((_FEATURES,), 2, hidden_units=(64, 64), seed=seed)
-    model.compile(optimizer=models.optimizer("sgd", 0.05), loss=models.loss(2))
+    model.compile(optimizer=models.optimizer("sgd", 0.05), loss=losses.cross_entropy(2))
     return model
 
 
@@ -135,7 +136,11 @@ def exact_mode(stock_examples: int) -> list[dict]:
     return rows
 
 
-class _TimedNoise(diagnostics.GradientNoise):
+# The six strategies that differ in how they form batches (the loss-side ones form natural batches).
+_RESAMPLING_AND_WEIGHTS = ("none", "class_weight", "upsample", "downsample", "rejection", "stratified")
+
+
+class _TimedNoise(GradientNoise):
     """`GradientNoise` that records the wall time of each diagnosis (the first one traces the program)."""
 
     def diagnose(self, step):
@@ -148,10 +153,10 @@ class _TimedNoise(diagnostics.GradientNoise):
 
 def callback_overhead(repeats: int, output_dir: str) -> list[dict]:
     config = ExperimentConfig().replace(output_dir=output_dir)  # the default run: 2,000 steps of batch 16 at 1:99
-    data = datasets.load(config.data, seed=config.seed_for("data"))
+    data = sources.load(config.data, seed=config.seed_for("data"))
     x, y = data.train.x, data.train.y
     counts = data.train.class_counts(data.num_classes)
-    samplings = [diagnostics.describe(name, counts) for name in diagnostics.SUPPORTED_STRATEGIES]
+    samplings = [diagnostics.describe(name, counts) for name in _RESAMPLING_AND_WEIGHTS]
     names = ("default run", "default run + GradientNoise (defaults)")
     wall, cpu, durations = {n: [] for n in names}, {n: [] for n in names}, []
 
@@ -201,7 +206,7 @@ def callback_overhead(repeats: int, output_dir: str) -> list[dict]:
 
 def agreement(batch_counts: list[int]) -> list[dict]:
     """Sampled against exact mode on the default run's data and MLP at initialisation, four real pipelines."""
-    data = datasets.synthetic(seed=0)
+    data = sources.synthetic(seed=0)
     x, y = data.train.x, data.train.y
     counts = data.train.class_counts(2)
     model = _mlp()
@@ -209,7 +214,7 @@ def agreement(batch_counts: list[int]) -> list[dict]:
     samplings = [diagnostics.describe(name, counts) for name in names]
     exact = diagnostics.exact(model, x, y, samplings, batch_size=16).set_index("strategy")
     ctx = {"batch_size": 16, "seed": 1}
-    weights = pipelines.class_weights(counts)
+    weights = class_weights(counts)
     builders = {
         "none": lambda: pipelines.natural(x, y, **ctx),
         "class_weight": lambda: pipelines.weighted(x, y, class_weights=weights, **ctx),

@@ -37,7 +37,7 @@ import tensorflow as tf  # noqa: E402
 import imbal_keras.strategies.long_tail  # noqa: E402, F401  (registers the class-aware samplers)
 from benchmarks import _memory  # noqa: E402
 from imbal_keras import strategies  # noqa: E402
-from imbal_keras.data import pipelines as imbal_pipelines  # noqa: E402
+from imbal_keras.data.shares import apportion  # noqa: E402
 
 _FEATURES = 16
 _SHUFFLE_BUFFER = 10_000
@@ -55,7 +55,7 @@ def make_data(num_examples: int, ratio: int, num_classes: int = 2, seed: int = 0
     """
     rng = np.random.default_rng(seed)
     shares = float(ratio) ** (-np.arange(num_classes) / (num_classes - 1))
-    counts = imbal_pipelines.apportion(num_examples, shares / shares.sum())
+    counts = apportion(num_examples, shares / shares.sum())
     y = rng.permutation(np.repeat(np.arange(num_classes), counts)).astype(np.int64)
     return rng.standard_normal((num_examples, _FEATURES), dtype=np.float32), y
 

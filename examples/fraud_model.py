@@ -15,7 +15,7 @@ def build_model(input_shape, num_classes, features, seed):
     Args:
       input_shape: (D,), the table's feature columns.
       num_classes: K (2: one sigmoid unit; more: a softmax).
-      features: `imbal_keras.data.datasets.Feature` per column: which are categorical and their number of codes.
+      features: `imbal_keras.data.Feature` per column: which are categorical and their number of codes.
       seed: seeds the initialisers, so the same seed builds the same model.
 
     Returns:

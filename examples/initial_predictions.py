@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 
 from imbal_keras import models
-from imbal_keras.data import datasets
+from imbal_keras.data import sources
 
 
 def main() -> None:
-    data = datasets.synthetic(num_examples=10_000, num_features=20, imbalance_ratio=99, seed=0)
+    data = sources.synthetic(num_examples=10_000, num_features=20, imbalance_ratio=99, seed=0)
     for zero in (False, True):
         rows = []
         for seed in range(5):

@@ -20,11 +20,11 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from imbal_keras.data.longtail import CLASS_PROFILES
 from imbal_keras.errors import UserInputError, check
 
 OPTIMIZERS = ("sgd", "adam")
 DATASET_KINDS = ("synthetic", "csv", "parquet", "npz", "tfds", "python")
-CLASS_PROFILES = ("exponential", "step")
 BUILT_IN_MODELS = ("auto", "mlp", "cnn")
 
 

@@ -19,6 +19,7 @@ Labels are integer class ids, shape (B,) or (B, 1) (float ids are accepted: Kera
 - `class_balanced_weights` (Cui et al. 2019): w_c proportional to (1 - beta) / (1 - beta^n_c), summing to K.
 - `DeferredReweighting` (Cao et al. 2019): any of these (or a Keras loss) unweighted until an optimizer step,
   class-weighted from that step on; its `switch_callback()` ties it to the optimizer's step counter.
+- `cross_entropy`: Keras' cross-entropy for K classes with a given reduction (the loss of most strategies).
 - `adjust_probabilities`: post-hoc logit adjustment of predicted probabilities (Menon et al. 2021), for any model.
 """
 
@@ -377,6 +378,17 @@ def _deferred_losses(loss) -> list[DeferredReweighting]:
     return []
 
 
+def cross_entropy(num_classes: int, *, reduction: str = "sum_over_batch_size") -> keras.losses.Loss:
+    """Keras' cross-entropy for K classes (binary for K = 2) with the given reduction of per-example losses.
+
+    `sum_over_batch_size` is sum_i w_i l_i / B (Keras' default); `mean_with_sample_weight` is
+    sum_i w_i l_i / sum_i w_i (PyTorch's `weight=` behaviour). They differ only when weights are present.
+    """
+    if num_classes == 2:
+        return keras.losses.BinaryCrossentropy(reduction=reduction)
+    return keras.losses.SparseCategoricalCrossentropy(reduction=reduction)
+
+
 def class_balanced_weights(class_counts: Sequence[float], beta: float) -> np.ndarray:
     """Class-balanced weights from the effective number of samples (Cui et al., CVPR 2019).
 
@@ -604,3 +616,17 @@ def _prior(values, argument: str) -> list[float]:
     """Class counts or shares normalised to a distribution with every entry > 0."""
     array = np.asarray(_counts(values, argument))
     return (array / array.sum()).tolist()
+
+
+__all__ = [
+    "DeferredReweighting",
+    "DeferredReweightingSwitch",
+    "FocalLoss",
+    "LDAMLoss",
+    "LogitAdjustedLoss",
+    "adjust_probabilities",
+    "class_balanced_weights",
+    "cross_entropy",
+    "ldam_margins",
+    "minimising_distribution",
+]

@@ -30,6 +30,22 @@ import numpy as np
 
 from imbal_keras.errors import UserInputError
 
+__all__ = [
+    "GROUPS",
+    "average_precision",
+    "balanced_accuracy",
+    "best_f1_threshold",
+    "brier",
+    "classification_metrics",
+    "confusion_matrix",
+    "f1",
+    "group_accuracy",
+    "log_loss",
+    "macro_f1",
+    "per_class_recall",
+    "roc_auc",
+]
+
 GROUPS = ("head", "medium", "tail")
 
 

@@ -20,8 +20,19 @@ from typing import Any
 import keras
 import numpy as np
 
-from imbal_keras.data import datasets
+from imbal_keras.data import sources, splits, tabular
 from imbal_keras.errors import UserInputError, check
+
+__all__ = [
+    "MIN_IMAGE_SIDE",
+    "MODEL_FUNCTION_ARGUMENTS",
+    "build",
+    "build_for_run",
+    "compile_for_run",
+    "mlp_weights",
+    "optimizer",
+    "output_bias",
+]
 
 # The keyword arguments a model function may take; it is called with those of them its signature names (all of
 # them if it takes **kwargs).
@@ -62,7 +73,7 @@ def build(
     training_distribution: Sequence[float] | None = None,
     output_bias: Sequence[float] | None = None,
     zero_output_kernel: bool = False,
-    features: Sequence[datasets.Feature] = (),
+    features: Sequence[tabular.Feature] = (),
     seed: int = 0,
 ) -> keras.Model:
     """An MLP (tabular) or a small CNN (image) classifier.
@@ -179,7 +190,7 @@ def _convolutions(inputs, input_shape: tuple[int, ...], init: Callable):
     return keras.layers.GlobalAveragePooling2D()(h)
 
 
-def _one_hot_categories(inputs, features: Sequence[datasets.Feature]):
+def _one_hot_categories(inputs, features: Sequence[tabular.Feature]):
     """The input with each categorical column (an integer code) replaced by its one-hot encoding."""
     categorical = [i for i, f in enumerate(features) if f.kind == "categorical"]
     if not categorical:
@@ -194,7 +205,7 @@ def _one_hot_categories(inputs, features: Sequence[datasets.Feature]):
 
 def build_for_run(
     model: str,
-    data: datasets.Data,
+    data: splits.Data,
     *,
     hidden_units: Sequence[int] = (64, 64),
     training_distribution: Sequence[float],
@@ -237,7 +248,7 @@ def build_for_run(
             features=data.features,
             seed=seed,
         )
-    function = datasets.import_function(model, argument="model")
+    function = sources.import_function(model, argument="model")
     arguments = {
         "input_shape": tuple(input_shape),
         "num_classes": data.num_classes,
@@ -305,7 +316,7 @@ def _call_model_function(function: Callable, model: str, arguments: dict[str, An
     return built
 
 
-def _check_outputs(built: keras.Model, model: str, data: datasets.Data) -> None:
+def _check_outputs(built: keras.Model, model: str, data: splits.Data) -> None:
     """Runs the model on a few training examples: one output of the right shape, holding probabilities."""
     probe = data.train.x[:_PROBE_EXAMPLES]
     try:
@@ -426,17 +437,6 @@ def compile_for_run(
         f"model compiled by its function: its optimizer and loss are kept (optimizer and learning_rate do not "
         f"apply); {strategy.name}'s sample weights, if any, reach that loss"
     )
-
-
-def loss(num_classes: int, *, reduction: str = "sum_over_batch_size") -> keras.losses.Loss:
-    """Cross-entropy with the given reduction of per-example (weighted) losses.
-
-    `sum_over_batch_size` is sum_i w_i l_i / B (Keras' default); `mean_with_sample_weight` is
-    sum_i w_i l_i / sum_i w_i (PyTorch's `weight=` behaviour). They differ only when weights are present.
-    """
-    if num_classes == 2:
-        return keras.losses.BinaryCrossentropy(reduction=reduction)
-    return keras.losses.SparseCategoricalCrossentropy(reduction=reduction)
 
 
 def optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:

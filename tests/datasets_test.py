@@ -1,6 +1,7 @@
 """Datasets: exact ratios, disjoint stratified splits, tables, arrays, functions, TFDS, and every bad input."""
 
 import os
+import subprocess
 import sys
 import textwrap
 
@@ -11,8 +12,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from imbal_keras.config import DataConfig
-from imbal_keras.data import datasets, longtail
-from imbal_keras.data.pipelines import apportion
+from imbal_keras.data import longtail, sources, tabular
+from imbal_keras.data.shares import apportion
 from imbal_keras.errors import UserInputError
 
 
@@ -21,7 +22,7 @@ def _all_rows(data):
 
 
 def test_synthetic_exact_ratio_and_natural_ratio_in_every_split():
-    data = datasets.synthetic(num_examples=10_000, num_features=6, imbalance_ratio=99, seed=1)
+    data = sources.synthetic(num_examples=10_000, num_features=6, imbalance_ratio=99, seed=1)
     counts = {name: s.class_counts(2) for name, s in data.splits().items()}
     assert sum(c.sum() for c in counts.values()) == 10_000
     assert sum(c[1] for c in counts.values()) == 100  # exactly 1:99
@@ -31,32 +32,32 @@ def test_synthetic_exact_ratio_and_natural_ratio_in_every_split():
 
 
 def test_splits_are_disjoint():
-    data = datasets.synthetic(num_examples=2_000, num_features=4, imbalance_ratio=9, seed=0)
+    data = sources.synthetic(num_examples=2_000, num_features=4, imbalance_ratio=9, seed=0)
     rows = _all_rows(data)
     assert len(np.unique(rows, axis=0)) == len(rows) == 2_000
 
 
 def test_synthetic_is_deterministic_by_seed():
-    a = datasets.synthetic(num_examples=500, num_features=4, seed=3)
-    b = datasets.synthetic(num_examples=500, num_features=4, seed=3)
-    c = datasets.synthetic(num_examples=500, num_features=4, seed=4)
+    a = sources.synthetic(num_examples=500, num_features=4, seed=3)
+    b = sources.synthetic(num_examples=500, num_features=4, seed=3)
+    c = sources.synthetic(num_examples=500, num_features=4, seed=4)
     np.testing.assert_array_equal(a.train.x, b.train.x)
     np.testing.assert_array_equal(a.test.y, b.test.y)
     assert not np.array_equal(a.train.x, c.train.x)
 
 
 def test_long_tail_for_k_classes():
-    np.testing.assert_allclose(datasets.long_tail_shares(2, 99), [0.99, 0.01])
-    shares = datasets.long_tail_shares(3, 100)
+    np.testing.assert_allclose(longtail.profile_shares(2, 99), [0.99, 0.01])
+    shares = longtail.profile_shares(3, 100)
     np.testing.assert_allclose(shares / shares[-1], [100, 10, 1])
-    data = datasets.synthetic(num_examples=1110, num_features=4, num_classes=3, imbalance_ratio=100, seed=0)
+    data = sources.synthetic(num_examples=1110, num_features=4, num_classes=3, imbalance_ratio=100, seed=0)
     total = sum(s.class_counts(3) for s in data.splits().values())
     np.testing.assert_array_equal(total, [1000, 100, 10])
 
 
 def test_label_noise_keeps_counts_and_moves_features():
-    clean = datasets.synthetic(num_examples=4000, num_features=4, imbalance_ratio=3, class_separation=3, seed=0)
-    noisy = datasets.synthetic(
+    clean = sources.synthetic(num_examples=4000, num_features=4, imbalance_ratio=3, class_separation=3, seed=0)
+    noisy = sources.synthetic(
         num_examples=4000, num_features=4, imbalance_ratio=3, class_separation=3, label_noise=0.3, seed=0
     )
     np.testing.assert_array_equal(clean.train.class_counts(2), noisy.train.class_counts(2))
@@ -69,7 +70,7 @@ def test_label_noise_keeps_counts_and_moves_features():
 
 def test_too_few_examples_for_the_ratio():
     with pytest.raises(UserInputError, match=r"^num_examples=100 at imbalance_ratio=99 leaves a split"):
-        datasets.synthetic(num_examples=100, imbalance_ratio=99)
+        sources.synthetic(num_examples=100, imbalance_ratio=99)
 
 
 def _write_csv(tmp_path, frame, name="data.csv"):
@@ -86,7 +87,7 @@ def _frame(n=200, positives=20, seed=0):
 
 def test_csv_standardised_with_training_statistics_only(tmp_path):
     path = _write_csv(tmp_path, _frame())
-    data = datasets.from_csv(path, label_column="Class", seed=0)
+    data = sources.from_csv(path, label_column="Class", seed=0)
     np.testing.assert_allclose(data.train.x.mean(0), 0, atol=1e-5)
     np.testing.assert_allclose(data.train.x.std(0), 1, atol=1e-4)
     assert abs(data.test.x.mean()) > 1e-4  # test rows were not used for the statistics
@@ -97,14 +98,14 @@ def test_csv_standardised_with_training_statistics_only(tmp_path):
 def test_csv_positive_label_one_vs_rest(tmp_path):
     frame = _frame()
     frame["Class"] = np.where(frame["Class"] == 1, "fraud", "ok")
-    data = datasets.from_csv(_write_csv(tmp_path, frame), label_column="Class", positive_label="fraud")
+    data = sources.from_csv(_write_csv(tmp_path, frame), label_column="Class", positive_label="fraud")
     assert data.class_names == ("rest", "fraud")
     assert sum(s.class_counts(2)[1] for s in data.splits().values()) == 20
 
 
 def test_csv_imbalance_ratio_subsamples_to_exact_ratio(tmp_path):
     path = _write_csv(tmp_path, _frame(n=200, positives=20))
-    data = datasets.from_csv(path, label_column="Class", imbalance_ratio=18, seed=0)
+    data = sources.from_csv(path, label_column="Class", imbalance_ratio=18, seed=0)
     total = sum(s.class_counts(2) for s in data.splits().values())
     np.testing.assert_array_equal(total, [180, 10])
 
@@ -136,12 +137,12 @@ def test_csv_bad_input(tmp_path, content, kwargs, message):
     if content is not None:
         path.write_text(content)
     with pytest.raises(UserInputError, match=message):
-        datasets.from_csv(str(path), **kwargs)
+        sources.from_csv(str(path), **kwargs)
 
 
 def test_tfds_one_vs_rest_at_ratio():
     with tfds.testing.mock_data(num_examples=400, policy=tfds.testing.MockPolicy.USE_CODE):
-        data = datasets.from_tfds("mnist", positive_class=3, imbalance_ratio=9, seed=0)
+        data = sources.from_tfds("mnist", positive_class=3, imbalance_ratio=9, seed=0)
     total = sum(s.class_counts(2) for s in data.splits().values())
     assert total[1] == total[0] // 9 and total[1] >= 20  # 1:9, keeping as many examples as possible
     assert data.kind == "image" and data.train.x.shape[1:] == (28, 28, 1)
@@ -150,7 +151,7 @@ def test_tfds_one_vs_rest_at_ratio():
 
 def test_tfds_unknown_name():
     with pytest.raises(UserInputError, match=r"^dataset=tfds:no_such_dataset_xyz: no TFDS dataset"):
-        datasets.from_tfds("no_such_dataset_xyz")
+        sources.from_tfds("no_such_dataset_xyz")
 
 
 def test_tfds_absent_positive_class():
@@ -158,11 +159,11 @@ def test_tfds_absent_positive_class():
         tfds.testing.mock_data(num_examples=50, policy=tfds.testing.MockPolicy.USE_CODE),
         pytest.raises(UserInputError, match=r"^positive_class=42 does not occur in tfds:mnist"),
     ):
-        datasets.from_tfds("mnist", positive_class=42)
+        sources.from_tfds("mnist", positive_class=42)
 
 
 def test_load_dispatches_on_config():
-    data = datasets.load(DataConfig(num_examples=1000, num_features=3, imbalance_ratio=4))
+    data = sources.load(DataConfig(num_examples=1000, num_features=3, imbalance_ratio=4))
     assert data.train.x.shape[1] == 3 and data.num_classes == 2
 
 
@@ -170,23 +171,21 @@ def test_load_dispatches_on_config():
 
 
 def test_synthetic_step_profile_exact_counts():
-    data = datasets.synthetic(
-        num_examples=2200, num_features=3, num_classes=4, imbalance_ratio=10, class_profile="step"
-    )
+    data = sources.synthetic(num_examples=2200, num_features=3, num_classes=4, imbalance_ratio=10, class_profile="step")
     total = sum(s.class_counts(4) for s in data.splits().values())
     # shares [1, 1, 0.1, 0.1] / 2.2 of 2200 examples
     np.testing.assert_array_equal(total, [1000, 1000, 100, 100])
 
 
 def test_synthetic_balanced_evaluation_keeps_validation_and_test_balanced():
-    data = datasets.synthetic(
+    data = sources.synthetic(
         num_examples=1000, num_features=3, num_classes=5, imbalance_ratio=16, balanced_evaluation=True, seed=2
     )
     np.testing.assert_array_equal(data.test.class_counts(5), [40] * 5)
     np.testing.assert_array_equal(data.validation.class_counts(5), [40] * 5)
     train = data.train.class_counts(5)
     assert train.sum() == 600
-    np.testing.assert_array_equal(train, apportion(600, datasets.long_tail_shares(5, 16)))
+    np.testing.assert_array_equal(train, apportion(600, longtail.profile_shares(5, 16)))
     assert train[0] / train[-1] == pytest.approx(16, rel=0.05)
 
 
@@ -198,7 +197,7 @@ def _multiclass_frame(per_class=60, k=4, seed=0):
 
 @pytest.mark.parametrize("profile", ["exponential", "step"])
 def test_table_long_tail_training_split_and_balanced_evaluation(profile):
-    data = datasets.from_frame(
+    data = tabular.from_frame(
         _multiclass_frame(), imbalance_ratio=10, class_profile=profile, balanced_evaluation=True, seed=1
     )
     # The stratified split gives each class 12 test, 12 validation and 36 training rows; the training split is
@@ -210,16 +209,16 @@ def test_table_long_tail_training_split_and_balanced_evaluation(profile):
 
 def test_profile_the_data_cannot_reach():
     with pytest.raises(UserInputError, match=r"^imbalance_ratio=100.0 with n_max=36 leaves class 3 with no example"):
-        datasets.from_frame(_multiclass_frame(), imbalance_ratio=100, balanced_evaluation=True)
+        tabular.from_frame(_multiclass_frame(), imbalance_ratio=100, balanced_evaluation=True)
     with pytest.raises(UserInputError, match=r"^imbalance_ratio=1000 is beyond what the data can reach: class 2"):
-        datasets.from_frame(_multiclass_frame(per_class=60), imbalance_ratio=1000)
+        tabular.from_frame(_multiclass_frame(per_class=60), imbalance_ratio=1000)
 
 
 def test_class_with_zero_examples_and_single_class_are_refused():
     frame = _multiclass_frame()
     frame.loc[frame["label"] == 2, "label"] = 3  # classes 0, 1, 3: class 2 has no example
     with pytest.raises(UserInputError, match=r"^label_column='label' holds \['0', '1', '3'\], expected the class"):
-        datasets.from_frame(frame)
+        tabular.from_frame(frame)
     with pytest.raises(UserInputError, match=r"^num_classes must be >= 2. Received: num_classes=1"):
         DataConfig(num_classes=1).validate()
 
@@ -248,7 +247,7 @@ def test_table_encoding_uses_training_rows_only():
     # recomputed independently with pandas.
     frame = _table(n=240)
     frame.loc[239, "merchant"] = "casino"  # a level only the test split has
-    data = datasets.from_frame(
+    data = tabular.from_frame(
         frame, label_column="fraud", categorical_columns=["merchant"], drop_columns=["id"], time_column="ts"
     )
     assert [(f.name, f.kind) for f in data.features] == [
@@ -266,7 +265,7 @@ def test_table_encoding_uses_training_rows_only():
     for split, rows in (("train", slice(0, 144)), ("validation", slice(144, 192)), ("test", slice(192, 240))):
         np.testing.assert_allclose(data.splits()[split].x, expected[rows], rtol=1e-5, atol=1e-5)
         np.testing.assert_array_equal(data.splits()[split].y, frame["fraud"].to_numpy()[rows])
-    assert data.test.x[-1, 2] == datasets.UNSEEN_CODE
+    assert data.test.x[-1, 2] == tabular.UNSEEN_CODE
 
 
 def test_parquet_keeps_category_dtype_and_matches_csv(tmp_path):
@@ -274,8 +273,8 @@ def test_parquet_keeps_category_dtype_and_matches_csv(tmp_path):
     frame["merchant"] = frame["merchant"].astype("category")
     frame.to_parquet(tmp_path / "t.parquet")
     frame.to_csv(tmp_path / "t.csv", index=False)
-    from_parquet = datasets.from_parquet(str(tmp_path / "t.parquet"), label_column="fraud", drop_columns=["id"])
-    from_csv = datasets.from_csv(
+    from_parquet = sources.from_parquet(str(tmp_path / "t.parquet"), label_column="fraud", drop_columns=["id"])
+    from_csv = sources.from_csv(
         str(tmp_path / "t.csv"), label_column="fraud", drop_columns=["id"], categorical_columns=["merchant"]
     )
     for split in ("train", "validation", "test"):
@@ -286,7 +285,7 @@ def test_parquet_keeps_category_dtype_and_matches_csv(tmp_path):
 def test_time_split_is_forward_and_keeps_equal_times_together():
     frame = _table(n=300)
     frame["ts"] = pd.to_datetime(frame["ts"]).dt.floor("4h").astype(str)  # groups of 4 rows share a time
-    data = datasets.from_frame(
+    data = tabular.from_frame(
         frame.assign(order=np.arange(300)),
         label_column="fraud",
         drop_columns=["id"],
@@ -310,7 +309,7 @@ def test_time_split_moves_a_cut_past_equal_times():
     times = np.arange(20)
     times[11:14] = 11  # rows 11, 12 and 13 share a time; the 60% cut (row 12) falls among them
     frame = pd.DataFrame({"t": times, "v": np.arange(20.0), "label": [0, 1] * 10})
-    data = datasets.from_frame(frame, time_column="t", validation_fraction=0.2, test_fraction=0.2)
+    data = tabular.from_frame(frame, time_column="t", validation_fraction=0.2, test_fraction=0.2)
     v = frame["v"].to_numpy()[:14]
     rows = {s: np.round(split.x[:, 0] * v.std() + v.mean()).astype(int) for s, split in data.splits().items()}
     assert sorted(rows["train"]) == list(range(14))  # the cut moved to after the tied rows
@@ -368,12 +367,12 @@ def test_table_bad_input_is_one_line(change, kwargs, message):
         settings["drop_columns"] = ["id"]
     settings.update(kwargs)
     with pytest.raises(UserInputError, match=message) as error:
-        datasets.from_frame(change(_table()), where="dataset=data", **settings)
+        tabular.from_frame(change(_table()), where="dataset=data", **settings)
     assert "\n" not in str(error.value)
 
 
 def test_table_is_deterministic_by_seed():
-    a, b = (datasets.from_frame(_table(), label_column="fraud", categorical_columns=["merchant"],
+    a, b = (tabular.from_frame(_table(), label_column="fraud", categorical_columns=["merchant"],
                                 drop_columns=["id", "ts"], seed=5) for _ in range(2))  # fmt: skip
     np.testing.assert_array_equal(a.train.x, b.train.x)
     np.testing.assert_array_equal(a.test.y, b.test.y)
@@ -391,13 +390,13 @@ def _arrays(n=120, seed=0):
 def test_npz_all_examples_or_given_splits(tmp_path):
     x, y = _arrays()
     np.savez(tmp_path / "all.npz", x=x, y=y, class_names=np.array(["ok", "fraud"]))
-    data = datasets.from_npz(str(tmp_path / "all.npz"))
+    data = sources.from_npz(str(tmp_path / "all.npz"))
     assert data.class_names == ("ok", "fraud") and sum(len(s) for s in data.splits().values()) == 120
     np.testing.assert_array_equal(
         np.sort(np.concatenate([s.x for s in data.splits().values()]), axis=0), np.sort(x, axis=0)
     )  # fmt: skip  (used as given: no scaling)
     np.savez(tmp_path / "given.npz", x_train=x[:80], y_train=y[:80], x_test=x[80:], y_test=y[80:])
-    given = datasets.from_npz(str(tmp_path / "given.npz"), validation_fraction=0.25)
+    given = sources.from_npz(str(tmp_path / "given.npz"), validation_fraction=0.25)
     np.testing.assert_array_equal(given.test.x, x[80:])
     assert len(given.train) + len(given.validation) == 80
     np.testing.assert_array_equal(given.validation.class_counts(2), [15, 5])  # a stratified quarter of train
@@ -406,7 +405,7 @@ def test_npz_all_examples_or_given_splits(tmp_path):
 def test_npz_missing_keys(tmp_path):
     np.savez(tmp_path / "bad.npz", features=np.zeros((4, 2)))
     with pytest.raises(UserInputError, match=r"^dataset=npz:.*bad.npz: expected arrays x and y.*missing \['x_train'"):
-        datasets.from_npz(str(tmp_path / "bad.npz"))
+        sources.from_npz(str(tmp_path / "bad.npz"))
 
 
 _FUNCTIONS = """
@@ -457,16 +456,16 @@ def user_module(tmp_path, monkeypatch):
 
 def test_python_function_gets_the_data_seed(user_module):
     config = DataConfig(dataset=f"python:{user_module}:arrays", imbalance_ratio=0)
-    a, b, c = datasets.load(config, seed=1), datasets.load(config, seed=1), datasets.load(config, seed=2)
+    a, b, c = sources.load(config, seed=1), sources.load(config, seed=1), sources.load(config, seed=2)
     np.testing.assert_array_equal(a.train.x, b.train.x)
     assert not np.array_equal(a.train.x, c.train.x)
     assert a.kind == "tabular" and a.num_classes == 2 and sum(len(s) for s in a.splits().values()) == 200
 
 
 def test_python_function_images_and_datasets(user_module):
-    images = datasets.from_python(f"{user_module}:images")
+    images = sources.from_python(f"{user_module}:images")
     assert images.kind == "image" and images.train.x.shape[1:] == (8, 8, 1) and images.class_names == ("a", "b", "c")
-    given = datasets.from_python(f"{user_module}:datasets_per_split")
+    given = sources.from_python(f"{user_module}:datasets_per_split")
     assert (len(given.train), len(given.validation), len(given.test)) == (150, 25, 25)
 
 
@@ -485,18 +484,18 @@ def test_python_function_images_and_datasets(user_module):
 def test_python_function_bad_input(user_module, function, message):
     function, message = function.format(m=user_module), message.format(m=user_module)
     with pytest.raises(UserInputError, match=message) as error:
-        datasets.load(DataConfig(dataset=f"python:{function}", imbalance_ratio=0))
+        sources.load(DataConfig(dataset=f"python:{function}", imbalance_ratio=0))
     assert "\n" not in str(error.value)
 
 
 def test_infinite_dataset_and_nan_features_are_refused():
     ds = tf.data.Dataset.from_tensor_slices((np.zeros((4, 2)), np.array([0, 1, 0, 1]))).repeat()
     with pytest.raises(UserInputError, match=r"the dataset is infinite"):
-        datasets.from_arrays({"train": ds, "test": ds})
+        sources.from_arrays({"train": ds, "test": ds})
     x, y = _arrays()
     x[5, 1] = np.nan
     with pytest.raises(UserInputError, match=r"x holds a NaN or infinite value \(example 5\)"):
-        datasets.from_arrays((x, y))
+        sources.from_arrays((x, y))
 
 
 # TFDS datasets without supervised keys.
@@ -555,22 +554,22 @@ def _mock(n=300):
 
 def test_tfds_without_supervised_keys_by_flag_and_all_classes():
     with _mock():
-        data = datasets.from_tfds("tiny_events", input_feature="pixels", positive_class=-1, imbalance_ratio=0)
+        data = sources.from_tfds("tiny_events", input_feature="pixels", positive_class=-1, imbalance_ratio=0)
     assert data.kind == "image" and data.train.x.shape[1:] == (8, 8, 1) and data.class_names == ("zero", "one", "two")
     assert sum(len(s) for s in data.splits().values()) == 300
     with _mock():
-        tabular = datasets.from_tfds(
+        table_data = sources.from_tfds(
             "tiny_events", input_feature="weight", label_feature="digit", positive_class=1, imbalance_ratio=0
         )
-    assert tabular.kind == "tabular" and tabular.class_names == ("rest", "one")
+    assert table_data.kind == "tabular" and table_data.class_names == ("rest", "one")
 
 
 def test_tfds_the_one_classlabel_and_the_one_other_feature():
     with _mock():
-        data = datasets.from_tfds("tiny_pair", positive_class=-1, imbalance_ratio=0)
+        data = sources.from_tfds("tiny_pair", positive_class=-1, imbalance_ratio=0)
     assert data.train.x.shape[1:] == (4, 4, 1) and data.num_classes == 3
     with _mock():
-        chosen = datasets.from_tfds(
+        chosen = sources.from_tfds(
             "tiny_two_labels", label_feature="a", input_feature="pixels", positive_class=-1, imbalance_ratio=0
         )
     assert chosen.num_classes == 2
@@ -588,12 +587,12 @@ def test_tfds_the_one_classlabel_and_the_one_other_feature():
 def test_tfds_feature_choice_errors(name, kwargs, message):
     message = message.replace("^input_feature: ", "^dataset=tfds:tiny_events")
     with _mock(20), pytest.raises(UserInputError, match=message):
-        datasets.from_tfds(name, **kwargs)
+        sources.from_tfds(name, **kwargs)
 
 
 def test_tfds_multiclass_long_tail_with_balanced_test():
     with _mock(600):
-        data = datasets.from_tfds(
+        data = sources.from_tfds(
             "tiny_events", input_feature="pixels", positive_class=-1, imbalance_ratio=4, balanced_evaluation=True
         )
     train = data.train.class_counts(3)
@@ -609,7 +608,7 @@ def test_load_dispatches_every_kind(tmp_path, user_module):
     frame.to_csv(tmp_path / "d.csv", index=False)
     frame.to_parquet(tmp_path / "d.parquet")
     for dataset in (f"npz:{tmp_path}/d.npz", f"csv:{tmp_path}/d.csv", f"parquet:{tmp_path}/d.parquet"):
-        data = datasets.load(DataConfig(dataset=dataset, imbalance_ratio=0))
+        data = sources.load(DataConfig(dataset=dataset, imbalance_ratio=0))
         assert sum(len(s) for s in data.splits().values()) == 120 and data.num_classes == 2, dataset
     assert os.path.exists(tmp_path / "d.parquet")
 
@@ -628,3 +627,12 @@ def test_load_dispatches_every_kind(tmp_path, user_module):
 def test_data_config_refuses_in_one_line(config, message):
     with pytest.raises(UserInputError, match=message):
         config.validate()
+
+
+def test_loading_data_imports_neither_config_nor_tensorflow():
+    code = (
+        "import sys; import imbal_keras.data.sources; "
+        "print('imbal_keras.config' in sys.modules, 'tensorflow' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "False"]

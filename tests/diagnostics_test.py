@@ -15,10 +15,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from imbal_keras import models
+from imbal_keras import diagnostics, losses, models
+from imbal_keras.callbacks import GradientNoise
 from imbal_keras.data import pipelines
-from imbal_keras.diagnostics import core as diagnostics
-from imbal_keras.diagnostics.core import BatchSampling
+from imbal_keras.data.batch_sampling import BatchSampling
+from imbal_keras.data.shares import class_weights, stratified_counts
+from imbal_keras.diagnostics import exact_mode, sampled_mode
+from imbal_keras.diagnostics.moments import PerExampleGradients
 from imbal_keras.errors import UserInputError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -121,7 +124,7 @@ def test_dense_closed_form_and_vectorised_paths_match_a_tape_per_example():
     reused = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(shared(shared(inputs))))
     for model, closed_form in ((chain, True), (reused, False)):
         model.compile(loss="binary_crossentropy")
-        assert diagnostics._PerExample.of(model, None, max_parameters=10**6).closed_form is closed_form
+        assert PerExampleGradients.of(model, None, max_parameters=10**6).closed_form is closed_form
         reference = _tape_loop_gradients(model, x, y)
         np.testing.assert_allclose(diagnostics.per_example_gradients(model, x, y), reference, rtol=1e-4, atol=1e-6)
         moments = diagnostics.class_moments(model, x, y)
@@ -136,7 +139,7 @@ def test_exact_mode_matches_textbook_covariances(fixture, request):
     model, x, y, g = request.getfixturevalue(fixture)
     counts = np.bincount(y)
     k = len(counts)
-    weights = pipelines.class_weights(counts)
+    weights = class_weights(counts)
     shares = np.full(k, 1 / k)
     table = diagnostics.exact(
         model,
@@ -161,7 +164,7 @@ def test_exact_mode_matches_textbook_covariances(fixture, request):
         table.loc["none", "distance_to_balanced"], np.linalg.norm(g.mean(0) - balanced), rtol=1e-5
     )
 
-    per_batch = pipelines.stratified_counts(B, shares)
+    per_batch = stratified_counts(B, shares)
     stratified = sum(per_batch[c] * _srswor_trace_cov(g[y == c], per_batch[c]) * per_batch[c] for c in range(k)) / B**2
     np.testing.assert_allclose(table.loc["stratified", "trace_cov"], stratified, rtol=1e-5)
 
@@ -205,7 +208,7 @@ def _pipeline_case(name, counts):
     """The real pipeline of strategy `name` over index features, and its `BatchSampling`."""
     index = np.arange(counts.sum(), dtype=np.float32)[:, None]
     y = np.repeat(np.arange(len(counts)), counts)
-    weights = pipelines.class_weights(counts)
+    weights = class_weights(counts)
     common = {"batch_size": B, "seed": 3}
     cases = {
         "none": lambda: (pipelines.natural(index, y, **common), BatchSampling.natural(counts)),
@@ -291,7 +294,7 @@ def test_delta_method_close_to_exact_enumeration(monkeypatch):
     moments = diagnostics.ClassMoments.from_gradients(gradients, y, num_classes=2)
     sampling = BatchSampling.weighted(counts, [1.0, 2.0], reduction="mean_with_sample_weight")
     exact = diagnostics.predict(moments, sampling, batch_size=64)
-    monkeypatch.setattr(diagnostics, "MAX_COMPOSITIONS", 0)
+    monkeypatch.setattr(exact_mode, "MAX_COMPOSITIONS", 0)
     delta = diagnostics.predict(moments, sampling, batch_size=64)
     assert (exact.closed_form, delta.closed_form) == ("enumerated", "delta")
     assert abs(delta.trace_cov / exact.trace_cov - 1) < 0.02
@@ -313,7 +316,7 @@ def test_balanced_data_every_strategy_same_noise_and_stratified_drops_the_betwee
     batch_size = 12  # divisible by K = 2 and 3, so stratified counts are exactly B / K
     gradients, y = _synthetic_gradients(counts, seed=6)
     moments = diagnostics.ClassMoments.from_gradients(gradients, y, num_classes=k)
-    weights = pipelines.class_weights(counts)
+    weights = class_weights(counts)
     uniform = np.full(k, 1 / k)
     samplings = [
         BatchSampling.natural(counts),
@@ -391,9 +394,9 @@ def test_subsample_is_seeded_and_keeps_rare_classes_whole():
 
 def test_p_no_minority_matches_hypergeometric_and_binomial_by_hand():
     counts = np.array([360, 40])
-    natural = diagnostics._BatchCounts.of(BatchSampling.natural(counts), B).p_absent(1)
+    natural = exact_mode.BatchCounts.of(BatchSampling.natural(counts), B).p_absent(1)
     assert math.isclose(natural, math.comb(360, B) / math.comb(400, B), rel_tol=1e-10)
-    independent = diagnostics._BatchCounts.of(BatchSampling.iid([0.9, 0.1]), B).p_absent(1)
+    independent = exact_mode.BatchCounts.of(BatchSampling.iid([0.9, 0.1]), B).p_absent(1)
     assert math.isclose(independent, 0.9**B, rel_tol=1e-12)
 
 
@@ -405,7 +408,7 @@ def test_sampled_mode_agrees_with_exact_mode(binary):
     """1000 batches of the real natural and class-weighted pipelines: every estimate within 4 standard errors of the
     exact value, and the standard error of tr Cov under 6% of it (the tolerance stated in docs/diagnostics.md)."""
     model, x, y, _ = binary
-    weights = pipelines.class_weights(COUNTS)
+    weights = class_weights(COUNTS)
     cases = [
         (pipelines.natural(x, y, batch_size=B, seed=5), BatchSampling.natural(COUNTS)),
         (
@@ -426,7 +429,7 @@ def test_sampled_mode_agrees_with_exact_mode(binary):
 
 def test_sampled_mode_self_normalised_loss_matches_enumerated_exact(binary):
     model, x, y, _ = binary
-    weights = pipelines.class_weights(COUNTS)
+    weights = class_weights(COUNTS)
     sampling = BatchSampling.weighted(COUNTS, weights, reduction="mean_with_sample_weight")
     loss = keras.losses.BinaryCrossentropy(reduction="mean_with_sample_weight")
     exact = diagnostics.exact(model, x, y, [sampling], batch_size=B, loss=loss).iloc[0]
@@ -483,7 +486,7 @@ def test_jackknife_standard_errors_cover_at_the_nominal_rate():
         sums = np.stack([g[j::groups].sum(0) for j in range(groups)])
         squares = np.array([(g[j::groups] ** 2).sum() for j in range(groups)])
         counts = np.array([len(g[j::groups]) for j in range(groups)], dtype=float)
-        est = diagnostics._one_size_estimates(sums, squares, counts, batch_size=1)
+        est = sampled_mode.one_size_estimates(sums, squares, counts, batch_size=1)
         covered += [
             abs(est["grad_sq_norm"] - 1.0) < 1.96 * est["grad_sq_norm_se"],
             abs(est["trace_cov"] - 4.0) < 1.96 * est["trace_cov_se"],
@@ -504,7 +507,21 @@ def _one_line(error):
 def test_unsupported_strategy_is_one_line():
     with pytest.raises(UserInputError) as error:
         diagnostics.describe("progressive", COUNTS)
-    assert "strategy='progressive'" in _one_line(error)
+    message = _one_line(error)
+    assert "strategy='progressive'" in message
+    assert f"strategy must be one of {', '.join(diagnostics.describable())} " in message
+
+
+def test_describe_reads_each_strategys_declaration_from_the_registry():
+    able = diagnostics.describable()
+    assert {"none", "class_weight", "stratified", "focal", "sqrt_sampling"} <= set(able)
+    assert "progressive_sampling" not in able  # a schedule: no one description
+    reduced = diagnostics.describe("class_weight", COUNTS, params={"weight_reduction": "mean_with_sample_weight"})
+    assert reduced == BatchSampling.weighted(COUNTS, class_weights(COUNTS), reduction="mean_with_sample_weight")
+    assert diagnostics.describe("upsample", COUNTS, target_distribution=[0.7, 0.3]) == BatchSampling.upsample(
+        COUNTS, target_distribution=[0.7, 0.3]
+    )
+    assert diagnostics.describe("focal", COUNTS) == BatchSampling.natural(COUNTS, name="focal")
 
 
 @pytest.mark.parametrize(
@@ -575,7 +592,7 @@ def test_too_few_batches_is_one_line(binary):
 def _fit(callbacks, x, y, *, steps_per_epoch=5, epochs=2):
     keras.utils.set_random_seed(0)
     model = models.build(x.shape[1:], 2, hidden_units=(4,), seed=0)
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=models.loss(2))
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=losses.cross_entropy(2))
     model.fit(
         pipelines.natural(x, y, batch_size=B, seed=0),
         steps_per_epoch=steps_per_epoch,
@@ -599,9 +616,7 @@ def _scalar_events(directory):
 def test_callback_records_on_schedule_without_changing_training(tmp_path):
     x, y = _features(COUNTS, 3, seed=2)
     samplings = [BatchSampling.natural(COUNTS), BatchSampling.upsample(COUNTS)]
-    noise = diagnostics.GradientNoise(
-        str(tmp_path), x, y, samplings, batch_size=B, every_n_steps=4, examples_per_class=64
-    )
+    noise = GradientNoise(str(tmp_path), x, y, samplings, batch_size=B, every_n_steps=4, examples_per_class=64)
     observed = _fit([noise], x, y)
     plain = _fit([], x, y)
     for a, b in zip(observed.get_weights(), plain.get_weights(), strict=True):
@@ -636,7 +651,7 @@ def test_callback_records_on_schedule_without_changing_training(tmp_path):
 
 def test_callback_config_round_trip(tmp_path):
     x, y = _features(COUNTS, 3, seed=2)
-    noise = diagnostics.GradientNoise(
+    noise = GradientNoise(
         str(tmp_path),
         x,
         y,
@@ -645,10 +660,10 @@ def test_callback_config_round_trip(tmp_path):
         every_n_steps=7,
         loss="binary_crossentropy",
     )
-    copy = diagnostics.GradientNoise.from_config(noise.get_config())
+    copy = GradientNoise.from_config(noise.get_config())
     assert copy.samplings == noise.samplings and copy.every_n_steps == 7 and copy.loss == "binary_crossentropy"
     with pytest.raises(UserInputError) as error:
-        diagnostics.GradientNoise(str(tmp_path), x, y, [BatchSampling.natural(COUNTS)], batch_size=B, every_n_steps=0)
+        GradientNoise(str(tmp_path), x, y, [BatchSampling.natural(COUNTS)], batch_size=B, every_n_steps=0)
     assert "every_n_steps" in _one_line(error)
 
 

@@ -113,7 +113,7 @@ import tensorflow as tf  # noqa: E402
 
 import imbal_keras.strategies.long_tail  # noqa: E402, F401
 from imbal_keras import losses, strategies  # noqa: E402
-from imbal_keras.data import pipelines  # noqa: E402
+from imbal_keras.data.shares import progressive_shares  # noqa: E402
 
 LONG_TAIL = ("focal", "class_balanced", "logit_adjusted", "ldam", "sqrt_sampling", "progressive_sampling")
 COUNTS = np.array([300, 60, 12])
@@ -209,7 +209,7 @@ def test_training_distribution_is_where_the_loss_wants_the_bias():
 def test_progressive_expected_share_is_the_budget_average():
     # p(t) is linear in t: the mean over t = 0..T-1 is p((T - 1) / 2).
     ctx = _ctx(total_steps=5)
-    by_hand = pipelines.progressive_shares(COUNTS, np.arange(5), 5).mean(axis=0)
+    by_hand = progressive_shares(COUNTS, np.arange(5), 5).mean(axis=0)
     np.testing.assert_allclose(strategies.get("progressive_sampling").expected_batch_share(ctx), by_hand)
 
 

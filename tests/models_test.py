@@ -8,8 +8,8 @@ import keras
 import numpy as np
 import pytest
 
-from imbal_keras import models, strategies
-from imbal_keras.data import datasets
+from imbal_keras import losses, models, strategies
+from imbal_keras.data import splits, tabular
 from imbal_keras.errors import UserInputError
 
 
@@ -94,8 +94,8 @@ def test_cnn_refuses_images_below_its_smallest_size():
 
 def test_mlp_one_hot_encodes_categorical_columns():
     features = (
-        datasets.Feature("amount", "numeric"),
-        datasets.Feature("merchant", "categorical", cardinality=4, levels=("a", "b")),
+        tabular.Feature("amount", "numeric"),
+        tabular.Feature("merchant", "categorical", cardinality=4, levels=("a", "b")),
     )
     model = models.build((2,), 2, hidden_units=(3,), features=features, seed=0)
     x = np.array([[0.5, 0.0], [-1.0, 2.0], [2.0, 3.0]], np.float32)
@@ -183,10 +183,10 @@ def _table_data(k=2, n=90):
     rng = np.random.default_rng(0)
     y = np.arange(n) % k
     x = np.stack([rng.normal(size=n), rng.integers(0, 5, n)], axis=1).astype(np.float32)
-    split = datasets.Split(x, y.astype(np.int32))
-    features = (datasets.Feature("amount", "numeric"), datasets.Feature("merchant", "categorical", cardinality=5))
+    split = splits.Split(x, y.astype(np.int32))
+    features = (tabular.Feature("amount", "numeric"), tabular.Feature("merchant", "categorical", cardinality=5))
     names = tuple(str(c) for c in range(k))
-    return datasets.Data(split, split, split, num_classes=k, class_names=names, kind="tabular", name="t",
+    return splits.Data(split, split, split, num_classes=k, class_names=names, kind="tabular", name="t",
                          features=features)  # fmt: skip
 
 
@@ -250,7 +250,7 @@ def test_model_function_bad_input_is_one_line(user_models, path, kwargs, message
 def test_compile_with_the_strategy_loss_unless_the_function_compiled():
     lines = []
     strategy = strategies.get("class_weight")
-    loss = models.loss(2)
+    loss = losses.cross_entropy(2)
     model = models.build((3,), 2, hidden_units=(2,))
     models.compile_for_run(model, loss=loss, optimizer=keras.optimizers.SGD(0.1), strategy=strategy, log=lines.append)
     assert model.loss is loss and isinstance(model.optimizer, keras.optimizers.SGD) and not lines
@@ -261,13 +261,13 @@ def test_model_compiled_by_its_function_is_kept(user_models):
     model = user_models.compiled((3,))
     own_optimizer = model.optimizer
     strategy = strategies.get("upsample")
-    models.compile_for_run(model, loss=models.loss(2), optimizer=keras.optimizers.SGD(0.1), strategy=strategy,
+    models.compile_for_run(model, loss=losses.cross_entropy(2), optimizer=keras.optimizers.SGD(0.1), strategy=strategy,
                            log=lines.append)  # fmt: skip
     assert model.optimizer is own_optimizer and model.loss == "binary_crossentropy"
     assert lines[0].startswith("model compiled by its function: its optimizer and loss are kept")
-    own_loss = dataclasses.replace(strategies.get("none"), name="focal_like", loss=lambda ctx: models.loss(2))
+    own_loss = dataclasses.replace(strategies.get("none"), name="focal_like", loss=lambda ctx: losses.cross_entropy(2))
     with pytest.raises(UserInputError, match=r"^strategy='focal_like' works through a loss of its own"):
-        models.compile_for_run(model, loss=models.loss(2), optimizer=None, strategy=own_loss, log=lines.append)
+        models.compile_for_run(model, loss=losses.cross_entropy(2), optimizer=None, strategy=own_loss, log=lines.append)
 
 
 @pytest.mark.parametrize("model", ["resnet", "pkg.module", "pkg.module:", "pkg-x:f"])

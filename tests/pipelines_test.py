@@ -4,6 +4,13 @@ import numpy as np
 import pytest
 
 from imbal_keras.data import pipelines
+from imbal_keras.data.shares import (
+    acceptance_probabilities,
+    deal_counts,
+    power_shares,
+    progressive_shares,
+    stratified_counts,
+)
 from imbal_keras.errors import UserInputError
 
 
@@ -28,7 +35,7 @@ def _take(ds, n):
     ],
 )
 def test_deal_counts_splits_a_global_batch_evenly(counts, replicas, expected):
-    dealt = pipelines.deal_counts(counts, replicas)
+    dealt = deal_counts(counts, replicas)
     np.testing.assert_array_equal(dealt, expected)
     np.testing.assert_array_equal(dealt.sum(axis=0), counts)
 
@@ -86,7 +93,7 @@ def test_all_zero_target_fails_instead_of_hanging():
 def test_rejection_keeps_every_minority_example_once_per_pass():
     x, y = _data()
     # a_1 = 1: each pass keeps all 10 positives; a_0 = 10/190, so a pass keeps ~10 negatives: ~20 rows per pass.
-    np.testing.assert_allclose(pipelines.acceptance_probabilities([190, 10], [0.5, 0.5]), [10 / 190, 1.0])
+    np.testing.assert_allclose(acceptance_probabilities([190, 10], [0.5, 0.5]), [10 / 190, 1.0])
     rows = np.concatenate([b[0][:, 0] for b in _take(pipelines.rejection(x, y, batch_size=10, seed=1), 300)])
     positives = rows[rows >= 190]
     # 3000 kept rows, about half positives; every positive appears about equally often (once per pass).
@@ -109,7 +116,7 @@ def test_rejection_batches_are_less_spread_than_multinomial_as_documented():
     [(7, [0.4, 0.3, 0.2, 0.1], [3, 2, 1, 1]), (10, [0.34, 0.33, 0.33], [4, 3, 3]), (2, [0.25, 0.75], [1, 1])],
 )
 def test_stratified_counts_are_the_largest_remainder_split(batch_size, target, expected):
-    assert pipelines.stratified_counts(batch_size, target).tolist() == expected
+    assert stratified_counts(batch_size, target).tolist() == expected
 
 
 @pytest.mark.parametrize(
@@ -117,12 +124,12 @@ def test_stratified_counts_are_the_largest_remainder_split(batch_size, target, e
     [(0.5, [10 / 17, 5 / 17, 2 / 17]), (0.0, [1 / 3] * 3), (1.0, [100 / 129, 25 / 129, 4 / 129])],
 )
 def test_power_shares_by_hand(q, expected):
-    np.testing.assert_allclose(pipelines.power_shares([100, 25, 4], q), expected)
+    np.testing.assert_allclose(power_shares([100, 25, 4], q), expected)
 
 
 def test_progressive_shares_by_hand():
     # (1 - t/T) n/N + (t/T)/K at n = [90, 10], T = 100; capped at t = T.
-    shares = pipelines.progressive_shares([90, 10], np.array([0, 50, 100, 200]), 100)
+    shares = progressive_shares([90, 10], np.array([0, 50, 100, 200]), 100)
     np.testing.assert_allclose(shares, [[0.9, 0.1], [0.7, 0.3], [0.5, 0.5], [0.5, 0.5]])
 
 
@@ -143,7 +150,7 @@ def test_class_sampled_batches_are_multinomial_and_rows_are_their_own():
     from scipy import stats
 
     x, y = _long_tail_data()
-    p = pipelines.power_shares(LONG_TAIL_COUNTS, 0.5)
+    p = power_shares(LONG_TAIL_COUNTS, 0.5)
     ds = pipelines.class_sampled(x, y, batch_size=16, seed=2, shares=p)
     assert ds.element_spec[0].shape == (16, 2) and ds.element_spec[1].shape == (16,)
     batches = _take(ds, 1500)
@@ -197,7 +204,7 @@ def test_progressive_shares_at_start_middle_and_end_within_binomial_bounds():
     labels = np.stack([b[1] for b in _take(ds, 500)])
     for start in (0, 180, 400):
         window = labels[start : start + 40]
-        expected = pipelines.progressive_shares(LONG_TAIL_COUNTS, np.arange(start, start + 40), steps).mean(axis=0)
+        expected = progressive_shares(LONG_TAIL_COUNTS, np.arange(start, start + 40), steps).mean(axis=0)
         observed = np.bincount(window.ravel(), minlength=3) / window.size
         assert (np.abs(observed - expected) < _binomial_bound(expected, window.size)).all(), (start, observed)
 
@@ -223,11 +230,11 @@ def test_class_sampled_bad_input(kwargs, message):
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: pipelines.power_shares([10, 1], 1.5), r"^q must be in \[0, 1\]. Received: q=1.5$"),
-        (lambda: pipelines.power_shares([10, 1], -0.1), r"^q must be in \[0, 1\]. Received: q=-0.1$"),
-        (lambda: pipelines.power_shares([10, 0, 1], 0.5), r"^class_counts must be >= 1 for every class sampled by "
+        (lambda: power_shares([10, 1], 1.5), r"^q must be in \[0, 1\]. Received: q=1.5$"),
+        (lambda: power_shares([10, 1], -0.1), r"^q must be in \[0, 1\]. Received: q=-0.1$"),
+        (lambda: power_shares([10, 0, 1], 0.5), r"^class_counts must be >= 1 for every class sampled by "
          r"class; class 1 has 0. Received: class_counts=\[10, 0, 1\]$"),
-        (lambda: pipelines.progressive_shares([10, 1], 3, 0), r"^total_steps must be an integer >= 1. "
+        (lambda: progressive_shares([10, 1], 3, 0), r"^total_steps must be an integer >= 1. "
          r"Received: total_steps=0$"),
     ],
 )  # fmt: skip

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from imbal_keras import models, strategies
-from imbal_keras.data import pipelines
+from imbal_keras import losses, models, strategies
+from imbal_keras.data.shares import class_weights, stratified_counts
 from imbal_keras.errors import UserInputError
 
 NUM_NEG, NUM_POS = 380, 20  # 1:19
@@ -201,20 +201,20 @@ def test_class_weight_batches_carry_the_formula_weights(data):
 
 
 def test_class_weights_mean_one_formula():
-    w = pipelines.class_weights([99, 1], normalization="mean_one")
+    w = class_weights([99, 1], normalization="mean_one")
     np.testing.assert_allclose(w, [100 / (2 * 99), 100 / 2])
     assert np.isclose(np.dot(w, [99, 1]) / 100, 1.0)  # mean weight over the training data is 1
 
 
 def test_class_weights_sum_to_num_classes_is_literal_002_198():
-    np.testing.assert_allclose(pipelines.class_weights([99, 1], normalization="sum_to_num_classes"), [0.02, 1.98])
-    w3 = pipelines.class_weights([10, 20, 70], normalization="sum_to_num_classes")
+    np.testing.assert_allclose(class_weights([99, 1], normalization="sum_to_num_classes"), [0.02, 1.98])
+    w3 = class_weights([10, 20, 70], normalization="sum_to_num_classes")
     assert np.isclose(w3.sum(), 3)
     np.testing.assert_allclose(w3 * [10, 20, 70], np.full(3, (w3 * [10, 20, 70])[0]))
 
 
 def test_class_weights_reach_a_non_uniform_target():
-    w = pipelines.class_weights([90, 10], target_distribution=[0.7, 0.3], normalization="mean_one")
+    w = class_weights([90, 10], target_distribution=[0.7, 0.3], normalization="mean_one")
     mass = w * [90, 10]
     np.testing.assert_allclose(mass / mass.sum(), [0.7, 0.3])
 
@@ -228,16 +228,16 @@ def test_class_weights_reach_a_non_uniform_target():
     ],
 )
 def test_weight_reductions_give_hand_computed_losses(reduction, expected):
-    loss = models.loss(2, reduction=reduction)
+    loss = losses.cross_entropy(2, reduction=reduction)
     value = loss(np.array([0, 1]), np.array([[0.2], [0.6]], np.float32), sample_weight=np.array([0.5, 3.0]))
     np.testing.assert_allclose(float(value), expected, rtol=1e-5)
 
 
 def test_stratified_counts_round_and_sum_to_batch():
-    np.testing.assert_array_equal(pipelines.stratified_counts(16, [0.5, 0.5]), [8, 8])
-    np.testing.assert_array_equal(pipelines.stratified_counts(16, [0.99, 0.01]), [16, 0])
-    np.testing.assert_array_equal(pipelines.stratified_counts(10, [0.22, 0.36, 0.42]), [2, 4, 4])
-    assert pipelines.stratified_counts(7, [1 / 3] * 3).sum() == 7
+    np.testing.assert_array_equal(stratified_counts(16, [0.5, 0.5]), [8, 8])
+    np.testing.assert_array_equal(stratified_counts(16, [0.99, 0.01]), [16, 0])
+    np.testing.assert_array_equal(stratified_counts(10, [0.22, 0.36, 0.42]), [2, 4, 4])
+    assert stratified_counts(7, [1 / 3] * 3).sum() == 7
 
 
 def test_stratified_exact_for_three_classes():

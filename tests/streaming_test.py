@@ -9,6 +9,7 @@ import tensorflow as tf
 import imbal_keras.strategies.long_tail  # noqa: F401  (registers the class-aware samplers)
 from imbal_keras import strategies
 from imbal_keras.data import pipelines, streaming
+from imbal_keras.data.shares import class_weights, power_shares
 from imbal_keras.errors import UserInputError
 
 NUM_NEG, NUM_POS = 285, 15  # 1:19
@@ -131,7 +132,7 @@ def test_rejection_share_within_binomial_bounds():
 
 def test_weighted_stream_carries_class_weights():
     (batch,) = _take(_build("class_weight", batch_size=64), 1)
-    weights = pipelines.class_weights([NUM_NEG, NUM_POS], [0.5, 0.5])
+    weights = class_weights([NUM_NEG, NUM_POS], [0.5, 0.5])
     np.testing.assert_allclose(batch[2], weights[batch[1]])
     np.testing.assert_allclose(weights, [300 * 0.5 / 285, 300 * 0.5 / 15])
 
@@ -201,7 +202,7 @@ def _class_sampled(dataset=None, **kwargs):
 
 
 def test_class_sampled_draws_the_same_classes_as_in_memory(tfrecord_shards):
-    shares = pipelines.power_shares([NUM_NEG, NUM_POS], 0.5)
+    shares = power_shares([NUM_NEG, NUM_POS], 0.5)
     ds = _class_sampled(_read_tfrecords(tfrecord_shards), shares=shares)
     assert ds.element_spec == (tf.TensorSpec((8, 2), tf.float32), tf.TensorSpec((8,), tf.int64))
     streamed = _take(ds, 150)
@@ -216,7 +217,7 @@ def test_class_sampled_draws_the_same_classes_as_in_memory(tfrecord_shards):
 
 def test_class_sampled_uses_each_streamed_row_at_most_once_per_pass():
     # Each chunk reads one streamed row per slot; the 285 negatives of a pass are all read before any repeats.
-    shares = pipelines.power_shares([NUM_NEG, NUM_POS], 0.5)
+    shares = power_shares([NUM_NEG, NUM_POS], 0.5)
     batches = _take(_class_sampled(shares=shares, shuffle_buffer=0, batch_size=5), 57)  # 285 slots
     negatives = np.concatenate([b[0][b[1] == 0, 0] for b in batches]).astype(int)
     assert len(negatives) > 200

@@ -11,9 +11,10 @@ from __future__ import annotations
 import keras
 
 from imbal_keras.callbacks.batch_composition import BatchComposition
+from imbal_keras.callbacks.gradient_noise import GradientNoise
 from imbal_keras.callbacks.per_class_gradients import PerClassGradients
 
-__all__ = ["BatchComposition", "PerClassGradients", "experiment_callbacks", "summarize"]
+__all__ = ["BatchComposition", "GradientNoise", "PerClassGradients", "experiment_callbacks", "summarize"]
 
 
 def experiment_callbacks(

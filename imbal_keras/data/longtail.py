@@ -1,5 +1,7 @@
 """Long-tailed class profiles as in the long-tail benchmarks (CIFAR-10-LT, CIFAR-100-LT), and head/medium/tail groups.
 
+- `profile_shares`: the class shares of a profile, class 0 `imbalance_ratio` times as common as class K-1 (what
+  the loaders subsample every dataset to).
 - `profile_counts`: the training examples per class of an `exponential` or `step` profile with imbalance ratio
   rho = n_max / n_min, computed as in the CIFAR-LT code of Cao et al. (2019) (counts truncated to integers):
   CIFAR-10-LT at rho = 100 is `profile_counts("exponential", 10, 100, 5000)` = [5000, 2997, ..., 83, 50].
@@ -17,13 +19,37 @@ import numpy as np
 
 from imbal_keras.errors import UserInputError, check
 
-PROFILES = ("exponential", "step")
+CLASS_PROFILES = ("exponential", "step")
 GROUPS = ("head", "medium", "tail")
 GROUP_RULES = ("thirds", "shots")
 # The many-/medium-/few-shot thresholds of Liu et al. (2019), used on ImageNet-LT, Places-LT and CIFAR-100-LT:
 # many-shot > 100 training examples, few-shot < 20, medium-shot in between.
 _MANY_SHOT = 100
 _FEW_SHOT = 20
+
+__all__ = [
+    "CLASS_PROFILES",
+    "GROUPS",
+    "GROUP_RULES",
+    "class_groups",
+    "profile_counts",
+    "profile_shares",
+    "subsample_to_profile",
+]
+
+
+def profile_shares(num_classes: int, imbalance_ratio: float, profile: str = "exponential") -> np.ndarray:
+    """Class shares of a long-tail profile: class 0 is `imbalance_ratio` times as common as class K-1.
+
+    `exponential`: proportional to r^(-c/(K-1)); `step`: the first floor(K/2) classes weigh 1, the others 1/r.
+    For K=2 both are [r, 1] / (r + 1), i.e. 1:r.
+    """
+    c = np.arange(num_classes, dtype=np.float64)
+    if profile == "step":
+        shares = np.where(c < num_classes // 2, 1.0, 1.0 / float(imbalance_ratio))
+    else:
+        shares = float(imbalance_ratio) ** (-c / (num_classes - 1))
+    return shares / shares.sum()
 
 
 def profile_counts(profile: str, num_classes: int, imbalance_ratio: float, n_max: int) -> np.ndarray:
@@ -46,8 +72,8 @@ def profile_counts(profile: str, num_classes: int, imbalance_ratio: float, n_max
         no example (n_max / rho < 1).
     """
     check(
-        profile in PROFILES,
-        f"profile must be one of {', '.join(PROFILES)}. Received: profile={profile!r}",
+        profile in CLASS_PROFILES,
+        f"profile must be one of {', '.join(CLASS_PROFILES)}. Received: profile={profile!r}",
         argument="profile",
     )
     check(

@@ -6,7 +6,7 @@ holds a copy of the class that is read from the input:
 
 - `natural` / `weighted`: `shuffle(shuffle_buffer).repeat().batch(B)`, plus `w = class_weights[y]`.
 - `rejection` / `downsample`: the input is read in order in chunks of `_CHUNK` rows; each row of class c is kept
-  with probability a_c (`pipelines.acceptance_probabilities`) by one stateless uniform draw per chunk and a
+  with probability a_c (`shares.acceptance_probabilities`) by one stateless uniform draw per chunk and a
   `boolean_mask`; the kept rows are shuffled in windows of `shuffle_buffer` rows (one permutation each) and
   `rebatch`ed. Nothing runs per element, so the cost is reading the input: 1 / sum_c p_c a_c rows per kept row
   (50 at 1:99 towards 50/50). Streaming has no passes of known size to subsample exactly, so `downsample` keeps
@@ -41,8 +41,26 @@ import numpy as np
 import tensorflow as tf
 
 from imbal_keras.data import _sampling as sampling
-from imbal_keras.data import pipelines
+from imbal_keras.data.shares import (
+    acceptance_probabilities,
+    check_reachable,
+    counts_per_batch,
+    resolve_target,
+    sampling_schedule,
+    stratified_counts,
+)
 from imbal_keras.errors import check
+
+__all__ = [
+    "DEFAULT_SHUFFLE_BUFFER",
+    "class_sampled",
+    "count_classes",
+    "natural",
+    "rejection",
+    "stratified",
+    "upsample",
+    "weighted",
+]
 
 # Input rows per vectorised keep step: per-step overhead is negligible at this size, the chunk stays small.
 _CHUNK = 4096
@@ -120,7 +138,7 @@ def rejection(
     """
     p, t = _distributions(initial_distribution, target_distribution)
     _check_scanned(_scan(dataset, len(p), cached=(), until_seen=t > 0)[0], t)
-    accept = pipelines.acceptance_probabilities(p, t)
+    accept = acceptance_probabilities(p, t)
     kept = _accepted(dataset, accept, sampling.base_seed(seed), shuffle_buffer)
     return kept.rebatch(batch_size, drop_remainder=True).prefetch(sampling.AUTOTUNE)
 
@@ -144,7 +162,7 @@ def upsample(
     """
     window = batch_size * max(1, _UPSAMPLE_WINDOW // batch_size)
     p, t = _distributions(initial_distribution, target_distribution)
-    counts = pipelines.stratified_counts(window, t)[None, :]
+    counts = stratified_counts(window, t)[None, :]
     windows = _mixed(dataset, seed, shuffle_buffer, p, t, counts)
     return windows.rebatch(batch_size, drop_remainder=True).prefetch(sampling.AUTOTUNE)
 
@@ -178,7 +196,7 @@ def stratified(
         the scan), or the input is infinite.
     """
     p, t = _distributions(initial_distribution, target_distribution)
-    counts = pipelines.counts_per_batch(batch_size, t, class_counts_per_batch)
+    counts = counts_per_batch(batch_size, t, class_counts_per_batch)
     return _mixed(dataset, seed, shuffle_buffer, p, t, counts).prefetch(sampling.AUTOTUNE)
 
 
@@ -219,14 +237,14 @@ def class_sampled(
         `initial_distribution` or found by the scan), a schedule of fewer than 1 step, or an infinite input.
     """
     p_input = _input_distribution(initial_distribution)
-    p, p_end = pipelines.sampling_schedule(shares, final_shares, schedule_steps, num_classes=len(p_input))
+    p, p_end = sampling_schedule(shares, final_shares, schedule_steps, num_classes=len(p_input))
     check(
         len(p) == len(p_input),
         f"shares has {len(p)} entries but initial_distribution has {len(p_input)}. Received: shares={p.tolist()}",
         argument="shares",
     )
-    pipelines.check_reachable(p_input, p, counts_name="initial_distribution", target_name="shares")
-    pipelines.check_reachable(p_input, p_end, counts_name="initial_distribution", target_name="final_shares")
+    check_reachable(p_input, p, counts_name="initial_distribution", target_name="shares")
+    check_reachable(p_input, p_end, counts_name="initial_distribution", target_name="final_shares")
     wanted = p + p_end
     streamed = int(np.argmax(p_input))
     cached = [c for c in np.flatnonzero(wanted > 0) if c != streamed]
@@ -276,7 +294,7 @@ def class_sampled(
 def _mixed(dataset, seed, shuffle_buffer, p, t, counts_per_batch) -> tf.data.Dataset:
     """Batches of `counts_per_batch` rows: one streamed class from the input, the others cached in memory."""
     wanted = counts_per_batch.sum(axis=0)
-    pipelines.check_reachable(p, wanted, counts_name="initial_distribution")
+    check_reachable(p, wanted, counts_name="initial_distribution")
     active = np.flatnonzero(wanted > 0)
     streamed = active[np.argmax(p[active] / t[active])]
     cached = [int(c) for c in active if c != streamed]
@@ -317,13 +335,13 @@ def _input_distribution(initial_distribution) -> np.ndarray:
 
 def _distributions(initial_distribution, target_distribution) -> tuple[np.ndarray, np.ndarray]:
     p = _input_distribution(initial_distribution)
-    t = pipelines.resolve_target(target_distribution, len(p))
+    t = resolve_target(target_distribution, len(p))
     check(
         len(t) == len(p),
         f"target_distribution has {len(t)} shares but initial_distribution has {len(p)}. "
         f"Received: target_distribution={t.tolist()}",
     )
-    pipelines.check_reachable(p, t, counts_name="initial_distribution")
+    check_reachable(p, t, counts_name="initial_distribution")
     return p / p.sum(), t
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from imbal_keras.data import datasets
+from imbal_keras.data import sources
 from imbal_keras.errors import UserInputError, check
 from imbal_keras.grid import launch, report, sweep
 
@@ -77,9 +77,9 @@ def compare(
         `cnn`.
       data: one of
         - `(x, y)` arrays, or a dict of splits `{"train": (x, y), "test": (x, y)[, "validation": ...]}` (see
-          `datasets.from_arrays`); saved as .npz;
+          `sources.from_arrays`); saved as .npz;
         - a pandas DataFrame with a label column (`label_column=`, default `label`) and the table settings of
-          `datasets.from_frame` (`categorical_columns=`, `drop_columns=`, `time_column=`, ...); saved as Parquet;
+          `tabular.from_frame` (`categorical_columns=`, `drop_columns=`, `time_column=`, ...); saved as Parquet;
         - a finite `tf.data.Dataset` of `(x, y)` pairs, read once into memory; `class_counts`, if given, must
           match what it holds;
         - None: the `dataset=` setting names the data (`csv:PATH`, `tfds:NAME`, ...), as on the command line.
@@ -157,7 +157,7 @@ def _check_first_run(spec: sweep.GridSpec, output_dir: str) -> None:
 
     sweep.validate(spec)
     config = sweep.expand(spec, output_dir)[0]
-    data = datasets.load(config.data, seed=config.seed_for("data"))
+    data = sources.load(config.data, seed=config.seed_for("data"))
     counts = data.train.class_counts(data.num_classes)
     models.build_for_run(
         config.model.model,
@@ -191,7 +191,7 @@ def _model_path(model: Callable | str, executor: str) -> str:
     """The import path of a model function, checked to import back to the same function where runs will."""
     if isinstance(model, str):
         if model not in ("auto", "mlp", "cnn"):
-            datasets.import_function(model, argument="model")  # fail here, not once per run
+            sources.import_function(model, argument="model")  # fail here, not once per run
         return model
     check(callable(model), f"model must be a function or a path. Received: model={model!r}", argument="model")
     module, name = getattr(model, "__module__", None), getattr(model, "__qualname__", "")
@@ -202,7 +202,7 @@ def _model_path(model: Callable | str, executor: str) -> str:
     )
     path = f"{module}:{name}"
     check(
-        datasets.import_function(path, argument="model") is model,
+        sources.import_function(path, argument="model") is model,
         f"model={path!r} imports a different object than the function given (redefined?)",
         argument="model",
     )
@@ -234,8 +234,8 @@ def _save_data(data: Any, output_dir: str, class_counts: Sequence[int] | None) -
             ) from None
         path, created = _write_once(buffer.getvalue(), output_dir, "table", ".parquet")
         return f"parquet:{path}", created
-    if datasets.is_tf_dataset(data):
-        x, y = datasets.as_arrays(data, "data")
+    if sources.is_tf_dataset(data):
+        x, y = sources.as_arrays(data, "data")
         counts = np.bincount(y)
         if class_counts is not None:
             check(
@@ -256,11 +256,11 @@ def _save_data(data: Any, output_dir: str, class_counts: Sequence[int] | None) -
 
 def _arrays_to_save(data: Any) -> dict[str, np.ndarray]:
     """The `from_npz` keys of `(x, y)` or a dict of splits, checked by `from_arrays` before anything is written."""
-    datasets.from_arrays(data, name="data", where="data")
+    sources.from_arrays(data, name="data", where="data")
     if isinstance(data, Mapping):
-        return {f"{k}_{s}": np.asarray(datasets.as_arrays(v, "data")[i]) for s, v in data.items()
+        return {f"{k}_{s}": np.asarray(sources.as_arrays(v, "data")[i]) for s, v in data.items()
                 for i, k in enumerate("xy")}  # fmt: skip
-    x, y = datasets.as_arrays(data, "data")
+    x, y = sources.as_arrays(data, "data")
     return {"x": x, "y": y}
 
 

@@ -12,16 +12,16 @@ declaration under the same name. A grid axis over a parameter applies to the str
 A strategy changes the data (its `pipeline`, and `stream` for file-backed inputs), the loss (`loss_weights`,
 applied as per-example sample weights, or a `loss` of its own), adds `callbacks` (schedules), or any mix.
 
-Importing this package does not import TensorFlow: the families refer to the tf.data builders through
-`lazy_module`, which loads them at the first call, so configs and grid expansion stay light.
+Importing this package does not import TensorFlow, so configs and grid expansion stay light: the families import
+the TF-free share arithmetic (`imbal_keras.data.shares`, `imbal_keras.data.batch_sampling`) at their top, and the
+tf.data builders and losses (`pipelines`, `streaming`, `losses`) by an import statement inside the function that
+builds with them, which runs at the first build.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
-import types
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,8 @@ from imbal_keras.errors import UserInputError, check
 if TYPE_CHECKING:
     import keras
     import tensorflow as tf
+
+    from imbal_keras.data.batch_sampling import BatchSampling
 
 # = streaming.DEFAULT_SHUFFLE_BUFFER (kept here so that the registry does not import TensorFlow).
 DEFAULT_SHUFFLE_BUFFER = 10_000
@@ -175,8 +177,8 @@ class Strategy:
       loss: `ctx -> keras.losses.Loss` of the strategy's own, or None for the cross-entropy (reduced by the
         `weight_reduction` parameter where the strategy declares it).
       callbacks: `ctx -> [keras.callbacks.Callback]` the strategy needs during `fit` (schedules), or None.
-      batch_sampling: `ctx -> diagnostics.BatchSampling`, how the strategy forms batches as data (for the
-        gradient-noise diagnostics), or None where one description cannot say it (schedules).
+      batch_sampling: `ctx -> BatchSampling` (`imbal_keras.data.batch_sampling`), how the strategy forms batches,
+        as data (for the gradient-noise diagnostics), or None where one description cannot say it (schedules).
     """
 
     name: str
@@ -190,7 +192,7 @@ class Strategy:
     stream: Callable[[tf.data.Dataset, StrategyContext], tf.data.Dataset] | None = None
     loss: Callable[[StrategyContext], keras.losses.Loss] | None = None
     callbacks: Callable[[StrategyContext], list[keras.callbacks.Callback]] | None = None
-    batch_sampling: Callable[[StrategyContext], Any] | None = None
+    batch_sampling: Callable[[StrategyContext], BatchSampling] | None = None
 
     @property
     def uses_sample_weights(self) -> bool:
@@ -290,30 +292,16 @@ def build_loss(strategy: Strategy | str, ctx: StrategyContext) -> keras.losses.L
     strategy = get(strategy) if isinstance(strategy, str) else strategy
     if strategy.loss is not None:
         return strategy.loss(ctx)
-    from imbal_keras import models
+    from imbal_keras import losses
 
     reduction = ctx.params.get("weight_reduction", "sum_over_batch_size")
-    return models.loss(ctx.num_classes, reduction=reduction)
+    return losses.cross_entropy(ctx.num_classes, reduction=reduction)
 
 
 def build_callbacks(strategy: Strategy | str, ctx: StrategyContext) -> list:
     """The callbacks the strategy needs during `fit` (none for most)."""
     strategy = get(strategy) if isinstance(strategy, str) else strategy
     return list(strategy.callbacks(ctx)) if strategy.callbacks is not None else []
-
-
-def lazy_module(name: str) -> types.ModuleType:
-    """A stand-in for module `name` that imports it at the first attribute access.
-
-    Strategy families refer to the tf.data builders through it, so that reading the registry (names, summaries,
-    parameters) never loads TensorFlow.
-    """
-
-    class _Lazy(types.ModuleType):
-        def __getattr__(self, attribute: str) -> Any:
-            return getattr(importlib.import_module(name), attribute)
-
-    return _Lazy(name)
 
 
 # The families register their strategies on import, in this order (= registration order = docs order).
@@ -334,7 +322,6 @@ __all__ = [
     "build_stream",
     "declaring",
     "get",
-    "lazy_module",
     "names",
     "register",
 ]

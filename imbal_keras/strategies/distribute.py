@@ -9,7 +9,7 @@ pipeline with
 - its own seed (`replica_seed(seed, input_pipeline_id)`), so pipelines never repeat each other's draws,
 - its own shard of an in-memory input, split class by class so every shard keeps the class ratio,
 - `StrategyContext.num_replicas` set to the pipeline's replicas, so `stratified` deals the exact counts of a
-  global batch (`stratified_counts(global_batch, t)`) over them (`pipelines.deal_counts`), and the class-aware
+  global batch (`stratified_counts(global_batch, t)`) over them (`shares.deal_counts`), and the class-aware
   samplers (`sqrt_sampling`, `progressive_sampling`) count their schedule in global steps (R consecutive
   batches are one step); the other strategies keep the documented composition in expectation.
 
@@ -31,8 +31,14 @@ import numpy as np
 import tensorflow as tf
 
 from imbal_keras import strategies
-from imbal_keras.data import pipelines
+from imbal_keras.data.shares import class_counts
 from imbal_keras.errors import check
+
+__all__ = [
+    "distribute_pipeline",
+    "distribute_stream",
+    "replica_seed",
+]
 
 
 def replica_seed(seed: int, input_pipeline_id: int) -> int:
@@ -65,9 +71,7 @@ def distribute_pipeline(
         shard = _class_shard(labels, input_context.input_pipeline_id, input_context.num_input_pipelines)
         shard_features = tf.nest.map_structure(lambda f: np.asarray(f)[shard], features)
         shard_labels = labels[shard]
-        local_ctx = dataclasses.replace(
-            local_ctx, class_counts=pipelines.class_counts(shard_labels, len(ctx.class_counts))
-        )
+        local_ctx = dataclasses.replace(local_ctx, class_counts=class_counts(shard_labels, len(ctx.class_counts)))
         return strategies.build_pipeline(strategy, shard_features, shard_labels, local_ctx)
 
     return _distribute(tf_strategy, ctx, build)

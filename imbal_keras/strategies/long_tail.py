@@ -16,17 +16,34 @@ batch share at step 0.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
+from imbal_keras.data import shares
+from imbal_keras.data.batch_sampling import BatchSampling
 from imbal_keras.errors import check
-from imbal_keras.strategies import Param, Strategy, StrategyContext, lazy_module, register
-from imbal_keras.strategies.reweighting import WEIGHT_REDUCTION, normalised
+from imbal_keras.strategies import Param, Strategy, StrategyContext, register
+from imbal_keras.strategies.reweighting import (
+    WEIGHT_REDUCTION,
+    natural_pipeline,
+    natural_stream,
+    normalised,
+    weighted_pipeline,
+    weighted_stream,
+)
 
-diagnostics = lazy_module("imbal_keras.diagnostics.core")
-pipelines = lazy_module("imbal_keras.data.pipelines")
-streaming = lazy_module("imbal_keras.data.streaming")
-losses = lazy_module("imbal_keras.losses")
-models = lazy_module("imbal_keras.models")
+__all__ = [
+    "BASE_LOSS",
+    "BETA",
+    "DRW_FRACTION",
+    "FOCAL_ALPHA",
+    "GAMMA",
+    "LDAM_SCALE",
+    "MAX_MARGIN",
+    "SAMPLING_Q",
+    "TAU",
+]
 
 GAMMA = Param(
     "gamma",
@@ -105,14 +122,6 @@ _NEVER = 2**62
 _KANG = "Kang et al., Decoupling Representation and Classifier for Long-Tailed Recognition, ICLR 2020"
 
 
-def _natural_pipeline(x, y, ctx: StrategyContext):
-    return pipelines.natural(x, y, batch_size=ctx.batch_size, seed=ctx.seed)
-
-
-def _natural_stream(ds, ctx: StrategyContext):
-    return streaming.natural(ds, batch_size=ctx.batch_size, seed=ctx.seed, shuffle_buffer=ctx.shuffle_buffer)
-
-
 def _natural(ctx: StrategyContext) -> np.ndarray:
     return normalised(ctx.class_counts)
 
@@ -121,6 +130,8 @@ def _loss_minimiser(loss_fn, weights_fn=None):
     """`training_distribution`: the constant prediction minimising `loss_fn(ctx)` on the (weighted) natural stream."""
 
     def distribution(ctx: StrategyContext) -> np.ndarray:
+        from imbal_keras import losses
+
         mass = _natural(ctx) if weights_fn is None else _natural(ctx) * weights_fn(ctx)
         return losses.minimising_distribution(loss_fn(ctx), mass)
 
@@ -128,9 +139,11 @@ def _loss_minimiser(loss_fn, weights_fn=None):
 
 
 def _focal(ctx: StrategyContext, *, reduction: str = "sum_over_batch_size"):
+    from imbal_keras import losses
+
     alpha = None
     if ctx.param(FOCAL_ALPHA) == "inverse_frequency":
-        alpha = pipelines.class_weights(ctx.class_counts, normalization="mean_one")
+        alpha = shares.class_weights(ctx.class_counts, normalization="mean_one")
     return losses.FocalLoss(gamma=ctx.param(GAMMA), alpha=alpha, reduction=reduction)
 
 
@@ -140,9 +153,9 @@ register(
         summary="Natural batches, focal loss -alpha_y (1 - p_y)^gamma log p_y: easy examples count less.",
         reference="Lin et al., Focal Loss for Dense Object Detection, ICCV 2017",
         params=(GAMMA, FOCAL_ALPHA),
-        pipeline=_natural_pipeline,
-        stream=_natural_stream,
-        batch_sampling=lambda ctx: diagnostics.BatchSampling.natural(ctx.class_counts, name="focal"),
+        pipeline=natural_pipeline,
+        stream=natural_stream,
+        batch_sampling=lambda ctx: BatchSampling.natural(ctx.class_counts, name="focal"),
         training_distribution=_loss_minimiser(_focal),
         expected_batch_share=_natural,
         loss=_focal,
@@ -151,14 +164,18 @@ register(
 
 
 def _class_balanced_weights(ctx: StrategyContext) -> np.ndarray:
+    from imbal_keras import losses
+
     return losses.class_balanced_weights(ctx.class_counts, ctx.param(BETA))
 
 
 def _class_balanced_loss(ctx: StrategyContext):
+    from imbal_keras import losses
+
     reduction = ctx.param(WEIGHT_REDUCTION)
     if ctx.param(BASE_LOSS) == "focal":
         return losses.FocalLoss(gamma=ctx.param(GAMMA), reduction=reduction)
-    return models.loss(ctx.num_classes, reduction=reduction)
+    return losses.cross_entropy(ctx.num_classes, reduction=reduction)
 
 
 register(
@@ -167,20 +184,12 @@ register(
         summary="Natural batches, loss weights from the effective number of samples, (1 - beta) / (1 - beta^n_c).",
         reference="Cui et al., Class-Balanced Loss Based on Effective Number of Samples, CVPR 2019",
         params=(BETA, BASE_LOSS, GAMMA, WEIGHT_REDUCTION),
-        pipeline=lambda x, y, ctx: pipelines.weighted(
-            x, y, batch_size=ctx.batch_size, seed=ctx.seed, class_weights=_class_balanced_weights(ctx)
-        ),
-        stream=lambda ds, ctx: streaming.weighted(
-            ds,
-            batch_size=ctx.batch_size,
-            seed=ctx.seed,
-            class_weights=_class_balanced_weights(ctx),
-            shuffle_buffer=ctx.shuffle_buffer,
-        ),
+        pipeline=weighted_pipeline(_class_balanced_weights),
+        stream=weighted_stream(_class_balanced_weights),
         training_distribution=_loss_minimiser(_class_balanced_loss, _class_balanced_weights),
         expected_batch_share=_natural,
         loss_weights=_class_balanced_weights,
-        batch_sampling=lambda ctx: diagnostics.BatchSampling.weighted(
+        batch_sampling=lambda ctx: BatchSampling.weighted(
             ctx.class_counts,
             _class_balanced_weights(ctx),
             reduction=ctx.param(WEIGHT_REDUCTION),
@@ -192,6 +201,8 @@ register(
 
 
 def _logit_adjusted(ctx: StrategyContext):
+    from imbal_keras import losses
+
     return losses.LogitAdjustedLoss(ctx.class_counts, tau=ctx.param(TAU))
 
 
@@ -201,9 +212,9 @@ register(
         summary="Natural batches, cross-entropy of logits + tau log(prior): the model learns prior-free logits.",
         reference="Menon et al., Long-tail learning via logit adjustment, ICLR 2021",
         params=(TAU,),
-        pipeline=_natural_pipeline,
-        stream=_natural_stream,
-        batch_sampling=lambda ctx: diagnostics.BatchSampling.natural(ctx.class_counts, name="logit_adjusted"),
+        pipeline=natural_pipeline,
+        stream=natural_stream,
+        batch_sampling=lambda ctx: BatchSampling.natural(ctx.class_counts, name="logit_adjusted"),
         training_distribution=_loss_minimiser(_logit_adjusted),
         expected_batch_share=_natural,
         loss=_logit_adjusted,
@@ -212,6 +223,8 @@ register(
 
 
 def _ldam(ctx: StrategyContext):
+    from imbal_keras import losses
+
     return losses.LDAMLoss(ctx.class_counts, max_margin=ctx.param(MAX_MARGIN), scale=ctx.param(LDAM_SCALE))
 
 
@@ -230,6 +243,8 @@ def _drw_switch_step(ctx: StrategyContext) -> int:
 
 
 def _ldam_drw(ctx: StrategyContext):
+    from imbal_keras import losses
+
     return losses.DeferredReweighting(
         _ldam(ctx),
         _class_balanced_weights(ctx),
@@ -238,25 +253,66 @@ def _ldam_drw(ctx: StrategyContext):
     )
 
 
+def _drw_callbacks(ctx: StrategyContext) -> list:
+    """The callback that binds the deferred re-weighting switch to the optimizer's step counter."""
+    from imbal_keras import losses
+
+    return [losses.DeferredReweightingSwitch()]
+
+
 register(
     Strategy(
         name="ldam",
         summary="Natural batches, margin loss with Delta_c ~ n_c^(-1/4); class-balanced weights from drw_fraction on.",
         reference="Cao et al., Learning Imbalanced Datasets with Label-Distribution-Aware Margin Loss, NeurIPS 2019",
         params=(MAX_MARGIN, LDAM_SCALE, DRW_FRACTION, BETA, WEIGHT_REDUCTION),
-        pipeline=_natural_pipeline,
-        stream=_natural_stream,
-        batch_sampling=lambda ctx: diagnostics.BatchSampling.natural(ctx.class_counts, name="ldam"),
+        pipeline=natural_pipeline,
+        stream=natural_stream,
+        batch_sampling=lambda ctx: BatchSampling.natural(ctx.class_counts, name="ldam"),
         training_distribution=_loss_minimiser(_ldam),
         expected_batch_share=_natural,
         loss=_ldam_drw,
-        callbacks=lambda ctx: [losses.DeferredReweightingSwitch()],
+        callbacks=_drw_callbacks,
     )
 )
 
 
 def _power_shares(ctx: StrategyContext) -> np.ndarray:
-    return pipelines.power_shares(ctx.class_counts, ctx.param(SAMPLING_Q))
+    return shares.power_shares(ctx.class_counts, ctx.param(SAMPLING_Q))
+
+
+def _sqrt_arguments(ctx: StrategyContext) -> dict:
+    """`class_sampled` arguments of square-root (power q) sampling."""
+    return {"shares": _power_shares(ctx), "num_replicas": ctx.num_replicas}
+
+
+def _class_sampled_pipeline(arguments: Callable[[StrategyContext], dict]) -> Callable:
+    """`pipelines.class_sampled` with the keyword arguments `arguments(ctx)`, as a `pipeline`."""
+
+    def pipeline(x, y, ctx: StrategyContext):
+        from imbal_keras.data import pipelines
+
+        return pipelines.class_sampled(x, y, batch_size=ctx.batch_size, seed=ctx.seed, **arguments(ctx))
+
+    return pipeline
+
+
+def _class_sampled_stream(arguments: Callable[[StrategyContext], dict]) -> Callable:
+    """`streaming.class_sampled` with the keyword arguments `arguments(ctx)`, as a `stream`."""
+
+    def stream(ds, ctx: StrategyContext):
+        from imbal_keras.data import streaming
+
+        return streaming.class_sampled(
+            ds,
+            batch_size=ctx.batch_size,
+            seed=ctx.seed,
+            initial_distribution=ctx.class_counts,
+            shuffle_buffer=ctx.shuffle_buffer,
+            **arguments(ctx),
+        )
+
+    return stream
 
 
 register(
@@ -265,21 +321,11 @@ register(
         summary="Each slot draws class c with probability ~ n_c^q (q = 1/2: square root), then an example.",
         reference=_KANG,
         params=(SAMPLING_Q,),
-        pipeline=lambda x, y, ctx: pipelines.class_sampled(
-            x, y, batch_size=ctx.batch_size, seed=ctx.seed, shares=_power_shares(ctx), num_replicas=ctx.num_replicas
-        ),
-        stream=lambda ds, ctx: streaming.class_sampled(
-            ds,
-            batch_size=ctx.batch_size,
-            seed=ctx.seed,
-            initial_distribution=ctx.class_counts,
-            shares=_power_shares(ctx),
-            num_replicas=ctx.num_replicas,
-            shuffle_buffer=ctx.shuffle_buffer,
-        ),
+        pipeline=_class_sampled_pipeline(_sqrt_arguments),
+        stream=_class_sampled_stream(_sqrt_arguments),
         training_distribution=_power_shares,
         expected_batch_share=_power_shares,
-        batch_sampling=lambda ctx: diagnostics.BatchSampling.iid(_power_shares(ctx), name="sqrt_sampling"),
+        batch_sampling=lambda ctx: BatchSampling.iid(_power_shares(ctx), name="sqrt_sampling"),
     )
 )
 
@@ -293,7 +339,7 @@ def _schedule(ctx: StrategyContext) -> dict:
         argument="total_steps",
     )
     return {
-        "shares": pipelines.progressive_shares(ctx.class_counts, 0, ctx.total_steps),
+        "shares": shares.progressive_shares(ctx.class_counts, 0, ctx.total_steps),
         "final_shares": np.full(ctx.num_classes, 1.0 / ctx.num_classes),
         "schedule_steps": int(ctx.total_steps),
         "num_replicas": ctx.num_replicas,
@@ -303,7 +349,7 @@ def _schedule(ctx: StrategyContext) -> dict:
 def _progressive_mean_share(ctx: StrategyContext) -> np.ndarray:
     """The batch share averaged over the budget's steps 0..T-1: the schedule is linear, so its value at (T-1)/2."""
     schedule = _schedule(ctx)
-    return pipelines.progressive_shares(ctx.class_counts, (schedule["schedule_steps"] - 1) / 2, ctx.total_steps)
+    return shares.progressive_shares(ctx.class_counts, (schedule["schedule_steps"] - 1) / 2, ctx.total_steps)
 
 
 register(
@@ -311,17 +357,8 @@ register(
         name="progressive_sampling",
         summary="Class sampling moving linearly from instance-balanced to class-balanced over the step budget.",
         reference=_KANG,
-        pipeline=lambda x, y, ctx: pipelines.class_sampled(
-            x, y, batch_size=ctx.batch_size, seed=ctx.seed, **_schedule(ctx)
-        ),
-        stream=lambda ds, ctx: streaming.class_sampled(
-            ds,
-            batch_size=ctx.batch_size,
-            seed=ctx.seed,
-            initial_distribution=ctx.class_counts,
-            shuffle_buffer=ctx.shuffle_buffer,
-            **_schedule(ctx),
-        ),
+        pipeline=_class_sampled_pipeline(_schedule),
+        stream=_class_sampled_stream(_schedule),
         training_distribution=lambda ctx: _schedule(ctx)["shares"],
         expected_batch_share=_progressive_mean_share,
     )

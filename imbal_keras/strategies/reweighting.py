@@ -1,14 +1,28 @@
-"""The natural stream and per-example loss weights: `none` and `class_weight`."""
+"""The natural stream and per-example loss weights: `none` and `class_weight`.
+
+Also the builders the other families share: the natural and the weighted stream, in memory and streaming.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-from imbal_keras.strategies import Param, Strategy, StrategyContext, lazy_module, register
+from imbal_keras.data import shares
+from imbal_keras.data.batch_sampling import BatchSampling
+from imbal_keras.strategies import Param, Strategy, StrategyContext, register
 
-diagnostics = lazy_module("imbal_keras.diagnostics.core")
-pipelines = lazy_module("imbal_keras.data.pipelines")
-streaming = lazy_module("imbal_keras.data.streaming")
+__all__ = [
+    "CLASS_WEIGHT_NORMALIZATION",
+    "WEIGHT_REDUCTION",
+    "natural_pipeline",
+    "natural_stream",
+    "normalised",
+    "target",
+    "weighted_pipeline",
+    "weighted_stream",
+]
 
 CLASS_WEIGHT_NORMALIZATION = Param(
     "class_weight_normalization",
@@ -39,21 +53,61 @@ def target(ctx: StrategyContext) -> np.ndarray:
     return np.asarray(ctx.target_distribution, dtype=np.float64)
 
 
+def natural_pipeline(x, y, ctx: StrategyContext):
+    """`pipelines.natural` for the run: batches of the data as it is, reshuffled every pass."""
+    from imbal_keras.data import pipelines
+
+    return pipelines.natural(x, y, batch_size=ctx.batch_size, seed=ctx.seed)
+
+
+def natural_stream(ds, ctx: StrategyContext):
+    """`streaming.natural` for the run."""
+    from imbal_keras.data import streaming
+
+    return streaming.natural(ds, batch_size=ctx.batch_size, seed=ctx.seed, shuffle_buffer=ctx.shuffle_buffer)
+
+
+def weighted_pipeline(class_weights: Callable[[StrategyContext], np.ndarray]) -> Callable:
+    """`pipelines.weighted` with the per-class weights `class_weights(ctx)`, as a `pipeline`."""
+
+    def pipeline(x, y, ctx: StrategyContext):
+        from imbal_keras.data import pipelines
+
+        return pipelines.weighted(x, y, batch_size=ctx.batch_size, seed=ctx.seed, class_weights=class_weights(ctx))
+
+    return pipeline
+
+
+def weighted_stream(class_weights: Callable[[StrategyContext], np.ndarray]) -> Callable:
+    """`streaming.weighted` with the per-class weights `class_weights(ctx)`, as a `stream`."""
+
+    def stream(ds, ctx: StrategyContext):
+        from imbal_keras.data import streaming
+
+        return streaming.weighted(
+            ds,
+            batch_size=ctx.batch_size,
+            seed=ctx.seed,
+            class_weights=class_weights(ctx),
+            shuffle_buffer=ctx.shuffle_buffer,
+        )
+
+    return stream
+
+
 def _class_weights(ctx: StrategyContext) -> np.ndarray:
-    return pipelines.class_weights(ctx.class_counts, target(ctx), normalization=ctx.param(CLASS_WEIGHT_NORMALIZATION))
+    return shares.class_weights(ctx.class_counts, target(ctx), normalization=ctx.param(CLASS_WEIGHT_NORMALIZATION))
 
 
 register(
     Strategy(
         name="none",
         summary="Natural distribution: batches drawn as the data comes, reshuffled every pass.",
-        pipeline=lambda x, y, ctx: pipelines.natural(x, y, batch_size=ctx.batch_size, seed=ctx.seed),
-        stream=lambda ds, ctx: streaming.natural(
-            ds, batch_size=ctx.batch_size, seed=ctx.seed, shuffle_buffer=ctx.shuffle_buffer
-        ),
+        pipeline=natural_pipeline,
+        stream=natural_stream,
         training_distribution=lambda ctx: ctx.natural_distribution,
         expected_batch_share=lambda ctx: ctx.natural_distribution,
-        batch_sampling=lambda ctx: diagnostics.BatchSampling.natural(ctx.class_counts),
+        batch_sampling=lambda ctx: BatchSampling.natural(ctx.class_counts),
     )
 )
 register(
@@ -61,21 +115,13 @@ register(
         name="class_weight",
         summary="Natural batches, per-example loss weights w_c proportional to target_c / n_c.",
         params=(CLASS_WEIGHT_NORMALIZATION, WEIGHT_REDUCTION),
-        pipeline=lambda x, y, ctx: pipelines.weighted(
-            x, y, batch_size=ctx.batch_size, seed=ctx.seed, class_weights=_class_weights(ctx)
-        ),
+        pipeline=weighted_pipeline(_class_weights),
         training_distribution=lambda ctx: normalised(ctx.class_counts * _class_weights(ctx)),
         expected_batch_share=lambda ctx: ctx.natural_distribution,
         loss_weights=_class_weights,
-        batch_sampling=lambda ctx: diagnostics.BatchSampling.weighted(
+        batch_sampling=lambda ctx: BatchSampling.weighted(
             ctx.class_counts, _class_weights(ctx), reduction=ctx.param(WEIGHT_REDUCTION)
         ),
-        stream=lambda ds, ctx: streaming.weighted(
-            ds,
-            batch_size=ctx.batch_size,
-            seed=ctx.seed,
-            class_weights=_class_weights(ctx),
-            shuffle_buffer=ctx.shuffle_buffer,
-        ),
+        stream=weighted_stream(_class_weights),
     )
 )

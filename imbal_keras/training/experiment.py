@@ -26,7 +26,8 @@ from imbal_keras import losses, metrics, models, runs, strategies
 from imbal_keras.callbacks import events as instrument_events
 from imbal_keras.callbacks.step_loss import StepLoss
 from imbal_keras.config import ExperimentConfig, validate_target_distribution
-from imbal_keras.data import datasets, longtail, pipelines
+from imbal_keras.data import longtail, sources, splits
+from imbal_keras.data.shares import balanced
 from imbal_keras.errors import check
 from imbal_keras.training import initialization
 from imbal_keras.training.warm import Entry, WarmModels, snapshot_optimizer, steps_per_call
@@ -102,7 +103,7 @@ def run(
     return result
 
 
-def load_data(config: ExperimentConfig, warm: WarmModels | None) -> tuple[datasets.Data, tuple[float, ...]]:
+def load_data(config: ExperimentConfig, warm: WarmModels | None) -> tuple[splits.Data, tuple[float, ...]]:
     """The run's data, checked against its batch size, and its target distribution.
 
     Warm workers keep the last few datasets (runs of a grid share them across seeds).
@@ -111,7 +112,7 @@ def load_data(config: ExperimentConfig, warm: WarmModels | None) -> tuple[datase
       UserInputError: a dataset that does not load, a batch larger than the training split, a bad target.
     """
     seed = config.seed_for("data")
-    load = lambda: datasets.load(config.data, seed=seed)  # noqa: E731
+    load = lambda: sources.load(config.data, seed=seed)  # noqa: E731
     data = load() if warm is None else warm.dataset((repr(config.data), seed), load)
     batch_size = config.training.batch_size
     check(
@@ -120,7 +121,7 @@ def load_data(config: ExperimentConfig, warm: WarmModels | None) -> tuple[datase
         argument="batch_size",
     )
     target = validate_target_distribution(
-        config.strategy.target_distribution or tuple(pipelines.balanced(data.num_classes)), data.num_classes
+        config.strategy.target_distribution or tuple(balanced(data.num_classes)), data.num_classes
     )
     return data, target
 
@@ -138,7 +139,7 @@ class _Setup:
     init_seed: int
     minority: int
 
-    def build_model(self, config: ExperimentConfig, data: datasets.Data, log) -> keras.Model:
+    def build_model(self, config: ExperimentConfig, data: splits.Data, log) -> keras.Model:
         """The run's model with its initial weights (seeded by the run's initialisation seed)."""
         keras.utils.set_random_seed(self.init_seed)
         return models.build_for_run(
@@ -153,7 +154,7 @@ class _Setup:
         )
 
 
-def _setup(config: ExperimentConfig, data: datasets.Data, target, data_options, *, pipeline: bool = True) -> _Setup:
+def _setup(config: ExperimentConfig, data: splits.Data, target, data_options, *, pipeline: bool = True) -> _Setup:
     """A run's `_Setup`; without `pipeline` its `train_ds` is None (seeds side by side build theirs together)."""
     training = config.training
     strategy = strategies.get(config.strategy.name)
@@ -265,7 +266,7 @@ def _train_and_evaluate(config, data, target, staging, callbacks, log, started, 
     return finish(config, data, target, setup, staging, evaluator, instrumentation, noise, started, fit_started)
 
 
-def log_start(config: ExperimentConfig, data: datasets.Data, setup: _Setup, log) -> None:
+def log_start(config: ExperimentConfig, data: splits.Data, setup: _Setup, log) -> None:
     """The line a run logs before training."""
     training = config.training
     log(
@@ -329,11 +330,9 @@ def _gradient_noise(config, strategy, ctx, data, staging) -> list[keras.callback
     every = config.output.diagnose_every
     if not every:
         return []
-    from imbal_keras.diagnostics import core as diagnostics
-
     sampling = strategy.batch_sampling(ctx)
     return [
-        diagnostics.GradientNoise(
+        instrument.GradientNoise(
             staging,
             data.train.x,
             data.train.y,

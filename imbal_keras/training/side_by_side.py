@@ -38,7 +38,7 @@ from imbal_keras import runs, strategies
 from imbal_keras.callbacks import BatchComposition, PerClassGradients
 from imbal_keras.callbacks.step_loss import StepLoss
 from imbal_keras.config import ExperimentConfig
-from imbal_keras.data import datasets
+from imbal_keras.data import splits
 from imbal_keras.errors import check
 from imbal_keras.grid.sweep import pack_key
 from imbal_keras.training import experiment
@@ -272,7 +272,7 @@ class _PackCallback(keras.callbacks.Callback):
     """Reads the pack's buffers after every call into each replica's recorders, and evaluates every replica at
     the end of every epoch."""
 
-    def __init__(self, pack: _PackModel, replicas: list[_Replica], data: datasets.Data, forward: Callable):
+    def __init__(self, pack: _PackModel, replicas: list[_Replica], data: splits.Data, forward: Callable):
         super().__init__()
         self.pack, self.replicas, self.data, self.forward = pack, replicas, data, forward
         self._next = 0
@@ -357,7 +357,7 @@ def _equal(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
     return len(a) == len(b) and all(x.shape == y.shape and np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
-def _stacked_dataset(setups, data: datasets.Data, data_options) -> tf.data.Dataset:
+def _stacked_dataset(setups, data: splits.Data, data_options) -> tf.data.Dataset:
     """The replicas' pipelines, each element stacked along a leading replica axis.
 
     The strategy's pipeline is built once, inside a dataset function that takes the order seed as a tensor, and
