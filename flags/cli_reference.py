@@ -101,7 +101,7 @@ def _axis(name: str) -> tuple[str, str]:
     if match is None:
         return "no", help_
     help_ = help_[: match.start()]
-    if name in config_lib.OUTPUT_LOCATION_FIELDS:
+    if config_lib.role_of(name) == "output":
         return "no", help_
     return ("yes, or a:b" if "range" in match.group() else "yes"), help_
 

@@ -400,10 +400,6 @@ def key_fields(key: str) -> tuple[str, ...]:
     return fields_with_role(*KEY_ROLES[key])
 
 
-# Flat names that do not identify a run's result (where it is written, what it is called).
-OUTPUT_LOCATION_FIELDS = tuple(f.name for f in dataclasses.fields(OutputConfig) if f.metadata["role"] == "output")
-
-
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
     """One training run: the five parts.

@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from imbal_keras.config import OUTPUT_LOCATION_FIELDS, ExperimentConfig
+from imbal_keras import config as config_lib
+from imbal_keras.config import ExperimentConfig
 from imbal_keras.errors import UserInputError
 
 CONFIG_FILE = "config.json"
@@ -216,8 +217,9 @@ def results_row(record: RunRecord) -> dict[str, Any]:
     """
     config = record.config
     row: dict[str, Any] = {"run_name": record.run_name, "strategy_variant": config.strategy.variant()}
+    output = config_lib.fields_with_role("output")
     for key, value in config.flat().items():
-        if key not in OUTPUT_LOCATION_FIELDS:
+        if key not in output:
             row[key] = ",".join(map(str, value)) if isinstance(value, tuple) else value
     for source in ("data", "init", "order"):
         row[f"{source}_seed"] = config.seed_for(source)

@@ -153,7 +153,7 @@ def test_every_config_field_declares_one_known_role():
 
 def test_keys_are_derived_from_roles():
     assert config_lib.fields_with_role("training_seed") == ("seed", "init_seed", "order_seed")
-    assert config_lib.OUTPUT_LOCATION_FIELDS == ("output_dir", "run_name")
+    assert config_lib.fields_with_role("output") == ("output_dir", "run_name")
     compiled, pack, cell = (set(config_lib.key_fields(k)) for k in ("compiled", "pack", "cell"))
     assert compiled < pack and cell < pack
     assert {"steps", "data_seed"} <= pack - compiled and "strategy" in compiled - cell

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from imbal_keras import config as config_lib
 from imbal_keras import runs
 from imbal_keras.config import ExperimentConfig
 from imbal_keras.errors import UserInputError
@@ -232,3 +233,20 @@ def test_long_tail_preset_runs_every_strategy_of_the_literature_on_k10():
     assert (data.num_classes, data.imbalance_ratio, data.class_profile, data.balanced_evaluation) == (
         10, 100.0, "exponential", True
     )  # fmt: skip
+
+
+def test_a_fields_role_decides_how_it_groups_runs(monkeypatch):
+    axes = {"strategy": ("none", "upsample"), "seed": (0, 1), "learning_rate": (0.05, 0.1)}
+    spec = sweep.make_spec({**TINY, "data_seed": 0}, axes)  # one dataset: seeds of training alone may share a pack
+    configs = sweep.expand(spec)
+    # A setting: a cell field, and runs that differ in it never share a pack.
+    assert spec.cell_fields() == ["learning_rate"]
+    assert len(sweep.packs(configs, 10)) == 4
+    assert list(spec.ordered_axes()) == ["seed", "strategy", "learning_rate"]
+    # Declared a seed of training instead, the same field groups as the seeds do: no cell, one pack per strategy,
+    # expanded among the outermost axes.
+    role_of = config_lib.role_of
+    monkeypatch.setattr(config_lib, "role_of", lambda n: "training_seed" if n == "learning_rate" else role_of(n))
+    assert spec.cell_fields() == []
+    assert len(sweep.packs(configs, 10)) == 2
+    assert list(spec.ordered_axes()) == ["learning_rate", "seed", "strategy"]

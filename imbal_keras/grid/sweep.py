@@ -31,16 +31,13 @@ import numpy as np
 
 from imbal_keras import config as config_lib
 from imbal_keras import runs
-from imbal_keras.config import OUTPUT_LOCATION_FIELDS, ExperimentConfig
+from imbal_keras.config import ExperimentConfig
 from imbal_keras.errors import UserInputError, check
 
 GRID_FILE = "grid.json"
 RUNS_DIR = "runs"
 _SPEC_VERSION = 2
 _SHARD_SEED = 0
-# Seed axes are outermost, so that a grid stopped half-way already holds a few seeds of every cell rather than
-# every seed of a few cells.
-SEED_FIELDS = ("seed", "data_seed", "init_seed", "order_seed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +75,7 @@ class GridSpec:
     def to_dict(self) -> dict[str, Any]:
         """The content of grid.json. `output_dir` is left out: a grid folder may be moved or merged."""
         base = self.base.to_dict()
-        for name in OUTPUT_LOCATION_FIELDS:
+        for name in config_lib.fields_with_role("output"):
             base["output"].pop(name)
         return {
             "version": _SPEC_VERSION,
@@ -93,8 +90,13 @@ class GridSpec:
         return cls(axes=axes, base=ExperimentConfig.from_dict(d["base"]), question=Question(**d["question"]))
 
     def ordered_axes(self) -> dict[str, tuple]:
-        """Every axis with its values, in expansion order (outermost first): seeds, then the flat-name order."""
-        order = [*SEED_FIELDS, *(n for n in config_lib.field_names() if n not in SEED_FIELDS)]
+        """Every axis with its values, in expansion order (outermost first): seeds, then the flat-name order.
+
+        Seed axes (the fields whose role is a seed) are outermost, so that a grid stopped half-way already holds a
+        few seeds of every cell rather than every seed of a few cells.
+        """
+        seeds = config_lib.fields_with_role("training_seed", "data_seed")
+        order = [*seeds, *(n for n in config_lib.field_names() if n not in seeds)]
         return {name: tuple(self.axes[name]) for name in order if name in self.axes}
 
     def varying_fields(self) -> list[str]:
@@ -102,13 +104,12 @@ class GridSpec:
         return [name for name, values in self.ordered_axes().items() if len(values) > 1]
 
     def cell_fields(self) -> list[str]:
-        """Varying axes that define a cell of the report: all but the strategy, its parameters and the seeds of
-        training (`seed`, `init_seed`, `order_seed`). A varying `data_seed` is a cell field: each cell then holds
-        one dataset, and the spread across a cell's seeds is the spread of training alone."""
-        from imbal_keras import strategies
-
-        excluded = {"strategy", *strategies.all_params(), "seed", "init_seed", "order_seed"}
-        return [f for f in self.varying_fields() if f not in excluded]
+        """Varying axes that define a cell of the report: the varying fields of the cell key
+        (`config.key_fields("cell")`), so not the strategy, its parameters or the seeds of training. A varying
+        `data_seed` is a cell field: each cell then holds one dataset, and the spread across a cell's seeds is the
+        spread of training alone."""
+        cell = set(config_lib.key_fields("cell"))
+        return [f for f in self.varying_fields() if f in cell]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,7 +253,7 @@ def validate(spec: GridSpec) -> GridSpec:
     """
     from imbal_keras import strategies
 
-    names = set(config_lib.field_names()) - set(OUTPUT_LOCATION_FIELDS)
+    names = set(config_lib.field_names()) - set(config_lib.fields_with_role("output"))
     strategy_names = spec.axes.get("strategy", (spec.base.strategy.name,))
     for field, values in spec.axes.items():
         check(field in names, f"Unknown grid axis {field!r}. Axes: {', '.join(sorted(names))}", argument=field)
@@ -325,7 +326,8 @@ def run_name(config: ExperimentConfig) -> str:
     The digest keeps names unique where the readable part is not (two csv files with the same base name,
     learning rates equal to 6 digits) and ties a finished folder to exactly the config that made it.
     """
-    flat = {k: v for k, v in config.flat().items() if k not in OUTPUT_LOCATION_FIELDS}
+    output = config_lib.fields_with_role("output")
+    flat = {k: v for k, v in config.flat().items() if k not in output}
     digest = hashlib.sha1(json.dumps(flat, sort_keys=True).encode()).hexdigest()[:8]
     return f"{config.default_run_name()}-{digest}"
 
@@ -417,10 +419,9 @@ def check_compatible(saved: GridSpec, wanted: GridSpec, grid_dir: str) -> None:
     a, b = saved.to_dict(), wanted.to_dict()
     differ = [f"axis {k}" for k in sorted(set(a["axes"]) | set(b["axes"])) if a["axes"].get(k) != b["axes"].get(k)]
     flat_a, flat_b = saved.base.flat(), wanted.base.flat()
+    output = config_lib.fields_with_role("output")
     differ += [
-        f"field {k}"
-        for k in sorted(set(flat_a) | set(flat_b))
-        if k not in OUTPUT_LOCATION_FIELDS and flat_a.get(k) != flat_b.get(k)
+        f"field {k}" for k in sorted(set(flat_a) | set(flat_b)) if k not in output and flat_a.get(k) != flat_b.get(k)
     ]
     if a["question"] != b["question"]:
         differ.append("question")
@@ -452,14 +453,14 @@ def merge(sources: Sequence[str], grid_dir: str) -> int:
 
 # Runs trained side by side in one pack by default (`--side_by_side`, `imbal_keras.training.side_by_side`).
 DEFAULT_PACK = 10
-# Config fields the runs of a pack may differ in: the seeds of training and where each run goes.
-_REPLICA_FIELDS = frozenset({"seed", "init_seed", "order_seed", "output_dir", "run_name"})
 
 
 def pack_key(config: ExperimentConfig) -> str:
-    """Configs with the same key may train side by side: everything but the training seeds is equal (the data
-    seed included, so that the replicas share their data)."""
-    fields = {k: v for k, v in config.flat().items() if k not in _REPLICA_FIELDS}
+    """Configs with the same key may train side by side: the fields of the pack key (`config.key_fields("pack")`:
+    all but the seeds of training and the output location) are equal, the data seed resolved, so that the
+    replicas share their data."""
+    key = set(config_lib.key_fields("pack"))
+    fields = {k: v for k, v in config.flat().items() if k in key}
     fields["data_seed"] = config.seed_for("data")
     return repr(sorted(fields.items()))
 
