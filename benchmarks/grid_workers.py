@@ -24,14 +24,14 @@ from imbal_keras import quiet
 
 quiet.import_tensorflow()
 
-from imbal_keras.grid import launch, sweep  # noqa: E402
+from imbal_keras.grid import launch, runner, sweep  # noqa: E402
 
 
 def _time_grid(spec: sweep.GridSpec, workers: int, threads: int | None) -> float:
     sizing = (lambda workers, cores=None: threads) if threads else launch.worker_threads
     with tempfile.TemporaryDirectory() as grid_dir, mock.patch.object(launch, "worker_threads", sizing):
         started = time.perf_counter()
-        outcome = launch.run_grid(spec, grid_dir, workers=workers, log=lambda _: None)
+        outcome = runner.run_grid(spec, grid_dir, workers=workers, log=lambda _: None)
         seconds = time.perf_counter() - started
     if outcome.failed:
         raise RuntimeError(f"{len(outcome.failed)} runs failed: {outcome.failed[0].error}")

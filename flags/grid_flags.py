@@ -2,7 +2,7 @@
 
 A command line is a grid when a preset is named, any setting lists several values (see `experiment_flags`), or
 a shard or merge is asked for. `to_spec()` turns it into a `sweep.GridSpec`, `execution()` into the keyword
-arguments of `launch.run_grid`.
+arguments of `runner.run_grid`.
 """
 
 from __future__ import annotations
@@ -105,7 +105,8 @@ def to_spec() -> sweep.GridSpec:
 
 
 def execution() -> dict:
-    """Keyword arguments of `launch.run_grid` for executor, workers, Ray address, shard, warm runs and packs."""
+    """Keyword arguments of `runner.run_grid` (the fields of `runner.Execution`): executor, workers, Ray address,
+    shard, warm runs and packs."""
     index, count = sweep.parse_shard(_SHARD.value)
     return {
         "executor": _EXECUTOR.value,
