@@ -29,7 +29,7 @@ quiet.import_tensorflow()
 import numpy as np  # noqa: E402
 
 from imbal_keras import runs  # noqa: E402
-from imbal_keras.grid import report, runner, sweep  # noqa: E402
+from imbal_keras.grid import presets, report, runner, sweep  # noqa: E402
 
 _TIMINGS = ("train_seconds", "fit_seconds", "evaluation_seconds")
 
@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="times to run every path (rotating order)")
     parser.add_argument("--pack", type=int, default=sweep.DEFAULT_PACK, help="runs per pack side by side")
     args = parser.parse_args()
-    spec = sweep.spec_from_preset("seed_question", axes={"seed": tuple(range(args.seeds))})
+    spec = presets.spec_from_preset("seed_question", axes={"seed": tuple(range(args.seeds))})
     load = os.getloadavg()[0]
     paths = {
         "plain path (--nowarm)": (False, 1),

@@ -21,7 +21,7 @@ from absl import flags as absl_flags
 from flags import experiment_flags, grid_flags
 from imbal_keras import config as config_lib
 from imbal_keras import strategies
-from imbal_keras.grid import sweep
+from imbal_keras.grid import presets, sweep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLI_PATH = os.path.join(ROOT, "docs", "cli.md")
@@ -173,14 +173,14 @@ def parameters_section() -> str:
 def presets_section() -> str:
     """Every preset: its runs, axes, fixed settings and what it is for."""
     rows = []
-    for name, preset in sweep.PRESETS.items():
-        runs = len(sweep.expand(sweep.spec_from_preset(name)))
+    for name, preset in presets.PRESETS.items():
+        runs = len(sweep.expand(presets.spec_from_preset(name)))
         axes = "; ".join(f"`{k}`={','.join(map(str, v))}" for k, v in preset.axes.items())
         base = ", ".join(f"`{k}`={_code(v).strip('`')}" for k, v in preset.base.items())
         rows.append((f"`{name}`", runs, axes, base, preset.description))
     intro = (
         "`--preset=NAME` runs a named grid; a setting given on the command line replaces the preset's value or "
-        "axis (`--preset=seed_question --seed=0:3`). Presets are data: `PRESETS` in `imbal_keras/sweep.py`."
+        "axis (`--preset=seed_question --seed=0:3`). Presets are data: `PRESETS` in `imbal_keras/grid/presets.py`."
     )
     table = _table(("preset", "runs", "axes", "fixed settings", "what"), rows)
     return f"## Presets\n\n{intro}\n\n{table}"

@@ -11,14 +11,14 @@ from absl import flags
 
 from flags import experiment_flags
 from imbal_keras.errors import UserInputError, check
-from imbal_keras.grid import launch, sweep
+from imbal_keras.grid import launch, presets, sweep
 
 _PRESET = flags.DEFINE_enum(
     "preset",
     None,
-    list(sweep.PRESETS),
+    list(presets.PRESETS),
     "A named grid; settings given on the command line override its values. "
-    + " ".join(f"{name}: {p.description}" for name, p in sweep.PRESETS.items()),
+    + " ".join(f"{name}: {p.description}" for name, p in presets.PRESETS.items()),
 )
 _WORKERS = flags.DEFINE_integer("workers", 1, "Grids: local worker processes (--executor=local).")
 _EXECUTOR = flags.DEFINE_enum(
@@ -100,7 +100,7 @@ def to_spec() -> sweep.GridSpec:
     single, axes = experiment_flags.settings()
     single.pop("output_dir", None)
     if _PRESET.value:
-        return sweep.spec_from_preset(_PRESET.value, axes=axes, **single)
+        return presets.spec_from_preset(_PRESET.value, axes=axes, **single)
     return sweep.make_spec(single, axes)
 
 
