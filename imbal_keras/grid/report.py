@@ -27,6 +27,7 @@ import pandas as pd
 
 from imbal_keras import runs, strategies
 from imbal_keras.grid import stats, sweep
+from imbal_keras.grid import verdict as verdict_lib
 
 RESULTS_FILE = "results.csv"
 CURVES_FILE = "curves.csv"
@@ -72,7 +73,7 @@ def load_runs(grid_dir: str) -> tuple[pd.DataFrame, pd.DataFrame]:
             continue  # a second run of the same config (a `-2` copy): the first one counts
         seen.add(identity)
         row = runs.results_row(record)
-        row["auprc_curve_area"] = stats.curve_area(record.curve["step"], record.curve[AUPRC])
+        row["auprc_curve_area"] = verdict_lib.curve_area(record.curve["step"], record.curve[AUPRC])
         test_counts = record.summary["class_counts"]["test"]
         row["test_average_precision_se"] = evaluation_noise(row.get(AUPRC, math.nan), int(min(test_counts)))
         rows.append(row)
@@ -84,7 +85,7 @@ def load_runs(grid_dir: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     results = results.sort_values(
         ["strategy", "strategy_variant", "seed"], key=lambda c: c.map(order) if c.name == "strategy" else c
     ).reset_index(drop=True)
-    timing = stats.convergence(results, pd.concat(curves, ignore_index=True), cell_fields=spec.cell_fields(),
+    timing = verdict_lib.convergence(results, pd.concat(curves, ignore_index=True), cell_fields=spec.cell_fields(),
                                metric=AUPRC, fraction=TARGET_FRACTION)  # fmt: skip
     results = results.merge(timing, on="run_name")
     identifying = ["run_name", "strategy_variant", *(a for a in spec.ordered_axes() if a in results.columns)]
@@ -157,7 +158,7 @@ def write_tables(grid_dir: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
 def verdict(
     results: pd.DataFrame, curves: pd.DataFrame, question: sweep.Question, cell_fields: Sequence[str]
 ) -> list[pd.DataFrame]:
-    """One verdict table per variant of the question's treatment strategy (`stats.verdict`, one Holm family each).
+    """One verdict table per variant of the question's treatment strategy (`verdict.verdict`, one Holm family each).
 
     Controls are every variant of the question's control strategy; runs are paired on their seeds.
     """
@@ -167,7 +168,7 @@ def verdict(
     tables = []
     for treatment in treatments if controls else []:
         tables.append(
-            stats.verdict(
+            verdict_lib.verdict(
                 results,
                 curves,
                 treatment=treatment,
