@@ -224,3 +224,22 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+__all__ = [
+    "CLI_PATH",
+    "ROOT",
+    "TABLE_END",
+    "TABLE_START",
+    "README_PATH",
+    "REGENERATE",
+    "grid_section",
+    "main",
+    "parameters_section",
+    "presets_section",
+    "readme_with_table",
+    "render",
+    "settings_section",
+    "strategies_section",
+    "strategies_table",
+]

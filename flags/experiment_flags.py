@@ -156,3 +156,10 @@ def run_main(main) -> None:
             sys.exit(2)
 
     app.run(guarded, flags_parser=_parse_flags)
+
+
+__all__ = [
+    "run_main",
+    "settings",
+    "to_config",
+]

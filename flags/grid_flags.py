@@ -122,3 +122,13 @@ def execution() -> dict:
 def merge_sources() -> list[str] | None:
     """The folders to merge from (possibly none) if --merge is given, else None."""
     return list(_MERGE_FROM.value) if _MERGE.value else None
+
+
+__all__ = [
+    "DRY_RUN",
+    "execution",
+    "grid_dir",
+    "is_grid",
+    "merge_sources",
+    "to_spec",
+]

@@ -637,6 +637,13 @@ def _short(x: Any) -> str:
 
 
 __all__ = [
+    "BUILT_IN_MODELS",
+    "CLASS_PROFILES",
+    "DATASET_KINDS",
+    "KEY_ROLES",
+    "OPTIMIZERS",
+    "PARTS",
+    "ROLES",
     "DataConfig",
     "ExperimentConfig",
     "ModelConfig",
@@ -644,6 +651,11 @@ __all__ = [
     "StrategyConfig",
     "TrainingConfig",
     "UserInputError",
+    "field_default",
+    "field_help",
     "field_names",
+    "fields_with_role",
+    "key_fields",
+    "role_of",
     "validate_target_distribution",
 ]

@@ -289,3 +289,11 @@ def _write(path: str, content: bytes) -> None:
     with open(partial, "wb") as f:
         f.write(content)
     os.replace(partial, path)
+
+
+__all__ = [
+    "DATA_DIR",
+    "DEFAULT_STRATEGIES",
+    "Comparison",
+    "compare",
+]

@@ -391,11 +391,11 @@ def _draw_gradient_norms(ax, frame: pd.DataFrame) -> None:
 
 
 def _blocks(grid_dir: str, results: pd.DataFrame, curves: pd.DataFrame, summary: pd.DataFrame) -> list[tuple]:
+    """The report's blocks: the grid, the verdict, evaluation noise, spread by source, one section per cell."""
     spec = sweep.load_spec(grid_dir)
     cell_fields = spec.cell_fields()
     total = len(sweep.expand(spec, grid_dir))
     axes = "; ".join(f"{k} = {', '.join(map(str, v))}" for k, v in spec.ordered_axes().items())
-    question = spec.question
     blocks: list[tuple] = [
         ("h1", f"Grid report: {os.path.basename(os.path.abspath(grid_dir))}"),
         (
@@ -405,8 +405,28 @@ def _blocks(grid_dir: str, results: pd.DataFrame, curves: pd.DataFrame, summary:
             "parameter axis varies only the strategies that declare it.",
         ),
     ]
+    blocks += _verdict_blocks(results, curves, spec.question, cell_fields)
+    blocks += _spread_blocks(results, cell_fields)
+    blocks += _cell_blocks(grid_dir, results, curves, summary, cell_fields)
+    blocks.append(
+        (
+            "p",
+            f"Tables: {RESULTS_FILE} (one row per run), {CURVES_FILE} (one row per evaluation), {SUMMARY_FILE} "
+            "(statistics per cell and per pair of strategy variants). TensorBoard with HParams: "
+            f"tensorboard --logdir {grid_dir}",
+        )
+    )
+    return blocks
+
+
+def _verdict_blocks(
+    results: pd.DataFrame, curves: pd.DataFrame, question: sweep.Question, cell_fields: Sequence[str]
+) -> list[tuple]:
+    """The verdict's heading, what it tests, and its tables."""
     tables = verdict(results, curves, question, cell_fields)
-    blocks.append(("h2", f'Verdict: "{question.treatment} converges faster and varies less than {question.control}"'))
+    blocks: list[tuple] = [
+        ("h2", f'Verdict: "{question.treatment} converges faster and varies less than {question.control}"')
+    ]
     if not tables:
         blocks.append(
             ("p", f"Not assessable: the grid needs both {question.treatment} and {question.control} runs in a cell.")
@@ -426,16 +446,21 @@ def _blocks(grid_dir: str, results: pd.DataFrame, curves: pd.DataFrame, summary:
             ),
             ("table", table.drop(columns=[c for c in cell_fields if results[c].nunique() == 1])),
         ]
+    return blocks
+
+
+def _spread_blocks(results: pd.DataFrame, cell_fields: Sequence[str]) -> list[tuple]:
+    """Evaluation noise beside the spread across seeds, and the spread by source of randomness."""
     noise = results["test_average_precision_se"].median()
     spread = results.groupby(["strategy_variant", *cell_fields], sort=False)[AUPRC].std().median()
-    blocks.append(
+    blocks: list[tuple] = [
         (
             "p",
             f"Evaluation noise: the standard error of one run's test AUPRC from the test split's finite positives "
             f"(binomial approximation, Boyd et al. 2013) is {noise:.3g} (median over runs), against a spread across "
             f"seeds of {spread:.3g} (median standard deviation of a variant in a cell).",
         )
-    )
+    ]
     sources = spread_by_source(results, cell_fields)
     if not sources.empty:
         blocks += [
@@ -448,9 +473,17 @@ def _blocks(grid_dir: str, results: pd.DataFrame, curves: pd.DataFrame, summary:
             ),
             ("table", sources),
         ]
+    return blocks
+
+
+def _cell_blocks(
+    grid_dir: str, results: pd.DataFrame, curves: pd.DataFrame, summary: pd.DataFrame, cell_fields: Sequence[str]
+) -> list[tuple]:
+    """Per cell: its summary table, its per-class table (K > 2) and its plots."""
     figures = _plots(grid_dir, results, curves, cell_fields)
     cells = summary[summary["kind"] == "cell"]
     per_class = {label: class_table(rows) for label, _, rows in _cell_groups(results, cell_fields)}
+    blocks: list[tuple] = []
     for label, _, rows in _cell_groups(cells, cell_fields):
         blocks.append(("h2", f"Cell: {label}"))
         blocks.append(("table", _cell_table(rows)))
@@ -466,14 +499,6 @@ def _blocks(grid_dir: str, results: pd.DataFrame, curves: pd.DataFrame, summary:
                 ("table", per_class[label]),
             ]
         blocks += [("img", caption, path) for caption, path in figures[label]]
-    blocks.append(
-        (
-            "p",
-            f"Tables: {RESULTS_FILE} (one row per run), {CURVES_FILE} (one row per evaluation), {SUMMARY_FILE} "
-            "(statistics per cell and per pair of strategy variants). TensorBoard with HParams: "
-            f"tensorboard --logdir {grid_dir}",
-        )
-    )
     return blocks
 
 
@@ -598,3 +623,28 @@ def build(grid_dir: str) -> list[str]:
         runs.write_atomically(os.path.join(grid_dir, name), text)
         paths.append(os.path.join(grid_dir, name))
     return paths
+
+
+__all__ = [
+    "AUPRC",
+    "CURVES_FILE",
+    "HELD_EQUAL",
+    "PAIR_ON",
+    "PLOTS_DIR",
+    "REPORT_FILES",
+    "RESULTS_FILE",
+    "SUMMARY_FILE",
+    "TARGET_FRACTION",
+    "build",
+    "class_table",
+    "evaluation_noise",
+    "instrumentation_steps",
+    "load_runs",
+    "spread_by_source",
+    "summarize",
+    "summary_metrics",
+    "to_html",
+    "to_markdown",
+    "verdict",
+    "write_tables",
+]

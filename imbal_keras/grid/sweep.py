@@ -379,3 +379,26 @@ def packs(configs: Sequence[ExperimentConfig], size: int) -> list[list[Experimen
         bounds = [round(i * len(group) / count) for i in range(count + 1)]
         out += [group[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     return out
+
+
+__all__ = [
+    "DEFAULT_PACK",
+    "GRID_FILE",
+    "RUNS_DIR",
+    "SEED_QUESTION",
+    "GridSpec",
+    "Question",
+    "check_compatible",
+    "expand",
+    "load_spec",
+    "make_spec",
+    "merge",
+    "pack_key",
+    "packs",
+    "parse_shard",
+    "prepare",
+    "run_name",
+    "runs_dir",
+    "shard",
+    "validate",
+]
