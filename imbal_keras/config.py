@@ -509,6 +509,19 @@ class ExperimentConfig:
         """The seed of `data`, `init` or `order` (see `TrainingConfig`)."""
         return self.training.seed_for(source)
 
+    def key(self, name: str) -> str:
+        """This run's value of the key `name` (a key of KEY_ROLES): the values of its fields, the data seed
+        resolved (`seed_for("data")`), as one string. Runs with equal keys share what the key groups by.
+
+        Raises:
+          UserInputError: an unknown key.
+        """
+        fields = set(key_fields(name))
+        values = {k: v for k, v in self.flat().items() if k in fields}
+        if "data_seed" in fields:
+            values["data_seed"] = self.seed_for("data")
+        return repr(sorted(values.items()))
+
     def default_run_name(self) -> str:
         """A readable, deterministic folder name: dataset, strategy variant and the axes a grid usually varies."""
         data = self.data

@@ -8,12 +8,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 
 import pytest
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from imbal_keras import runs
+from imbal_keras.config import ExperimentConfig
 from imbal_keras.errors import UserInputError
 from imbal_keras.grid import launch, progress, runner, sweep, tasks, worker
 
@@ -176,3 +178,28 @@ def test_each_outcome_says_how_the_run_ran_and_progress_names_each_plain_reason_
     assert len(notes) == 1 and notes[0].endswith("not warm: " + reason.removeprefix("plain: "))
     (plain,) = launch.execute(tasks.GridTask(warm=False), [[configs[0].to_dict()]], executor="inline")
     assert plain[0].path == "plain: warm runs off"
+
+
+@pytest.mark.parametrize(
+    "training_path, expected",
+    [
+        ({"mode": "plain", "reason": "strategy 'ldam' changes its loss"}, "plain: strategy 'ldam' changes its loss"),
+        # Otherwise the path is what the worker saw (`warm=False` below: warm runs off).
+        ({"mode": "warm", "reason": "reused a compiled model"}, "plain: warm runs off"),
+        (None, "plain: warm runs off"),
+    ],
+    ids=["plain", "warm", "absent"],
+)
+def test_an_outcomes_path_reads_the_runs_training_path(tmp_path, monkeypatch, training_path, expected):
+    from imbal_keras.training import experiment
+
+    config = ExperimentConfig.from_flat({**TINY, "output_dir": str(tmp_path), "run_name": "r"})
+    summary = {"final": {"test_average_precision": 0.5}}
+    if training_path is not None:
+        summary["training_path"] = training_path
+    result = types.SimpleNamespace(config=config, run_dir=str(tmp_path / "r"), summary=summary)
+    os.makedirs(result.run_dir)
+    monkeypatch.setattr(experiment, "run", lambda *args, **kwargs: result)
+    outcome = tasks.run_one(config.to_dict(), (), threads=1, warm=False)
+    assert outcome.path == expected
+    assert outcome.test_average_precision == 0.5 and outcome.error == ""

@@ -350,13 +350,10 @@ DEFAULT_PACK = 10
 
 
 def pack_key(config: ExperimentConfig) -> str:
-    """Configs with the same key may train side by side: the fields of the pack key (`config.key_fields("pack")`:
-    all but the seeds of training and the output location) are equal, the data seed resolved, so that the
-    replicas share their data."""
-    key = set(config_lib.key_fields("pack"))
-    fields = {k: v for k, v in config.flat().items() if k in key}
-    fields["data_seed"] = config.seed_for("data")
-    return repr(sorted(fields.items()))
+    """Configs with the same key may train side by side: `config.key("pack")`, the fields of the pack key (all but
+    the seeds of training and the output location) with the data seed resolved, so that the replicas share their
+    data."""
+    return config.key("pack")
 
 
 def packs(configs: Sequence[ExperimentConfig], size: int) -> list[list[ExperimentConfig]]:
