@@ -1,12 +1,14 @@
-"""Grids: a spec (base config + values per axis), presets, expansion into runs, run names, the grid folder.
+"""Grids: a spec (base config + values per axis), expansion into runs, run names, shards, packs, the grid folder.
 
-This module only computes: it never trains and never imports TensorFlow (`launch` runs what it computes).
+This module only computes: it never trains and never imports TensorFlow (`runner` runs what it computes).
 
 An axis is any flat config name (`imbalance_ratio`, `batch_size`, `strategy`, `seed`, a strategy parameter such
 as `weight_reduction`, ...). The runs are the Cartesian product of the axes, except that a strategy parameter
 applies only to the strategies that declare it: for the others, that axis collapses to nothing, so e.g.
 `weight_reduction` x `upsample` is one run, not two identical ones. Every seed is its own run, kept as its own
-folder, because the spread across seeds is what a grid is for.
+folder, because the spread across seeds is what a grid is for. How runs group (which axes expand first, which
+make a cell, which runs may share a pack) follows the roles the config fields declare (`config.ROLES`). Named
+grids are in `imbal_keras.grid.presets`.
 
 Layout of a grid folder:
 
