@@ -20,26 +20,26 @@ from absl import flags as absl_flags  # noqa: E402
 
 from flags import experiment_flags, grid_flags  # noqa: E402
 from imbal_keras import runs  # noqa: E402
-from imbal_keras.grid import launch  # noqa: E402
+from imbal_keras.grid import cli, dry_run  # noqa: E402
 from imbal_keras.training import experiment  # noqa: E402
 
 
 def main(argv):
     del argv  # Unused.
-    dry_run = grid_flags.DRY_RUN.value
+    describe_only = grid_flags.DRY_RUN.value
     if not grid_flags.is_grid():
         config = experiment_flags.to_config()
-        if dry_run:
-            print(launch.describe_run(config))
+        if describe_only:
+            print(dry_run.describe_run(config))
             return
         experiment.run(config, extra_files={runs.FLAGS_FILE: absl_flags.FLAGS.flags_into_string()})
         return
     sources = grid_flags.merge_sources()
     spec = None if sources is not None else grid_flags.to_spec()
-    if dry_run:
-        print(launch.describe_grid(spec, grid_flags.grid_dir(), merge_from=sources, **grid_flags.execution()))
+    if describe_only:
+        print(dry_run.describe_grid(spec, grid_flags.grid_dir(), merge_from=sources, **grid_flags.execution()))
         return
-    launch.run_and_report(spec, grid_flags.grid_dir(), merge_from=sources, **grid_flags.execution())
+    cli.run_and_report(spec, grid_flags.grid_dir(), merge_from=sources, **grid_flags.execution())
 
 
 if __name__ == "__main__":

@@ -24,14 +24,14 @@ from imbal_keras import quiet
 
 quiet.import_tensorflow()
 
-from imbal_keras.grid import launch, sweep  # noqa: E402
+from imbal_keras.grid import launch, presets, runner, sweep  # noqa: E402
 
 
 def _time_grid(spec: sweep.GridSpec, workers: int, threads: int | None) -> float:
     sizing = (lambda workers, cores=None: threads) if threads else launch.worker_threads
     with tempfile.TemporaryDirectory() as grid_dir, mock.patch.object(launch, "worker_threads", sizing):
         started = time.perf_counter()
-        outcome = launch.run_grid(spec, grid_dir, workers=workers, log=lambda _: None)
+        outcome = runner.run_grid(spec, grid_dir, workers=workers, log=lambda _: None)
         seconds = time.perf_counter() - started
     if outcome.failed:
         raise RuntimeError(f"{len(outcome.failed)} runs failed: {outcome.failed[0].error}")
@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2, help="training seeds of the preset to run (18 runs each)")
     parser.add_argument("--repeats", type=int, default=1, help="times to cycle through the settings")
     args = parser.parse_args()
-    spec = sweep.spec_from_preset("seed_question", axes={"seed": tuple(range(args.seeds))})
+    spec = presets.spec_from_preset("seed_question", axes={"seed": tuple(range(args.seeds))})
     runs = len(sweep.expand(spec))
     print(f"seed_question, {args.seeds} seeds = {runs} runs, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
     times: dict[str, list[float]] = {label: [] for label in SETTINGS}

@@ -27,14 +27,14 @@ import pandas as pd
 from scipy import stats as scipy_stats
 
 from imbal_keras import metrics
-from imbal_keras.grid import stats
+from imbal_keras.grid import stats, verdict
 
 TREATMENT = "T"
 CONTROLS = ("C1", "C2", "C3", "C4")
 STEPS = np.arange(50, 401, 50)
 METRIC = "test_average_precision"
 ROUGHNESS = "validation_average_precision"
-SIDES = (stats.SUPPORTED, stats.CONTRADICTED)
+SIDES = (verdict.SUPPORTED, verdict.CONTRADICTED)
 
 
 def simulate_grid(
@@ -113,7 +113,7 @@ def verdicts(
 ) -> list[pd.DataFrame]:
     """The verdict table of `replicates` simulated grids (`simulate_grid` keyword arguments in `grid`)."""
     return [
-        stats.verdict(
+        verdict.verdict(
             *simulate_grid(rng, seeds=seeds, **grid),
             treatment=TREATMENT,
             controls=CONTROLS,
@@ -132,7 +132,7 @@ def false_verdict_rate(tables: list[pd.DataFrame]) -> float:
 
 def supported_rate(tables: list[pd.DataFrame], column: str) -> float:
     """Share of rows, over all tables, whose `column` answer is "supported"."""
-    return float(np.mean(np.concatenate([(t[column] == stats.SUPPORTED).to_numpy() for t in tables])))
+    return float(np.mean(np.concatenate([(t[column] == verdict.SUPPORTED).to_numpy() for t in tables])))
 
 
 NULL_SETTINGS = {  # label -> (simulate_grid keyword arguments, verdict pair_on)

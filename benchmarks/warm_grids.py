@@ -29,7 +29,7 @@ quiet.import_tensorflow()
 import numpy as np  # noqa: E402
 
 from imbal_keras import runs  # noqa: E402
-from imbal_keras.grid import launch, report, sweep  # noqa: E402
+from imbal_keras.grid import presets, report, runner, sweep  # noqa: E402
 
 _TIMINGS = ("train_seconds", "fit_seconds", "evaluation_seconds")
 
@@ -37,7 +37,7 @@ _TIMINGS = ("train_seconds", "fit_seconds", "evaluation_seconds")
 def _run(spec: sweep.GridSpec, workers: int, warm: bool, pack: int) -> dict:
     with tempfile.TemporaryDirectory() as grid_dir:
         started = time.perf_counter()
-        outcome = launch.run_grid(spec, grid_dir, workers=workers, warm=warm, side_by_side=pack, log=lambda _: None)
+        outcome = runner.run_grid(spec, grid_dir, workers=workers, warm=warm, side_by_side=pack, log=lambda _: None)
         seconds = time.perf_counter() - started
         if outcome.failed:
             raise RuntimeError(f"{len(outcome.failed)} runs failed: {outcome.failed[0].error}")
@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="times to run every path (rotating order)")
     parser.add_argument("--pack", type=int, default=sweep.DEFAULT_PACK, help="runs per pack side by side")
     args = parser.parse_args()
-    spec = sweep.spec_from_preset("seed_question", axes={"seed": tuple(range(args.seeds))})
+    spec = presets.spec_from_preset("seed_question", axes={"seed": tuple(range(args.seeds))})
     load = os.getloadavg()[0]
     paths = {
         "plain path (--nowarm)": (False, 1),

@@ -21,7 +21,7 @@ from absl import flags as absl_flags
 from flags import experiment_flags, grid_flags
 from imbal_keras import config as config_lib
 from imbal_keras import strategies
-from imbal_keras.grid import sweep
+from imbal_keras.grid import presets, sweep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLI_PATH = os.path.join(ROOT, "docs", "cli.md")
@@ -101,7 +101,7 @@ def _axis(name: str) -> tuple[str, str]:
     if match is None:
         return "no", help_
     help_ = help_[: match.start()]
-    if name in config_lib.OUTPUT_LOCATION_FIELDS:
+    if config_lib.role_of(name) == "output":
         return "no", help_
     return ("yes, or a:b" if "range" in match.group() else "yes"), help_
 
@@ -173,14 +173,14 @@ def parameters_section() -> str:
 def presets_section() -> str:
     """Every preset: its runs, axes, fixed settings and what it is for."""
     rows = []
-    for name, preset in sweep.PRESETS.items():
-        runs = len(sweep.expand(sweep.spec_from_preset(name)))
+    for name, preset in presets.PRESETS.items():
+        runs = len(sweep.expand(presets.spec_from_preset(name)))
         axes = "; ".join(f"`{k}`={','.join(map(str, v))}" for k, v in preset.axes.items())
         base = ", ".join(f"`{k}`={_code(v).strip('`')}" for k, v in preset.base.items())
         rows.append((f"`{name}`", runs, axes, base, preset.description))
     intro = (
         "`--preset=NAME` runs a named grid; a setting given on the command line replaces the preset's value or "
-        "axis (`--preset=seed_question --seed=0:3`). Presets are data: `PRESETS` in `imbal_keras/sweep.py`."
+        "axis (`--preset=seed_question --seed=0:3`). Presets are data: `PRESETS` in `imbal_keras/grid/presets.py`."
     )
     table = _table(("preset", "runs", "axes", "fixed settings", "what"), rows)
     return f"## Presets\n\n{intro}\n\n{table}"
@@ -224,3 +224,22 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+__all__ = [
+    "CLI_PATH",
+    "ROOT",
+    "TABLE_END",
+    "TABLE_START",
+    "README_PATH",
+    "REGENERATE",
+    "grid_section",
+    "main",
+    "parameters_section",
+    "presets_section",
+    "readme_with_table",
+    "render",
+    "settings_section",
+    "strategies_section",
+    "strategies_table",
+]

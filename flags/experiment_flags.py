@@ -38,6 +38,7 @@ def _kind(name: str) -> type:
 def _define_flags() -> dict[str, flags.FlagHolder]:
     helps = config_lib.field_help()
     holders = {}
+    output = config_lib.fields_with_role("output")
     for name in config_lib.field_names():
         default, kind, help_ = config_lib.field_default(name), _kind(name), helps.get(name, name)
         if name in strategies.all_params():
@@ -52,7 +53,7 @@ def _define_flags() -> dict[str, flags.FlagHolder]:
         elif kind is tuple:
             holders[name] = flags.DEFINE_list(name, [str(v) for v in default], help_)
         else:
-            note = "" if name in config_lib.OUTPUT_LOCATION_FIELDS else _RANGE_NOTE if kind is int else _AXIS_NOTE
+            note = "" if name in output else _RANGE_NOTE if kind is int else _AXIS_NOTE
             holders[name] = flags.DEFINE_string(name, str(default), help_ + note)
     return holders
 
@@ -155,3 +156,10 @@ def run_main(main) -> None:
             sys.exit(2)
 
     app.run(guarded, flags_parser=_parse_flags)
+
+
+__all__ = [
+    "run_main",
+    "settings",
+    "to_config",
+]

@@ -2,7 +2,7 @@
 
 A command line is a grid when a preset is named, any setting lists several values (see `experiment_flags`), or
 a shard or merge is asked for. `to_spec()` turns it into a `sweep.GridSpec`, `execution()` into the keyword
-arguments of `launch.run_grid`.
+arguments of `runner.run_grid`.
 """
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ from absl import flags
 
 from flags import experiment_flags
 from imbal_keras.errors import UserInputError, check
-from imbal_keras.grid import launch, sweep
+from imbal_keras.grid import launch, presets, sweep
 
 _PRESET = flags.DEFINE_enum(
     "preset",
     None,
-    list(sweep.PRESETS),
+    list(presets.PRESETS),
     "A named grid; settings given on the command line override its values. "
-    + " ".join(f"{name}: {p.description}" for name, p in sweep.PRESETS.items()),
+    + " ".join(f"{name}: {p.description}" for name, p in presets.PRESETS.items()),
 )
 _WORKERS = flags.DEFINE_integer("workers", 1, "Grids: local worker processes (--executor=local).")
 _EXECUTOR = flags.DEFINE_enum(
@@ -100,12 +100,13 @@ def to_spec() -> sweep.GridSpec:
     single, axes = experiment_flags.settings()
     single.pop("output_dir", None)
     if _PRESET.value:
-        return sweep.spec_from_preset(_PRESET.value, axes=axes, **single)
+        return presets.spec_from_preset(_PRESET.value, axes=axes, **single)
     return sweep.make_spec(single, axes)
 
 
 def execution() -> dict:
-    """Keyword arguments of `launch.run_grid` for executor, workers, Ray address, shard, warm runs and packs."""
+    """Keyword arguments of `runner.run_grid` (the fields of `runner.Execution`): executor, workers, Ray address,
+    shard, warm runs and packs."""
     index, count = sweep.parse_shard(_SHARD.value)
     return {
         "executor": _EXECUTOR.value,
@@ -121,3 +122,13 @@ def execution() -> dict:
 def merge_sources() -> list[str] | None:
     """The folders to merge from (possibly none) if --merge is given, else None."""
     return list(_MERGE_FROM.value) if _MERGE.value else None
+
+
+__all__ = [
+    "DRY_RUN",
+    "execution",
+    "grid_dir",
+    "is_grid",
+    "merge_sources",
+    "to_spec",
+]

@@ -400,10 +400,6 @@ def key_fields(key: str) -> tuple[str, ...]:
     return fields_with_role(*KEY_ROLES[key])
 
 
-# Flat names that do not identify a run's result (where it is written, what it is called).
-OUTPUT_LOCATION_FIELDS = tuple(f.name for f in dataclasses.fields(OutputConfig) if f.metadata["role"] == "output")
-
-
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
     """One training run: the five parts.
@@ -512,6 +508,19 @@ class ExperimentConfig:
     def seed_for(self, source: str) -> int:
         """The seed of `data`, `init` or `order` (see `TrainingConfig`)."""
         return self.training.seed_for(source)
+
+    def key(self, name: str) -> str:
+        """This run's value of the key `name` (a key of KEY_ROLES): the values of its fields, the data seed
+        resolved (`seed_for("data")`), as one string. Runs with equal keys share what the key groups by.
+
+        Raises:
+          UserInputError: an unknown key.
+        """
+        fields = set(key_fields(name))
+        values = {k: v for k, v in self.flat().items() if k in fields}
+        if "data_seed" in fields:
+            values["data_seed"] = self.seed_for("data")
+        return repr(sorted(values.items()))
 
     def default_run_name(self) -> str:
         """A readable, deterministic folder name: dataset, strategy variant and the axes a grid usually varies."""
@@ -641,6 +650,13 @@ def _short(x: Any) -> str:
 
 
 __all__ = [
+    "BUILT_IN_MODELS",
+    "CLASS_PROFILES",
+    "DATASET_KINDS",
+    "KEY_ROLES",
+    "OPTIMIZERS",
+    "PARTS",
+    "ROLES",
     "DataConfig",
     "ExperimentConfig",
     "ModelConfig",
@@ -648,6 +664,11 @@ __all__ = [
     "StrategyConfig",
     "TrainingConfig",
     "UserInputError",
+    "field_default",
+    "field_help",
     "field_names",
+    "fields_with_role",
+    "key_fields",
+    "role_of",
     "validate_target_distribution",
 ]

@@ -9,18 +9,20 @@ A run folder holds:
   gradients.csv     per-class losses, gradient norms, cosines and update sizes (`PerClassGradients`)
   diagnostics.csv   gradient-noise diagnostics along training (`diagnostics.GradientNoise`, with diagnose_every)
   flags.txt         the command line's flags, when the run came from `run_experiment.py`
-  events.out...     TensorBoard scalars
+  events.out...     TensorBoard scalars, and the run's HParams (`write_run_hparams`, for runs of a grid)
 
 A folder is assembled under a hidden staging name (`.partial-<run name>.<random>`) and published by one atomic
 rename only when the run has finished, so a folder that holds `result.json` is a finished run and anything else
 is not; an existing folder is never replaced. The experiment writes through this module, the grid lists and
-cleans through it, and the report reads through it: nothing else knows the file names.
+cleans through it and writes TensorBoard's HParams through it, and the report reads through it: nothing else
+knows the file names.
 
-This module does not import TensorFlow.
+This module does not import TensorFlow (the HParams writers import it when they are called).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
 import itertools
@@ -29,12 +31,15 @@ import math
 import os
 import shutil
 import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from imbal_keras.config import OUTPUT_LOCATION_FIELDS, ExperimentConfig
+from imbal_keras import config as config_lib
+from imbal_keras.config import ExperimentConfig
 from imbal_keras.errors import UserInputError
 
 CONFIG_FILE = "config.json"
@@ -45,6 +50,7 @@ COMPOSITION_FILE = "composition.csv"
 GRADIENTS_FILE = "gradients.csv"
 DIAGNOSTICS_FILE = "diagnostics.csv"
 STAGING_PREFIX = ".partial-"
+_HPARAMS_SUFFIX = ".hparams"
 INSTRUMENTATION_PREFIX = "instrumentation_"
 # Metrics every run records as `validation_<name>` / `test_<name>` in metrics.csv (TensorBoard `test/<name>`),
 # summarised by the report and listed in TensorBoard's HParams tab.
@@ -216,8 +222,9 @@ def results_row(record: RunRecord) -> dict[str, Any]:
     """
     config = record.config
     row: dict[str, Any] = {"run_name": record.run_name, "strategy_variant": config.strategy.variant()}
+    output = config_lib.fields_with_role("output")
     for key, value in config.flat().items():
-        if key not in OUTPUT_LOCATION_FIELDS:
+        if key not in output:
             row[key] = ",".join(map(str, value)) if isinstance(value, tuple) else value
     for source in ("data", "init", "order"):
         row[f"{source}_seed"] = config.seed_for(source)
@@ -242,6 +249,85 @@ def results_row(record: RunRecord) -> dict[str, Any]:
     return row
 
 
+# TensorBoard HParams.
+
+# The hidden folder a grid's HParams experiment summary is staged in, inside the grid folder.
+_GRID_HPARAMS_STAGING = ".partial-hparams-"
+# Age after which such a folder is a leftover of a killed process, not one being written.
+_STALE_SECONDS = 3600
+
+
+def write_hparams_config(grid_dir: str, axes: Mapping[str, Sequence]) -> None:
+    """Writes the HParams experiment summary (the axes and their values, the metrics) at the grid root, once.
+
+    Staged in a hidden folder inside the grid folder, never beside it: the grid folder's parent may not be
+    writable, and is not the user's to write in. A process killed while writing leaves that folder; a later call
+    removes it once it is an hour old (shards of one grid may be writing theirs at the same moment).
+
+    Args:
+      grid_dir: the grid folder.
+      axes: flat name -> values of every axis shown as a hyperparameter, in display order.
+    """
+    for leftover in glob.glob(os.path.join(glob.escape(grid_dir), f"{_GRID_HPARAMS_STAGING}*")):
+        with contextlib.suppress(OSError):
+            if time.time() - os.path.getmtime(leftover) > _STALE_SECONDS:
+                shutil.rmtree(leftover, ignore_errors=True)
+    if glob.glob(os.path.join(glob.escape(grid_dir), f"*{_HPARAMS_SUFFIX}")):
+        return
+    from tensorboard.plugins.hparams import api as hp
+
+    hparams = [hp.HParam(f, hp.Discrete([_hparam_value(v) for v in values])) for f, values in axes.items()]
+    metrics = [
+        hp.Metric(f"{split}/{name}", display_name=f"{split} {name}")
+        for split in ("test", "validation")
+        for name in METRIC_NAMES
+    ]
+    _write_events(
+        grid_dir, lambda: hp.hparams_config(hparams=hparams, metrics=metrics), _GRID_HPARAMS_STAGING, grid_dir
+    )
+
+
+def write_run_hparams(run_dir: str, config: ExperimentConfig, fields: Sequence[str]) -> None:
+    """Writes the run's hyperparameters (`fields` of its config) into its folder, where its `test/*` scalars are,
+    unless they are there."""
+    if glob.glob(os.path.join(glob.escape(run_dir), f"*{_HPARAMS_SUFFIX}")):
+        return
+    from tensorboard.plugins.hparams import api as hp
+
+    flat = config.flat()
+    # A strategy parameter the run's strategy does not declare has no value in that run.
+    values = {f: _hparam_value(flat[f]) for f in fields if f in flat}
+    # Staged as one of the run's partial folders, so a worker killed while writing leaves nothing a rerun keeps.
+    staging_prefix = f"{STAGING_PREFIX}{os.path.basename(os.path.normpath(run_dir))}.hparams-"
+    _write_events(
+        run_dir,
+        lambda: hp.hparams(values, trial_id=config.output.run_name),
+        staging_prefix,
+        os.path.dirname(os.path.abspath(run_dir)),
+    )
+
+
+def _hparam_value(value: Any) -> Any:
+    return value if isinstance(value, (bool, int, float, str)) else str(value)
+
+
+def _write_events(directory: str, write: Callable[[], Any], staging_prefix: str, staging_parent: str) -> None:
+    """Writes one summary into its own event file, staged in a new folder of `staging_parent` and moved into
+    `directory`, so it is never half there."""
+    import tensorflow as tf
+
+    staging = tempfile.mkdtemp(prefix=staging_prefix, dir=staging_parent)
+    try:
+        writer = tf.summary.create_file_writer(staging, filename_suffix=_HPARAMS_SUFFIX)
+        with writer.as_default():
+            write()
+        writer.close()
+        (event_file,) = os.listdir(staging)
+        os.rename(os.path.join(staging, event_file), os.path.join(directory, event_file))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def _jsonable(value):
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
@@ -254,3 +340,31 @@ def _jsonable(value):
     if isinstance(value, np.ndarray):
         return _jsonable(value.tolist())
     return value
+
+
+__all__ = [
+    "COMPOSITION_FILE",
+    "CONFIG_FILE",
+    "DIAGNOSTICS_FILE",
+    "FLAGS_FILE",
+    "GRADIENTS_FILE",
+    "INSTRUMENTATION_PREFIX",
+    "METRICS_FILE",
+    "METRIC_NAMES",
+    "RESULT_FILE",
+    "STAGING_PREFIX",
+    "RunRecord",
+    "clean_partials",
+    "copy_finished",
+    "finished_runs",
+    "is_finished",
+    "publish",
+    "read",
+    "results_row",
+    "stage",
+    "write_atomically",
+    "write_hparams_config",
+    "write_json",
+    "write_run_hparams",
+    "write_text",
+]

@@ -153,7 +153,7 @@ def test_every_config_field_declares_one_known_role():
 
 def test_keys_are_derived_from_roles():
     assert config_lib.fields_with_role("training_seed") == ("seed", "init_seed", "order_seed")
-    assert config_lib.OUTPUT_LOCATION_FIELDS == ("output_dir", "run_name")
+    assert config_lib.fields_with_role("output") == ("output_dir", "run_name")
     compiled, pack, cell = (set(config_lib.key_fields(k)) for k in ("compiled", "pack", "cell"))
     assert compiled < pack and cell < pack
     assert {"steps", "data_seed"} <= pack - compiled and "strategy" in compiled - cell
@@ -170,3 +170,13 @@ def test_a_field_without_a_role_is_found(monkeypatch):
     monkeypatch.setitem(config_lib.PARTS, "extra", Extra)
     with pytest.raises(KeyError):
         config_lib.role_of("unlabelled")
+
+
+def test_a_runs_key_holds_its_keys_fields_with_the_data_seed_resolved():
+    a = ExperimentConfig.from_flat({"seed": 1, "steps": 100})
+    assert a.key("pack") == a.replace(seed=2, data_seed=1, run_name="x").key("pack")  # data seed 1 either way
+    assert a.key("pack") != a.replace(steps=200).key("pack")
+    assert a.key("compiled") == a.replace(steps=200, data_seed=5).key("compiled")
+    assert a.key("cell") == a.replace(strategy="upsample", init_seed=4).key("cell")
+    with pytest.raises(UserInputError, match=r"key must be one of compiled, pack, cell\. Received: key='nope'"):
+        a.key("nope")

@@ -38,7 +38,7 @@ from absl.testing import flagsaver
 from flags import cli_reference, experiment_flags, grid_flags
 from imbal_keras import strategies
 from imbal_keras.errors import UserInputError
-from imbal_keras.grid import sweep
+from imbal_keras.grid import presets, sweep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # `import run_experiment` and `python -m benchmarks.X` resolve from the repository root
@@ -194,8 +194,8 @@ def test_cli_reference_names_every_flag_strategy_parameter_and_preset():
     for param in strategies.all_params().values():
         row = next(line for line in text.splitlines() if line.startswith(f"| `--{param.name}` | {param.type.__name__}"))
         assert param.valid_range() in row and ", ".join(f"`{s}`" for s in strategies.declaring(param.name)) in row
-    for name in sweep.PRESETS:
-        assert f"| `{name}` | {len(sweep.expand(sweep.spec_from_preset(name)))} |" in text
+    for name in presets.PRESETS:
+        assert f"| `{name}` | {len(sweep.expand(presets.spec_from_preset(name)))} |" in text
 
 
 def test_cli_reference_axis_column_follows_the_parser():

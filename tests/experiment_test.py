@@ -70,11 +70,11 @@ def test_same_seed_same_result(tmp_path):
 
 
 def test_data_options_change_how_the_pipeline_runs_not_the_result(tmp_path):
-    from imbal_keras.grid import launch
+    from imbal_keras.grid import worker
 
     config = _config(strategy="rejection", output_dir=str(tmp_path), **TINY)
     a = experiment.run(config, log=None)
-    b = experiment.run(config, log=None, data_options=launch.worker_data_options())
+    b = experiment.run(config, log=None, data_options=worker.worker_data_options())
     pd.testing.assert_frame_equal(
         a.curve.drop(columns="elapsed_seconds"), b.curve.drop(columns="elapsed_seconds"), check_exact=True
     )

@@ -1,17 +1,23 @@
-"""Tests of `imbal_keras.grid.launch`: worker threads, progress, executors and a grid run inline."""
+"""Tests of running a grid: worker threads, progress, executors (`imbal_keras.grid.launch`), the grid's task
+(`tasks`), HParams and a grid run inline (`runner`)."""
 
 import glob
+import operator
 import os
+import subprocess
+import sys
 import tempfile
 import time
+import types
 
 import pytest
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from imbal_keras import runs
+from imbal_keras.config import ExperimentConfig
 from imbal_keras.errors import UserInputError
-from imbal_keras.grid import launch, sweep
+from imbal_keras.grid import launch, progress, runner, sweep, tasks, worker
 
 TINY = {"num_examples": 600, "steps": 20, "eval_every": 10, "hidden_units": (8,), "log_composition": False}
 
@@ -27,9 +33,9 @@ def test_worker_threads_share_the_cores(workers, cores, threads):
 
 def test_progress_counts_skipped_runs_and_estimates_the_rest():
     lines = []
-    progress = launch.Progress(total=5, skipped=1, log=lines.append, started=time.time() - 10)
-    progress(launch.RunOutcome("r1", 9.0, 0.25))
-    progress(launch.RunOutcome("r2", 1.0, error="ValueError: boom"))
+    tracker = progress.Progress(total=5, skipped=1, log=lines.append, started=time.time() - 10)
+    tracker(tasks.RunOutcome("r1", 9.0, 0.25))
+    tracker(tasks.RunOutcome("r2", 1.0, error="ValueError: boom"))
     assert lines[0].startswith("[2/5] elapsed 0:00:10 ETA 0:00:30  r1  test AP 0.2500  (9.0s)")
     assert lines[1].startswith("[3/5] elapsed 0:00:10 ETA 0:00:10  r2  FAILED ValueError: boom")
 
@@ -39,7 +45,28 @@ def test_progress_counts_skipped_runs_and_estimates_the_rest():
 )
 def test_execute_rejects_bad_settings(executor, workers, message):
     with pytest.raises(UserInputError, match=message):
-        launch.execute([], [], executor=executor, workers=workers)
+        launch.execute(tasks.GridTask(), [], executor=executor, workers=workers)
+
+
+@pytest.mark.parametrize("executor, workers", [("inline", 1), ("local", 2)])
+def test_executors_run_any_task_and_return_one_outcome_per_payload(executor, workers):
+    # The launcher knows nothing of what it runs: `task(payload, threads)`, here an addition.
+    threads = launch.worker_threads(workers)
+    seen = []
+    outcomes = launch.execute(operator.add, [10, 20, 30], executor=executor, workers=workers, on_done=seen.append)
+    assert sorted(outcomes) == [10 + threads, 20 + threads, 30 + threads] and seen == outcomes
+
+
+def test_the_launcher_imports_neither_training_nor_the_report():
+    code = (
+        "import sys\n"
+        "from imbal_keras.grid import launch\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('imbal_keras.training', 'imbal_keras.grid.report',"
+        " 'tensorflow'))))\n"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def _hparams_of(run_dir):
@@ -61,7 +88,7 @@ def test_run_grid_inline_runs_once_then_skips(tmp_path):
     d = str(tmp_path)
     spec = _spec(strategy=["none", "class_weight"], weight_reduction=["mean_with_sample_weight"], seed=[0])
     lines = []
-    first = launch.run_grid(spec, d, executor="inline", log=lines.append)
+    first = runner.run_grid(spec, d, executor="inline", log=lines.append)
     assert (first.total, first.skipped, len(first.outcomes), first.failed) == (2, 0, 2, [])
     assert lines[1].startswith("[1/2]") and lines[2].startswith("[2/2]")
     configs = sweep.expand(spec, d)
@@ -76,7 +103,7 @@ def test_run_grid_inline_runs_once_then_skips(tmp_path):
     # A parameter the run's strategy does not declare is not one of its hyperparameters.
     assert _hparams_of(os.path.join(sweep.runs_dir(d), by_strategy["none"])) == {"seed": 0.0, "strategy": "none"}
     assert glob.glob(os.path.join(d, "*.hparams"))  # the HParams experiment config at the grid root
-    again = launch.run_grid(spec, d, executor="inline", log=lines.append)
+    again = runner.run_grid(spec, d, executor="inline", log=lines.append)
     assert (again.total, again.skipped, again.outcomes) == (2, 2, [])
     assert sorted(os.listdir(sweep.runs_dir(d))) == names
 
@@ -85,7 +112,7 @@ def test_run_grid_inline_runs_once_then_skips(tmp_path):
     (event_file,) = glob.glob(os.path.join(run_dir, "*.hparams"))
     os.remove(event_file)
     os.makedirs(os.path.join(sweep.runs_dir(d), f"{runs.STAGING_PREFIX}{by_strategy['none']}.hparams-killed"))
-    launch.run_grid(spec, d, executor="inline", log=lines.append)
+    runner.run_grid(spec, d, executor="inline", log=lines.append)
     assert sorted(os.listdir(sweep.runs_dir(d))) == names
     assert _hparams_of(run_dir) == {"seed": 0.0, "strategy": "none"}
 
@@ -109,7 +136,7 @@ def test_the_grid_hparams_config_is_written_inside_the_grid_folder_only(tmp_path
 
     monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
     spec = _spec(strategy=["none", "upsample"], seed=[0, 1])
-    launch.write_hparams_config(str(grid), spec)
+    runs.write_hparams_config(str(grid), spec.ordered_axes())
     assert os.listdir(tmp_path / "out") == ["grid"]
     (path,) = glob.glob(os.path.join(grid, "*.hparams"))
     assert sorted(os.listdir(grid)) == sorted([os.path.basename(path), writing.name])
@@ -120,31 +147,59 @@ def test_the_grid_hparams_config_is_written_inside_the_grid_folder_only(tmp_path
                 data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
                 names |= {info.name for info in data.experiment.hparam_infos}
     assert names == {"strategy", "seed"}
-    launch.write_hparams_config(str(grid), spec)  # once: a second call writes nothing
+    runs.write_hparams_config(str(grid), spec.ordered_axes())  # once: a second call writes nothing
     assert sorted(os.listdir(grid)) == sorted([os.path.basename(path), writing.name])
 
 
 def test_a_failing_run_is_reported_and_the_grid_goes_on(tmp_path):
     # 600 examples at 1:99 leave ~357 training examples: batch 1000 fails in experiment.run, batch 16 runs.
     spec = _spec(batch_size=[1000, 16])
-    outcome = launch.run_grid(spec, str(tmp_path), executor="inline", log=lambda _: None)
+    outcome = runner.run_grid(spec, str(tmp_path), executor="inline", log=lambda _: None)
     assert [bool(o.error) for o in outcome.outcomes] == [True, False]
     assert "batch_size=1000 is larger than the training split" in outcome.failed[0].error
     assert len(runs.finished_runs(sweep.runs_dir(str(tmp_path)))) == 1
 
 
-def test_each_outcome_says_how_the_run_ran_and_progress_names_each_plain_reason_once(tmp_path, monkeypatch):
-    monkeypatch.setattr(launch, "_WARM", None)  # a fresh worker cache
+def test_each_outcome_says_how_the_run_ran_and_progress_names_each_plain_reason_once(tmp_path):
+    worker.discard_warm_models()  # a fresh worker cache
     spec = sweep.make_spec(TINY, {"strategy": ("ldam", "none"), "seed": (0, 1)})
     sweep.prepare(str(tmp_path), spec)
     configs = sweep.expand(spec, str(tmp_path))
     lines = []
-    progress = launch.Progress(total=len(configs), skipped=0, log=lines.append)
-    outcomes = launch.execute(configs, [], executor="inline", on_done=progress)
+    tracker = progress.Progress(total=len(configs), skipped=0, log=lines.append)
+    packs = launch.execute(
+        tasks.GridTask(), [[c.to_dict()] for c in configs], executor="inline", on_done=lambda p: [*map(tracker, p)]
+    )
+    outcomes = [outcome for pack in packs for outcome in pack]
     reason = "plain: strategy 'ldam' changes its loss or batches during training"
     by_run = {(o.run_name.split("_")[1], o.run_name.split("seed")[1][0]): o.path for o in outcomes}
     assert by_run == {("ldam", "0"): reason, ("ldam", "1"): reason, ("none", "0"): "cold", ("none", "1"): "warm"}
     notes = [line for line in lines if line.startswith("note:")]
     assert len(notes) == 1 and notes[0].endswith("not warm: " + reason.removeprefix("plain: "))
-    plain = launch.execute(configs[:1], [], executor="inline", warm=False)
+    (plain,) = launch.execute(tasks.GridTask(warm=False), [[configs[0].to_dict()]], executor="inline")
     assert plain[0].path == "plain: warm runs off"
+
+
+@pytest.mark.parametrize(
+    "training_path, expected",
+    [
+        ({"mode": "plain", "reason": "strategy 'ldam' changes its loss"}, "plain: strategy 'ldam' changes its loss"),
+        # Otherwise the path is what the worker saw (`warm=False` below: warm runs off).
+        ({"mode": "warm", "reason": "reused a compiled model"}, "plain: warm runs off"),
+        (None, "plain: warm runs off"),
+    ],
+    ids=["plain", "warm", "absent"],
+)
+def test_an_outcomes_path_reads_the_runs_training_path(tmp_path, monkeypatch, training_path, expected):
+    from imbal_keras.training import experiment
+
+    config = ExperimentConfig.from_flat({**TINY, "output_dir": str(tmp_path), "run_name": "r"})
+    summary = {"final": {"test_average_precision": 0.5}}
+    if training_path is not None:
+        summary["training_path"] = training_path
+    result = types.SimpleNamespace(config=config, run_dir=str(tmp_path / "r"), summary=summary)
+    os.makedirs(result.run_dir)
+    monkeypatch.setattr(experiment, "run", lambda *args, **kwargs: result)
+    outcome = tasks.run_one(config.to_dict(), (), threads=1, warm=False)
+    assert outcome.path == expected
+    assert outcome.test_average_precision == 0.5 and outcome.error == ""

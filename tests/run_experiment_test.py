@@ -14,7 +14,7 @@ from absl.testing import flagsaver
 
 from flags import experiment_flags
 from imbal_keras import runs
-from imbal_keras.grid import launch, sweep
+from imbal_keras.grid import runner, sweep
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_FLAGS = ["--num_examples=600", "--steps=20", "--eval_every=10", "--hidden_units=8", "--nolog_composition"]
@@ -208,7 +208,7 @@ def test_ray_executor_on_a_local_ray_instance(tmp_path, monkeypatch):
     try:
         spec = sweep.make_spec(TINY, {"strategy": ("none", "stratified"), "seed": (0,)})
         lines = []
-        outcome = launch.run_grid(spec, str(tmp_path), executor="ray", log=lines.append)
+        outcome = runner.run_grid(spec, str(tmp_path), executor="ray", log=lines.append)
     finally:
         ray.shutdown()
     assert outcome.failed == [] and len(outcome.outcomes) == 2

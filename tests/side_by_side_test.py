@@ -17,7 +17,7 @@ import tensorflow as tf
 from imbal_keras import runs, strategies
 from imbal_keras.config import ExperimentConfig
 from imbal_keras.errors import UserInputError
-from imbal_keras.grid import launch, sweep
+from imbal_keras.grid import runner, sweep
 from imbal_keras.training import experiment, side_by_side
 from imbal_keras.training.warm import WarmModels
 
@@ -207,7 +207,7 @@ def test_a_grid_trains_its_seeds_side_by_side_resumes_and_falls_back(tmp_path):
         {"strategy": ("none", "ldam"), "seed": (0, 1, 2)},
     )
     lines = []
-    outcome = launch.run_grid(spec, str(tmp_path / "grid"), executor="inline", side_by_side=3, log=lines.append)
+    outcome = runner.run_grid(spec, str(tmp_path / "grid"), executor="inline", side_by_side=3, log=lines.append)
     assert not outcome.failed
     paths = {o.run_name: o.path for o in outcome.outcomes}
     assert sum(p == "side by side: 3 runs" for p in paths.values()) == 3
@@ -219,11 +219,11 @@ def test_a_grid_trains_its_seeds_side_by_side_resumes_and_falls_back(tmp_path):
     runs_dir = sweep.runs_dir(str(tmp_path / "grid"))
     for name in paths:
         assert any(f.endswith(".hparams") for f in os.listdir(os.path.join(runs_dir, name))), name
-    again = launch.run_grid(spec, str(tmp_path / "grid"), executor="inline", side_by_side=3, log=lines.append)
+    again = runner.run_grid(spec, str(tmp_path / "grid"), executor="inline", side_by_side=3, log=lines.append)
     assert again.skipped == 6 and not again.outcomes
     # The grid's side-by-side runs are the runs the one-by-one grid makes (same names, same numbers).
     packed_only = sweep.make_spec({**TINY, "steps": 16}, {"strategy": ("none",), "seed": (0, 1, 2)})
-    alone = launch.run_grid(packed_only, str(tmp_path / "alone"), executor="inline", side_by_side=1, warm=False,
+    alone = runner.run_grid(packed_only, str(tmp_path / "alone"), executor="inline", side_by_side=1, warm=False,
                             log=lambda _: None)  # fmt: skip
     assert {o.path for o in alone.outcomes} == {"plain: warm runs off"}
     for name, path in paths.items():
@@ -234,7 +234,7 @@ def test_a_grid_trains_its_seeds_side_by_side_resumes_and_falls_back(tmp_path):
 def test_a_pack_with_bad_input_fails_run_by_run_with_one_line_each(tmp_path):
     spec = sweep.make_spec({**TINY, "batch_size": 5000}, {"seed": (0, 1)})
     lines = []
-    outcome = launch.run_grid(spec, str(tmp_path / "grid"), executor="inline", side_by_side=2, log=lines.append)
+    outcome = runner.run_grid(spec, str(tmp_path / "grid"), executor="inline", side_by_side=2, log=lines.append)
     assert len(outcome.failed) == 2
     for failed in outcome.failed:
         assert failed.error.startswith("UserInputError: batch_size=5000 is larger than the training split")

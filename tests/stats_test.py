@@ -18,7 +18,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from benchmarks import stats_calibration
 from imbal_keras.errors import UserInputError
-from imbal_keras.grid import stats
+from imbal_keras.grid import stats, verdict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METRIC, ROUGHNESS = stats_calibration.METRIC, stats_calibration.ROUGHNESS
@@ -323,8 +323,13 @@ def test_convergence_common_target_censoring_and_roughness_by_hand():
             "c0": [0.1, 0.2],
         }
     )
-    out = stats.convergence(
-        results, curves, cell_fields=("cell",), metric="acc", roughness_metric="val", variant_column="v"
+    out = verdict.convergence(
+        results,
+        curves,
+        cell_fields=("cell",),
+        metric="acc",
+        roughness_metric="val",
+        columns=verdict.Columns(variant="v"),
     ).set_index("run_name")
     assert out.loc["a0", "target"] == pytest.approx(0.9) and out.loc["c0", "target"] == pytest.approx(0.18)
     assert out.loc["a0", "horizon"] == 30 and out.loc["c0", "horizon"] == 20
@@ -342,7 +347,7 @@ def test_convergence_common_target_censoring_and_roughness_by_hand():
 def test_convergence_run_without_curve_is_not_timed():
     results = pd.DataFrame({"run_name": ["a", "b"], "strategy_variant": ["A", "A"]})
     curves = _curves({"a": [0.5, 1.0]}).rename(columns={"acc": "test_average_precision", "val": "v"})
-    out = stats.convergence(results, curves, cell_fields=(), roughness_metric="v")
+    out = verdict.convergence(results, curves, cell_fields=(), roughness_metric="v")
     assert out["restricted_steps"].tolist()[0] == 20 and math.isnan(out["restricted_steps"].tolist()[1])
     assert not out["reached"].tolist()[1]
 
@@ -352,12 +357,12 @@ def test_convergence_bad_fraction(fraction):
     results = pd.DataFrame({"run_name": ["a"], "strategy_variant": ["A"]})
     curves = _curves({"a": [0.5]}).rename(columns={"acc": "test_average_precision", "val": "v"})
     with pytest.raises(UserInputError, match=rf"fraction must be in \(0, 1\]\. Received: fraction={fraction}"):
-        stats.convergence(results, curves, cell_fields=(), roughness_metric="v", fraction=fraction)
+        verdict.convergence(results, curves, cell_fields=(), roughness_metric="v", fraction=fraction)
 
 
 def test_curve_area_is_mean_value_over_training():
-    assert stats.curve_area([0, 10, 20], [0.0, 1.0, 1.0]) == pytest.approx(0.75)
-    assert stats.curve_area([5], [0.3]) == 0.3
+    assert verdict.curve_area([0, 10, 20], [0.0, 1.0, 1.0]) == pytest.approx(0.75)
+    assert verdict.curve_area([5], [0.3]) == 0.3
 
 
 # Variance decomposition
@@ -408,7 +413,7 @@ def test_seed_variance_pools_groups_and_recovers_known_spreads():
 
 def _verdict(results, curves, **kwargs):
     options = {"treatment": "T", "controls": stats_calibration.CONTROLS, "cell_fields": ("cell",)} | kwargs
-    return stats.verdict(results, curves, **options)
+    return verdict.verdict(results, curves, **options)
 
 
 @pytest.mark.parametrize("seeds", [2, 4])
@@ -434,7 +439,7 @@ def test_verdict_power_for_a_treatment_twice_as_fast_and_steadier_on_fixed_data(
     rng = np.random.default_rng(12)
     tables = stats_calibration.verdicts(rng, 20, seeds=10, faster=0.5, steadier=1 / 3, data="fixed")
     assert stats_calibration.supported_rate(tables, "converges_faster") >= 0.75
-    assert not any(t[["converges_faster", "varies_less"]].isin([stats.CONTRADICTED]).any().any() for t in tables)
+    assert not any(t[["converges_faster", "varies_less"]].isin([verdict.CONTRADICTED]).any().any() for t in tables)
 
 
 def _clear_grid(sign):
@@ -457,25 +462,25 @@ def _clear_grid(sign):
 
 
 def test_verdict_takes_the_side_of_clear_evidence_with_names_it_is_given():
-    table = stats.verdict(*_clear_grid(1), treatment="B", controls=["A"], cell_fields=(), held_equal=("seed",))
+    table = verdict.verdict(*_clear_grid(1), treatment="B", controls=["A"], cell_fields=(), held_equal=("seed",))
     row = table.iloc[0]
-    assert row["converges_faster"] == stats.SUPPORTED and row["steps_difference"] == pytest.approx(-25)
+    assert row["converges_faster"] == verdict.SUPPORTED and row["steps_difference"] == pytest.approx(-25)
     assert row["steps_p"] == pytest.approx(2 / 256)  # every seed faster: the exact test's smallest p-value
     assert row["reached"] == "8/8 vs 5/8" and row["pairing"] == "paired on seed"
-    assert row["varies_less"] == stats.SUPPORTED and row["spread_p"] == pytest.approx(2 / 256)
-    assert row["verdict"] == stats.SUPPORTED
+    assert row["varies_less"] == verdict.SUPPORTED and row["spread_p"] == pytest.approx(2 / 256)
+    assert row["verdict"] == verdict.SUPPORTED
     assert row["held_equal"].startswith("seed DIFFERS")
-    reverse = stats.verdict(*_clear_grid(1), treatment="A", controls=["B"], cell_fields=()).iloc[0]
-    assert reverse["converges_faster"] == reverse["varies_less"] == reverse["verdict"] == stats.CONTRADICTED
+    reverse = verdict.verdict(*_clear_grid(1), treatment="A", controls=["B"], cell_fields=()).iloc[0]
+    assert reverse["converges_faster"] == reverse["varies_less"] == reverse["verdict"] == verdict.CONTRADICTED
 
 
 def test_verdict_counts_runs_that_never_reach_the_target_at_the_horizon_not_as_fast():
     # A is now the fast variant, but three of its runs never reach the target: those seeds tie with B at the
     # horizon, leaving 5 informative pairs, too few for the exact test (smallest p-value 2 / 2^5).
-    row = stats.verdict(*_clear_grid(-1), treatment="B", controls=["A"], cell_fields=()).iloc[0]
+    row = verdict.verdict(*_clear_grid(-1), treatment="B", controls=["A"], cell_fields=()).iloc[0]
     assert row["reached"] == "8/8 vs 5/8"
     assert row["steps_difference"] > 0 and row["steps_p"] == pytest.approx(2 / 32)
-    assert row["converges_faster"] == stats.INCONCLUSIVE
+    assert row["converges_faster"] == verdict.INCONCLUSIVE
 
 
 def test_verdict_compares_within_cells_only():
@@ -498,14 +503,14 @@ def test_verdict_identical_runs_have_no_spread_to_compare():
     results, curves = _clear_grid(1)
     results["test_average_precision"] = 0.5
     curves["test_average_precision"] = curves["validation_average_precision"] = 0.5
-    row = stats.verdict(results, curves, treatment="B", controls=["A"], cell_fields=()).iloc[0]
+    row = verdict.verdict(results, curves, treatment="B", controls=["A"], cell_fields=()).iloc[0]
     assert row["converges_faster"] == row["varies_less"] == row["verdict"] == stats.NO_SPREAD
     assert math.isnan(row["steps_p"]) and math.isnan(row["spread_p"])
 
 
 def test_verdict_unpaired_when_asked():
     results, curves = _clear_grid(1)
-    table = stats.verdict(results, curves, treatment="B", controls=["A"], cell_fields=(), pair_on=())
+    table = verdict.verdict(results, curves, treatment="B", controls=["A"], cell_fields=(), pair_on=())
     assert table.iloc[0]["pairing"] == "unpaired" and table.iloc[0]["seeds"] == "8 vs 8"
 
 
@@ -523,15 +528,15 @@ def test_verdict_unpaired_when_asked():
 def test_verdict_bad_input(kwargs, match):
     options = {"treatment": "B", "controls": ["A"], "cell_fields": ()} | kwargs
     with pytest.raises(UserInputError, match=match):
-        stats.verdict(*_clear_grid(1), **options)
+        verdict.verdict(*_clear_grid(1), **options)
 
 
 def test_verdict_ignores_stale_convergence_columns_of_a_results_table():
     results, curves = _clear_grid(1)
     stale = results.assign(restricted_steps=0.0, roughness=9.0, target=9.0)
     pd.testing.assert_frame_equal(
-        stats.verdict(stale, curves, treatment="B", controls=["A"], cell_fields=()),
-        stats.verdict(results, curves, treatment="B", controls=["A"], cell_fields=()),
+        verdict.verdict(stale, curves, treatment="B", controls=["A"], cell_fields=()),
+        verdict.verdict(results, curves, treatment="B", controls=["A"], cell_fields=()),
     )
 
 

@@ -8,10 +8,11 @@ import sys
 
 import pytest
 
+from imbal_keras import config as config_lib
 from imbal_keras import runs
 from imbal_keras.config import ExperimentConfig
 from imbal_keras.errors import UserInputError
-from imbal_keras.grid import sweep
+from imbal_keras.grid import presets, sweep
 
 TINY = {"num_examples": 600, "steps": 20, "eval_every": 10, "hidden_units": (8,), "log_composition": False}
 
@@ -21,7 +22,7 @@ def _spec(**axes) -> sweep.GridSpec:
 
 
 def test_seed_question_preset_pairs_20_training_seeds_on_2_datasets():
-    spec = sweep.spec_from_preset("seed_question")
+    spec = presets.spec_from_preset("seed_question")
     configs = sweep.expand(spec)
     assert len(configs) == 360 and spec.cell_fields() == ["data_seed"]
     per_variant = collections.Counter((c.strategy.name, tuple(sorted(c.strategy.params.items()))) for c in configs)
@@ -69,10 +70,10 @@ def test_a_single_parameter_setting_applies_to_the_strategies_that_declare_it():
 
 
 def test_run_names_are_unique_deterministic_and_change_with_any_field():
-    configs = sweep.expand(sweep.spec_from_preset("seed_question"))
+    configs = sweep.expand(presets.spec_from_preset("seed_question"))
     names = [c.output.run_name for c in configs]
     assert len(set(names)) == 360
-    assert names == [c.output.run_name for c in sweep.expand(sweep.spec_from_preset("seed_question"))]
+    assert names == [c.output.run_name for c in sweep.expand(presets.spec_from_preset("seed_question"))]
     config = configs[0]
     assert sweep.run_name(config) == config.output.run_name
     assert sweep.run_name(config.replace(steps=401)) != config.output.run_name
@@ -82,14 +83,14 @@ def test_run_names_are_unique_deterministic_and_change_with_any_field():
 
 
 def test_preset_is_overridable():
-    spec = sweep.spec_from_preset("seed_question", axes={"seed": (5, 6)}, steps=30)
+    spec = presets.spec_from_preset("seed_question", axes={"seed": (5, 6)}, steps=30)
     configs = sweep.expand(spec)
     assert len(configs) == 36
     assert {c.training.seed for c in configs} == {5, 6} and {c.training.steps for c in configs} == {30}
 
 
 def test_a_single_setting_replaces_the_presets_axis():
-    configs = sweep.expand(sweep.spec_from_preset("seed_question", strategy="upsample"))
+    configs = sweep.expand(presets.spec_from_preset("seed_question", strategy="upsample"))
     assert {c.strategy.name for c in configs} == {"upsample"} and len(configs) == 40
 
 
@@ -131,7 +132,7 @@ def test_validate_names_the_axis(axes, message):
 
 def test_unknown_preset_lists_the_known_ones():
     with pytest.raises(UserInputError, match=r"preset must be one of seed_question, long_tail\. Received: .*'x'"):
-        sweep.spec_from_preset("x")
+        presets.spec_from_preset("x")
 
 
 @pytest.mark.parametrize("text, expected", [("0/1", (0, 1)), ("3/4", (3, 4)), ("0/10", (0, 10))])
@@ -146,7 +147,7 @@ def test_parse_shard_rejects(text):
 
 
 def test_shards_partition_the_grid():
-    configs = sweep.expand(sweep.spec_from_preset("seed_question"))
+    configs = sweep.expand(presets.spec_from_preset("seed_question"))
     shards = [sweep.shard(configs, i, 4) for i in range(4)]
     assert [len(s) for s in shards] == [90, 90, 90, 90]
     names = [c.output.run_name for s in shards for c in s]
@@ -206,8 +207,8 @@ def test_merge_copies_missing_finished_runs_from_a_compatible_grid(tmp_path):
 def test_expansion_does_not_import_tensorflow():
     code = (
         "import sys\n"
-        "from imbal_keras.grid import sweep\n"
-        "configs = sweep.expand(sweep.spec_from_preset('seed_question'))\n"
+        "from imbal_keras.grid import presets, sweep\n"
+        "configs = sweep.expand(presets.spec_from_preset('seed_question'))\n"
         "assert len(configs) == 360\n"
         "print('tensorflow' in sys.modules, 'keras' in sys.modules)\n"
     )
@@ -223,7 +224,7 @@ def test_cells_hold_one_dataset_when_the_data_seed_varies():
 
 
 def test_long_tail_preset_runs_every_strategy_of_the_literature_on_k10():
-    spec = sweep.validate(sweep.spec_from_preset("long_tail"))
+    spec = sweep.validate(presets.spec_from_preset("long_tail"))
     configs = sweep.expand(spec)
     assert len(configs) == 100  # 10 strategies x 10 seeds
     literature = {"focal", "class_balanced", "logit_adjusted", "ldam", "sqrt_sampling", "progressive_sampling"}
@@ -232,3 +233,20 @@ def test_long_tail_preset_runs_every_strategy_of_the_literature_on_k10():
     assert (data.num_classes, data.imbalance_ratio, data.class_profile, data.balanced_evaluation) == (
         10, 100.0, "exponential", True
     )  # fmt: skip
+
+
+def test_a_fields_role_decides_how_it_groups_runs(monkeypatch):
+    axes = {"strategy": ("none", "upsample"), "seed": (0, 1), "learning_rate": (0.05, 0.1)}
+    spec = sweep.make_spec({**TINY, "data_seed": 0}, axes)  # one dataset: seeds of training alone may share a pack
+    configs = sweep.expand(spec)
+    # A setting: a cell field, and runs that differ in it never share a pack.
+    assert spec.cell_fields() == ["learning_rate"]
+    assert len(sweep.packs(configs, 10)) == 4
+    assert list(spec.ordered_axes()) == ["seed", "strategy", "learning_rate"]
+    # Declared a seed of training instead, the same field groups as the seeds do: no cell, one pack per strategy,
+    # expanded among the outermost axes.
+    role_of = config_lib.role_of
+    monkeypatch.setattr(config_lib, "role_of", lambda n: "training_seed" if n == "learning_rate" else role_of(n))
+    assert spec.cell_fields() == []
+    assert len(sweep.packs(configs, 10)) == 2
+    assert list(spec.ordered_axes()) == ["learning_rate", "seed", "strategy"]

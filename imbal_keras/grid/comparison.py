@@ -4,7 +4,7 @@
                                  steps=2000, output_dir="comparison")
     result.summary          # per strategy: n, mean, std, CI of every metric; per pair: difference, variance ratio
 
-It is the command line's grid (`sweep.make_spec`, `launch.run_grid`, `report.build`) with data and a model
+It is the command line's grid (`sweep.make_spec`, `runner.run_grid`, `cli.write_report`) with data and a model
 function given as Python objects. Grid workers are separate processes that receive only a config, so the data is
 saved once into the output folder (`data/` there, named by a digest of its content: the same data is the same
 file, so a rerun resumes the grid) and the model function is referred to by its import path.
@@ -25,7 +25,7 @@ import pandas as pd
 
 from imbal_keras.data import sources
 from imbal_keras.errors import UserInputError, check
-from imbal_keras.grid import launch, report, sweep
+from imbal_keras.grid import cli, launch, report, runner, sweep
 
 DATA_DIR = "data"
 DEFAULT_STRATEGIES = ("none", "class_weight", "upsample")
@@ -133,16 +133,14 @@ def compare(
     except UserInputError:
         _remove_saved(created, output_dir)
         raise
-    outcome = launch.run_grid(spec, output_dir, executor=executor, workers=workers, log=log)
+    outcome = runner.run_grid(spec, output_dir, executor=executor, workers=workers, log=log)
     if outcome.failed:
         first = outcome.failed[0]
         raise UserInputError(
             f"{len(outcome.failed)} of {outcome.total} runs failed ({first.run_name}: {first.error}); "
             "call compare again to retry them"
         )
-    paths = tuple(report.build(output_dir))
-    for path in paths:
-        log(f"wrote {path}")
+    paths = tuple(cli.write_report(output_dir, log))
     results, curves = report.load_runs(output_dir)
     summary = pd.read_csv(os.path.join(output_dir, report.SUMMARY_FILE))
     return Comparison(output_dir=output_dir, results=results, curves=curves, summary=summary, report_paths=paths)
@@ -291,3 +289,11 @@ def _write(path: str, content: bytes) -> None:
     with open(partial, "wb") as f:
         f.write(content)
     os.replace(partial, path)
+
+
+__all__ = [
+    "DATA_DIR",
+    "DEFAULT_STRATEGIES",
+    "Comparison",
+    "compare",
+]

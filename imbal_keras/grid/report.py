@@ -27,6 +27,7 @@ import pandas as pd
 
 from imbal_keras import runs, strategies
 from imbal_keras.grid import stats, sweep
+from imbal_keras.grid import verdict as verdict_lib
 
 RESULTS_FILE = "results.csv"
 CURVES_FILE = "curves.csv"
@@ -72,7 +73,7 @@ def load_runs(grid_dir: str) -> tuple[pd.DataFrame, pd.DataFrame]:
             continue  # a second run of the same config (a `-2` copy): the first one counts
         seen.add(identity)
         row = runs.results_row(record)
-        row["auprc_curve_area"] = stats.curve_area(record.curve["step"], record.curve[AUPRC])
+        row["auprc_curve_area"] = verdict_lib.curve_area(record.curve["step"], record.curve[AUPRC])
         test_counts = record.summary["class_counts"]["test"]
         row["test_average_precision_se"] = evaluation_noise(row.get(AUPRC, math.nan), int(min(test_counts)))
         rows.append(row)
@@ -84,7 +85,7 @@ def load_runs(grid_dir: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     results = results.sort_values(
         ["strategy", "strategy_variant", "seed"], key=lambda c: c.map(order) if c.name == "strategy" else c
     ).reset_index(drop=True)
-    timing = stats.convergence(results, pd.concat(curves, ignore_index=True), cell_fields=spec.cell_fields(),
+    timing = verdict_lib.convergence(results, pd.concat(curves, ignore_index=True), cell_fields=spec.cell_fields(),
                                metric=AUPRC, fraction=TARGET_FRACTION)  # fmt: skip
     results = results.merge(timing, on="run_name")
     identifying = ["run_name", "strategy_variant", *(a for a in spec.ordered_axes() if a in results.columns)]
@@ -157,7 +158,7 @@ def write_tables(grid_dir: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
 def verdict(
     results: pd.DataFrame, curves: pd.DataFrame, question: sweep.Question, cell_fields: Sequence[str]
 ) -> list[pd.DataFrame]:
-    """One verdict table per variant of the question's treatment strategy (`stats.verdict`, one Holm family each).
+    """One verdict table per variant of the question's treatment strategy (`verdict.verdict`, one Holm family each).
 
     Controls are every variant of the question's control strategy; runs are paired on their seeds.
     """
@@ -167,7 +168,7 @@ def verdict(
     tables = []
     for treatment in treatments if controls else []:
         tables.append(
-            stats.verdict(
+            verdict_lib.verdict(
                 results,
                 curves,
                 treatment=treatment,
@@ -390,11 +391,11 @@ def _draw_gradient_norms(ax, frame: pd.DataFrame) -> None:
 
 
 def _blocks(grid_dir: str, results: pd.DataFrame, curves: pd.DataFrame, summary: pd.DataFrame) -> list[tuple]:
+    """The report's blocks: the grid, the verdict, evaluation noise, spread by source, one section per cell."""
     spec = sweep.load_spec(grid_dir)
     cell_fields = spec.cell_fields()
     total = len(sweep.expand(spec, grid_dir))
     axes = "; ".join(f"{k} = {', '.join(map(str, v))}" for k, v in spec.ordered_axes().items())
-    question = spec.question
     blocks: list[tuple] = [
         ("h1", f"Grid report: {os.path.basename(os.path.abspath(grid_dir))}"),
         (
@@ -404,8 +405,28 @@ def _blocks(grid_dir: str, results: pd.DataFrame, curves: pd.DataFrame, summary:
             "parameter axis varies only the strategies that declare it.",
         ),
     ]
+    blocks += _verdict_blocks(results, curves, spec.question, cell_fields)
+    blocks += _spread_blocks(results, cell_fields)
+    blocks += _cell_blocks(grid_dir, results, curves, summary, cell_fields)
+    blocks.append(
+        (
+            "p",
+            f"Tables: {RESULTS_FILE} (one row per run), {CURVES_FILE} (one row per evaluation), {SUMMARY_FILE} "
+            "(statistics per cell and per pair of strategy variants). TensorBoard with HParams: "
+            f"tensorboard --logdir {grid_dir}",
+        )
+    )
+    return blocks
+
+
+def _verdict_blocks(
+    results: pd.DataFrame, curves: pd.DataFrame, question: sweep.Question, cell_fields: Sequence[str]
+) -> list[tuple]:
+    """The verdict's heading, what it tests, and its tables."""
     tables = verdict(results, curves, question, cell_fields)
-    blocks.append(("h2", f'Verdict: "{question.treatment} converges faster and varies less than {question.control}"'))
+    blocks: list[tuple] = [
+        ("h2", f'Verdict: "{question.treatment} converges faster and varies less than {question.control}"')
+    ]
     if not tables:
         blocks.append(
             ("p", f"Not assessable: the grid needs both {question.treatment} and {question.control} runs in a cell.")
@@ -425,16 +446,21 @@ def _blocks(grid_dir: str, results: pd.DataFrame, curves: pd.DataFrame, summary:
             ),
             ("table", table.drop(columns=[c for c in cell_fields if results[c].nunique() == 1])),
         ]
+    return blocks
+
+
+def _spread_blocks(results: pd.DataFrame, cell_fields: Sequence[str]) -> list[tuple]:
+    """Evaluation noise beside the spread across seeds, and the spread by source of randomness."""
     noise = results["test_average_precision_se"].median()
     spread = results.groupby(["strategy_variant", *cell_fields], sort=False)[AUPRC].std().median()
-    blocks.append(
+    blocks: list[tuple] = [
         (
             "p",
             f"Evaluation noise: the standard error of one run's test AUPRC from the test split's finite positives "
             f"(binomial approximation, Boyd et al. 2013) is {noise:.3g} (median over runs), against a spread across "
             f"seeds of {spread:.3g} (median standard deviation of a variant in a cell).",
         )
-    )
+    ]
     sources = spread_by_source(results, cell_fields)
     if not sources.empty:
         blocks += [
@@ -447,9 +473,17 @@ def _blocks(grid_dir: str, results: pd.DataFrame, curves: pd.DataFrame, summary:
             ),
             ("table", sources),
         ]
+    return blocks
+
+
+def _cell_blocks(
+    grid_dir: str, results: pd.DataFrame, curves: pd.DataFrame, summary: pd.DataFrame, cell_fields: Sequence[str]
+) -> list[tuple]:
+    """Per cell: its summary table, its per-class table (K > 2) and its plots."""
     figures = _plots(grid_dir, results, curves, cell_fields)
     cells = summary[summary["kind"] == "cell"]
     per_class = {label: class_table(rows) for label, _, rows in _cell_groups(results, cell_fields)}
+    blocks: list[tuple] = []
     for label, _, rows in _cell_groups(cells, cell_fields):
         blocks.append(("h2", f"Cell: {label}"))
         blocks.append(("table", _cell_table(rows)))
@@ -465,14 +499,6 @@ def _blocks(grid_dir: str, results: pd.DataFrame, curves: pd.DataFrame, summary:
                 ("table", per_class[label]),
             ]
         blocks += [("img", caption, path) for caption, path in figures[label]]
-    blocks.append(
-        (
-            "p",
-            f"Tables: {RESULTS_FILE} (one row per run), {CURVES_FILE} (one row per evaluation), {SUMMARY_FILE} "
-            "(statistics per cell and per pair of strategy variants). TensorBoard with HParams: "
-            f"tensorboard --logdir {grid_dir}",
-        )
-    )
     return blocks
 
 
@@ -597,3 +623,28 @@ def build(grid_dir: str) -> list[str]:
         runs.write_atomically(os.path.join(grid_dir, name), text)
         paths.append(os.path.join(grid_dir, name))
     return paths
+
+
+__all__ = [
+    "AUPRC",
+    "CURVES_FILE",
+    "HELD_EQUAL",
+    "PAIR_ON",
+    "PLOTS_DIR",
+    "REPORT_FILES",
+    "RESULTS_FILE",
+    "SUMMARY_FILE",
+    "TARGET_FRACTION",
+    "build",
+    "class_table",
+    "evaluation_noise",
+    "instrumentation_steps",
+    "load_runs",
+    "spread_by_source",
+    "summarize",
+    "summary_metrics",
+    "to_html",
+    "to_markdown",
+    "verdict",
+    "write_tables",
+]

@@ -1,4 +1,4 @@
-"""Statistics of a grid of runs over seeds: summaries, paired comparisons, convergence, verdicts.
+"""Statistics of a grid of runs over seeds: summaries, intervals, paired comparisons, the spread by seed source.
 
 Runs that share a seed share whatever that seed fixes (the data, the split, the initial weights, the batch
 order), so two strategies' results on one seed are a *pair*: their difference removes what the seed did to both.
@@ -25,10 +25,13 @@ has, and every one of them is checked by simulation (`benchmarks/stats_calibrati
 Below `MIN_SEEDS` pairs no test can say anything at the 5% level (the sign-flip test's smallest p-value is
 2 / 2^n: 1/16 at 5 seeds, 1/32 at 6), so a comparison with fewer answers "too few seeds"; a comparison whose
 values do not vary answers "no spread to compare". Neither ever takes a side.
+
+Convergence and the verdict built on these tests are in `imbal_keras.grid.verdict`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import warnings
@@ -46,19 +49,37 @@ MIN_SEEDS = 6
 SEED_SOURCES = ("data_seed", "init_seed", "order_seed")
 VARIANCE_TESTS = ("brown_forsythe", "pitman_morgan")
 
-# Status of a comparison, and the answers of a verdict.
+# Status of a comparison.
 OK = "ok"
 TOO_FEW_SEEDS = "too few seeds"
 NO_SPREAD = "no spread to compare"
-SUPPORTED = "supported"
-CONTRADICTED = "contradicted"
-INCONCLUSIVE = "inconclusive"
 
 # Sign-flip tests enumerate every sign pattern up to this many pairs (65,536 patterns); beyond, they and the
 # unpaired permutation test draw 9,999 at random, with a fixed seed so the same data give the same p-value.
 _EXACT_MAX_PAIRS = 16
 _RANDOM_PATTERNS = 9999
 _PERMUTATION_SEED = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """How two arms are tested (see `paired`).
+
+    Attributes:
+      confidence: coverage of the intervals.
+      min_seeds: fewer pairs (or runs per arm, unpaired) than this give the status "too few seeds".
+      variance_test: the paired spread test, "brown_forsythe" or "pitman_morgan".
+
+    Raises:
+      UserInputError: an unknown `variance_test`.
+    """
+
+    confidence: float = CONFIDENCE
+    min_seeds: int = MIN_SEEDS
+    variance_test: str = "brown_forsythe"
+
+    def __post_init__(self):
+        _check_variance_test(self.variance_test)
 
 
 def describe(values: Sequence[float], *, confidence: float = CONFIDENCE) -> dict[str, float | int | str]:
@@ -222,30 +243,41 @@ def compare(
     Raises:
       UserInputError: a column is missing, or `pair_on` does not identify the runs of an arm uniquely.
     """
-    _check_columns(runs, [metric, *pair_on], "runs")
-    _check_columns(other_runs, [metric, *pair_on], "other_runs")
-    return _compare_columns(runs, other_runs, [metric], pair_on, confidence, min_seeds, variance_test)[metric]
+    check_columns(runs, [metric, *pair_on], "runs")
+    check_columns(other_runs, [metric, *pair_on], "other_runs")
+    settings = Settings(confidence=confidence, min_seeds=min_seeds, variance_test=variance_test)
+    return compare_columns(runs, other_runs, [metric], pair_on=pair_on, settings=settings)[metric]
 
 
-def _compare_columns(
+def compare_columns(
     runs: pd.DataFrame,
     other_runs: pd.DataFrame,
     columns: Sequence[str],
+    *,
     pair_on: Sequence[str],
-    confidence: float,
-    min_seeds: int,
-    variance_test: str,
+    settings: Settings,
 ) -> dict[str, dict]:
-    """`compare` of several columns with one alignment of the two arms."""
+    """`compare` of several columns with one alignment of the two arms (the columns are not checked).
+
+    Returns:
+      Column -> the figures `compare` returns for it.
+    """
     rows = _pairs(runs, other_runs, pair_on)
     out = {}
     for column in columns:
         a, b = runs[column].to_numpy(dtype=float), other_runs[column].to_numpy(dtype=float)
         if rows is None:
-            out[column] = {**unpaired(a, b, confidence=confidence, min_seeds=min_seeds), "unmatched": 0}
+            out[column] = {
+                **unpaired(a, b, confidence=settings.confidence, min_seeds=settings.min_seeds),
+                "unmatched": 0,
+            }
         else:
             figures = paired(
-                a[rows[0]], b[rows[1]], confidence=confidence, min_seeds=min_seeds, variance_test=variance_test
+                a[rows[0]],
+                b[rows[1]],
+                confidence=settings.confidence,
+                min_seeds=settings.min_seeds,
+                variance_test=settings.variance_test,
             )
             out[column] = {**figures, "unmatched": len(a) + len(b) - 2 * len(rows[0])}
     return out
@@ -314,100 +346,6 @@ def newcombe_interval(estimate: float, n_a: int, n_b: int, *, confidence: float 
     return float(low), float(high)
 
 
-def curve_area(steps: Sequence[float], values: Sequence[float]) -> float:
-    """Area under the values-vs-step curve divided by its step span (= mean value over training).
-
-    Trapezoid rule from the first to the last evaluation; a one-point curve gives that point.
-    """
-    steps, values = np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
-    if len(steps) == 1:
-        return float(values[0])
-    return float(np.trapezoid(values, steps) / (steps[-1] - steps[0]))
-
-
-def convergence(
-    results: pd.DataFrame,
-    curves: pd.DataFrame,
-    *,
-    cell_fields: Sequence[str],
-    metric: str = "test_average_precision",
-    fraction: float = 0.9,
-    roughness_metric: str = "validation_average_precision",
-    variant_column: str = "strategy_variant",
-    run_column: str = "run_name",
-    step_column: str = "step",
-) -> pd.DataFrame:
-    """Per run: steps to reach a target common to its cell, and the roughness of its curve.
-
-    The target is `fraction` of the best mean curve of the cell: the mean over runs of `metric` at each step,
-    per variant, maximised over variants and steps (`metric` must be higher-is-better). Every run of the cell
-    is timed against that one target, so a run that never learns does not "converge" at its first evaluation.
-    A run that has not reached it by the cell's horizon (the last step every run evaluated) is censored:
-    `steps_to_target` is NaN and `reached` False, and `restricted_steps` counts it at the horizon, so means of
-    `restricted_steps` are restricted means (the mean of min(steps to target, horizon)), fully observed for
-    every run.
-
-    Roughness is the mean absolute change of `roughness_metric` between consecutive evaluations of the run:
-    how much a run's own curve jumps, whatever its level.
-
-    Args:
-      results: one row per run with `run_column`, `variant_column` and the `cell_fields`.
-      curves: one row per run per evaluation with `run_column`, `step_column`, `metric`, `roughness_metric`.
-      cell_fields: the columns whose values define a cell (every axis but the seed and the variant).
-      metric: the higher-is-better curve the target is set on.
-      fraction: the target as a fraction of the best mean value, in (0, 1].
-      roughness_metric: the curve whose roughness is measured.
-      variant_column: the column naming a run's variant.
-      run_column: the column naming a run.
-      step_column: the evaluation step column of `curves`.
-
-    Returns:
-      One row per run of `results`: `run_column`, target, horizon, steps_to_target, reached, restricted_steps
-      (NaN for a run without curve rows), roughness.
-
-    Raises:
-      UserInputError: a column is missing or `fraction` is outside (0, 1].
-    """
-    check(0 < fraction <= 1, f"fraction must be in (0, 1]. Received: fraction={fraction!r}")
-    _check_columns(results, [run_column, variant_column, *cell_fields], "results")
-    _check_columns(curves, [run_column, step_column, metric, roughness_metric], "curves")
-    check(
-        not results[run_column].duplicated().any(),
-        f"results must hold one row per run; some values of {run_column} repeat. Received: run_column={run_column!r}",
-    )
-    # Integer codes instead of names: every group-by below runs on numbers.
-    run_of_point = pd.Index(results[run_column]).get_indexer(curves[run_column])
-    known = run_of_point >= 0
-    run_of_point = run_of_point[known]
-    cell_of_run = _cell_ids(results, cell_fields)
-    points = pd.DataFrame(
-        {
-            "run": run_of_point,
-            "cell": cell_of_run[run_of_point],
-            "variant": pd.factorize(results[variant_column])[0][run_of_point],
-            "step": curves[step_column].to_numpy(dtype=float)[known],
-            "value": curves[metric].to_numpy(dtype=float)[known],
-            "rough": curves[roughness_metric].to_numpy(dtype=float)[known],
-        }
-    ).sort_values(["run", "step"])
-    target = fraction * points.groupby(["cell", "variant", "step"])["value"].mean().groupby(level="cell").max()
-    horizon = points.groupby(["cell", "run"])["step"].max().groupby(level="cell").min()
-    on_time = points["step"].to_numpy() <= points["cell"].map(horizon).to_numpy()
-    hits = points[on_time & (points["value"].to_numpy() >= points["cell"].map(target).to_numpy())]
-    first = hits.groupby("run")["step"].min()
-    roughness = points.groupby("run")["rough"].diff().abs().groupby(points["run"]).mean()
-    runs = pd.RangeIndex(len(results))
-    out = pd.DataFrame({run_column: results[run_column].to_numpy()})
-    out["target"] = pd.Series(cell_of_run).map(target).to_numpy()
-    out["horizon"] = pd.Series(cell_of_run).map(horizon).to_numpy()
-    out["steps_to_target"] = first.reindex(runs).to_numpy()
-    out["reached"] = out["steps_to_target"].notna()
-    timed = runs.isin(points["run"]) & out["target"].notna().to_numpy()
-    out["restricted_steps"] = np.where(timed, out["steps_to_target"].fillna(out["horizon"]), np.nan)
-    out["roughness"] = roughness.reindex(runs).to_numpy()
-    return out
-
-
 def seed_variance(
     results: pd.DataFrame,
     *,
@@ -442,13 +380,13 @@ def seed_variance(
       UserInputError: a column is missing.
     """
     sources = list(sources)
-    _check_columns(results, [metric, *group_fields, *sources], "results")
+    check_columns(results, [metric, *group_fields, *sources], "results")
     rows = []
-    for keys, group in _groups(results.dropna(subset=[metric]), group_fields):
+    for keys, group in groups(results.dropna(subset=[metric]), group_fields):
         found = {}
         for source in sources:
             others = [s for s in sources if s != source]
-            varied = [g for _, g in _groups(group, others) if g[source].nunique() > 1]
+            varied = [g for _, g in groups(group, others) if g[source].nunique() > 1]
             if varied:
                 runs, df, variance = _pooled([g[metric] for g in varied])
                 # Groups that reuse the same seeds of this source share their effects: the estimate has no more
@@ -475,197 +413,6 @@ def seed_variance(
             )
     columns = [*group_fields, "source", "runs", "df", "std", "std_ci_low", "std_ci_high", "fraction_of_all"]
     return pd.DataFrame(rows, columns=columns)
-
-
-def verdict(
-    results: pd.DataFrame,
-    curves: pd.DataFrame,
-    *,
-    treatment: str,
-    controls: Sequence[str],
-    cell_fields: Sequence[str],
-    variant_column: str = "strategy_variant",
-    pair_on: Sequence[str] = ("seed",),
-    metric: str = "test_average_precision",
-    curve_metric: str | None = None,
-    target_fraction: float = 0.9,
-    roughness_metric: str = "validation_average_precision",
-    run_column: str = "run_name",
-    step_column: str = "step",
-    variance_test: str = "brown_forsythe",
-    min_seeds: int = MIN_SEEDS,
-    confidence: float = CONFIDENCE,
-    held_equal: Sequence[str] = (),
-) -> pd.DataFrame:
-    """Per cell and control variant: does `treatment` converge faster and vary less than that control?
-
-    Converges faster: `restricted_steps` to the cell's common target (`convergence`), treatment minus control,
-    paired on `pair_on`; supported when the exact sign-flip test rejects "no difference" after Holm adjustment
-    and the treatment is faster, contradicted when it rejects the other way. Varies less: the spread of the
-    final `metric` across seeds, compared with the paired spread test (`variance_test`); supported or
-    contradicted the same way. Every test of the table is one Holm family, so the chance that any answer of the
-    table takes a side when no variant differs from another is at most 1 - `confidence`. The verdict is
-    supported when both parts are, contradicted when either is, otherwise the first of "too few seeds", "no
-    spread to compare", "inconclusive" that applies.
-
-    With fewer than `min_seeds` pairs (6 by default: the exact test's smallest p-value, 2 / 2^n, is 1/32 there
-    and 1/16 at 5 pairs) a part answers "too few seeds"; with values that do not vary, "no spread to compare".
-    With m tests in the family, rejecting even one needs 2 / 2^n < alpha / m: n >= 9 for 8 tests (4 controls).
-
-    Also reported, as description (intervals not adjusted, not part of the answers): the difference of the
-    final metric, the probability that the treatment scores higher on a seed, and the difference of roughness.
-
-    Args:
-      results: one row per run: `run_column`, `variant_column`, `cell_fields`, `pair_on`, `metric`.
-      curves: one row per run per evaluation: `run_column`, `step_column`, the curve and roughness metrics.
-      treatment: the variant under test (a value of `variant_column`).
-      controls: the variants it is compared with.
-      cell_fields: the columns that define a cell; comparisons never cross cells.
-      variant_column: the column naming a run's variant.
-      pair_on: the columns identifying a seed shared across variants; () compares unpaired.
-      metric: the final figure whose spread is compared.
-      curve_metric: the curve that sets the convergence target (default: `metric`).
-      target_fraction: the target as a fraction of the cell's best mean curve.
-      roughness_metric: the curve whose roughness is compared.
-      run_column: the column naming a run.
-      step_column: the evaluation step column of `curves`.
-      variance_test: "brown_forsythe" or "pitman_morgan", see `paired`.
-      min_seeds: the fewest pairs for which a part can take a side.
-      confidence: 1 - the family-wise error rate, and the coverage of the intervals.
-      held_equal: columns reported as held equal between the arms ("name=value"), or as differing.
-
-    Returns:
-      One row per cell and control present: the cell fields, treatment, control, pairing, seeds, target,
-      reached (runs that reached the target, treatment vs control), steps_difference, steps_ci_low/high,
-      steps_p, steps_p_holm, converges_faster; metric_difference, metric_ci_low/high,
-      probability_of_improvement, poi_ci_low/high; std_treatment, std_control, variance_ratio, spread_p,
-      spread_p_holm, varies_less; roughness_difference, roughness_ci_low/high; verdict; held_equal (when asked).
-
-    Raises:
-      UserInputError: a column is missing, a variant name is not in `results`, or `pair_on` is not unique.
-    """
-    _check_columns(results, [run_column, variant_column, metric, *cell_fields, *pair_on, *held_equal], "results")
-    _check_variance_test(variance_test)
-    known = ", ".join(map(str, dict.fromkeys(results[variant_column])))
-    check(
-        treatment in set(results[variant_column]),
-        f"treatment must be a value of results[{variant_column!r}] ({known}). Received: treatment={treatment!r}",
-    )
-    check(
-        set(controls) <= set(results[variant_column]),
-        f"controls must be values of results[{variant_column!r}] ({known}). Received: controls={tuple(controls)!r}",
-    )
-    timing = convergence(
-        results,
-        curves,
-        cell_fields=cell_fields,
-        metric=curve_metric or metric,
-        fraction=target_fraction,
-        roughness_metric=roughness_metric,
-        variant_column=variant_column,
-        run_column=run_column,
-        step_column=step_column,
-    )
-    stale = [c for c in timing.columns if c != run_column and c in results.columns]  # e.g. from a results.csv
-    runs = results.drop(columns=stale).merge(timing, on=run_column)
-    options = (confidence, min_seeds, variance_test)
-    rows = []
-    for keys, cell in _groups(runs, cell_fields):
-        variants = dict(tuple(cell.groupby(variant_column, sort=False)))
-        arm = variants.get(treatment)
-        for control in controls:
-            other = variants.get(control)
-            if arm is None or other is None:
-                continue
-            columns = ("restricted_steps", metric, "roughness")
-            figures = _compare_columns(arm, other, columns, pair_on, *options)
-            speed, final, rough = (figures[c] for c in columns)
-            row = {**keys, "treatment": treatment, "control": control}
-            row["pairing"] = _pairing(final, pair_on)
-            row["seeds"] = str(final["n"]) if final["pairing"] == "paired" else f"{final['n']} vs {final['n_other']}"
-            row["target"] = float(arm["target"].iloc[0])
-            row["reached"] = f"{int(arm['reached'].sum())}/{len(arm)} vs {int(other['reached'].sum())}/{len(other)}"
-            row.update(_figures(speed, "steps", test=True))
-            row.update(_figures(final, "metric", test=False))
-            row["probability_of_improvement"] = final["probability_of_improvement"]
-            row["poi_ci_low"], row["poi_ci_high"] = final["poi_ci_low"], final["poi_ci_high"]
-            row["std_treatment"], row["std_control"] = final["std"], final["std_other"]
-            row["variance_ratio"] = final["variance_ratio"]
-            row["spread_p"] = final["spread_p"] if final["spread_status"] == OK else math.nan
-            row.update(_figures(rough, "roughness", test=False))
-            row["_speed"], row["_spread"] = speed, final
-            if held_equal:
-                row["held_equal"] = _held_equal(pd.concat([arm, other]), held_equal)
-            rows.append(row)
-    return _answers(rows, list(cell_fields), 1 - confidence, held_equal)
-
-
-_VERDICT_COLUMNS = (
-    "treatment", "control", "pairing", "seeds", "target", "reached",
-    "steps_difference", "steps_ci_low", "steps_ci_high", "steps_p", "steps_p_holm", "converges_faster",
-    "metric_difference", "metric_ci_low", "metric_ci_high", "probability_of_improvement", "poi_ci_low", "poi_ci_high",
-    "std_treatment", "std_control", "variance_ratio", "spread_p", "spread_p_holm", "varies_less",
-    "roughness_difference", "roughness_ci_low", "roughness_ci_high", "verdict",
-)  # fmt: skip
-
-
-def _answers(rows: list[dict], cell_fields: list[str], alpha: float, held_equal: Sequence[str]) -> pd.DataFrame:
-    """Holm over every test of the table, then each part's answer and the verdict."""
-    adjusted = holm([r["steps_p"] for r in rows] + [r["spread_p"] for r in rows])
-    for i, row in enumerate(rows):
-        speed, spread = row.pop("_speed"), row.pop("_spread")
-        row["steps_p_holm"], row["spread_p_holm"] = adjusted[i], adjusted[len(rows) + i]
-        row["converges_faster"] = _answer(speed["difference_status"], row["steps_p_holm"], speed["difference"], alpha)
-        row["varies_less"] = _answer(spread["spread_status"], row["spread_p_holm"], spread["spread_statistic"], alpha)
-        row["verdict"] = _overall((row["converges_faster"], row["varies_less"]))
-    columns = [*cell_fields, *_VERDICT_COLUMNS, *(["held_equal"] if held_equal else [])]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def _answer(status: str, p_adjusted: float, statistic: float, alpha: float) -> str:
-    """One part's answer: a side only with a valid test that rejects after adjustment; negative favours treatment."""
-    if status != OK:
-        return status
-    if p_adjusted < alpha:
-        return SUPPORTED if statistic < 0 else CONTRADICTED
-    return INCONCLUSIVE
-
-
-def _overall(parts: Sequence[str]) -> str:
-    if all(p == SUPPORTED for p in parts):
-        return SUPPORTED
-    for answer in (CONTRADICTED, TOO_FEW_SEEDS, NO_SPREAD):
-        if answer in parts:
-            return answer
-    return INCONCLUSIVE
-
-
-def _figures(comparison: dict, prefix: str, *, test: bool) -> dict[str, float]:
-    """difference and interval of a comparison under `prefix`; with `test`, its p-value too (NaN unless ok)."""
-    out = {
-        f"{prefix}_difference": comparison["difference"],
-        f"{prefix}_ci_low": comparison["difference_ci_low"],
-        f"{prefix}_ci_high": comparison["difference_ci_high"],
-    }
-    if test:
-        out[f"{prefix}_p"] = comparison["difference_p"] if comparison["difference_status"] == OK else math.nan
-    return out
-
-
-def _pairing(comparison: dict, pair_on: Sequence[str]) -> str:
-    if comparison["pairing"] == "unpaired":
-        return "unpaired"
-    unmatched = f" ({comparison['unmatched']} unmatched runs left out)" if comparison["unmatched"] else ""
-    return f"paired on {', '.join(pair_on)}{unmatched}"
-
-
-def _held_equal(runs: pd.DataFrame, fields: Sequence[str]) -> str:
-    """'field=value' for each field both arms share, 'field DIFFERS (a, b)' otherwise."""
-    parts = []
-    for field in fields:
-        values = list(dict.fromkeys(runs[field]))
-        parts.append(f"{field}={values[0]}" if len(values) == 1 else f"{field} DIFFERS ({', '.join(map(str, values))})")
-    return "; ".join(parts)
 
 
 def _paired_spread(a: np.ndarray, b: np.ndarray, min_seeds: int, variance_test: str) -> dict[str, float | str]:
@@ -775,7 +522,7 @@ def _sign_patterns(n: int) -> np.ndarray:
     return np.vstack([np.ones(n), rng.choice([-1.0, 1.0], size=(_RANDOM_PATTERNS, n))])
 
 
-def _groups(frame: pd.DataFrame, fields: Sequence[str]):
+def groups(frame: pd.DataFrame, fields: Sequence[str]):
     """(dict of field values, rows) per group of `fields` in order of appearance; one group when no fields."""
     if not fields:
         yield {}, frame
@@ -784,18 +531,13 @@ def _groups(frame: pd.DataFrame, fields: Sequence[str]):
         yield dict(zip(fields, values, strict=True)), rows
 
 
-def _cell_ids(results: pd.DataFrame, cell_fields: Sequence[str]) -> np.ndarray:
-    if not cell_fields:
-        return np.zeros(len(results), dtype=int)
-    return results.groupby(list(cell_fields), sort=False, dropna=False).ngroup().to_numpy()
-
-
 def _finite(values: Sequence[float]) -> np.ndarray:
     x = np.asarray(values, dtype=float)
     return x[~np.isnan(x)]
 
 
-def _check_columns(frame: pd.DataFrame, columns: Sequence[str], name: str) -> None:
+def check_columns(frame: pd.DataFrame, columns: Sequence[str], name: str) -> None:
+    """Raises `UserInputError` naming the `columns` that `frame` (the argument `name`) lacks."""
     missing = [c for c in dict.fromkeys(columns) if c not in frame.columns]
     check(
         not missing,
@@ -808,3 +550,26 @@ def _check_variance_test(variance_test: str) -> None:
         variance_test in VARIANCE_TESTS,
         f"variance_test must be one of {', '.join(VARIANCE_TESTS)}. Received: variance_test={variance_test!r}",
     )
+
+
+__all__ = [
+    "CONFIDENCE",
+    "MIN_SEEDS",
+    "NO_SPREAD",
+    "OK",
+    "SEED_SOURCES",
+    "TOO_FEW_SEEDS",
+    "VARIANCE_TESTS",
+    "Settings",
+    "check_columns",
+    "compare",
+    "compare_columns",
+    "describe",
+    "groups",
+    "holm",
+    "newcombe_interval",
+    "paired",
+    "seed_variance",
+    "sign_flip_p",
+    "unpaired",
+]

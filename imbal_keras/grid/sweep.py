@@ -1,12 +1,14 @@
-"""Grids: a spec (base config + values per axis), presets, expansion into runs, run names, the grid folder.
+"""Grids: a spec (base config + values per axis), expansion into runs, run names, shards, packs, the grid folder.
 
-This module only computes: it never trains and never imports TensorFlow (`launch` runs what it computes).
+This module only computes: it never trains and never imports TensorFlow (`runner` runs what it computes).
 
 An axis is any flat config name (`imbalance_ratio`, `batch_size`, `strategy`, `seed`, a strategy parameter such
 as `weight_reduction`, ...). The runs are the Cartesian product of the axes, except that a strategy parameter
 applies only to the strategies that declare it: for the others, that axis collapses to nothing, so e.g.
 `weight_reduction` x `upsample` is one run, not two identical ones. Every seed is its own run, kept as its own
-folder, because the spread across seeds is what a grid is for.
+folder, because the spread across seeds is what a grid is for. How runs group (which axes expand first, which
+make a cell, which runs may share a pack) follows the roles the config fields declare (`config.ROLES`). Named
+grids are in `imbal_keras.grid.presets`.
 
 Layout of a grid folder:
 
@@ -31,16 +33,13 @@ import numpy as np
 
 from imbal_keras import config as config_lib
 from imbal_keras import runs
-from imbal_keras.config import OUTPUT_LOCATION_FIELDS, ExperimentConfig
+from imbal_keras.config import ExperimentConfig
 from imbal_keras.errors import UserInputError, check
 
 GRID_FILE = "grid.json"
 RUNS_DIR = "runs"
 _SPEC_VERSION = 2
 _SHARD_SEED = 0
-# Seed axes are outermost, so that a grid stopped half-way already holds a few seeds of every cell rather than
-# every seed of a few cells.
-SEED_FIELDS = ("seed", "data_seed", "init_seed", "order_seed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +77,7 @@ class GridSpec:
     def to_dict(self) -> dict[str, Any]:
         """The content of grid.json. `output_dir` is left out: a grid folder may be moved or merged."""
         base = self.base.to_dict()
-        for name in OUTPUT_LOCATION_FIELDS:
+        for name in config_lib.fields_with_role("output"):
             base["output"].pop(name)
         return {
             "version": _SPEC_VERSION,
@@ -93,8 +92,13 @@ class GridSpec:
         return cls(axes=axes, base=ExperimentConfig.from_dict(d["base"]), question=Question(**d["question"]))
 
     def ordered_axes(self) -> dict[str, tuple]:
-        """Every axis with its values, in expansion order (outermost first): seeds, then the flat-name order."""
-        order = [*SEED_FIELDS, *(n for n in config_lib.field_names() if n not in SEED_FIELDS)]
+        """Every axis with its values, in expansion order (outermost first): seeds, then the flat-name order.
+
+        Seed axes (the fields whose role is a seed) are outermost, so that a grid stopped half-way already holds a
+        few seeds of every cell rather than every seed of a few cells.
+        """
+        seeds = config_lib.fields_with_role("training_seed", "data_seed")
+        order = [*seeds, *(n for n in config_lib.field_names() if n not in seeds)]
         return {name: tuple(self.axes[name]) for name in order if name in self.axes}
 
     def varying_fields(self) -> list[str]:
@@ -102,119 +106,12 @@ class GridSpec:
         return [name for name, values in self.ordered_axes().items() if len(values) > 1]
 
     def cell_fields(self) -> list[str]:
-        """Varying axes that define a cell of the report: all but the strategy, its parameters and the seeds of
-        training (`seed`, `init_seed`, `order_seed`). A varying `data_seed` is a cell field: each cell then holds
-        one dataset, and the spread across a cell's seeds is the spread of training alone."""
-        from imbal_keras import strategies
-
-        excluded = {"strategy", *strategies.all_params(), "seed", "init_seed", "order_seed"}
-        return [f for f in self.varying_fields() if f not in excluded]
-
-
-@dataclasses.dataclass(frozen=True)
-class Preset:
-    """A named grid.
-
-    Attributes:
-      description: one line for `--help` and the docs.
-      axes: flat name -> values.
-      base: flat settings every run of the preset shares (budget, data size, model).
-      question: what its verdict answers.
-    """
-
-    description: str
-    axes: Mapping[str, tuple]
-    base: Mapping[str, Any]
-    question: Question = SEED_QUESTION
-
-
-PRESETS: dict[str, Preset] = {
-    "seed_question": Preset(
-        description=(
-            "Does upsampling converge faster and vary less than class weights? Synthetic 1:99, 6,000 training "
-            "examples, batch 16, SGD, 400 steps for every strategy; none, class_weight (both normalisations x both "
-            "reductions), upsample, downsample, rejection, stratified; 20 training seeds (initial weights and batch "
-            "order, paired across strategies) on each of 2 datasets (data_seed), so a cell's spread is SGD's alone; "
-            "a 39,000-example test split keeps one AUPRC's evaluation noise small (360 runs; 20 seeds decide a twofold "
-            "speed-up in 98% of simulated grids with fixed data, docs/statistics.md)."
-        ),
-        axes={
-            "strategy": ("none", "class_weight", "upsample", "downsample", "rejection", "stratified"),
-            "class_weight_normalization": ("mean_one", "sum_to_num_classes"),
-            "weight_reduction": ("sum_over_batch_size", "mean_with_sample_weight"),
-            "data_seed": (0, 1),
-            "seed": tuple(range(20)),
-        },
-        base={
-            "dataset": "synthetic",
-            "imbalance_ratio": 99.0,
-            "batch_size": 16,
-            "optimizer": "sgd",
-            "learning_rate": 0.05,
-            # 6,000 training, 5,000 validation and 39,000 test examples (60, 50 and 390 positives).
-            "num_examples": 50_000,
-            "validation_fraction": 0.1,
-            "test_fraction": 0.78,
-            "steps": 400,
-            "eval_every": 50,
-            "hidden_units": (32, 32),
-        },
-        question=SEED_QUESTION,
-    ),
-    "long_tail": Preset(
-        description=(
-            "The long-tail literature's strategies beside the textbook ones on CIFAR-10-LT-like data: synthetic "
-            "K=10, exponential profile, rho=100, balanced validation and test; none, class_weight, upsample, "
-            "stratified, focal, class_balanced, logit_adjusted, ldam (with deferred re-weighting), sqrt_sampling, "
-            "progressive_sampling; 10 seeds (100 runs): with the exact sign-flip test the smallest paired p is "
-            "2 / 2^n, which survives Holm over the 9 comparisons with none only from n = 9."
-        ),
-        axes={
-            "strategy": (
-                "none",
-                "class_weight",
-                "upsample",
-                "stratified",
-                "focal",
-                "class_balanced",
-                "logit_adjusted",
-                "ldam",
-                "sqrt_sampling",
-                "progressive_sampling",
-            ),
-            "seed": tuple(range(10)),
-        },  # fmt: skip
-        base={
-            "dataset": "synthetic",
-            "num_classes": 10,
-            "imbalance_ratio": 100.0,
-            "class_profile": "exponential",
-            "balanced_evaluation": True,
-            "num_examples": 20_000,
-            "batch_size": 64,
-            "optimizer": "sgd",
-            "learning_rate": 0.05,
-            "steps": 1000,
-            "eval_every": 100,
-            "hidden_units": (64, 64),
-        },
-        question=SEED_QUESTION,
-    ),
-}
-
-
-def spec_from_preset(name: str, *, axes: Mapping[str, Sequence] | None = None, **base: Any) -> GridSpec:
-    """The spec of preset `name`, with `axes` and `base` settings overriding the preset's.
-
-    Raises:
-      UserInputError: unknown preset; the message lists the known ones.
-    """
-    check(name in PRESETS, f"preset must be one of {', '.join(PRESETS)}. Received: preset={name!r}", argument="preset")
-    preset = PRESETS[name]
-    merged_axes = {**preset.axes, **{k: tuple(v) for k, v in (axes or {}).items()}}
-    for field in base:  # a setting given once replaces the preset's axis over it
-        merged_axes.pop(field, None)
-    return make_spec({**preset.base, **base}, merged_axes, question=preset.question)
+        """Varying axes that define a cell of the report: the varying fields of the cell key
+        (`config.key_fields("cell")`), so not the strategy, its parameters or the seeds of training. A varying
+        `data_seed` is a cell field: each cell then holds one dataset, and the spread across a cell's seeds is the
+        spread of training alone."""
+        cell = set(config_lib.key_fields("cell"))
+        return [f for f in self.varying_fields() if f in cell]
 
 
 def make_spec(
@@ -252,7 +149,7 @@ def validate(spec: GridSpec) -> GridSpec:
     """
     from imbal_keras import strategies
 
-    names = set(config_lib.field_names()) - set(OUTPUT_LOCATION_FIELDS)
+    names = set(config_lib.field_names()) - set(config_lib.fields_with_role("output"))
     strategy_names = spec.axes.get("strategy", (spec.base.strategy.name,))
     for field, values in spec.axes.items():
         check(field in names, f"Unknown grid axis {field!r}. Axes: {', '.join(sorted(names))}", argument=field)
@@ -325,7 +222,8 @@ def run_name(config: ExperimentConfig) -> str:
     The digest keeps names unique where the readable part is not (two csv files with the same base name,
     learning rates equal to 6 digits) and ties a finished folder to exactly the config that made it.
     """
-    flat = {k: v for k, v in config.flat().items() if k not in OUTPUT_LOCATION_FIELDS}
+    output = config_lib.fields_with_role("output")
+    flat = {k: v for k, v in config.flat().items() if k not in output}
     digest = hashlib.sha1(json.dumps(flat, sort_keys=True).encode()).hexdigest()[:8]
     return f"{config.default_run_name()}-{digest}"
 
@@ -417,10 +315,9 @@ def check_compatible(saved: GridSpec, wanted: GridSpec, grid_dir: str) -> None:
     a, b = saved.to_dict(), wanted.to_dict()
     differ = [f"axis {k}" for k in sorted(set(a["axes"]) | set(b["axes"])) if a["axes"].get(k) != b["axes"].get(k)]
     flat_a, flat_b = saved.base.flat(), wanted.base.flat()
+    output = config_lib.fields_with_role("output")
     differ += [
-        f"field {k}"
-        for k in sorted(set(flat_a) | set(flat_b))
-        if k not in OUTPUT_LOCATION_FIELDS and flat_a.get(k) != flat_b.get(k)
+        f"field {k}" for k in sorted(set(flat_a) | set(flat_b)) if k not in output and flat_a.get(k) != flat_b.get(k)
     ]
     if a["question"] != b["question"]:
         differ.append("question")
@@ -452,16 +349,13 @@ def merge(sources: Sequence[str], grid_dir: str) -> int:
 
 # Runs trained side by side in one pack by default (`--side_by_side`, `imbal_keras.training.side_by_side`).
 DEFAULT_PACK = 10
-# Config fields the runs of a pack may differ in: the seeds of training and where each run goes.
-_REPLICA_FIELDS = frozenset({"seed", "init_seed", "order_seed", "output_dir", "run_name"})
 
 
 def pack_key(config: ExperimentConfig) -> str:
-    """Configs with the same key may train side by side: everything but the training seeds is equal (the data
-    seed included, so that the replicas share their data)."""
-    fields = {k: v for k, v in config.flat().items() if k not in _REPLICA_FIELDS}
-    fields["data_seed"] = config.seed_for("data")
-    return repr(sorted(fields.items()))
+    """Configs with the same key may train side by side: `config.key("pack")`, the fields of the pack key (all but
+    the seeds of training and the output location) with the data seed resolved, so that the replicas share their
+    data."""
+    return config.key("pack")
 
 
 def packs(configs: Sequence[ExperimentConfig], size: int) -> list[list[ExperimentConfig]]:
@@ -484,3 +378,26 @@ def packs(configs: Sequence[ExperimentConfig], size: int) -> list[list[Experimen
         bounds = [round(i * len(group) / count) for i in range(count + 1)]
         out += [group[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     return out
+
+
+__all__ = [
+    "DEFAULT_PACK",
+    "GRID_FILE",
+    "RUNS_DIR",
+    "SEED_QUESTION",
+    "GridSpec",
+    "Question",
+    "check_compatible",
+    "expand",
+    "load_spec",
+    "make_spec",
+    "merge",
+    "pack_key",
+    "packs",
+    "parse_shard",
+    "prepare",
+    "run_name",
+    "runs_dir",
+    "shard",
+    "validate",
+]

@@ -1,0 +1,164 @@
+"""Running a grid: the unfinished runs of a spec (or of one shard of it), packed, launched and reported on.
+
+`sweep` computes which runs a grid has; `run_grid` prepares the grid folder, skips what finished, packs the rest
+(`sweep.packs`), hands the packs to an executor (`launch.execute`) with the grid's worker task
+(`tasks.GridTask`) and prints progress (`progress.Progress`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from typing import Any
+
+from imbal_keras import runs
+from imbal_keras.grid import launch, progress, sweep, tasks, worker
+
+
+@dataclasses.dataclass(frozen=True)
+class Execution:
+    """How a grid's runs are executed (`run_grid`'s keyword arguments).
+
+    Attributes:
+      executor: `local` (a pool of `workers` spawned processes, each importing TensorFlow once and running many
+        runs with max(1, cores // workers) threads), `inline` (this process, one run at a time) or `ray` (Ray
+        tasks on the cluster at `ray_address`, one CPU each).
+      workers: local worker processes.
+      ray_address: Ray cluster address (`auto`, `ray://host:10001`, ...); empty starts a local Ray instance.
+      shard_index: the shard of the grid to run, in [0, shard_count).
+      shard_count: shards the grid is cut into (`sweep.shard`).
+      warm: workers keep compiled models between runs (`imbal_keras.training.warm`); False builds every run anew.
+      side_by_side: runs that differ only in their training seeds train together in one compiled step, up to
+        this many (`imbal_keras.training.side_by_side`); 1 runs every run on its own.
+    """
+
+    executor: str = "local"
+    workers: int = 1
+    ray_address: str = ""
+    shard_index: int = 0
+    shard_count: int = 1
+    warm: bool = True
+    side_by_side: int = sweep.DEFAULT_PACK
+
+    def check(self) -> None:
+        """Raises `UserInputError` for a bad executor, worker count or pack size."""
+        launch.check_execution(self.executor, self.workers)
+        sweep.packs([], self.side_by_side)
+
+    @property
+    def worker_count(self) -> int:
+        """Workers running at once: `workers` for the local pool, else 1 as the progress lines count them."""
+        return self.workers if self.executor == "local" else 1
+
+
+@dataclasses.dataclass(frozen=True)
+class GridOutcome:
+    """What `run_grid` did.
+
+    Attributes:
+      total: runs in this grid (or shard).
+      skipped: runs found finished and not rerun.
+      outcomes: this invocation's runs, in completion order.
+    """
+
+    total: int
+    skipped: int
+    outcomes: list[tasks.RunOutcome]
+
+    @property
+    def failed(self) -> list[tasks.RunOutcome]:
+        return [o for o in self.outcomes if o.error]
+
+
+def hparam_fields(spec: sweep.GridSpec) -> list[str]:
+    """The fields shown as hyperparameters: every axis of the grid, in expansion order."""
+    return list(spec.ordered_axes())
+
+
+def _check_model_functions(spec: sweep.GridSpec) -> None:
+    """Imports every `package.module:function` model of the grid once here, so a bad path is one error line
+    before anything runs (in the workers it would fail once per run)."""
+    from imbal_keras.data import datasets
+
+    for path in dict.fromkeys(c.model.model for c in sweep.expand(spec)):
+        if ":" in path:
+            datasets.import_function(path, argument="model")
+
+
+def _prepare(spec: sweep.GridSpec, grid_dir: str, execution: Execution) -> tuple[list, set[str]]:
+    """Checks everything, then creates (or checks) the grid folder and its HParams.
+
+    Returns:
+      The configs of the shard, and the names of the grid's finished runs.
+
+    Nothing is written before every check passed: an unreachable cluster leaves no grid folder behind.
+    """
+    sweep.validate(spec)
+    execution.check()
+    _check_model_functions(spec)
+    if execution.executor == "ray":
+        launch.connect_ray(execution.ray_address)
+    sweep.prepare(grid_dir, spec)
+    configs = sweep.shard(sweep.expand(spec, grid_dir), execution.shard_index, execution.shard_count)
+    runs_dir = sweep.runs_dir(grid_dir)
+    # Finished runs too: a worker killed while writing a finished run's HParams leaves a partial folder of it.
+    finished = set(runs.finished_runs(runs_dir))
+    runs.clean_partials(runs_dir, [c.output.run_name for c in configs])
+    runs.write_hparams_config(grid_dir, spec.ordered_axes())
+    for config in configs:  # a run killed between publishing its folder and writing its HParams gets them now
+        if config.output.run_name in finished:
+            runs.write_run_hparams(os.path.join(runs_dir, config.output.run_name), config, hparam_fields(spec))
+    return configs, finished
+
+
+def run_grid(
+    spec: sweep.GridSpec, grid_dir: str, *, log: Callable[[str], None] = print, **execution: Any
+) -> GridOutcome:
+    """Runs the unfinished runs of a grid (or of one shard of it).
+
+    Args:
+      spec: the grid.
+      grid_dir: the grid folder.
+      log: where progress lines go.
+      **execution: the fields of `Execution` (executor, workers, ray_address, shard_index, shard_count, warm,
+        side_by_side).
+
+    Returns:
+      What ran, and what was found finished.
+
+    Raises:
+      UserInputError: an invalid spec, a folder holding a different grid, a bad executor setting.
+    """
+    how = Execution(**execution)
+    configs, finished = _prepare(spec, grid_dir, how)
+    todo = [c for c in configs if c.output.run_name not in finished]
+    shard_note = f" (shard {how.shard_index}/{how.shard_count})" if how.shard_count > 1 else ""
+    log(
+        f"Grid {grid_dir}{shard_note}: {len(configs)} runs, {len(configs) - len(todo)} already finished, "
+        f"{len(todo)} to run ({how.executor}, {how.worker_count} worker(s))"
+    )
+    tracker = progress.Progress(total=len(configs), skipped=len(configs) - len(todo), log=log)
+    outcomes: list[tasks.RunOutcome] = []
+
+    def done(pack_outcomes: list[tasks.RunOutcome]) -> None:
+        for outcome in pack_outcomes:
+            outcomes.append(outcome)
+            tracker(outcome)
+
+    launch.execute(
+        tasks.GridTask(fields=tuple(hparam_fields(spec)), warm=how.warm),
+        [[c.to_dict() for c in pack] for pack in sweep.packs(todo, how.side_by_side)],
+        executor=how.executor,
+        workers=how.workers,
+        ray_address=how.ray_address,
+        setup=worker.configure_worker,
+        on_done=done,
+    )
+    line = progress.paths_line(outcomes)
+    if line:
+        log(line)
+    return GridOutcome(total=len(configs), skipped=len(configs) - len(todo), outcomes=outcomes)
+
+
+__all__ = ["Execution", "GridOutcome", "hparam_fields", "run_grid"]
