@@ -35,8 +35,9 @@ import pytest
 from absl import flags as absl_flags
 from absl.testing import flagsaver
 
-from flags import cli_reference, experiment_flags, grid_flags
+from flags import cli_reference
 from imbal_keras import strategies
+from imbal_keras.cli import experiment_flags, grid_flags
 from imbal_keras.errors import UserInputError
 from imbal_keras.grid import presets, sweep
 

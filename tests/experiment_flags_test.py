@@ -4,9 +4,9 @@ import pytest
 from absl import flags as absl_flags
 from absl.testing import flagsaver
 
-from flags import experiment_flags, grid_flags
 from imbal_keras import config as config_lib
 from imbal_keras import strategies
+from imbal_keras.cli import experiment_flags, grid_flags
 from imbal_keras.config import ExperimentConfig
 from imbal_keras.errors import UserInputError
 

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from absl.testing import flagsaver
 
-from flags import experiment_flags
 from imbal_keras import runs
+from imbal_keras.cli import experiment_flags
 from imbal_keras.grid import runner, sweep
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -8,12 +8,16 @@ no TensorFlow; the others are loaded at first use, so that `imbal_keras.grid.swe
 
 from typing import Any
 
-from imbal_keras.grid.presets import spec_from_preset
-from imbal_keras.grid.sweep import GridSpec, Question, expand, make_spec
+from imbal_keras.errors import require_extra
+
+require_extra("imbal_keras.grid", "grid", ("scipy", "matplotlib"))
+
+from imbal_keras.grid.presets import spec_from_preset  # noqa: E402
+from imbal_keras.grid.sweep import GridSpec, Question, expand, make_spec  # noqa: E402
 
 _LAZY = {
     "run_grid": ("imbal_keras.grid.runner", "run_grid"),
-    "run_and_report": ("imbal_keras.grid.cli", "run_and_report"),
+    "run_and_report": ("imbal_keras.grid.main", "run_and_report"),
     "build_report": ("imbal_keras.grid.report", "build"),
     "compare": ("imbal_keras.grid.comparison", "compare"),
     "Comparison": ("imbal_keras.grid.comparison", "Comparison"),

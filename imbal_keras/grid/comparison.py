@@ -4,7 +4,7 @@
                                  steps=2000, output_dir="comparison")
     result.summary          # per strategy: n, mean, std, CI of every metric; per pair: difference, variance ratio
 
-It is the command line's grid (`sweep.make_spec`, `runner.run_grid`, `cli.write_report`) with data and a model
+It is the command line's grid (`sweep.make_spec`, `runner.run_grid`, `main.write_report`) with data and a model
 function given as Python objects. Grid workers are separate processes that receive only a config, so the data is
 saved once into the output folder (`data/` there, named by a digest of its content: the same data is the same
 file, so a rerun resumes the grid) and the model function is referred to by its import path.
@@ -25,7 +25,7 @@ import pandas as pd
 
 from imbal_keras.data import sources
 from imbal_keras.errors import UserInputError, check
-from imbal_keras.grid import cli, launch, report, runner, sweep
+from imbal_keras.grid import launch, main, report, runner, sweep
 
 DATA_DIR = "data"
 DEFAULT_STRATEGIES = ("none", "class_weight", "upsample")
@@ -140,7 +140,7 @@ def compare(
             f"{len(outcome.failed)} of {outcome.total} runs failed ({first.run_name}: {first.error}); "
             "call compare again to retry them"
         )
-    paths = tuple(cli.write_report(output_dir, log))
+    paths = tuple(main.write_report(output_dir, log))
     results, curves = report.load_runs(output_dir)
     summary = pd.read_csv(os.path.join(output_dir, report.SUMMARY_FILE))
     return Comparison(output_dir=output_dir, results=results, curves=curves, summary=summary, report_paths=paths)

@@ -79,11 +79,11 @@ def hparam_fields(spec: sweep.GridSpec) -> list[str]:
 def _check_model_functions(spec: sweep.GridSpec) -> None:
     """Imports every `package.module:function` model of the grid once here, so a bad path is one error line
     before anything runs (in the workers it would fail once per run)."""
-    from imbal_keras.data import datasets
+    from imbal_keras.data import sources
 
     for path in dict.fromkeys(c.model.model for c in sweep.expand(spec)):
         if ":" in path:
-            datasets.import_function(path, argument="model")
+            sources.import_function(path, argument="model")
 
 
 def _prepare(spec: sweep.GridSpec, grid_dir: str, execution: Execution) -> tuple[list, set[str]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from absl import flags
 
-from flags import experiment_flags
+from imbal_keras.cli import experiment_flags
 from imbal_keras.errors import UserInputError, check
 from imbal_keras.grid import launch, presets, sweep
 

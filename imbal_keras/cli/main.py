@@ -1,0 +1,54 @@
+"""The command: one imbalanced-classification experiment, or a grid of them.
+
+The same program runs as `imbal-keras` (the installed console script), `python -m imbal_keras` and the
+repository's `python run_experiment.py`: same flags, help and behaviour.
+
+  imbal-keras --strategy=upsample
+  imbal-keras --strategy=class_weight --weight_reduction=mean_with_sample_weight --seed=3
+  imbal-keras --dataset=csv:creditcard.csv --label_column=Class --positive_label=1
+  imbal-keras --strategy=none,class_weight,upsample --seed=0:10 --workers=2   # a grid
+  imbal-keras --preset=seed_question --workers=2                            # a named grid
+  imbal-keras --preset=seed_question --shard=3/8 --output_dir=/shared/grid  # one array-job task
+  imbal-keras --preset=seed_question --merge --output_dir=/shared/grid      # after all shards
+
+A setting with several comma-separated values (or a range a:b) makes a grid axis. Rerunning a grid's command
+skips its finished runs. See docs/cli.md or --helpfull for every flag.
+"""
+
+from imbal_keras import quiet
+
+quiet.import_tensorflow()
+
+from absl import flags as absl_flags  # noqa: E402
+
+from imbal_keras import runs  # noqa: E402
+from imbal_keras.cli import experiment_flags, grid_flags  # noqa: E402
+from imbal_keras.grid import dry_run  # noqa: E402
+from imbal_keras.grid import main as grid_main  # noqa: E402
+from imbal_keras.training import experiment  # noqa: E402
+
+__all__ = ["main", "run"]
+
+
+def main(argv):
+    """The program after flag parsing: one run, a grid, or the dry run of either."""
+    del argv  # Unused.
+    describe_only = grid_flags.DRY_RUN.value
+    if not grid_flags.is_grid():
+        config = experiment_flags.to_config()
+        if describe_only:
+            print(dry_run.describe_run(config))
+            return
+        experiment.run(config, extra_files={runs.FLAGS_FILE: absl_flags.FLAGS.flags_into_string()})
+        return
+    sources = grid_flags.merge_sources()
+    spec = None if sources is not None else grid_flags.to_spec()
+    if describe_only:
+        print(dry_run.describe_grid(spec, grid_flags.grid_dir(), merge_from=sources, **grid_flags.execution()))
+        return
+    grid_main.run_and_report(spec, grid_flags.grid_dir(), merge_from=sources, **grid_flags.execution())
+
+
+def run() -> None:
+    """The console script `imbal-keras` (and `python -m imbal_keras`): parses the flags and runs `main`."""
+    experiment_flags.run_main(main)
