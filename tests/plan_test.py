@@ -145,3 +145,14 @@ def test_an_output_other_than_sigmoid_or_softmax_is_not_packed():
 def test_a_loss_without_an_additive_reduction_is_not_packed(loss, name):
     path = plan.plan_pack(_config(), 2, model=_dense_model(), loss=loss)
     assert path == plan.Plan("plain", f"the loss {name} has no additive reduction")
+
+
+def test_configs_that_differ_only_in_training_seeds_and_output_share_a_pack_key():
+    base = dict(strategy="class_weight", data_seed=3, steps=20)
+    key = plan.pack_key(_config(**base))
+    mates = [dict(seed=1), dict(init_seed=5), dict(order_seed=7), dict(output_dir="elsewhere", run_name="r")]
+    assert all(plan.pack_key(_config(**{**base, **mate})) == key for mate in mates)
+    others = [dict(data_seed=4), dict(steps=30), dict(weight_reduction="mean_with_sample_weight"), dict(batch_size=64)]
+    assert all(plan.pack_key(_config(**{**base, **other})) != key for other in others)
+    # Without a fixed data seed each seed draws its own data: the resolved data seed is part of the key.
+    assert plan.pack_key(_config(data_seed=-1, seed=0)) != plan.pack_key(_config(data_seed=-1, seed=1))

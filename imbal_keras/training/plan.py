@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from imbal_keras import strategies
-from imbal_keras.config import BUILT_IN_MODELS, ExperimentConfig
+from imbal_keras.config import BUILT_IN_MODELS, ExperimentConfig, key_fields
 
 __all__ = [
     "HIDDEN_ACTIVATIONS",
@@ -31,6 +31,7 @@ __all__ = [
     "Plan",
     "activation_name",
     "dense_layers",
+    "pack_key",
     "plan_pack",
     "plan_run",
 ]
@@ -106,6 +107,16 @@ def plan_pack(config: ExperimentConfig, replicas: int, *, model: Any = None, los
     if reason is None and loss is not None:
         reason = _loss_reason(loss)
     return Plan("plain", reason) if reason is not None else Plan("packed", replicas=replicas)
+
+
+def pack_key(config: ExperimentConfig) -> str:
+    """Configs with equal keys may train side by side: the fields of `config.key_fields("pack")` (everything but
+    the training seeds and the output location), with the data seed resolved, so that the replicas share their
+    data."""
+    flat = config.flat()
+    fields = {name: flat[name] for name in key_fields("pack") if name in flat}
+    fields["data_seed"] = config.seed_for("data")
+    return repr(sorted(fields.items()))
 
 
 def _run_reason(config: ExperimentConfig, extra_callbacks: Sequence[Any]) -> str | None:

@@ -43,7 +43,6 @@ from imbal_keras.callbacks.step_loss import StepLoss
 from imbal_keras.config import ExperimentConfig
 from imbal_keras.data import datasets
 from imbal_keras.errors import check
-from imbal_keras.grid.sweep import pack_key
 from imbal_keras.training import experiment, plan
 from imbal_keras.training.warm import Entry, WarmModels, snapshot_optimizer, steps_per_call
 
@@ -358,7 +357,7 @@ def run_pack(
     log: Callable[[str], None] | None = None,
     data_options: tf.data.Options | None = None,
 ) -> list[experiment.RunResult] | str:
-    """Trains `configs` (equal `pack_key`) side by side and writes their run folders.
+    """Trains `configs` (equal `plan.pack_key`) side by side and writes their run folders.
 
     Args:
       configs: the runs; they may differ only in their training seeds.
@@ -376,7 +375,7 @@ def run_pack(
     """
     configs = list(configs)
     check(
-        len({pack_key(c) for c in configs}) == 1,
+        len({plan.pack_key(c) for c in configs}) == 1,
         "configs of one pack may differ only in their training seeds (seed, init_seed, order_seed; one data seed)",
         argument="configs",
     )
