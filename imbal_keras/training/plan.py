@@ -28,6 +28,7 @@ __all__ = [
     "HIDDEN_ACTIVATIONS",
     "MODES",
     "OUTPUT_ACTIVATIONS",
+    "WARM_OFF",
     "Plan",
     "activation_name",
     "dense_layers",
