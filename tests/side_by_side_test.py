@@ -9,12 +9,14 @@ comparison allows float32 rounding (RTOL, ATOL below, stated in docs/grids.md); 
 import json
 import os
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
 
 from imbal_keras import runs, strategies
+from imbal_keras.callbacks import rows
 from imbal_keras.config import ExperimentConfig
 from imbal_keras.errors import UserInputError
 from imbal_keras.grid import runner, sweep
@@ -111,6 +113,8 @@ def test_every_run_of_a_pack_matches_the_one_run_path(tmp_path, case):
         one = experiment.run(config, log=None)
         assert os.path.basename(result.run_dir) == os.path.basename(one.run_dir)
         _assert_same_run(result.run_dir, one.run_dir)
+        assert result.summary["training_path"] == {"mode": "packed", "reason": "", "replicas": len(SEEDS)}
+        assert one.summary["training_path"] == {"mode": "plain", "reason": "warm runs off"}
     # Nothing but the run folders is left behind.
     assert sorted(os.listdir(tmp_path / "pack")) == sorted(f"{case}_seed{s}" for s in SEEDS)
 
@@ -157,24 +161,6 @@ def test_what_cannot_train_side_by_side_says_why_and_writes_nothing(tmp_path, ex
     assert not os.listdir(tmp_path)
 
 
-def test_only_stacks_of_dense_layers_are_packed():
-    import keras
-
-    def model(*layers):
-        return keras.Sequential([keras.Input((6,)), *layers, keras.layers.Dense(1, activation="sigmoid")])
-
-    assert len(side_by_side._layers(model(keras.layers.Dense(4, activation="relu")))) == 2
-    assert "Dropout" in side_by_side._layers(model(keras.layers.Dropout(0.5)))
-    assert "activation 'tanh'" in side_by_side._layers(model(keras.layers.Dense(4, activation="tanh")))
-    linear = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3)])
-    assert "not sigmoid or softmax" in side_by_side._layers(linear)
-    # An op between Keras tensors (the built-in MLP's one-hot encoding of a lone categorical column) is a step too.
-    inputs = keras.Input((1,))
-    encoded = keras.ops.one_hot(keras.ops.cast(inputs[:, 0], "int32"), 4)
-    one_hot = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(encoded))
-    assert "side by side takes Dense layers" in side_by_side._layers(one_hot)
-
-
 def test_configs_that_differ_in_more_than_their_seeds_are_refused(tmp_path):
     a, b = _configs(tmp_path, "none", seeds=(0,))[0], _configs(tmp_path, "none", seeds=(1,), data_seed=1)[0]
     with pytest.raises(UserInputError, match="differ only in their training seeds"):
@@ -191,7 +177,7 @@ def test_packs_group_seeds_of_one_data_seed_in_near_equal_parts():
     ]
     packs = sweep.packs(configs, 8)
     assert [len(p) for p in packs] == [7, 6, 7, 7, 6, 7]
-    assert all(len({sweep.pack_key(c) for c in p}) == 1 for p in packs)
+    assert all(len({c.key("pack") for c in p}) == 1 for p in packs)
     assert [c.output.run_name for p in packs for c in p] == [c.output.run_name for c in configs]
     # Without a fixed data seed every seed draws its own data: no two runs share a pack.
     own_data = [ExperimentConfig.from_flat({**base, "data_seed": -1, "seed": s}) for s in range(3)]
@@ -250,10 +236,10 @@ def test_the_interleaved_pipeline_gives_each_replica_the_batches_of_its_own_run(
     config = ExperimentConfig.from_flat({**TINY, "strategy": name, "num_classes": 3, "imbalance_ratio": 10.0})
     data, target = experiment.load_data(config, None)
     setups = [
-        experiment._setup(ExperimentConfig.from_flat({**config.flat(), "seed": s}), data, target, None, pipeline=False)
+        experiment.setup(ExperimentConfig.from_flat({**config.flat(), "seed": s}), data, target, None, pipeline=False)
         for s in (4, 9)
     ]
-    stacked = list(side_by_side._stacked_dataset(setups, data, None).take(6).as_numpy_iterator())
+    stacked = list(side_by_side.stacked_dataset(setups, data, None).take(6).as_numpy_iterator())
     for r, setup in enumerate(setups):
         own = strategies.build_pipeline(setup.strategy, data.train.x, data.train.y, setup.ctx)
         for batch, expected in zip(stacked, own.take(6).as_numpy_iterator(), strict=True):
@@ -292,3 +278,30 @@ def test_budgets_intervals_and_settings_that_do_not_divide_evenly(tmp_path, extr
     assert not isinstance(results, str), results
     for config, result in zip(configs("one"), results, strict=True):
         _assert_same_run(result.run_dir, experiment.run(config, log=None).run_dir)
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        keras.losses.BinaryCrossentropy(),
+        keras.losses.BinaryCrossentropy(reduction="sum"),
+        keras.losses.BinaryCrossentropy(reduction="mean_with_sample_weight"),
+    ],
+    ids=lambda loss: loss.reduction,
+)
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_each_replica_reduces_its_loss_as_the_keras_loss_reduces_its_batch(loss, weighted):
+    """`rows.reduce_loss` over a leading replica axis gives each replica's `Loss.__call__` bitwise, and its class parts
+    (`rows.class_losses`) sum to it."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, size=(3, 8)).astype(np.float32)
+    p = rng.uniform(0.05, 0.95, size=(3, 8)).astype(np.float32)
+    weights = rng.uniform(0.5, 2.0, size=(3, 8)).astype(np.float32) if weighted else None
+    values = loss.call(tf.reshape(y, [-1]), tf.reshape(p, [-1, 1]))
+    reduced, weighted_values, divisor = rows.reduce_loss(loss.reduction, tf.reshape(values, [3, 8]), weights)
+    for r in range(3):
+        expected = loss(y[r], p[r, :, None], sample_weight=None if weights is None else weights[r])
+        np.testing.assert_array_equal(reduced[r].numpy(), expected.numpy())
+    one_hot = tf.one_hot(tf.cast(y, tf.int32), 2)
+    parts = rows.class_losses(weighted_values, one_hot, divisor)
+    np.testing.assert_allclose(tf.reduce_sum(parts, axis=-1).numpy(), reduced.numpy(), rtol=1e-6)

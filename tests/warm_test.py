@@ -136,7 +136,8 @@ def test_seeds_after_the_first_reuse_the_compiled_model(both_paths):
     _, warmed, warm, traced = both_paths
     assert (warm.misses, warm.hits, warm.plain) == (len(WARM_CASES), len(WARM_CASES) * (len(SEEDS) - 1), 0)
     assert len(warm) == len(WARM_CASES)
-    assert all(entry.runs == len(SEEDS) for entry in warm._entries.values())
+    assert all(entry.runs == len(SEEDS) for entry in warm.entries())
+    assert all(warmed[key][0].summary["training_path"] == {"mode": "warm", "reason": ""} for key in warmed)
     # The instrumented step function (one with every recorder: a warm run calls several steps at once) is traced
     # by the first run of each shape only; a cold run traces two (composition; composition and gradients).
     assert traced["warm"] == len(WARM_CASES)
@@ -179,10 +180,13 @@ def test_what_cannot_be_warm_runs_the_plain_path_and_says_why(tmp_path, monkeypa
     for seed in (0, 1):
         lines = []
         config = ExperimentConfig.from_flat({**TINY, **flat, "seed": seed, "output_dir": str(tmp_path)})
-        experiment.run(config, log=lines.append, warm=warm)
+        result = experiment.run(config, log=lines.append, warm=warm)
         said = [line for line in lines if line.startswith("plain path, not warm: ")]
         assert len(said) == 1 and reason in said[0]
         assert warm.last_path.startswith("plain: ") and reason in warm.last_path
+        assert (
+            result.summary["training_path"]["mode"] == "plain" and reason in result.summary["training_path"]["reason"]
+        )
     assert (warm.hits, warm.misses, warm.plain, len(warm)) == (0, 0, 2, 0)
 
 

@@ -6,8 +6,11 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.histogram.summary_v2 import histogram_pb
 
+from imbal_keras.callbacks import rows
 from imbal_keras.callbacks.recorder import StepRecorder
 from imbal_keras.errors import UserInputError
+
+__all__ = ["BatchComposition"]
 
 
 class BatchComposition(StepRecorder):
@@ -55,19 +58,10 @@ class BatchComposition(StepRecorder):
         )
 
     def _tags(self) -> list[str]:
-        classes = range(self.num_classes)
-        return (
-            ["composition/batch_size"]
-            + [f"composition/count/class_{c}" for c in classes]
-            + [f"composition/share/class_{c}" for c in classes]
-            + [f"composition/weight/class_{c}" for c in classes]
-            + ["composition/no_minority"]
-        )
+        return rows.composition_tags(self.num_classes)
 
     def _raw_width(self) -> int:
-        # The batch size, then per class the count and the total sample weight. Only additive quantities:
-        # summing the replicas' rows gives the global batch.
-        return 1 + 2 * self.num_classes
+        return len(rows.composition_raw_tags(self.num_classes))
 
     def _columns(self, raw: np.ndarray, steps: np.ndarray) -> np.ndarray:
         k = self.num_classes
@@ -87,16 +81,9 @@ class BatchComposition(StepRecorder):
         0..K-1, which the host then finds as counts short of the batch size), its column sums for the counts,
         and without sample weights the weights are the counts.
         """
-        ids = self._class_ids(y)
-        one_hot = tf.one_hot(ids, self.num_classes, dtype=tf.float32)
-        counts = tf.reduce_sum(one_hot, axis=0)
-        batch_size = tf.cast(tf.shape(ids), tf.float32)
-        weights = (
-            counts
-            if sample_weight is None
-            else tf.linalg.matvec(one_hot, tf.reshape(tf.cast(sample_weight, tf.float32), [-1]), transpose_a=True)
-        )
-        self._record(step, lambda: [batch_size, counts, weights])
+        one_hot = tf.one_hot(self._class_ids(y), self.num_classes, dtype=tf.float32)
+        weights = None if sample_weight is None else tf.reshape(sample_weight, [-1])
+        self._record(step, lambda: rows.composition_row(one_hot, weights))
 
     def end_epoch(self, epoch: int) -> None:
         # Column 1 + c of a row is the count of class c (after the batch size).

@@ -1,4 +1,9 @@
-"""Shared machinery: per-step rows recorded in the graph, read back into TensorBoard and pandas."""
+"""Shared machinery: per-step rows recorded in the graph, read back into TensorBoard and pandas.
+
+What a row holds, and its arithmetic, is defined once in `imbal_keras.callbacks.rows`; a `StepRecorder` stores,
+reads back and logs rows, whichever path recorded them (the probe's train step, or seeds side by side through
+`add_rows`).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,8 @@ import tensorflow as tf
 
 from imbal_keras.callbacks import _keras_adapter, _labels, events, probe
 from imbal_keras.errors import UserInputError
+
+__all__ = ["StepRecorder"]
 
 # Rows kept in the graph between two reads. A read costs one device sync, so reading every few
 # hundred recorded steps keeps the callbacks off the critical path while still giving exact

@@ -7,6 +7,8 @@ import tensorflow as tf
 
 from imbal_keras.callbacks.recorder import StepRecorder
 
+__all__ = ["StepLoss"]
+
 
 class StepLoss(StepRecorder):
     """Logs `train/loss`, each batch's own training loss, into `log_dir` itself.
@@ -42,6 +44,7 @@ class StepLoss(StepRecorder):
         """Nothing before the step: the loss is known after it (`record_logs`)."""
 
     def record_logs(self, step: tf.Tensor, logs) -> None:
+        """Records the step's running mean of the loss (called by the probe inside the train step)."""
         self._record(step, lambda: [logs["loss"]])
 
     def _columns(self, raw: np.ndarray, steps: np.ndarray) -> np.ndarray:

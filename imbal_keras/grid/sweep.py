@@ -351,13 +351,6 @@ def merge(sources: Sequence[str], grid_dir: str) -> int:
 DEFAULT_PACK = 10
 
 
-def pack_key(config: ExperimentConfig) -> str:
-    """Configs with the same key may train side by side: `config.key("pack")`, the fields of the pack key (all but
-    the seeds of training and the output location) with the data seed resolved, so that the replicas share their
-    data."""
-    return config.key("pack")
-
-
 def packs(configs: Sequence[ExperimentConfig], size: int) -> list[list[ExperimentConfig]]:
     """Groups `configs` into packs of at most `size` runs that differ only in their training seeds.
 
@@ -371,7 +364,7 @@ def packs(configs: Sequence[ExperimentConfig], size: int) -> list[list[Experimen
     )
     groups: dict[str, list[ExperimentConfig]] = {}
     for config in configs:
-        groups.setdefault(pack_key(config), []).append(config)
+        groups.setdefault(config.key("pack"), []).append(config)
     out = []
     for group in groups.values():
         count = math.ceil(len(group) / size)
@@ -392,7 +385,6 @@ __all__ = [
     "load_spec",
     "make_spec",
     "merge",
-    "pack_key",
     "packs",
     "parse_shard",
     "prepare",

@@ -3,7 +3,12 @@
 `run(config)` trains for exactly `config.training.steps` optimizer steps (the budget that makes strategies
 comparable), evaluates on the natural-ratio validation and test splits every `eval_every` steps, and writes one
 run folder under `config.output.output_dir` through `imbal_keras.runs` (which owns the folder's format and its
-atomic publication).
+atomic publication). It trains warm or plain as `imbal_keras.training.plan.plan_run` says.
+
+The pieces of a run that seeds side by side (`imbal_keras.training.side_by_side`) share are public here: `load_data`
+and `setup` (data, strategy, pipeline and initial bias), `log_start`, `StepBudget` (exactly `steps` steps),
+`Evaluator` (the evaluation rows, from the run's own forward pass or from given probabilities), `prediction_rows`,
+and `finish` (a `TrainedRun`'s tables and result.json).
 """
 
 from __future__ import annotations
@@ -29,8 +34,23 @@ from imbal_keras.config import ExperimentConfig, validate_target_distribution
 from imbal_keras.data import longtail, sources, splits
 from imbal_keras.data.shares import balanced
 from imbal_keras.errors import check
-from imbal_keras.training import initialization
+from imbal_keras.training import initialization, plan
 from imbal_keras.training.warm import Entry, WarmModels, snapshot_optimizer, steps_per_call
+
+__all__ = [
+    "Evaluator",
+    "RunResult",
+    "Setup",
+    "StepBudget",
+    "TrainedRun",
+    "finish",
+    "format_summary",
+    "load_data",
+    "log_start",
+    "prediction_rows",
+    "run",
+    "setup",
+]
 
 # Input values per forward call of the evaluation (rows = this / values per example, at least 4096).
 _PREDICT_VALUES = 2**22
@@ -66,6 +86,9 @@ def run(
 ) -> RunResult:
     """Trains and evaluates one configuration and writes its run folder.
 
+    The run trains warm when `plan.plan_run` says it can (and `warm` is given), else on the plain path; result.json
+    says which (`training_path`).
+
     Args:
       config: the run; validated here.
       extra_files: more files to write into the run folder, name -> text (the entry point passes the flags).
@@ -91,7 +114,8 @@ def run(
     run_name = config.output.run_name or config.default_run_name()
     staging = runs.stage(output_dir, run_name)
     try:
-        result = _train_and_evaluate(config, data, target, staging, callbacks, log, started, data_options, warm)
+        one = _OneRun(config, data, target, staging, log, started, tuple(callbacks), data_options, warm)
+        result = _train_and_evaluate(one)
         for name, text in (extra_files or {}).items():
             runs.write_text(os.path.join(staging, name), text)
         run_dir = runs.publish(staging, output_dir, run_name)
@@ -127,9 +151,19 @@ def load_data(config: ExperimentConfig, warm: WarmModels | None) -> tuple[splits
 
 
 @dataclasses.dataclass
-class _Setup:
+class Setup:
     """What a run builds before its model: the strategy in its context, the training pipeline and the output
-    layer's starting point (shared by the one-run path and seeds side by side, `imbal_keras.training.side_by_side`)."""
+    layer's starting point (shared by the one-run path and seeds side by side, `imbal_keras.training.side_by_side`).
+
+    Attributes:
+      strategy: the run's registered strategy.
+      ctx: the strategy's context (class counts, target, batch size, order seed, parameters, step budget).
+      train_ds: the training pipeline, or None when the caller builds it (seeds side by side).
+      training_distribution: (K,) the class distribution the strategy trains on.
+      output_bias: the output layer's initial bias (`initialization.initial_output_bias`).
+      init_seed: the seed of the initial weights.
+      minority: the class with the fewest training examples.
+    """
 
     strategy: strategies.Strategy
     ctx: strategies.StrategyContext
@@ -154,8 +188,17 @@ class _Setup:
         )
 
 
-def _setup(config: ExperimentConfig, data: splits.Data, target, data_options, *, pipeline: bool = True) -> _Setup:
-    """A run's `_Setup`; without `pipeline` its `train_ds` is None (seeds side by side build theirs together)."""
+def setup(config: ExperimentConfig, data: splits.Data, target, data_options, *, pipeline: bool = True) -> Setup:
+    """A run's `Setup`.
+
+    Args:
+      config: the run.
+      data: its data (`load_data`).
+      target: its target distribution (`load_data`).
+      data_options: `tf.data.Options` for the pipeline, or None.
+      pipeline: build the training pipeline; without it `train_ds` is None (seeds side by side build theirs
+        together).
+    """
     training = config.training
     strategy = strategies.get(config.strategy.name)
     counts = data.train.class_counts(data.num_classes)
@@ -170,7 +213,7 @@ def _setup(config: ExperimentConfig, data: splits.Data, target, data_options, *,
     train_ds = strategies.build_pipeline(strategy, data.train.x, data.train.y, ctx) if pipeline else None
     if data_options is not None and train_ds is not None:
         train_ds = train_ds.with_options(data_options)
-    return _Setup(
+    return Setup(
         strategy=strategy,
         ctx=ctx,
         train_ds=train_ds,
@@ -181,133 +224,187 @@ def _setup(config: ExperimentConfig, data: splits.Data, target, data_options, *,
     )
 
 
-def _train_and_evaluate(config, data, target, staging, callbacks, log, started, data_options, warm) -> RunResult:
-    training = config.training
-    setup = _setup(config, data, target, data_options)
-    strategy, ctx, counts = setup.strategy, setup.ctx, setup.ctx.class_counts
+@dataclasses.dataclass
+class _OneRun:
+    """The arguments of one run on the one-run path (`run`), past validation and data loading."""
 
-    def build_model():
-        return setup.build_model(config, data, log)
+    config: ExperimentConfig
+    data: splits.Data
+    target: tuple[float, ...]
+    staging: str
+    log: Callable[[str], None]
+    started: float
+    callbacks: tuple[keras.callbacks.Callback, ...]
+    data_options: tf.data.Options | None
+    warm: WarmModels | None
 
-    def new_recorders():
-        # The per-batch training loss, then the default instrumentation.
-        return [
-            StepLoss(staging),
-            *instrument.experiment_callbacks(
-                staging,
-                log_composition=config.output.log_composition,
-                gradient_every_n_steps=config.output.gradient_every_n_steps,
-                minority_class=setup.minority,
-            ),
-        ]
 
-    reason = warm.plain_path_reason(config, strategy, callbacks) if warm is not None else None
-    key = warm.key(config, data.train.x.shape[1:], counts) if warm is not None and reason is None else None
-    entry = warm.get(key) if key is not None else None
-    # Fast path: several steps per compiled call (same steps, same order; see imbal_keras.training.warm).
-    steps_per_execution = steps_per_call(training.steps, training.eval_every) if key is not None else 1
-    if entry is not None:
-        # Warm: the compiled model of an earlier run of this shape, started over from this run's seeds.
-        model = entry.model
-        fresh = build_model()
-        model.set_weights(fresh.get_weights())
-        del fresh
-        entry.reset_optimizer()
-        recorders = entry.instrumentation
-        for callback in recorders:
-            callback.reuse(staging)
-    else:
-        model = build_model()
-        models.compile_for_run(
-            model,
-            loss=strategies.build_loss(strategy, ctx),
-            optimizer=models.optimizer(training.optimizer, training.learning_rate),
-            strategy=strategy,
-            log=log,
-            steps_per_execution=steps_per_execution,
-        )
-        recorders = new_recorders()
-        if key is not None:
-            entry = Entry(model, snapshot_optimizer(model), recorders)
-            for callback in recorders:
-                callback.reuse(staging)  # keeps its buffer for the runs that reuse this entry
-            warm.put(key, entry)
-        elif warm is not None:
-            warm.say_plain(reason)
-            log(f"plain path, not warm: {reason}")
-    instrumentation = recorders[1:]  # recorders[0] is the StepLoss
-    runs.write_text(os.path.join(staging, runs.CONFIG_FILE), config.to_json())
-    log_start(config, data, setup, log)
-    evaluator = _Evaluator(
-        data, training, staging, log, started, prior=counts / counts.sum(),
-        functions=entry.functions if entry is not None else {},
-    )  # fmt: skip
-    budget = _StepBudget(training.steps, training.eval_every)
-    noise = _gradient_noise(config, strategy, ctx, data, staging)
+def _train_and_evaluate(one: _OneRun) -> RunResult:
+    """Builds (or takes warm) the run's model, fits it with its evaluations and recorders, and finishes the run."""
+    config, data, training = one.config, one.data, one.config.training
+    run_setup = setup(config, data, one.target, one.data_options)
+    strategy, ctx, counts = run_setup.strategy, run_setup.ctx, run_setup.ctx.class_counts
+    path = plan.plan_run(config, extra_callbacks=one.callbacks, warm_enabled=one.warm is not None)
+    model, recorders, functions = _model_and_recorders(one, run_setup, path)
+    runs.write_text(os.path.join(one.staging, runs.CONFIG_FILE), config.to_json())
+    log_start(config, data, run_setup, one.log)
+    evaluator = Evaluator(data, training, one.staging, one.log, one.started, prior=counts / counts.sum(),
+                          functions=functions)  # fmt: skip
+    noise = _gradient_noise(config, strategy, ctx, data, one.staging)
     fit_started = time.time()
     try:
         model.fit(
-            setup.train_ds,
+            run_setup.train_ds,
             steps_per_epoch=training.eval_every,
             epochs=math.ceil(training.steps / training.eval_every),
             verbose=0,
             shuffle=False,  # the strategy's pipeline already shuffles, seeded
             callbacks=[
-                budget,
+                StepBudget(training.steps, training.eval_every),
                 evaluator,
                 *strategies.build_callbacks(strategy, ctx),
                 *recorders,
                 *noise,
-                *callbacks,
+                *one.callbacks,
             ],
         )
     finally:
         evaluator.close()
-    return finish(config, data, target, setup, staging, evaluator, instrumentation, noise, started, fit_started)
+    trained = TrainedRun(config, data, one.target, run_setup, one.staging, evaluator,
+                         instrumentation=recorders[1:],  # recorders[0] is the StepLoss
+                         noise=noise, path=path, started=one.started, fit_started=fit_started)  # fmt: skip
+    return finish(trained)
 
 
-def log_start(config: ExperimentConfig, data: splits.Data, setup: _Setup, log) -> None:
+def _model_and_recorders(one: _OneRun, run_setup: Setup, path: plan.Plan) -> tuple[keras.Model, list, dict]:
+    """The run's compiled model, its recorders (the per-batch loss first, then the default instrumentation) and
+    the traced functions its evaluation may reuse: a warm entry's when the plan says `warm` and the cache holds
+    one of this shape, else built anew (and kept when warm)."""
+    config, warm = one.config, one.warm
+    key = None
+    if path.mode == "warm":
+        key = warm.key(config, one.data.train.x.shape[1:], run_setup.ctx.class_counts)
+        entry = warm.get(key)
+        if entry is not None:
+            # Warm: the compiled model of an earlier run of this shape, started over from this run's seeds.
+            fresh = run_setup.build_model(config, one.data, one.log)
+            entry.model.set_weights(fresh.get_weights())
+            del fresh
+            entry.reset_optimizer()
+            for callback in entry.instrumentation:
+                callback.reuse(one.staging)
+            return entry.model, entry.instrumentation, entry.functions
+    model = _compiled_model(one, run_setup, warm_steps=key is not None)
+    recorders = [
+        StepLoss(one.staging),
+        *instrument.experiment_callbacks(
+            one.staging,
+            log_composition=config.output.log_composition,
+            gradient_every_n_steps=config.output.gradient_every_n_steps,
+            minority_class=run_setup.minority,
+        ),
+    ]
+    if key is None:
+        if warm is not None:
+            warm.say_plain(path.reason)
+            one.log(f"plain path, not warm: {path.reason}")
+        return model, recorders, {}
+    entry = Entry(model, snapshot_optimizer(model), recorders)
+    for callback in recorders:
+        callback.reuse(one.staging)  # keeps its buffer for the runs that reuse this entry
+    warm.put(key, entry)
+    return model, recorders, entry.functions
+
+
+def _compiled_model(one: _OneRun, run_setup: Setup, *, warm_steps: bool) -> keras.Model:
+    """The run's model, built and compiled; a model kept for warm runs runs several steps per call
+    (`warm.steps_per_call`: the same steps in the same order)."""
+    training = one.config.training
+    model = run_setup.build_model(one.config, one.data, one.log)
+    models.compile_for_run(
+        model,
+        loss=strategies.build_loss(run_setup.strategy, run_setup.ctx),
+        optimizer=models.optimizer(training.optimizer, training.learning_rate),
+        strategy=run_setup.strategy,
+        log=one.log,
+        steps_per_execution=steps_per_call(training.steps, training.eval_every) if warm_steps else 1,
+    )
+    return model
+
+
+def log_start(config: ExperimentConfig, data: splits.Data, run_setup: Setup, log) -> None:
     """The line a run logs before training."""
     training = config.training
     log(
         f"[{config.strategy.variant()}] {data.describe()}; training distribution "
-        f"{np.array2string(setup.training_distribution, precision=4)}; {training.steps} steps of batch "
+        f"{np.array2string(run_setup.training_distribution, precision=4)}; {training.steps} steps of batch "
         f"{training.batch_size}"
     )
 
 
-def finish(
-    config, data, target, setup, staging, evaluator, instrumentation, noise, started, fit_started, share: float = 1.0
-) -> RunResult:
-    """Writes a trained run's tables and result.json into its staging folder and returns its result.
+@dataclasses.dataclass
+class TrainedRun:
+    """A run that has trained, with what `finish` writes from it.
 
-    `share`: the run's part of the measured seconds (1 / R for R runs trained side by side).
+    Attributes:
+      config: the run.
+      data: its data.
+      target: its target distribution.
+      setup: its `Setup`.
+      staging: its staging folder.
+      evaluator: its `Evaluator` (the evaluation rows).
+      instrumentation: its `BatchComposition` and `PerClassGradients` recorders, those it has.
+      noise: its gradient-noise diagnostics callbacks (none without `diagnose_every`).
+      path: how it trained (`plan.Plan`), kept in result.json as `training_path`.
+      started: when the run started (`time.time()`).
+      fit_started: when its training started.
+      share: its part of the measured seconds (1 / R for R runs trained side by side).
     """
-    fit_seconds = (time.time() - fit_started) * share
-    strategy, ctx = setup.strategy, setup.ctx
-    curve = pd.DataFrame(evaluator.rows)
+
+    config: ExperimentConfig
+    data: splits.Data
+    target: tuple[float, ...]
+    setup: Setup
+    staging: str
+    evaluator: Evaluator
+    instrumentation: Sequence[keras.callbacks.Callback]
+    noise: Sequence[keras.callbacks.Callback]
+    path: plan.Plan
+    started: float
+    fit_started: float
+    share: float = 1.0
+
+
+def finish(trained: TrainedRun) -> RunResult:
+    """Writes a trained run's tables and result.json into its staging folder and returns its result."""
+    fit_seconds = (time.time() - trained.fit_started) * trained.share
+    config, data, staging = trained.config, trained.data, trained.staging
+    strategy, ctx = trained.setup.strategy, trained.setup.ctx
+    curve = pd.DataFrame(trained.evaluator.rows)
     curve.to_csv(os.path.join(staging, runs.METRICS_FILE), index=False)
-    for callback in instrumentation:
+    for callback in trained.instrumentation:
         callback.to_csv(os.path.join(staging, _INSTRUMENTATION_FILES[type(callback).__name__]))
-    for callback in noise:
+    for callback in trained.noise:
         callback.to_csv(os.path.join(staging, runs.DIAGNOSTICS_FILE))
+    groups = trained.evaluator.groups
     summary = {
         "config": config.to_dict(),
         "dataset": data.name,
         "class_counts": {split: s.class_counts(data.num_classes).tolist() for split, s in data.splits().items()},
-        "target_distribution": list(target),
-        "training_distribution": setup.training_distribution.tolist(),
-        "initial_output_bias": np.asarray(setup.output_bias).tolist(),
-        "class_groups": list(evaluator.groups) if evaluator.groups else None,
+        "target_distribution": list(trained.target),
+        "training_distribution": trained.setup.training_distribution.tolist(),
+        "initial_output_bias": np.asarray(trained.setup.output_bias).tolist(),
+        "class_groups": list(groups) if groups else None,
         "class_weights": strategy.loss_weights(ctx).tolist() if strategy.loss_weights else None,
         "final": curve.iloc[-1].to_dict(),
         "best_validation_average_precision_step": int(curve.loc[curve["validation_average_precision"].idxmax(), "step"])
         if curve["validation_average_precision"].notna().any()
         else None,
-        "train_seconds": round((time.time() - started) * share, 3),
+        "train_seconds": round((time.time() - trained.started) * trained.share, 3),
         # Inside fit: training steps (with any tracing) and the evaluations.
         "fit_seconds": round(fit_seconds, 3),
-        "instrumentation": {**instrument.summarize(instrumentation), **_noise_summary(noise)},
+        "instrumentation": {**instrument.summarize(trained.instrumentation), **_noise_summary(trained.noise)},
+        "training_path": trained.path.record(),
     }
     runs.write_json(os.path.join(staging, runs.RESULT_FILE), summary)
     return RunResult(run_dir=staging, config=config, curve=curve, summary=summary)
@@ -355,8 +452,19 @@ def _noise_summary(noise) -> dict[str, float]:
     return summary
 
 
-class _StepBudget(keras.callbacks.Callback):
-    """Stops `fit` after exactly `steps` optimizer steps (`fit` runs whole epochs of `steps_per_epoch`)."""
+def prediction_rows(values_per_row: int) -> int:
+    """Rows per forward call of an evaluation, for rows of `values_per_row` input values (all replicas' for seeds
+    side by side): about 4M input values per call, at least 4096 rows."""
+    return max(4096, _PREDICT_VALUES // max(1, values_per_row))
+
+
+class StepBudget(keras.callbacks.Callback):
+    """Stops `fit` after exactly `steps` optimizer steps (`fit` runs whole epochs of `steps_per_epoch`).
+
+    Args:
+      steps: the run's step budget.
+      steps_per_epoch: the steps of one `fit` epoch (the evaluation interval).
+    """
 
     def __init__(self, steps: int, steps_per_epoch: int):
         super().__init__()
@@ -373,8 +481,24 @@ class _StepBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-class _Evaluator(keras.callbacks.Callback):
-    """Evaluates validation and test at the end of every `fit` epoch (= every `eval_every` steps)."""
+class Evaluator(keras.callbacks.Callback):
+    """Evaluates validation and test at the end of every `fit` epoch (= every `eval_every` steps).
+
+    Seeds side by side call `evaluate` with each replica's probabilities instead of letting it predict.
+
+    Args:
+      data: the run's data.
+      training: the run's training config (step budget, evaluation interval, post-hoc adjustment).
+      log_dir: where the evaluations' TensorBoard scalars go.
+      log: where the evaluation lines go.
+      started: when the run started (`time.time()`), for the rows' elapsed seconds.
+      prior: (K,) the training class shares (for the post-hoc logit adjustment).
+      functions: traced functions by name: the forward pass is kept there (warm runs keep it between runs).
+
+    Attributes:
+      rows: one row per evaluation (the content of metrics.csv).
+      groups: the head / medium / tail group of each class for K > 2, else None.
+    """
 
     def __init__(self, data, training, log_dir, log, started, *, prior, functions):
         super().__init__()
@@ -398,7 +522,7 @@ class _Evaluator(keras.callbacks.Callback):
             signature = [tf.TensorSpec((None, *x.shape[1:]), tf.float32)]
             forward = tf.function(lambda inputs: model(inputs, training=False), input_signature=signature)
             self._functions["forward"] = forward
-        rows = max(4096, _PREDICT_VALUES // max(1, int(np.prod(x.shape[1:]))))
+        rows = prediction_rows(int(np.prod(x.shape[1:])))
         return np.concatenate([forward(x[i : i + rows]).numpy() for i in range(0, len(x), rows)])
 
     def on_epoch_end(self, epoch, logs=None):
@@ -437,6 +561,7 @@ class _Evaluator(keras.callbacks.Callback):
         )
 
     def close(self) -> None:
+        """Closes the evaluations' TensorBoard event file."""
         if self._events is not None:
             self._events.close()
             self._events = None

@@ -23,6 +23,8 @@ import numpy as np
 
 from imbal_keras import strategies
 
+__all__ = ["DEFAULT_NUM_BATCHES", "batch_losses_fn", "draw_batches", "initial_output_bias", "is_closed_form"]
+
 DEFAULT_NUM_BATCHES = 512
 
 

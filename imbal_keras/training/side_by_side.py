@@ -10,9 +10,12 @@ as its own run would), its per-step instrumentation and its evaluations. The rep
 before differentiating; since no weight is shared, each replica's gradient is its own loss's.
 
 `run_pack(configs)` writes one run folder per config, with the same files, columns and summaries as
-`experiment.run`; `seconds` in result.json are the pack's divided by R. Results equal the one-run path's to
-float rounding (batched and single matrix products may round differently; tests/side_by_side_test.py states
-the tolerance). `pack_reason` says why a pack cannot run this way; the grid then runs its configs one by one
+`experiment.run`, through the same pieces (`experiment.setup`, `experiment.Evaluator`, `experiment.finish`) and
+recorders (`StepRecorder.add_rows`); the replicas compute their rows and reduce their losses with the functions of
+`imbal_keras.callbacks.rows`, as the one-run path's recorders do. `seconds` in result.json are the pack's divided by
+R. Results equal the one-run path's to float rounding (batched and single matrix products may round differently;
+tests/side_by_side_test.py states the tolerance). `imbal_keras.training.plan.plan_pack` decides whether a pack can
+train this way; when it cannot, `run_pack` returns the reason and the grid runs the configs one by one
 (`imbal_keras.grid.launch`), and says why once.
 
 What it supports: the built-in MLP (Dense layers only, on tabular data without categorical columns), a
@@ -34,89 +37,82 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from imbal_keras import runs, strategies
-from imbal_keras.callbacks import BatchComposition, PerClassGradients
+from imbal_keras import models, runs, strategies
+from imbal_keras.callbacks import BatchComposition, PerClassGradients, rows
 from imbal_keras.callbacks.step_loss import StepLoss
 from imbal_keras.config import ExperimentConfig
 from imbal_keras.data import splits
 from imbal_keras.errors import check
-from imbal_keras.grid.sweep import pack_key
-from imbal_keras.training import experiment
+from imbal_keras.training import experiment, plan
 from imbal_keras.training.warm import Entry, WarmModels, snapshot_optimizer, steps_per_call
 
-_ACTIVATIONS = {"relu": tf.nn.relu, "linear": None}
-_REDUCTIONS = ("sum", "sum_over_batch_size", "mean", "mean_with_sample_weight")
+__all__ = ["run_pack", "stacked_dataset"]
 
 
-def _layers(model: keras.Model) -> list[keras.layers.Dense] | str:
-    """The model's Dense layers, or why it is not a stack of Dense layers with relu or linear hidden layers and
-    a sigmoid or softmax output."""
-    dense = []
-    # `operations` also lists the ops applied to Keras tensors between layers (a one-hot encoding, say).
-    for layer in getattr(model, "operations", model.layers):
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
-        if not isinstance(layer, keras.layers.Dense) or not layer.use_bias:
-            return f"the model has a {type(layer).__name__} step {layer.name!r} (side by side takes Dense layers)"
-        dense.append(layer)
-    if not dense or len(model.inputs) != 1 or len(model.inputs[0].shape) != 2:
-        return "the model is not a stack of Dense layers on (batch, features) inputs"
-    *hidden, output = [_activation(layer) for layer in dense]
-    for layer, name in zip(dense[:-1], hidden, strict=True):
-        if name not in _ACTIVATIONS:
-            return f"layer {layer.name!r} has activation {name!r} (side by side takes relu and linear hidden layers)"
-    if output not in ("sigmoid", "softmax"):
-        return f"the output activation is {output!r}, not sigmoid or softmax"
-    return dense
+@dataclasses.dataclass(frozen=True)
+class _PackShape:
+    """What a compiled pack's variables and traced step depend on, besides its optimizer and loss.
+
+    Attributes:
+      sizes: (fan_in, units) of each Dense layer.
+      activations: each layer's activation name (`plan.HIDDEN_ACTIVATIONS`, then `plan.OUTPUT_ACTIVATIONS`).
+      replicas: R.
+      num_classes: K.
+      steps_per_call: optimizer steps per compiled call (rows of the step buffers).
+      gradient_every: record the per-class gradients every this many steps (0: never).
+      log_composition: record the batch composition.
+    """
+
+    sizes: tuple[tuple[int, int], ...]
+    activations: tuple[str, ...]
+    replicas: int
+    num_classes: int
+    steps_per_call: int
+    gradient_every: int
+    log_composition: bool
 
 
-def _activation(layer: keras.layers.Dense) -> str:
-    return keras.activations.serialize(layer.activation)
-
-
-def pack_reason(config: ExperimentConfig, warm: WarmModels | None = None) -> str | None:
-    """Why `config`'s pack cannot train side by side before anything is built, or None."""
-    strategy = strategies.get(config.strategy.name)
-    reason = (warm or WarmModels()).plain_path_reason(config, strategy, ())
-    if reason is not None:
-        return reason
-    if config.model.model == "cnn":
-        return "the CNN has convolutions (side by side takes Dense layers)"
-    return None
+def _activation_function(name: str) -> Callable[[tf.Tensor], tf.Tensor] | None:
+    """The TensorFlow function of a packed layer's activation (None for linear)."""
+    return None if name == "linear" else getattr(tf.nn, name)
 
 
 class _PackModel(keras.Model):
     """R stacked copies of a Dense network with a train step that records each replica's instrumentation.
 
-    Buffers hold one row per step of the current call, per replica: the batch composition (batch size, counts,
-    weights), the batch loss, and (in due steps) the per-class gradient row of `PerClassGradients`.
+    Buffers hold one row per step of the current call, per replica: the batch composition
+    (`rows.composition_row`), the batch loss, and in due steps the per-class gradient row (`rows.gradient_row`).
+
+    Args:
+      shape: the layers, replicas, classes and recording settings.
+      loss_fn: the strategy's per-example Keras loss (with an additive reduction, `plan.plan_pack`).
+      optimizer: the runs' optimizer (one for all replicas: its slots are per element).
     """
 
-    def __init__(self, sizes, activations, *, replicas, num_classes, loss_fn, optimizer, steps_per_call,
-                 gradient_every, log_composition):  # fmt: skip
+    def __init__(self, shape: _PackShape, *, loss_fn: keras.losses.Loss, optimizer: keras.optimizers.Optimizer):
         super().__init__()
-        self.replicas, self.num_classes, self.loss_fn = replicas, num_classes, loss_fn
-        self.gradient_every, self.log_composition, self.rows = gradient_every, log_composition, steps_per_call
-        # Hidden layers' activation functions (None for linear), then the output's name.
-        self.activations = [_ACTIVATIONS[name] for name in activations[:-1]]
-        self.output_activation = activations[-1]
+        self.shape, self.loss_fn = shape, loss_fn
+        self.replicas, self.num_classes, self.rows = shape.replicas, shape.num_classes, shape.steps_per_call
+        self.gradient_every, self.log_composition = shape.gradient_every, shape.log_composition
+        # Every layer's activation function (None for linear); the output's is applied by `probabilities`.
+        self.activations = [_activation_function(name) for name in shape.activations]
         self.stacked = []
-        for i, (fan_in, units) in enumerate(sizes):
-            kernel = self.add_weight(shape=(replicas, fan_in, units), initializer="zeros", name=f"kernel_{i}")
-            bias = self.add_weight(shape=(replicas, 1, units), initializer="zeros", name=f"bias_{i}")
+        for i, (fan_in, units) in enumerate(shape.sizes):
+            kernel = self.add_weight(shape=(shape.replicas, fan_in, units), initializer="zeros", name=f"kernel_{i}")
+            bias = self.add_weight(shape=(shape.replicas, 1, units), initializer="zeros", name=f"bias_{i}")
             self.stacked += [kernel, bias]
-        k = num_classes
-
-        def buffer(name, width):
-            return self.add_weight(shape=(steps_per_call, replicas, width), initializer="zeros", trainable=False,
-                                   name=name)  # fmt: skip
-
-        self.composition = buffer("composition_rows", 1 + 2 * k)
-        self.losses_rows = buffer("loss_rows", 1)
-        self.gradient_rows = buffer("gradient_rows", 5 + 5 * k)
+        k = shape.num_classes
+        self.composition = self._buffer("composition_rows", len(rows.composition_raw_tags(k)))
+        self.losses_rows = self._buffer("loss_rows", 1)
+        self.gradient_rows = self._buffer("gradient_rows", len(rows.gradient_tags(k)))
         self.built = True
-        self.compile(optimizer=optimizer, steps_per_execution=steps_per_call)
+        self.compile(optimizer=optimizer, steps_per_execution=shape.steps_per_call)
         self.optimizer.build(self.trainable_variables)
+
+    def _buffer(self, name: str, width: int) -> keras.Variable:
+        """A (steps per call, R, width) buffer of rows, one per step of a call."""
+        return self.add_weight(shape=(self.rows, self.replicas, width), initializer="zeros", trainable=False,
+                               name=name)  # fmt: skip
 
     def set_replicas(self, weights: list[list[np.ndarray]]) -> None:
         """Loads each replica's initial weights (a one-run model's `get_weights()` each)."""
@@ -126,7 +122,7 @@ class _PackModel(keras.Model):
     def logits(self, x: tf.Tensor) -> tf.Tensor:
         """(R, B, units) logits of inputs (R, B, D), or of (B, D) shared by every replica."""
         h = x
-        for i, activation in enumerate([*self.activations, None]):
+        for i, activation in enumerate([*self.activations[:-1], None]):
             kernel, bias = self.stacked[2 * i], self.stacked[2 * i + 1]
             # (B, D) @ (R, D, U) broadcasts to (R, B, U); (R, B, D) @ (R, D, U) is a batched product.
             h = tf.matmul(h, kernel) + bias
@@ -135,12 +131,13 @@ class _PackModel(keras.Model):
         return h
 
     def probabilities(self, logits: tf.Tensor) -> tf.Tensor:
-        activation = tf.nn.sigmoid if self.output_activation == "sigmoid" else tf.nn.softmax
-        return activation(logits)
+        """The output activation (sigmoid or softmax) of logits."""
+        return self.activations[-1](logits)
 
     def _replica_losses(self, logits, y, sample_weight):
-        """Per-replica losses (R,) and the weighted per-example values (R, B), as `Loss.__call__` reduces them
-        per replica batch."""
+        """Per-replica losses (R,), the weighted per-example values (R, B) and the divisors (R,): the loss's
+        per-example values on every replica's batch, reduced per replica as `Loss.__call__` reduces a batch
+        (`rows.reduce_loss`)."""
         r, b = self.replicas, tf.shape(y)[1]
         flat_logits = tf.reshape(logits, [-1, logits.shape[-1]])
         probabilities = self.probabilities(flat_logits)
@@ -149,17 +146,7 @@ class _PackModel(keras.Model):
         values = fn.call(tf.cast(tf.reshape(y, [-1]), fn.dtype), tf.cast(probabilities, fn.dtype))
         if values.shape.rank > 1:
             values = tf.reduce_sum(values, axis=list(range(1, values.shape.rank)))
-        values = tf.reshape(values, [r, b])
-        if sample_weight is not None:
-            values = values * tf.cast(sample_weight, values.dtype)
-        sums = tf.reduce_sum(values, axis=1)
-        if fn.reduction == "sum":
-            return sums, values, tf.ones_like(sums)
-        if fn.reduction == "mean_with_sample_weight" and sample_weight is not None:
-            divisor = tf.reduce_sum(tf.cast(sample_weight, values.dtype), axis=1)
-        else:
-            divisor = tf.fill([r], tf.cast(b, values.dtype))
-        return tf.math.divide_no_nan(sums, divisor), values, divisor
+        return rows.reduce_loss(fn.reduction, tf.reshape(values, [r, b]), sample_weight)
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -188,59 +175,43 @@ class _PackModel(keras.Model):
         if not (self.log_composition or record):
             return {"loss": tf.reduce_mean(losses)}
         one_hot = tf.one_hot(tf.cast(y, tf.int32), self.num_classes, dtype=tf.float32)  # (R, B, K)
-        counts = tf.reduce_sum(one_hot, axis=1)
+        composition = rows.composition_row(one_hot, sample_weight)
         if self.log_composition:
-            size = tf.fill([self.replicas, 1], tf.cast(tf.shape(y)[1], tf.float32))
-            weights = (
-                counts
-                if sample_weight is None
-                else tf.einsum("rbk,rb->rk", one_hot, tf.cast(sample_weight, tf.float32))
-            )
-            self._write(self.composition, index, tf.concat([size, counts, weights], axis=1))
+            self._write(self.composition, index, tf.concat(composition, axis=-1))
         if record:
-            self._write(self.gradient_rows, index,
-                        self._gradient_row(tape, logits, total, gradients, before, values, divisor, one_hot,
-                                           counts, losses))  # fmt: skip
+            counts = composition[1]
+            per_class = self._per_class_gradients(tape, logits, total, gradients, one_hot, counts)
+            update = self._flatten([v.value for v in variables]) - self._flatten(before)
+            class_losses = rows.class_losses(values, one_hot, divisor)
+            loss_parts = tf.concat([losses[:, None], tf.zeros([self.replicas, 1]), class_losses], axis=1)
+            row = rows.gradient_row(per_class, self._flatten(gradients), None, update, loss_parts, counts)
+            self._write(self.gradient_rows, index, tf.concat(row, axis=-1))
         return {"loss": tf.reduce_mean(losses)}
 
     @staticmethod
     def _write(buffer, index, row):
         buffer.assign(tf.tensor_scatter_nd_update(buffer.value, index, tf.cast(row, tf.float32)[None]))
 
-    def _gradient_row(self, tape, logits, total, gradients, before, values, divisor, one_hot, counts, losses):
-        """`PerClassGradients`'s raw row per replica, (R, 5 + 5K)."""
-        variables = self.trainable_variables
-        r, k = self.replicas, self.num_classes
+    def _flatten(self, tensors) -> tf.Tensor:
+        """Per-replica tensors (R, ...) as one (R, P) float32 matrix."""
+        return tf.concat([tf.reshape(tf.cast(t, tf.float32), [self.replicas, -1]) for t in tensors], axis=1)
 
-        def flatten(tensors):
-            return tf.concat([tf.reshape(tf.cast(t, tf.float32), [r, -1]) for t in tensors], axis=1)
+    def _per_class_gradients(self, tape, logits, total, gradients, one_hot, counts):
+        """Each replica's per-class gradients (R, K, P), as `PerClassGradients` splits them (`rows`).
 
-        # Each class's gradient: the loss's output gradient masked to the class's rows, back-propagated (a class
-        # without examples in a replica's batch gets exactly 0 there).
+        A class's gradient is the loss's output gradient masked to the class's rows, back-propagated (a class
+        without examples in a replica's batch gets exactly 0); the class with the most examples is the total
+        minus the others.
+        """
         output_gradient = tape.gradient(total, logits)
-        per_class = tf.stack(
-            [flatten(tape.gradient(logits, variables, output_gradients=output_gradient * one_hot[:, :, c : c + 1]))
-             for c in range(k)],
-            axis=1,
-        )  # fmt: skip
-        total_gradient = flatten(gradients)
-        # As `PerClassGradients` does: the class with the most examples (the first of equals) is the total minus
-        # the others, so the classes' gradients sum to the total where it is near zero too.
-        largest = tf.one_hot(tf.argmax(counts, axis=1), k, dtype=tf.float32)[:, :, None]
-        others = tf.reduce_sum(per_class * (1.0 - largest), axis=1, keepdims=True)
-        per_class = per_class * (1.0 - largest) + largest * (total_gradient[:, None] - others)
-        update = flatten([v.value for v in variables]) - flatten(before)
-        rest = tf.reduce_sum(per_class, axis=1, keepdims=True) - per_class
-        shares = update[:, None] * tf.math.divide_no_nan(per_class, total_gradient[:, None])
-        class_norms, rest_norms, share_norms = (tf.norm(t, axis=2) for t in (per_class, rest, shares))
-        cosines = tf.math.divide_no_nan(tf.reduce_sum(per_class * rest, axis=2), class_norms * rest_norms)
-        total_norm = tf.norm(total_gradient, axis=1, keepdims=True)
-        class_losses = tf.einsum("rb,rbk->rk", values, one_hot) / divisor[:, None]
-        return tf.concat(
-            [losses[:, None], tf.zeros([r, 1]), class_losses, total_norm, total_norm, class_norms, cosines,
-             tf.norm(update, axis=1, keepdims=True), share_norms, counts],
-            axis=1,
-        )  # fmt: skip
+        order = rows.class_order(counts)
+        masks = rows.class_masks(one_hot, order)
+        others = [
+            self._flatten(tape.gradient(logits, self.trainable_variables,
+                                        output_gradients=output_gradient * masks[:, :, i : i + 1]))
+            for i in range(1, self.num_classes)
+        ]  # fmt: skip
+        return rows.per_class_gradients(self._flatten(gradients), others, order)
 
 
 class _Replica:
@@ -262,7 +233,7 @@ class _Replica:
             else None
         )  # fmt: skip
         self.instrumentation = [c for c in (self.composition, self.gradients) if c is not None]
-        self.evaluator = experiment._Evaluator(
+        self.evaluator = experiment.Evaluator(
             data, config.training, staging, log, started, prior=counts / counts.sum(), functions={}
         )
         self.epoch_losses: list[float] = []
@@ -318,10 +289,10 @@ def _forward(pack: _PackModel, functions: dict, input_shape) -> Callable[[np.nda
         signature = [tf.TensorSpec((None, *input_shape), tf.float32)]
         function = tf.function(lambda x: pack.probabilities(pack.logits(x)), input_signature=signature)
         functions["forward"] = function
-    rows = max(4096, experiment._PREDICT_VALUES // max(1, int(np.prod(input_shape)) * pack.replicas))
+    chunk = experiment.prediction_rows(int(np.prod(input_shape)) * pack.replicas)
 
     def forward(x):
-        return np.concatenate([function(x[i : i + rows]).numpy() for i in range(0, len(x), rows)], axis=1)
+        return np.concatenate([function(x[i : i + chunk]).numpy() for i in range(0, len(x), chunk)], axis=1)
 
     return forward
 
@@ -340,7 +311,7 @@ def _initial_weights(configs, setups, data, first_model, log) -> list[list[np.nd
     first_weights = first_model.get_weights()
 
     def drawn(config, setup):
-        return experiment.models.mlp_weights(
+        return models.mlp_weights(
             data.train.x.shape[1], data.num_classes, hidden_units=config.model.hidden_units,
             training_distribution=setup.training_distribution, output_bias=setup.output_bias,
             zero_output_kernel=config.model.zero_output_kernel, seed=setup.init_seed,
@@ -357,7 +328,9 @@ def _equal(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
     return len(a) == len(b) and all(x.shape == y.shape and np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
-def _stacked_dataset(setups, data: splits.Data, data_options) -> tf.data.Dataset:
+def stacked_dataset(
+    setups: Sequence[experiment.Setup], data: splits.Data, data_options: tf.data.Options | None
+) -> tf.data.Dataset:
     """The replicas' pipelines, each element stacked along a leading replica axis.
 
     The strategy's pipeline is built once, inside a dataset function that takes the order seed as a tensor, and
@@ -384,35 +357,41 @@ def run_pack(
     log: Callable[[str], None] | None = None,
     data_options: tf.data.Options | None = None,
 ) -> list[experiment.RunResult] | str:
-    """Trains `configs` (equal `pack_key`) side by side and writes their run folders.
+    """Trains `configs` (equal `config.key("pack")`) side by side and writes their run folders.
+
+    Args:
+      configs: the runs; they may differ only in their training seeds.
+      warm: a cache of compiled models (`imbal_keras.training.warm`): a pack of a shape seen before reuses its
+        compiled step. None builds everything.
+      log: where progress lines go; None is silent.
+      data_options: `tf.data.Options` applied to the stacked training pipeline.
 
     Returns:
-      One `RunResult` per config, in order; or, when the pack cannot train side by side, the reason (nothing is
-      written then and the caller runs the configs one by one).
+      One `RunResult` per config, in order; or, when the pack cannot train side by side (`plan.plan_pack`), the
+      reason (nothing is written then and the caller runs the configs one by one).
 
     Raises:
       UserInputError: a bad config, dataset or output folder (nothing is written).
     """
-    log = log or (lambda _: None)
     configs = list(configs)
     check(
-        len({pack_key(c) for c in configs}) == 1,
+        len({c.key("pack") for c in configs}) == 1,
         "configs of one pack may differ only in their training seeds (seed, init_seed, order_seed; one data seed)",
         argument="configs",
     )
-    first = configs[0]
     for config in configs:
         config.validate()
-    reason = pack_reason(first, warm)
-    if reason is not None:
-        return reason
+    path = plan.plan_pack(configs[0], len(configs))
+    if path.mode != "packed":
+        return path.reason
     started = time.time()
-    data, target = experiment.load_data(first, warm)
+    data, target = experiment.load_data(configs[0], warm)
     stagings = []
     try:
         for config in configs:
             stagings.append(runs.stage(config.output.output_dir, config.output.run_name or config.default_run_name()))
-        results = _train(configs, data, target, stagings, started, log, data_options, warm)
+        pack = _Pack(configs, data, target, stagings, started, log or (lambda _: None), data_options, warm)
+        results = _train(pack)
         if isinstance(results, str):
             return results
         for result in results:
@@ -426,81 +405,105 @@ def run_pack(
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def _train(configs, data, target, stagings, started, log, data_options, warm):
-    first, training = configs[0], configs[0].training
-    r = len(configs)
-    setups = [experiment._setup(c, data, target, data_options, pipeline=False) for c in configs]
-    first_model = setups[0].build_model(first, data, log)
-    layers = _layers(first_model)
-    if isinstance(layers, str):
-        return layers
-    weights = _initial_weights(configs, setups, data, first_model, log)
+@dataclasses.dataclass
+class _Pack:
+    """The arguments of a pack's training (`run_pack`), past validation and data loading."""
+
+    configs: list[ExperimentConfig]
+    data: splits.Data
+    target: tuple[float, ...]
+    stagings: list[str]
+    started: float
+    log: Callable[[str], None]
+    data_options: tf.data.Options | None
+    warm: WarmModels | None
+
+
+def _train(pack: _Pack) -> list[experiment.RunResult] | str:
+    """Trains a pack and finishes its runs, or says why its built model or loss cannot train side by side."""
+    configs, data, log = pack.configs, pack.data, pack.log
+    setups = [experiment.setup(c, data, pack.target, pack.data_options, pipeline=False) for c in configs]
+    first_model = setups[0].build_model(configs[0], data, log)
     loss_fn = strategies.build_loss(setups[0].strategy, setups[0].ctx)
-    if getattr(loss_fn, "reduction", None) not in _REDUCTIONS or not hasattr(loss_fn, "call"):
-        return f"the loss {type(loss_fn).__name__} has no additive reduction"
-    dataset = _stacked_dataset(setups, data, data_options)
-    calls = steps_per_call(training.steps, training.eval_every)
-    sizes = [tuple(layer.kernel.shape) for layer in layers]
-    activations = [_activation(layer) for layer in layers]
-    shape = {
-        "layers": sizes, "activations": activations, "classes": data.num_classes, "replicas": r,
-        "steps_per_call": calls, "gradient_every": first.output.gradient_every_n_steps,
-        "log_composition": first.output.log_composition, "optimizer": training.optimizer,
-        "learning_rate": training.learning_rate, "loss": _loss_key(loss_fn, first, data, setups[0].ctx.class_counts),
-        "batches": repr(dataset.element_spec),
-    }  # fmt: skip
-    key = f"side by side {sorted(shape.items())!r}"
-    entry = warm.get(key) if warm is not None else None
-    if entry is None:
-        pack = _PackModel(
-            sizes, activations,
-            replicas=r, num_classes=data.num_classes, loss_fn=loss_fn,
-            optimizer=experiment.models.optimizer(training.optimizer, training.learning_rate),
-            steps_per_call=calls, gradient_every=first.output.gradient_every_n_steps,
-            log_composition=first.output.log_composition,
-        )  # fmt: skip
-        entry = Entry(pack, snapshot_optimizer(pack), [])
-        if warm is not None:
-            warm.put(key, entry)
-    pack = entry.model
-    pack.set_replicas(weights)
+    path = plan.plan_pack(configs[0], len(configs), model=first_model, loss=loss_fn)
+    if path.mode != "packed":
+        return path.reason
+    weights = _initial_weights(configs, setups, data, first_model, log)
+    dataset = stacked_dataset(setups, data, pack.data_options)
+    entry = _compiled_pack(pack, plan.dense_layers(first_model), loss_fn, dataset)
+    entry.model.set_replicas(weights)
     entry.reset_optimizer()
     replicas = []
-    for config, setup, staging in zip(configs, setups, stagings, strict=True):
+    for config, setup, staging in zip(configs, setups, pack.stagings, strict=True):
         runs.write_text(os.path.join(staging, runs.CONFIG_FILE), config.to_json())
         experiment.log_start(config, data, setup, log)
-        replicas.append(_Replica(config, data, target, staging, setup, started, log))
-    callback = _PackCallback(pack, replicas, data, _forward(pack, entry.functions, data.train.x.shape[1:]))
+        replicas.append(_Replica(config, data, pack.target, staging, setup, pack.started, log))
     fit_started = time.time()
+    _fit(entry, replicas, dataset, data, configs[0].training)
+    return [_finish(pack, replica, path, fit_started) for replica in replicas]
+
+
+def _fit(entry: Entry, replicas: list[_Replica], dataset: tf.data.Dataset, data: splits.Data, training) -> None:
+    """Fits the pack for the step budget, feeding each replica's recorders and evaluations (closed at the end)."""
+    model = entry.model
+    callback = _PackCallback(model, replicas, data, _forward(model, entry.functions, data.train.x.shape[1:]))
     try:
-        pack.fit(
+        model.fit(
             dataset,
             steps_per_epoch=training.eval_every,
             epochs=math.ceil(training.steps / training.eval_every),
             verbose=0,
             shuffle=False,
-            callbacks=[experiment._StepBudget(training.steps, training.eval_every), callback],
+            callbacks=[experiment.StepBudget(training.steps, training.eval_every), callback],
         )
     finally:
         for replica in replicas:
             replica.evaluator.close()
             for recorder in (replica.loss, *replica.instrumentation):
                 recorder.close()
-    results = []
-    for replica in replicas:
-        results.append(
-            experiment.finish(
-                replica.config,
-                data,
-                target,
-                replica.setup,
-                replica.staging,
-                replica.evaluator,
-                replica.instrumentation,
-                [],
-                started,
-                fit_started,
-                share=1 / r,
-            )  # fmt: skip
-        )
-    return results
+
+
+def _finish(pack: _Pack, replica: _Replica, path: plan.Plan, fit_started: float) -> experiment.RunResult:
+    """Writes one replica's run into its staging folder (`experiment.finish`), with its share of the seconds."""
+    trained = experiment.TrainedRun(
+        replica.config,
+        pack.data,
+        pack.target,
+        replica.setup,
+        replica.staging,
+        replica.evaluator,
+        replica.instrumentation,
+        noise=(),
+        path=path,
+        started=pack.started,
+        fit_started=fit_started,
+        share=1 / len(pack.configs),
+    )
+    return experiment.finish(trained)
+
+
+def _compiled_pack(pack: _Pack, layers: list[keras.layers.Dense], loss_fn, dataset: tf.data.Dataset) -> Entry:
+    """The compiled pack for these layers, loss and batches: the warm cache's when it keeps one of this shape, else
+    built (and kept when warm)."""
+    first, data = pack.configs[0], pack.data
+    training = first.training
+    shape = _PackShape(
+        sizes=tuple(tuple(layer.kernel.shape) for layer in layers),
+        activations=tuple(plan.activation_name(layer) for layer in layers),
+        replicas=len(pack.configs),
+        num_classes=data.num_classes,
+        steps_per_call=steps_per_call(training.steps, training.eval_every),
+        gradient_every=first.output.gradient_every_n_steps,
+        log_composition=first.output.log_composition,
+    )
+    loss_key = _loss_key(loss_fn, first, data, data.train.class_counts(data.num_classes))
+    key = (f"side by side {shape!r} {training.optimizer} {training.learning_rate!r} {loss_key} "
+           f"{dataset.element_spec!r}")  # fmt: skip
+    entry = pack.warm.get(key) if pack.warm is not None else None
+    if entry is None:
+        optimizer = models.optimizer(training.optimizer, training.learning_rate)
+        model = _PackModel(shape, loss_fn=loss_fn, optimizer=optimizer)
+        entry = Entry(model, snapshot_optimizer(model), [])
+        if pack.warm is not None:
+            pack.warm.put(key, entry)
+    return entry

@@ -18,8 +18,8 @@ inside the compiled step, so the run folder is unchanged. TensorFlow may optimis
 from one step: the results are the plain path's bitwise where it does not (K = 2 and 4 in tests/warm_test.py,
 the seed_question preset) and equal up to rounding where it does (K = 10: within rtol 1e-5 over a short run,
 drifting apart over a long one as any rounding difference in SGD does; docs/grids.md gives the figures).
-What cannot run warm runs the plain path, with its reason (`plain_path_reason`; the grid's progress prints it
-once per reason).
+What cannot run warm runs the plain path, with its reason (`imbal_keras.training.plan.plan_run` decides; the grid's
+progress prints it once per reason).
 """
 
 from __future__ import annotations
@@ -32,17 +32,14 @@ from typing import Any
 
 import numpy as np
 
-from imbal_keras.config import ExperimentConfig
+from imbal_keras.config import ExperimentConfig, key_fields
+
+__all__ = ["DEFAULT_CAPACITY", "MAX_STEPS_PER_CALL", "Entry", "WarmModels", "snapshot_optimizer", "steps_per_call"]
 
 # The most steps one compiled call of a warm run runs.
 MAX_STEPS_PER_CALL = 100
 # Compiled models kept per process: enough for every variant of a preset (each worker cycles through them).
 DEFAULT_CAPACITY = 32
-# Config fields that do not reach a traced function: they are re-applied per run.
-_PER_RUN_FIELDS = frozenset(
-    {"seed", "data_seed", "init_seed", "order_seed", "output_dir", "run_name", "steps", "eval_every",
-     "posthoc_adjustment_tau"}
-)  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -64,6 +61,7 @@ class Entry:
     runs: int = 0
 
     def reset_optimizer(self) -> None:
+        """Sets the optimizer's variables back to their values before the first step."""
         for variable, value in zip(self.model.optimizer.variables, self.optimizer_state, strict=True):
             variable.assign(value)
 
@@ -89,31 +87,21 @@ class WarmModels:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def entries(self) -> list[Entry]:
+        """The kept entries, oldest first."""
+        return list(self._entries.values())
+
     @staticmethod
     def key(config: ExperimentConfig, input_shape: tuple, class_counts: np.ndarray) -> str:
-        """Everything a run's traced functions depend on: the config without its seeds and per-run settings,
-        the input shape and the training class counts (losses and weights are computed from them)."""
-        fields = {k: v for k, v in config.flat().items() if k not in _PER_RUN_FIELDS}
+        """Everything a run's traced functions depend on: the config's fields of the compiled-model key
+        (`config.key_fields("compiled")`: not its seeds, per-run settings or output location), the input shape and
+        the training class counts (losses and weights are computed from them)."""
+        flat = config.flat()
+        fields = {name: flat[name] for name in key_fields("compiled") if name in flat}
         fields["input_shape"] = list(input_shape)
         fields["class_counts"] = [int(c) for c in class_counts]
         fields["steps_per_call"] = steps_per_call(config.training.steps, config.training.eval_every)
         return json.dumps(fields, sort_keys=True, default=str)
-
-    def plain_path_reason(self, config: ExperimentConfig, strategy, extra_callbacks) -> str | None:
-        """Why `config` runs the plain path, or None when it can run warm."""
-        if strategy.callbacks is not None:
-            return f"strategy {strategy.name!r} changes its loss or batches during training"
-        if config.model.model not in ("auto", "mlp", "cnn"):
-            return "a model function's model may keep state of its own between runs"
-        if config.output.diagnose_every:
-            return "diagnose_every traces the gradient-noise diagnostics per run"
-        from imbal_keras.callbacks.recorder import StepRecorder
-
-        if any(isinstance(c, StepRecorder) for c in extra_callbacks):
-            return "extra imbal_keras recorders are attached"
-        if any(_reads_batches(c) for c in extra_callbacks):
-            return "extra callbacks read every batch (warm runs call several steps at once)"
-        return None
 
     def say_plain(self, reason: str) -> None:
         """Counts a run that takes the plain path, and why (`last_path`)."""
@@ -129,6 +117,7 @@ class WarmModels:
         return self._datasets[key]
 
     def get(self, key: str) -> Entry | None:
+        """The entry kept under `key` (counted as a hit, and the run as `warm`), or None (a miss)."""
         entry = self._entries.get(key)
         if entry is None:
             self.misses += 1
@@ -159,14 +148,6 @@ class WarmModels:
             probe.forget_compiled(entry.model)
         self._entries.clear()
         keras.backend.clear_session()
-
-
-def _reads_batches(callback) -> bool:
-    """Whether a Keras callback overrides a per-batch training hook."""
-    import keras
-
-    hooks = ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end")
-    return any(getattr(type(callback), h, None) is not getattr(keras.callbacks.Callback, h) for h in hooks)
 
 
 def steps_per_call(steps: int, eval_every: int) -> int:

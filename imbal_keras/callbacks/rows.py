@@ -1,0 +1,201 @@
+"""The recorded quantities: one definition of each row, for every path that records it.
+
+The probe's recorders (`BatchComposition`, `PerClassGradients`) and the replicas of seeds side by side
+(`imbal_keras.training.side_by_side`) compute their rows with these functions, so a quantity means the same, with
+the same arithmetic, whichever path trained the run. Tensors may carry leading axes (`...`, the replicas of a
+pack: R); the functions reduce over the batch and class axes only. The row widths are the lengths of the tag
+lists below.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+__all__ = [
+    "ADDITIVE_REDUCTIONS",
+    "class_losses",
+    "class_masks",
+    "class_order",
+    "composition_raw_tags",
+    "composition_row",
+    "composition_tags",
+    "gradient_row",
+    "gradient_tags",
+    "per_class_gradients",
+    "reduce_loss",
+]
+
+# The reductions of a Keras `Loss` that sum per-example values over the batch (then divide by one divisor): the
+# losses whose classes' parts add up to the batch loss.
+ADDITIVE_REDUCTIONS = ("sum", "sum_over_batch_size", "mean", "mean_with_sample_weight")
+
+
+def composition_raw_tags(num_classes: int) -> list[str]:
+    """The quantities of a recorded composition row, in order: the batch size, then per class the count and the
+    total sample weight. Only additive quantities: summing replicas' rows gives the global batch's."""
+    classes = range(num_classes)
+    return (
+        ["composition/batch_size"]
+        + [f"composition/count/class_{c}" for c in classes]
+        + [f"composition/weight/class_{c}" for c in classes]
+    )
+
+
+def composition_tags(num_classes: int) -> list[str]:
+    """The logged composition columns (TensorBoard tags): the recorded ones, each class's share of the batch and
+    whether the batch lacked the minority class."""
+    classes = range(num_classes)
+    return (
+        ["composition/batch_size"]
+        + [f"composition/count/class_{c}" for c in classes]
+        + [f"composition/share/class_{c}" for c in classes]
+        + [f"composition/weight/class_{c}" for c in classes]
+        + ["composition/no_minority"]
+    )
+
+
+def composition_row(one_hot: tf.Tensor, sample_weight: tf.Tensor | None) -> list[tf.Tensor]:
+    """A batch's composition row in the order of `composition_raw_tags`, as parts along the last axis.
+
+    Args:
+      one_hot: (..., B, K) float32 class membership (a row of zeros for a label outside 0..K-1, which then counts
+        in the batch size only).
+      sample_weight: (..., B) weights, or None (every example weighs 1: the weights are the counts).
+
+    Returns:
+      `[batch size (..., 1), counts (..., K), weights (..., K)]`, float32.
+    """
+    counts = tf.reduce_sum(one_hot, axis=-2)
+    shape = tf.shape(one_hot)
+    batch_size = tf.cast(shape[-2:-1], tf.float32)
+    if one_hot.shape.rank > 2:
+        batch_size = tf.broadcast_to(batch_size, tf.concat([shape[:-2], [1]], axis=0))
+    if sample_weight is None:
+        return [batch_size, counts, counts]
+    weights = tf.linalg.matvec(one_hot, tf.cast(sample_weight, tf.float32), transpose_a=True)
+    return [batch_size, counts, weights]
+
+
+def gradient_tags(num_classes: int) -> list[str]:
+    """The columns of a per-class-gradient row (TensorBoard tags, in row order); see `PerClassGradients`."""
+    classes = range(num_classes)
+    return (
+        ["loss/total", "loss/regularization"]
+        + [f"loss/class_{c}" for c in classes]
+        + ["gradients/norm/total", "gradients/norm/applied"]
+        + [f"gradients/norm/class_{c}" for c in classes]
+        + [f"gradients/cosine/class_{c}_vs_rest" for c in classes]
+        + ["gradients/update_norm"]
+        + [f"gradients/effective_step/class_{c}" for c in classes]
+        + [f"gradients/examples/class_{c}" for c in classes]
+    )
+
+
+def reduce_loss(
+    reduction: str, values: tf.Tensor, sample_weight: tf.Tensor | None
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """A Keras `Loss`'s additive reduction (`ADDITIVE_REDUCTIONS`) of per-example values over the batch axis.
+
+    As `Loss.__call__` reduces: the values weighted by the sample weights, summed, and divided by the batch size
+    (`sum_over_batch_size`, `mean`), by the total sample weight (`mean_with_sample_weight` with weights) or by 1
+    (`sum`); a zero divisor gives 0.
+
+    Args:
+      reduction: the loss's `reduction`.
+      values: (..., B) per-example loss values.
+      sample_weight: (..., B) weights, or None.
+
+    Returns:
+      `(loss (...,), weighted values (..., B), divisor (...,))`.
+    """
+    if sample_weight is not None:
+        values = values * tf.cast(sample_weight, values.dtype)
+    sums = tf.reduce_sum(values, axis=-1)
+    if reduction == "sum":
+        return sums, values, tf.ones_like(sums)
+    if reduction == "mean_with_sample_weight" and sample_weight is not None:
+        divisor = tf.reduce_sum(tf.cast(sample_weight, values.dtype), axis=-1)
+    else:
+        divisor = tf.fill(tf.shape(sums), tf.cast(tf.shape(values)[-1], values.dtype))
+    return tf.math.divide_no_nan(sums, divisor), values, divisor
+
+
+def class_losses(values: tf.Tensor, one_hot: tf.Tensor, divisor: tf.Tensor) -> tf.Tensor:
+    """Each class's part of a reduced loss (..., K): the batch loss restricted to the class's examples, with the
+    whole batch's divisor, so the parts sum to the loss (`reduce_loss` gives `values` and `divisor`)."""
+    sums = tf.linalg.matvec(tf.cast(one_hot, values.dtype), values, transpose_a=True)
+    return tf.math.divide_no_nan(sums, divisor[..., None])
+
+
+def class_order(counts: tf.Tensor) -> tf.Tensor:
+    """The classes by their examples in the batch, most first (the first of equals first): (..., K) indices."""
+    return tf.argsort(counts, direction="DESCENDING", stable=True)
+
+
+def class_masks(one_hot: tf.Tensor, order: tf.Tensor) -> tf.Tensor:
+    """One-hot membership (..., B, K) with its classes in `order` (`class_order`): column i masks the examples of
+    class order[i]."""
+    return tf.gather(one_hot, order, axis=-1, batch_dims=order.shape.rank - 1)
+
+
+def per_class_gradients(data_gradient: tf.Tensor, others: list[tf.Tensor], order: tf.Tensor) -> tf.Tensor:
+    """Every class's gradient (..., K, P), in class order.
+
+    The classes' gradients sum to the data loss's, so the class with the most examples (order[0]) is that gradient
+    minus the others': K - 1 backward passes, and the classes sum to the total also where it is near zero.
+
+    Args:
+      data_gradient: (..., P) the flattened gradient of the loss without its regularization terms.
+      others: K - 1 flattened gradients (..., P) of classes order[1:], in that order.
+      order: (..., K) `class_order` of the batch.
+    """
+    axis = order.shape.rank - 1
+    largest = data_gradient - tf.add_n(others)
+    return tf.gather(tf.stack([largest, *others], axis=axis), tf.argsort(order), axis=axis, batch_dims=axis)
+
+
+def gradient_row(
+    per_class: tf.Tensor,
+    total: tf.Tensor,
+    applied: tf.Tensor | None,
+    update: tf.Tensor,
+    losses: tf.Tensor,
+    counts: tf.Tensor,
+) -> list[tf.Tensor]:
+    """A step's per-class-gradient row in the order of `gradient_tags`, as parts along the last axis.
+
+    Args:
+      per_class: (..., K, P) each class's gradient (`per_class_gradients`).
+      total: (..., P) the gradient of the loss, before the optimizer's clipping.
+      applied: (..., P) the gradient after clipping, or None when the optimizer does not clip.
+      update: (..., P) the change of the trainable weights the step made.
+      losses: (..., 2 + K) the loss, its regularization part and each class's part.
+      counts: (..., K) examples per class.
+
+    Returns:
+      `[losses, total norm, applied norm, class norms, cosines class vs rest, update norm, effective steps,
+      counts]`, each (..., n).
+    """
+    k = per_class.shape[-2]
+    # Every norm, cosine and share from a few ops on stacked (rows, P) matrices: a recorded step's cost is mostly
+    # the number of ops the executor runs, not their size.
+    rest = tf.reduce_sum(per_class, axis=-2, keepdims=True) - per_class
+    shares = update[..., None, :] * tf.math.divide_no_nan(per_class, total[..., None, :])
+    # Rows: the total gradient, the applied one (when clipping makes it another vector), the classes', the update,
+    # the shares and the rests. Without clipping the total's norm is logged twice (packing one tensor twice trips
+    # a graph rewrite under tf.distribute).
+    heads = [total] if applied is None else [total, applied]
+    first = len(heads)
+    matrix = tf.concat([tf.stack(heads, axis=-2), per_class, update[..., None, :], shares, rest], axis=-2)
+    norms = tf.norm(matrix, axis=-1)
+    class_norms, rest_norms = norms[..., first : first + k], norms[..., first + 1 + 2 * k :]
+    cosines = tf.math.divide_no_nan(tf.reduce_sum(per_class * rest, axis=-1), class_norms * rest_norms)
+    return [
+        losses,
+        norms[..., :1],
+        norms[..., first - 1 : first],
+        class_norms,
+        cosines,
+        norms[..., first + k : first + 1 + 2 * k],
+        counts,
+    ]

@@ -1,0 +1,183 @@
+"""How a run trains, and why: the one place that chooses between the plain, warm and packed paths.
+
+A run takes one of three paths (`imbal_keras.training.experiment` runs the first two, `side_by_side` the third):
+
+- `plain`: everything is built and traced for this run alone;
+- `warm`: a compiled model of an earlier run of the same shape is reused (`imbal_keras.training.warm`), with the
+  same results;
+- `packed`: runs that differ only in their training seeds train as replicas of one stacked network in one
+  compiled step (`imbal_keras.training.side_by_side`).
+
+`plan_run` and `plan_pack` return a `Plan`: the path taken and, when it is not the preferred one, the reason in
+words (which the run record keeps, `Plan.record`, and the grid's progress prints). Every rule that keeps a run off
+the warm or packed path is here, and nowhere else.
+
+This module imports TensorFlow only when it inspects a built model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+from imbal_keras import strategies
+from imbal_keras.config import BUILT_IN_MODELS, ExperimentConfig
+
+__all__ = [
+    "HIDDEN_ACTIVATIONS",
+    "MODES",
+    "OUTPUT_ACTIVATIONS",
+    "WARM_OFF",
+    "Plan",
+    "activation_name",
+    "dense_layers",
+    "plan_pack",
+    "plan_run",
+]
+
+MODES = ("plain", "warm", "packed")
+# The activations a packed network re-states: its hidden layers' and its output's.
+HIDDEN_ACTIVATIONS = ("relu", "linear")
+OUTPUT_ACTIVATIONS = ("sigmoid", "softmax")
+# What a plain run that could have run warm says when the caller keeps no compiled models.
+WARM_OFF = "warm runs off"
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """The path a run takes.
+
+    Attributes:
+      mode: `plain`, `warm` or `packed` (see the module docstring).
+      reason: why the preferred path (`warm` for one run, `packed` for a pack) was not taken; empty when it was.
+      replicas: runs trained together (R for `packed`, 1 otherwise).
+    """
+
+    mode: str
+    reason: str = ""
+    replicas: int = 1
+
+    def record(self) -> dict[str, Any]:
+        """The run record's `training_path`: mode and reason, and the replicas of a packed run."""
+        record: dict[str, Any] = {"mode": self.mode, "reason": self.reason}
+        if self.mode == "packed":
+            record["replicas"] = self.replicas
+        return record
+
+
+def plan_run(config: ExperimentConfig, *, extra_callbacks: Sequence[Any] = (), warm_enabled: bool = True) -> Plan:
+    """How one run trains: `warm` when it can reuse a compiled model, else `plain` with the reason.
+
+    Args:
+      config: the run.
+      extra_callbacks: the Keras callbacks the caller adds to the run's `fit`.
+      warm_enabled: whether the caller keeps compiled models between runs (a `WarmModels` cache).
+
+    Returns:
+      A `Plan` with mode `warm` or `plain`.
+    """
+    reason = _run_reason(config, extra_callbacks)
+    if reason is None and not warm_enabled:
+        reason = WARM_OFF
+    return Plan("plain", reason) if reason is not None else Plan("warm")
+
+
+def plan_pack(config: ExperimentConfig, replicas: int, *, model: Any = None, loss: Any = None) -> Plan:
+    """How the runs of a pack (configs equal but for their training seeds) train: `packed`, or `plain` with the
+    reason (each run then takes its own path, `plan_run`).
+
+    Called before anything is built (no `model`, no `loss`: the config's rules only) and again with the first
+    replica's built model and the strategy's loss.
+
+    Args:
+      config: the pack's first config.
+      replicas: the runs in the pack.
+      model: the first replica's built Keras model, or None.
+      loss: the strategy's loss (`strategies.build_loss`), or None.
+
+    Returns:
+      A `Plan` with mode `packed` (and `replicas`) or `plain`.
+    """
+    reason = _run_reason(config, ())
+    if reason is None and config.model.model == "cnn":
+        reason = "the CNN has convolutions (side by side takes Dense layers)"
+    if reason is None and model is not None:
+        reason = _model_reason(model)
+    if reason is None and loss is not None:
+        reason = _loss_reason(loss)
+    return Plan("plain", reason) if reason is not None else Plan("packed", replicas=replicas)
+
+
+def _run_reason(config: ExperimentConfig, extra_callbacks: Sequence[Any]) -> str | None:
+    """Why a run cannot reuse a compiled model (nor share one with other seeds), or None."""
+    strategy = strategies.get(config.strategy.name)
+    if strategy.callbacks is not None:
+        return f"strategy {strategy.name!r} changes its loss or batches during training"
+    if config.model.model not in BUILT_IN_MODELS:
+        return "a model function's model may keep state of its own between runs"
+    if config.output.diagnose_every:
+        return "diagnose_every traces the gradient-noise diagnostics per run"
+    if not extra_callbacks:
+        return None
+    from imbal_keras.callbacks.recorder import StepRecorder
+
+    if any(isinstance(c, StepRecorder) for c in extra_callbacks):
+        return "extra imbal_keras recorders are attached"
+    if any(_reads_batches(c) for c in extra_callbacks):
+        return "extra callbacks read every batch (warm runs call several steps at once)"
+    return None
+
+
+def _reads_batches(callback: Any) -> bool:
+    """Whether a Keras callback overrides a per-batch training hook."""
+    import keras
+
+    hooks = ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end")
+    return any(getattr(type(callback), h, None) is not getattr(keras.callbacks.Callback, h) for h in hooks)
+
+
+def dense_layers(model: Any) -> list[Any]:
+    """The model's steps after its input, in order (`operations` also lists the ops applied to Keras tensors
+    between layers, a one-hot encoding say). For a model `plan_pack` accepts, these are its Dense layers."""
+    import keras
+
+    return [s for s in getattr(model, "operations", model.layers) if not isinstance(s, keras.layers.InputLayer)]
+
+
+def activation_name(layer: Any) -> str:
+    """The serialized name of a Dense layer's activation (`relu`, `linear`, `sigmoid`, ...)."""
+    import keras
+
+    return keras.activations.serialize(layer.activation)
+
+
+def _model_reason(model: Any) -> str | None:
+    """Why `model` is not a stack of Dense layers with relu or linear hidden layers and a sigmoid or softmax
+    output on (batch, features) inputs, or None."""
+    import keras
+
+    steps = dense_layers(model)
+    for step in steps:
+        if not isinstance(step, keras.layers.Dense) or not step.use_bias:
+            return f"the model has a {type(step).__name__} step {step.name!r} (side by side takes Dense layers)"
+    if not steps or len(model.inputs) != 1 or len(model.inputs[0].shape) != 2:
+        return "the model is not a stack of Dense layers on (batch, features) inputs"
+    for layer in steps[:-1]:
+        name = activation_name(layer)
+        if name not in HIDDEN_ACTIVATIONS:
+            return f"layer {layer.name!r} has activation {name!r} (side by side takes relu and linear hidden layers)"
+    output = activation_name(steps[-1])
+    if output not in OUTPUT_ACTIVATIONS:
+        return f"the output activation is {output!r}, not sigmoid or softmax"
+    return None
+
+
+def _loss_reason(loss: Any) -> str | None:
+    """Why a packed step cannot reduce `loss` per replica (it needs a per-example Keras loss whose reduction sums
+    over the batch), or None."""
+    from imbal_keras.callbacks.rows import ADDITIVE_REDUCTIONS
+
+    if getattr(loss, "reduction", None) not in ADDITIVE_REDUCTIONS or not hasattr(loss, "call"):
+        return f"the loss {type(loss).__name__} has no additive reduction"
+    return None

@@ -1,0 +1,158 @@
+"""The training plan (`imbal_keras.training.plan`): one test per rule that keeps a run off the warm or packed path,
+and the runs that take them."""
+
+import keras
+import pytest
+
+from imbal_keras.callbacks import BatchComposition
+from imbal_keras.config import ExperimentConfig
+from imbal_keras.training import plan
+
+
+def _config(**flat):
+    return ExperimentConfig.from_flat({"hidden_units": (8,), **flat})
+
+
+class _EpochCallback(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        pass
+
+
+class _BatchCallback(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        pass
+
+
+def _dense_model(*layers, inputs=(6,), output_activation="sigmoid"):
+    return keras.Sequential([keras.Input(inputs), *layers, keras.layers.Dense(1, activation=output_activation)])
+
+
+# One run.
+
+
+def test_a_run_with_a_built_in_model_and_no_per_batch_callbacks_runs_warm():
+    assert plan.plan_run(_config()) == plan.Plan("warm")
+    assert plan.plan_run(_config(model="cnn")).mode == "warm"
+    assert plan.plan_run(_config(), extra_callbacks=[_EpochCallback()]) == plan.Plan("warm")
+    assert plan.plan_run(_config()).record() == {"mode": "warm", "reason": ""}
+
+
+def test_a_strategy_with_callbacks_runs_plain():
+    path = plan.plan_run(_config(strategy="ldam"))
+    assert path == plan.Plan("plain", "strategy 'ldam' changes its loss or batches during training")
+    assert path.record() == {"mode": "plain", "reason": path.reason}
+
+
+def test_a_model_function_runs_plain():
+    path = plan.plan_run(_config(model="my_package.models:build"))
+    assert path.mode == "plain" and path.reason == "a model function's model may keep state of its own between runs"
+
+
+def test_gradient_noise_diagnostics_run_plain():
+    path = plan.plan_run(_config(diagnose_every=5))
+    assert path.mode == "plain" and path.reason == "diagnose_every traces the gradient-noise diagnostics per run"
+
+
+def test_extra_recorders_run_plain(tmp_path):
+    path = plan.plan_run(_config(), extra_callbacks=[BatchComposition(str(tmp_path))])
+    assert path.mode == "plain" and path.reason == "extra imbal_keras recorders are attached"
+
+
+def test_extra_callbacks_that_read_every_batch_run_plain():
+    path = plan.plan_run(_config(), extra_callbacks=[_EpochCallback(), _BatchCallback()])
+    assert path.mode == "plain"
+    assert path.reason == "extra callbacks read every batch (warm runs call several steps at once)"
+
+
+def test_a_run_that_could_be_warm_says_when_warm_runs_are_off():
+    assert plan.plan_run(_config(), warm_enabled=False) == plan.Plan("plain", "warm runs off")
+    # A rule that applies anyway is the reason given.
+    assert "changes its loss" in plan.plan_run(_config(strategy="ldam"), warm_enabled=False).reason
+
+
+# A pack.
+
+
+def test_a_pack_of_dense_layers_with_an_additive_loss_trains_packed():
+    model = _dense_model(keras.layers.Dense(4, activation="relu"), keras.layers.Dense(4, activation="linear"))
+    path = plan.plan_pack(_config(), 3, model=model, loss=keras.losses.BinaryCrossentropy())
+    assert path == plan.Plan("packed", replicas=3)
+    assert path.record() == {"mode": "packed", "reason": "", "replicas": 3}
+    assert plan.plan_pack(_config(), 3) == path  # before anything is built: the config's rules only
+    softmax = _dense_model(output_activation="softmax")
+    loss = keras.losses.SparseCategoricalCrossentropy(reduction="sum")
+    assert plan.plan_pack(_config(), 2, model=softmax, loss=loss).mode == "packed"
+    assert [layer.units for layer in plan.dense_layers(model)] == [4, 4, 1]
+    assert [plan.activation_name(layer) for layer in plan.dense_layers(model)] == ["relu", "linear", "sigmoid"]
+
+
+def test_a_pack_keeps_the_one_run_rules():
+    for flat, reason in (
+        (dict(strategy="ldam"), "changes its loss or batches during training"),
+        (dict(diagnose_every=4), "diagnose_every"),
+        (dict(model="my_package.models:build"), "a model function"),
+    ):
+        path = plan.plan_pack(_config(**flat), 2)
+        assert path.mode == "plain" and reason in path.reason, flat
+
+
+def test_a_cnn_is_not_packed():
+    path = plan.plan_pack(_config(model="cnn"), 2)
+    assert path == plan.Plan("plain", "the CNN has convolutions (side by side takes Dense layers)")
+
+
+def test_a_layer_other_than_dense_is_not_packed():
+    path = plan.plan_pack(_config(), 2, model=_dense_model(keras.layers.Dropout(0.5, name="drop")))
+    assert path.reason == "the model has a Dropout step 'drop' (side by side takes Dense layers)"
+
+
+def test_a_dense_layer_without_bias_is_not_packed():
+    path = plan.plan_pack(_config(), 2, model=_dense_model(keras.layers.Dense(4, use_bias=False, name="nobias")))
+    assert path.reason == "the model has a Dense step 'nobias' (side by side takes Dense layers)"
+
+
+def test_an_op_between_layers_is_not_packed():
+    # The built-in MLP's one-hot encoding of a lone categorical column is such an op.
+    inputs = keras.Input((1,))
+    encoded = keras.ops.one_hot(keras.ops.cast(inputs[:, 0], "int32"), 4)
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(encoded))
+    path = plan.plan_pack(_config(), 2, model=model)
+    assert path.mode == "plain" and "(side by side takes Dense layers)" in path.reason
+
+
+def test_inputs_other_than_batch_by_features_are_not_packed():
+    path = plan.plan_pack(_config(), 2, model=_dense_model(inputs=(3, 2)))
+    assert path.reason == "the model is not a stack of Dense layers on (batch, features) inputs"
+
+
+def test_a_hidden_activation_other_than_relu_or_linear_is_not_packed():
+    path = plan.plan_pack(_config(), 2, model=_dense_model(keras.layers.Dense(4, activation="tanh", name="h")))
+    assert path.reason == "layer 'h' has activation 'tanh' (side by side takes relu and linear hidden layers)"
+
+
+def test_an_output_other_than_sigmoid_or_softmax_is_not_packed():
+    path = plan.plan_pack(_config(), 2, model=_dense_model(output_activation="linear"))
+    assert path.reason == "the output activation is 'linear', not sigmoid or softmax"
+
+
+@pytest.mark.parametrize(
+    "loss, name",
+    [
+        (keras.losses.BinaryCrossentropy(reduction=None), "BinaryCrossentropy"),
+        (keras.losses.binary_crossentropy, "function"),  # no reduction, no per-example `call`
+    ],
+)
+def test_a_loss_without_an_additive_reduction_is_not_packed(loss, name):
+    path = plan.plan_pack(_config(), 2, model=_dense_model(), loss=loss)
+    assert path == plan.Plan("plain", f"the loss {name} has no additive reduction")
+
+
+def test_configs_that_differ_only_in_training_seeds_and_output_share_a_pack_key():
+    base = dict(strategy="class_weight", data_seed=3, steps=20)
+    key = _config(**base).key("pack")
+    mates = [dict(seed=1), dict(init_seed=5), dict(order_seed=7), dict(output_dir="elsewhere", run_name="r")]
+    assert all(_config(**{**base, **mate}).key("pack") == key for mate in mates)
+    others = [dict(data_seed=4), dict(steps=30), dict(weight_reduction="mean_with_sample_weight"), dict(batch_size=64)]
+    assert all(_config(**{**base, **other}).key("pack") != key for other in others)
+    # Without a fixed data seed each seed draws its own data: the resolved data seed is part of the key.
+    assert _config(data_seed=-1, seed=0).key("pack") != _config(data_seed=-1, seed=1).key("pack")
