@@ -64,10 +64,11 @@ def test_extra_callbacks_that_read_every_batch_run_plain():
     assert path.reason == "extra callbacks read every batch (warm runs call several steps at once)"
 
 
-def test_a_run_that_could_be_warm_says_when_warm_runs_are_off():
+def test_with_warm_runs_off_that_is_the_reason_given():
     assert plan.plan_run(_config(), warm_enabled=False) == plan.Plan("plain", "warm runs off")
-    # A rule that applies anyway is the reason given.
-    assert "changes its loss" in plan.plan_run(_config(strategy="ldam"), warm_enabled=False).reason
+    # The caller's choice comes first, even where a rule would keep the run plain anyway.
+    assert plan.plan_run(_config(strategy="ldam"), warm_enabled=False) == plan.Plan("plain", "warm runs off")
+    assert "changes its loss" in plan.plan_run(_config(strategy="ldam")).reason
 
 
 # A pack.

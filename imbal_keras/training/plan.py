@@ -77,9 +77,8 @@ def plan_run(config: ExperimentConfig, *, extra_callbacks: Sequence[Any] = (), w
     Returns:
       A `Plan` with mode `warm` or `plain`.
     """
-    reason = _run_reason(config, extra_callbacks)
-    if reason is None and not warm_enabled:
-        reason = WARM_OFF
+    # The caller's choice comes first: with warm runs off, that is why a run is plain, whatever else holds.
+    reason = WARM_OFF if not warm_enabled else _run_reason(config, extra_callbacks)
     return Plan("plain", reason) if reason is not None else Plan("warm")
 
 
