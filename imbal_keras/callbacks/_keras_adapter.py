@@ -114,25 +114,50 @@ def overrides_compute_loss(model: keras.Model) -> bool:
     return type(model).compute_loss is not _STANDARD_COMPUTE_LOSS
 
 
-def forward_and_loss(model: keras.Model, x, y, sample_weight):
-    """The forward pass and the loss of Keras's train step, with its loss-tracker update.
+def stateless_forward(model: keras.Model, weights: list, state: list, x) -> tuple:
+    """The forward pass of Keras's train step on given weight values, changing no variable of the model.
+
+    Runs `model(x, training=True)` as `train_step` does, inside a `keras.StatelessScope` that maps the trainable
+    variables to `weights` and the others (BatchNormalization statistics, random-seed state) to `state`: every
+    value, random numbers included, is the one that step computes from that state, and every assignment
+    (moving statistics, the seed's advance) stays inside the scope.
+
+    Args:
+      model: a built model.
+      weights: values of `model.trainable_variables`, in order.
+      state: values of `model.non_trainable_variables`, in order.
+      x: the batch features.
 
     Returns:
-      `(y_pred, loss)`: the model output and the training loss (compiled loss plus `model.losses`),
-      before optimizer loss scaling.
+      `(y_pred, losses)`: the model output and the `model.losses` terms of this call.
     """
-    y_pred = model(x, training=True) if model._call_has_training_arg else model(x)
-    loss = model._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
-    model._loss_tracker.update_state(
-        loss_module.unscale_loss_for_distribution(loss),
-        sample_weight=tf.shape(next(i for i in tf.nest.flatten(x) if i is not None))[0],
-    )
-    return y_pred, loss
+    mapping = list(zip(model.trainable_variables, weights, strict=True))
+    mapping += zip(model.non_trainable_variables, state, strict=True)
+    with keras.StatelessScope(state_mapping=mapping, collect_losses=True):
+        y_pred = model(x, training=True) if model._call_has_training_arg else model(x)
+        return y_pred, model.losses
 
 
-def regularization(model: keras.Model, dtype) -> tf.Tensor:
-    """The part of the training loss that comes from `model.losses`, summed as Keras sums it."""
-    return tf.add_n([tf.zeros((), dtype)] + [tf.cast(model._aggregate_additional_loss(v), dtype) for v in model.losses])
+def compiled_loss(model: keras.Model, y, y_pred, sample_weight) -> tf.Tensor:
+    """The compiled loss of a batch, as `compute_loss` computes its first term."""
+    return model._compile_loss(y, y_pred, sample_weight)
+
+
+def regularization(model: keras.Model, losses: list, dtype) -> tf.Tensor:
+    """The part of the training loss that comes from the `model.losses` terms `losses`, summed as Keras sums it."""
+    return tf.add_n([tf.zeros((), dtype)] + [tf.cast(model._aggregate_additional_loss(v), dtype) for v in losses])
+
+
+def in_separate_graph(function):
+    """`function` as a callable whose ops TensorFlow's graph optimizer rewrites apart from the caller's.
+
+    Called while a `tf.function` traces, it runs as one call of a function marked `_noinline`: Grappler
+    neither inlines it nor merges its ops with the caller's, and the caller's ops gain no consumers but the
+    call's arguments. Eagerly, there is no graph optimizer and `function` runs as it is.
+    """
+    if not tf.inside_function():
+        return function
+    return tf.function(function, autograph=False, experimental_attributes={"_noinline": True})
 
 
 def compiled_losses(model: keras.Model) -> list:

@@ -114,43 +114,18 @@ class PerClassGradients(StepRecorder):
         """Records the quantities of a `probe.GradientStep` (called inside the train step)."""
         if self._class_losses is None:
             self._class_losses = _class_loss_function(self.model)
-        # The compiled loss sums terms that each depend on one example's prediction only, so
-        # masking d(L - L_reg)/d(output) to the rows of class c and back-propagating gives grad L_c
-        # exactly: one backward pass per class on recorded steps. Behind a sigmoid or softmax output
-        # the source is its logits, which the probabilities are a function of: Keras's
-        # cross-entropies read the logits, other losses the probabilities, and the gradient with
-        # respect to the logits holds both paths once. The output gradient is taken outside tf.cond:
-        # the tape cannot differentiate with respect to a tensor captured by a branch.
-        logits = _keras_adapter.logits(step.y_pred)
-        source = step.y_pred if logits is None else logits
-        output_gradient = step.tape.gradient(
-            step.scaled_data_loss, source, unconnected_gradients=tf.UnconnectedGradients.ZERO
-        )
         k = self.num_classes
-
-        def backprop(output_gradients) -> tf.Tensor:
-            gradients = step.tape.gradient(source, step.weights, output_gradients=output_gradients)
-            # A weight the output does not depend on has no gradient (None), which counts as 0.
-            gradients = [tf.zeros(w.shape) if g is None else g for w, g in zip(step.weights, gradients, strict=True)]
-            return _flatten(_keras_adapter.unscale_gradients(gradients, step.loss_scale))
+        # Recomputed from the state before the step in a graph of their own: an op that read Keras's gradient or
+        # shared its ops would change how TensorFlow's graph optimizer rewrites the update, which then differed in
+        # the last bit on some CPUs.
+        class_gradients = _keras_adapter.in_separate_graph(self._class_gradients)
 
         def row():
-            one_hot = tf.one_hot(self._class_ids(step.y), k, dtype=tf.float32)
-            counts = tf.reduce_sum(one_hot, axis=0)
-            class_losses = self._class_losses(step.y, step.y_pred, step.sample_weight, one_hot)
-            # The class gradients sum to grad (L - L_reg), so the class with the most examples is
-            # that gradient minus the others: K - 1 backward passes, one for two classes. A class
-            # without examples is always back-propagated, so its gradient is exactly 0.
-            by_count = tf.argsort(counts, direction="DESCENDING", stable=True)
-            masks = tf.cast(tf.gather(one_hot, by_count, axis=1), output_gradient.dtype)
-            others = [backprop(output_gradient * _expand_like(masks[:, i], output_gradient)) for i in range(1, k)]
-            total = _flatten(step.gradients)
-            data = total if step.gradients_of_data_loss else backprop(output_gradient)
-            largest = data - tf.add_n(others)
-            per_class = tf.gather(tf.stack([largest, *others]), tf.argsort(by_count))
+            per_class, total, losses, counts = class_gradients(
+                step.x, step.y, step.sample_weight, step.weights_before, step.state_before, step.loss_scale
+            )
             shapes = [w.shape for w in step.weights]
             applied = _keras_adapter.clipped_gradient(self.model.optimizer, total, shapes)
-            losses = tf.concat([tf.stack([step.loss, step.regularization]), tf.cast(class_losses, step.loss.dtype)], 0)
             replica = tf.distribute.get_replica_context()
             if replica is not None and replica.num_replicas_in_sync > 1:
                 reduced = replica.all_reduce(
@@ -182,6 +157,55 @@ class PerClassGradients(StepRecorder):
             ]
 
         self._record(step.step, row)
+
+    def _class_gradients(self, x, y, sample_weight, weights: list, state: list, loss_scale) -> tuple:
+        """The class gradients, total gradient, losses and class counts of a batch, from the weights before the step.
+
+        Returns:
+          `(per_class, total, losses, counts)`: grad L_c flattened, (K, P); grad L, (P,); L, L_reg and the L_c,
+          (2 + K,); examples per class, (K,).
+        """
+        model = self.model
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(weights)
+            y_pred, additional_losses = _keras_adapter.stateless_forward(model, weights, state, x)
+            data_loss = _keras_adapter.compiled_loss(model, y, y_pred, sample_weight)
+            regularization = _keras_adapter.regularization(model, additional_losses, data_loss.dtype)
+            loss = data_loss + regularization if additional_losses else data_loss
+            scaled_loss, scaled_data_loss = _scaled(loss, loss_scale), _scaled(data_loss, loss_scale)
+
+        def gradient(target, **kwargs) -> tf.Tensor:
+            gradients = tape.gradient(target, weights, **kwargs)
+            # A weight the output does not depend on has no gradient (None), which counts as 0.
+            gradients = [tf.zeros(w.shape) if g is None else g for w, g in zip(weights, gradients, strict=True)]
+            return _flatten(_keras_adapter.unscale_gradients(gradients, loss_scale))
+
+        # The compiled loss sums terms that each depend on one example's prediction only, so masking
+        # d(L - L_reg)/d(output) to the rows of class c and back-propagating gives grad L_c exactly: one backward
+        # pass per class. Behind a sigmoid or softmax output the source is its logits, which the probabilities are
+        # a function of: Keras's cross-entropies read the logits, other losses the probabilities, and the gradient
+        # with respect to the logits holds both paths once.
+        logits = _keras_adapter.logits(y_pred)
+        source = y_pred if logits is None else logits
+        output_gradient = tape.gradient(scaled_data_loss, source, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        one_hot = tf.one_hot(self._class_ids(y), self.num_classes, dtype=tf.float32)
+        counts = tf.reduce_sum(one_hot, axis=0)
+        class_losses = self._class_losses(y, y_pred, sample_weight, one_hot)
+        # The class gradients sum to grad (L - L_reg), so the class with the most examples is that gradient minus
+        # the others: K - 1 class backward passes, one for two classes. A class without examples is always
+        # back-propagated, so its gradient is exactly 0.
+        by_count = tf.argsort(counts, direction="DESCENDING", stable=True)
+        masks = tf.cast(tf.gather(one_hot, by_count, axis=1), output_gradient.dtype)
+        others = [
+            gradient(source, output_gradients=output_gradient * _expand_like(masks[:, i], output_gradient))
+            for i in range(1, self.num_classes)
+        ]
+        total = gradient(scaled_loss)
+        data = gradient(source, output_gradients=output_gradient) if additional_losses else total
+        largest = data - tf.add_n(others)
+        per_class = tf.gather(tf.stack([largest, *others]), tf.argsort(by_count))
+        losses = tf.concat([tf.stack([loss, regularization]), tf.cast(class_losses, loss.dtype)], 0)
+        return per_class, total, losses, counts
 
     def summary(self) -> dict[str, float]:
         """Scalar summaries over the run, for the results table (see docs/callbacks.md).
@@ -244,6 +268,11 @@ def _class_loss_function(model):
         return values if loss_weight is None else values * loss_weight
 
     return class_losses
+
+
+def _scaled(loss: tf.Tensor, loss_scale) -> tf.Tensor:
+    """The loss times the optimizer's loss scale, as `optimizer.scale_loss` multiplies it."""
+    return loss if loss_scale is None else loss * tf.cast(loss_scale, loss.dtype)
 
 
 def _expand_like(mask: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
