@@ -98,6 +98,37 @@ def test_observing_does_not_change_training_and_update_norm_is_the_weight_change
     assert frame["gradients_update_norm"].iloc[-1] == pytest.approx(change, rel=1e-4)
 
 
+def test_dropout_gradients_are_those_of_the_mask_trained_with(tmp_path):
+    # The callback recomputes the step's gradients from the state before it, the dropout seed included: with plain
+    # SGD the update is lr * grad L, so its norm and the classes' shares of it match the recorded gradients only
+    # if the recomputation drew the dropout mask the step trained with.
+    def train(callbacks):
+        keras.utils.set_random_seed(0)
+        net = keras.Sequential(
+            [
+                keras.Input((ct.FEATURES,)),
+                keras.layers.Dense(8, activation="tanh"),
+                keras.layers.Dropout(0.5),
+                keras.layers.Dense(1, activation="sigmoid"),
+            ]
+        )
+        net.compile(optimizer=keras.optimizers.SGD(LEARNING_RATE), loss="binary_crossentropy")
+        return ct.fit(net, ct.dataset(LABELS, 4), callbacks, epochs=2)
+
+    plain = train([])
+    callback = PerClassGradients(str(tmp_path), every_n_steps=1)
+    observed = train([callback])
+
+    for expected, actual in zip(plain.get_weights(), observed.get_weights(), strict=True):
+        np.testing.assert_array_equal(actual, expected)
+    frame = callback.dataframe()
+    assert frame["step"].tolist() == list(range(6))
+    np.testing.assert_allclose(frame["gradients_update_norm"], LEARNING_RATE * frame["gradients_norm_total"], RTOL)
+    norms = frame[["gradients_norm_class_0", "gradients_norm_class_1"]].to_numpy()
+    effective = frame[["gradients_effective_step_class_0", "gradients_effective_step_class_1"]].to_numpy()
+    np.testing.assert_allclose(effective, LEARNING_RATE * norms, rtol=RTOL)
+
+
 def test_regularization_is_reported_apart_from_the_class_losses(tmp_path):
     net = ct.model(kernel_regularizer=keras.regularizers.L2(0.5))
     expected = 0.5 * np.sum(net.layers[0].kernel.numpy() ** 2)
