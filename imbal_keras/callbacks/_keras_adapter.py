@@ -1,12 +1,12 @@
 """Every private Keras name the callbacks use, and the range of Keras versions they are tested on.
 
-The callbacks re-state Keras's TensorFlow train step (`keras/src/backend/tensorflow/trainer.py`) so
-that they can differentiate the loss again, and split the compiled loss per class. That needs names
-Keras does not export; they are all here, so that a Keras release that moves one breaks one module,
-and `check_supported` refuses a Keras outside the tested range with one line instead of recording
-wrong numbers (Keras 3.3 never traces the replaced train step, Keras 3.7 lacks
-`unscale_loss_for_distribution`).
-"""
+The callbacks re-state how Keras's TensorFlow trainer builds its train function
+(`keras/src/backend/tensorflow/trainer.py`), recompute its forward pass and loss from the state before a
+step so that they can differentiate the loss per class, and split the compiled loss per class. That
+needs names Keras does not export; they are all here, so that a Keras release that moves one breaks
+one module, and `check_supported` refuses a Keras outside the tested range with one line instead of
+recording wrong numbers (Keras 3.3 never traces the replaced train function; 3.8 is the oldest release
+the callback tests ran on)."""
 
 from __future__ import annotations
 

@@ -38,13 +38,15 @@ class PerClassGradients(StepRecorder):
       coordinate, in proportion to each class's gradient there;
     - `gradients/examples/class_{c}`: examples of class c in the batch.
 
-    Recording a step costs K - 1 extra backward passes (K when the model has `model.losses`
-    terms); steps between recordings run the model's own train step and cost nothing extra. The
-    gradient of the class with the most examples in the batch is grad (L - L_reg) minus the others'
-    gradients, so its round-off is about float32 eps times ||grad L||. Under `tf.distribute` all
-    values are those of the global batch (per-class gradients are summed over replicas). Observing
-    does not change training: the applied gradient and the optimizer state are the same as without
-    the callback.
+    Recording a step costs a forward pass and K backward passes (K + 1 when the model has
+    `model.losses` terms): Keras's own train step trains on the batch, and the callback recomputes
+    the loss and gradients from the weights and state before the step, in a graph TensorFlow
+    optimizes apart from the step's, so nothing it computes changes the update; steps between
+    recordings run the model's own train step and cost nothing extra. The gradient of the class with
+    the most examples in the batch is grad (L - L_reg) minus the others' gradients, so its round-off
+    is about float32 eps times ||grad L||. Under `tf.distribute` all values are those of the global
+    batch (per-class gradients are summed over replicas). Observing does not change training: the
+    trained weights and the optimizer state are bit for bit those of a fit without the callback.
 
     Args:
       log_dir: TensorBoard directory; events go to `log_dir/train`.
@@ -102,7 +104,7 @@ class PerClassGradients(StepRecorder):
         ):
             if overridden:
                 raise UserInputError(
-                    f"PerClassGradients re-states Keras's standard train step and loss and cannot observe "
+                    f"PerClassGradients recomputes Keras's standard train step and loss and cannot observe "
                     f"a custom {method}. Received: model class {type(self.model).__name__} overriding {method}"
                 )
         _keras_adapter.check_loss_scaling_supported("PerClassGradients", self.model.optimizer)
