@@ -114,28 +114,30 @@ def overrides_compute_loss(model: keras.Model) -> bool:
     return type(model).compute_loss is not _STANDARD_COMPUTE_LOSS
 
 
-def stateless_forward(model: keras.Model, weights: list, state: list, x) -> tuple:
-    """The forward pass of Keras's train step on given weight values, changing no variable of the model.
+def state_before_step(model: keras.Model, weights: list, state: list, step) -> keras.StatelessScope:
+    """A scope in which the model's variables hold given values from before a step, and keep them.
 
-    Runs `model(x, training=True)` as `train_step` does, inside a `keras.StatelessScope` that maps the trainable
-    variables to `weights` and the others (BatchNormalization statistics, random-seed state) to `state`: every
-    value, random numbers included, is the one that step computes from that state, and every assignment
-    (moving statistics, the seed's advance) stays inside the scope.
+    Inside it the trainable variables read as `weights`, the others (BatchNormalization statistics, random-seed
+    state) as `state` and `optimizer.iterations` as `step` (a loss may read it), so a forward pass computes what
+    the step computed from that state, random numbers included; every assignment (moving statistics, the seed's
+    advance) stays inside the scope, which also collects the `model.losses` terms of the calls in it.
 
     Args:
-      model: a built model.
+      model: a built, compiled model.
       weights: values of `model.trainable_variables`, in order.
       state: values of `model.non_trainable_variables`, in order.
-      x: the batch features.
-
-    Returns:
-      `(y_pred, losses)`: the model output and the `model.losses` terms of this call.
+      step: the value of `model.optimizer.iterations`.
     """
     mapping = list(zip(model.trainable_variables, weights, strict=True))
     mapping += zip(model.non_trainable_variables, state, strict=True)
-    with keras.StatelessScope(state_mapping=mapping, collect_losses=True):
-        y_pred = model(x, training=True) if model._call_has_training_arg else model(x)
-        return y_pred, model.losses
+    mapping.append((model.optimizer.iterations, step))
+    return keras.StatelessScope(state_mapping=mapping, collect_losses=True)
+
+
+def forward(model: keras.Model, x) -> tuple:
+    """The forward pass of Keras's train step: `(y_pred, losses)`, the model output and its `model.losses` terms."""
+    y_pred = model(x, training=True) if model._call_has_training_arg else model(x)
+    return y_pred, model.losses
 
 
 def compiled_loss(model: keras.Model, y, y_pred, sample_weight) -> tf.Tensor:

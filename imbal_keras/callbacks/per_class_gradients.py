@@ -123,8 +123,9 @@ class PerClassGradients(StepRecorder):
         class_gradients = _keras_adapter.in_separate_graph(self._class_gradients)
 
         def row():
+            before = (step.weights_before, step.state_before, step.step)
             per_class, total, losses, counts = class_gradients(
-                step.x, step.y, step.sample_weight, step.weights_before, step.state_before, step.loss_scale
+                step.x, step.y, step.sample_weight, before, step.loss_scale
             )
             shapes = [w.shape for w in step.weights]
             applied = _keras_adapter.clipped_gradient(self.model.optimizer, total, shapes)
@@ -160,21 +161,29 @@ class PerClassGradients(StepRecorder):
 
         self._record(step.step, row)
 
-    def _class_gradients(self, x, y, sample_weight, weights: list, state: list, loss_scale) -> tuple:
-        """The class gradients, total gradient, losses and class counts of a batch, from the weights before the step.
+    def _class_gradients(self, x, y, sample_weight, before: tuple, loss_scale) -> tuple:
+        """The class gradients, total gradient, losses and class counts of a batch, from the state before the step.
+
+        Args:
+          x, y, sample_weight: the batch.
+          before: `(weights, state, step)`, the values of the trainable and the other variables and the optimizer
+            step before the step (see `_keras_adapter.state_before_step`).
+          loss_scale: the factor the optimizer scaled the loss by, or None.
 
         Returns:
           `(per_class, total, losses, counts)`: grad L_c flattened, (K, P); grad L, (P,); L, L_reg and the L_c,
           (2 + K,); examples per class, (K,).
         """
-        model = self.model
-        with tf.GradientTape(persistent=True) as tape:
+        model, weights = self.model, before[0]
+        with _keras_adapter.state_before_step(model, *before), tf.GradientTape(persistent=True) as tape:
             tape.watch(weights)
-            y_pred, additional_losses = _keras_adapter.stateless_forward(model, weights, state, x)
+            y_pred, additional_losses = _keras_adapter.forward(model, x)
             data_loss = _keras_adapter.compiled_loss(model, y, y_pred, sample_weight)
             regularization = _keras_adapter.regularization(model, additional_losses, data_loss.dtype)
             loss = data_loss + regularization if additional_losses else data_loss
             scaled_loss, scaled_data_loss = _scaled(loss, loss_scale), _scaled(data_loss, loss_scale)
+            one_hot = tf.one_hot(self._class_ids(y), self.num_classes, dtype=tf.float32)
+            class_losses = self._class_losses(y, y_pred, sample_weight, one_hot)
 
         def gradient(target, **kwargs) -> tf.Tensor:
             gradients = tape.gradient(target, weights, **kwargs)
@@ -190,9 +199,7 @@ class PerClassGradients(StepRecorder):
         logits = _keras_adapter.logits(y_pred)
         source = y_pred if logits is None else logits
         output_gradient = tape.gradient(scaled_data_loss, source, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        one_hot = tf.one_hot(self._class_ids(y), self.num_classes, dtype=tf.float32)
         counts = tf.reduce_sum(one_hot, axis=0)
-        class_losses = self._class_losses(y, y_pred, sample_weight, one_hot)
         # The class gradients sum to grad (L - L_reg), so the class with the most examples is that gradient minus
         # the others: K - 1 class backward passes, one for two classes. A class without examples is always
         # back-propagated, so its gradient is exactly 0.
