@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from imbal_keras import losses
 from imbal_keras.callbacks import BatchComposition, PerClassGradients
 
 LABELS = [0, 1, 0, 0, 1, 1, 0, 0, 0, 1, 0, 0]
@@ -96,6 +97,62 @@ def test_observing_does_not_change_training_and_update_norm_is_the_weight_change
     assert frame["step"].tolist() == [0, 5]
     change = np.sqrt(sum(np.sum((a - b) ** 2) for a, b in zip(plain.get_weights(), before_last.weights, strict=True)))
     assert frame["gradients_update_norm"].iloc[-1] == pytest.approx(change, rel=1e-4)
+
+
+def test_dropout_gradients_are_those_of_the_mask_trained_with(tmp_path):
+    # The callback recomputes the step's gradients from the state before it, the dropout seed included: with plain
+    # SGD the update is lr * grad L, so its norm and the classes' shares of it match the recorded gradients only
+    # if the recomputation drew the dropout mask the step trained with.
+    def train(callbacks):
+        keras.utils.set_random_seed(0)
+        net = keras.Sequential(
+            [
+                keras.Input((ct.FEATURES,)),
+                keras.layers.Dense(8, activation="tanh"),
+                keras.layers.Dropout(0.5),
+                keras.layers.Dense(1, activation="sigmoid"),
+            ]
+        )
+        net.compile(optimizer=keras.optimizers.SGD(LEARNING_RATE), loss="binary_crossentropy")
+        return ct.fit(net, ct.dataset(LABELS, 4), callbacks, epochs=2)
+
+    plain = train([])
+    callback = PerClassGradients(str(tmp_path), every_n_steps=1)
+    observed = train([callback])
+
+    for expected, actual in zip(plain.get_weights(), observed.get_weights(), strict=True):
+        np.testing.assert_array_equal(actual, expected)
+    frame = callback.dataframe()
+    assert frame["step"].tolist() == list(range(6))
+    np.testing.assert_allclose(frame["gradients_update_norm"], LEARNING_RATE * frame["gradients_norm_total"], RTOL)
+    norms = frame[["gradients_norm_class_0", "gradients_norm_class_1"]].to_numpy()
+    effective = frame[["gradients_effective_step_class_0", "gradients_effective_step_class_1"]].to_numpy()
+    np.testing.assert_allclose(effective, LEARNING_RATE * norms, rtol=RTOL)
+
+
+def test_a_loss_reading_the_optimizer_step_is_split_as_the_step_computed_it(tmp_path):
+    # Deferred re-weighting weighs class 1 ten times from optimizer step 1 on. The callback records a step after the
+    # optimizer has counted it, yet step 0's losses are the unweighted ones and step 1's the weighted ones.
+    net = ct.model()
+    weighted = losses.DeferredReweighting(keras.losses.BinaryCrossentropy(), [1.0, 10.0], switch_step=1)
+    net.compile(optimizer=keras.optimizers.SGD(LEARNING_RATE), loss=weighted)
+    first = _first_step_by_hand(net, "sum_over_batch_size")
+    before_second = _WeightsBeforeLastStep(1)
+    callback = PerClassGradients(str(tmp_path), every_n_steps=1)
+    # The same batch twice: steps 0 and 1.
+    callbacks = [weighted.switch_callback(), before_second, callback]
+    ct.fit(net, ct.dataset(LABELS[:4], 4, weights=WEIGHTS[:4]), callbacks, epochs=2)
+    copy = keras.models.clone_model(net)
+    copy.set_weights(before_second.weights)
+    second = _first_step_by_hand(copy, "sum_over_batch_size")
+
+    frame = callback.dataframe()
+    assert frame["step"].tolist() == [0, 1]
+    class_losses = frame[["loss_class_0", "loss_class_1"]].to_numpy(float)
+    np.testing.assert_allclose(class_losses[0], first[1], rtol=RTOL)
+    np.testing.assert_allclose(class_losses[1], np.multiply(second[1], [1.0, 10.0]), rtol=RTOL)
+    np.testing.assert_allclose(frame["loss_total"], class_losses.sum(axis=1), rtol=RTOL)
+    np.testing.assert_allclose(frame["gradients_norm_total"].iloc[0], first[2], rtol=RTOL)
 
 
 def test_regularization_is_reported_apart_from_the_class_losses(tmp_path):

@@ -1,12 +1,12 @@
 """Every private Keras name the callbacks use, and the range of Keras versions they are tested on.
 
-The callbacks re-state Keras's TensorFlow train step (`keras/src/backend/tensorflow/trainer.py`) so
-that they can differentiate the loss again, and split the compiled loss per class. That needs names
-Keras does not export; they are all here, so that a Keras release that moves one breaks one module,
-and `check_supported` refuses a Keras outside the tested range with one line instead of recording
-wrong numbers (Keras 3.3 never traces the replaced train step, Keras 3.7 lacks
-`unscale_loss_for_distribution`).
-"""
+The callbacks re-state how Keras's TensorFlow trainer builds its train function
+(`keras/src/backend/tensorflow/trainer.py`), recompute its forward pass and loss from the state before a
+step so that they can differentiate the loss per class, and split the compiled loss per class. That
+needs names Keras does not export; they are all here, so that a Keras release that moves one breaks
+one module, and `check_supported` refuses a Keras outside the tested range with one line instead of
+recording wrong numbers (Keras 3.3 never traces the replaced train function; 3.8 is the oldest release
+the callback tests ran on)."""
 
 from __future__ import annotations
 
@@ -114,25 +114,52 @@ def overrides_compute_loss(model: keras.Model) -> bool:
     return type(model).compute_loss is not _STANDARD_COMPUTE_LOSS
 
 
-def forward_and_loss(model: keras.Model, x, y, sample_weight):
-    """The forward pass and the loss of Keras's train step, with its loss-tracker update.
+def state_before_step(model: keras.Model, weights: list, state: list, step) -> keras.StatelessScope:
+    """A scope in which the model's variables hold given values from before a step, and keep them.
 
-    Returns:
-      `(y_pred, loss)`: the model output and the training loss (compiled loss plus `model.losses`),
-      before optimizer loss scaling.
+    Inside it the trainable variables read as `weights`, the others (BatchNormalization statistics, random-seed
+    state) as `state` and `optimizer.iterations` as `step` (a loss may read it), so a forward pass computes what
+    the step computed from that state, random numbers included; every assignment (moving statistics, the seed's
+    advance) stays inside the scope, which also collects the `model.losses` terms of the calls in it.
+
+    Args:
+      model: a built, compiled model.
+      weights: values of `model.trainable_variables`, in order.
+      state: values of `model.non_trainable_variables`, in order.
+      step: the value of `model.optimizer.iterations`.
     """
+    mapping = list(zip(model.trainable_variables, weights, strict=True))
+    mapping += zip(model.non_trainable_variables, state, strict=True)
+    mapping.append((model.optimizer.iterations, step))
+    return keras.StatelessScope(state_mapping=mapping, collect_losses=True)
+
+
+def forward(model: keras.Model, x) -> tuple:
+    """The forward pass of Keras's train step: `(y_pred, losses)`, the model output and its `model.losses` terms."""
     y_pred = model(x, training=True) if model._call_has_training_arg else model(x)
-    loss = model._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
-    model._loss_tracker.update_state(
-        loss_module.unscale_loss_for_distribution(loss),
-        sample_weight=tf.shape(next(i for i in tf.nest.flatten(x) if i is not None))[0],
-    )
-    return y_pred, loss
+    return y_pred, model.losses
 
 
-def regularization(model: keras.Model, dtype) -> tf.Tensor:
-    """The part of the training loss that comes from `model.losses`, summed as Keras sums it."""
-    return tf.add_n([tf.zeros((), dtype)] + [tf.cast(model._aggregate_additional_loss(v), dtype) for v in model.losses])
+def compiled_loss(model: keras.Model, y, y_pred, sample_weight) -> tf.Tensor:
+    """The compiled loss of a batch, as `compute_loss` computes its first term."""
+    return model._compile_loss(y, y_pred, sample_weight)
+
+
+def regularization(model: keras.Model, losses: list, dtype) -> tf.Tensor:
+    """The part of the training loss that comes from the `model.losses` terms `losses`, summed as Keras sums it."""
+    return tf.add_n([tf.zeros((), dtype)] + [tf.cast(model._aggregate_additional_loss(v), dtype) for v in losses])
+
+
+def in_separate_graph(function):
+    """`function` as a callable whose ops TensorFlow's graph optimizer rewrites apart from the caller's.
+
+    Called while a `tf.function` traces, it runs as one call of a function marked `_noinline`: Grappler
+    neither inlines it nor merges its ops with the caller's, and the caller's ops gain no consumers but the
+    call's arguments. Eagerly, there is no graph optimizer and `function` runs as it is.
+    """
+    if not tf.inside_function():
+        return function
+    return tf.function(function, autograph=False, experimental_attributes={"_noinline": True})
 
 
 def compiled_losses(model: keras.Model) -> list:

@@ -38,13 +38,15 @@ class PerClassGradients(StepRecorder):
       coordinate, in proportion to each class's gradient there;
     - `gradients/examples/class_{c}`: examples of class c in the batch.
 
-    Recording a step costs K - 1 extra backward passes (K when the model has `model.losses`
-    terms); steps between recordings run the model's own train step and cost nothing extra. The
-    gradient of the class with the most examples in the batch is grad (L - L_reg) minus the others'
-    gradients, so its round-off is about float32 eps times ||grad L||. Under `tf.distribute` all
-    values are those of the global batch (per-class gradients are summed over replicas). Observing
-    does not change training: the applied gradient and the optimizer state are the same as without
-    the callback.
+    Recording a step costs a forward pass and K backward passes (K + 1 when the model has
+    `model.losses` terms): Keras's own train step trains on the batch, and the callback recomputes
+    the loss and gradients from the weights and state before the step, in a graph TensorFlow
+    optimizes apart from the step's, so nothing it computes changes the update; steps between
+    recordings run the model's own train step and cost nothing extra. The gradient of the class with
+    the most examples in the batch is grad (L - L_reg) minus the others' gradients, so its round-off
+    is about float32 eps times ||grad L||. Under `tf.distribute` all values are those of the global
+    batch (per-class gradients are summed over replicas). Observing does not change training: the
+    trained weights and the optimizer state are bit for bit those of a fit without the callback.
 
     Args:
       log_dir: TensorBoard directory; events go to `log_dir/train`.
@@ -102,7 +104,7 @@ class PerClassGradients(StepRecorder):
         ):
             if overridden:
                 raise UserInputError(
-                    f"PerClassGradients re-states Keras's standard train step and loss and cannot observe "
+                    f"PerClassGradients recomputes Keras's standard train step and loss and cannot observe "
                     f"a custom {method}. Received: model class {type(self.model).__name__} overriding {method}"
                 )
         _keras_adapter.check_loss_scaling_supported("PerClassGradients", self.model.optimizer)
@@ -114,43 +116,19 @@ class PerClassGradients(StepRecorder):
         """Records the quantities of a `probe.GradientStep` (called inside the train step)."""
         if self._class_losses is None:
             self._class_losses = _class_loss_function(self.model)
-        # The compiled loss sums terms that each depend on one example's prediction only, so
-        # masking d(L - L_reg)/d(output) to the rows of class c and back-propagating gives grad L_c
-        # exactly: one backward pass per class on recorded steps. Behind a sigmoid or softmax output
-        # the source is its logits, which the probabilities are a function of: Keras's
-        # cross-entropies read the logits, other losses the probabilities, and the gradient with
-        # respect to the logits holds both paths once. The output gradient is taken outside tf.cond:
-        # the tape cannot differentiate with respect to a tensor captured by a branch.
-        logits = _keras_adapter.logits(step.y_pred)
-        source = step.y_pred if logits is None else logits
-        output_gradient = step.tape.gradient(
-            step.scaled_data_loss, source, unconnected_gradients=tf.UnconnectedGradients.ZERO
-        )
         k = self.num_classes
-
-        def backprop(output_gradients) -> tf.Tensor:
-            gradients = step.tape.gradient(source, step.weights, output_gradients=output_gradients)
-            # A weight the output does not depend on has no gradient (None), which counts as 0.
-            gradients = [tf.zeros(w.shape) if g is None else g for w, g in zip(step.weights, gradients, strict=True)]
-            return _flatten(_keras_adapter.unscale_gradients(gradients, step.loss_scale))
+        # Recomputed from the state before the step in a graph of their own: an op that read Keras's gradient or
+        # shared its ops would change how TensorFlow's graph optimizer rewrites the update, which then differed in
+        # the last bit on some CPUs.
+        class_gradients = _keras_adapter.in_separate_graph(self._class_gradients)
 
         def row():
-            one_hot = tf.one_hot(self._class_ids(step.y), k, dtype=tf.float32)
-            counts = tf.reduce_sum(one_hot, axis=0)
-            class_losses = self._class_losses(step.y, step.y_pred, step.sample_weight, one_hot)
-            # The class gradients sum to grad (L - L_reg), so the class with the most examples is
-            # that gradient minus the others: K - 1 backward passes, one for two classes. A class
-            # without examples is always back-propagated, so its gradient is exactly 0.
-            by_count = tf.argsort(counts, direction="DESCENDING", stable=True)
-            masks = tf.cast(tf.gather(one_hot, by_count, axis=1), output_gradient.dtype)
-            others = [backprop(output_gradient * _expand_like(masks[:, i], output_gradient)) for i in range(1, k)]
-            total = _flatten(step.gradients)
-            data = total if step.gradients_of_data_loss else backprop(output_gradient)
-            largest = data - tf.add_n(others)
-            per_class = tf.gather(tf.stack([largest, *others]), tf.argsort(by_count))
+            before = (step.weights_before, step.state_before, step.step)
+            per_class, total, losses, counts = class_gradients(
+                step.x, step.y, step.sample_weight, before, step.loss_scale
+            )
             shapes = [w.shape for w in step.weights]
             applied = _keras_adapter.clipped_gradient(self.model.optimizer, total, shapes)
-            losses = tf.concat([tf.stack([step.loss, step.regularization]), tf.cast(class_losses, step.loss.dtype)], 0)
             replica = tf.distribute.get_replica_context()
             if replica is not None and replica.num_replicas_in_sync > 1:
                 reduced = replica.all_reduce(
@@ -182,6 +160,61 @@ class PerClassGradients(StepRecorder):
             ]
 
         self._record(step.step, row)
+
+    def _class_gradients(self, x, y, sample_weight, before: tuple, loss_scale) -> tuple:
+        """The class gradients, total gradient, losses and class counts of a batch, from the state before the step.
+
+        Args:
+          x, y, sample_weight: the batch.
+          before: `(weights, state, step)`, the values of the trainable and the other variables and the optimizer
+            step before the step (see `_keras_adapter.state_before_step`).
+          loss_scale: the factor the optimizer scaled the loss by, or None.
+
+        Returns:
+          `(per_class, total, losses, counts)`: grad L_c flattened, (K, P); grad L, (P,); L, L_reg and the L_c,
+          (2 + K,); examples per class, (K,).
+        """
+        model, weights = self.model, before[0]
+        with _keras_adapter.state_before_step(model, *before), tf.GradientTape(persistent=True) as tape:
+            tape.watch(weights)
+            y_pred, additional_losses = _keras_adapter.forward(model, x)
+            data_loss = _keras_adapter.compiled_loss(model, y, y_pred, sample_weight)
+            regularization = _keras_adapter.regularization(model, additional_losses, data_loss.dtype)
+            loss = data_loss + regularization if additional_losses else data_loss
+            scaled_loss, scaled_data_loss = _scaled(loss, loss_scale), _scaled(data_loss, loss_scale)
+            one_hot = tf.one_hot(self._class_ids(y), self.num_classes, dtype=tf.float32)
+            class_losses = self._class_losses(y, y_pred, sample_weight, one_hot)
+
+        def gradient(target, **kwargs) -> tf.Tensor:
+            gradients = tape.gradient(target, weights, **kwargs)
+            # A weight the output does not depend on has no gradient (None), which counts as 0.
+            gradients = [tf.zeros(w.shape) if g is None else g for w, g in zip(weights, gradients, strict=True)]
+            return _flatten(_keras_adapter.unscale_gradients(gradients, loss_scale))
+
+        # The compiled loss sums terms that each depend on one example's prediction only, so masking
+        # d(L - L_reg)/d(output) to the rows of class c and back-propagating gives grad L_c exactly: one backward
+        # pass per class. Behind a sigmoid or softmax output the source is its logits, which the probabilities are
+        # a function of: Keras's cross-entropies read the logits, other losses the probabilities, and the gradient
+        # with respect to the logits holds both paths once.
+        logits = _keras_adapter.logits(y_pred)
+        source = y_pred if logits is None else logits
+        output_gradient = tape.gradient(scaled_data_loss, source, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        counts = tf.reduce_sum(one_hot, axis=0)
+        # The class gradients sum to grad (L - L_reg), so the class with the most examples is that gradient minus
+        # the others: K - 1 class backward passes, one for two classes. A class without examples is always
+        # back-propagated, so its gradient is exactly 0.
+        by_count = tf.argsort(counts, direction="DESCENDING", stable=True)
+        masks = tf.cast(tf.gather(one_hot, by_count, axis=1), output_gradient.dtype)
+        others = [
+            gradient(source, output_gradients=output_gradient * _expand_like(masks[:, i], output_gradient))
+            for i in range(1, self.num_classes)
+        ]
+        total = gradient(scaled_loss)
+        data = gradient(source, output_gradients=output_gradient) if additional_losses else total
+        largest = data - tf.add_n(others)
+        per_class = tf.gather(tf.stack([largest, *others]), tf.argsort(by_count))
+        losses = tf.concat([tf.stack([loss, regularization]), tf.cast(class_losses, loss.dtype)], 0)
+        return per_class, total, losses, counts
 
     def summary(self) -> dict[str, float]:
         """Scalar summaries over the run, for the results table (see docs/callbacks.md).
@@ -244,6 +277,11 @@ def _class_loss_function(model):
         return values if loss_weight is None else values * loss_weight
 
     return class_losses
+
+
+def _scaled(loss: tf.Tensor, loss_scale) -> tf.Tensor:
+    """The loss times the optimizer's loss scale, as `optimizer.scale_loss` multiplies it."""
+    return loss if loss_scale is None else loss * tf.cast(loss_scale, loss.dtype)
 
 
 def _expand_like(mask: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
