@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from imbal_keras.callbacks import _keras_adapter
+from imbal_keras.callbacks import _keras_adapter, rows
 from imbal_keras.callbacks.recorder import StepRecorder
 from imbal_keras.errors import UserInputError
 
-_ADDITIVE_REDUCTIONS = ("sum", "sum_over_batch_size", "mean", "mean_with_sample_weight")
+__all__ = ["PerClassGradients"]
 
 
 class PerClassGradients(StepRecorder):
@@ -82,20 +82,10 @@ class PerClassGradients(StepRecorder):
         )
 
     def _tags(self) -> list[str]:
-        classes = range(self.num_classes)
-        return (
-            ["loss/total", "loss/regularization"]
-            + [f"loss/class_{c}" for c in classes]
-            + ["gradients/norm/total", "gradients/norm/applied"]
-            + [f"gradients/norm/class_{c}" for c in classes]
-            + [f"gradients/cosine/class_{c}_vs_rest" for c in classes]
-            + ["gradients/update_norm"]
-            + [f"gradients/effective_step/class_{c}" for c in classes]
-            + [f"gradients/examples/class_{c}" for c in classes]
-        )
+        return rows.gradient_tags(self.num_classes)
 
     def _raw_width(self) -> int:
-        return 5 + 5 * self.num_classes
+        return len(self._tags())
 
     def on_train_begin(self, logs=None):
         for overridden, method in (
@@ -116,7 +106,6 @@ class PerClassGradients(StepRecorder):
         """Records the quantities of a `probe.GradientStep` (called inside the train step)."""
         if self._class_losses is None:
             self._class_losses = _class_loss_function(self.model)
-        k = self.num_classes
         # Recomputed from the state before the step in a graph of their own: an op that read Keras's gradient or
         # shared its ops would change how TensorFlow's graph optimizer rewrites the update, which then differed in
         # the last bit on some CPUs.
@@ -137,27 +126,7 @@ class PerClassGradients(StepRecorder):
                 per_class, total, losses, counts = reduced[:4]
                 applied = reduced[4] if applied is not None else None
             update = _flatten([w.value for w in step.weights]) - _flatten(step.weights_before)
-            # Every norm, cosine and share from a few ops on stacked (rows, P) matrices: a recorded step's cost is
-            # mostly the number of ops the executor runs, not their size.
-            rest = tf.reduce_sum(per_class, axis=0, keepdims=True) - per_class
-            shares = update * tf.math.divide_no_nan(per_class, total)
-            # Rows: the total gradient, the applied one (when clipping makes it another vector), the classes', the
-            # update, the shares and the rests. Without clipping the total's norm is logged twice (packing one
-            # tensor twice trips a graph rewrite under tf.distribute).
-            heads = [total] if applied is None else [total, applied]
-            first = len(heads)
-            norms = tf.norm(tf.concat([tf.stack(heads), per_class, update[None], shares, rest], 0), axis=1)
-            class_norms, rest_norms = norms[first : first + k], norms[first + 1 + 2 * k :]
-            cosines = tf.math.divide_no_nan(tf.reduce_sum(per_class * rest, axis=1), class_norms * rest_norms)
-            return [
-                losses,
-                norms[:1],
-                norms[first - 1 : first],
-                class_norms,
-                cosines,
-                norms[first + k : first + 1 + 2 * k],
-                counts,
-            ]
+            return rows.gradient_row(per_class, total, applied, update, losses, counts)
 
         self._record(step.step, row)
 
@@ -200,19 +169,17 @@ class PerClassGradients(StepRecorder):
         source = y_pred if logits is None else logits
         output_gradient = tape.gradient(scaled_data_loss, source, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         counts = tf.reduce_sum(one_hot, axis=0)
-        # The class gradients sum to grad (L - L_reg), so the class with the most examples is that gradient minus
-        # the others: K - 1 class backward passes, one for two classes. A class without examples is always
-        # back-propagated, so its gradient is exactly 0.
-        by_count = tf.argsort(counts, direction="DESCENDING", stable=True)
-        masks = tf.cast(tf.gather(one_hot, by_count, axis=1), output_gradient.dtype)
+        # One backward pass per class but the one with the most examples (`rows.per_class_gradients`); a class
+        # without examples is always back-propagated, so its gradient is exactly 0.
+        order = rows.class_order(counts)
+        masks = tf.cast(rows.class_masks(one_hot, order), output_gradient.dtype)
         others = [
             gradient(source, output_gradients=output_gradient * _expand_like(masks[:, i], output_gradient))
             for i in range(1, self.num_classes)
         ]
         total = gradient(scaled_loss)
         data = gradient(source, output_gradients=output_gradient) if additional_losses else total
-        largest = data - tf.add_n(others)
-        per_class = tf.gather(tf.stack([largest, *others]), tf.argsort(by_count))
+        per_class = rows.per_class_gradients(data, others, order)
         losses = tf.concat([tf.stack([loss, regularization]), tf.cast(class_losses, loss.dtype)], 0)
         return per_class, total, losses, counts
 
@@ -258,7 +225,7 @@ def _class_loss_function(model):
     ((loss_fn, loss_weight),) = compiled
     loss_dtype = _keras_adapter.compiled_loss_dtype(model)
     reduction = getattr(loss_fn, "reduction", None)
-    if reduction not in _ADDITIVE_REDUCTIONS:
+    if reduction not in rows.ADDITIVE_REDUCTIONS:
         raise UserInputError(
             "PerClassGradients needs a loss reduced over the batch (sum, sum_over_batch_size, "
             f"mean or mean_with_sample_weight). Received: reduction={reduction!r}"
