@@ -245,9 +245,8 @@ def clipped_gradient(optimizer: keras.optimizers.Optimizer, flat: tf.Tensor, sha
 
     Keras clips each replica's gradient after unscaling it and before summing over replicas
     (`_clip_gradients`: `clipnorm` per weight, then `global_clipnorm`, then `clipvalue`). This
-    re-states that on the flattened gradient instead of calling it: extra consumers of the
-    optimizer's own clipping ops change how TensorFlow's graph optimizer rewrites them, and the
-    update then differed in the last bit.
+    re-states that on the recorder's flattened gradient, a few ops for all weights at once, instead of
+    calling the optimizer's per-weight clipping.
 
     Args:
       optimizer: the model's optimizer.
