@@ -38,3 +38,6 @@ def import_tensorflow():
     # The runtime is not started here (device discovery then logs at error level, which the default hides), so
     # callers can still size thread pools or split devices afterwards.
     return tf
+
+
+__all__ = ["import_tensorflow"]

@@ -85,3 +85,6 @@ def _varint(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+__all__ = ["ScalarEventFile"]

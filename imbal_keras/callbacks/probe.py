@@ -266,3 +266,6 @@ def _with_logs_recorded(logs, step, recorders: tuple):
 
 def _buffer_ids(recorders: tuple) -> tuple:
     return tuple(id(getattr(r, "_buffer", None)) for r in recorders)
+
+
+__all__ = ["GradientStep", "attach", "detach", "forget_compiled", "is_attached", "keep_compiled", "restore"]
