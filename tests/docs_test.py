@@ -121,7 +121,9 @@ def generated() -> dict:
         "import json\n"
         "from flags import cli_reference\n"
         "from imbal_keras import strategies\n"
+        "from tools import api_reference\n"
         "print(json.dumps({'cli': cli_reference.render(), 'table': cli_reference.strategies_table(),\n"
+        "                  'api': api_reference.render(),\n"
         "                  'strategies': [[s.name, s.summary] for s in strategies.STRATEGIES.values()]}))\n"
     )
     done = subprocess.run(
@@ -168,6 +170,29 @@ def test_cli_reference_is_current(generated):
         f"docs/cli.md differs from the flags, strategies and presets it is generated from: run "
         f"`{cli_reference.REGENERATE}`"
     )
+
+
+def test_api_reference_is_current(generated):
+    from tools import api_reference
+
+    assert os.path.exists(api_reference.API_PATH), f"docs/api.md is missing: run `{api_reference.REGENERATE}`"
+    with open(api_reference.API_PATH) as f:
+        committed = f.read()
+    assert committed == generated["api"], (
+        f"docs/api.md differs from the public modules' __all__ and docstrings: run `{api_reference.REGENERATE}`"
+    )
+
+
+def test_api_reference_lists_every_public_name_once():
+    from tools import api_reference
+
+    text = api_reference.render()
+    for module in api_reference.public_modules():
+        assert f"## `{module.__name__}`" in text
+        for name in getattr(module, "__all__", ()):
+            if not isinstance(getattr(module, name), type(module)):
+                heading = re.compile(rf"^### `{re.escape(module.__name__)}\.{re.escape(name)}[(`]", re.M)
+                assert len(heading.findall(text)) == 1, f"{module.__name__}.{name}"
 
 
 def test_cli_reference_write_regenerates_both_files(tmp_path, monkeypatch, capsys):
@@ -317,7 +342,9 @@ def _check_shape(words: list[str], where: str) -> None:
     """Commands that install, test, lint or view: their form and the files they name."""
     if words[:4] == ["python", "-m", "pip", "install"] or words[:2] == ["pip", "install"]:
         rest = words[4:] if words[0] == "python" else words[2:]
-        assert rest in (["."], ["-e", "."]) or (rest[:1] == ["-r"] and len(rest) == 2), where
+        extras = re.compile(r"\.(\[[a-z,]+\])?")
+        package = len(rest) == 1 and extras.fullmatch(rest[0]) is not None  # `.` or `.[extra,...]`
+        assert package or rest == ["-e", "."] or (rest[:1] == ["-r"] and len(rest) == 2), where
         if rest[0] == "-r":
             assert os.path.exists(os.path.join(ROOT, rest[1])), f"{where}: no {rest[1]}"
     elif words[:3] == ["python", "-m", "pytest"]:
@@ -345,6 +372,10 @@ def test_shell_commands(where, command, tmp_path, monkeypatch, capsys):
         words = words[1:]
         while words[0].startswith("-"):
             words = words[1:]
+    # The command has three names: the repository's script, the installed console script and the module.
+    for name in (["python", "run_experiment.py"], ["imbal-keras"], ["python", "-m", "imbal_keras"]):
+        if words[: len(name)] == name:
+            words = ["python", "run_experiment.py", *words[len(name) :]]
     if words[:2] == ["python", "run_experiment.py"]:
         if "--merge" in words:
             _prepare_merge(words[2:])

@@ -92,7 +92,10 @@ def _entry(module: types.ModuleType, name: str) -> list[str]:
 
 
 def _value(obj) -> str:
-    text = " ".join(repr(obj).split())
+    """A constant as text: a mapping by its keys, anything else by its repr (memory addresses dropped)."""
+    if isinstance(obj, dict):
+        return f"{type(obj).__name__} of {', '.join(map(str, obj))}"
+    text = re.sub(r" at 0x[0-9a-f]+", "", " ".join(repr(obj).split()))
     return text if len(text) <= 200 else text[:197] + "..."
 
 
