@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "as_arrays",
+    "check_synthetic_memory",
     "from_arrays",
     "from_csv",
     "from_npz",
@@ -69,7 +70,7 @@ def load(config: DataConfig, *, seed: int = 0) -> Data:
     """
     kind = config.kind
     layout = dict(
-        imbalance_ratio=config.imbalance_ratio,
+        imbalance_ratio=config.effective_imbalance_ratio,
         class_profile=config.class_profile,
         balanced_evaluation=config.balanced_evaluation,
         validation_fraction=config.validation_fraction,
@@ -147,6 +148,7 @@ def synthetic(
       UserInputError: too few examples to give every class at least one example in every split.
     """
     settings = layout_of(layout, imbalance_ratio=99.0)
+    check_synthetic_memory(num_examples, num_features)
     rng = np.random.default_rng(settings.seed)
     shares = longtail.profile_shares(num_classes, settings.imbalance_ratio, settings.class_profile)
     counts, split_counts = _synthetic_counts(num_examples, shares, settings)
@@ -157,6 +159,46 @@ def synthetic(
     name = f"synthetic 1:{settings.imbalance_ratio:g}" + (f" {settings.class_profile}" if num_classes > 2 else "")
     index = stratified_split(y, num_classes, names, name, settings, split_counts=split_counts)
     return array_data(x, y, index, num_classes=num_classes, class_names=names, name=name)
+
+
+# Bytes per generated value: the float64 draws, their float32 copy, and per example the labels and cluster ids.
+_BYTES_PER_FEATURE = 12
+_BYTES_PER_EXAMPLE = 40
+
+
+def check_synthetic_memory(num_examples: int, num_features: int, available: int | None = None) -> None:
+    """Refuses synthetic data that would not fit in memory, before anything is allocated.
+
+    Args:
+      num_examples, num_features: N and D.
+      available: bytes of memory available; None reads the machine's (`MemAvailable`, else physical memory).
+
+    Raises:
+      UserInputError: the data's estimated size exceeds the memory available (the message gives both).
+    """
+    needed = num_examples * (num_features * _BYTES_PER_FEATURE + _BYTES_PER_EXAMPLE)
+    available = _available_memory() if available is None else available
+    check(
+        available is None or needed <= available,
+        f"num_examples={num_examples} with num_features={num_features} needs about {needed / 2**30:.1f} GiB of "
+        f"memory to generate; {(available or 0) / 2**30:.1f} GiB are available: lower num_examples",
+        argument="num_examples",
+    )
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to this process (Linux `MemAvailable`, else physical memory), or None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def _synthetic_counts(num_examples: int, shares: np.ndarray, settings: Layout):
@@ -216,9 +258,24 @@ def from_csv(path: str, **options: Any) -> Data:
     check(os.path.isfile(path), f"{where}: no such file", argument="dataset")
     try:
         frame = pd.read_csv(path)
+        _check_unique_header(path, where)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
         raise UserInputError(f"{where}: cannot be read as CSV ({str(e).splitlines()[0]})", argument="dataset") from None
     return from_frame(frame, name=os.path.basename(path), where=where, **options)
+
+
+def _check_unique_header(path: str, where: str) -> None:
+    """Refuses a CSV header that names a column twice (pandas would rename the second `name.1` silently)."""
+    import csv
+
+    with open(path, newline="") as f:
+        header = next(csv.reader(f), [])
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    check(
+        not repeated,
+        f"{where}: the header names {', '.join(map(repr, repeated))} more than once; rename the columns",
+        argument="dataset",
+    )
 
 
 def from_parquet(path: str, **options: Any) -> Data:
@@ -524,24 +581,28 @@ def from_tfds(
 ) -> Data:
     """A TFDS classification dataset, one-vs-rest or with all its classes.
 
-    Reads every split with `tfds.load` (downloading as usual when the data is not in `data_dir`) and re-splits.
+    Reads every split of the prepared copy in `data_dir` with `tfds.load` and re-splits; nothing is downloaded (a
+    dataset not prepared there is refused at once: prepare it with `tfds build NAME --data_dir=DIR`).
     The input and label are the dataset's supervised keys; a dataset without them (one stored with
     `tfds.dataset_builders.store_as_tfds_dataset`, say) uses `input_feature` and `label_feature`, or its one
     `ClassLabel` feature as the label and its one other feature as the input.
 
-    `positive_class` >= 0 relabels that class 1 and the rest 0 and subsamples the positive class to 1:r;
-    -1 keeps the K classes and subsamples them to the `class_profile` (with `balanced_evaluation`, only the
-    training split; validation and test keep equal class counts). Images (uint8, or values above 1) are
-    scaled to [0, 1]; (H, W) images get a channel axis. `**layout` takes the `Layout` fields (`imbalance_ratio`,
-    99 by default, `class_profile`, `balanced_evaluation`, `validation_fraction`, `test_fraction`, `seed`).
+    `positive_class` >= 0 relabels that class 1 and the rest 0; with an `imbalance_ratio` r the positive class is
+    subsampled to 1:r. -1 keeps the K classes, subsampled to the `class_profile` when r is given (with
+    `balanced_evaluation`, only the training split; validation and test keep equal class counts). Images (uint8,
+    or values above 1) are scaled to [0, 1]; (H, W) images get a channel axis. `**layout` takes the `Layout`
+    fields (`imbalance_ratio`, 0 by default: the data's own ratio, `class_profile`, `balanced_evaluation`,
+    `validation_fraction`, `test_fraction`, `seed`).
 
     Raises:
-      UserInputError: an unknown dataset name or feature, no way to choose the features, an input that is not a
-        numeric tensor, images of different sizes, or a `positive_class` absent from the data.
+      UserInputError: a dataset not prepared in `data_dir`, an unknown dataset name or feature, no way to choose
+        the features, an input that is not a numeric tensor, images of different sizes, or a `positive_class`
+        absent from the data.
     """
+    where = f"dataset=tfds:{name}"
+    _check_prepared(name, data_dir, where)
     import tensorflow_datasets as tfds
 
-    where = f"dataset=tfds:{name}"
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError:
@@ -557,13 +618,27 @@ def from_tfds(
         x = x / 255.0 if x.max() > 1 else x
         if x.ndim == 3:
             x = x[..., None]
-    settings = layout_of(layout, imbalance_ratio=99.0)
+    settings = layout_of(layout)
     y, class_names, title = _tfds_labels(raw, label_info, positive_class, name, where, keys[1])
     index = layout_indices(y, len(class_names), class_names, title, settings)
     data = array_data(x, y, index, num_classes=len(class_names), class_names=class_names, name=title)
     if not image:
         data = standardised(data)
     return data
+
+
+def _check_prepared(name: str, data_dir: str | None, where: str) -> None:
+    """Refuses a TFDS dataset with no prepared copy in `data_dir` (default `$TFDS_DATA_DIR` or
+    ~/tensorflow_datasets), before TFDS is imported: `tfds.load` would try to download it, retrying for minutes
+    without a network."""
+    folder = data_dir or os.environ.get("TFDS_DATA_DIR") or os.path.join("~", "tensorflow_datasets")
+    dataset = name.split(":", 1)[0].split("/", 1)[0]
+    check(
+        os.path.isdir(os.path.join(os.path.expanduser(folder), dataset)),
+        f"data_dir={folder!r} holds no prepared copy of {where} (nothing is downloaded): prepare it with "
+        f"`tfds build {dataset} --data_dir={folder}`, or point --data_dir at the folder that holds it",
+        argument="data_dir",
+    )
 
 
 def _read_tfds(name: str, splits: list[str], data_dir: str | None, keys: tuple[str, str], where: str):
