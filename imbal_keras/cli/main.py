@@ -25,10 +25,12 @@ def _interrupted_at_start_up(signum, frame) -> None:
     """Ctrl-C while the program imports (TensorFlow takes seconds): nothing has been written, so leave at once
     with one line rather than an import traceback."""
     del signum, frame  # Unused.
-    print("interrupted: at start-up, before anything ran; rerun the same command", file=sys.stderr)
+    os.write(_STDERR, b"interrupted: at start-up, before anything ran; rerun the same command\n")
     os._exit(130)
 
 
+# The terminal's stderr, kept: TensorFlow's import below silences file descriptor 2 while it loads.
+_STDERR = os.dup(2)
 signal.signal(signal.SIGINT, _interrupted_at_start_up)
 
 from imbal_keras import quiet  # noqa: E402

@@ -207,6 +207,8 @@ def run_grid(
                 on_done=done,
             )
         except KeyboardInterrupt:
+            # The stopped workers' staging folders: their processes are gone, so nothing half-written stays.
+            runs.clean_partials(sweep.runs_dir(grid_dir), [c.output.run_name for c in todo])
             finished_now = sum(not o.error for o in outcomes)
             raise Interrupted(len(configs) - len(todo) + finished_now, len(configs)) from None
     line = progress.paths_line(outcomes)
