@@ -18,7 +18,6 @@ skips its finished runs. Ctrl-C stops it with one line and exit code 130; rerunn
 
 import os
 import signal
-import sys
 
 
 def _interrupted_at_start_up(signum, frame) -> None:
