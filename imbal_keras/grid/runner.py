@@ -208,9 +208,10 @@ def run_grid(
             )
         except KeyboardInterrupt:
             # The stopped workers' staging folders: their processes are gone, so nothing half-written stays.
-            runs.clean_partials(sweep.runs_dir(grid_dir), [c.output.run_name for c in todo])
-            finished_now = sum(not o.error for o in outcomes)
-            raise Interrupted(len(configs) - len(todo) + finished_now, len(configs)) from None
+            runs_dir, names = sweep.runs_dir(grid_dir), {c.output.run_name for c in configs}
+            runs.clean_partials(runs_dir, names)
+            # Counted on disk: a worker may have published a run after its last progress line.
+            raise Interrupted(len(names & set(runs.finished_runs(runs_dir))), len(configs)) from None
     line = progress.paths_line(outcomes)
     if line:
         log(line)
