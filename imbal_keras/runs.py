@@ -199,6 +199,15 @@ def clean_partials(runs_dir: str, names) -> int:
     return removed
 
 
+def storage_fault(error: BaseException) -> str:
+    """The reason, if `error` is a full disk, a quota or a file-size limit (an `OSError` of `STORAGE_ERRNOS`, or
+    an error of a native writer such as TensorFlow's that carries the same system message); else empty."""
+    if isinstance(error, OSError) and error.errno in STORAGE_ERRNOS:
+        return error.strerror or os.strerror(error.errno)
+    text = str(error)
+    return next((os.strerror(n) for n in STORAGE_ERRNOS if os.strerror(n) in text), "")
+
+
 def umask() -> int:
     """This process's umask (read without changing it where the system allows)."""
     try:
@@ -471,6 +480,7 @@ __all__ = [
     "read",
     "results_row",
     "stage",
+    "storage_fault",
     "umask",
     "write_atomically",
     "write_hparams_config",

@@ -166,8 +166,8 @@ def run_main(main) -> None:
     """`app.run(main)` with one line instead of a traceback for what a user meets:
 
     - a `UserInputError`: `error: ...`, exit code 2;
-    - a full disk, quota or file-size limit (`runs.STORAGE_ERRNOS`): `error: ...` naming the file, saying that
-      finished runs are complete and to rerun, exit code 1;
+    - a full disk, quota or file-size limit (`runs.storage_fault`): `error: ...` saying that finished runs are
+      complete and to rerun, exit code 1;
     - Ctrl-C: `interrupted: ...` (a grid says how many runs finished), exit code 130.
     """
 
@@ -179,13 +179,13 @@ def run_main(main) -> None:
         except KeyboardInterrupt as e:
             message = str(e) if str(e).startswith("interrupted:") else INTERRUPTED_BEFORE_RUNS
             _exit(message, _EXIT_INTERRUPTED)
-        except OSError as e:
-            if e.errno not in runs.STORAGE_ERRNOS:
+        except Exception as e:
+            reason = runs.storage_fault(e)
+            if not reason:
                 raise
-            where = f" writing {e.filename}" if e.filename else ""
             _exit(
-                f"error: {e.strerror or e}{where}: the run in progress was not published, finished runs are "
-                "complete; free space (or raise the limit), then rerun the same command to finish",
+                f"error: {reason} while writing: the run in progress was not published, finished runs are "
+                "complete; free space (or raise the file-size limit), then rerun the same command to finish",
                 _EXIT_STORAGE,
             )
 

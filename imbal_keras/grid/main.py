@@ -26,12 +26,13 @@ def write_report(grid_dir: str, log: Callable[[str], None] = print) -> list[str]
     """
     try:
         paths = report.build(grid_dir)
-    except OSError as e:
-        if e.errno not in runs.STORAGE_ERRNOS:
+    except Exception as e:
+        reason = runs.storage_fault(e)
+        if not reason:
             raise
         finished = len(runs.finished_runs(sweep.runs_dir(grid_dir)))
         raise UserInputError(
-            f"output_dir={grid_dir!r}: {e.strerror or e} while writing the grid's tables; its {finished} finished "
+            f"output_dir={grid_dir!r}: {reason} while writing the grid's tables; its {finished} finished "
             f"runs are complete. Free space, then finish the tables with: imbal-keras --merge --output_dir={grid_dir}",
             argument="output_dir",
         ) from None
