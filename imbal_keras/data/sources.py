@@ -599,10 +599,9 @@ def from_tfds(
         the features, an input that is not a numeric tensor, images of different sizes, or a `positive_class`
         absent from the data.
     """
-    where = f"dataset=tfds:{name}"
-    _check_prepared(name, data_dir, where)
     import tensorflow_datasets as tfds
 
+    where = f"dataset=tfds:{name}"
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError:
@@ -627,14 +626,12 @@ def from_tfds(
     return data
 
 
-def _check_prepared(name: str, data_dir: str | None, where: str) -> None:
-    """Refuses a TFDS dataset with no prepared copy in `data_dir` (default `$TFDS_DATA_DIR` or
-    ~/tensorflow_datasets), before TFDS is imported: `tfds.load` would try to download it, retrying for minutes
-    without a network."""
+def _not_prepared(name: str, data_dir: str | None, where: str) -> UserInputError:
+    """The error for a TFDS dataset with no prepared copy in `data_dir` (default `$TFDS_DATA_DIR` or
+    ~/tensorflow_datasets): it is not downloaded, since without a network `tfds.load` retries for minutes."""
     folder = data_dir or os.environ.get("TFDS_DATA_DIR") or os.path.join("~", "tensorflow_datasets")
     dataset = name.split(":", 1)[0].split("/", 1)[0]
-    check(
-        os.path.isdir(os.path.join(os.path.expanduser(folder), dataset)),
+    return UserInputError(
         f"data_dir={folder!r} holds no prepared copy of {where} (nothing is downloaded): prepare it with "
         f"`tfds build {dataset} --data_dir={folder}`, or point --data_dir at the folder that holds it",
         argument="data_dir",
@@ -653,8 +650,12 @@ def _read_tfds(name: str, splits: list[str], data_dir: str | None, keys: tuple[s
     input_key, label_key = keys
     xs, ys = [], []
     try:
-        for split in splits:
-            dataset = tfds.load(name, split=split, data_dir=data_dir).map(lambda e: (e[input_key], e[label_key]))
+        datasets = [tfds.load(name, split=split, data_dir=data_dir, download=False) for split in splits]
+    except AssertionError:  # TFDS's way of saying that the data is not in data_dir
+        raise _not_prepared(name, data_dir, where) from None
+    try:
+        for dataset in datasets:
+            dataset = dataset.map(lambda e: (e[input_key], e[label_key]))
             # Batched reads rather than batch_size=-1: the size of a split need not be known up front.
             for x, y in tfds.as_numpy(dataset.batch(4096)):
                 xs.append(np.asarray(x))
