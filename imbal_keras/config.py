@@ -127,11 +127,10 @@ class DataConfig:
 
     @property
     def effective_imbalance_ratio(self) -> float:
-        """The ratio the data is laid out at: `imbalance_ratio`, except that synthetic data at 0 (it has no ratio
-        of its own) is generated at `SYNTHETIC_IMBALANCE_RATIO`. 0 for other data keeps its own ratio."""
-        if self.kind == "synthetic" and self.imbalance_ratio == 0:
-            return SYNTHETIC_IMBALANCE_RATIO
-        return self.imbalance_ratio
+        """The ratio the data is laid out at: `imbalance_ratio`, but synthetic data (no ratio of its own) at 0 is
+        generated at `SYNTHETIC_IMBALANCE_RATIO`. 0 for other data keeps its own ratio."""
+        at_default = self.kind == "synthetic" and self.imbalance_ratio == 0
+        return SYNTHETIC_IMBALANCE_RATIO if at_default else self.imbalance_ratio
 
     @property
     def argument(self) -> str:
@@ -166,7 +165,7 @@ class DataConfig:
         _check_range(self, "num_examples", low=1)
         _check_range(self, "num_features", low=1)
         if kind == "synthetic":
-            from imbal_keras.data.sources import check_synthetic_memory
+            from imbal_keras.data.generated import check_synthetic_memory
 
             check_synthetic_memory(self.num_examples, self.num_features)
         _check_range(self, "max_categories", low=1)
