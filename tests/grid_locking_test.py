@@ -133,3 +133,14 @@ def test_two_processes_on_one_folder(tmp_path, first_how, second_how, together):
     results = pd.read_csv(os.path.join(grid_dir, "results.csv"))
     assert len(results) == 20 and results["run_name"].is_unique
     assert not [f for f in os.listdir(grid_dir) if f.startswith(".lock")]  # released
+
+
+def test_a_lock_being_written_is_not_taken_over(tmp_path):
+    # Another process created the lock and has not written its holder yet: refused, not taken over.
+    (tmp_path / ".lock-0-of-1").write_text("")
+    with pytest.raises(UserInputError, match=r"is in use by a process; wait for it"):
+        lock.GridLock(str(tmp_path)).__enter__()
+    old = time.time() - lock.STALE_SECONDS - 60  # left half-written by a process killed long ago: taken over
+    os.utime(tmp_path / ".lock-0-of-1", (old, old))
+    with lock.GridLock(str(tmp_path), log=lambda _: None):
+        assert lock.read_holder(str(tmp_path / ".lock-0-of-1")).pid == os.getpid()

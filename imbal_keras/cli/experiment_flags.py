@@ -192,8 +192,10 @@ def run_main(main) -> None:
     app.run(guarded, flags_parser=_parse_flags)
 
 
-# What Ctrl-C prints before a grid has started running (or during one run): nothing was published.
-INTERRUPTED_BEFORE_RUNS = "interrupted: no run finished; rerun the same command to resume"
+# What Ctrl-C prints outside a grid's runs (during one run, a grid's checks or its report).
+INTERRUPTED_BEFORE_RUNS = (
+    "interrupted: finished runs are kept and nothing half-written is left; rerun the same command to resume"
+)
 
 
 def _exit(line: str, code: int) -> None:

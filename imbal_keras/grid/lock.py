@@ -131,10 +131,10 @@ class GridLock:
 
     def _refuse_or_take_over(self, path: str) -> None:
         holder = read_holder(path)
-        if holder is not None and not stale(holder, path):
+        if not stale(holder, path):  # an unreadable lock is one being written now, unless it is old
+            who = f"{holder.describe()}{f': {holder.command}' if holder.command else ''}" if holder else "a process"
             raise UserInputError(
-                f"output_dir={self.grid_dir!r} is in use by {holder.describe()}"
-                f"{f': {holder.command}' if holder.command else ''}; wait for it to finish, stop it, or use "
+                f"output_dir={self.grid_dir!r} is in use by {who}; wait for it to finish, stop it, or use "
                 "another --output_dir",
                 argument="output_dir",
             )
