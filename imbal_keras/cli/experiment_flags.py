@@ -177,7 +177,7 @@ def run_main(main) -> None:
         except UserInputError as e:
             _exit(f"error: {e.command_line_message()}", _EXIT_USER)
         except KeyboardInterrupt as e:
-            message = str(e) if str(e).startswith("interrupted:") else INTERRUPTED_BEFORE_RUNS
+            message = str(e) if str(e).startswith("interrupted:") else _INTERRUPTED
             _exit(message, _EXIT_INTERRUPTED)
         except Exception as e:
             reason = runs.storage_fault(e)
@@ -193,9 +193,7 @@ def run_main(main) -> None:
 
 
 # What Ctrl-C prints outside a grid's runs (during one run, a grid's checks or its report).
-INTERRUPTED_BEFORE_RUNS = (
-    "interrupted: finished runs are kept and nothing half-written is left; rerun the same command to resume"
-)
+_INTERRUPTED = "interrupted: finished runs are kept and nothing half-written is left; rerun the same command to resume"
 
 
 def _exit(line: str, code: int) -> None:
@@ -204,7 +202,6 @@ def _exit(line: str, code: int) -> None:
 
 
 __all__ = [
-    "INTERRUPTED_BEFORE_RUNS",
     "run_main",
     "settings",
     "to_config",
