@@ -26,6 +26,8 @@ from imbal_keras.errors import UserInputError, check
 OPTIMIZERS = ("sgd", "adam")
 DATASET_KINDS = ("synthetic", "csv", "parquet", "npz", "tfds", "python")
 BUILT_IN_MODELS = ("auto", "mlp", "cnn")
+# The ratio synthetic data is generated at when `imbalance_ratio` is 0 (the default): 1:99.
+SYNTHETIC_IMBALANCE_RATIO = 99.0
 
 
 # What each config field is to the machinery that groups, reuses and names runs. Every field declares exactly one
@@ -64,7 +66,9 @@ class DataConfig:
       label_noise: synthetic only: fraction of labels replaced by a uniformly drawn class.
       imbalance_ratio: rho = n_max / n_min, the largest class's examples over the smallest's (99 means 1:99);
         synthetic data is generated at it, other data subsampled to it (for `tfds` one-vs-rest, the positive
-        class). `0` keeps a dataset's own ratio (not for `synthetic`).
+        class) and the log says how many rows of each class that dropped. `0`, the default, keeps a dataset's
+        own ratio: data is used as given; synthetic data, which has no ratio of its own, is then generated at
+        1:99.
       class_profile: how class sizes fall from the largest to the smallest for K > 2: `exponential` (n_c
         proportional to rho^(-c/(K-1))) or `step` (the first floor(K/2) classes large, the rest rho times smaller).
         Class 0 is the largest. The same for K = 2 (1:rho).
@@ -95,7 +99,7 @@ class DataConfig:
     num_classes: int = _field(2, "setting")
     class_separation: float = _field(1.0, "setting")
     label_noise: float = _field(0.0, "setting")
-    imbalance_ratio: float = _field(99.0, "setting")
+    imbalance_ratio: float = _field(0.0, "setting")
     class_profile: str = _field("exponential", "setting")
     balanced_evaluation: bool = _field(False, "setting")
     label_column: str = _field("label", "setting")
@@ -122,6 +126,13 @@ class DataConfig:
         return self.dataset.split(":", 1)[0]
 
     @property
+    def effective_imbalance_ratio(self) -> float:
+        """The ratio the data is laid out at: `imbalance_ratio`, but synthetic data (no ratio of its own) at 0 is
+        generated at `SYNTHETIC_IMBALANCE_RATIO`. 0 for other data keeps its own ratio."""
+        at_default = self.kind == "synthetic" and self.imbalance_ratio == 0
+        return SYNTHETIC_IMBALANCE_RATIO if at_default else self.imbalance_ratio
+
+    @property
     def argument(self) -> str:
         """The part after `csv:` / `tfds:` / ... (path, dataset name or `package.module:function`)."""
         return self.dataset.split(":", 1)[1] if ":" in self.dataset else ""
@@ -140,9 +151,8 @@ class DataConfig:
             argument="dataset",
         )
         check(
-            math.isfinite(self.imbalance_ratio)
-            and (self.imbalance_ratio >= 1 or (kind != "synthetic" and self.imbalance_ratio == 0)),
-            "imbalance_ratio must be >= 1 (99 means 1:99; 0 keeps a dataset's own ratio, except synthetic). "
+            math.isfinite(self.imbalance_ratio) and (self.imbalance_ratio >= 1 or self.imbalance_ratio == 0),
+            "imbalance_ratio must be >= 1 (99 means 1:99), or 0 to keep a dataset's own ratio. "
             f"Received: imbalance_ratio={_short(self.imbalance_ratio)}",
             argument="imbalance_ratio",
         )
@@ -154,6 +164,10 @@ class DataConfig:
         _check_range(self, "num_classes", low=2)
         _check_range(self, "num_examples", low=1)
         _check_range(self, "num_features", low=1)
+        if kind == "synthetic":
+            from imbal_keras.data.generated import check_synthetic_memory
+
+            check_synthetic_memory(self.num_examples, self.num_features)
         _check_range(self, "max_categories", low=1)
         _check_range(self, "positive_class", low=-1, note=" (-1 keeps all classes)")
         check(
@@ -311,6 +325,7 @@ class TrainingConfig:
             _choice_message("optimizer", self.optimizer, OPTIMIZERS),
             argument="optimizer",
         )
+        _check_range(self, "seed", low=0)
         for name in ("data_seed", "init_seed", "order_seed"):
             _check_range(self, name, low=-1, note=" (-1 means --seed)")
         _check_range(self, "posthoc_adjustment_tau", low=0, note=" (0 turns it off)")
@@ -505,6 +520,14 @@ class ExperimentConfig:
     def from_json(cls, text: str) -> ExperimentConfig:
         return cls.from_dict(json.loads(text))
 
+    def resolved(self) -> ExperimentConfig:
+        """This config with the data's ratio as it is laid out (`DataConfig.effective_imbalance_ratio`): what
+        names a run's results, so the default and an explicit 99 of synthetic data are one run."""
+        ratio = self.data.effective_imbalance_ratio
+        if ratio == self.data.imbalance_ratio:
+            return self
+        return dataclasses.replace(self, data=dataclasses.replace(self.data, imbalance_ratio=ratio))
+
     def seed_for(self, source: str) -> int:
         """The seed of `data`, `init` or `order` (see `TrainingConfig`)."""
         return self.training.seed_for(source)
@@ -523,14 +546,16 @@ class ExperimentConfig:
         return repr(sorted(values.items()))
 
     def default_run_name(self) -> str:
-        """A readable, deterministic folder name: dataset, strategy variant and the axes a grid usually varies."""
+        """A readable, deterministic folder name: dataset, strategy variant and the axes a grid usually varies (the
+        imposed ratio as `r<rho>`; none for data kept at its own ratio)."""
         data = self.data
         source = data.kind if data.kind == "synthetic" else data.argument.split("/")[-1].split(".")[0]
         t = self.training
         parts = [source, self.strategy.name]
         parts += [_short(self.strategy.params[k]) for k in sorted(self.strategy.params)]
+        ratio = data.effective_imbalance_ratio
+        parts += [f"r{_short(ratio)}"] if ratio else []  # none: the data's own ratio
         parts += [
-            f"r{_short(data.imbalance_ratio)}",
             f"b{t.batch_size}",
             t.optimizer,
             f"lr{_short(t.learning_rate)}",
@@ -657,6 +682,7 @@ __all__ = [
     "OPTIMIZERS",
     "PARTS",
     "ROLES",
+    "SYNTHETIC_IMBALANCE_RATIO",
     "DataConfig",
     "ExperimentConfig",
     "ModelConfig",

@@ -11,11 +11,12 @@ A run folder holds:
   flags.txt         the command line's flags, when the run came from `run_experiment.py`
   events.out...     TensorBoard scalars, and the run's HParams (`write_run_hparams`, for runs of a grid)
 
-A folder is assembled under a hidden staging name (`.partial-<run name>.<random>`) and published by one atomic
-rename only when the run has finished, so a folder that holds `result.json` is a finished run and anything else
-is not; an existing folder is never replaced. The experiment writes through this module, the grid lists and
-cleans through it and writes TensorBoard's HParams through it, and the report reads through it: nothing else
-knows the file names.
+A folder is assembled under a hidden staging name (`.partial-<run name>.<pid>@<host>.<random>`, naming the
+process that writes it) and published by one atomic rename only when the run has finished, so a folder that
+holds `result.json` is a finished run and anything else is not. An existing finished folder is never replaced:
+a second copy of the same run is discarded. Folders and files are created with the user's umask. The
+experiment writes through this module, the grid lists and cleans through it and writes TensorBoard's HParams
+through it, and the report reads through it: nothing else knows the file names.
 
 This module does not import TensorFlow (the HParams writers import it when they are called).
 """
@@ -24,12 +25,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import glob
-import itertools
 import json
 import math
 import os
+import secrets
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -52,6 +55,11 @@ DIAGNOSTICS_FILE = "diagnostics.csv"
 STAGING_PREFIX = ".partial-"
 _HPARAMS_SUFFIX = ".hparams"
 INSTRUMENTATION_PREFIX = "instrumentation_"
+# Errors of a full disk, a quota or a limit on file sizes: what is complete stays, and the message says so.
+STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+# Age after which a hidden staging folder another host wrote is a leftover of a killed process, not one being
+# written.
+_STALE_SECONDS = 3600
 # Metrics every run records as `validation_<name>` / `test_<name>` in metrics.csv (TensorBoard `test/<name>`),
 # summarised by the report and listed in TensorBoard's HParams tab.
 METRIC_NAMES = (
@@ -93,14 +101,16 @@ class RunRecord:
 
 
 def stage(output_dir: str, run_name: str) -> str:
-    """Creates the hidden folder a run is assembled in.
+    """Creates the hidden folder a run is assembled in, named after this process (see `clean_partials`).
 
     Raises:
       UserInputError: `output_dir` cannot be written.
     """
     try:
         os.makedirs(output_dir, exist_ok=True)
-        return tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{run_name}.", dir=output_dir)
+        path = os.path.join(output_dir, f"{STAGING_PREFIX}{run_name}.{_owner()}.{secrets.token_hex(4)}")
+        os.mkdir(path)
+        return path
     except OSError as e:
         raise UserInputError(
             f"output_dir={output_dir!r} is not writable ({e.strerror or e})", argument="output_dir"
@@ -108,17 +118,31 @@ def stage(output_dir: str, run_name: str) -> str:
 
 
 def publish(staging: str, output_dir: str, run_name: str) -> str:
-    """Renames a finished staging folder into place; never replaces an existing run (adds -2, -3, ...).
+    """Renames a finished staging folder into place as `output_dir/run_name`.
+
+    A finished run of that name already there (another process ran the same config) is kept and the staging
+    folder discarded: the same config gives the same run, and no `-2` copy is ever made.
 
     Returns:
       The run folder.
+
+    Raises:
+      UserInputError: `output_dir/run_name` exists and is not a finished run.
     """
-    for n in itertools.count(1):
-        candidate = os.path.join(output_dir, run_name if n == 1 else f"{run_name}-{n}")
-        if not os.path.exists(candidate):
-            os.rename(staging, candidate)
-            return candidate
-    raise AssertionError("unreachable")
+    target = os.path.join(output_dir, run_name)
+    try:
+        os.rename(staging, target)
+        return target
+    except OSError as e:
+        if e.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.EISDIR, errno.ENOTDIR):
+            raise
+    if is_finished(target):
+        shutil.rmtree(staging, ignore_errors=True)
+        return target
+    raise UserInputError(
+        f"output_dir={output_dir!r} already holds {run_name!r}, which is not a finished run; move it away",
+        argument="output_dir",
+    )
 
 
 def write_text(path: str, text: str) -> None:
@@ -138,6 +162,7 @@ def write_atomically(path: str, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes it 0600; the file is the user's, as any other they write
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
@@ -158,15 +183,70 @@ def finished_runs(runs_dir: str) -> list[str]:
 def clean_partials(runs_dir: str, names) -> int:
     """Removes staging folders left by killed runs of `names` (only those: other shards may be running).
 
+    A staging folder is left only when the process that writes it is gone: on this host, its pid is not alive;
+    on another host (a shared disk), it has not changed for an hour. A live process's folder is never removed.
+
     Returns:
       How many were removed.
     """
     removed = 0
     for name in names:
-        for path in glob.glob(os.path.join(glob.escape(runs_dir), f"{STAGING_PREFIX}{glob.escape(name)}.*")):
-            shutil.rmtree(path, ignore_errors=True)
-            removed += 1
+        prefix = os.path.join(runs_dir, f"{STAGING_PREFIX}{name}.")
+        for path in glob.glob(f"{glob.escape(prefix)}*"):
+            if _abandoned(path[len(prefix) :].rsplit(".", 1)[0], path):
+                shutil.rmtree(path, ignore_errors=True)
+                removed += 1
     return removed
+
+
+def storage_fault(error: BaseException) -> str:
+    """The reason, if `error` is a full disk, a quota or a file-size limit (an `OSError` of `STORAGE_ERRNOS`, or
+    an error of a native writer such as TensorFlow's that carries the same system message); else empty."""
+    if isinstance(error, OSError) and error.errno in STORAGE_ERRNOS:
+        return error.strerror or os.strerror(error.errno)
+    text = str(error)
+    return next((os.strerror(n) for n in STORAGE_ERRNOS if os.strerror(n) in text), "")
+
+
+def umask() -> int:
+    """This process's umask (read without changing it where the system allows)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process of this pid runs on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _owner() -> str:
+    """`<pid>@<host>`: the process that writes a staging folder."""
+    return f"{os.getpid()}@{socket.gethostname()}"
+
+
+def _abandoned(owner: str, path: str) -> bool:
+    """Whether the staging folder at `path`, written by `owner` (`<pid>@<host>`), is a leftover."""
+    pid, at, host = owner.partition("@")
+    if at and pid.isdigit() and host == socket.gethostname():
+        return int(pid) != os.getpid() and not process_alive(int(pid))
+    try:  # another host's folder (or one of an older version): stale once untouched for an hour
+        return time.time() - os.path.getmtime(path) > _STALE_SECONDS
+    except OSError:
+        return False
 
 
 def copy_finished(source_runs_dir: str, runs_dir: str) -> int:
@@ -180,10 +260,13 @@ def copy_finished(source_runs_dir: str, runs_dir: str) -> int:
     for name in finished_runs(source_runs_dir):
         if name in have:
             continue
-        staging = os.path.join(runs_dir, f"{STAGING_PREFIX}{name}.merge")
+        staging = os.path.join(runs_dir, f"{STAGING_PREFIX}{name}.{_owner()}.merge")
         shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(os.path.join(source_runs_dir, name), staging)
-        os.rename(staging, os.path.join(runs_dir, name))
+        try:
+            shutil.copytree(os.path.join(source_runs_dir, name), staging)
+            publish(staging, runs_dir, name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         copied += 1
     return copied
 
@@ -220,12 +303,13 @@ def results_row(record: RunRecord) -> dict[str, Any]:
     medium / tail for K > 2, see `longtail.class_groups`), `mean_example_weight`, and the callbacks' summaries as
     `instrumentation_*`.
     """
-    config = record.config
+    config = record.config.resolved()
     row: dict[str, Any] = {"run_name": record.run_name, "strategy_variant": config.strategy.variant()}
     output = config_lib.fields_with_role("output")
     for key, value in config.flat().items():
         if key not in output:
             row[key] = ",".join(map(str, value)) if isinstance(value, tuple) else value
+    row.update(data_used(record))
     for source in ("data", "init", "order"):
         row[f"{source}_seed"] = config.seed_for(source)
     summary = record.summary
@@ -249,12 +333,42 @@ def results_row(record: RunRecord) -> dict[str, Any]:
     return row
 
 
+# Columns of the data a run actually used (`data_used`).
+DATA_USED_COLUMNS = ("data_rows", "data_features", "data_class_counts_train", "data_class_counts_validation",
+                     "data_class_counts_test", "data_dropped")  # fmt: skip
+
+
+def data_used(record: RunRecord) -> dict[str, Any]:
+    """The data a run actually trained and was evaluated on, as results columns.
+
+    `data_rows` (all splits), `data_features` (values per example, from result.json; for older runs of
+    synthetic data, its `num_features`), `data_class_counts_<split>` (counts per class joined by `/`) and
+    `data_dropped` (rows of each class an imposed `imbalance_ratio` left out, joined by `/`; empty when none
+    was). The config's `num_examples` and `num_features` describe only synthetic data: for other data they are
+    NaN in the results, where these columns say what was used.
+    """
+    summary, config = record.summary, record.config
+    counts = summary.get("class_counts", {})
+    features = summary.get("num_features")
+    if features is None and config.data.kind == "synthetic":
+        features = config.data.num_features
+    dropped = summary.get("dropped") or []
+    row: dict[str, Any] = {
+        "data_rows": int(sum(sum(c) for c in counts.values())),
+        "data_features": math.nan if features is None else features,
+    }
+    for split in ("train", "validation", "test"):
+        row[f"data_class_counts_{split}"] = "/".join(map(str, counts.get(split, [])))
+    row["data_dropped"] = "/".join(map(str, dropped)) if any(dropped) else ""
+    if config.data.kind != "synthetic":
+        row.update(num_examples=math.nan, num_features=math.nan)
+    return row
+
+
 # TensorBoard HParams.
 
 # The hidden folder a grid's HParams experiment summary is staged in, inside the grid folder.
 _GRID_HPARAMS_STAGING = ".partial-hparams-"
-# Age after which such a folder is a leftover of a killed process, not one being written.
-_STALE_SECONDS = 3600
 
 
 def write_hparams_config(grid_dir: str, axes: Mapping[str, Sequence]) -> None:
@@ -298,7 +412,7 @@ def write_run_hparams(run_dir: str, config: ExperimentConfig, fields: Sequence[s
     # A strategy parameter the run's strategy does not declare has no value in that run.
     values = {f: _hparam_value(flat[f]) for f in fields if f in flat}
     # Staged as one of the run's partial folders, so a worker killed while writing leaves nothing a rerun keeps.
-    staging_prefix = f"{STAGING_PREFIX}{os.path.basename(os.path.normpath(run_dir))}.hparams-"
+    staging_prefix = f"{STAGING_PREFIX}{os.path.basename(os.path.normpath(run_dir))}.{_owner()}.hparams-"
     _write_events(
         run_dir,
         lambda: hp.hparams(values, trial_id=config.output.run_name),
@@ -345,6 +459,7 @@ def _jsonable(value):
 __all__ = [
     "COMPOSITION_FILE",
     "CONFIG_FILE",
+    "DATA_USED_COLUMNS",
     "DIAGNOSTICS_FILE",
     "FLAGS_FILE",
     "GRADIENTS_FILE",
@@ -353,15 +468,20 @@ __all__ = [
     "METRIC_NAMES",
     "RESULT_FILE",
     "STAGING_PREFIX",
+    "STORAGE_ERRNOS",
     "RunRecord",
     "clean_partials",
     "copy_finished",
+    "data_used",
     "finished_runs",
     "is_finished",
+    "process_alive",
     "publish",
     "read",
     "results_row",
     "stage",
+    "storage_fault",
+    "umask",
     "write_atomically",
     "write_hparams_config",
     "write_json",

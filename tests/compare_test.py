@@ -99,6 +99,12 @@ def test_compare_arrays_in_process_and_resume(tmp_path, user_module):
     pd.testing.assert_series_equal(result.mean().sort_index(), means.sort_index(), check_names=False)
     assert (result.summary.query("kind == 'cell' and metric == @report.AUPRC")["n"] == 2).all()
     assert len(result.curves) == 4 * 2  # two evaluations per run
+    # The results state the data given (240 rows, 200 / 40, kept at its own ratio; stratified 60/20/20 splits),
+    # not the synthetic defaults (50000 examples, 20 features).
+    assert (result.results["data_rows"] == 240).all()
+    counts = result.results[[f"data_class_counts_{s}" for s in ("train", "validation", "test")]].drop_duplicates()
+    assert counts.values.tolist() == [["120/24", "40/8", "40/8"]]
+    assert result.results["num_examples"].isna().all() and result.results["num_features"].isna().all()
     again = imbal_keras.compare(
         user_module.build, _arrays(), strategies=["none", "upsample"], seeds=2, output_dir=out, verbose=0, **TINY
     )

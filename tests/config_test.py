@@ -87,9 +87,11 @@ def test_default_run_name_names_the_strategy_parameters_and_the_axes():
         "synthetic_class_weight_sum_to_num_classes_sum_over_batch_size_r99_b16_sgd_lr0p05_seed4"
     )
     assert ExperimentConfig.from_flat({"order_seed": 2}).default_run_name().endswith("_seed0_order2")
-    assert (
-        ExperimentConfig.from_flat({"dataset": "csv:/data/fraud.csv"}).default_run_name().startswith("fraud_none_r99_")
-    )
+    # A user's data keeps its own ratio by default: no ratio in the name; an imposed one is named.
+    as_given = ExperimentConfig.from_flat({"dataset": "csv:/data/fraud.csv"})
+    assert as_given.default_run_name().startswith("fraud_none_b16_")
+    imposed = ExperimentConfig.from_flat({"dataset": "csv:/data/fraud.csv", "imbalance_ratio": 24})
+    assert imposed.default_run_name().startswith("fraud_none_r24_b16_")
 
 
 def test_variant_shows_the_parameters_that_differ_from_their_defaults():
@@ -125,10 +127,28 @@ def test_validate_names_the_argument_and_value(part, message):
     assert raised.value.command_line_message().startswith("--")
 
 
-def test_zero_ratio_allowed_only_for_files():
-    ExperimentConfig.from_flat({"dataset": "csv:x.csv", "imbalance_ratio": 0}).validate()
-    with pytest.raises(UserInputError, match="imbalance_ratio=0"):
-        ExperimentConfig.from_flat({"imbalance_ratio": 0}).validate()
+def test_data_is_kept_at_its_own_ratio_unless_one_is_imposed():
+    # The default 0 keeps a user's data as given; synthetic data, which has no ratio, is generated at 1:99, and
+    # names and results the same run as an explicit 99.
+    assert ExperimentConfig.from_flat({"dataset": "csv:x.csv"}).validate().data.effective_imbalance_ratio == 0
+    assert ExperimentConfig().validate().data.effective_imbalance_ratio == config_lib.SYNTHETIC_IMBALANCE_RATIO == 99
+    explicit = ExperimentConfig.from_flat({"imbalance_ratio": 99})
+    assert explicit.default_run_name() == ExperimentConfig().default_run_name()
+    assert explicit.flat() == ExperimentConfig().resolved().flat()
+    with pytest.raises(UserInputError, match=r"^imbalance_ratio must be >= 1 .*Received: imbalance_ratio=0.5"):
+        ExperimentConfig.from_flat({"imbalance_ratio": 0.5}).validate()
+
+
+@pytest.mark.parametrize("seed", ["seed", "data_seed", "init_seed", "order_seed"])
+def test_negative_seeds_are_refused_at_validation(seed):
+    with pytest.raises(UserInputError, match=rf"^{seed} must be >= .*Received: {seed}=-7$") as raised:
+        ExperimentConfig.from_flat({seed: -7}).validate()
+    assert raised.value.command_line_message().startswith(f"--{seed} ")
+
+
+def test_synthetic_data_too_large_for_memory_is_refused_at_validation():
+    with pytest.raises(UserInputError, match=r"^num_examples=10000000000 with num_features=20 needs about 2607\.7 GiB"):
+        ExperimentConfig.from_flat({"num_examples": 10_000_000_000}).validate()
 
 
 def test_target_distribution_checks():

@@ -4,6 +4,7 @@
 import glob
 import operator
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -111,7 +112,10 @@ def test_run_grid_inline_runs_once_then_skips(tmp_path):
     run_dir = os.path.join(sweep.runs_dir(d), by_strategy["none"])
     (event_file,) = glob.glob(os.path.join(run_dir, "*.hparams"))
     os.remove(event_file)
-    os.makedirs(os.path.join(sweep.runs_dir(d), f"{runs.STAGING_PREFIX}{by_strategy['none']}.hparams-killed"))
+    killed = subprocess.Popen(["true"])
+    killed.wait()
+    owner = f"{killed.pid}@{socket.gethostname()}"
+    os.makedirs(os.path.join(sweep.runs_dir(d), f"{runs.STAGING_PREFIX}{by_strategy['none']}.{owner}.hparams-x"))
     runner.run_grid(spec, d, executor="inline", log=lines.append)
     assert sorted(os.listdir(sweep.runs_dir(d))) == names
     assert _hparams_of(run_dir) == {"seed": 0.0, "strategy": "none"}

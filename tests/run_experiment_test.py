@@ -66,7 +66,34 @@ def test_command_line_run_writes_flags_and_prints_summary(tmp_path):
 BAD_INPUT = {
     "unknown_strategy": (["--strategy=bogus"], "error: --strategy must be one of none, class_weight"),
     "unknown_strategy_in_grid": (["--strategy=none,bogus"], "error: --strategy must be one of none, class_weight"),
-    "ratio": (["--imbalance_ratio=0"], "error: --imbalance_ratio must be >= 1"),
+    "ratio": (["--imbalance_ratio=0.5"], "error: --imbalance_ratio must be >= 1"),
+    "negative_seed": (["--seed=-7"], "error: --seed must be >= 0. Received: seed=-7"),
+    "negative_seed_in_grid": (["--seed=-7,3"], "error: --seed must be >= 0. Received: seed=-7"),
+    "data_beyond_memory": (
+        ["--num_examples=10000000000"],
+        "error: --num_examples=10000000000 with num_features=20 needs about 2607.7 GiB of memory to generate;",
+    ),
+    "merge_from_without_merge": (
+        ["--merge_from=/elsewhere"],
+        "error: flags merge=False, merge_from=['/elsewhere']: --merge_from applies only with --merge",
+    ),
+    "merge_from_not_a_grid": (
+        ["--merge", "--merge_from=/no/such/grid"],
+        "error: --merge_from='/no/such/grid' holds no readable grid.json (no such file): it is not a grid folder",
+    ),
+    "failing_model_function": (["--model=user_models:raises"], "error: --model='user_models:raises' raised"),
+    "failing_model_function_in_grid": (
+        ["--model=user_models:raises", "--seed=0:2"],
+        "error: --model='user_models:raises' raised RuntimeError: out of memory",
+    ),
+    "model_function_wrong_shape": (
+        ["--model=user_models:two_units", "--seed=0:2"],
+        "error: --model='user_models:two_units' outputs shape (batch, 2)",
+    ),
+    "model_function_not_a_model": (
+        ["--model=user_models:not_a_model"],
+        "error: --model='user_models:not_a_model' returned str, not a keras.Model",
+    ),
     "target": (["--target_distribution=0.5,x"], "error: --target_distribution must be a comma-separated list"),
     "parameter_of_another_strategy": (
         ["--strategy=upsample", "--weight_reduction=mean_with_sample_weight"],
@@ -101,8 +128,31 @@ BAD_INPUT = {
 }
 
 
+_USER_MODELS = """
+import keras
+
+def raises(input_shape):
+    raise RuntimeError("out of memory")
+
+def two_units(input_shape):
+    inputs = keras.Input(input_shape)
+    return keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(inputs))
+
+def not_a_model():
+    return "model"
+"""
+
+
+@pytest.fixture
+def user_models(tmp_path, monkeypatch):
+    """A module of model functions that fail, importable as `user_models`."""
+    (tmp_path / "user_models.py").write_text(_USER_MODELS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "user_models", raising=False)
+
+
 @pytest.mark.parametrize("name", list(BAD_INPUT))
-def test_bad_input_is_one_error_line_and_writes_nothing(name, tmp_path, capsys):
+def test_bad_input_is_one_error_line_and_writes_nothing(name, tmp_path, capsys, user_models):
     flags, start = BAD_INPUT[name]
     out = tmp_path / "out"
     if name == "incompatible_grid":
@@ -222,7 +272,16 @@ def test_dry_run_checks_and_describes_without_writing(tmp_path, capsys):
     code, stderr, stdout = _run_main_in_process(["--strategy=none,upsample", "--seed=0:3", "--dry_run",
                                                  f"--output_dir={out}"], capsys)  # fmt: skip
     assert code is None, stderr
-    assert stdout.startswith(f"6 runs into {out} (local, 1 worker(s)); axes: seed=0,1,2; strategy=none,upsample")
+    assert stdout.startswith(
+        f"6 runs into {out} (local, 1 worker(s)); axes:\n  seed: 0,1,2\n  strategy: none,upsample\n"
+    )
+    # A 10,000-run grid prints readable lines, not one line of every value.
+    code, stderr, stdout = _run_main_in_process(["--strategy=none,upsample", "--seed=0:5000", "--dry_run",
+                                                 f"--output_dir={out}"], capsys)  # fmt: skip
+    assert code is None, stderr
+    assert stdout.startswith(f"10000 runs into {out} (local, 1 worker(s)); axes:\n  seed: 0,1,2,...,4998,4999 (5000 "
+                             "values)\n  strategy: none,upsample\nruns:\n")  # fmt: skip
+    assert stdout.rstrip().endswith("... and 9995 more") and max(map(len, stdout.splitlines())) < 120
     # With one data seed, a strategy's seeds share their data and train side by side: one task per strategy.
     code, stderr, stdout = _run_main_in_process(["--strategy=none,upsample", "--seed=0:3", "--data_seed=0",
                                                  "--dry_run", f"--output_dir={out}"], capsys)  # fmt: skip

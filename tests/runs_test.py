@@ -2,6 +2,10 @@
 
 import json
 import os
+import socket
+import stat
+import subprocess
+import time
 
 import pytest
 
@@ -19,25 +23,79 @@ def _fake_run(runs_dir, name, *, finished=True):
     return path
 
 
+def dead_pid() -> int:
+    """The pid of a process that has exited."""
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
 def test_finished_runs_and_partials(tmp_path):
     d = str(tmp_path)
+    host, dead = socket.gethostname(), dead_pid()
     _fake_run(d, "a")
     _fake_run(d, "b", finished=False)
-    _fake_run(d, ".partial-a.x1")
-    _fake_run(d, ".partial-c.x2", finished=False)
-    _fake_run(d, ".partial-d.x3", finished=False)
+    _fake_run(d, f".partial-a.{dead}@{host}.x1")
+    _fake_run(d, f".partial-c.{dead}@{host}.x2", finished=False)
+    _fake_run(d, f".partial-d.{dead}@{host}.x3", finished=False)
     assert runs.finished_runs(d) == ["a"]
     # Only partials of the runs named are removed (another shard may be writing the others).
     assert runs.clean_partials(d, ["c", "a"]) == 2
-    assert sorted(os.listdir(d)) == [".partial-d.x3", "a", "b"]
+    assert sorted(os.listdir(d)) == [f".partial-d.{dead}@{host}.x3", "a", "b"]
 
 
-def test_stage_and_publish_never_replace_a_run(tmp_path):
+def test_clean_partials_never_removes_a_live_process_staging_folder(tmp_path):
+    d = str(tmp_path)
+    host = socket.gethostname()
+    live = subprocess.Popen(["sleep", "30"])
+    try:
+        _fake_run(d, f".partial-a.{live.pid}@{host}.x1", finished=False)  # another live process on this host
+        _fake_run(d, ".partial-a.1@elsewhere.x2", finished=False)  # another host, just written
+        _fake_run(d, ".partial-a.1@elsewhere.x3", finished=False)  # another host, untouched for two hours
+        old = time.time() - 7200
+        os.utime(os.path.join(d, ".partial-a.1@elsewhere.x3"), (old, old))
+        own = runs.stage(d, "a")  # this process's own
+        assert runs.clean_partials(d, ["a"]) == 1
+        assert sorted(os.listdir(d)) == sorted(
+            [f".partial-a.{live.pid}@{host}.x1", ".partial-a.1@elsewhere.x2", os.path.basename(own)]
+        )
+    finally:
+        live.kill()
+        live.wait()
+    assert runs.clean_partials(d, ["a"]) == 1  # its process is gone now
+
+
+def test_publish_keeps_a_finished_run_and_discards_the_duplicate(tmp_path):
     d = str(tmp_path)
     first = runs.publish(runs.stage(d, "r"), d, "r")
-    second = runs.publish(runs.stage(d, "r"), d, "r")
-    assert (os.path.basename(first), os.path.basename(second)) == ("r", "r-2")
-    assert sorted(os.listdir(d)) == ["r", "r-2"]
+    runs.write_json(os.path.join(first, runs.RESULT_FILE), {"copy": 1})
+    staging = runs.stage(d, "r")
+    runs.write_json(os.path.join(staging, runs.RESULT_FILE), {"copy": 2})
+    second = runs.publish(staging, d, "r")
+    assert second == first
+    assert os.listdir(d) == ["r"]  # never a -2 folder
+    assert json.loads((tmp_path / "r" / runs.RESULT_FILE).read_text()) == {"copy": 1}
+
+
+def test_publish_refuses_a_folder_of_the_name_that_is_not_a_run(tmp_path):
+    d = str(tmp_path)
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "notes.txt").write_text("mine")
+    with pytest.raises(UserInputError, match=r"^output_dir='.*' already holds 'r', which is not a finished run"):
+        runs.publish(runs.stage(d, "r"), d, "r")
+
+
+def test_files_and_folders_follow_the_umask(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        assert runs.umask() == 0o022
+        staging = runs.stage(str(tmp_path / "out"), "r")
+        runs.write_atomically(str(tmp_path / "results.csv"), "a\n")
+        run_dir = runs.publish(staging, str(tmp_path / "out"), "r")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(os.stat(run_dir).st_mode) == 0o755
+    assert stat.S_IMODE(os.stat(tmp_path / "results.csv").st_mode) == 0o644
 
 
 def test_stage_names_the_argument_when_the_folder_cannot_be_written(tmp_path):

@@ -1,4 +1,4 @@
-"""Flags of every config setting, defined once from the config parts and the strategy registry.
+r"""Flags of every config setting, defined once from the config parts and the strategy registry.
 
 Every flat config name (see `imbal_keras.config.ExperimentConfig.flat`) is a flag of the same name: the parts'
 fields with their defaults and docstring help, `--strategy`, and every parameter a registered strategy declares
@@ -7,19 +7,23 @@ touching this file.
 
 A scalar setting takes one value for one run, or several comma-separated values to make it a grid axis
 (`--strategy=none,upsample`, `--batch_size=16,64`); an integer setting also takes a range `a:b` (`--seed=0:10`
-is seeds 0..9). `settings()` returns what the command line gave, `to_config()` the one run it describes.
-`run_main(main)` is `app.run` with one-line errors for user mistakes.
+is seeds 0..9). A value that names an existing file or folder as a whole (`--dataset=csv:sales,2024.csv`) is
+never split, and `\\,` is a comma inside one value (`--dataset=csv:a.csv,csv:sales\\,2024.csv`). `settings()`
+returns what the command line gave, `to_config()` the one run it describes. `run_main(main)` is `app.run` with
+one-line errors for user mistakes, faults of the disk and Ctrl-C.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 from typing import Any
 
 from absl import app, flags
 
 from imbal_keras import config as config_lib
-from imbal_keras import strategies
+from imbal_keras import runs, strategies
 from imbal_keras.config import ExperimentConfig
 from imbal_keras.errors import UserInputError, check
 
@@ -106,7 +110,7 @@ def _parse(name: str, value: Any) -> Any:
             raise UserInputError(
                 f"--{name} must be a comma-separated list of numbers. Received: {name}={','.join(value)}"
             ) from None
-    items = [item.strip() for item in str(value).split(",")]
+    items = _split(str(value))
     check(all(items), f"--{name} must list at least one value. Received: {name}={value!r}")
     parsed: list[Any] = []
     for item in items:
@@ -120,6 +124,15 @@ def _parse(name: str, value: Any) -> Any:
         else:
             parsed.append(_scalar(name, kind, item))
     return tuple(parsed)
+
+
+def _split(text: str) -> list[str]:
+    """The comma-separated values of `text`: not split when it names an existing path as a whole (after a
+    `kind:` prefix such as `csv:`), and `\\,` is a comma inside a value."""
+    path = text.split(":", 1)[-1]
+    if "," in text and (os.path.exists(text) or os.path.exists(path)):
+        return [text.strip()]
+    return [item.strip().replace("\\,", ",") for item in re.split(r"(?<!\\),", text)]
 
 
 def _int_range(name: str, text: str) -> list[int]:
@@ -145,17 +158,47 @@ def _parse_flags(argv: list[str]) -> list[str]:
         sys.exit(2)
 
 
+# Exit codes: a user's mistake, a fault of the disk, Ctrl-C (128 + SIGINT, as shells report it).
+_EXIT_USER, _EXIT_STORAGE, _EXIT_INTERRUPTED = 2, 1, 130
+
+
 def run_main(main) -> None:
-    """`app.run(main)` where a `UserInputError` becomes one `error: ...` line and exit code 2."""
+    """`app.run(main)` with one line instead of a traceback for what a user meets:
+
+    - a `UserInputError`: `error: ...`, exit code 2;
+    - a full disk, quota or file-size limit (`runs.storage_fault`): `error: ...` saying that finished runs are
+      complete and to rerun, exit code 1;
+    - Ctrl-C: `interrupted: ...` (a grid says how many runs finished), exit code 130.
+    """
 
     def guarded(argv):
         try:
             main(argv)
         except UserInputError as e:
-            print(f"error: {e.command_line_message()}", file=sys.stderr)
-            sys.exit(2)
+            _exit(f"error: {e.command_line_message()}", _EXIT_USER)
+        except KeyboardInterrupt as e:
+            message = str(e) if str(e).startswith("interrupted:") else _INTERRUPTED
+            _exit(message, _EXIT_INTERRUPTED)
+        except Exception as e:
+            reason = runs.storage_fault(e)
+            if not reason:
+                raise
+            _exit(
+                f"error: {reason} while writing: the run in progress was not published, finished runs are "
+                "complete; free space (or raise the file-size limit), then rerun the same command to finish",
+                _EXIT_STORAGE,
+            )
 
     app.run(guarded, flags_parser=_parse_flags)
+
+
+# What Ctrl-C prints outside a grid's runs (during one run, a grid's checks or its report).
+_INTERRUPTED = "interrupted: finished runs are kept and nothing half-written is left; rerun the same command to resume"
+
+
+def _exit(line: str, code: int) -> None:
+    print(line, file=sys.stderr)
+    sys.exit(code)
 
 
 __all__ = [

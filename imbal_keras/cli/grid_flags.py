@@ -57,12 +57,21 @@ DRY_RUN = flags.DEFINE_bool(
     "names), then stop; nothing is trained or written.",
 )
 _MERGE_FROM = flags.DEFINE_list(
-    "merge_from", [], "With --merge: other grid folders (e.g. per-shard folders on local disks) to copy runs from."
+    "merge_from",
+    [],
+    "With --merge: other grid folders (e.g. per-shard folders on local disks) to copy runs from; --output_dir may "
+    "be a new folder, which then takes their grid.",
 )
 
 flags.register_validator("workers", lambda v: v > 0, message="--workers must be > 0 (local worker processes)")
 flags.register_validator(
     "side_by_side", lambda v: v >= 1, message="--side_by_side must be >= 1 (runs per pack; 1 turns packs off)"
+)
+flags.register_multi_flags_validator(
+    ["merge", "merge_from"],
+    lambda values: values["merge"] or not values["merge_from"],
+    message="--merge_from applies only with --merge (which runs nothing and copies finished runs from those "
+    "folders into --output_dir); add --merge, or leave --merge_from out",
 )
 flags.register_validator(
     "shard", lambda v: _parses(sweep.parse_shard, v), message="--shard must be i/n with 0 <= i < n (e.g. 0/4)"

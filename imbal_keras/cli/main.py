@@ -12,10 +12,27 @@ repository's `python run_experiment.py`: same flags, help and behaviour.
   imbal-keras --preset=seed_question --merge --output_dir=/shared/grid      # after all shards
 
 A setting with several comma-separated values (or a range a:b) makes a grid axis. Rerunning a grid's command
-skips its finished runs. See docs/cli.md or --helpfull for every flag.
+skips its finished runs. Ctrl-C stops it with one line and exit code 130; rerunning resumes. See docs/cli.md or
+--helpfull for every flag.
 """
 
-from imbal_keras import quiet
+import os
+import signal
+
+
+def _interrupted_at_start_up(signum, frame) -> None:
+    """Ctrl-C while the program imports (TensorFlow takes seconds): nothing has been written, so leave at once
+    with one line rather than an import traceback."""
+    del signum, frame  # Unused.
+    os.write(_STDERR, b"interrupted: at start-up, before anything ran; rerun the same command\n")
+    os._exit(130)
+
+
+# The terminal's stderr, kept: TensorFlow's import below silences file descriptor 2 while it loads.
+_STDERR = os.dup(2)
+signal.signal(signal.SIGINT, _interrupted_at_start_up)
+
+from imbal_keras import quiet  # noqa: E402
 
 quiet.import_tensorflow()
 
@@ -33,13 +50,15 @@ __all__ = ["main", "run"]
 def main(argv):
     """The program after flag parsing: one run, a grid, or the dry run of either."""
     del argv  # Unused.
+    # From here Ctrl-C raises KeyboardInterrupt: runs in flight remove their staging folders on the way out.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     describe_only = grid_flags.DRY_RUN.value
     if not grid_flags.is_grid():
         config = experiment_flags.to_config()
         if describe_only:
             print(dry_run.describe_run(config))
             return
-        experiment.run(config, extra_files={runs.FLAGS_FILE: absl_flags.FLAGS.flags_into_string()})
+        _run_one(config)
         return
     sources = grid_flags.merge_sources()
     spec = None if sources is not None else grid_flags.to_spec()
@@ -52,3 +71,15 @@ def main(argv):
 def run() -> None:
     """The console script `imbal-keras` (and `python -m imbal_keras`): parses the flags and runs `main`."""
     experiment_flags.run_main(main)
+
+
+def _run_one(config) -> None:
+    """One run; an output folder this call created is removed again when the run fails (nothing is written)."""
+    output_dir = config.output.output_dir
+    created = not os.path.exists(output_dir)
+    try:
+        experiment.run(config, extra_files={runs.FLAGS_FILE: absl_flags.FLAGS.flags_into_string()})
+    except BaseException:
+        if created and os.path.isdir(output_dir) and not os.listdir(output_dir):
+            os.rmdir(output_dir)
+        raise

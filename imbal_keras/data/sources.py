@@ -23,18 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from imbal_keras.data import longtail
-from imbal_keras.data.shares import apportion
+from imbal_keras.data.generated import check_synthetic_memory, synthetic
 from imbal_keras.data.splits import (
     SPLITS,
     Data,
-    Layout,
     array_data,
     given_split_indices,
     layout_indices,
     layout_of,
     standardised,
-    stratified_split,
 )
 from imbal_keras.data.tabular import from_frame
 from imbal_keras.errors import UserInputError, check
@@ -44,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "as_arrays",
+    "check_synthetic_memory",
     "from_arrays",
     "from_csv",
     "from_npz",
@@ -69,7 +67,7 @@ def load(config: DataConfig, *, seed: int = 0) -> Data:
     """
     kind = config.kind
     layout = dict(
-        imbalance_ratio=config.imbalance_ratio,
+        imbalance_ratio=config.effective_imbalance_ratio,
         class_profile=config.class_profile,
         balanced_evaluation=config.balanced_evaluation,
         validation_fraction=config.validation_fraction,
@@ -117,90 +115,6 @@ def load(config: DataConfig, *, seed: int = 0) -> Data:
     )
 
 
-def synthetic(
-    *,
-    num_examples: int = 50_000,
-    num_features: int = 20,
-    num_classes: int = 2,
-    class_separation: float = 1.0,
-    label_noise: float = 0.0,
-    **layout: Any,
-) -> Data:
-    """Gaussian clusters with a controllable imbalance, deterministic by seed.
-
-    Each class is a mixture of two unit-variance Gaussian clusters whose centres are drawn with standard
-    deviation `class_separation` in the first max(2, D // 4) dimensions (the rest are pure noise), so the
-    classes overlap and a hidden layer helps. Class sizes follow `longtail.profile_shares(K, r, class_profile)`
-    exactly (1:r for K=2), apportioned over all `num_examples`; with `balanced_evaluation` only the training share
-    of the examples follows them and validation and test hold equal class counts.
-    `label_noise` is the share of each class whose features are drawn from another class's clusters: labels
-    become wrong with respect to the features while class counts stay exact.
-
-    Args:
-      num_examples, num_features, num_classes: N, D and K.
-      class_separation: standard deviation of the cluster centres.
-      label_noise: share of each class drawn from another class's clusters.
-      **layout: the `Layout` fields (`imbalance_ratio`, 99 by default, `class_profile`, `balanced_evaluation`,
-        `validation_fraction`, `test_fraction`, `seed`).
-
-    Raises:
-      UserInputError: too few examples to give every class at least one example in every split.
-    """
-    settings = layout_of(layout, imbalance_ratio=99.0)
-    rng = np.random.default_rng(settings.seed)
-    shares = longtail.profile_shares(num_classes, settings.imbalance_ratio, settings.class_profile)
-    counts, split_counts = _synthetic_counts(num_examples, shares, settings)
-    y = np.repeat(np.arange(num_classes), counts)
-    x = _gaussian_clusters(rng, y, num_classes, num_features, class_separation, label_noise)
-    y = y.astype(np.int32)
-    names = ("negative", "positive") if num_classes == 2 else tuple(f"class_{c}" for c in range(num_classes))
-    name = f"synthetic 1:{settings.imbalance_ratio:g}" + (f" {settings.class_profile}" if num_classes > 2 else "")
-    index = stratified_split(y, num_classes, names, name, settings, split_counts=split_counts)
-    return array_data(x, y, index, num_classes=num_classes, class_names=names, name=name)
-
-
-def _synthetic_counts(num_examples: int, shares: np.ndarray, settings: Layout):
-    """Examples per class (K,), and per split when `balanced_evaluation` (else None).
-
-    Raises:
-      UserInputError: a split would hold no example of the rarest class.
-    """
-    split_counts = None
-    if settings.balanced_evaluation:
-        held_out = {
-            "test": int(round(num_examples * settings.test_fraction)),
-            "validation": int(round(num_examples * settings.validation_fraction)),
-        }
-        uniform = np.full(len(shares), 1.0 / len(shares))
-        split_counts = {split: apportion(n, uniform) for split, n in held_out.items()}
-        split_counts["train"] = apportion(num_examples - sum(held_out.values()), shares)
-        counts = sum(split_counts.values())
-        rarest = min(int(c.min()) for c in split_counts.values())
-    else:
-        counts = apportion(num_examples, shares)
-        rarest = int(counts.min()) - 2
-    check(
-        rarest >= 1,
-        f"num_examples={num_examples} at imbalance_ratio={settings.imbalance_ratio:g} leaves a split without an "
-        f"example of the rarest class (it has {int(counts.min())} examples in all); raise num_examples",
-        argument="num_examples",
-    )
-    return counts, split_counts
-
-
-def _gaussian_clusters(rng, y: np.ndarray, num_classes: int, num_features: int, separation: float, noise: float):
-    """Features (N, D) float32: two Gaussian clusters per class, a share `noise` drawn from another class's."""
-    informative = min(num_features, max(2, num_features // 4))
-    centres = np.zeros((num_classes, 2, num_features))
-    centres[:, :, :informative] = rng.normal(scale=separation, size=(num_classes, 2, informative))
-    source = y.copy()
-    noisy = rng.random(len(y)) < noise
-    shift = rng.integers(1, num_classes, size=len(y))
-    source[noisy] = (y[noisy] + shift[noisy]) % num_classes
-    cluster = rng.integers(0, 2, size=len(y))
-    return (centres[source, cluster] + rng.normal(size=(len(y), num_features))).astype(np.float32)
-
-
 # Tables: the readers; the encoding is `tabular.from_frame`.
 
 
@@ -216,9 +130,24 @@ def from_csv(path: str, **options: Any) -> Data:
     check(os.path.isfile(path), f"{where}: no such file", argument="dataset")
     try:
         frame = pd.read_csv(path)
+        _check_unique_header(path, where)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
         raise UserInputError(f"{where}: cannot be read as CSV ({str(e).splitlines()[0]})", argument="dataset") from None
     return from_frame(frame, name=os.path.basename(path), where=where, **options)
+
+
+def _check_unique_header(path: str, where: str) -> None:
+    """Refuses a CSV header that names a column twice (pandas would rename the second `name.1` silently)."""
+    import csv
+
+    with open(path, newline="") as f:
+        header = next(csv.reader(f), [])
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    check(
+        not repeated,
+        f"{where}: the header names {', '.join(map(repr, repeated))} more than once; rename the columns",
+        argument="dataset",
+    )
 
 
 def from_parquet(path: str, **options: Any) -> Data:
@@ -524,20 +453,23 @@ def from_tfds(
 ) -> Data:
     """A TFDS classification dataset, one-vs-rest or with all its classes.
 
-    Reads every split with `tfds.load` (downloading as usual when the data is not in `data_dir`) and re-splits.
+    Reads every split of the prepared copy in `data_dir` with `tfds.load` and re-splits; nothing is downloaded (a
+    dataset not prepared there is refused at once: prepare it with `tfds build NAME --data_dir=DIR`).
     The input and label are the dataset's supervised keys; a dataset without them (one stored with
     `tfds.dataset_builders.store_as_tfds_dataset`, say) uses `input_feature` and `label_feature`, or its one
     `ClassLabel` feature as the label and its one other feature as the input.
 
-    `positive_class` >= 0 relabels that class 1 and the rest 0 and subsamples the positive class to 1:r;
-    -1 keeps the K classes and subsamples them to the `class_profile` (with `balanced_evaluation`, only the
-    training split; validation and test keep equal class counts). Images (uint8, or values above 1) are
-    scaled to [0, 1]; (H, W) images get a channel axis. `**layout` takes the `Layout` fields (`imbalance_ratio`,
-    99 by default, `class_profile`, `balanced_evaluation`, `validation_fraction`, `test_fraction`, `seed`).
+    `positive_class` >= 0 relabels that class 1 and the rest 0; with an `imbalance_ratio` r the positive class is
+    subsampled to 1:r. -1 keeps the K classes, subsampled to the `class_profile` when r is given (with
+    `balanced_evaluation`, only the training split; validation and test keep equal class counts). Images (uint8,
+    or values above 1) are scaled to [0, 1]; (H, W) images get a channel axis. `**layout` takes the `Layout`
+    fields (`imbalance_ratio`, 0 by default: the data's own ratio, `class_profile`, `balanced_evaluation`,
+    `validation_fraction`, `test_fraction`, `seed`).
 
     Raises:
-      UserInputError: an unknown dataset name or feature, no way to choose the features, an input that is not a
-        numeric tensor, images of different sizes, or a `positive_class` absent from the data.
+      UserInputError: a dataset not prepared in `data_dir`, an unknown dataset name or feature, no way to choose
+        the features, an input that is not a numeric tensor, images of different sizes, or a `positive_class`
+        absent from the data.
     """
     import tensorflow_datasets as tfds
 
@@ -557,13 +489,25 @@ def from_tfds(
         x = x / 255.0 if x.max() > 1 else x
         if x.ndim == 3:
             x = x[..., None]
-    settings = layout_of(layout, imbalance_ratio=99.0)
+    settings = layout_of(layout)
     y, class_names, title = _tfds_labels(raw, label_info, positive_class, name, where, keys[1])
     index = layout_indices(y, len(class_names), class_names, title, settings)
     data = array_data(x, y, index, num_classes=len(class_names), class_names=class_names, name=title)
     if not image:
         data = standardised(data)
     return data
+
+
+def _not_prepared(name: str, data_dir: str | None, where: str) -> UserInputError:
+    """The error for a TFDS dataset with no prepared copy in `data_dir` (default `$TFDS_DATA_DIR` or
+    ~/tensorflow_datasets): it is not downloaded, since without a network `tfds.load` retries for minutes."""
+    folder = data_dir or os.environ.get("TFDS_DATA_DIR") or os.path.join("~", "tensorflow_datasets")
+    dataset = name.split(":", 1)[0].split("/", 1)[0]
+    return UserInputError(
+        f"data_dir={folder!r} holds no prepared copy of {where} (nothing is downloaded): prepare it with "
+        f"`tfds build {dataset} --data_dir={folder}`, or point --data_dir at the folder that holds it",
+        argument="data_dir",
+    )
 
 
 def _read_tfds(name: str, splits: list[str], data_dir: str | None, keys: tuple[str, str], where: str):
@@ -578,8 +522,12 @@ def _read_tfds(name: str, splits: list[str], data_dir: str | None, keys: tuple[s
     input_key, label_key = keys
     xs, ys = [], []
     try:
-        for split in splits:
-            dataset = tfds.load(name, split=split, data_dir=data_dir).map(lambda e: (e[input_key], e[label_key]))
+        datasets = [tfds.load(name, split=split, data_dir=data_dir, download=False) for split in splits]
+    except AssertionError:  # TFDS's way of saying that the data is not in data_dir
+        raise _not_prepared(name, data_dir, where) from None
+    try:
+        for dataset in datasets:
+            dataset = dataset.map(lambda e: (e[input_key], e[label_key]))
             # Batched reads rather than batch_size=-1: the size of a split need not be known up front.
             for x, y in tfds.as_numpy(dataset.batch(4096)):
                 xs.append(np.asarray(x))

@@ -61,6 +61,8 @@ class Data:
       kind: `tabular` (x is (N, D); the built-in model is an MLP) or `image` (x is (N, H, W, C); a CNN).
       name: short name for logs.
       features: tables only: what each column of x holds (see `Feature`); empty for other data.
+      dropped: rows of each class that no split holds: what an imposed `imbalance_ratio` (or balanced
+        evaluation) left out; empty when the loader kept every row.
     """
 
     train: Split
@@ -71,6 +73,7 @@ class Data:
     kind: str
     name: str
     features: tuple[Feature, ...] = ()
+    dropped: tuple[int, ...] = ()
 
     def splits(self) -> dict[str, Split]:
         return {"train": self.train, "validation": self.validation, "test": self.test}
@@ -81,7 +84,10 @@ class Data:
             f"{name} {len(s)} ({'/'.join(str(c) for c in s.class_counts(self.num_classes))})"
             for name, s in self.splits().items()
         ]
-        return f"{self.name}: " + ", ".join(parts) + f" [class counts {'/'.join(self.class_names)}]"
+        line = f"{self.name}: " + ", ".join(parts) + f" [class counts {'/'.join(self.class_names)}]"
+        if any(self.dropped):
+            line += f"; the imposed class ratio dropped {'/'.join(map(str, self.dropped))} rows"
+        return line
 
 
 @dataclasses.dataclass(frozen=True)
@@ -316,4 +322,13 @@ def array_data(
 ) -> Data:
     splits = {k: Split(x[v], y[v].astype(np.int32)) for k, v in index.items()}
     kind = "image" if x.ndim == 4 else "tabular"
-    return Data(**splits, num_classes=num_classes, class_names=class_names, kind=kind, name=name)
+    used = sum(np.bincount(y[v], minlength=num_classes)[:num_classes] for v in index.values())
+    dropped = np.bincount(y, minlength=num_classes)[:num_classes] - used
+    return Data(
+        **splits,
+        num_classes=num_classes,
+        class_names=class_names,
+        kind=kind,
+        name=name,
+        dropped=tuple(int(d) for d in dropped),
+    )

@@ -129,11 +129,10 @@ def compare(
     axes = {"strategy": tuple(strategies), "seed": seed_values}
     try:
         spec = sweep.make_spec(settings, axes, question=_question(strategies))
-        _check_first_run(spec, output_dir)
+        outcome = runner.run_grid(spec, output_dir, executor=executor, workers=workers, log=log)
     except UserInputError:
         _remove_saved(created, output_dir)
         raise
-    outcome = runner.run_grid(spec, output_dir, executor=executor, workers=workers, log=log)
     if outcome.failed:
         first = outcome.failed[0]
         raise UserInputError(
@@ -144,28 +143,6 @@ def compare(
     results, curves = report.load_runs(output_dir)
     summary = pd.read_csv(os.path.join(output_dir, report.SUMMARY_FILE))
     return Comparison(output_dir=output_dir, results=results, curves=curves, summary=summary, report_paths=paths)
-
-
-def _check_first_run(spec: sweep.GridSpec, output_dir: str) -> None:
-    """Loads the data and builds the model of the grid's first run in this process.
-
-    A model or data that the runs would refuse is then one error before anything runs, not one per run.
-    """
-    from imbal_keras import models
-
-    sweep.validate(spec)
-    config = sweep.expand(spec, output_dir)[0]
-    data = sources.load(config.data, seed=config.seed_for("data"))
-    counts = data.train.class_counts(data.num_classes)
-    models.build_for_run(
-        config.model.model,
-        data,
-        hidden_units=config.model.hidden_units,
-        training_distribution=counts / counts.sum(),
-        zero_output_kernel=config.model.zero_output_kernel,
-        seed=config.seed_for("init"),
-        log=lambda _: None,
-    )
 
 
 def _remove_saved(path: str, output_dir: str) -> None:

@@ -43,14 +43,28 @@ def describe_grid(
         return f"merge: copy finished runs of {', '.join(merge_from) or 'no other folder'} into {grid_dir}, then report"
     sweep.validate(spec)
     configs = sweep.shard(sweep.expand(spec, grid_dir), how.shard_index, how.shard_count)
-    axes = "; ".join(f"{k}={','.join(map(str, v))}" for k, v in spec.ordered_axes().items())
     packs = len(sweep.packs(configs, how.side_by_side))
     tasks = f", {packs} tasks with seeds side by side" if packs < len(configs) else ""
-    lines = [f"{len(configs)} runs into {grid_dir} ({how.executor}, {how.workers} worker(s){tasks}); axes: {axes}"]
+    lines = [f"{len(configs)} runs into {grid_dir} ({how.executor}, {how.workers} worker(s){tasks}); axes:"]
+    lines += [f"  {name}: {_values(values)}" for name, values in spec.ordered_axes().items()]
+    lines.append("runs:")
     lines += [f"  {c.output.run_name}" for c in configs[:5]]
     if len(configs) > 5:
         lines.append(f"  ... and {len(configs) - 5} more")
     return "\n".join(lines)
+
+
+# Values of an axis shown in full up to this many; longer axes show their first and last few and their count.
+_SHOWN_VALUES = 8
+
+
+def _values(values) -> str:
+    """An axis's values, readable however many there are: `0,1,2,...,9998,9999 (10000 values)`."""
+    text = [str(v) for v in values]
+    if len(text) > _SHOWN_VALUES:
+        text = [*text[:3], "...", *text[-2:]]
+        return f"{','.join(text)} ({len(values)} values)"
+    return ",".join(text)
 
 
 __all__ = ["describe_grid", "describe_run"]

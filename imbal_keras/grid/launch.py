@@ -8,7 +8,9 @@ returns what each call returned. The grid's task (`imbal_keras.grid.tasks.GridTa
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -83,24 +85,45 @@ def execute(
 
 
 def _execute_local(task, payloads, workers, setup, done) -> None:
+    """The local pool. Ctrl-C reaches the whole process group; the workers never see it (they start with SIGINT
+    blocked, see `_sigint_blocked`), so they print no traceback: this process stops them and re-raises."""
     import concurrent.futures
     import multiprocessing
 
     threads = worker_threads(workers)
     # 'spawn': TensorFlow is not fork-safe.
-    with concurrent.futures.ProcessPoolExecutor(
+    pool = concurrent.futures.ProcessPoolExecutor(
         max_workers=min(workers, len(payloads)) or 1,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=setup,
         initargs=(threads,) if setup is not None else (),
-    ) as pool:
-        futures = [pool.submit(task, payload, threads) for payload in payloads]
-        try:
-            for future in concurrent.futures.as_completed(futures):
-                done(future.result())
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    )
+    try:
+        with _sigint_blocked():  # the workers are started by the first submits, and inherit the blocked signal
+            futures = [pool.submit(task, payload, threads) for payload in payloads]
+        for future in concurrent.futures.as_completed(futures):
+            done(future.result())
+    except BaseException:
+        # A worker killed mid-run leaves only its hidden staging folder; finished runs are already published.
+        for child in multiprocessing.active_children():
+            child.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+@contextlib.contextmanager
+def _sigint_blocked():
+    """Blocks SIGINT in this thread for the duration: processes started meanwhile inherit the blocked signal (a
+    Ctrl-C never interrupts them); one that arrives here meanwhile is delivered when the block ends."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _check_reachable(address: str) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from imbal_keras import runs
 from imbal_keras.errors import UserInputError
-from imbal_keras.grid import report, runner, sweep
+from imbal_keras.grid import lock, report, runner, sweep
 
 
 def write_report(grid_dir: str, log: Callable[[str], None] = print) -> list[str]:
@@ -19,8 +19,23 @@ def write_report(grid_dir: str, log: Callable[[str], None] = print) -> list[str]
 
     Returns:
       The paths written.
+
+    Raises:
+      UserInputError: the disk is full or a file-size limit is reached while writing (one line saying which
+        runs are complete and the command that finishes the tables; each table is replaced whole or not at all).
     """
-    paths = report.build(grid_dir)
+    try:
+        paths = report.build(grid_dir)
+    except Exception as e:
+        reason = runs.storage_fault(e)
+        if not reason:
+            raise
+        finished = len(runs.finished_runs(sweep.runs_dir(grid_dir)))
+        raise UserInputError(
+            f"output_dir={grid_dir!r}: {reason} while writing the grid's tables; its {finished} finished "
+            f"runs are complete. Free space, then finish the tables with: imbal-keras --merge --output_dir={grid_dir}",
+            argument="output_dir",
+        ) from None
     for path in paths:
         log(f"wrote {path}")
     return paths
@@ -39,7 +54,8 @@ def run_and_report(
     Args:
       spec: the grid; None with `merge_from` reads it from `grid_dir`.
       grid_dir: the grid folder.
-      merge_from: run nothing; copy finished runs from these grid folders (possibly none) into `grid_dir`.
+      merge_from: run nothing; copy finished runs from these grid folders (possibly none) into `grid_dir`, which
+        may be a new folder (it then takes the first source's grid).
       log: where progress lines go.
       **execution: the fields of `runner.Execution` (executor, workers, ray_address, shard_index, shard_count,
         warm, side_by_side).
@@ -48,11 +64,15 @@ def run_and_report(
       The paths of the tables and reports written (none after a shard that is not the whole grid).
 
     Raises:
-      UserInputError: bad input, or runs that failed (after the others finished: rerun to retry them).
+      UserInputError: bad input, a grid folder in use, a full disk, or runs that failed (after the others
+        finished: rerun to retry them).
+      runner.Interrupted: Ctrl-C.
     """
     if merge_from is not None:
+        with lock.GridLock(grid_dir, log=log):
+            copied = sweep.merge(merge_from, grid_dir)
         spec = sweep.load_spec(grid_dir)
-        log(f"Copied {sweep.merge(merge_from, grid_dir)} finished runs into {grid_dir}")
+        log(f"Copied {copied} finished runs into {grid_dir}")
     else:
         outcome = runner.run_grid(spec, grid_dir, log=log, **execution)
         if outcome.failed:

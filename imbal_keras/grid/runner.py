@@ -1,8 +1,10 @@
 """Running a grid: the unfinished runs of a spec (or of one shard of it), packed, launched and reported on.
 
-`sweep` computes which runs a grid has; `run_grid` prepares the grid folder, skips what finished, packs the rest
+`sweep` computes which runs a grid has; `run_grid` checks everything, takes the grid folder's lock
+(`lock.GridLock`: one process per grid, or per shard), prepares the folder, skips what finished, packs the rest
 (`sweep.packs`), hands the packs to an executor (`launch.execute`) with the grid's worker task
-(`tasks.GridTask`) and prints progress (`progress.Progress`).
+(`tasks.GridTask`) and prints progress (`progress.Progress`). Ctrl-C ends it with `Interrupted`, saying how many
+runs finished; finished runs stay, runs in flight leave nothing but hidden staging folders.
 """
 
 from __future__ import annotations
@@ -13,7 +15,21 @@ from collections.abc import Callable
 from typing import Any
 
 from imbal_keras import runs
-from imbal_keras.grid import launch, progress, sweep, tasks, worker
+from imbal_keras.grid import launch, lock, progress, sweep, tasks, worker
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a grid. `str(self)` is the one line to show, saying how many runs finished.
+
+    Attributes:
+      finished: runs of the grid (or shard) finished, including those found finished at the start.
+      total: runs of the grid (or shard).
+    """
+
+    def __init__(self, finished: int, total: int):
+        super().__init__(f"interrupted: {finished} of {total} runs finished; rerun the same command to resume")
+        self.finished = finished
+        self.total = total
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,29 +92,47 @@ def hparam_fields(spec: sweep.GridSpec) -> list[str]:
     return list(spec.ordered_axes())
 
 
-def _check_model_functions(spec: sweep.GridSpec) -> None:
-    """Imports every `package.module:function` model of the grid once here, so a bad path is one error line
-    before anything runs (in the workers it would fail once per run)."""
+def check_first_run(spec: sweep.GridSpec, grid_dir: str) -> None:
+    """Loads the data and builds the model of the grid's first run in this process.
+
+    A model function or data that every run would refuse is then one error before anything is written, not
+    one failure per run and a grid folder of nothing.
+
+    Raises:
+      UserInputError: the model function fails or returns no fitting Keras model; the data does not load.
+    """
+    from imbal_keras import models
     from imbal_keras.data import sources
 
-    for path in dict.fromkeys(c.model.model for c in sweep.expand(spec)):
-        if ":" in path:
-            sources.import_function(path, argument="model")
+    config = sweep.expand(spec, grid_dir)[0]
+    data = sources.load(config.data, seed=config.seed_for("data"))
+    counts = data.train.class_counts(data.num_classes)
+    models.build_for_run(
+        config.model.model,
+        data,
+        hidden_units=config.model.hidden_units,
+        training_distribution=counts / counts.sum(),
+        zero_output_kernel=config.model.zero_output_kernel,
+        seed=config.seed_for("init"),
+        log=lambda _: None,
+    )
+
+
+def _needs_first_run_check(spec: sweep.GridSpec, execution: Execution) -> bool:
+    """A model function, or data that is not synthetic, is checked in this process before the grid starts
+    (not on Ray, whose data may live only on the cluster)."""
+    configs = sweep.expand(spec)
+    return execution.executor != "ray" and any(
+        c.model.model not in ("auto", "mlp", "cnn") or c.data.kind != "synthetic" for c in configs
+    )
 
 
 def _prepare(spec: sweep.GridSpec, grid_dir: str, execution: Execution) -> tuple[list, set[str]]:
-    """Checks everything, then creates (or checks) the grid folder and its HParams.
+    """Creates (or checks) the grid folder and its HParams, under the grid's lock (taken by the caller).
 
     Returns:
       The configs of the shard, and the names of the grid's finished runs.
-
-    Nothing is written before every check passed: an unreachable cluster leaves no grid folder behind.
     """
-    sweep.validate(spec)
-    execution.check()
-    _check_model_functions(spec)
-    if execution.executor == "ray":
-        launch.connect_ray(execution.ray_address)
     sweep.prepare(grid_dir, spec)
     configs = sweep.shard(sweep.expand(spec, grid_dir), execution.shard_index, execution.shard_count)
     runs_dir = sweep.runs_dir(grid_dir)
@@ -110,6 +144,17 @@ def _prepare(spec: sweep.GridSpec, grid_dir: str, execution: Execution) -> tuple
         if config.output.run_name in finished:
             runs.write_run_hparams(os.path.join(runs_dir, config.output.run_name), config, hparam_fields(spec))
     return configs, finished
+
+
+def _check(spec: sweep.GridSpec, execution: Execution) -> None:
+    """Every check that needs no grid folder: nothing is written before they pass (an unreachable cluster or a
+    failing model function leaves no grid folder behind)."""
+    sweep.validate(spec)
+    execution.check()
+    if _needs_first_run_check(spec, execution):
+        check_first_run(spec, "")
+    if execution.executor == "ray":
+        launch.connect_ray(execution.ray_address)
 
 
 def run_grid(
@@ -128,37 +173,49 @@ def run_grid(
       What ran, and what was found finished.
 
     Raises:
-      UserInputError: an invalid spec, a folder holding a different grid, a bad executor setting.
+      UserInputError: an invalid spec, a folder holding a different grid or in use by another process, a bad
+        executor setting, a model function or data that fails (nothing is written in these cases).
+      Interrupted: Ctrl-C; its message is the line to show.
     """
     how = Execution(**execution)
-    configs, finished = _prepare(spec, grid_dir, how)
-    todo = [c for c in configs if c.output.run_name not in finished]
-    shard_note = f" (shard {how.shard_index}/{how.shard_count})" if how.shard_count > 1 else ""
-    log(
-        f"Grid {grid_dir}{shard_note}: {len(configs)} runs, {len(configs) - len(todo)} already finished, "
-        f"{len(todo)} to run ({how.executor}, {how.worker_count} worker(s))"
-    )
-    tracker = progress.Progress(total=len(configs), skipped=len(configs) - len(todo), log=log)
-    outcomes: list[tasks.RunOutcome] = []
+    _check(spec, how)
+    with lock.GridLock(grid_dir, how.shard_index, how.shard_count, log=log) as held:
+        configs, finished = _prepare(spec, grid_dir, how)
+        todo = [c for c in configs if c.output.run_name not in finished]
+        shard_note = f" (shard {how.shard_index}/{how.shard_count})" if how.shard_count > 1 else ""
+        log(
+            f"Grid {grid_dir}{shard_note}: {len(configs)} runs, {len(configs) - len(todo)} already finished, "
+            f"{len(todo)} to run ({how.executor}, {how.worker_count} worker(s))"
+        )
+        tracker = progress.Progress(total=len(configs), skipped=len(configs) - len(todo), log=log)
+        outcomes: list[tasks.RunOutcome] = []
 
-    def done(pack_outcomes: list[tasks.RunOutcome]) -> None:
-        for outcome in pack_outcomes:
-            outcomes.append(outcome)
-            tracker(outcome)
+        def done(pack_outcomes: list[tasks.RunOutcome]) -> None:
+            for outcome in pack_outcomes:
+                outcomes.append(outcome)
+                tracker(outcome)
+            held.refresh()
 
-    launch.execute(
-        tasks.GridTask(fields=tuple(hparam_fields(spec)), warm=how.warm),
-        [[c.to_dict() for c in pack] for pack in sweep.packs(todo, how.side_by_side)],
-        executor=how.executor,
-        workers=how.workers,
-        ray_address=how.ray_address,
-        setup=worker.configure_worker,
-        on_done=done,
-    )
+        try:
+            launch.execute(
+                tasks.GridTask(fields=tuple(hparam_fields(spec)), warm=how.warm),
+                [[c.to_dict() for c in pack] for pack in sweep.packs(todo, how.side_by_side)],
+                executor=how.executor,
+                workers=how.workers,
+                ray_address=how.ray_address,
+                setup=worker.configure_worker,
+                on_done=done,
+            )
+        except KeyboardInterrupt:
+            # The stopped workers' staging folders: their processes are gone, so nothing half-written stays.
+            runs_dir, names = sweep.runs_dir(grid_dir), {c.output.run_name for c in configs}
+            runs.clean_partials(runs_dir, names)
+            # Counted on disk: a worker may have published a run after its last progress line.
+            raise Interrupted(len(names & set(runs.finished_runs(runs_dir))), len(configs)) from None
     line = progress.paths_line(outcomes)
     if line:
         log(line)
     return GridOutcome(total=len(configs), skipped=len(configs) - len(todo), outcomes=outcomes)
 
 
-__all__ = ["Execution", "GridOutcome", "hparam_fields", "run_grid"]
+__all__ = ["Execution", "GridOutcome", "Interrupted", "check_first_run", "hparam_fields", "run_grid"]

@@ -223,7 +223,7 @@ def run_name(config: ExperimentConfig) -> str:
     learning rates equal to 6 digits) and ties a finished folder to exactly the config that made it.
     """
     output = config_lib.fields_with_role("output")
-    flat = {k: v for k, v in config.flat().items() if k not in output}
+    flat = {k: v for k, v in config.resolved().flat().items() if k not in output}
     digest = hashlib.sha1(json.dumps(flat, sort_keys=True).encode()).hexdigest()[:8]
     return f"{config.default_run_name()}-{digest}"
 
@@ -260,8 +260,12 @@ def runs_dir(grid_dir: str) -> str:
     return os.path.join(grid_dir, RUNS_DIR)
 
 
-def load_spec(grid_dir: str) -> GridSpec:
+def load_spec(grid_dir: str, *, argument: str = "output_dir") -> GridSpec:
     """The spec saved in `grid_dir/grid.json`.
+
+    Args:
+      grid_dir: the grid folder.
+      argument: the setting that named the folder (`output_dir`, `merge_from`), for the error message.
 
     Raises:
       UserInputError: there is no readable grid.json, or an older version of the toolkit wrote it.
@@ -271,22 +275,24 @@ def load_spec(grid_dir: str) -> GridSpec:
         with open(path) as f:
             saved = json.load(f)
     except (OSError, ValueError) as e:
+        reason = "no such file" if isinstance(e, FileNotFoundError) else " ".join(str(e).split())
         raise UserInputError(
-            f"output_dir={grid_dir!r} holds no readable {GRID_FILE} ({e})", argument="output_dir"
+            f"{argument}={grid_dir!r} holds no readable {GRID_FILE} ({reason}): it is not a grid folder",
+            argument=argument,
         ) from None
     version = saved.get("version")
     check(
         version == _SPEC_VERSION,
-        f"output_dir={grid_dir!r} holds a grid written by an older imbal_keras ({GRID_FILE} version {version}, "
+        f"{argument}={grid_dir!r} holds a grid written by an older imbal_keras ({GRID_FILE} version {version}, "
         f"this version reads {_SPEC_VERSION}): rerun the grid into a new --output_dir; its finished runs "
         "stay readable as plain folders",
-        argument="output_dir",
+        argument=argument,
     )
     try:
         return GridSpec.from_dict(saved)
     except (KeyError, TypeError) as e:
         raise UserInputError(
-            f"output_dir={grid_dir!r} holds an unreadable {GRID_FILE} ({e})", argument="output_dir"
+            f"{argument}={grid_dir!r} holds an unreadable {GRID_FILE} ({e})", argument=argument
         ) from None
 
 
@@ -310,11 +316,12 @@ def prepare(grid_dir: str, spec: GridSpec) -> None:
         ) from None
 
 
-def check_compatible(saved: GridSpec, wanted: GridSpec, grid_dir: str) -> None:
-    """Raises `UserInputError` naming what differs if `wanted` is not the grid saved in `grid_dir`."""
+def check_compatible(saved: GridSpec, wanted: GridSpec, grid_dir: str, *, argument: str = "output_dir") -> None:
+    """Raises `UserInputError` naming what differs if `wanted` is not the grid saved in `grid_dir` (a folder
+    named by the setting `argument`)."""
     a, b = saved.to_dict(), wanted.to_dict()
     differ = [f"axis {k}" for k in sorted(set(a["axes"]) | set(b["axes"])) if a["axes"].get(k) != b["axes"].get(k)]
-    flat_a, flat_b = saved.base.flat(), wanted.base.flat()
+    flat_a, flat_b = saved.base.resolved().flat(), wanted.base.resolved().flat()
     output = config_lib.fields_with_role("output")
     differ += [
         f"field {k}" for k in sorted(set(flat_a) | set(flat_b)) if k not in output and flat_a.get(k) != flat_b.get(k)
@@ -323,27 +330,32 @@ def check_compatible(saved: GridSpec, wanted: GridSpec, grid_dir: str) -> None:
         differ.append("question")
     check(
         not differ,
-        f"output_dir={grid_dir!r} holds a different grid ({'; '.join(differ)} differ from its {GRID_FILE}); "
+        f"{argument}={grid_dir!r} holds a different grid ({'; '.join(differ)} differ from its {GRID_FILE}); "
         "use a new --output_dir or the same settings as before",
-        argument="output_dir",
+        argument=argument,
     )
 
 
 def merge(sources: Sequence[str], grid_dir: str) -> int:
     """Copies finished runs from other grid folders (shards run on machines without a shared disk) into `grid_dir`.
 
-    Each source must hold the same grid. A run already in `grid_dir` is not copied again; a copy is staged
-    under a hidden name and renamed into place, so an interrupted merge leaves nothing half-copied.
+    Each source must hold the same grid. A `grid_dir` without a grid yet (a new folder) takes the first source's
+    grid.json. A run already in `grid_dir` is not copied again; a copy is staged under a hidden name and renamed
+    into place, so an interrupted merge leaves nothing half-copied.
 
     Returns:
       How many runs were copied.
 
     Raises:
-      UserInputError: a source without grid.json or holding a different grid.
+      UserInputError: a source (named as `merge_from`) without grid.json or holding a different grid, or a
+        `grid_dir` with neither a grid nor a source to take one from. Nothing is copied in that case.
     """
-    spec = load_spec(grid_dir)
-    for source in sources:
-        check_compatible(load_spec(source), spec, source)
+    specs = [load_spec(source, argument="merge_from") for source in sources]
+    new_folder = not os.path.exists(os.path.join(grid_dir, GRID_FILE)) and specs
+    spec = specs[0] if new_folder else load_spec(grid_dir)
+    for source, source_spec in zip(sources, specs, strict=True):
+        check_compatible(source_spec, spec, source, argument="merge_from")
+    prepare(grid_dir, spec)
     return sum(runs.copy_finished(runs_dir(source), runs_dir(grid_dir)) for source in sources)
 
 
