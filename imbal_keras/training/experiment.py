@@ -391,6 +391,8 @@ def finish(trained: TrainedRun) -> RunResult:
         "config": config.to_dict(),
         "dataset": data.name,
         "class_counts": {split: s.class_counts(data.num_classes).tolist() for split, s in data.splits().items()},
+        "num_features": int(np.prod(data.train.x.shape[1:])),
+        "dropped": [int(n) for n in data.dropped],
         "target_distribution": list(trained.target),
         "training_distribution": trained.setup.training_distribution.tolist(),
         "initial_output_bias": np.asarray(trained.setup.output_bias).tolist(),
