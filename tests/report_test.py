@@ -112,7 +112,8 @@ def test_tables_rebuilt_from_run_folders(tmp_path):
     assert row["test_average_precision_se"] == pytest.approx(np.sqrt(0.3 * 0.7 / 2))
     metrics = report.summary_metrics(results)
     assert "instrumentation_gradient_noise_scale" in metrics and "restricted_steps" in metrics
-    assert summary["kind"].value_counts().to_dict() == {"cell": 3 * len(metrics), "pair": 3 * len(metrics)}
+    # Verdict rows: upsample against each of the 2 class-weight variants.
+    assert summary["kind"].value_counts().to_dict() == {"cell": 3 * len(metrics), "pair": 3 * len(metrics), "verdict": 2}
     cell = summary[(summary["kind"] == "cell") & (summary["metric"] == "test_average_precision")]
     cw = cell[cell["strategy_variant"] == "class_weight"].iloc[0]
     assert (cw["n"], cw["mean"], cw["min"], cw["max"]) == (8, pytest.approx(0.475), 0.3, pytest.approx(0.65))
@@ -129,12 +130,14 @@ def test_verdict_supported_when_upsample_is_faster_and_steadier(tmp_path):
     # upsample: step 10 (even seeds) or 20 (odd); class_weight: censored at 40 except seeds reaching 0.54 at 40.
     assert table["steps_difference"].tolist() == [pytest.approx(-25.0)] * 2
     assert (table["pairing"] == "paired on data_seed, init_seed, order_seed").all() and (table["seeds"] == "8").all()
-    # 8 pairs all one way: exact sign-flip p = 2 / 2^8; Holm over 4 tests: 4 x 2/256.
-    np.testing.assert_allclose(table["steps_p_holm"], 4 * 2 / 256)
+    # 8 pairs all one way: exact sign-flip p = 2 / 2^8; Holm over 6 tests (steps, mean over training and spread
+    # per row): 6 x 2/256.
+    np.testing.assert_allclose(table["steps_p_holm"], 6 * 2 / 256)
     assert (table["converges_faster"] == "supported").all()
     assert (table["varies_less"] == "supported").all()
     assert (table["verdict"] == "supported").all()
-    assert "mean_example_weight DIFFERS" in table["held_equal"][1]
+    # sum_to_num_classes under the default reduction (sum over the batch size): its weight scale reaches the loss.
+    assert "effective_weight_scale DIFFERS" in table["held_equal"][1]
     assert table["held_equal"][0].startswith("steps=40; batch_size=16; optimizer=sgd; learning_rate=0.05")
 
 
@@ -155,7 +158,7 @@ def test_verdict_takes_no_side_without_evidence(tmp_path):
     _seed_question_grid(d, lambda c: [0.1, 0.2, 0.3, 0.3 + 0.01 * c.training.seed])
     results, curves, _ = report.write_tables(d)
     (table,) = report.verdict(results, curves, sweep.SEED_QUESTION, [])
-    assert set(table["verdict"]) <= {"no spread to compare", "inconclusive"}
+    assert set(table["verdict"]) <= {"identical", "no spread to compare", "inconclusive"}
     assert not set(table["converges_faster"]) & {"supported", "contradicted"}
 
 

@@ -146,13 +146,14 @@ def describe_when(band: Band, *, lower: str, higher: str, same: str, horizon: fl
         return f"{band.status}"
     horizon = horizon or float(band.steps[-1])
     side = band.side()
+    side[np.isnan(band.estimate) | np.isnan(band.low)] = 2  # an arm without spread there: nothing to compare
     parts = []
-    for value, meaning in ((-1, lower), (1, higher), (0, same)):
+    for value, meaning in ((-1, lower), (1, higher), (0, same), (2, stats.NO_SPREAD)):
         chosen = np.flatnonzero(side == value)
         if not len(chosen):
             continue
         text = f"{meaning} at steps {_ranges(band.steps[chosen])}"
-        if value:
+        if value in (-1, 1):
             best = chosen[np.argmax(np.abs(band.estimate[chosen] - band.null))]
             share = ", ".join(_ranges(100 * band.steps[chosen] / horizon).split(", "))
             text += (

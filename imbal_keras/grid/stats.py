@@ -362,7 +362,8 @@ def spread_ratio_interval(
     Miller's jackknife (JASA 1968) of the log ratio of standard deviations, leaving out one pair at a time, with
     a Student t interval on the n - 1 degrees of freedom of the pseudo-values: unlike the F or Pitman-Morgan
     interval it does not assume normal values (docs/statistics.md gives its coverage under skewed and
-    heavy-tailed ones). Columns where an arm, or an arm without one of its pairs, has no spread get NaN.
+    heavy-tailed ones). Columns where an arm, or an arm without one of its pairs, has no spread (none beyond float
+    rounding) get NaN.
 
     Args:
       a: (n, m) values of the first arm, n pairs, m figures (for instance m evaluation steps).
@@ -383,7 +384,9 @@ def spread_ratio_interval(
         pseudo = n * theta - (n - 1) * left_out
         centre = pseudo.mean(axis=0)
         half = _t_critical(n - 1, confidence) * pseudo.std(axis=0, ddof=1) / math.sqrt(n)
-    valid = np.isfinite(theta) & np.all(np.isfinite(left_out), axis=0)
+    # A spread at the level of float rounding (an arm that has not moved yet) is no spread: its ratio means nothing.
+    spreads = [np.ptp(x, axis=0) > _TIE_ATOL + _TIE_RTOL * np.max(np.abs(x), axis=0) for x in (a, b)]
+    valid = spreads[0] & spreads[1] & np.isfinite(theta) & np.all(np.isfinite(left_out), axis=0)
     ratio = np.where(valid, np.exp(theta), np.nan)
     return ratio, np.where(valid, np.exp(centre - half), np.nan), np.where(valid, np.exp(centre + half), np.nan)
 

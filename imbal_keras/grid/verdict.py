@@ -191,17 +191,23 @@ def verdict(
     """Per cell and control variant: does `treatment` converge faster and vary less than that control?
 
     Converges faster: `restricted_steps` to the cell's common target (`convergence`), treatment minus control,
-    paired on `pair_on`; supported when the exact sign-flip test rejects "no difference" after Holm adjustment
-    and the treatment is faster, contradicted when it rejects the other way. Varies less: the spread of the
-    final `metric` across seeds, compared with the paired spread test (`variance_test`); supported or
-    contradicted the same way. Every test of the table is one Holm family, so the chance that any answer of the
-    table takes a side when no variant differs from another is at most 1 - `confidence`. The verdict is
-    supported when both parts are, contradicted when either is, otherwise the first of "too few seeds", "no
-    spread to compare", "inconclusive" that applies.
+    paired on `pair_on`; supported when the sign-flip test rejects "no difference" after Holm adjustment and the
+    treatment is faster, contradicted when it rejects the other way. Faster by area: the same for the mean metric
+    over training (`curve_area`, no threshold; higher is faster). Varies less: the spread of the final `metric`
+    across seeds, compared with the paired spread test (`variance_test`); supported or contradicted the same
+    way. Every test of the table (3 per row) is one Holm family, so the chance that any answer of the table takes
+    a side when no variant differs from another is at most 1 - `confidence`. The verdict is supported when
+    converges faster and varies less both are, contradicted when either is, otherwise the first of "too few
+    seeds", "identical", "no spread to compare", "inconclusive" that applies. Arms equal pair by pair to within
+    float rounding answer "identical" and are not tested.
+
+    Equivalence is answered apart from the tests: the final metric and the mean over training are "equivalent"
+    when the paired TOST shows their difference within +-margin, the spread when the 1 - 2 alpha interval of
+    sd(treatment) / sd(control) lies within (1 / margin, margin) (`equivalence`); each at level alpha per answer.
 
     With fewer than `min_seeds` pairs (6 by default: the exact test's smallest p-value, 2 / 2^n, is 1/32 there
     and 1/16 at 5 pairs) a part answers "too few seeds"; with values that do not vary, "no spread to compare".
-    With m tests in the family, rejecting even one needs 2 / 2^n < alpha / m: n >= 9 for 8 tests (4 controls).
+    With m tests in the family, rejecting even one needs 2 / 2^n < alpha / m: n >= 10 for 12 tests (4 controls).
 
     Also reported, as description (intervals not adjusted, not part of the answers): the difference of the
     final metric, the probability that the treatment scores higher on a seed, and the difference of roughness.
@@ -216,10 +222,13 @@ def verdict(
 
     Returns:
       One row per cell and control present: the cell fields, treatment, control, pairing, seeds, target,
-      reached (runs that reached the target, treatment vs control), steps_difference, steps_ci_low/high,
-      steps_p, steps_p_holm, converges_faster; metric_difference, metric_ci_low/high,
-      probability_of_improvement, poi_ci_low/high; std_treatment, std_control, variance_ratio, spread_p,
-      spread_p_holm, varies_less; roughness_difference, roughness_ci_low/high; verdict; held_equal (when asked).
+      reached (runs that reached the target, treatment vs control), steps_difference, steps_sd (of the paired
+      differences), steps_ci_low/high, steps_p, steps_p_holm, converges_faster; the same for area (the mean
+      metric over training, higher is faster) with faster_by_area; metric_difference, metric_sd,
+      metric_ci_low/high, probability_of_improvement, poi_ci_low/high; std_treatment, std_control,
+      variance_ratio, spread_p, spread_p_holm, varies_less; roughness_difference, roughness_sd,
+      roughness_ci_low/high; metric_equivalent, area_equivalent (paired TOST within the margins), sd_ratio with
+      its 1 - 2 alpha jackknife interval and spread_equivalent; verdict; held_equal (when asked).
 
     Raises:
       UserInputError: a column is missing, a variant name is not in `results`, `pair_on` is not unique, or a
@@ -289,15 +298,16 @@ def depends_on_target(sensitivity: pd.DataFrame, keys: Sequence[str]) -> pd.Data
     """Per group of `keys` (cell fields and control): the answers over the targets, and whether they differ.
 
     Returns:
-      The `keys` columns, answers ("80%: supported; 90%: inconclusive") and depends (True when the targets do
-      not all give the same answer).
+      The `keys` columns, answers ("80%: supported; 90%: inconclusive") and depends (True when the targets that
+      could be tested do not all give the same answer: supported, contradicted or inconclusive).
     """
     rows = []
     for values, group in stats.groups(sensitivity, list(keys)):
         answers = "; ".join(
             f"{f:.0%}: {a}" for f, a in zip(group["target_fraction"], group["converges_faster"], strict=True)
         )
-        rows.append({**values, "answers": answers, "depends": group["converges_faster"].nunique() > 1})
+        decided = group["converges_faster"].isin((SUPPORTED, CONTRADICTED, INCONCLUSIVE))
+        rows.append({**values, "answers": answers, "depends": group.loc[decided, "converges_faster"].nunique() > 1})
     return pd.DataFrame(rows, columns=[*keys, "answers", "depends"])
 
 
@@ -400,11 +410,12 @@ def _equivalence(arm: pd.DataFrame, other: pd.DataFrame, how: Criteria, settings
 
 _VERDICT_COLUMNS = (
     "treatment", "control", "pairing", "seeds", "target", "reached",
-    "steps_difference", "steps_ci_low", "steps_ci_high", "steps_p", "steps_p_holm", "converges_faster",
-    "area_difference", "area_ci_low", "area_ci_high", "area_p", "area_p_holm", "faster_by_area",
-    "metric_difference", "metric_ci_low", "metric_ci_high", "probability_of_improvement", "poi_ci_low", "poi_ci_high",
+    "steps_difference", "steps_sd", "steps_ci_low", "steps_ci_high", "steps_p", "steps_p_holm", "converges_faster",
+    "area_difference", "area_sd", "area_ci_low", "area_ci_high", "area_p", "area_p_holm", "faster_by_area",
+    "metric_difference", "metric_sd", "metric_ci_low", "metric_ci_high",
+    "probability_of_improvement", "poi_ci_low", "poi_ci_high",
     "std_treatment", "std_control", "variance_ratio", "spread_p", "spread_p_holm", "varies_less",
-    "roughness_difference", "roughness_ci_low", "roughness_ci_high",
+    "roughness_difference", "roughness_sd", "roughness_ci_low", "roughness_ci_high",
     "metric_equivalent", "area_equivalent", "sd_ratio", "sd_ratio_ci_low", "sd_ratio_ci_high", "spread_equivalent",
     "verdict",
 )  # fmt: skip
@@ -449,9 +460,11 @@ def _overall(parts: Sequence[str]) -> str:
 
 
 def _figures(comparison: dict, prefix: str, *, test: bool) -> dict[str, float]:
-    """difference and interval of a comparison under `prefix`; with `test`, its p-value too (NaN unless ok)."""
+    """difference, its standard deviation over pairs and its interval under `prefix`; with `test`, its p-value too
+    (NaN unless ok)."""
     out = {
         f"{prefix}_difference": comparison["difference"],
+        f"{prefix}_sd": comparison["difference_std"],
         f"{prefix}_ci_low": comparison["difference_ci_low"],
         f"{prefix}_ci_high": comparison["difference_ci_high"],
     }
