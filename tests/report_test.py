@@ -216,7 +216,12 @@ def test_build_writes_report_and_plots(tmp_path):
         "report.html",
     ]
     plots = sorted(f.removesuffix("_all.png") for f in os.listdir(os.path.join(d, report.PLOTS_DIR)))
+    # Two band plots per comparison (upsample against each of 2 class-weight variants), then the cell's plots.
     assert plots == [
+        "answer_0_difference.png",
+        "answer_0_spread.png",
+        "answer_1_difference.png",
+        "answer_1_spread.png",
         "auprc_vs_step",
         "final_auprc",
         "gradient_norms",
@@ -229,12 +234,18 @@ def test_build_writes_report_and_plots(tmp_path):
     with open(os.path.join(d, "report.md")) as f:
         markdown = f.read()
     assert "24 of 24 runs finished" in markdown
-    assert markdown.count(" supported ") == 2 * 3  # two verdict rows: converges faster, varies less, verdict
+    # The answer comes first, before the cell sections, and its short table says "supported" for each comparison
+    # (converges faster, faster by area, varies less, verdict); the appendix repeats the full table.
+    assert markdown.index("## The answer") < markdown.index("## Answers at a glance") < markdown.index("## Cell")
+    glance = markdown[markdown.index("## Answers at a glance") : markdown.index("Labels:")]
+    assert glance.count(" supported ") == 2 * 4
+    assert "| cw2 | class_weight[class_weight_normalization=sum_to_num_classes] |" in markdown
+    assert "## Appendix" in markdown
     assert "Evaluation noise" in markdown
     for _, relative in (line.split("](") for line in markdown.splitlines() if line.startswith("![")):
         assert os.path.exists(os.path.join(d, relative.rstrip(")")))
     with open(os.path.join(d, "report.html")) as f:
-        assert f.read().count("<img src='plots/") == 8
+        assert f.read().count("<img src='plots/") == 8 + 4
 
 
 def test_unfinished_and_foreign_folders_are_left_out(tmp_path):

@@ -122,8 +122,9 @@ def _short(table: pd.DataFrame, labels: dict, cell_fields: Sequence[str]) -> pd.
     for prefix, header in (("steps", "steps to target"), ("area", "mean over training"), ("metric", "final")):
         out[f"{header} [95% CI]"] = [
             f"{d:.3g} [{lo:.3g}, {hi:.3g}]"
-            for d, lo, hi in zip(table[f"{prefix}_difference"], table[f"{prefix}_ci_low"], table[f"{prefix}_ci_high"],
-                                 strict=True)  # fmt: skip
+            for d, lo, hi in zip(
+                table[f"{prefix}_difference"], table[f"{prefix}_ci_low"], table[f"{prefix}_ci_high"], strict=True
+            )  # fmt: skip
         ]
     out["sd ratio [90% CI]"] = [
         f"{r:.3g} [{lo:.3g}, {hi:.3g}]"

@@ -142,7 +142,9 @@ def summary_metrics(results: pd.DataFrame) -> list[str]:
 def summarize(results: pd.DataFrame, cell_fields: Sequence[str]) -> pd.DataFrame:
     """The summary table: `kind`=`cell` rows (per cell, variant, metric: `stats.describe`) and `kind`=`pair` rows
     (per cell, pair of variants in order, metric: `stats.compare`, paired on the runs' seeds). Statistics are
-    descriptive here; the verdict is where tests are adjusted for multiplicity."""
+    descriptive here; the verdict is where tests are adjusted for multiplicity. Only the runs whose training seeds
+    all vary take part (`answer.sgd_runs`); runs that hold a seed fixed serve the spread by source."""
+    results = results[answer.sgd_runs(results)]
     metrics = summary_metrics(results)
     rows = []
     for cell, group in _groups(results, cell_fields):
@@ -416,7 +418,7 @@ def _blocks(grid_dir: str, results: pd.DataFrame, curves: pd.DataFrame, summary:
     )
     blocks += answer_blocks
     blocks += _spread_blocks(results, cell_fields)
-    blocks += _cell_blocks(grid_dir, results, curves, summary, cell_fields)
+    blocks += _cell_blocks(grid_dir, results[answer.sgd_runs(results)], curves, summary, cell_fields)
     blocks += appendix
     blocks.append(
         (
