@@ -118,7 +118,8 @@ def compare_over_training(
     for table in tables:
         treatment = table["treatment"].iloc[0]
         sensitivity = verdict_lib.target_sensitivity(
-            runs, curve_table, treatment=treatment, controls=list(table["control"]), cell_fields=cell_fields,
+            runs, curve_table, treatment=treatment, controls=list(dict.fromkeys(table["control"])),
+            cell_fields=cell_fields,
             **_criteria(setup),
         )  # fmt: skip
         keys = [*cell_fields, "control"]

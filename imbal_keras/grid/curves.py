@@ -147,15 +147,16 @@ def describe_when(band: Band, *, lower: str, higher: str, same: str, horizon: fl
     horizon = horizon or float(band.steps[-1])
     side = band.side()
     side[np.isnan(band.estimate) | np.isnan(band.low)] = 2  # an arm without spread there: nothing to compare
+    spacing = float(np.min(np.diff(band.steps))) if len(band.steps) > 1 else 1.0
     parts = []
     for value, meaning in ((-1, lower), (1, higher), (0, same), (2, stats.NO_SPREAD)):
         chosen = np.flatnonzero(side == value)
         if not len(chosen):
             continue
-        text = f"{meaning} at steps {_ranges(band.steps[chosen])}"
+        text = f"{meaning} at steps {_ranges(band.steps[chosen], spacing)}"
         if value in (-1, 1):
             best = chosen[np.argmax(np.abs(band.estimate[chosen] - band.null))]
-            share = ", ".join(_ranges(100 * band.steps[chosen] / horizon).split(", "))
+            share = _ranges(100 * band.steps[chosen] / horizon, 100 * spacing / horizon)
             text += (
                 f" ({share}% of training; {band.estimate[best]:.3g} [{band.low[best]:.3g}, {band.high[best]:.3g}] "
                 f"at step {band.steps[best]:g})"
@@ -164,14 +165,12 @@ def describe_when(band: Band, *, lower: str, higher: str, same: str, horizon: fl
     return "; ".join(parts)
 
 
-def _ranges(values: np.ndarray) -> str:
-    """Consecutive runs of evaluation steps as "a-b" (values are a subset of an evenly spaced grid)."""
+def _ranges(values: np.ndarray, spacing: float) -> str:
+    """Consecutive runs of `values` (a subset of a grid evenly spaced by `spacing`) as "a-b", separated by commas."""
     values = np.asarray(values, dtype=float)
     if len(values) == 1:
         return f"{values[0]:g}"
-    gaps = np.diff(values)
-    spacing = gaps.min()
-    breaks = np.flatnonzero(gaps > spacing * 1.5)
+    breaks = np.flatnonzero(np.diff(values) > spacing * 1.5)
     starts, ends = np.r_[0, breaks + 1], np.r_[breaks, len(values) - 1]
     return ", ".join(
         f"{values[s]:g}" if s == e else f"{values[s]:g}-{values[e]:g}" for s, e in zip(starts, ends, strict=True)

@@ -3,9 +3,9 @@
 A power claim transfers only to grids with the same noise and the same number of tests. So the figures here
 come from a finished grid: the standard deviation of the paired differences it measured, its number of pairs
 and the size of the test family its verdict adjusts over (Holm's first step is Bonferroni: each test at
-alpha / tests). The t-test's power (statsmodels' `TTestPower`, the noncentral t) stands in for the sign-flip
-test's, which is close to it for normal differences and can never reject below 2 / 2^n, so no seed count
-smaller than that floor is returned.
+alpha / tests). The paired t-test's power (scipy's noncentral t; statsmodels' `TTestPower` returns NaN beyond
+about 100 pairs at small levels) stands in for the sign-flip test's, which is close to it for normal
+differences and can never reject below 2 / 2^n, so no seed count smaller than that floor is returned.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from statsmodels.stats.power import TTestPower
+from scipy import optimize
+from scipy import stats as scipy_stats
 
 from imbal_keras.errors import check
 from imbal_keras.grid import stats
@@ -47,7 +48,8 @@ def detectable_effect(
         return math.nan
     if 2 / 2**seeds >= alpha / tests:
         return math.inf
-    standardized = TTestPower().solve_power(nobs=seeds, alpha=alpha / tests, power=power, alternative="two-sided")
+    level = alpha / tests
+    standardized = optimize.brentq(lambda e: _power(e, seeds, level) - power, 1e-9, 100.0)
     return float(standardized * difference_std)
 
 
@@ -80,18 +82,29 @@ def seeds_needed(
         return -1
     if difference_std == 0:
         return _floor(alpha / tests)
-    standardized = abs(effect) / difference_std
-    analysis = TTestPower()
-    if analysis.power(standardized, MAX_SEEDS, alpha / tests) < power:
+    standardized, level = abs(effect) / difference_std, alpha / tests
+    if _power(standardized, MAX_SEEDS, level) < power:
         return MAX_SEEDS + 1
     low, high = 2, MAX_SEEDS  # the power grows with n: bisect for the first n that reaches it
     while low < high:
         middle = (low + high) // 2
-        if analysis.power(standardized, middle, alpha / tests, alternative="two-sided") >= power:
+        if _power(standardized, middle, level) >= power:
             high = middle
         else:
             low = middle + 1
-    return max(low, _floor(alpha / tests))
+    return max(low, _floor(level))
+
+
+def _power(standardized: float, seeds: int, level: float) -> float:
+    """Power of the two-sided paired t-test at `level` for a mean difference of `standardized` sds, `seeds` pairs."""
+    critical = scipy_stats.t.ppf(1 - level / 2, seeds - 1)
+    noncentrality = standardized * math.sqrt(seeds)
+    value = scipy_stats.nct.sf(critical, seeds - 1, noncentrality) + scipy_stats.nct.cdf(
+        -critical, seeds - 1, noncentrality
+    )
+    if np.isnan(value):  # scipy's noncentral t fails far in its tails, where the power is 0 or 1
+        return 1.0 if noncentrality > critical else 0.0
+    return float(value)
 
 
 def _floor(level: float) -> int:

@@ -198,13 +198,23 @@ def verdict(
 def spread_by_source(results: pd.DataFrame, cell_fields: Sequence[str]) -> pd.DataFrame:
     """The spread of the final test AUPRC by source of randomness (`stats.seed_variance`), per cell and variant.
 
-    The "all" row is over the runs whose training seeds all vary (`answer.sgd_runs`).
+    The data seed's row pools over the datasets; the training seeds' rows (init, order, and "all": the runs whose
+    training seeds all vary, `answer.sgd_runs`) are per dataset, so they measure SGD's own spread on fixed data.
     """
     group = [*(f for f in cell_fields if f not in PAIR_ON), "strategy_variant"]
-    together = answer.sgd_runs(results) if {"init_seed", "order_seed"} <= set(results.columns) else None
-    return stats.seed_variance(
-        results, metric=AUPRC, group_fields=group, sources=PAIR_ON, together=together, value_range=AUPRC_RANGE
+    options = {"metric": AUPRC, "value_range": AUPRC_RANGE}
+    if not {"init_seed", "order_seed"} <= set(results.columns):
+        return stats.seed_variance(results, group_fields=group, sources=PAIR_ON, **options)
+    data = stats.seed_variance(results, group_fields=group, sources=PAIR_ON, **options)
+    training = stats.seed_variance(
+        results,
+        group_fields=["data_seed", *group],
+        sources=("init_seed", "order_seed"),
+        together=answer.sgd_runs(results),
+        **options,
     )
+    table = pd.concat([data[data["source"] == "data_seed"], training], ignore_index=True)
+    return table[["data_seed", *(c for c in table.columns if c != "data_seed")]]
 
 
 # Plots.
@@ -444,6 +454,7 @@ def _spread_blocks(results: pd.DataFrame, cell_fields: Sequence[str]) -> list[tu
         )
     ]
     sources = spread_by_source(results, cell_fields)
+    labels = answer.short_labels(results["strategy_variant"])
     if not sources.empty:
         blocks += [
             ("h2", "Spread of the final test AUPRC by source of randomness"),
@@ -452,9 +463,9 @@ def _spread_blocks(results: pd.DataFrame, cell_fields: Sequence[str]) -> list[tu
                 "Standard deviation when only one seed varies (data = generation and split, init = initial "
                 "weights, order = batch draws) and over runs that vary every training seed ('all'), with "
                 "chi-square intervals (Bouthillier et al., MLSys 2021); a row with one degree of freedom says "
-                "'too few seeds' and has no interval.",
+                "'too few seeds' and has no interval. Labels as in the answer's legend.",
             ),
-            ("table", sources),
+            ("table", sources.assign(strategy_variant=sources["strategy_variant"].map(labels))),
         ]
     return blocks
 
