@@ -241,6 +241,11 @@ def test_build_writes_report_and_plots(tmp_path):
     assert glance.count(" supported ") == 2 * 4
     assert "| cw2 | class_weight[class_weight_normalization=sum_to_num_classes] |" in markdown
     assert "## Appendix" in markdown
+    # Every step of both comparisons' two bands (4 evaluations each).
+    bands = pd.read_csv(os.path.join(d, "bands.csv"))
+    assert len(bands) == 2 * 2 * 4 and set(bands["figure"]) == {"difference", "sd_ratio"}
+    banded = bands.dropna(subset=["low"])  # a spread ratio has no band where an arm has no spread yet
+    assert len(banded) >= 8 and (banded["low"] <= banded["estimate"] + 1e-12).all()
     assert "Evaluation noise" in markdown
     for _, relative in (line.split("](") for line in markdown.splitlines() if line.startswith("![")):
         assert os.path.exists(os.path.join(d, relative.rstrip(")")))

@@ -274,12 +274,16 @@ def _family_sizes(comparisons: Sequence[Comparison]) -> dict[str, int]:
 
 
 def band_frame(comparisons: Sequence[Comparison], labels: Mapping[str, str]) -> pd.DataFrame:
-    """Every comparison's bands, long format: cell fields, comparison, figure, step, estimate, low, high."""
+    """Every comparison's bands, long format: cell fields, comparison, figure (difference or sd_ratio), step,
+    estimate, low, high, decided (-1 / +1 where the answer names the step, 0 elsewhere), status."""
     frames = []
     for comparison in comparisons:
         name = f"{labels[comparison.row['treatment']]} vs {labels[comparison.row['control']]}"
         for figure, band in (("difference", comparison.difference), ("sd_ratio", comparison.spread)):
-            frame = pd.DataFrame({"step": band.steps, "estimate": band.estimate, "low": band.low, "high": band.high})
+            frame = pd.DataFrame(
+                {"step": band.steps, "estimate": band.estimate, "low": band.low, "high": band.high,
+                 "decided": band.side()}
+            )  # fmt: skip
             frames.append(frame.assign(**comparison.cell, comparison=name, figure=figure, status=band.status))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 

@@ -10,7 +10,10 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from imbal_keras import runs
 from imbal_keras.grid import answer, figures, stats, sweep
+
+BANDS_FILE = "bands.csv"
 
 # Columns of the short verdict table: (header, verdict column or formatter).
 _SHORT_COLUMNS = ("seeds", "converges_faster", "faster_by_area", "varies_less", "metric_equivalent", "verdict")
@@ -26,6 +29,8 @@ def blocks(
     plots_dir: str,
 ) -> tuple[list[tuple], list[tuple]]:
     """The answer's blocks (for the top of the report) and the appendix's (the full verdict tables).
+
+    Also writes every comparison's bands, step by step, to `grid_dir/bands.csv` (`answer.band_frame`).
 
     Args:
       grid_dir: the grid folder; plots are written to `grid_dir/plots_dir`.
@@ -46,6 +51,8 @@ def blocks(
         text = f"Not assessable: the grid needs both {question.treatment} and {question.control} runs in a cell."
         return [heading, ("p", text)], []
     labels = answer.short_labels(results["strategy_variant"])
+    bands = answer.band_frame(comparisons, labels)
+    runs.write_atomically(os.path.join(grid_dir, BANDS_FILE), bands.to_csv(index=False))
     out = [heading, ("p", _method(setup))]
     out += [("p", answer.sentences(c, labels, setup)) for c in comparisons]
     for i, comparison in enumerate(comparisons):
@@ -65,7 +72,8 @@ def _method(setup: answer.Setup) -> str:
         f"value are tested in one Holm family per table at {1 - stats.CONFIDENCE:.0%}; equivalence is two one-sided "
         f"tests within +-{setup.margins.metric:g} (final value), +-{setup.margins.area:g} (mean over training) "
         f"and a factor {setup.margins.spread:g} (sd ratio). 'too few seeds', 'identical' and 'no spread to "
-        "compare' take no side. docs/statistics.md gives every test and its calibration."
+        f"compare' take no side. Every step's estimate and band: {BANDS_FILE}. docs/statistics.md gives every test "
+        "and its calibration."
     )
 
 
@@ -139,4 +147,4 @@ def _labelled(table: pd.DataFrame, labels: dict) -> pd.DataFrame:
     return table.assign(treatment=table["treatment"].map(labels), control=table["control"].map(labels))
 
 
-__all__ = ["blocks"]
+__all__ = ["BANDS_FILE", "blocks"]
