@@ -9,10 +9,12 @@ values) with a correlation of 0.5 within a pair, and (over training) 0.7 between
   equivalence  how often "equivalent" is said when the true difference sits on the margin (difference +0.02,
                or a spread ratio of 1.5 or 1/1.5; target <= 5%), and the coverage of the 90% interval behind it
   coverage     coverage of one 95% interval of the spread ratio (true ratio 2)
+  spread_test  the verdict's paired spread test of the final value at 5%, equal spreads: how often it rejects
   verdict      simulated grids where every variant comes from one distribution: how often the verdict table
                takes any side on converges faster, faster by area or varies less (target <= 5%)
 
-    python -m benchmarks.answer_calibration [--section bands|equivalence|coverage|verdict] [--replicates 1000]
+    python -m benchmarks.answer_calibration [--section bands|equivalence|coverage|spread_test|verdict]
+        [--replicates 1000]
 """
 
 from __future__ import annotations
@@ -125,6 +127,23 @@ def coverage_table(replicates: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def spread_test_table(replicates: int) -> pd.DataFrame:
+    """One paired Brown-Forsythe test of the final value at 5%, equal spreads (the second arm shifted by 1)."""
+    rows = []
+    for kind in KINDS:
+        row = {"values": kind}
+        for n in SEEDS:
+            rng = np.random.default_rng(300 + n)
+            rejected = 0
+            for _ in range(replicates):
+                a, b = (x[:, 0] for x in paired_values(rng, kind, n))
+                out = stats.paired(a + 1, b, min_seeds=n)
+                rejected += out["spread_status"] == stats.OK and out["spread_p"] < 0.05
+            row[f"{n} seeds"] = rejected / replicates
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def verdict_table(replicates: int) -> pd.DataFrame:
     """Any side taken on converges faster, faster by area or varies less, per table of 4 controls (12 tests)."""
     rows = []
@@ -141,13 +160,16 @@ def verdict_table(replicates: int) -> pd.DataFrame:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--section", choices=("all", "bands", "equivalence", "coverage", "verdict"), default="all")
+    parser.add_argument(
+        "--section", choices=("all", "bands", "equivalence", "coverage", "spread_test", "verdict"), default="all"
+    )
     parser.add_argument("--replicates", type=int, default=1000)
     args = parser.parse_args()
     sections = {
         "bands": bands_table,
         "equivalence": equivalence_table,
         "coverage": coverage_table,
+        "spread_test": spread_test_table,
         "verdict": verdict_table,
     }
     for name, make in sections.items():
