@@ -113,7 +113,11 @@ def test_tables_rebuilt_from_run_folders(tmp_path):
     metrics = report.summary_metrics(results)
     assert "instrumentation_gradient_noise_scale" in metrics and "restricted_steps" in metrics
     # Verdict rows: upsample against each of the 2 class-weight variants.
-    assert summary["kind"].value_counts().to_dict() == {"cell": 3 * len(metrics), "pair": 3 * len(metrics), "verdict": 2}
+    assert summary["kind"].value_counts().to_dict() == {
+        "cell": 3 * len(metrics),
+        "pair": 3 * len(metrics),
+        "verdict": 2,
+    }
     cell = summary[(summary["kind"] == "cell") & (summary["metric"] == "test_average_precision")]
     cw = cell[cell["strategy_variant"] == "class_weight"].iloc[0]
     assert (cw["n"], cw["mean"], cw["min"], cw["max"]) == (8, pytest.approx(0.475), 0.3, pytest.approx(0.65))
