@@ -245,6 +245,9 @@ def test_build_writes_report_and_plots(tmp_path):
     assert glance.count(" supported ") == 2 * 4
     assert "| cw2 | class_weight[class_weight_normalization=sum_to_num_classes] |" in markdown
     assert "## Appendix" in markdown
+    # The sensitivity table: 2 comparisons x 4 targets.
+    sensitivity = markdown[markdown.index("## Steps to the target") : markdown.index("## How many seeds")]
+    assert sum(line.startswith("| upsample vs cw") for line in sensitivity.splitlines()) == 2 * 4
     # Every step of both comparisons' two bands (4 evaluations each).
     bands = pd.read_csv(os.path.join(d, "bands.csv"))
     assert len(bands) == 2 * 2 * 4 and set(bands["figure"]) == {"difference", "sd_ratio"}

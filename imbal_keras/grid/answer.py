@@ -57,6 +57,7 @@ class Comparison:
       targets: the speed answers at each target ("80%: supported; 90%: inconclusive").
       depends_on_target: whether those answers differ.
       control_steps: the control's mean steps to the verdict's target (restricted mean).
+      sensitivity: the rows of `verdict.target_sensitivity` for this cell and control, one per target.
     """
 
     cell: Mapping[str, object]
@@ -66,6 +67,7 @@ class Comparison:
     targets: str
     depends_on_target: bool
     control_steps: float
+    sensitivity: pd.DataFrame
 
 
 def sgd_runs(results: pd.DataFrame) -> np.ndarray:
@@ -126,7 +128,9 @@ def compare_over_training(
         targets = verdict_lib.depends_on_target(sensitivity, keys).set_index(keys)
         for _, row in table.iterrows():
             target = targets.loc[tuple(row[k] for k in keys) if len(keys) > 1 else row["control"]]
-            comparisons.append(_comparison(runs, curve_table, row, target, cell_fields, setup))
+            mine = np.logical_and.reduce([sensitivity[k] == row[k] for k in keys])
+            comparison = _comparison(runs, curve_table, row, target, cell_fields, setup)
+            comparisons.append(dataclasses.replace(comparison, sensitivity=sensitivity[mine]))
     return tables, comparisons
 
 
@@ -152,6 +156,7 @@ def _comparison(
         targets=target["answers"],
         depends_on_target=bool(target["depends"]),
         control_steps=control_steps,
+        sensitivity=pd.DataFrame(),
     )
 
 
