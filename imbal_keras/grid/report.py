@@ -16,6 +16,7 @@ A *cell* is a combination of the varying axes other than the seeds, the strategy
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import itertools
 import math
@@ -26,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from imbal_keras import runs, strategies
-from imbal_keras.grid import answer, answer_section, figures, stats, sweep
+from imbal_keras.grid import answer, answer_section, equivalence, figures, stats, sweep
 from imbal_keras.grid import verdict as verdict_lib
 
 RESULTS_FILE = "results.csv"
@@ -184,6 +185,14 @@ def write_tables(grid_dir: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
 # Verdict on the question of the grid ("does the treatment converge faster and vary less than the control?").
 
 
+def setup_for(question: sweep.Question) -> answer.Setup:
+    """How the report answers `question`: `SETUP` with the question's equivalence margins."""
+    margins = equivalence.Margins(
+        metric=question.metric_margin, area=question.area_margin, spread=question.spread_margin
+    )
+    return dataclasses.replace(SETUP, margins=margins)
+
+
 def verdict(
     results: pd.DataFrame, curves: pd.DataFrame, question: sweep.Question, cell_fields: Sequence[str]
 ) -> list[pd.DataFrame]:
@@ -192,7 +201,7 @@ def verdict(
     Controls are every variant of the question's control strategy; runs are paired on their seeds, and only the
     runs whose training seeds all vary take part (`answer.sgd_runs`).
     """
-    return answer.verdict_tables(results, curves, question, cell_fields, SETUP)
+    return answer.verdict_tables(results, curves, question, cell_fields, setup_for(question))
 
 
 def spread_by_source(results: pd.DataFrame, cell_fields: Sequence[str]) -> pd.DataFrame:
@@ -424,7 +433,7 @@ def _blocks(grid_dir: str, results: pd.DataFrame, curves: pd.DataFrame, summary:
     # The section on the data used goes here, before the answer: one call that returns its blocks.
     os.makedirs(os.path.join(grid_dir, PLOTS_DIR), exist_ok=True)
     answer_blocks, appendix = answer_section.blocks(
-        grid_dir, results, curves, spec.question, cell_fields, SETUP, PLOTS_DIR
+        grid_dir, results, curves, spec.question, cell_fields, setup_for(spec.question), PLOTS_DIR
     )
     blocks += answer_blocks
     blocks += _spread_blocks(results, cell_fields)
@@ -621,17 +630,21 @@ def build(grid_dir: str) -> list[str]:
 
 __all__ = [
     "AUPRC",
+    "AUPRC_RANGE",
     "CURVES_FILE",
     "HELD_EQUAL",
     "PAIR_ON",
     "PLOTS_DIR",
     "REPORT_FILES",
     "RESULTS_FILE",
+    "SETUP",
     "SUMMARY_FILE",
     "TARGET_FRACTION",
     "build",
     "class_table",
+    "effective_weight_scale",
     "evaluation_noise",
+    "setup_for",
     "instrumentation_steps",
     "load_runs",
     "spread_by_source",
