@@ -126,8 +126,10 @@ def verdicts(
 
 
 def false_verdict_rate(tables: list[pd.DataFrame]) -> float:
-    """Share of tables in which any answer (either part, any control) takes a side."""
-    return float(np.mean([t[["converges_faster", "varies_less"]].isin(SIDES).to_numpy().any() for t in tables]))
+    """Share of tables in which any tested answer (converges faster, faster by area, varies less; any control)
+    takes a side."""
+    parts = ["converges_faster", "faster_by_area", "varies_less"]
+    return float(np.mean([t[parts].isin(SIDES).to_numpy().any() for t in tables]))
 
 
 def supported_rate(tables: list[pd.DataFrame], column: str) -> float:

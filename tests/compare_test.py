@@ -94,6 +94,11 @@ def test_compare_arrays_in_process_and_resume(tmp_path, user_module):
         config = json.load(f)
     assert config["data"]["dataset"] == f"npz:{saved}" and config["model"]["model"] == "user_compare:build"
     assert os.path.exists(os.path.join(out, "report.md")) and os.path.exists(os.path.join(out, "report.html"))
+    # The report states the data as given: 240 rows (40 positives: every sixth), 3 features, its own ratio.
+    with open(os.path.join(out, "report.md")) as f:
+        markdown = f.read()
+    used = markdown[markdown.index("## Data used") :].split("\n## ")[0]
+    assert "at its own class ratio: 240 rows, 3 features" in used and "(4 runs)" in used
     # The summary's means are the means of the results table's seeds.
     means = result.results.groupby("strategy_variant")[report.AUPRC].mean()
     pd.testing.assert_series_equal(result.mean().sort_index(), means.sort_index(), check_names=False)

@@ -1,5 +1,5 @@
 """The data a run actually used: its results columns (`runs.data_used`) and the report's section
-(`grid.data_used.section`), against counts derived by hand."""
+(`grid.data_used.blocks`, `section`), against counts derived by hand."""
 
 import io
 import math

@@ -112,7 +112,12 @@ def test_tables_rebuilt_from_run_folders(tmp_path):
     assert row["test_average_precision_se"] == pytest.approx(np.sqrt(0.3 * 0.7 / 2))
     metrics = report.summary_metrics(results)
     assert "instrumentation_gradient_noise_scale" in metrics and "restricted_steps" in metrics
-    assert summary["kind"].value_counts().to_dict() == {"cell": 3 * len(metrics), "pair": 3 * len(metrics)}
+    # Verdict rows: upsample against each of the 2 class-weight variants.
+    assert summary["kind"].value_counts().to_dict() == {
+        "cell": 3 * len(metrics),
+        "pair": 3 * len(metrics),
+        "verdict": 2,
+    }
     cell = summary[(summary["kind"] == "cell") & (summary["metric"] == "test_average_precision")]
     cw = cell[cell["strategy_variant"] == "class_weight"].iloc[0]
     assert (cw["n"], cw["mean"], cw["min"], cw["max"]) == (8, pytest.approx(0.475), 0.3, pytest.approx(0.65))
@@ -129,12 +134,14 @@ def test_verdict_supported_when_upsample_is_faster_and_steadier(tmp_path):
     # upsample: step 10 (even seeds) or 20 (odd); class_weight: censored at 40 except seeds reaching 0.54 at 40.
     assert table["steps_difference"].tolist() == [pytest.approx(-25.0)] * 2
     assert (table["pairing"] == "paired on data_seed, init_seed, order_seed").all() and (table["seeds"] == "8").all()
-    # 8 pairs all one way: exact sign-flip p = 2 / 2^8; Holm over 4 tests: 4 x 2/256.
-    np.testing.assert_allclose(table["steps_p_holm"], 4 * 2 / 256)
+    # 8 pairs all one way: exact sign-flip p = 2 / 2^8; Holm over 6 tests (steps, mean over training and spread
+    # per row): 6 x 2/256.
+    np.testing.assert_allclose(table["steps_p_holm"], 6 * 2 / 256)
     assert (table["converges_faster"] == "supported").all()
     assert (table["varies_less"] == "supported").all()
     assert (table["verdict"] == "supported").all()
-    assert "mean_example_weight DIFFERS" in table["held_equal"][1]
+    # sum_to_num_classes under the default reduction (sum over the batch size): its weight scale reaches the loss.
+    assert "effective_weight_scale DIFFERS" in table["held_equal"][1]
     assert table["held_equal"][0].startswith("steps=40; batch_size=16; optimizer=sgd; learning_rate=0.05")
 
 
@@ -155,7 +162,7 @@ def test_verdict_takes_no_side_without_evidence(tmp_path):
     _seed_question_grid(d, lambda c: [0.1, 0.2, 0.3, 0.3 + 0.01 * c.training.seed])
     results, curves, _ = report.write_tables(d)
     (table,) = report.verdict(results, curves, sweep.SEED_QUESTION, [])
-    assert set(table["verdict"]) <= {"no spread to compare", "inconclusive"}
+    assert set(table["verdict"]) <= {"identical", "no spread to compare", "inconclusive"}
     assert not set(table["converges_faster"]) & {"supported", "contradicted"}
 
 
@@ -213,7 +220,12 @@ def test_build_writes_report_and_plots(tmp_path):
         "report.html",
     ]
     plots = sorted(f.removesuffix("_all.png") for f in os.listdir(os.path.join(d, report.PLOTS_DIR)))
+    # Two band plots per comparison (upsample against each of 2 class-weight variants), then the cell's plots.
     assert plots == [
+        "answer_0_difference.png",
+        "answer_0_spread.png",
+        "answer_1_difference.png",
+        "answer_1_spread.png",
         "auprc_vs_step",
         "final_auprc",
         "gradient_norms",
@@ -226,12 +238,26 @@ def test_build_writes_report_and_plots(tmp_path):
     with open(os.path.join(d, "report.md")) as f:
         markdown = f.read()
     assert "24 of 24 runs finished" in markdown
-    assert markdown.count(" supported ") == 2 * 3  # two verdict rows: converges faster, varies less, verdict
+    # The answer comes first, before the cell sections, and its short table says "supported" for each comparison
+    # (converges faster, faster by area, varies less, verdict); the appendix repeats the full table.
+    assert markdown.index("## The answer") < markdown.index("## Answers at a glance") < markdown.index("## Cell")
+    glance = markdown[markdown.index("## Answers at a glance") : markdown.index("Labels:")]
+    assert glance.count(" supported ") == 2 * 4
+    assert "| cw2 | class_weight[class_weight_normalization=sum_to_num_classes] |" in markdown
+    assert "## Appendix" in markdown
+    # The sensitivity table: 2 comparisons x 4 targets.
+    sensitivity = markdown[markdown.index("## Steps to the target") : markdown.index("## How many seeds")]
+    assert sum(line.startswith("| upsample vs cw") for line in sensitivity.splitlines()) == 2 * 4
+    # Every step of both comparisons' two bands (4 evaluations each).
+    bands = pd.read_csv(os.path.join(d, "bands.csv"))
+    assert len(bands) == 2 * 2 * 4 and set(bands["figure"]) == {"difference", "sd_ratio"}
+    banded = bands.dropna(subset=["low"])  # a spread ratio has no band where an arm has no spread yet
+    assert len(banded) >= 8 and (banded["low"] <= banded["estimate"] + 1e-12).all()
     assert "Evaluation noise" in markdown
     for _, relative in (line.split("](") for line in markdown.splitlines() if line.startswith("![")):
         assert os.path.exists(os.path.join(d, relative.rstrip(")")))
     with open(os.path.join(d, "report.html")) as f:
-        assert f.read().count("<img src='plots/") == 8
+        assert f.read().count("<img src='plots/") == 8 + 4
 
 
 def test_unfinished_and_foreign_folders_are_left_out(tmp_path):

@@ -494,18 +494,26 @@ def test_verdict_compares_within_cells_only():
     assert table["cell"].tolist() == ["slow cell"] * 4 + ["fast cell"] * 4
     # Each cell's rows are what the cell alone gives, Holm aside (the family is the whole table).
     alone = pd.concat([_verdict(*g) for g in grids], ignore_index=True)
-    answers = ["steps_p_holm", "spread_p_holm", "converges_faster", "varies_less", "verdict"]
+    answers = ["steps_p_holm", "spread_p_holm", "area_p_holm", "converges_faster", "varies_less", "faster_by_area"]
+    answers.append("verdict")
     pd.testing.assert_frame_equal(table.drop(columns=answers), alone.drop(columns=answers))
     assert table["target"].nunique() == 2
 
 
-def test_verdict_identical_runs_have_no_spread_to_compare():
+def test_verdict_identical_runs_are_reported_identical_not_tested():
     results, curves = _clear_grid(1)
     results["test_average_precision"] = 0.5
     curves["test_average_precision"] = curves["validation_average_precision"] = 0.5
     row = verdict.verdict(results, curves, treatment="B", controls=["A"], cell_fields=()).iloc[0]
-    assert row["converges_faster"] == row["varies_less"] == row["verdict"] == stats.NO_SPREAD
+    assert row["converges_faster"] == row["varies_less"] == row["verdict"] == stats.IDENTICAL
     assert math.isnan(row["steps_p"]) and math.isnan(row["spread_p"])
+
+
+def test_verdict_constant_but_different_arms_have_no_spread_to_compare():
+    results, curves = _clear_grid(1)
+    results["test_average_precision"] = np.where(results["strategy_variant"] == "A", 0.5, 0.6)
+    row = verdict.verdict(results, curves, treatment="B", controls=["A"], cell_fields=()).iloc[0]
+    assert row["varies_less"] == stats.NO_SPREAD and math.isnan(row["spread_p"])
 
 
 def test_verdict_unpaired_when_asked():

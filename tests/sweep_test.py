@@ -21,24 +21,31 @@ def _spec(**axes) -> sweep.GridSpec:
     return sweep.make_spec(TINY, {k: tuple(v) for k, v in axes.items()})
 
 
-def test_seed_question_preset_pairs_20_training_seeds_on_2_datasets():
+def test_seed_question_preset_pairs_12_training_seeds_on_2_datasets_with_each_training_seed_also_alone():
     spec = presets.spec_from_preset("seed_question")
     configs = sweep.expand(spec)
-    assert len(configs) == 360 and spec.cell_fields() == ["data_seed"]
+    assert len(configs) == 576 and spec.cell_fields() == ["data_seed"]
     per_variant = collections.Counter((c.strategy.name, tuple(sorted(c.strategy.params.items()))) for c in configs)
     weighted = {
         ("class_weight", (("class_weight_normalization", n), ("weight_reduction", r)))
         for n in ("mean_one", "sum_to_num_classes")
         for r in ("sum_over_batch_size", "mean_with_sample_weight")
     }
-    plain = {(s, ()) for s in ("none", "upsample", "downsample", "rejection", "stratified")}
+    plain = {(s, ()) for s in ("none", "upsample")}
     assert set(per_variant) == weighted | plain
-    assert set(per_variant.values()) == {40}
+    assert set(per_variant.values()) == {96}  # 2 datasets x 12 seeds x (init, order) each following seed or fixed
     assert {
         (c.data.imbalance_ratio, c.training.batch_size, c.training.optimizer, c.training.steps) for c in configs
     } == {(99.0, 16, "sgd", 400)}
-    assert sorted({c.training.seed for c in configs}) == list(range(20))
-    assert {(c.seed_for("data"), c.training.seed) for c in configs} == {(d, s) for d in (0, 1) for s in range(20)}
+    assert sorted({c.training.seed for c in configs}) == list(range(12))
+    assert {(c.seed_for("data"), c.training.seed) for c in configs} == {(d, s) for d in (0, 1) for s in range(12)}
+    fixed = presets.FIXED_SEED
+    assert {(c.seed_for("init"), c.seed_for("order")) for c in configs if c.training.seed == 3} == {
+        (3, 3),
+        (fixed, 3),
+        (3, fixed),
+        (fixed, fixed),
+    }
     data = configs[0].data
     assert round(data.num_examples * data.test_fraction) == 39_000
 
@@ -72,7 +79,7 @@ def test_a_single_parameter_setting_applies_to_the_strategies_that_declare_it():
 def test_run_names_are_unique_deterministic_and_change_with_any_field():
     configs = sweep.expand(presets.spec_from_preset("seed_question"))
     names = [c.output.run_name for c in configs]
-    assert len(set(names)) == 360
+    assert len(set(names)) == 576
     assert names == [c.output.run_name for c in sweep.expand(presets.spec_from_preset("seed_question"))]
     config = configs[0]
     assert sweep.run_name(config) == config.output.run_name
@@ -85,13 +92,13 @@ def test_run_names_are_unique_deterministic_and_change_with_any_field():
 def test_preset_is_overridable():
     spec = presets.spec_from_preset("seed_question", axes={"seed": (5, 6)}, steps=30)
     configs = sweep.expand(spec)
-    assert len(configs) == 36
+    assert len(configs) == 96  # 6 variants x 2 datasets x 2 seeds x 4 ways of fixing the training seeds
     assert {c.training.seed for c in configs} == {5, 6} and {c.training.steps for c in configs} == {30}
 
 
 def test_a_single_setting_replaces_the_presets_axis():
     configs = sweep.expand(presets.spec_from_preset("seed_question", strategy="upsample"))
-    assert {c.strategy.name for c in configs} == {"upsample"} and len(configs) == 40
+    assert {c.strategy.name for c in configs} == {"upsample"} and len(configs) == 96
 
 
 @pytest.mark.parametrize(
@@ -149,7 +156,7 @@ def test_parse_shard_rejects(text):
 def test_shards_partition_the_grid():
     configs = sweep.expand(presets.spec_from_preset("seed_question"))
     shards = [sweep.shard(configs, i, 4) for i in range(4)]
-    assert [len(s) for s in shards] == [90, 90, 90, 90]
+    assert [len(s) for s in shards] == [144, 144, 144, 144]
     names = [c.output.run_name for s in shards for c in s]
     assert sorted(names) == sorted(c.output.run_name for c in configs)
 
@@ -209,7 +216,7 @@ def test_expansion_does_not_import_tensorflow():
         "import sys\n"
         "from imbal_keras.grid import presets, sweep\n"
         "configs = sweep.expand(presets.spec_from_preset('seed_question'))\n"
-        "assert len(configs) == 360\n"
+        "assert len(configs) == 576\n"
         "print('tensorflow' in sys.modules, 'keras' in sys.modules)\n"
     )
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

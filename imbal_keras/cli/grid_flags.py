@@ -7,6 +7,8 @@ arguments of `runner.run_grid`.
 
 from __future__ import annotations
 
+import dataclasses
+
 from absl import flags
 
 from imbal_keras.cli import experiment_flags
@@ -63,7 +65,26 @@ _MERGE_FROM = flags.DEFINE_list(
     "be a new folder, which then takes their grid.",
 )
 
+_METRIC_MARGIN = flags.DEFINE_float(
+    "metric_margin",
+    0.02,
+    "Grids: the report calls the final metric of two strategies equivalent when two one-sided tests put their "
+    "paired difference within +-this (absolute; docs/statistics.md).",
+)
+_AREA_MARGIN = flags.DEFINE_float(
+    "area_margin", 0.02, "Grids: the same margin for the mean metric over training (absolute)."
+)
+_SPREAD_MARGIN = flags.DEFINE_float(
+    "spread_margin",
+    1.5,
+    "Grids: the spread across seeds of two strategies is called equivalent when the ratio of their standard "
+    "deviations lies within (1/this, this).",
+)
+
 flags.register_validator("workers", lambda v: v > 0, message="--workers must be > 0 (local worker processes)")
+flags.register_validator("metric_margin", lambda v: v > 0, message="--metric_margin must be > 0")
+flags.register_validator("area_margin", lambda v: v > 0, message="--area_margin must be > 0")
+flags.register_validator("spread_margin", lambda v: v > 1, message="--spread_margin must be > 1 (a factor)")
 flags.register_validator(
     "side_by_side", lambda v: v >= 1, message="--side_by_side must be >= 1 (runs per pack; 1 turns packs off)"
 )
@@ -109,8 +130,17 @@ def to_spec() -> sweep.GridSpec:
     single, axes = experiment_flags.settings()
     single.pop("output_dir", None)
     if _PRESET.value:
-        return presets.spec_from_preset(_PRESET.value, axes=axes, **single)
-    return sweep.make_spec(single, axes)
+        spec = presets.spec_from_preset(_PRESET.value, axes=axes, **single)
+    else:
+        spec = sweep.make_spec(single, axes)
+    return _with_margins(spec)
+
+
+def _with_margins(spec: sweep.GridSpec) -> sweep.GridSpec:
+    """The spec with the equivalence margins of the command line in its question."""
+    margins = {"metric_margin": _METRIC_MARGIN.value, "area_margin": _AREA_MARGIN.value}
+    margins["spread_margin"] = _SPREAD_MARGIN.value
+    return dataclasses.replace(spec, question=dataclasses.replace(spec.question, **margins))
 
 
 def execution() -> dict:

@@ -20,28 +20,33 @@ _SPLITS = ("train", "validation", "test")
 
 
 def section(results: pd.DataFrame) -> str:
-    """The report's "Data used" section: per distinct layout, rows, features, class counts per split and what
-    an imposed ratio dropped, with how many runs used it.
+    """The report's "Data used" section as Markdown (see `blocks`); empty when there is nothing to say."""
+    lines = []
+    for kind, text in blocks(results):
+        lines += [f"## {text}" if kind == "h2" else text, ""]
+    return "\n".join(lines[:-1]) + "\n" if lines else ""
+
+
+def blocks(results: pd.DataFrame) -> list[tuple[str, str]]:
+    """The report's "Data used" section as report blocks: per distinct layout, rows, features, class counts per
+    split and what an imposed ratio dropped, with how many runs used it.
 
     Args:
       results: the results table (one row per run, `runs.results_row`).
 
     Returns:
-      Markdown, starting with a `## Data used` heading; empty when the table has no data columns (runs written
-      by an older version).
+      `[("h2", "Data used"), ("p", ...), ...]`; empty when the table has no data columns (runs written by an
+      older version).
     """
     if results.empty or not set(runs.DATA_USED_COLUMNS) <= set(results.columns):
-        return ""
+        return []
     keys = [k for k in _KEYS if k in results.columns]
     layouts = results[keys].fillna("").astype(str).value_counts(sort=False, dropna=False).reset_index(name="runs")
-    lines = [
-        "## Data used",
-        "",
-        "Rows, features and class counts (per class id, `/`-separated) as the runs used them.",
-        "",
+    found = [
+        ("h2", "Data used"),
+        ("p", "Rows, features and class counts (per class id, `/`-separated) as the runs used them."),
     ]
-    lines += [_describe(layout) for layout in layouts.to_dict("records")]
-    return "\n".join(lines) + "\n"
+    return found + [("p", _describe(layout)) for layout in layouts.to_dict("records")]
 
 
 def _describe(layout: dict) -> str:
@@ -67,4 +72,4 @@ def _number(value) -> float | None:
     return None if math.isnan(number) else number
 
 
-__all__ = ["section"]
+__all__ = ["blocks", "section"]

@@ -16,6 +16,7 @@ A *cell* is a combination of the varying axes other than the seeds, the strategy
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import itertools
 import math
@@ -26,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from imbal_keras import runs, strategies
-from imbal_keras.grid import stats, sweep
+from imbal_keras.grid import answer, answer_section, data_used, equivalence, figures, stats, sweep
 from imbal_keras.grid import verdict as verdict_lib
 
 RESULTS_FILE = "results.csv"
@@ -39,8 +40,14 @@ AUPRC = "test_average_precision"
 TARGET_FRACTION = 0.9
 # Runs that share these seeds share the data, the initial weights and the batch order: they are pairs.
 PAIR_ON = stats.SEED_SOURCES
-# What the verdict reports as held equal (or differing) between the two arms of a comparison.
-HELD_EQUAL = ("steps", "batch_size", "optimizer", "learning_rate", "mean_example_weight")
+# What the verdict reports as held equal (or differing) between the two arms of a comparison. The effective weight
+# scale is what a loss reduction leaves of the mean example weight (`effective_weight_scale`).
+HELD_EQUAL = ("steps", "batch_size", "optimizer", "learning_rate", "effective_weight_scale")
+# How the report answers a grid's question.
+SETUP = answer.Setup(metric="test_average_precision", pair_on=PAIR_ON, held_equal=HELD_EQUAL,
+                     target_fraction=TARGET_FRACTION)  # fmt: skip
+# A standard deviation of an AUPRC cannot exceed half its range.
+AUPRC_RANGE = (0.0, 1.0)
 _INSTRUMENTATION_PREFIX = runs.INSTRUMENTATION_PREFIX
 
 
@@ -53,6 +60,19 @@ def evaluation_noise(average_precision: float, positives: int) -> float:
     if positives <= 0 or not np.isfinite(average_precision):
         return math.nan
     return math.sqrt(average_precision * (1 - average_precision) / positives)
+
+
+def effective_weight_scale(results: pd.DataFrame) -> np.ndarray:
+    """Per run: the factor by which example weights scale its loss, which is what a comparison should hold equal.
+
+    Under `weight_reduction=mean_with_sample_weight` the loss is sum(w l) / sum(w): any common scale of the
+    weights cancels, so the effective scale is 1 whatever `mean_example_weight` says; otherwise (sum over the
+    batch size) the mean example weight scales every step.
+    """
+    scale = results["mean_example_weight"].to_numpy(dtype=float)
+    if "weight_reduction" not in results.columns:
+        return scale
+    return np.where(results["weight_reduction"] == "mean_with_sample_weight", 1.0, scale)
 
 
 def load_runs(grid_dir: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -88,6 +108,7 @@ def load_runs(grid_dir: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     timing = verdict_lib.convergence(results, pd.concat(curves, ignore_index=True), cell_fields=spec.cell_fields(),
                                metric=AUPRC, fraction=TARGET_FRACTION)  # fmt: skip
     results = results.merge(timing, on="run_name")
+    results["effective_weight_scale"] = effective_weight_scale(results)
     identifying = ["run_name", "strategy_variant", *(a for a in spec.ordered_axes() if a in results.columns)]
     curve_table = pd.concat(curves, ignore_index=True).merge(results[identifying], on="run_name")
     curve_table = curve_table[identifying + [c for c in curve_table.columns if c not in identifying]]
@@ -122,7 +143,9 @@ def summary_metrics(results: pd.DataFrame) -> list[str]:
 def summarize(results: pd.DataFrame, cell_fields: Sequence[str]) -> pd.DataFrame:
     """The summary table: `kind`=`cell` rows (per cell, variant, metric: `stats.describe`) and `kind`=`pair` rows
     (per cell, pair of variants in order, metric: `stats.compare`, paired on the runs' seeds). Statistics are
-    descriptive here; the verdict is where tests are adjusted for multiplicity."""
+    descriptive here; the verdict is where tests are adjusted for multiplicity. Only the runs whose training seeds
+    all vary take part (`answer.sgd_runs`); runs that hold a seed fixed serve the spread by source."""
+    results = results[answer.sgd_runs(results)]
     metrics = summary_metrics(results)
     rows = []
     for cell, group in _groups(results, cell_fields):
@@ -143,10 +166,17 @@ def summarize(results: pd.DataFrame, cell_fields: Sequence[str]) -> pd.DataFrame
 
 
 def write_tables(grid_dir: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Writes results.csv, curves.csv and summary.csv atomically and returns them."""
+    """Writes results.csv, curves.csv and summary.csv atomically and returns them.
+
+    summary.csv holds `summarize`'s rows and, with `kind`=`verdict`, every row of the verdict tables.
+    """
     results, curves = load_runs(grid_dir)
-    cell_fields = sweep.load_spec(grid_dir).cell_fields()
-    summary = summarize(results, cell_fields) if not results.empty else pd.DataFrame()
+    spec = sweep.load_spec(grid_dir)
+    cell_fields = spec.cell_fields()
+    summary = pd.DataFrame()
+    if not results.empty:
+        verdicts = [t.assign(kind="verdict") for t in verdict(results, curves, spec.question, cell_fields)]
+        summary = pd.concat([summarize(results, cell_fields), *verdicts], ignore_index=True)
     for name, table in ((RESULTS_FILE, results), (CURVES_FILE, curves), (SUMMARY_FILE, summary)):
         runs.write_atomically(os.path.join(grid_dir, name), table.to_csv(index=False))
     return results, curves, summary
@@ -155,38 +185,45 @@ def write_tables(grid_dir: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
 # Verdict on the question of the grid ("does the treatment converge faster and vary less than the control?").
 
 
+def setup_for(question: sweep.Question) -> answer.Setup:
+    """How the report answers `question`: `SETUP` with the question's equivalence margins."""
+    margins = equivalence.Margins(
+        metric=question.metric_margin, area=question.area_margin, spread=question.spread_margin
+    )
+    return dataclasses.replace(SETUP, margins=margins)
+
+
 def verdict(
     results: pd.DataFrame, curves: pd.DataFrame, question: sweep.Question, cell_fields: Sequence[str]
 ) -> list[pd.DataFrame]:
     """One verdict table per variant of the question's treatment strategy (`verdict.verdict`, one Holm family each).
 
-    Controls are every variant of the question's control strategy; runs are paired on their seeds.
+    Controls are every variant of the question's control strategy; runs are paired on their seeds, and only the
+    runs whose training seeds all vary take part (`answer.sgd_runs`).
     """
-    strategy_of = dict(zip(results["strategy_variant"], results["strategy"], strict=True))
-    controls = [v for v, name in strategy_of.items() if name == question.control]
-    treatments = [v for v, name in strategy_of.items() if name == question.treatment]
-    tables = []
-    for treatment in treatments if controls else []:
-        tables.append(
-            verdict_lib.verdict(
-                results,
-                curves,
-                treatment=treatment,
-                controls=controls,
-                cell_fields=cell_fields,
-                pair_on=PAIR_ON,
-                metric=AUPRC,
-                target_fraction=TARGET_FRACTION,
-                held_equal=HELD_EQUAL,
-            )  # fmt: skip
-        )
-    return tables
+    return answer.verdict_tables(results, curves, question, cell_fields, setup_for(question))
 
 
 def spread_by_source(results: pd.DataFrame, cell_fields: Sequence[str]) -> pd.DataFrame:
-    """The spread of the final test AUPRC by source of randomness (`stats.seed_variance`), per cell and variant."""
+    """The spread of the final test AUPRC by source of randomness (`stats.seed_variance`), per cell and variant.
+
+    The data seed's row pools over the datasets; the training seeds' rows (init, order, and "all": the runs whose
+    training seeds all vary, `answer.sgd_runs`) are per dataset, so they measure SGD's own spread on fixed data.
+    """
     group = [*(f for f in cell_fields if f not in PAIR_ON), "strategy_variant"]
-    return stats.seed_variance(results, metric=AUPRC, group_fields=group, sources=PAIR_ON)
+    options = {"metric": AUPRC, "value_range": AUPRC_RANGE}
+    if not {"init_seed", "order_seed"} <= set(results.columns):
+        return stats.seed_variance(results, group_fields=group, sources=PAIR_ON, **options)
+    data = stats.seed_variance(results, group_fields=group, sources=PAIR_ON, **options)
+    training = stats.seed_variance(
+        results,
+        group_fields=["data_seed", *group],
+        sources=("init_seed", "order_seed"),
+        together=answer.sgd_runs(results),
+        **options,
+    )
+    table = pd.concat([data[data["source"] == "data_seed"], training], ignore_index=True)
+    return table[["data_seed", *(c for c in table.columns if c != "data_seed")]]
 
 
 # Plots.
@@ -198,19 +235,6 @@ def _cell_groups(table: pd.DataFrame, cell_fields: Sequence[str]):
         label = ", ".join(f"{k}={v}" for k, v in zip(cell_fields, cell, strict=True)) or "all runs"
         slug = "_".join(str(v) for v in cell).replace("/", "-").replace(":", "-").replace(".", "p") or "all"
         yield label, slug, rows
-
-
-def _figure(path: str, draw) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig = draw(plt)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
 
 
 def _plot_curves(path: str, curves: pd.DataFrame, metric: str) -> str:
@@ -244,7 +268,7 @@ def _plot_seeds(path: str, results: pd.DataFrame, metric: str) -> str:
         ax.set_title(f"{metric}: every seed; bar = mean and 95% t interval")
         return fig
 
-    return _figure(path, draw)
+    return figures.save_figure(path, draw)
 
 
 def _plot_small_multiples(path: str, panels: dict[str, pd.DataFrame], draw_panel, title: str) -> str:
@@ -262,7 +286,7 @@ def _plot_small_multiples(path: str, panels: dict[str, pd.DataFrame], draw_panel
         fig.suptitle(title, fontsize=9)
         return fig
 
-    return _figure(path, draw)
+    return figures.save_figure(path, draw)
 
 
 def instrumentation_steps(grid_dir: str, results: pd.DataFrame, file: str, columns: Sequence[str]) -> pd.DataFrame:
@@ -391,7 +415,8 @@ def _draw_gradient_norms(ax, frame: pd.DataFrame) -> None:
 
 
 def _blocks(grid_dir: str, results: pd.DataFrame, curves: pd.DataFrame, summary: pd.DataFrame) -> list[tuple]:
-    """The report's blocks: the grid, the verdict, evaluation noise, spread by source, one section per cell."""
+    """The report's blocks: the grid, the answer in sentences, its plots and tables, evaluation noise, spread by
+    source, one section per cell, and the full verdict tables as an appendix."""
     spec = sweep.load_spec(grid_dir)
     cell_fields = spec.cell_fields()
     total = len(sweep.expand(spec, grid_dir))
@@ -401,51 +426,27 @@ def _blocks(grid_dir: str, results: pd.DataFrame, curves: pd.DataFrame, summary:
         (
             "p",
             f"{len(results)} of {total} runs finished. Axes: {axes}. Every run: {spec.base.training.steps} steps "
-            f"(evaluated every {spec.base.training.eval_every}), {spec.base.data.num_examples} examples. A strategy "
-            "parameter axis varies only the strategies that declare it.",
+            f"(evaluated every {spec.base.training.eval_every}). A strategy parameter axis varies only the "
+            "strategies that declare it.",
         ),
     ]
-    blocks += _verdict_blocks(results, curves, spec.question, cell_fields)
+    blocks += data_used.blocks(results)
+    os.makedirs(os.path.join(grid_dir, PLOTS_DIR), exist_ok=True)
+    answer_blocks, appendix = answer_section.blocks(
+        grid_dir, results, curves, spec.question, cell_fields, setup_for(spec.question), PLOTS_DIR
+    )
+    blocks += answer_blocks
     blocks += _spread_blocks(results, cell_fields)
-    blocks += _cell_blocks(grid_dir, results, curves, summary, cell_fields)
+    blocks += _cell_blocks(grid_dir, results[answer.sgd_runs(results)], curves, summary, cell_fields)
+    blocks += appendix
     blocks.append(
         (
             "p",
             f"Tables: {RESULTS_FILE} (one row per run), {CURVES_FILE} (one row per evaluation), {SUMMARY_FILE} "
-            "(statistics per cell and per pair of strategy variants). TensorBoard with HParams: "
-            f"tensorboard --logdir {grid_dir}",
+            "(statistics per cell and per pair of strategy variants, and the verdict rows). TensorBoard with "
+            f"HParams: tensorboard --logdir {grid_dir}",
         )
     )
-    return blocks
-
-
-def _verdict_blocks(
-    results: pd.DataFrame, curves: pd.DataFrame, question: sweep.Question, cell_fields: Sequence[str]
-) -> list[tuple]:
-    """The verdict's heading, what it tests, and its tables."""
-    tables = verdict(results, curves, question, cell_fields)
-    blocks: list[tuple] = [
-        ("h2", f'Verdict: "{question.treatment} converges faster and varies less than {question.control}"')
-    ]
-    if not tables:
-        blocks.append(
-            ("p", f"Not assessable: the grid needs both {question.treatment} and {question.control} runs in a cell.")
-        )
-    for table in tables:
-        blocks += [
-            (
-                "p",
-                f"Per cell and {question.control} variant: {table['treatment'].iloc[0]} against that variant, runs "
-                f"paired on their seeds ({', '.join(PAIR_ON)}). Converges faster: steps to {TARGET_FRACTION:.0%} of "
-                "the cell's best mean test AUPRC curve (a common target; runs that never reach it count at the last "
-                "evaluation), paired difference with its t interval and exact sign-flip test. Varies less: spread of "
-                "the final test AUPRC across seeds, paired Brown-Forsythe test. All tests of this table form one "
-                f"Holm family at {1 - stats.CONFIDENCE:.0%}; below {stats.MIN_SEEDS} paired seeds, or without spread, "
-                "a part answers 'too few seeds' or 'no spread to compare' and takes no side. Details: "
-                "docs/statistics.md. held_equal lists what both arms share or where they differ.",
-            ),
-            ("table", table.drop(columns=[c for c in cell_fields if results[c].nunique() == 1])),
-        ]
     return blocks
 
 
@@ -462,16 +463,18 @@ def _spread_blocks(results: pd.DataFrame, cell_fields: Sequence[str]) -> list[tu
         )
     ]
     sources = spread_by_source(results, cell_fields)
+    labels = answer.short_labels(results["strategy_variant"])
     if not sources.empty:
         blocks += [
             ("h2", "Spread of the final test AUPRC by source of randomness"),
             (
                 "p",
                 "Standard deviation when only one seed varies (data = generation and split, init = initial "
-                "weights, order = batch draws) and over runs that vary all of them ('all'), with chi-square "
-                "intervals (Bouthillier et al., MLSys 2021).",
+                "weights, order = batch draws) and over runs that vary every training seed ('all'), with "
+                "chi-square intervals (Bouthillier et al., MLSys 2021); a row with one degree of freedom says "
+                "'too few seeds' and has no interval. Labels as in the answer's legend.",
             ),
-            ("table", sources),
+            ("table", sources.assign(strategy_variant=sources["strategy_variant"].map(labels))),
         ]
     return blocks
 
@@ -563,7 +566,7 @@ def _plot_class_recall(path: str, rows: pd.DataFrame) -> str:
         fig.tight_layout()
         return fig
 
-    return _figure(path, draw)
+    return figures.save_figure(path, draw)
 
 
 def _cell_text(value) -> str:
@@ -627,17 +630,21 @@ def build(grid_dir: str) -> list[str]:
 
 __all__ = [
     "AUPRC",
+    "AUPRC_RANGE",
     "CURVES_FILE",
     "HELD_EQUAL",
     "PAIR_ON",
     "PLOTS_DIR",
     "REPORT_FILES",
     "RESULTS_FILE",
+    "SETUP",
     "SUMMARY_FILE",
     "TARGET_FRACTION",
     "build",
     "class_table",
+    "effective_weight_scale",
     "evaluation_noise",
+    "setup_for",
     "instrumentation_steps",
     "load_runs",
     "spread_by_source",

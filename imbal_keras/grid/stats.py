@@ -8,10 +8,11 @@ has, and every one of them is checked by simulation (`benchmarks/stats_calibrati
 `docs/statistics.md`):
 
 - mean of one arm: Student t interval;
-- paired difference: t interval of the differences, and the exact sign-flip test of their mean (the paired t
-  statistic with its null distribution enumerated over all 2^n sign patterns instead of taken from Student's t):
-  exact whenever the two arms are exchangeable within a pair, ties and censored values included, and it never
-  returns 0 (its smallest value is 2 / 2^n);
+- paired difference: t interval of the differences, and the sign-flip test of their mean (the paired t
+  statistic with its null distribution taken over the 2^n sign patterns instead of from Student's t): exact,
+  every pattern enumerated, up to 16 pairs, and a Monte Carlo test (9,999 random patterns with a fixed seed,
+  plus the observed one) beyond; valid whenever the two arms are exchangeable within a pair, ties and censored
+  values included, and it never returns 0 (its smallest value is 2 / 2^n, exact);
 - paired spread: the paired Brown-Forsythe test (each run's absolute deviation from its arm's median, compared
   pair by pair with the same sign-flip test; Grambsch, Biometrika 1994) by default, or Pitman-Morgan (the
   correlation of sums and differences, exact under bivariate normality, but at the 5% level it calls equal
@@ -24,7 +25,8 @@ has, and every one of them is checked by simulation (`benchmarks/stats_calibrati
 
 Below `MIN_SEEDS` pairs no test can say anything at the 5% level (the sign-flip test's smallest p-value is
 2 / 2^n: 1/16 at 5 seeds, 1/32 at 6), so a comparison with fewer answers "too few seeds"; a comparison whose
-values do not vary answers "no spread to compare". Neither ever takes a side.
+values do not vary answers "no spread to compare"; two arms equal to within float rounding (`identical`) answer
+"identical" and are not tested, since a test of rounding noise can reject. None of them ever takes a side.
 
 Convergence and the verdict built on these tests are in `imbal_keras.grid.verdict`.
 """
@@ -53,6 +55,11 @@ VARIANCE_TESTS = ("brown_forsythe", "pitman_morgan")
 OK = "ok"
 TOO_FEW_SEEDS = "too few seeds"
 NO_SPREAD = "no spread to compare"
+IDENTICAL = "identical"
+# Two arms whose values agree to this relative (and absolute) tolerance, pair by pair, trained identically: float
+# rounding (a reduction summed in another order) moves a figure by far less, a real difference by far more.
+_TIE_RTOL = 1e-5
+_TIE_ATOL = 1e-8
 
 # Sign-flip tests enumerate every sign pattern up to this many pairs (65,536 patterns); beyond, they and the
 # unpaired permutation test draw 9,999 at random, with a fixed seed so the same data give the same p-value.
@@ -130,7 +137,8 @@ def paired(
 
     Returns:
       n (pairs) and n_other (the same), pairing ("paired"), mean, mean_other, std, std_other, correlation;
-      difference (mean of a - b) with difference_ci_low/high (t interval), difference_p (exact sign-flip test)
+      difference (mean of a - b), difference_std (of a - b), with difference_ci_low/high (t interval),
+      difference_p (sign-flip test)
       and difference_status; variance_ratio var(a) / var(b), spread_statistic (negative when a spreads less:
       mean absolute deviation from the median of a minus that of b, or the Pitman-Morgan correlation),
       spread_p and spread_status; probability_of_improvement P(a > b) on a pair (ties half) with
@@ -151,8 +159,11 @@ def paired(
     a, b = a[keep], b[keep]
     n, d = len(a), a - b
     out = {"pairing": "paired", **_arm_figures(a, b)}
+    if n >= max(min_seeds, 2) and identical(a, b):
+        return _identical(out, wins=0.5 * n, n=n, confidence=confidence)
     out["correlation"] = float(np.corrcoef(a, b)[0, 1]) if n > 2 and np.ptp(a) > 0 and np.ptp(b) > 0 else math.nan
     out["difference"] = float(np.mean(d)) if n else math.nan
+    out["difference_std"] = float(np.std(d, ddof=1)) if n > 1 else math.nan
     out["difference_status"] = _status(n, min_seeds, n > 1 and np.ptp(d) > 0)
     out["difference_ci_low"] = out["difference_ci_high"] = out["difference_p"] = math.nan
     if n > 1 and np.ptp(d) > 0:
@@ -162,6 +173,25 @@ def paired(
     wins = float(np.sum(a > b) + 0.5 * np.sum(a == b))
     out.update(_proportion(wins, n, confidence))
     return _with_status(out)
+
+
+def identical(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Whether two arms' values are equal pair by pair to within float rounding (relative 1e-5, absolute 1e-8).
+
+    Two variants that train identically (a weight scale that the loss reduction cancels) differ only by the
+    order in which floats were summed; their figures are reported as identical instead of being tested.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=_TIE_RTOL, atol=_TIE_ATOL, equal_nan=True))
+
+
+def _identical(out: dict, *, wins: float, n: int, confidence: float) -> dict:
+    """The figures of two identical arms: every difference 0, no p-value, every status "identical"."""
+    out.update(correlation=math.nan, difference=0.0, difference_std=0.0, difference_ci_low=0.0, difference_ci_high=0.0)
+    out.update(difference_p=math.nan, spread_statistic=0.0, spread_p=math.nan)
+    out.update(_proportion(wins, n, confidence))
+    out["difference_status"] = out["spread_status"] = out["status"] = IDENTICAL
+    return out
 
 
 def unpaired(
@@ -190,6 +220,7 @@ def unpaired(
     n = min(len(a), len(b))
     out = {"pairing": "unpaired", **_arm_figures(a, b), "correlation": math.nan}
     out["difference"] = float(np.mean(a) - np.mean(b)) if n else math.nan
+    out["difference_std"] = math.nan
     varies = n > 1 and (np.ptp(a) > 0 or np.ptp(b) > 0)
     out["difference_status"] = _status(n, min_seeds, varies)
     out["difference_ci_low"] = out["difference_ci_high"] = out["difference_p"] = math.nan
@@ -262,7 +293,7 @@ def compare_columns(
     Returns:
       Column -> the figures `compare` returns for it.
     """
-    rows = _pairs(runs, other_runs, pair_on)
+    rows = pair_rows(runs, other_runs, pair_on)
     out = {}
     for column in columns:
         a, b = runs[column].to_numpy(dtype=float), other_runs[column].to_numpy(dtype=float)
@@ -283,8 +314,12 @@ def compare_columns(
     return out
 
 
-def _pairs(runs: pd.DataFrame, other_runs: pd.DataFrame, pair_on: Sequence[str]) -> tuple[list, list] | None:
-    """Row positions of the runs of both arms that share a key, in `runs` order; None when no key is shared."""
+def pair_rows(runs: pd.DataFrame, other_runs: pd.DataFrame, pair_on: Sequence[str]) -> tuple[list, list] | None:
+    """Row positions of the runs of both arms that share a key, in `runs` order; None when no key is shared.
+
+    Raises:
+      UserInputError: `pair_on` does not identify the runs of an arm uniquely.
+    """
     keys = [list(zip(*(frame[c].tolist() for c in pair_on), strict=True)) for frame in (runs, other_runs)]
     for name, arm_keys in zip(("runs", "other_runs"), keys, strict=True):
         check(
@@ -304,14 +339,82 @@ def sign_flip_p(differences: Sequence[float]) -> float:
 
     Under the null the two arms are exchangeable within a pair, so every difference is as likely with either
     sign: the p-value is the share of the 2^n sign patterns whose |mean| is at least the observed one (the
-    observed pattern included). Exact up to 16 pairs; beyond, 9,999 random patterns (fixed seed) plus the
-    observed one. Never 0.
+    observed pattern included). Exact (every pattern) up to 16 pairs; beyond, a Monte Carlo p-value from 9,999
+    random patterns (fixed seed) plus the observed one, still a valid test (`sign_flip_is_exact`). Never 0.
     """
     d = np.asarray(differences, dtype=float)
-    signs = _sign_patterns(len(d))
+    signs = sign_patterns(len(d))
     flipped = np.abs(signs @ d)
     # Row 0 is the observed pattern; the tolerance keeps patterns whose mean ties the observed one up to rounding.
     return float(np.mean(flipped >= flipped[0] * (1 - 1e-9)))
+
+
+def sign_flip_is_exact(n: int) -> bool:
+    """Whether `sign_flip_p` enumerates every sign pattern of `n` pairs (True) or draws them (Monte Carlo)."""
+    return n <= _EXACT_MAX_PAIRS
+
+
+def spread_ratio_interval(
+    a: np.ndarray, b: np.ndarray, *, confidence: float = CONFIDENCE
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """sd(a) / sd(b) with an interval, column by column, for paired arms (rows are pairs).
+
+    The interval is the hull of two: the Pitman-Morgan interval (exact for bivariate normal pairs) and Miller's
+    jackknife (JASA 1968) of the log ratio, leaving out one pair at a time, with a Student t interval on the
+    n - 1 degrees of freedom of the pseudo-values. Each alone misses too often somewhere (the jackknife at small n
+    even for normal values, Pitman-Morgan under heavy tails and skew); their hull keeps the level for normal and
+    t(3) values and halves the misses of either under lognormal(0, 1) ones (docs/statistics.md). Columns where an
+    arm, or an arm without one of its pairs, has no spread (none beyond float rounding) get NaN.
+
+    Args:
+      a: (n, m) values of the first arm, n pairs, m figures (for instance m evaluation steps).
+      b: (n, m) values of the second arm on the same pairs.
+      confidence: coverage of each column's interval.
+
+    Returns:
+      ratio, low, high: arrays of m values.
+    """
+    a, b = np.atleast_2d(np.asarray(a, dtype=float).T).T, np.atleast_2d(np.asarray(b, dtype=float).T).T
+    n = len(a)
+    if n < 3:
+        nan = np.full(a.shape[1], np.nan)
+        return nan, nan.copy(), nan.copy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        theta = 0.5 * np.log(np.var(a, axis=0, ddof=1) / np.var(b, axis=0, ddof=1))
+        left_out = 0.5 * np.log(_leave_one_out_variances(a) / _leave_one_out_variances(b))
+        pseudo = n * theta - (n - 1) * left_out
+        centre = pseudo.mean(axis=0)
+        half = _t_critical(n - 1, confidence) * pseudo.std(axis=0, ddof=1) / math.sqrt(n)
+    # A spread at the level of float rounding (an arm that has not moved yet) is no spread: its ratio means nothing.
+    spreads = [np.ptp(x, axis=0) > _TIE_ATOL + _TIE_RTOL * np.max(np.abs(x), axis=0) for x in (a, b)]
+    valid = spreads[0] & spreads[1] & np.isfinite(theta) & np.all(np.isfinite(left_out), axis=0)
+    low, high = _pitman_morgan_interval(a, b, confidence)
+    low, high = np.minimum(low, np.exp(centre - half)), np.maximum(high, np.exp(centre + half))
+    return np.where(valid, np.exp(theta), np.nan), np.where(valid, low, np.nan), np.where(valid, high, np.nan)
+
+
+def _pitman_morgan_interval(a: np.ndarray, b: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per column, the interval of sd(a) / sd(b) that inverts the Pitman-Morgan test (exact under normality).
+
+    With F the variance ratio, r the correlation of a and b, and c Student's t quantile on n - 2 degrees of
+    freedom, the variance ratio's bounds are F (K -+ sqrt(K^2 - 1)), K = 1 + 2 (1 - r^2) c^2 / (n - 2).
+    """
+    n = len(a)
+    centred_a, centred_b = a - a.mean(axis=0), b - b.mean(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = (centred_a**2).sum(axis=0) / (centred_b**2).sum(axis=0)
+        r = (centred_a * centred_b).sum(axis=0) / np.sqrt(ratio) / (centred_b**2).sum(axis=0)
+        k = 1 + 2 * (1 - r**2) * _t_critical(n - 2, confidence) ** 2 / (n - 2)
+        root = np.sqrt(np.maximum(k**2 - 1, 0))
+        return np.sqrt(ratio * (k - root)), np.sqrt(ratio * (k + root))
+
+
+def _leave_one_out_variances(x: np.ndarray) -> np.ndarray:
+    """(n, m): row i is each column's sample variance without row i."""
+    n = len(x)
+    total, squares = x.sum(axis=0), (x**2).sum(axis=0)
+    rest_total, rest_squares = total - x, squares - x**2
+    return (rest_squares - rest_total**2 / (n - 1)) / (n - 2)
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:
@@ -353,6 +456,8 @@ def seed_variance(
     group_fields: Sequence[str],
     sources: Sequence[str] = SEED_SOURCES,
     confidence: float = CONFIDENCE,
+    together: Sequence[bool] | None = None,
+    value_range: tuple[float, float] | None = None,
 ) -> pd.DataFrame:
     """How much of the spread of `metric` comes from each source of randomness (Bouthillier et al., MLSys 2021).
 
@@ -361,9 +466,10 @@ def seed_variance(
     with their degrees of freedom, counted as at most the number of distinct seeds of the source minus 1 (in a
     crossed design the groups reuse the same seeds, so their variances are not independent). The row "all" is
     the spread over the runs that share no source value with another run of their group (each an independent
-    draw of every source). A source the grid never varied alone gets no row. Intervals for the standard
-    deviations are chi-square intervals (valid for normal values; docs/statistics.md gives their coverage
-    otherwise).
+    draw of every source), or over the runs marked in `together`. A source the grid never varied alone gets no
+    row. Intervals for the standard deviations are chi-square intervals (valid for normal values;
+    docs/statistics.md gives their coverage otherwise); a row with a single degree of freedom has status "too few
+    seeds" and no interval, and an upper bound beyond what a bounded metric allows (half its range) is cut there.
 
     Args:
       results: one row per run with `metric`, `group_fields` and the `sources` columns.
@@ -371,16 +477,20 @@ def seed_variance(
       group_fields: the columns that define a group (e.g. the cell fields and the variant).
       sources: the seed columns, one per source of randomness.
       confidence: coverage of the intervals.
+      together: per row of `results`, whether the run is one of the runs that vary every source at once (the
+        "all" row); None: the runs that share no source value with another run of their group.
+      value_range: the metric's (low, high) when it is bounded, e.g. (0, 1) for an AUPRC.
 
     Returns:
       Columns *group_fields, source, runs, df, std, std_ci_low, std_ci_high, fraction_of_all (the source's
-      variance over that of "all", when both exist).
+      variance over that of "all", when both exist), status.
 
     Raises:
       UserInputError: a column is missing.
     """
     sources = list(sources)
     check_columns(results, [metric, *group_fields, *sources], "results")
+    results = results.assign(_together=True if together is None else np.asarray(together, dtype=bool))
     rows = []
     for keys, group in groups(results.dropna(subset=[metric]), group_fields):
         found = {}
@@ -393,25 +503,20 @@ def seed_variance(
                 # degrees of freedom than distinct seeds - 1.
                 distinct = pd.concat([g[source] for g in varied]).nunique()
                 found[source] = (runs, min(df, distinct - 1), variance)
-        alone = np.logical_and.reduce([~group[s].duplicated(keep=False) for s in sources])
+        if together is None:
+            alone = np.logical_and.reduce([~group[s].duplicated(keep=False) for s in sources])
+        else:
+            alone = group["_together"].to_numpy()
         if alone.sum() > 1:
             found["all"] = _pooled([group.loc[alone, metric]])
+        total = found.get("all", (0, 0, math.nan))[2]
         for source, (runs, df, variance) in found.items():
-            low, high = _std_interval(variance, df, confidence)
-            total = found.get("all", (0, 0, math.nan))[2]
-            rows.append(
-                {
-                    **keys,
-                    "source": source,
-                    "runs": runs,
-                    "df": df,
-                    "std": math.sqrt(variance),
-                    "std_ci_low": low,
-                    "std_ci_high": high,
-                    "fraction_of_all": variance / total if total > 0 else math.nan,
-                }
-            )
-    columns = [*group_fields, "source", "runs", "df", "std", "std_ci_low", "std_ci_high", "fraction_of_all"]
+            row = {**keys, "source": source, "runs": runs, "df": df, "std": math.sqrt(variance)}
+            row["std_ci_low"], row["std_ci_high"] = _std_interval(variance, df, confidence, value_range)
+            row["fraction_of_all"] = variance / total if total > 0 else math.nan
+            row["status"] = OK if df >= 2 else TOO_FEW_SEEDS
+            rows.append(row)
+    columns = [*group_fields, "source", "runs", "df", "std", "std_ci_low", "std_ci_high", "fraction_of_all", "status"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -484,15 +589,21 @@ def _t_critical(df: float, confidence: float) -> float:
     return float(stats.t.ppf(0.5 + confidence / 2, df))
 
 
-def _std_interval(variance: float, df: int, confidence: float) -> tuple[float, float]:
-    """Chi-square interval of a standard deviation from a (pooled) variance with `df` degrees of freedom."""
-    if variance <= 0:
+def _std_interval(
+    variance: float, df: int, confidence: float, value_range: tuple[float, float] | None
+) -> tuple[float, float]:
+    """Chi-square interval of a standard deviation from a (pooled) variance with `df` degrees of freedom.
+
+    None below 2 degrees of freedom (NaN bounds); the upper bound is cut at half of a bounded metric's range,
+    the largest standard deviation its values can have.
+    """
+    if variance <= 0 or df < 2:
         return math.nan, math.nan
     tail = (1 - confidence) / 2
-    return (
-        math.sqrt(df * variance / stats.chi2.ppf(1 - tail, df)),
-        math.sqrt(df * variance / stats.chi2.ppf(tail, df)),
-    )
+    high = math.sqrt(df * variance / stats.chi2.ppf(tail, df))
+    if value_range is not None:
+        high = min(high, (value_range[1] - value_range[0]) / 2)
+    return math.sqrt(df * variance / stats.chi2.ppf(1 - tail, df)), high
 
 
 def _pooled(pieces: Sequence[pd.Series]) -> tuple[int, int, float]:
@@ -514,8 +625,11 @@ def _relabel_p(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @functools.cache
-def _sign_patterns(n: int) -> np.ndarray:
-    """(patterns, n) of +-1, the first row all +1: every pattern up to 16 pairs, 9,999 drawn (fixed seed) beyond."""
+def sign_patterns(n: int) -> np.ndarray:
+    """(patterns, n) of +-1, the first row all +1: every pattern up to 16 pairs, 9,999 drawn (fixed seed) beyond.
+
+    The returned array is cached and shared: do not modify it.
+    """
     if n <= _EXACT_MAX_PAIRS:
         return 1.0 - 2.0 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)
     rng = np.random.default_rng(_PERMUTATION_SEED)
@@ -554,6 +668,7 @@ def _check_variance_test(variance_test: str) -> None:
 
 __all__ = [
     "CONFIDENCE",
+    "IDENTICAL",
     "MIN_SEEDS",
     "NO_SPREAD",
     "OK",
@@ -567,9 +682,14 @@ __all__ = [
     "describe",
     "groups",
     "holm",
+    "identical",
     "newcombe_interval",
+    "pair_rows",
     "paired",
     "seed_variance",
+    "sign_flip_is_exact",
     "sign_flip_p",
+    "sign_patterns",
+    "spread_ratio_interval",
     "unpaired",
 ]

@@ -49,10 +49,16 @@ class Question:
     Attributes:
       treatment: a strategy name.
       control: a strategy name; each of its variants in a cell is compared with the treatment.
+      metric_margin: the final metric's equivalence margin (absolute; `equivalence.Margins`).
+      area_margin: the margin of the mean metric over training (absolute).
+      spread_margin: the spread ratio's margin (a factor above 1).
     """
 
     treatment: str
     control: str
+    metric_margin: float = 0.02
+    area_margin: float = 0.02
+    spread_margin: float = 1.5
 
 
 # The toolkit's headline question: "upsampling converges faster and varies less than class weights".
