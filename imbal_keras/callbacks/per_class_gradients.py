@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from imbal_keras.callbacks import _keras_adapter, rows
@@ -82,25 +83,24 @@ class PerClassGradients(StepRecorder):
         )
 
     def _tags(self) -> list[str]:
-        return rows.gradient_tags(self.num_classes)
+        return rows.gradient_tags(self.num_classes, accumulation=self._accumulation > 1)
 
     def _raw_width(self) -> int:
         return len(self._tags())
 
     def on_train_begin(self, logs=None):
-        for overridden, method in (
-            (_keras_adapter.overrides_train_step(self.model), "train_step"),
-            (_keras_adapter.overrides_compute_loss(self.model), "compute_loss"),
-        ):
-            if overridden:
-                raise UserInputError(
-                    f"PerClassGradients recomputes Keras's standard train step and loss and cannot observe "
-                    f"a custom {method}. Received: model class {type(self.model).__name__} overriding {method}"
-                )
         _keras_adapter.check_loss_scaling_supported("PerClassGradients", self.model.optimizer)
         # Resolved while tracing the train step: Keras builds the compiled loss on its first call.
         self._class_losses = None
         super().on_train_begin(logs)
+
+    def _prepare(self) -> None:
+        super()._prepare()
+        if self._accumulation > 1:
+            # Rows: each class's gradient summed over the batches of the update so far, then the total's; the last
+            # column counts those batches.
+            size = sum(int(np.prod(w.shape)) for w in self.model.trainable_weights)
+            self._zeroed_variable("_accumulated", (self.num_classes + 1, size + 1))
 
     def record_gradients(self, step) -> None:
         """Records the quantities of a `probe.GradientStep` (called inside the train step)."""
@@ -126,9 +126,35 @@ class PerClassGradients(StepRecorder):
                 per_class, total, losses, counts = reduced[:4]
                 applied = reduced[4] if applied is not None else None
             update = _flatten([w.value for w in step.weights]) - _flatten(step.weights_before)
+            if self._accumulation > 1:
+                return self._accumulated_row(step.step, per_class, total, update, losses, counts)
             return rows.gradient_row(per_class, total, applied, update, losses, counts)
 
         self._record(step.step, row)
+
+    def _accumulated_row(self, step, per_class, total, update, losses, counts) -> list[tf.Tensor]:
+        """The row of one of the k batches of an update with `gradient_accumulation_steps=k`.
+
+        The batch's own losses, gradients, norms and cosines; `gradients/norm/applied`, the update's norm and the
+        effective steps are those of the update where the optimizer applies it (the k-th batch) and 0 in the other
+        batches, which do not change the weights. The update is split per class in proportion to the class
+        gradients summed over the update's batches, as the optimizer averages them, and
+        `gradients/accumulation/batches_in_split` says over how many batches (k, or fewer when the fit began
+        inside an update whose first batches an earlier fit trained on).
+        """
+        applies = tf.cast(tf.equal((step + 1) % self._accumulation, 0), tf.float32)
+        ones = tf.ones([self.num_classes + 1, 1])
+        summed = self._accumulated + tf.concat([tf.concat([per_class, total[None]], axis=0), ones], axis=1)
+        self._accumulated.assign(summed * (1.0 - applies))
+        split_per_class, split_total, batches = summed[:-1, :-1], summed[-1, :-1], summed[0, -1]
+        shapes = [w.shape for w in self.model.trainable_weights]
+        averaged = split_total / self._accumulation
+        applied = _keras_adapter.clipped_gradient(self.model.optimizer, averaged, shapes)
+        applied = averaged if applied is None else applied
+        row = rows.gradient_row(
+            per_class, total, applied * applies, update, losses, counts, split=(split_per_class, split_total)
+        )
+        return [*row, applies[None], (batches * applies)[None]]
 
     def _class_gradients(self, x, y, sample_weight, before: tuple, loss_scale) -> tuple:
         """The class gradients, total gradient, losses and class counts of a batch, from the state before the step.
@@ -148,8 +174,13 @@ class PerClassGradients(StepRecorder):
             tape.watch(weights)
             y_pred, additional_losses = _keras_adapter.forward(model, x)
             data_loss = _keras_adapter.compiled_loss(model, y, y_pred, sample_weight)
-            regularization = _keras_adapter.regularization(model, additional_losses, data_loss.dtype)
-            loss = data_loss + regularization if additional_losses else data_loss
+            if _keras_adapter.overrides_compute_loss(model):
+                # Whatever the model's own compute_loss adds to the compiled loss counts as regularization.
+                loss = _keras_adapter.model_loss(model, x, y, y_pred, sample_weight)
+                regularization, additional_losses = loss - data_loss, True
+            else:
+                regularization = _keras_adapter.regularization(model, additional_losses, data_loss.dtype)
+                loss = data_loss + regularization if additional_losses else data_loss
             scaled_loss, scaled_data_loss = _scaled(loss, loss_scale), _scaled(data_loss, loss_scale)
             one_hot = tf.one_hot(self._class_ids(y), self.num_classes, dtype=tf.float32)
             class_losses = self._class_losses(y, y_pred, sample_weight, one_hot)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 __all__ = [
+    "ACCUMULATION_TAGS",
     "ADDITIVE_REDUCTIONS",
     "class_losses",
     "class_masks",
@@ -76,8 +77,15 @@ def composition_row(one_hot: tf.Tensor, sample_weight: tf.Tensor | None) -> list
     return [batch_size, counts, weights]
 
 
-def gradient_tags(num_classes: int) -> list[str]:
-    """The columns of a per-class-gradient row (TensorBoard tags, in row order); see `PerClassGradients`."""
+# The columns a per-class-gradient row gains when the optimizer accumulates gradients over several batches.
+ACCUMULATION_TAGS = ["gradients/accumulation/update_applied", "gradients/accumulation/batches_in_split"]
+
+
+def gradient_tags(num_classes: int, *, accumulation: bool = False) -> list[str]:
+    """The columns of a per-class-gradient row (TensorBoard tags, in row order); see `PerClassGradients`.
+
+    With `accumulation` (an optimizer's `gradient_accumulation_steps`) the row ends with `ACCUMULATION_TAGS`.
+    """
     classes = range(num_classes)
     return (
         ["loss/total", "loss/regularization"]
@@ -88,6 +96,7 @@ def gradient_tags(num_classes: int) -> list[str]:
         + ["gradients/update_norm"]
         + [f"gradients/effective_step/class_{c}" for c in classes]
         + [f"gradients/examples/class_{c}" for c in classes]
+        + (ACCUMULATION_TAGS if accumulation else [])
     )
 
 
@@ -161,6 +170,8 @@ def gradient_row(
     update: tf.Tensor,
     losses: tf.Tensor,
     counts: tf.Tensor,
+    *,
+    split: tuple[tf.Tensor, tf.Tensor] | None = None,
 ) -> list[tf.Tensor]:
     """A step's per-class-gradient row in the order of `gradient_tags`, as parts along the last axis.
 
@@ -171,6 +182,8 @@ def gradient_row(
       update: (..., P) the change of the trainable weights the step made.
       losses: (..., 2 + K) the loss, its regularization part and each class's part.
       counts: (..., K) examples per class.
+      split: `(per_class, total)` of the gradient the update used, if it is not this batch's (an update from
+        gradients accumulated over several batches): the update is split in proportion to them.
 
     Returns:
       `[losses, total norm, applied norm, class norms, cosines class vs rest, update norm, effective steps,
@@ -180,7 +193,8 @@ def gradient_row(
     # Every norm, cosine and share from a few ops on stacked (rows, P) matrices: a recorded step's cost is mostly
     # the number of ops the executor runs, not their size.
     rest = tf.reduce_sum(per_class, axis=-2, keepdims=True) - per_class
-    shares = update[..., None, :] * tf.math.divide_no_nan(per_class, total[..., None, :])
+    split_per_class, split_total = (per_class, total) if split is None else split
+    shares = update[..., None, :] * tf.math.divide_no_nan(split_per_class, split_total[..., None, :])
     # Rows: the total gradient, the applied one (when clipping makes it another vector), the classes', the update,
     # the shares and the rests. Without clipping the total's norm is logged twice (packing one tensor twice trips
     # a graph rewrite under tf.distribute).
