@@ -35,7 +35,7 @@ def test_tag_table_lists_every_tag():
     composition = ik.BatchComposition("logs", num_classes=2)
     gradients = ik.PerClassGradients("logs", num_classes=2)
     logged = {re.sub(r"class_\d", "class_{c}", tag) for cb in (composition, gradients) for tag in cb._tags()}
-    assert logged | {"composition/minority_count", *rows.ACCUMULATION_TAGS} == documented
+    assert logged | {"composition/minority_count", *rows.ACCUMULATION_TAGS, rows.EMA_OVERWRITE_TAG} == documented
 
 
 @pytest.mark.parametrize("name", ["accuracy", "keras_versions"])

@@ -120,6 +120,12 @@ def accumulation_steps(optimizer: keras.optimizers.Optimizer) -> int:
     return int(getattr(_inner(optimizer), "gradient_accumulation_steps", None) or 1)
 
 
+def ema_overwrite_frequency(optimizer: keras.optimizers.Optimizer) -> int:
+    """Every how many updates an optimizer with `use_ema=True` overwrites the weights with their average (0: never)."""
+    inner = _inner(optimizer)
+    return int(inner.ema_overwrite_frequency or 0) if inner.use_ema else 0
+
+
 def batch_counter(optimizer: keras.optimizers.Optimizer):
     """The variable counting the batches the optimizer received (`optimizer.iterations` is it, or it // k).
 
@@ -127,6 +133,17 @@ def batch_counter(optimizer: keras.optimizers.Optimizer):
     k, so the k batches of one update share it; the counter tells them apart.
     """
     return _inner(optimizer)._iterations
+
+
+def batch_spec(iterator):
+    """The `tf.TensorSpec`s of one replica's batch from the iterator a train function receives, or None.
+
+    A `tf.distribute` iterator's spec holds a `PerReplicaSpec` per tensor: its first replica's spec is taken.
+    """
+    spec = getattr(iterator, "element_spec", None)
+    if spec is None:
+        return None
+    return tf.nest.map_structure(lambda s: s._value_specs[0] if hasattr(s, "_value_specs") else s, spec)
 
 
 def build_from_spec(model: keras.Model, element_spec) -> None:

@@ -81,15 +81,25 @@ class PerClassGradients(StepRecorder):
             minority_class=minority_class,
             num_classes=num_classes,
         )
+        self._ema_every = 0
 
     def _tags(self) -> list[str]:
-        return rows.gradient_tags(self.num_classes, accumulation=self._accumulation > 1)
+        tags = rows.gradient_tags(self.num_classes, accumulation=self._accumulation > 1)
+        return tags + [rows.EMA_OVERWRITE_TAG] if self._ema_every else tags
 
     def _raw_width(self) -> int:
-        return len(self._tags())
+        return len(rows.gradient_tags(self.num_classes, accumulation=self._accumulation > 1))
+
+    def _columns(self, raw: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        if not self._ema_every:
+            return raw
+        # Keras overwrites the weights after update u when (u + 1) is a multiple of the frequency.
+        overwritten = (steps // self._accumulation + 1) % self._ema_every == 0
+        return np.concatenate([raw, overwritten[:, None]], axis=1)
 
     def on_train_begin(self, logs=None):
         _keras_adapter.check_loss_scaling_supported("PerClassGradients", self.model.optimizer)
+        self._ema_every = _keras_adapter.ema_overwrite_frequency(self.model.optimizer)
         # Resolved while tracing the train step: Keras builds the compiled loss on its first call.
         self._class_losses = None
         super().on_train_begin(logs)

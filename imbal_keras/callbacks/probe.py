@@ -194,7 +194,7 @@ class _Probe:
     def _train_function(self, iterator):
         model = self._model
         if self._unprepared:
-            self._prepare(getattr(iterator, "element_spec", None))
+            self._prepare(adapter.batch_spec(iterator))
         if model.steps_per_execution == 1:
             due = tuple(r for r in self._recorders if is_due(self._step, r.every_n_steps, self._accumulation))
         else:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from imbal_keras.callbacks import _keras_adapter, _labels, events, probe
+from imbal_keras.callbacks import _keras_adapter, _labels, descriptions, events, probe
 from imbal_keras.errors import UserInputError
 
 __all__ = ["StepRecorder"]
@@ -134,6 +134,10 @@ class StepRecorder(keras.callbacks.Callback):
             return pd.DataFrame(columns=[*index, "epoch", *columns])
         steps, epochs, values = (np.concatenate(parts) for parts in zip(*self._blocks, strict=True))
         frame = pd.DataFrame(values, columns=columns)
+        # Counts and flags are whole numbers: integer columns.
+        frame = frame.astype(
+            {c: np.int64 for c, t in zip(columns, self._tags(), strict=True) if descriptions.is_integer(t)}
+        )
         frame.insert(0, "epoch", epochs)
         if self._accumulation > 1:
             frame.insert(0, "optimizer_step", steps // self._accumulation)
@@ -267,7 +271,11 @@ class StepRecorder(keras.callbacks.Callback):
         values = raw if logged else self._columns(raw, steps)
         self._blocks.append((steps, np.full(steps.size, epoch), values))
         if self._events is None:
-            self._events = events.ScalarEventFile(os.path.join(self.log_dir, self._events_subdir), self._tags())
+            tags = self._tags()
+            directory = os.path.join(self.log_dir, self._events_subdir)
+            self._events = events.ScalarEventFile(directory, tags, [descriptions.describe(tag) for tag in tags])
+            if any("class_" in tag for tag in tags):
+                self._events.write_summary(0, descriptions.layout_summary([str(c) for c in range(self.num_classes)]))
         self._events.write_scalars(steps + self._events_step_offset, values)
 
     def end_epoch(self, epoch: int) -> None:

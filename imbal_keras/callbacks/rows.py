@@ -13,6 +13,7 @@ import tensorflow as tf
 
 __all__ = [
     "ACCUMULATION_TAGS",
+    "EMA_OVERWRITE_TAG",
     "ADDITIVE_REDUCTIONS",
     "class_losses",
     "class_masks",
@@ -79,6 +80,8 @@ def composition_row(one_hot: tf.Tensor, sample_weight: tf.Tensor | None) -> list
 
 # The columns a per-class-gradient row gains when the optimizer accumulates gradients over several batches.
 ACCUMULATION_TAGS = ["gradients/accumulation/update_applied", "gradients/accumulation/batches_in_split"]
+# The column marking the steps after which an optimizer with `use_ema=True` overwrote the weights.
+EMA_OVERWRITE_TAG = "gradients/ema_overwrite"
 
 
 def gradient_tags(num_classes: int, *, accumulation: bool = False) -> list[str]:
