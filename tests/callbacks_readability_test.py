@@ -1,14 +1,17 @@
 """Readable logs: integer counts, a description for every TensorBoard tag, a per-class layout, EMA steps marked."""
 
 import glob
+import re
 
 import callback_testing as ct
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
 from imbal_keras.callbacks import BatchComposition, PerClassGradients
+from imbal_keras.errors import UserInputError
 
 LABELS = [0, 1, 0, 0, 1, 1, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0]
 
@@ -57,3 +60,26 @@ def test_steps_where_ema_overwrites_the_weights_are_marked(tmp_path):
     # Keras overwrites after update u when (u + 1) % 3 == 0: steps 2 and 5 of the 8.
     np.testing.assert_array_equal(frame["gradients_ema_overwrite"], (np.arange(8) + 1) % 3 == 0)
     assert frame["gradients_ema_overwrite"].dtype == np.int64
+
+
+def test_class_names_name_the_tags_columns_and_summary(tmp_path):
+    callbacks = [
+        BatchComposition(str(tmp_path), class_names=["negative", "positive"]),
+        PerClassGradients(str(tmp_path), every_n_steps=1, class_names=["negative", "positive"]),
+    ]
+    ct.fit(ct.model(), ct.dataset(LABELS, 2), callbacks)
+    composition, gradients = (callback.dataframe() for callback in callbacks)
+    np.testing.assert_array_equal(composition["composition_count_class_positive"], np.reshape(LABELS, (-1, 2)).sum(1))
+    assert "gradients_cosine_class_negative_vs_rest" in gradients
+    assert "gradients_mean_norm_class_positive" in callbacks[1].summary()
+    assert callbacks[0].summary()["composition_mean_minority_per_batch"] == np.mean(np.reshape(LABELS, (-1, 2)).sum(1))
+    config = callbacks[1].get_config()
+    assert type(callbacks[1]).from_config(config).get_config() == config
+
+
+@pytest.mark.parametrize("names", [["a"], ["a", "a"], ["a", "b/c"], "ab", ["a", "b", "c"]])
+def test_bad_class_names_are_refused_in_one_line(names):
+    with pytest.raises(
+        UserInputError, match=rf"^BatchComposition: class_names must .* Received: class_names={re.escape(repr(names))}$"
+    ):
+        BatchComposition("logs", num_classes=2, class_names=names)

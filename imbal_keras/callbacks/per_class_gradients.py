@@ -54,6 +54,8 @@ class PerClassGradients(StepRecorder):
       every_n_steps: record every n-th optimizer step (steps 0, n, 2n, ...).
       minority_class: the class whose cosine goes into `summary()`; class 1 by default.
       num_classes: K; inferred from the model output when omitted ((B, 1) output means K = 2).
+      class_names: a name per class, in class order, used in the tags and columns instead of the class ids
+        (`class_{name}`); K is their number.
 
     Example:
     ```python
@@ -74,21 +76,25 @@ class PerClassGradients(StepRecorder):
         every_n_steps: int = 10,
         minority_class: int = 1,
         num_classes: int | None = None,
+        class_names: list[str] | None = None,
     ):
         super().__init__(
             log_dir,
             every_n_steps=every_n_steps,
             minority_class=minority_class,
             num_classes=num_classes,
+            class_names=class_names,
         )
         self._ema_every = 0
 
     def _tags(self) -> list[str]:
-        tags = rows.gradient_tags(self.num_classes, accumulation=self._accumulation > 1)
+        tags = rows.gradient_tags(self.num_classes, accumulation=self._accumulation > 1, class_names=self.class_names)
         return tags + [rows.EMA_OVERWRITE_TAG] if self._ema_every else tags
 
     def _raw_width(self) -> int:
-        return len(rows.gradient_tags(self.num_classes, accumulation=self._accumulation > 1))
+        return len(
+            rows.gradient_tags(self.num_classes, accumulation=self._accumulation > 1, class_names=self.class_names)
+        )
 
     def _columns(self, raw: np.ndarray, steps: np.ndarray) -> np.ndarray:
         if not self._ema_every:
@@ -237,13 +243,15 @@ class PerClassGradients(StepRecorder):
             "gradients_mean_norm_applied": "gradients_norm_applied",
             "gradients_mean_update_norm": "gradients_update_norm",
         }
-        for c in range(self.num_classes):
+        labels = self._class_labels()
+        for c in labels:
             means[f"gradients_mean_norm_class_{c}"] = f"gradients_norm_class_{c}"
             means[f"gradients_mean_effective_step_class_{c}"] = f"gradients_effective_step_class_{c}"
             means[f"loss_mean_class_{c}"] = f"loss_class_{c}"
         summary = {key: float(frame[column].mean()) for key, column in means.items()}
-        with_minority = frame[f"gradients_examples_class_{self.minority_class}"] > 0
-        cosine = frame[f"gradients_cosine_class_{self.minority_class}_vs_rest"][with_minority]
+        minority = labels[self.minority_class]
+        with_minority = frame[f"gradients_examples_class_{minority}"] > 0
+        cosine = frame[f"gradients_cosine_class_{minority}_vs_rest"][with_minority]
         summary["gradients_mean_cosine_minority_vs_rest"] = float(cosine.mean())
         summary["gradients_frac_steps_with_minority"] = float(with_minority.mean())
         return summary

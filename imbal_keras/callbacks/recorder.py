@@ -8,13 +8,14 @@ reads back and logs rows, whichever path recorded them (the probe's train step, 
 from __future__ import annotations
 
 import os
+import re
 
 import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from imbal_keras.callbacks import _keras_adapter, _labels, descriptions, events, probe
+from imbal_keras.callbacks import _keras_adapter, _labels, descriptions, events, probe, rows
 from imbal_keras.errors import UserInputError
 
 __all__ = ["StepRecorder"]
@@ -63,6 +64,7 @@ class StepRecorder(keras.callbacks.Callback):
         every_n_steps: int,
         minority_class: int = 1,
         num_classes: int | None = None,
+        class_names: list[str] | None = None,
     ):
         super().__init__()
         name = type(self).__name__
@@ -72,10 +74,14 @@ class StepRecorder(keras.callbacks.Callback):
         _check_int(name, "minority_class", minority_class, minimum=0)
         if num_classes is not None:
             _check_int(name, "num_classes", num_classes, minimum=2)
+        if class_names is not None:
+            class_names = _checked_class_names(name, class_names, num_classes)
+            num_classes = len(class_names)
         self.log_dir = os.fspath(log_dir)
         self.every_n_steps = every_n_steps
         self.minority_class = minority_class
         self.num_classes = num_classes
+        self.class_names = class_names
         self._events = None
         self._blocks = []
         self._keep_buffer = False
@@ -100,6 +106,7 @@ class StepRecorder(keras.callbacks.Callback):
             "every_n_steps": self.every_n_steps,
             "minority_class": self.minority_class,
             "num_classes": self.num_classes,
+            "class_names": self.class_names,
         }
 
     @classmethod
@@ -275,7 +282,7 @@ class StepRecorder(keras.callbacks.Callback):
             directory = os.path.join(self.log_dir, self._events_subdir)
             self._events = events.ScalarEventFile(directory, tags, [descriptions.describe(tag) for tag in tags])
             if any("class_" in tag for tag in tags):
-                self._events.write_summary(0, descriptions.layout_summary([str(c) for c in range(self.num_classes)]))
+                self._events.write_summary(0, descriptions.layout_summary(self._class_labels()))
         self._events.write_scalars(steps + self._events_step_offset, values)
 
     def end_epoch(self, epoch: int) -> None:
@@ -327,6 +334,10 @@ class StepRecorder(keras.callbacks.Callback):
         k = self._accumulation
         return step // (k * self.every_n_steps) * k + step % k
 
+    def _class_labels(self) -> list[str]:
+        """How the tags and columns name the classes, in class order (`class_names` or the ids)."""
+        return rows.class_labels(self.num_classes, self.class_names)
+
     def _class_ids(self, y: tf.Tensor) -> tf.Tensor:
         return _labels.class_ids(y, self.num_classes, type(self).__name__)
 
@@ -345,15 +356,15 @@ class StepRecorder(keras.callbacks.Callback):
         strategy = self.model.distribute_strategy
         with strategy.scope():
             buffer = self._buffer.read_value().numpy()
-        rows = buffer[self._row_index(steps) % self._rows]
+        recorded = buffer[self._row_index(steps) % self._rows]
         summed = self._distributed and self._aggregation == tf.VariableAggregation.SUM
         copies = strategy.num_replicas_in_sync if summed else 1
-        written = rows[:, 0] == copies * (steps % _STAMP_PERIOD + 1)
-        steps, rows = steps[written], rows[written, 1:]
+        written = recorded[:, 0] == copies * (steps % _STAMP_PERIOD + 1)
+        steps, recorded = steps[written], recorded[written, 1:]
         if not steps.size:
             return
         try:
-            self.add_rows(steps, rows, epoch=self._epoch)
+            self.add_rows(steps, recorded, epoch=self._epoch)
         except UserInputError:
             probe.restore(self.model)  # fit stops here without calling on_train_end
             raise
@@ -362,6 +373,23 @@ class StepRecorder(keras.callbacks.Callback):
 def _check_log_dir(callback_name: str, log_dir) -> None:
     if not isinstance(log_dir, (str, os.PathLike)) or not str(log_dir):
         raise UserInputError(f"{callback_name}: log_dir must be a directory path. Received: log_dir={log_dir!r}")
+
+
+def _checked_class_names(callback_name: str, class_names, num_classes: int | None) -> list[str]:
+    names = list(class_names) if isinstance(class_names, (list, tuple)) else None
+    valid = (
+        names is not None
+        and len(names) >= 2
+        and len(set(names)) == len(names)
+        and all(isinstance(n, str) and re.fullmatch(r"[A-Za-z0-9_.-]+", n) for n in names)
+        and (num_classes is None or len(names) == num_classes)
+    )
+    if not valid:
+        raise UserInputError(
+            f"{callback_name}: class_names must be a list of at least 2 distinct names of letters, digits, '_', '.' "
+            f"or '-', one per class. Received: class_names={class_names!r}"
+        )
+    return names
 
 
 def _check_int(callback_name: str, argument: str, value, *, minimum: int) -> None:

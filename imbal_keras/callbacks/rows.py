@@ -15,6 +15,7 @@ __all__ = [
     "ACCUMULATION_TAGS",
     "EMA_OVERWRITE_TAG",
     "ADDITIVE_REDUCTIONS",
+    "class_labels",
     "class_losses",
     "class_masks",
     "class_order",
@@ -32,10 +33,15 @@ __all__ = [
 ADDITIVE_REDUCTIONS = ("sum", "sum_over_batch_size", "mean", "mean_with_sample_weight")
 
 
-def composition_raw_tags(num_classes: int) -> list[str]:
+def class_labels(num_classes: int, class_names: list[str] | None = None) -> list[str]:
+    """How tags name the classes (`class_{label}`): the names given, else the ids 0..K-1."""
+    return list(class_names) if class_names is not None else [str(c) for c in range(num_classes)]
+
+
+def composition_raw_tags(num_classes: int, *, class_names: list[str] | None = None) -> list[str]:
     """The quantities of a recorded composition row, in order: the batch size, then per class the count and the
     total sample weight. Only additive quantities: summing replicas' rows gives the global batch's."""
-    classes = range(num_classes)
+    classes = class_labels(num_classes, class_names)
     return (
         ["composition/batch_size"]
         + [f"composition/count/class_{c}" for c in classes]
@@ -43,10 +49,10 @@ def composition_raw_tags(num_classes: int) -> list[str]:
     )
 
 
-def composition_tags(num_classes: int) -> list[str]:
+def composition_tags(num_classes: int, *, class_names: list[str] | None = None) -> list[str]:
     """The logged composition columns (TensorBoard tags): the recorded ones, each class's share of the batch and
     whether the batch lacked the minority class."""
-    classes = range(num_classes)
+    classes = class_labels(num_classes, class_names)
     return (
         ["composition/batch_size"]
         + [f"composition/count/class_{c}" for c in classes]
@@ -84,12 +90,12 @@ ACCUMULATION_TAGS = ["gradients/accumulation/update_applied", "gradients/accumul
 EMA_OVERWRITE_TAG = "gradients/ema_overwrite"
 
 
-def gradient_tags(num_classes: int, *, accumulation: bool = False) -> list[str]:
+def gradient_tags(num_classes: int, *, accumulation: bool = False, class_names: list[str] | None = None) -> list[str]:
     """The columns of a per-class-gradient row (TensorBoard tags, in row order); see `PerClassGradients`.
 
     With `accumulation` (an optimizer's `gradient_accumulation_steps`) the row ends with `ACCUMULATION_TAGS`.
     """
-    classes = range(num_classes)
+    classes = class_labels(num_classes, class_names)
     return (
         ["loss/total", "loss/regularization"]
         + [f"loss/class_{c}" for c in classes]
