@@ -32,6 +32,7 @@ def test_get_config_round_trips(cls):
             "every_n_steps": 5,
             "minority_class": 0,
             "num_classes": 3,
+            "class_names": None,
         }
     )
 
