@@ -83,3 +83,10 @@ def test_bad_class_names_are_refused_in_one_line(names):
         UserInputError, match=rf"^BatchComposition: class_names must .* Received: class_names={re.escape(repr(names))}$"
     ):
         BatchComposition("logs", num_classes=2, class_names=names)
+
+
+def test_class_names_for_another_number_of_classes_than_the_model_has_are_refused(tmp_path):
+    callback = BatchComposition(str(tmp_path), class_names=["a", "b", "c"])
+    message = r"^BatchComposition: class_names must name each of the model's 2 classes\. Received: .*'c'\]$"
+    with pytest.raises(UserInputError, match=message):
+        ct.fit(ct.model(), ct.dataset(LABELS, 2), [callback])

@@ -36,6 +36,14 @@ def num_classes(model: keras.Model, callback_name: str) -> int:
     return 2 if width == 1 else int(width)
 
 
+def output_classes(model: keras.Model) -> int | None:
+    """K as `num_classes` infers it from the model output, or None where it cannot."""
+    try:
+        return num_classes(model, "")
+    except UserInputError:
+        return None
+
+
 def _output_spec(model: keras.Model):
     """The model's output spec: `outputs` (functional) or a symbolic call on the built input."""
     try:

@@ -210,6 +210,11 @@ class StepRecorder(keras.callbacks.Callback):
         name = type(self).__name__
         if self.num_classes is None:
             self.num_classes = _labels.num_classes(self.model, name)
+        elif self.class_names is not None and _labels.output_classes(self.model) not in (None, self.num_classes):
+            raise UserInputError(
+                f"{name}: class_names must name each of the model's {_labels.output_classes(self.model)} classes. "
+                f"Received: class_names={self.class_names!r}"
+            )
         if self.minority_class >= self.num_classes:
             raise UserInputError(
                 f"{name}: minority_class must be a class of the {self.num_classes}-class model. "
