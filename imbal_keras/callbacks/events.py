@@ -21,6 +21,8 @@ from tensorboard.plugins.scalar import metadata as scalar_metadata
 
 # TensorProto of a float scalar: dtype DT_FLOAT (field 1), empty shape (field 2), then field 5
 # (packed float_val) holding 4 bytes, which follow this header.
+__all__ = ["ScalarEventFile"]
+
 _FLOAT_TENSOR_HEADER = b"\x08\x01\x12\x00\x2a\x04"
 _FILE_IDS = itertools.count()
 

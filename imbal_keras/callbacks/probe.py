@@ -49,6 +49,19 @@ import tensorflow as tf
 from imbal_keras.callbacks import _keras_adapter as adapter
 from imbal_keras.errors import UserInputError
 
+__all__ = [
+    "GradientStep",
+    "attach",
+    "batch_count",
+    "detach",
+    "forget_compiled",
+    "is_attached",
+    "is_due",
+    "keep_compiled",
+    "observe_gradients",
+    "restore",
+]
+
 _PROBES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # Models whose custom train step is being traced with a gradient recorder due -> the `GradientStep`s it handed over.
 _OBSERVING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
