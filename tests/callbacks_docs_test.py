@@ -6,6 +6,7 @@ import re
 import pytest
 
 from imbal_keras import callbacks as ik
+from imbal_keras.callbacks import rows
 
 DOC = pathlib.Path(__file__).resolve().parents[1] / "docs" / "callbacks.md"
 
@@ -25,6 +26,7 @@ def test_python_blocks_run(tmp_path, monkeypatch):
     assert len(namespace["composition"].dataframe()) == 32  # 2 epochs of 16 batches
     assert namespace["gradients"].dataframe()["step"].tolist() == list(range(0, 32, 4))
     assert (tmp_path / "logs" / "run1" / "composition.csv").exists()
+    assert len(namespace["custom_gradients"].dataframe()) == 4  # one epoch of 4 batches, a custom train step
 
 
 def test_tag_table_lists_every_tag():
@@ -33,7 +35,7 @@ def test_tag_table_lists_every_tag():
     composition = ik.BatchComposition("logs", num_classes=2)
     gradients = ik.PerClassGradients("logs", num_classes=2)
     logged = {re.sub(r"class_\d", "class_{c}", tag) for cb in (composition, gradients) for tag in cb._tags()}
-    assert logged | {"composition/minority_count"} == documented
+    assert logged | {"composition/minority_count", *rows.ACCUMULATION_TAGS, rows.EMA_OVERWRITE_TAG} == documented
 
 
 @pytest.mark.parametrize("name", ["accuracy", "keras_versions"])

@@ -120,21 +120,21 @@ BAD_INPUT = {
         {"loss": keras.losses.BinaryCrossentropy(reduction=None)},
         "Received: reduction=None",
     ),
-    "custom_compute_loss": (_ours, {"compute_loss": True}, "Received: model class"),
+    "custom_train_step_not_handing_over": (_ours, {"train_step": True}, "calling it 0 times"),
 }
 
 
 @pytest.mark.parametrize("name", BAD_INPUT)
 def test_bad_input_in_a_callback_restores_the_model_at_once(tmp_path, name):
     make_callbacks, model_kwargs, message = BAD_INPUT[name]
-    if model_kwargs.pop("compute_loss", False):
+    if model_kwargs.pop("train_step", False):
 
-        class CustomLoss(keras.Sequential):
-            def compute_loss(self, *args, **kwargs):
-                return super().compute_loss(*args, **kwargs)
+        class CustomStep(keras.Sequential):
+            def train_step(self, data):
+                return super().train_step(data)
 
         keras.utils.set_random_seed(0)
-        net = CustomLoss([keras.Input((ct.FEATURES,)), keras.layers.Dense(1, activation="sigmoid")])
+        net = CustomStep([keras.Input((ct.FEATURES,)), keras.layers.Dense(1, activation="sigmoid")])
         net.compile(optimizer="sgd", loss="binary_crossentropy")
     else:
         net = ct.model(**model_kwargs)

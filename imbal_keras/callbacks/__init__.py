@@ -2,8 +2,8 @@
 
 `BatchComposition` logs the class make-up of every batch trained on; `PerClassGradients` logs
 per-class loss contributions, gradient norms, cosines and update sizes. Both work in a plain
-`model.fit` and write TensorBoard scalars plus a pandas DataFrame (`dataframe()`, `to_csv()`). See
-docs/callbacks.md.
+`model.fit` (a custom `train_step` calls `observe_gradients`) and write TensorBoard scalars plus a pandas
+DataFrame (`dataframe()`, `to_csv()`). See docs/callbacks.md.
 """
 
 from __future__ import annotations
@@ -13,8 +13,16 @@ import keras
 from imbal_keras.callbacks.batch_composition import BatchComposition
 from imbal_keras.callbacks.gradient_noise import GradientNoise
 from imbal_keras.callbacks.per_class_gradients import PerClassGradients
+from imbal_keras.callbacks.probe import observe_gradients
 
-__all__ = ["BatchComposition", "GradientNoise", "PerClassGradients", "experiment_callbacks", "summarize"]
+__all__ = [
+    "BatchComposition",
+    "GradientNoise",
+    "PerClassGradients",
+    "experiment_callbacks",
+    "observe_gradients",
+    "summarize",
+]
 
 
 def experiment_callbacks(

@@ -10,6 +10,8 @@ the callback tests ran on)."""
 
 from __future__ import annotations
 
+import inspect
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -106,6 +108,54 @@ def one_step_train_function(model: keras.Model, step_function):
     return function
 
 
+def _inner(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
+    """The optimizer that updates the weights (a `LossScaleOptimizer`'s inner one)."""
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return optimizer.inner_optimizer
+    return optimizer
+
+
+def accumulation_steps(optimizer: keras.optimizers.Optimizer) -> int:
+    """k of `gradient_accumulation_steps=k`: the batches averaged into one update (1 without accumulation)."""
+    return int(getattr(_inner(optimizer), "gradient_accumulation_steps", None) or 1)
+
+
+def ema_overwrite_frequency(optimizer: keras.optimizers.Optimizer) -> int:
+    """Every how many updates an optimizer with `use_ema=True` overwrites the weights with their average (0: never)."""
+    inner = _inner(optimizer)
+    return int(inner.ema_overwrite_frequency or 0) if inner.use_ema else 0
+
+
+def batch_counter(optimizer: keras.optimizers.Optimizer):
+    """The variable counting the batches the optimizer received (`optimizer.iterations` is it, or it // k).
+
+    With `gradient_accumulation_steps=k`, `optimizer.iterations` is the number of updates, the counter divided by
+    k, so the k batches of one update share it; the counter tells them apart.
+    """
+    return _inner(optimizer)._iterations
+
+
+def batch_spec(iterator):
+    """The `tf.TensorSpec`s of one replica's batch from the iterator a train function receives, or None.
+
+    A `tf.distribute` iterator's spec holds a `PerReplicaSpec` per tensor: its first replica's spec is taken.
+    """
+    spec = getattr(iterator, "element_spec", None)
+    if spec is None:
+        return None
+    return tf.nest.map_structure(lambda s: s._value_specs[0] if hasattr(s, "_value_specs") else s, spec)
+
+
+def build_from_spec(model: keras.Model, element_spec) -> None:
+    """Builds an unbuilt model, its compiled loss and metrics and its optimizer from a batch's `tf.TensorSpec`s.
+
+    What Keras's TensorFlow trainer does before `fit` under a distribution strategy (`_symbolic_build`), and
+    otherwise inside the first traced step: symbolic tensors of the batch's shapes and dtypes go through the model.
+    """
+    with model.distribute_strategy.scope():
+        model._symbolic_build(data_batch=element_spec)
+
+
 def overrides_train_step(model: keras.Model) -> bool:
     return type(model).train_step is not STANDARD_TRAIN_STEP
 
@@ -126,11 +176,11 @@ def state_before_step(model: keras.Model, weights: list, state: list, step) -> k
       model: a built, compiled model.
       weights: values of `model.trainable_variables`, in order.
       state: values of `model.non_trainable_variables`, in order.
-      step: the value of `model.optimizer.iterations`.
+      step: the value of `batch_counter(model.optimizer)` (`optimizer.iterations` reads it).
     """
     mapping = list(zip(model.trainable_variables, weights, strict=True))
     mapping += zip(model.non_trainable_variables, state, strict=True)
-    mapping.append((model.optimizer.iterations, step))
+    mapping.append((batch_counter(model.optimizer), step))
     return keras.StatelessScope(state_mapping=mapping, collect_losses=True)
 
 
@@ -143,6 +193,13 @@ def forward(model: keras.Model, x) -> tuple:
 def compiled_loss(model: keras.Model, y, y_pred, sample_weight) -> tf.Tensor:
     """The compiled loss of a batch, as `compute_loss` computes its first term."""
     return model._compile_loss(y, y_pred, sample_weight)
+
+
+def model_loss(model: keras.Model, x, y, y_pred, sample_weight) -> tf.Tensor:
+    """The model's own `compute_loss` of a batch, as Keras's train step calls it."""
+    if "training" in inspect.signature(model.compute_loss).parameters:
+        return model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+    return model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
 
 
 def regularization(model: keras.Model, losses: list, dtype) -> tf.Tensor:

@@ -36,6 +36,14 @@ def num_classes(model: keras.Model, callback_name: str) -> int:
     return 2 if width == 1 else int(width)
 
 
+def output_classes(model: keras.Model) -> int | None:
+    """K as `num_classes` infers it from the model output, or None where it cannot."""
+    try:
+        return num_classes(model, "")
+    except UserInputError:
+        return None
+
+
 def _output_spec(model: keras.Model):
     """The model's output spec: `outputs` (functional) or a symbolic call on the built input."""
     try:
@@ -48,10 +56,20 @@ def _output_spec(model: keras.Model):
     return None if shape is None else model.compute_output_spec(keras.KerasTensor(shape))
 
 
+def check_labels(y, num_classes: int, callback_name: str) -> None:
+    """Raises unless `class_ids` can read labels like `y` (a tensor or a `tf.TensorSpec`: only its structure,
+    dtype and shape are read), so that labels it cannot read are refused before a step is traced.
+
+    Raises:
+      UserInputError: labels of another structure, rank, width or dtype.
+    """
+    _layout(y, num_classes, callback_name)
+
+
 def class_ids(y: tf.Tensor, num_classes: int, callback_name: str) -> tf.Tensor:
     """Integer class id of every example, shape (B,) int32.
 
-    Accepted labels: integer or float class ids of shape (B,) or (B, 1) (for K = 2 a float label
+    Accepted labels: integer, boolean or float class ids of shape (B,) or (B, 1) (for K = 2 a float label
     counts as class 1 when it is >= 0.5, so smoothed binary labels work), and one-hot or soft labels
     of shape (B, K) (class = argmax).
 
@@ -63,22 +81,33 @@ def class_ids(y: tf.Tensor, num_classes: int, callback_name: str) -> tf.Tensor:
     Raises:
       UserInputError: (at trace time) labels of another structure, rank, width or dtype.
     """
-    if isinstance(y, (list, tuple, dict)) or not (y.dtype.is_integer or y.dtype.is_floating):
+    layout = _layout(y, num_classes, callback_name)
+    if layout == "one_hot":
+        return tf.argmax(y, axis=-1, output_type=tf.int32)
+    if layout == "column":
+        y = tf.squeeze(y, axis=-1)
+    if y.dtype.is_floating and num_classes == 2:
+        return tf.cast(y >= 0.5, tf.int32)
+    return tf.cast(y, tf.int32)
+
+
+def _layout(y, num_classes: int, callback_name: str) -> str:
+    """How labels like `y` hold the classes: "ids" (B,), "column" (B, 1) or "one_hot" (B, K)."""
+    numeric = hasattr(y, "dtype") and (y.dtype.is_integer or y.dtype.is_floating or y.dtype == tf.bool)
+    if isinstance(y, (list, tuple, dict)) or not numeric:
         raise UserInputError(
             f"{callback_name} cannot interpret the labels: expected numeric class ids (B,) or "
             f"one-hot labels (B, {num_classes}). Received: y={y!r}"
         )
     rank, width = y.shape.rank, y.shape[-1] if y.shape.rank else None
     if rank == 2 and width == 1:
-        y, rank = tf.squeeze(y, axis=-1), 1
-    if rank == 2 and width == num_classes:
-        return tf.argmax(y, axis=-1, output_type=tf.int32)
+        return "column"
+    if rank == 2 and width == num_classes and y.dtype != tf.bool:
+        return "one_hot"
     if rank != 1:
         raise UserInputError(
             f"{callback_name} cannot interpret labels for a model with {num_classes} classes: "
             f"expected class ids (B,) or (B, 1), or one-hot (B, {num_classes}). "
             f"Received: y.shape={y.shape}"
         )
-    if y.dtype.is_floating and num_classes == 2:
-        return tf.cast(y >= 0.5, tf.int32)
-    return tf.cast(y, tf.int32)
+    return "ids"

@@ -34,6 +34,8 @@ class BatchComposition(StepRecorder):
       every_n_steps: record every n-th optimizer step (default: every step).
       minority_class: the class whose absence is flagged; class 1 (the positive class) by default.
       num_classes: K; inferred from the model output when omitted ((B, 1) output means K = 2).
+      class_names: a name per class, in class order, used in the tags and columns instead of the class ids
+        (`class_{name}`); K is their number.
 
     Example:
     ```python
@@ -49,19 +51,21 @@ class BatchComposition(StepRecorder):
         every_n_steps: int = 1,
         minority_class: int = 1,
         num_classes: int | None = None,
+        class_names: list[str] | None = None,
     ):
         super().__init__(
             log_dir,
             every_n_steps=every_n_steps,
             minority_class=minority_class,
             num_classes=num_classes,
+            class_names=class_names,
         )
 
     def _tags(self) -> list[str]:
-        return rows.composition_tags(self.num_classes)
+        return rows.composition_tags(self.num_classes, class_names=self.class_names)
 
     def _raw_width(self) -> int:
-        return len(rows.composition_raw_tags(self.num_classes))
+        return len(rows.composition_raw_tags(self.num_classes, class_names=self.class_names))
 
     def _columns(self, raw: np.ndarray, steps: np.ndarray) -> np.ndarray:
         k = self.num_classes
@@ -99,10 +103,11 @@ class BatchComposition(StepRecorder):
     def summary(self) -> dict[str, float]:
         """Scalar summaries over the run, for the results table (see docs/callbacks.md)."""
         frame = self.dataframe()
-        minority = frame[f"composition_count_class_{self.minority_class}"].astype(float)
+        label = self._class_labels()[self.minority_class]
+        minority = frame[f"composition_count_class_{label}"].astype(float)
         return {
             "composition_frac_batches_without_minority": float(frame["composition_no_minority"].mean()),
             "composition_mean_minority_per_batch": float(minority.mean()),
             "composition_std_minority_per_batch": float(minority.std(ddof=0)),
-            "composition_mean_minority_share": float(frame[f"composition_share_class_{self.minority_class}"].mean()),
+            "composition_mean_minority_share": float(frame[f"composition_share_class_{label}"].mean()),
         }

@@ -19,9 +19,10 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.scalar import metadata as scalar_metadata
 
-_SCALAR_METADATA = scalar_metadata.create_summary_metadata(display_name=None, description=None)
 # TensorProto of a float scalar: dtype DT_FLOAT (field 1), empty shape (field 2), then field 5
 # (packed float_val) holding 4 bytes, which follow this header.
+__all__ = ["ScalarEventFile"]
+
 _FLOAT_TENSOR_HEADER = b"\x08\x01\x12\x00\x2a\x04"
 _FILE_IDS = itertools.count()
 
@@ -32,16 +33,18 @@ class ScalarEventFile:
     Args:
       directory: created if missing; TensorBoard reads every `*tfevents*` file in it.
       tags: the tags of one scalar row, in column order.
+      descriptions: each tag's description (TensorBoard shows it beside the chart), or None for none.
     """
 
-    def __init__(self, directory: str, tags: list[str]):
+    def __init__(self, directory: str, tags: list[str], descriptions: list[str] | None = None):
         os.makedirs(directory, exist_ok=True)
         name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}.{next(_FILE_IDS)}.v2"
         self._records = tf.io.TFRecordWriter(os.path.join(directory, name))
         self._records.write(_event(0, _field(3, b"brain.Event:2")))  # file_version
-        metadata = _SCALAR_METADATA.SerializeToString()
         values = []
-        for tag in tags:
+        for tag, description in zip(tags, descriptions or [None] * len(tags), strict=True):
+            metadata = scalar_metadata.create_summary_metadata(display_name=None, description=description)
+            metadata = metadata.SerializeToString()
             value = _field(1, tag.encode()) + _field(9, metadata) + _field(8, _FLOAT_TENSOR_HEADER + b"\0" * 4)
             values.append(_field(1, value))
         self._template = np.frombuffer(b"".join(values), np.uint8)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from imbal_keras.callbacks import _keras_adapter, rows
@@ -53,6 +54,8 @@ class PerClassGradients(StepRecorder):
       every_n_steps: record every n-th optimizer step (steps 0, n, 2n, ...).
       minority_class: the class whose cosine goes into `summary()`; class 1 by default.
       num_classes: K; inferred from the model output when omitted ((B, 1) output means K = 2).
+      class_names: a name per class, in class order, used in the tags and columns instead of the class ids
+        (`class_{name}`); K is their number.
 
     Example:
     ```python
@@ -73,34 +76,47 @@ class PerClassGradients(StepRecorder):
         every_n_steps: int = 10,
         minority_class: int = 1,
         num_classes: int | None = None,
+        class_names: list[str] | None = None,
     ):
         super().__init__(
             log_dir,
             every_n_steps=every_n_steps,
             minority_class=minority_class,
             num_classes=num_classes,
+            class_names=class_names,
         )
+        self._ema_every = 0
 
     def _tags(self) -> list[str]:
-        return rows.gradient_tags(self.num_classes)
+        tags = rows.gradient_tags(self.num_classes, accumulation=self._accumulation > 1, class_names=self.class_names)
+        return tags + [rows.EMA_OVERWRITE_TAG] if self._ema_every else tags
 
     def _raw_width(self) -> int:
-        return len(self._tags())
+        return len(
+            rows.gradient_tags(self.num_classes, accumulation=self._accumulation > 1, class_names=self.class_names)
+        )
+
+    def _columns(self, raw: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        if not self._ema_every:
+            return raw
+        # Keras overwrites the weights after update u when (u + 1) is a multiple of the frequency.
+        overwritten = (steps // self._accumulation + 1) % self._ema_every == 0
+        return np.concatenate([raw, overwritten[:, None]], axis=1)
 
     def on_train_begin(self, logs=None):
-        for overridden, method in (
-            (_keras_adapter.overrides_train_step(self.model), "train_step"),
-            (_keras_adapter.overrides_compute_loss(self.model), "compute_loss"),
-        ):
-            if overridden:
-                raise UserInputError(
-                    f"PerClassGradients recomputes Keras's standard train step and loss and cannot observe "
-                    f"a custom {method}. Received: model class {type(self.model).__name__} overriding {method}"
-                )
         _keras_adapter.check_loss_scaling_supported("PerClassGradients", self.model.optimizer)
+        self._ema_every = _keras_adapter.ema_overwrite_frequency(self.model.optimizer)
         # Resolved while tracing the train step: Keras builds the compiled loss on its first call.
         self._class_losses = None
         super().on_train_begin(logs)
+
+    def _prepare(self) -> None:
+        super()._prepare()
+        if self._accumulation > 1:
+            # Rows: each class's gradient summed over the batches of the update so far, then the total's; the last
+            # column counts those batches.
+            size = sum(int(np.prod(w.shape)) for w in self.model.trainable_weights)
+            self._zeroed_variable("_accumulated", (self.num_classes + 1, size + 1))
 
     def record_gradients(self, step) -> None:
         """Records the quantities of a `probe.GradientStep` (called inside the train step)."""
@@ -126,9 +142,35 @@ class PerClassGradients(StepRecorder):
                 per_class, total, losses, counts = reduced[:4]
                 applied = reduced[4] if applied is not None else None
             update = _flatten([w.value for w in step.weights]) - _flatten(step.weights_before)
+            if self._accumulation > 1:
+                return self._accumulated_row(step.step, per_class, total, update, losses, counts)
             return rows.gradient_row(per_class, total, applied, update, losses, counts)
 
         self._record(step.step, row)
+
+    def _accumulated_row(self, step, per_class, total, update, losses, counts) -> list[tf.Tensor]:
+        """The row of one of the k batches of an update with `gradient_accumulation_steps=k`.
+
+        The batch's own losses, gradients, norms and cosines; `gradients/norm/applied`, the update's norm and the
+        effective steps are those of the update where the optimizer applies it (the k-th batch) and 0 in the other
+        batches, which do not change the weights. The update is split per class in proportion to the class
+        gradients summed over the update's batches, as the optimizer averages them, and
+        `gradients/accumulation/batches_in_split` says over how many batches (k, or fewer when the fit began
+        inside an update whose first batches an earlier fit trained on).
+        """
+        applies = tf.cast(tf.equal((step + 1) % self._accumulation, 0), tf.float32)
+        ones = tf.ones([self.num_classes + 1, 1])
+        summed = self._accumulated + tf.concat([tf.concat([per_class, total[None]], axis=0), ones], axis=1)
+        self._accumulated.assign(summed * (1.0 - applies))
+        split_per_class, split_total, batches = summed[:-1, :-1], summed[-1, :-1], summed[0, -1]
+        shapes = [w.shape for w in self.model.trainable_weights]
+        averaged = split_total / self._accumulation
+        applied = _keras_adapter.clipped_gradient(self.model.optimizer, averaged, shapes)
+        applied = averaged if applied is None else applied
+        row = rows.gradient_row(
+            per_class, total, applied * applies, update, losses, counts, split=(split_per_class, split_total)
+        )
+        return [*row, applies[None], (batches * applies)[None]]
 
     def _class_gradients(self, x, y, sample_weight, before: tuple, loss_scale) -> tuple:
         """The class gradients, total gradient, losses and class counts of a batch, from the state before the step.
@@ -148,8 +190,13 @@ class PerClassGradients(StepRecorder):
             tape.watch(weights)
             y_pred, additional_losses = _keras_adapter.forward(model, x)
             data_loss = _keras_adapter.compiled_loss(model, y, y_pred, sample_weight)
-            regularization = _keras_adapter.regularization(model, additional_losses, data_loss.dtype)
-            loss = data_loss + regularization if additional_losses else data_loss
+            if _keras_adapter.overrides_compute_loss(model):
+                # Whatever the model's own compute_loss adds to the compiled loss counts as regularization.
+                loss = _keras_adapter.model_loss(model, x, y, y_pred, sample_weight)
+                regularization, additional_losses = loss - data_loss, True
+            else:
+                regularization = _keras_adapter.regularization(model, additional_losses, data_loss.dtype)
+                loss = data_loss + regularization if additional_losses else data_loss
             scaled_loss, scaled_data_loss = _scaled(loss, loss_scale), _scaled(data_loss, loss_scale)
             one_hot = tf.one_hot(self._class_ids(y), self.num_classes, dtype=tf.float32)
             class_losses = self._class_losses(y, y_pred, sample_weight, one_hot)
@@ -196,13 +243,15 @@ class PerClassGradients(StepRecorder):
             "gradients_mean_norm_applied": "gradients_norm_applied",
             "gradients_mean_update_norm": "gradients_update_norm",
         }
-        for c in range(self.num_classes):
+        labels = self._class_labels()
+        for c in labels:
             means[f"gradients_mean_norm_class_{c}"] = f"gradients_norm_class_{c}"
             means[f"gradients_mean_effective_step_class_{c}"] = f"gradients_effective_step_class_{c}"
             means[f"loss_mean_class_{c}"] = f"loss_class_{c}"
         summary = {key: float(frame[column].mean()) for key, column in means.items()}
-        with_minority = frame[f"gradients_examples_class_{self.minority_class}"] > 0
-        cosine = frame[f"gradients_cosine_class_{self.minority_class}_vs_rest"][with_minority]
+        minority = labels[self.minority_class]
+        with_minority = frame[f"gradients_examples_class_{minority}"] > 0
+        cosine = frame[f"gradients_cosine_class_{minority}_vs_rest"][with_minority]
         summary["gradients_mean_cosine_minority_vs_rest"] = float(cosine.mean())
         summary["gradients_frac_steps_with_minority"] = float(with_minority.mean())
         return summary

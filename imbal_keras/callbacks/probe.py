@@ -47,8 +47,24 @@ import keras
 import tensorflow as tf
 
 from imbal_keras.callbacks import _keras_adapter as adapter
+from imbal_keras.errors import UserInputError
+
+__all__ = [
+    "GradientStep",
+    "attach",
+    "batch_count",
+    "detach",
+    "forget_compiled",
+    "is_attached",
+    "is_due",
+    "keep_compiled",
+    "observe_gradients",
+    "restore",
+]
 
 _PROBES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# Models whose custom train step is being traced with a gradient recorder due -> the `GradientStep`s it handed over.
+_OBSERVING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # Models whose compiled step functions outlive a fit: model -> (functions by due recorders, the ids of those
 # recorders' buffers when each function was built).
 _KEPT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -77,7 +93,8 @@ class GradientStep:
     into the update or changes how TensorFlow's graph optimizer rewrites it.
 
     Attributes:
-      step: `optimizer.iterations` before the update (int64 scalar).
+      step: the optimizer's batch counter before the step (int64 scalar; `optimizer.iterations` unless the
+        optimizer accumulates gradients, see `_keras_adapter.batch_counter`).
       x: the batch features.
       y: the batch labels.
       sample_weight: the batch sample weights or None.
@@ -118,20 +135,37 @@ def is_attached(model: keras.Model) -> bool:
     return model in _PROBES
 
 
+def batch_count(model: keras.Model) -> int:
+    """The batches the model's optimizer has trained on (read on the host)."""
+    return int(adapter.batch_counter(model.optimizer).numpy())
+
+
+def is_due(step, every_n_steps: int, accumulation: int):
+    """Whether batch `step` (an int or a tensor) is recorded by a recorder due every `every_n_steps` updates.
+
+    Every batch of a due update is: with `gradient_accumulation_steps=k` an update takes k batches.
+    """
+    return (step // accumulation) % every_n_steps == 0
+
+
 class _Probe:
     def __init__(self, model: keras.Model):
         self._model = model
         self._recorders = []
+        # Recorders that have not seen the spec of a batch yet (`StepRecorder.prepare`).
+        self._unprepared = []
         self._saved_train_function = model.train_function
         self._kept = model in _KEPT
         self._functions, self._built_with = _KEPT[model] if self._kept else ({}, {})
-        self._step = int(model.optimizer.iterations.numpy())
+        self._step = batch_count(model)
+        self._accumulation = adapter.accumulation_steps(model.optimizer)
         # An instance attribute shadows the class's method; `restore` removes it.
         model.__dict__["make_train_function"] = self._make_train_function
 
     def add(self, recorder) -> None:
         if recorder not in self._recorders:
             self._recorders.append(recorder)
+            self._unprepared.append(recorder)
         self._forget_functions()
         self._model.train_function = self._train_function
 
@@ -172,8 +206,10 @@ class _Probe:
 
     def _train_function(self, iterator):
         model = self._model
+        if self._unprepared:
+            self._prepare(adapter.batch_spec(iterator))
         if model.steps_per_execution == 1:
-            due = tuple(r for r in self._recorders if self._step % r.every_n_steps == 0)
+            due = tuple(r for r in self._recorders if is_due(self._step, r.every_n_steps, self._accumulation))
         else:
             due = tuple(self._recorders)
         function = self._functions.get(due)
@@ -185,7 +221,7 @@ class _Probe:
         except (StopIteration, tf.errors.OutOfRangeError):
             # The end of a dataset of unknown length: Keras advances optimizer.iterations in this
             # call although no batch is trained on, so the host count is read again.
-            self._step = int(model.optimizer.iterations.numpy())
+            self._step = batch_count(model)
             raise
         except BaseException:
             # Bad input found while tracing, another error or KeyboardInterrupt: fit stops here and
@@ -194,6 +230,15 @@ class _Probe:
             raise
         self._step += model.steps_per_execution
         return logs
+
+    def _prepare(self, element_spec) -> None:
+        try:
+            for recorder in self._unprepared:
+                recorder.prepare(element_spec)
+        except BaseException:
+            restore(self._model)
+            raise
+        self._unprepared = []
 
     def _build(self, recorders: tuple):
         """The compiled train function feeding `recorders` (the model's own one for none)."""
@@ -224,8 +269,10 @@ class _Probe:
         ):
             # One compiled call runs several steps with one step function: the whole step goes into a tf.cond, so
             # the steps no gradient recorder is due in run the model's own train step, at its cost.
-            step = tf.convert_to_tensor(model.optimizer.iterations)
-            due = tf.reduce_any(tf.stack([tf.equal(step % r.every_n_steps, 0) for r in gradient_recorders]))
+            step = tf.convert_to_tensor(adapter.batch_counter(model.optimizer))
+            due = tf.reduce_any(
+                tf.stack([is_due(step, r.every_n_steps, self._accumulation) for r in gradient_recorders])
+            )
             others = tuple(r for r in recorders if not r.needs_gradients)
             return tf.cond(due, lambda: self._one_step(data, recorders), lambda: self._one_step(data, others))
         return self._one_step(data, recorders)
@@ -233,27 +280,64 @@ class _Probe:
     def _one_step(self, data, recorders: tuple):
         model = self._model
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        step = tf.convert_to_tensor(model.optimizer.iterations)
+        step = tf.convert_to_tensor(adapter.batch_counter(model.optimizer))
         gradient_recorders = [r for r in recorders if r.needs_gradients]
         for recorder in recorders:
             if not recorder.needs_gradients:
                 recorder.record_batch(step, y, sample_weight)
-        if gradient_recorders:
+        observed = []
+        if gradient_recorders and adapter.overrides_train_step(model):
+            # A custom train step hands its batch and state over by calling `observe_gradients`.
+            _OBSERVING[model] = observed
+        elif gradient_recorders:
             # Read before Keras's step updates them: automatic control dependencies keep program order.
-            gradient_step = GradientStep(
-                step=step,
-                x=x,
-                y=y,
-                sample_weight=sample_weight,
-                weights_before=[tf.identity(w.value) for w in model.trainable_weights],
-                state_before=[tf.identity(v.value) for v in model.non_trainable_variables],
-                loss_scale=adapter.loss_scale(model.optimizer),
-                weights=model.trainable_weights,
+            observed.append(_gradient_step(model, x, y, sample_weight))
+        try:
+            logs = type(model).train_step(model, data)
+        finally:
+            _OBSERVING.pop(model, None)
+        if gradient_recorders and len(observed) != 1:
+            raise UserInputError(
+                f"PerClassGradients: a custom train_step must call "
+                f"imbal_keras.callbacks.observe_gradients(self, x, y, sample_weight) once, before it updates the "
+                f"weights. Received: model class {type(model).__name__} calling it {len(observed)} times"
             )
-        logs = type(model).train_step(model, data)
         for recorder in gradient_recorders:
-            recorder.record_gradients(gradient_step)
+            recorder.record_gradients(observed[0])
         return _with_logs_recorded(logs, step, recorders)
+
+
+def observe_gradients(model: keras.Model, x, y, sample_weight=None) -> None:
+    """Hands a custom `train_step`'s batch to `PerClassGradients` (call it first in the step).
+
+    A model that overrides `train_step` calls this once per step, before its forward pass, with the batch it
+    trains on: the callback then recomputes from the weights and state at that point what it logs, as for
+    Keras's own step (forward pass, `compute_loss`, gradients per class). It does nothing when no gradient
+    recorder is due in the step, or when the model is not observed.
+
+    Args:
+      model: the model whose `train_step` is running (`self`).
+      x: the batch's features.
+      y: the batch's labels.
+      sample_weight: the batch's sample weights, or None.
+    """
+    observed = _OBSERVING.get(model)
+    if observed is not None:
+        observed.append(_gradient_step(model, x, y, sample_weight))
+
+
+def _gradient_step(model: keras.Model, x, y, sample_weight) -> GradientStep:
+    """The batch and the model's state now, before the step updates it."""
+    return GradientStep(
+        step=tf.convert_to_tensor(adapter.batch_counter(model.optimizer)),
+        x=x,
+        y=y,
+        sample_weight=sample_weight,
+        weights_before=[tf.identity(w.value) for w in model.trainable_weights],
+        state_before=[tf.identity(v.value) for v in model.non_trainable_variables],
+        loss_scale=adapter.loss_scale(model.optimizer),
+        weights=model.trainable_weights,
+    )
 
 
 def _with_logs_recorded(logs, step, recorders: tuple):

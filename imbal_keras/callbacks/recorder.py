@@ -8,13 +8,14 @@ reads back and logs rows, whichever path recorded them (the probe's train step, 
 from __future__ import annotations
 
 import os
+import re
 
 import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from imbal_keras.callbacks import _keras_adapter, _labels, events, probe
+from imbal_keras.callbacks import _keras_adapter, _labels, descriptions, events, probe, rows
 from imbal_keras.errors import UserInputError
 
 __all__ = ["StepRecorder"]
@@ -63,6 +64,7 @@ class StepRecorder(keras.callbacks.Callback):
         every_n_steps: int,
         minority_class: int = 1,
         num_classes: int | None = None,
+        class_names: list[str] | None = None,
     ):
         super().__init__()
         name = type(self).__name__
@@ -72,13 +74,19 @@ class StepRecorder(keras.callbacks.Callback):
         _check_int(name, "minority_class", minority_class, minimum=0)
         if num_classes is not None:
             _check_int(name, "num_classes", num_classes, minimum=2)
+        if class_names is not None:
+            class_names = _checked_class_names(name, class_names, num_classes)
+            num_classes = len(class_names)
         self.log_dir = os.fspath(log_dir)
         self.every_n_steps = every_n_steps
         self.minority_class = minority_class
         self.num_classes = num_classes
+        self.class_names = class_names
         self._events = None
         self._blocks = []
         self._keep_buffer = False
+        # k of the optimizer's `gradient_accumulation_steps=k` (1 without): a row per batch, k batches per update.
+        self._accumulation = 1
 
     def reuse(self, log_dir: str) -> None:
         """Starts over for another fit of the same model, logging into `log_dir`.
@@ -98,6 +106,7 @@ class StepRecorder(keras.callbacks.Callback):
             "every_n_steps": self.every_n_steps,
             "minority_class": self.minority_class,
             "num_classes": self.num_classes,
+            "class_names": self.class_names,
         }
 
     @classmethod
@@ -121,13 +130,24 @@ class StepRecorder(keras.callbacks.Callback):
     # Results.
 
     def dataframe(self) -> pd.DataFrame:
-        """One row per recorded step: `step` (optimizer step), `epoch`, then one column per tag."""
+        """One row per recorded step: `step` (optimizer step), `epoch`, then one column per tag.
+
+        With `gradient_accumulation_steps=k` there is a row per batch: `step` counts batches (k per update, as
+        the TensorBoard events do) and a column `optimizer_step` (step // k) after it names the update.
+        """
         columns = [tag.replace("/", "_") for tag in self._tags_or_empty()]
+        index = ["step", "optimizer_step"] if self._accumulation > 1 else ["step"]
         if not self._blocks:
-            return pd.DataFrame(columns=["step", "epoch", *columns])
+            return pd.DataFrame(columns=[*index, "epoch", *columns])
         steps, epochs, values = (np.concatenate(parts) for parts in zip(*self._blocks, strict=True))
         frame = pd.DataFrame(values, columns=columns)
+        # Counts and flags are whole numbers: integer columns.
+        frame = frame.astype(
+            {c: np.int64 for c, t in zip(columns, self._tags(), strict=True) if descriptions.is_integer(t)}
+        )
         frame.insert(0, "epoch", epochs)
+        if self._accumulation > 1:
+            frame.insert(0, "optimizer_step", steps // self._accumulation)
         frame.insert(0, "step", steps)
         return frame
 
@@ -149,39 +169,86 @@ class StepRecorder(keras.callbacks.Callback):
             writable = False
         if not writable:
             raise UserInputError(f"{name}: log_dir cannot be written. Received: log_dir={self.log_dir!r}")
+        steps_per_execution = self.model.steps_per_execution
+        self._rows = max(_BUFFER_ROWS, steps_per_execution)
+        self._accumulation = _keras_adapter.accumulation_steps(self.model.optimizer)
+        # Reading after this many calls, before the buffer wraps, keeps every recorded row.
+        self._calls_per_read = self._rows * self.every_n_steps // steps_per_execution
+        self._next_step = probe.batch_count(self.model)
+        self._calls = 0
+        self._epoch = 0
+        self._attached = False
+        self._prepared = False
+        # A model that is not built yet (a subclassed model never called) is built from the first batch's spec
+        # (`prepare`), just before its first step.
+        if self.model.built:
+            self._prepare()
+
+    def prepare(self, element_spec) -> None:
+        """Readies the recorder for batches like `element_spec` (the probe calls it before the first step).
+
+        Builds a model that is not built yet as Keras would in its first step, so that the number of classes and
+        the weights are known, then checks on the host that the labels can be read: labels that cannot are
+        refused in one line before anything is traced.
+
+        Args:
+          element_spec: the `tf.TensorSpec`s of a batch `(x, y[, sample_weight])`, or None when unknown.
+
+        Raises:
+          UserInputError: labels the recorder cannot read, or classes that cannot be inferred.
+        """
+        if not self._prepared:
+            if element_spec is not None and not self.model.built:
+                _keras_adapter.build_from_spec(self.model, element_spec)
+            self._prepare()
+        if element_spec is not None:
+            _, y, _ = keras.utils.unpack_x_y_sample_weight(element_spec)
+            _labels.check_labels(y, self.num_classes, type(self).__name__)
+
+    def _prepare(self) -> None:
+        """What needs the number of classes (and subclasses: the model's weights): the checks, the row buffer."""
+        name = type(self).__name__
         if self.num_classes is None:
             self.num_classes = _labels.num_classes(self.model, name)
+        elif self.class_names is not None and _labels.output_classes(self.model) not in (None, self.num_classes):
+            raise UserInputError(
+                f"{name}: class_names must name each of the model's {_labels.output_classes(self.model)} classes. "
+                f"Received: class_names={self.class_names!r}"
+            )
         if self.minority_class >= self.num_classes:
             raise UserInputError(
                 f"{name}: minority_class must be a class of the {self.num_classes}-class model. "
                 f"Received: minority_class={self.minority_class}"
             )
-        steps_per_execution = self.model.steps_per_execution
-        self._rows = max(_BUFFER_ROWS, steps_per_execution)
-        # Reading after this many calls, before the buffer wraps, keeps every recorded row.
-        self._calls_per_read = self._rows * self.every_n_steps // steps_per_execution
+        self._zeroed_variable("_buffer", (self._rows, self._raw_width() + 1))
+        self._prepared = True
+
+    def _zeroed_variable(self, attribute: str, shape: tuple) -> None:
+        """Sets `self.<attribute>` to a float32 variable of zeros of `shape` that the train step writes into.
+
+        Under `tf.distribute` it is sync-on-read: each replica writes its own copy, reading aggregates them
+        (`_aggregation`). A reused recorder (`reuse`) keeps its variables, so step functions compiled around them
+        still write there; they are cleared, so a step that writes nothing is never read as written.
+        """
         with self.model.distribute_strategy.scope():
             distributed = tf.distribute.has_strategy()
-            shape = (self._rows, self._raw_width() + 1)
-            kept = getattr(self, "_buffer", None)
+            kept = getattr(self, attribute, None)
             if self._keep_buffer and kept is not None and (distributed, shape) == (self._distributed, kept.shape):
-                # A reused recorder (`reuse`) keeps its variable, so step functions compiled around it still
-                # write here; stale rows are cleared so a step that writes nothing is never read as written.
                 kept.assign(tf.zeros(shape, tf.float32))
-            else:
-                self._distributed = distributed
-                synchronization = (
-                    {"synchronization": tf.VariableSynchronization.ON_READ, "aggregation": self._aggregation}
-                    if distributed
-                    else {}
-                )
-                self._buffer = tf.Variable(
-                    tf.zeros(shape, tf.float32), trainable=False, name=f"{name}_rows", **synchronization
-                )
-        self._next_step = int(self.model.optimizer.iterations.numpy())
-        self._calls = 0
-        self._epoch = 0
-        self._attached = False
+                return
+            self._distributed = distributed
+            synchronization = (
+                {"synchronization": tf.VariableSynchronization.ON_READ, "aggregation": self._aggregation}
+                if distributed
+                else {}
+            )
+            variable = tf.Variable(
+                tf.zeros(shape, tf.float32),
+                trainable=False,
+                name=f"{type(self).__name__}{attribute}",
+                **synchronization,
+            )
+            setattr(self, attribute, variable)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -216,7 +283,11 @@ class StepRecorder(keras.callbacks.Callback):
         values = raw if logged else self._columns(raw, steps)
         self._blocks.append((steps, np.full(steps.size, epoch), values))
         if self._events is None:
-            self._events = events.ScalarEventFile(os.path.join(self.log_dir, self._events_subdir), self._tags())
+            tags = self._tags()
+            directory = os.path.join(self.log_dir, self._events_subdir)
+            self._events = events.ScalarEventFile(directory, tags, [descriptions.describe(tag) for tag in tags])
+            if any("class_" in tag for tag in tags):
+                self._events.write_summary(0, descriptions.layout_summary(self._class_labels()))
         self._events.write_scalars(steps + self._events_step_offset, values)
 
     def end_epoch(self, epoch: int) -> None:
@@ -248,8 +319,7 @@ class StepRecorder(keras.callbacks.Callback):
                 row = tf.stack([stamp, *parts])
             else:
                 row = tf.concat([stamp[None], *parts], axis=0)
-            recorded = step if self.every_n_steps == 1 else step // self.every_n_steps
-            index = recorded % self._rows
+            index = self._row_index(step) % self._rows
             if self._distributed:
                 # Sync-on-read variables have no scatter_update; rewriting the small buffer is cheap.
                 self._buffer.assign(tf.tensor_scatter_nd_update(self._buffer, index[None, None], row[None]))
@@ -260,7 +330,18 @@ class StepRecorder(keras.callbacks.Callback):
         if self.every_n_steps == 1 or self.model.steps_per_execution == 1:
             write()
         else:
-            tf.cond(tf.equal(step % self.every_n_steps, 0), write, lambda: tf.constant(False))
+            tf.cond(probe.is_due(step, self.every_n_steps, self._accumulation), write, lambda: tf.constant(False))
+
+    def _row_index(self, step):
+        """How many due batches came before batch `step` (an int, array or tensor), which is due."""
+        if self.every_n_steps == 1:
+            return step
+        k = self._accumulation
+        return step // (k * self.every_n_steps) * k + step % k
+
+    def _class_labels(self) -> list[str]:
+        """How the tags and columns name the classes, in class order (`class_names` or the ids)."""
+        return rows.class_labels(self.num_classes, self.class_names)
 
     def _class_ids(self, y: tf.Tensor) -> tf.Tensor:
         return _labels.class_ids(y, self.num_classes, type(self).__name__)
@@ -269,24 +350,26 @@ class StepRecorder(keras.callbacks.Callback):
 
     def _read_rows(self) -> None:
         self._calls = 0
-        end = int(self.model.optimizer.iterations.numpy())
+        if not self._prepared:
+            return
+        end = probe.batch_count(self.model)
         steps = np.arange(self._next_step, end, dtype=np.int64)
-        steps = steps[steps % self.every_n_steps == 0]
+        steps = steps[probe.is_due(steps, self.every_n_steps, self._accumulation)]
         self._next_step = end
         if not steps.size:
             return
         strategy = self.model.distribute_strategy
         with strategy.scope():
             buffer = self._buffer.read_value().numpy()
-        rows = buffer[(steps // self.every_n_steps) % self._rows]
+        recorded = buffer[self._row_index(steps) % self._rows]
         summed = self._distributed and self._aggregation == tf.VariableAggregation.SUM
         copies = strategy.num_replicas_in_sync if summed else 1
-        written = rows[:, 0] == copies * (steps % _STAMP_PERIOD + 1)
-        steps, rows = steps[written], rows[written, 1:]
+        written = recorded[:, 0] == copies * (steps % _STAMP_PERIOD + 1)
+        steps, recorded = steps[written], recorded[written, 1:]
         if not steps.size:
             return
         try:
-            self.add_rows(steps, rows, epoch=self._epoch)
+            self.add_rows(steps, recorded, epoch=self._epoch)
         except UserInputError:
             probe.restore(self.model)  # fit stops here without calling on_train_end
             raise
@@ -295,6 +378,23 @@ class StepRecorder(keras.callbacks.Callback):
 def _check_log_dir(callback_name: str, log_dir) -> None:
     if not isinstance(log_dir, (str, os.PathLike)) or not str(log_dir):
         raise UserInputError(f"{callback_name}: log_dir must be a directory path. Received: log_dir={log_dir!r}")
+
+
+def _checked_class_names(callback_name: str, class_names, num_classes: int | None) -> list[str]:
+    names = list(class_names) if isinstance(class_names, (list, tuple)) else None
+    valid = (
+        names is not None
+        and len(names) >= 2
+        and len(set(names)) == len(names)
+        and all(isinstance(n, str) and re.fullmatch(r"[A-Za-z0-9_.-]+", n) for n in names)
+        and (num_classes is None or len(names) == num_classes)
+    )
+    if not valid:
+        raise UserInputError(
+            f"{callback_name}: class_names must be a list of at least 2 distinct names of letters, digits, '_', '.' "
+            f"or '-', one per class. Received: class_names={class_names!r}"
+        )
+    return names
 
 
 def _check_int(callback_name: str, argument: str, value, *, minimum: int) -> None:

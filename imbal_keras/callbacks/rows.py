@@ -12,7 +12,10 @@ from __future__ import annotations
 import tensorflow as tf
 
 __all__ = [
+    "ACCUMULATION_TAGS",
+    "EMA_OVERWRITE_TAG",
     "ADDITIVE_REDUCTIONS",
+    "class_labels",
     "class_losses",
     "class_masks",
     "class_order",
@@ -30,10 +33,15 @@ __all__ = [
 ADDITIVE_REDUCTIONS = ("sum", "sum_over_batch_size", "mean", "mean_with_sample_weight")
 
 
-def composition_raw_tags(num_classes: int) -> list[str]:
+def class_labels(num_classes: int, class_names: list[str] | None = None) -> list[str]:
+    """How tags name the classes (`class_{label}`): the names given, else the ids 0..K-1."""
+    return list(class_names) if class_names is not None else [str(c) for c in range(num_classes)]
+
+
+def composition_raw_tags(num_classes: int, *, class_names: list[str] | None = None) -> list[str]:
     """The quantities of a recorded composition row, in order: the batch size, then per class the count and the
     total sample weight. Only additive quantities: summing replicas' rows gives the global batch's."""
-    classes = range(num_classes)
+    classes = class_labels(num_classes, class_names)
     return (
         ["composition/batch_size"]
         + [f"composition/count/class_{c}" for c in classes]
@@ -41,10 +49,10 @@ def composition_raw_tags(num_classes: int) -> list[str]:
     )
 
 
-def composition_tags(num_classes: int) -> list[str]:
+def composition_tags(num_classes: int, *, class_names: list[str] | None = None) -> list[str]:
     """The logged composition columns (TensorBoard tags): the recorded ones, each class's share of the batch and
     whether the batch lacked the minority class."""
-    classes = range(num_classes)
+    classes = class_labels(num_classes, class_names)
     return (
         ["composition/batch_size"]
         + [f"composition/count/class_{c}" for c in classes]
@@ -76,9 +84,18 @@ def composition_row(one_hot: tf.Tensor, sample_weight: tf.Tensor | None) -> list
     return [batch_size, counts, weights]
 
 
-def gradient_tags(num_classes: int) -> list[str]:
-    """The columns of a per-class-gradient row (TensorBoard tags, in row order); see `PerClassGradients`."""
-    classes = range(num_classes)
+# The columns a per-class-gradient row gains when the optimizer accumulates gradients over several batches.
+ACCUMULATION_TAGS = ["gradients/accumulation/update_applied", "gradients/accumulation/batches_in_split"]
+# The column marking the steps after which an optimizer with `use_ema=True` overwrote the weights.
+EMA_OVERWRITE_TAG = "gradients/ema_overwrite"
+
+
+def gradient_tags(num_classes: int, *, accumulation: bool = False, class_names: list[str] | None = None) -> list[str]:
+    """The columns of a per-class-gradient row (TensorBoard tags, in row order); see `PerClassGradients`.
+
+    With `accumulation` (an optimizer's `gradient_accumulation_steps`) the row ends with `ACCUMULATION_TAGS`.
+    """
+    classes = class_labels(num_classes, class_names)
     return (
         ["loss/total", "loss/regularization"]
         + [f"loss/class_{c}" for c in classes]
@@ -88,6 +105,7 @@ def gradient_tags(num_classes: int) -> list[str]:
         + ["gradients/update_norm"]
         + [f"gradients/effective_step/class_{c}" for c in classes]
         + [f"gradients/examples/class_{c}" for c in classes]
+        + (ACCUMULATION_TAGS if accumulation else [])
     )
 
 
@@ -161,6 +179,8 @@ def gradient_row(
     update: tf.Tensor,
     losses: tf.Tensor,
     counts: tf.Tensor,
+    *,
+    split: tuple[tf.Tensor, tf.Tensor] | None = None,
 ) -> list[tf.Tensor]:
     """A step's per-class-gradient row in the order of `gradient_tags`, as parts along the last axis.
 
@@ -171,6 +191,8 @@ def gradient_row(
       update: (..., P) the change of the trainable weights the step made.
       losses: (..., 2 + K) the loss, its regularization part and each class's part.
       counts: (..., K) examples per class.
+      split: `(per_class, total)` of the gradient the update used, if it is not this batch's (an update from
+        gradients accumulated over several batches): the update is split in proportion to them.
 
     Returns:
       `[losses, total norm, applied norm, class norms, cosines class vs rest, update norm, effective steps,
@@ -180,7 +202,8 @@ def gradient_row(
     # Every norm, cosine and share from a few ops on stacked (rows, P) matrices: a recorded step's cost is mostly
     # the number of ops the executor runs, not their size.
     rest = tf.reduce_sum(per_class, axis=-2, keepdims=True) - per_class
-    shares = update[..., None, :] * tf.math.divide_no_nan(per_class, total[..., None, :])
+    split_per_class, split_total = (per_class, total) if split is None else split
+    shares = update[..., None, :] * tf.math.divide_no_nan(split_per_class, split_total[..., None, :])
     # Rows: the total gradient, the applied one (when clipping makes it another vector), the classes', the update,
     # the shares and the rests. Without clipping the total's norm is logged twice (packing one tensor twice trips
     # a graph rewrite under tf.distribute).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from imbal_keras.callbacks import probe
 from imbal_keras.callbacks.recorder import StepRecorder
 
 __all__ = ["StepLoss"]
@@ -37,7 +38,7 @@ class StepLoss(StepRecorder):
 
     def on_epoch_begin(self, epoch, logs=None):
         super().on_epoch_begin(epoch, logs)
-        self._epoch_start = int(self.model.optimizer.iterations.numpy())
+        self._epoch_start = probe.batch_count(self.model)
         self._last_mean = 0.0
 
     def record_batch(self, step, y, sample_weight) -> None:
