@@ -37,9 +37,17 @@ grep -q "pip install 'imbal_keras\[grid\]'" grid_error.txt
 echo "+ every extra: $(basename "$wheel")[all]"
 grep -v '^-r' "$repo/requirements-ray.txt" > ray-pin.txt
 "$py" -m pip install --quiet --disable-pip-version-check "${wheel}[all]" -c "$repo/requirements.txt" -c ray-pin.txt
-"$work/venv/bin/imbal-keras" --strategy=upsample --steps=100 --eval_every=50 --num_examples=2000 \
-  --output_dir="$work/runs" > command.txt
-test -s "$(ls -d "$work"/runs/*/)result.json"
+# The installed command and the repository's run_experiment.py give the same run.
+run_flags=(--strategy=upsample --steps=100 --eval_every=50 --num_examples=2000)
+"$work/venv/bin/imbal-keras" "${run_flags[@]}" --output_dir="$work/installed" > command.txt
+PYTHONPATH="$repo" "$py" "$repo/run_experiment.py" "${run_flags[@]}" --output_dir="$work/repository" > repository.txt
+"$py" - "$work/installed" "$work/repository" <<'PY'
+import glob, json, sys
+installed, repository = (json.load(open(glob.glob(f"{d}/*/result.json")[0])) for d in sys.argv[1:])
+a, b = ({k: v for k, v in r["final"].items() if k != "elapsed_seconds"} for r in (installed, repository))
+assert a == b, (a, b)
+print(f"installed command = repository script: final test AUPRC {a['test_average_precision']:.4f}")
+PY
 "$py" -m imbal_keras --strategy=none,upsample --seed=0:2 --steps=20 --eval_every=10 --num_examples=1000 \
   --output_dir="$work/grid" --dry_run > dry_run.txt
 grep -q "4 runs" dry_run.txt
