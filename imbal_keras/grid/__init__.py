@@ -10,7 +10,7 @@ from typing import Any
 
 from imbal_keras.errors import require_extra
 
-require_extra("imbal_keras.grid", "grid", ("matplotlib",))
+require_extra("imbal_keras.grid", "grid", ("matplotlib", "statsmodels"))
 
 from imbal_keras.grid.presets import spec_from_preset  # noqa: E402
 from imbal_keras.grid.sweep import GridSpec, Question, expand, make_spec  # noqa: E402
