@@ -68,6 +68,7 @@ def _seed_question_grid(grid_dir: str, curves) -> list[ExperimentConfig]:
             "class_weight_normalization": ("mean_one", "sum_to_num_classes"),
             "seed": SEEDS,
         },
+        question=sweep.SEED_QUESTION,
     )
     sweep.prepare(grid_dir, spec)
     configs = sweep.expand(spec, grid_dir)
@@ -240,7 +241,8 @@ def test_build_writes_report_and_plots(tmp_path):
     assert "24 of 24 runs finished" in markdown
     # The answer comes first, before the cell sections, and its short table says "supported" for each comparison
     # (converges faster, faster by area, varies less, verdict); the appendix repeats the full table.
-    assert markdown.index("## The answer") < markdown.index("## Answers at a glance") < markdown.index("## Cell")
+    assert "## The question: upsample against class_weight on test_average_precision, higher is better." in markdown
+    assert markdown.index("## The question") < markdown.index("## Answers at a glance") < markdown.index("## Cell")
     glance = markdown[markdown.index("## Answers at a glance") : markdown.index("Labels:")]
     assert glance.count(" supported ") == 2 * 4
     assert "| cw2 | class_weight[class_weight_normalization=sum_to_num_classes] |" in markdown

@@ -185,12 +185,15 @@ def write_tables(grid_dir: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
 # Verdict on the question of the grid ("does the treatment converge faster and vary less than the control?").
 
 
-def setup_for(question: sweep.Question) -> answer.Setup:
-    """How the report answers `question`: `SETUP` with the question's equivalence margins."""
+def setup_for(question: sweep.Question, num_classes: int = 2) -> answer.Setup:
+    """How the report answers `question`: `SETUP` with the question's metric (`Question.resolved_metric` for a
+    task of `num_classes`), its roughness on the validation split, and its equivalence margins."""
     margins = equivalence.Margins(
         metric=question.metric_margin, area=question.area_margin, spread=question.spread_margin
     )
-    return dataclasses.replace(SETUP, margins=margins)
+    metric = question.resolved_metric(num_classes)
+    roughness = "validation_" + metric.partition("_")[2]
+    return dataclasses.replace(SETUP, metric=metric, roughness_metric=roughness, margins=margins)
 
 
 def verdict(
@@ -201,7 +204,9 @@ def verdict(
     Controls are every variant of the question's control strategy; runs are paired on their seeds, and only the
     runs whose training seeds all vary take part (`answer.sgd_runs`).
     """
-    return answer.verdict_tables(results, curves, question, cell_fields, setup_for(question))
+    return answer.verdict_tables(
+        results, curves, question, cell_fields, setup_for(question, answer_section.num_classes(results))
+    )
 
 
 def spread_by_source(results: pd.DataFrame, cell_fields: Sequence[str]) -> pd.DataFrame:
@@ -432,8 +437,9 @@ def _blocks(grid_dir: str, results: pd.DataFrame, curves: pd.DataFrame, summary:
     ]
     blocks += data_used.blocks(results)
     os.makedirs(os.path.join(grid_dir, PLOTS_DIR), exist_ok=True)
+    setup = setup_for(spec.question, answer_section.num_classes(results))
     answer_blocks, appendix = answer_section.blocks(
-        grid_dir, results, curves, spec.question, cell_fields, setup_for(spec.question), PLOTS_DIR
+        grid_dir, results, curves, spec.question, cell_fields, setup, PLOTS_DIR
     )
     blocks += answer_blocks
     blocks += _spread_blocks(results, cell_fields)
