@@ -314,3 +314,28 @@ def test_long_tail_report_shows_per_class_recall_and_groups(tmp_path):
     assert os.path.exists(os.path.join(d, report.PLOTS_DIR, "class_recall_all.png"))
     # Binary grids have no per-class table.
     assert report.class_table(results.assign(**{"test_recall_class_2": np.nan, "test_recall_class_3": np.nan})) is None
+
+
+def test_the_default_question_compares_every_strategy_with_none_and_the_heading_says_so(tmp_path):
+    d = str(tmp_path)
+    spec = sweep.make_spec(
+        BASE,
+        {
+            "strategy": ("none", "class_weight", "upsample"),
+            "class_weight_normalization": ("mean_one", "sum_to_num_classes"),
+            "seed": SEEDS,
+        },
+    )
+    sweep.prepare(d, spec)
+    for config in sweep.expand(spec, d):
+        _write_run(d, config, _fast_steady_upsample(config))
+    results, curves, summary = report.write_tables(d)
+    tables = report.verdict(results, curves, spec.question, spec.cell_fields())
+    assert [t["treatment"].iloc[0].split("[")[0] for t in tables] == ["class_weight", "class_weight", "upsample"]
+    assert all(list(t["control"]) == ["none"] for t in tables)
+    assert (summary.query("kind == 'verdict'")["control"] == "none").all()
+    report.build(d)
+    with open(os.path.join(d, "report.md")) as f:
+        markdown = f.read()
+    heading = "## The question: every strategy against none on test_average_precision, higher is better (the default"
+    assert heading in markdown

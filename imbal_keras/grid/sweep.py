@@ -119,16 +119,15 @@ def parse_compare(text: str) -> tuple[str, str, tuple[str, ...]]:
     if text in ("", PAIRS):
         return (PAIRS if text else ALL), "", (() if text else (DEFAULT_REFERENCE,))
     head, sep, tail = text.partition(":")
-    controls = tuple(c.strip() for c in tail.split(","))
+    head, controls = head.strip(), tuple(c.strip() for c in tail.split(","))
     check(
-        bool(sep and head.strip() and all(controls)) and head.strip() not in controls,
+        bool(sep and head and all(controls)) and head not in controls and (head != ALL or len(controls) == 1),
         f"--compare must be one of {forms}. Received: --compare={text}",
         argument="compare",
     )
-    if head.strip() == ALL:
-        check(len(controls) == 1, f"--compare=all takes one reference. Received: --compare={text}", argument="compare")
+    if head == ALL:
         return ALL, "", controls
-    return "one", head.strip(), controls
+    return "one", head, controls
 
 
 def metric_column(name: str) -> str:
