@@ -11,6 +11,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as scipy_stats
 
 from imbal_keras import runs
 from imbal_keras.config import ExperimentConfig
@@ -233,6 +234,7 @@ def test_build_writes_report_and_plots(tmp_path):
         "instrumentation_gradient_noise_scale",
         "minority_per_batch",
         "noise_scale",
+        "ranking_0.png",
         "roughness",
         "steps_to_target",
     ]
@@ -259,7 +261,7 @@ def test_build_writes_report_and_plots(tmp_path):
     for _, relative in (line.split("](") for line in markdown.splitlines() if line.startswith("![")):
         assert os.path.exists(os.path.join(d, relative.rstrip(")")))
     with open(os.path.join(d, "report.html")) as f:
-        assert f.read().count("<img src='plots/") == 8 + 4
+        assert f.read().count("<img src='plots/") == 8 + 4 + 1  # the cell's, the answer's, the ranking's
 
 
 def test_unfinished_and_foreign_folders_are_left_out(tmp_path):
@@ -339,3 +341,16 @@ def test_the_default_question_compares_every_strategy_with_none_and_the_heading_
         markdown = f.read()
     heading = "## The question: every strategy against none on test_average_precision, higher is better (the default"
     assert heading in markdown
+    # The ranking comes first, and its numbers are those of a recomputation from results.csv.
+    assert markdown.index("## Ranking on test_average_precision") < markdown.index("## The question")
+    ranked = pd.read_csv(os.path.join(d, "ranking.csv")).set_index("strategy_variant")
+    values = pd.read_csv(os.path.join(d, report.RESULTS_FILE)).pivot(
+        index="seed", columns="strategy_variant", values="test_average_precision"
+    )
+    assert ranked["mean"].to_dict() == pytest.approx(values.mean().to_dict())
+    mean_ranks = pd.Series(scipy_stats.rankdata(-values.to_numpy(), axis=1).mean(axis=0), index=values.columns)
+    assert ranked["mean_rank"].to_dict() == pytest.approx(mean_ranks.to_dict())
+    assert ranked["friedman_p"].iloc[0] == pytest.approx(scipy_stats.friedmanchisquare(*values.to_numpy().T).pvalue)
+    best = values.mean().idxmax()
+    assert ranked.index[0] == best and bool(ranked.loc[best, "tied_with_best"])
+    assert ranked["difference"].to_dict() == pytest.approx((values.mean() - values.mean()[best]).to_dict())

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from imbal_keras import runs, strategies
-from imbal_keras.grid import answer, answer_section, data_used, equivalence, figures, stats, sweep
+from imbal_keras.grid import answer, answer_section, data_used, equivalence, figures, ranking_section, stats, sweep
 from imbal_keras.grid import verdict as verdict_lib
 
 RESULTS_FILE = "results.csv"
@@ -441,6 +441,7 @@ def _blocks(grid_dir: str, results: pd.DataFrame, curves: pd.DataFrame, summary:
     answer_blocks, appendix = answer_section.blocks(
         grid_dir, results, curves, spec.question, cell_fields, setup, PLOTS_DIR
     )
+    blocks += ranking_section.blocks(grid_dir, results, cell_fields, setup, PLOTS_DIR)
     blocks += answer_blocks
     blocks += _spread_blocks(results, cell_fields)
     blocks += _cell_blocks(grid_dir, results[answer.sgd_runs(results)], curves, summary, cell_fields)
