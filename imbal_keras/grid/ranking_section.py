@@ -17,6 +17,8 @@ from imbal_keras import runs as runs_lib
 from imbal_keras.grid import answer, figures, ranking, stats, sweep
 
 RANKING_FILE = "ranking.csv"
+# Shown beside the ranking when results.csv has them (K > 2 with class groups): mean over the ranked seeds.
+GROUP_METRICS = ("test_head_accuracy", "test_medium_accuracy", "test_tail_accuracy")
 _MIN_VARIANTS = 3
 
 
@@ -27,7 +29,8 @@ def rankings(results: pd.DataFrame, cell_fields: Sequence[str], setup: answer.Se
 
     Returns:
       One row per cell and variant: the cell fields, strategy_variant, seeds, mean, mean_rank, difference (from
-      the best), ci_low, ci_high, tied_with_best, friedman_p and status; empty when no cell qualifies.
+      the best), ci_low, ci_high, tied_with_best, friedman_p, status, and the mean of each of `GROUP_METRICS`
+      results.csv holds over the same seeds; empty when no cell qualifies.
     """
     runs = results[answer.sgd_runs(results)]
     keys = [c for c in (*setup.pair_on, "seed") if c in runs and c not in cell_fields]
@@ -42,6 +45,9 @@ def rankings(results: pd.DataFrame, cell_fields: Sequence[str], setup: answer.Se
         )
         table = out.table.rename(columns={"strategy": "strategy_variant"})
         table.insert(1, "seeds", len(values))
+        for metric in (m for m in GROUP_METRICS if m in group):
+            means = group.set_index(keys).loc[values.index].groupby("strategy_variant")[metric].mean()
+            table[metric] = table["strategy_variant"].map(means)
         frames.append(table.assign(friedman_p=out.friedman_p, status=out.status, **cell))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -64,8 +70,9 @@ def blocks(
         name = ", ".join(f"{k}={v}" for k, v in cell.items())
         out.append(("p", _sentence(name, rows, labels)))
         shown = rows.assign(label=rows["strategy_variant"].map(labels))
-        out.append(("table", shown[["label", "seeds", "mean", "mean_rank", "difference", "ci_low", "ci_high",
-                                    "tied_with_best"]]))  # fmt: skip
+        columns = ["label", "seeds", "mean", "mean_rank", "difference", "ci_low", "ci_high", "tied_with_best"]
+        groups = [m for m in GROUP_METRICS if m in shown and shown[m].notna().any()]
+        out.append(("table", shown[columns + groups].rename(columns={m: m.removeprefix("test_") for m in groups})))
         relative = os.path.join(plots_dir, f"ranking_{i}.png")
         _plot(os.path.join(grid_dir, relative), shown, setup.metric, name)
         out.append(("img", f"{name or 'all runs'}: difference from the best with simultaneous 95% intervals", relative))
