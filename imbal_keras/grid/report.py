@@ -199,10 +199,10 @@ def setup_for(question: sweep.Question, num_classes: int = 2) -> answer.Setup:
 def verdict(
     results: pd.DataFrame, curves: pd.DataFrame, question: sweep.Question, cell_fields: Sequence[str]
 ) -> list[pd.DataFrame]:
-    """One verdict table per variant of the question's treatment strategy (`verdict.verdict`, one Holm family each).
+    """One verdict table per treatment variant of each family of the question (`answer.families`; one Holm family
+    each), on the question's metric for this task.
 
-    Controls are every variant of the question's control strategy; runs are paired on their seeds, and only the
-    runs whose training seeds all vary take part (`answer.sgd_runs`).
+    Runs are paired on their seeds, and only the runs whose training seeds all vary take part (`answer.sgd_runs`).
     """
     return answer.verdict_tables(
         results, curves, question, cell_fields, setup_for(question, answer_section.num_classes(results))
