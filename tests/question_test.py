@@ -1,5 +1,7 @@
 """A grid's question as data: its comparisons, its metric and direction, the flags and the errors."""
 
+import dataclasses
+
 import pandas as pd
 import pytest
 from absl import flags as absl_flags
@@ -94,3 +96,14 @@ def test_a_lower_is_better_metric_is_answered_on_its_negative():
     table = pd.DataFrame({"test_log_loss": [0.2, 0.5], "test_macro_f1": [0.1, 0.3]})
     assert list(answer.oriented(table, "test_log_loss")["test_log_loss"]) == [-0.2, -0.5]
     assert answer.oriented(table, "test_macro_f1") is table
+
+
+def test_a_new_question_of_the_same_runs_replaces_the_saved_one(tmp_path):
+    d = str(tmp_path)
+    spec = sweep.make_spec({"steps": 30}, {"strategy": STRATEGIES, "seed": (0, 1)})
+    sweep.prepare(d, spec)
+    asked = dataclasses.replace(spec, question=sweep.Question(compare="pairs", metric="macro_f1"))
+    sweep.prepare(d, asked)
+    assert sweep.load_spec(d) == asked
+    with pytest.raises(UserInputError, match="axis seed"):
+        sweep.prepare(d, sweep.make_spec({"steps": 30}, {"strategy": STRATEGIES, "seed": (0, 2)}))

@@ -425,14 +425,19 @@ def load_spec(grid_dir: str, *, argument: str = "output_dir") -> GridSpec:
 def prepare(grid_dir: str, spec: GridSpec) -> None:
     """Creates the grid folder and grid.json, or checks that an existing one describes the same grid.
 
+    The question is not part of that check: asking a new question of the same runs (another --compare, --metric or
+    margin) replaces the question in grid.json, and the report answers it.
+
     Raises:
       UserInputError: the folder holds a different grid (the message says which axes or fields differ), or
         it cannot be written. Nothing is changed in that case.
     """
     path = os.path.join(grid_dir, GRID_FILE)
     if os.path.exists(path):
-        check_compatible(load_spec(grid_dir), spec, grid_dir)
-        return
+        saved = load_spec(grid_dir)
+        check_compatible(saved, spec, grid_dir)
+        if saved.question == spec.question:
+            return
     try:
         os.makedirs(runs_dir(grid_dir), exist_ok=True)
         runs.write_atomically(path, json.dumps(spec.to_dict(), indent=2, sort_keys=True))
@@ -443,8 +448,8 @@ def prepare(grid_dir: str, spec: GridSpec) -> None:
 
 
 def check_compatible(saved: GridSpec, wanted: GridSpec, grid_dir: str, *, argument: str = "output_dir") -> None:
-    """Raises `UserInputError` naming what differs if `wanted` is not the grid saved in `grid_dir` (a folder
-    named by the setting `argument`)."""
+    """Raises `UserInputError` naming what differs if `wanted` does not run the grid saved in `grid_dir` (a folder
+    named by the setting `argument`); the question may differ (`prepare`)."""
     a, b = saved.to_dict(), wanted.to_dict()
     differ = [f"axis {k}" for k in sorted(set(a["axes"]) | set(b["axes"])) if a["axes"].get(k) != b["axes"].get(k)]
     flat_a, flat_b = saved.base.resolved().flat(), wanted.base.resolved().flat()
@@ -452,8 +457,6 @@ def check_compatible(saved: GridSpec, wanted: GridSpec, grid_dir: str, *, argume
     differ += [
         f"field {k}" for k in sorted(set(flat_a) | set(flat_b)) if k not in output and flat_a.get(k) != flat_b.get(k)
     ]
-    if a["question"] != b["question"]:
-        differ.append("question")
     check(
         not differ,
         f"{argument}={grid_dir!r} holds a different grid ({'; '.join(differ)} differ from its {GRID_FILE}); "
