@@ -16,7 +16,7 @@ import tensorflow as tf
 import imbal_keras
 from imbal_keras.config import DataConfig, ExperimentConfig, ModelConfig, OutputConfig, TrainingConfig
 from imbal_keras.errors import UserInputError
-from imbal_keras.grid import report
+from imbal_keras.grid import report, sweep
 from imbal_keras.training import experiment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -98,6 +98,9 @@ def test_compare_arrays_in_process_and_resume(tmp_path, user_module):
     with open(os.path.join(out, "report.md")) as f:
         markdown = f.read()
     used = markdown[markdown.index("## Data used") :].split("\n## ")[0]
+    assert "## The question: every strategy against none on test_average_precision, higher is better (the default" in (
+        markdown
+    )
     assert "at its own class ratio: 240 rows, 3 features" in used and "(4 runs)" in used
     # The summary's means are the means of the results table's seeds.
     means = result.results.groupby("strategy_variant")[report.AUPRC].mean()
@@ -191,6 +194,12 @@ def _nested():
         ("user_compare:build", (np.zeros((5, 2)), np.zeros(4)), {}, r"^data: expected x of shape \(N, ...\)"),
         ("user_compare:build", "arrays", {"dataset": "csv:x.csv"}, r"^pass data or the dataset setting, not both"),
         ("user_compare:build", "arrays", {"batch_size": 0}, r"^batch_size must be >= 1. Received: batch_size=0"),
+        (
+            "user_compare:build",
+            "arrays",
+            {"question": sweep.Question(compare="upsample:focal")},
+            r"^--compare names focal, which the grid does not run; its strategies: none, class_weight, upsample",
+        ),
     ],
 )
 def test_compare_bad_input_is_one_line_and_writes_nothing(tmp_path, user_module, model, data, extra, message):

@@ -11,6 +11,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as scipy_stats
 
 from imbal_keras import runs
 from imbal_keras.config import ExperimentConfig
@@ -68,6 +69,7 @@ def _seed_question_grid(grid_dir: str, curves) -> list[ExperimentConfig]:
             "class_weight_normalization": ("mean_one", "sum_to_num_classes"),
             "seed": SEEDS,
         },
+        question=sweep.SEED_QUESTION,
     )
     sweep.prepare(grid_dir, spec)
     configs = sweep.expand(spec, grid_dir)
@@ -232,6 +234,7 @@ def test_build_writes_report_and_plots(tmp_path):
         "instrumentation_gradient_noise_scale",
         "minority_per_batch",
         "noise_scale",
+        "ranking_0.png",
         "roughness",
         "steps_to_target",
     ]
@@ -240,7 +243,8 @@ def test_build_writes_report_and_plots(tmp_path):
     assert "24 of 24 runs finished" in markdown
     # The answer comes first, before the cell sections, and its short table says "supported" for each comparison
     # (converges faster, faster by area, varies less, verdict); the appendix repeats the full table.
-    assert markdown.index("## The answer") < markdown.index("## Answers at a glance") < markdown.index("## Cell")
+    assert "## The question: upsample against class_weight on test_average_precision, higher is better." in markdown
+    assert markdown.index("## The question") < markdown.index("## Answers at a glance") < markdown.index("## Cell")
     glance = markdown[markdown.index("## Answers at a glance") : markdown.index("Labels:")]
     assert glance.count(" supported ") == 2 * 4
     assert "| cw2 | class_weight[class_weight_normalization=sum_to_num_classes] |" in markdown
@@ -257,7 +261,7 @@ def test_build_writes_report_and_plots(tmp_path):
     for _, relative in (line.split("](") for line in markdown.splitlines() if line.startswith("![")):
         assert os.path.exists(os.path.join(d, relative.rstrip(")")))
     with open(os.path.join(d, "report.html")) as f:
-        assert f.read().count("<img src='plots/") == 8 + 4
+        assert f.read().count("<img src='plots/") == 8 + 4 + 1  # the cell's, the answer's, the ranking's
 
 
 def test_unfinished_and_foreign_folders_are_left_out(tmp_path):
@@ -312,3 +316,41 @@ def test_long_tail_report_shows_per_class_recall_and_groups(tmp_path):
     assert os.path.exists(os.path.join(d, report.PLOTS_DIR, "class_recall_all.png"))
     # Binary grids have no per-class table.
     assert report.class_table(results.assign(**{"test_recall_class_2": np.nan, "test_recall_class_3": np.nan})) is None
+
+
+def test_the_default_question_compares_every_strategy_with_none_and_the_heading_says_so(tmp_path):
+    d = str(tmp_path)
+    spec = sweep.make_spec(
+        BASE,
+        {
+            "strategy": ("none", "class_weight", "upsample"),
+            "class_weight_normalization": ("mean_one", "sum_to_num_classes"),
+            "seed": SEEDS,
+        },
+    )
+    sweep.prepare(d, spec)
+    for config in sweep.expand(spec, d):
+        _write_run(d, config, _fast_steady_upsample(config))
+    results, curves, summary = report.write_tables(d)
+    tables = report.verdict(results, curves, spec.question, spec.cell_fields())
+    assert [t["treatment"].iloc[0].split("[")[0] for t in tables] == ["class_weight", "class_weight", "upsample"]
+    assert all(list(t["control"]) == ["none"] for t in tables)
+    assert (summary.query("kind == 'verdict'")["control"] == "none").all()
+    report.build(d)
+    with open(os.path.join(d, "report.md")) as f:
+        markdown = f.read()
+    heading = "## The question: every strategy against none on test_average_precision, higher is better (the default"
+    assert heading in markdown
+    # The ranking comes first, and its numbers are those of a recomputation from results.csv.
+    assert markdown.index("## Ranking on test_average_precision") < markdown.index("## The question")
+    ranked = pd.read_csv(os.path.join(d, "ranking.csv")).set_index("strategy_variant")
+    values = pd.read_csv(os.path.join(d, report.RESULTS_FILE)).pivot(
+        index="seed", columns="strategy_variant", values="test_average_precision"
+    )
+    assert ranked["mean"].to_dict() == pytest.approx(values.mean().to_dict())
+    mean_ranks = pd.Series(scipy_stats.rankdata(-values.to_numpy(), axis=1).mean(axis=0), index=values.columns)
+    assert ranked["mean_rank"].to_dict() == pytest.approx(mean_ranks.to_dict())
+    assert ranked["friedman_p"].iloc[0] == pytest.approx(scipy_stats.friedmanchisquare(*values.to_numpy().T).pvalue)
+    best = values.mean().idxmax()
+    assert ranked.index[0] == best and bool(ranked.loc[best, "tied_with_best"])
+    assert ranked["difference"].to_dict() == pytest.approx((values.mean() - values.mean()[best]).to_dict())

@@ -65,6 +65,19 @@ _MERGE_FROM = flags.DEFINE_list(
     "be a new folder, which then takes their grid.",
 )
 
+_COMPARE = flags.DEFINE_string(
+    "compare",
+    None,
+    "Grids: the comparisons the report answers: all:REFERENCE (every strategy against REFERENCE), TREATMENT:CONTROL "
+    "or TREATMENT:CONTROL1,CONTROL2, or pairs (every pair). Default: a preset's question, else all:none.",
+)
+_METRIC = flags.DEFINE_string(
+    "metric",
+    None,
+    "Grids: the metric the report answers on, a results.csv column (test_balanced_accuracy; a bare name means its "
+    "test value; log_loss and brier are lower-is-better). Default: a preset's, else AUPRC for K = 2 and balanced "
+    "accuracy for K > 2.",
+)
 _METRIC_MARGIN = flags.DEFINE_float(
     "metric_margin",
     0.02,
@@ -133,14 +146,25 @@ def to_spec() -> sweep.GridSpec:
         spec = presets.spec_from_preset(_PRESET.value, axes=axes, **single)
     else:
         spec = sweep.make_spec(single, axes)
-    return _with_margins(spec)
+    return _with_question(spec)
 
 
-def _with_margins(spec: sweep.GridSpec) -> sweep.GridSpec:
-    """The spec with the equivalence margins of the command line in its question."""
-    margins = {"metric_margin": _METRIC_MARGIN.value, "area_margin": _AREA_MARGIN.value}
-    margins["spread_margin"] = _SPREAD_MARGIN.value
-    return dataclasses.replace(spec, question=dataclasses.replace(spec.question, **margins))
+def _with_question(spec: sweep.GridSpec) -> sweep.GridSpec:
+    """The spec with the comparisons, metric and equivalence margins of the command line in its question.
+
+    Raises:
+      UserInputError: a bad --compare or --metric, or a --compare naming a strategy the grid does not run.
+    """
+    changes = {"metric_margin": _METRIC_MARGIN.value, "area_margin": _AREA_MARGIN.value}
+    changes["spread_margin"] = _SPREAD_MARGIN.value
+    if _COMPARE.value is not None:
+        changes["compare"] = _COMPARE.value
+    if _METRIC.value is not None:
+        changes["metric"] = _METRIC.value
+    question = dataclasses.replace(spec.question, **changes)
+    if _COMPARE.value is not None:
+        sweep.check_question(question, spec.axes.get("strategy", (spec.base.strategy.name,)))
+    return dataclasses.replace(spec, question=question)
 
 
 def execution() -> dict:

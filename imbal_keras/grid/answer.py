@@ -31,7 +31,9 @@ class Setup:
     """How a grid's question is answered.
 
     Attributes:
-      metric: the higher-is-better metric (final value and curve).
+      metric: the metric (final value and curve); a lower-is-better one is answered on its negative
+        (`oriented`).
+      roughness_metric: the curve whose roughness is compared.
       pair_on: the columns identifying a seed shared across variants.
       held_equal: columns reported as held equal between two arms, or as differing.
       margins: the equivalence margins.
@@ -39,6 +41,7 @@ class Setup:
     """
 
     metric: str = AUPRC
+    roughness_metric: str = "validation_average_precision"
     pair_on: Sequence[str] = stats.SEED_SOURCES
     held_equal: Sequence[str] = ()
     margins: equivalence.Margins = equivalence.Margins()
@@ -84,25 +87,37 @@ def sgd_runs(results: pd.DataFrame) -> np.ndarray:
     return keep
 
 
-def arms(results: pd.DataFrame, question: sweep.Question) -> tuple[list[str], list[str]]:
-    """The variants of the question's treatment strategy and of its control strategy, in table order."""
+def oriented(table: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """`table` with `metric` negated when lower is better (`sweep.higher_is_better`), so larger is better."""
+    if sweep.higher_is_better(metric) or metric not in table:
+        return table
+    return table.assign(**{metric: -table[metric]})
+
+
+def families(results: pd.DataFrame, question: sweep.Question) -> list[tuple[str, list[str]]]:
+    """Per verdict family of the question (`Question.families`): a treatment variant and its control variants."""
     strategy_of = dict(zip(results["strategy_variant"], results["strategy"], strict=True))
-    treatments = [v for v, name in strategy_of.items() if name == question.treatment]
-    controls = [v for v, name in strategy_of.items() if name == question.control]
-    return treatments, controls
+    variants = {}
+    for variant, name in strategy_of.items():
+        variants.setdefault(name, []).append(variant)
+    out = []
+    for treatment, controls in question.families(list(variants)):
+        control_variants = [v for c in controls for v in variants[c]]
+        out += [(t, control_variants) for t in variants[treatment]]
+    return out
 
 
 def verdict_tables(
     results: pd.DataFrame, curve_table: pd.DataFrame, question: sweep.Question, cell_fields: Sequence[str], setup: Setup
 ) -> list[pd.DataFrame]:
-    """One verdict table per variant of the treatment strategy (one Holm family each), on the `sgd_runs`."""
-    results = results[sgd_runs(results)]
-    treatments, controls = arms(results, question)
+    """One verdict table per treatment variant of each family (one Holm family each), on the `sgd_runs`."""
+    results = oriented(results[sgd_runs(results)], setup.metric)
+    curve_table = oriented(curve_table, setup.metric)
     return [
         verdict_lib.verdict(
             results, curve_table, treatment=t, controls=controls, cell_fields=cell_fields, **_criteria(setup)
         )  # fmt: skip
-        for t in (treatments if controls else [])
+        for t, controls in families(results, question)
     ]
 
 
@@ -115,7 +130,8 @@ def compare_over_training(
       (verdict tables, comparisons in table order).
     """
     tables = verdict_tables(results, curve_table, question, cell_fields, setup)
-    runs = results[sgd_runs(results)]
+    runs = oriented(results[sgd_runs(results)], setup.metric)
+    curve_table = oriented(curve_table, setup.metric)
     comparisons = []
     for table in tables:
         treatment = table["treatment"].iloc[0]
@@ -164,6 +180,7 @@ def _criteria(setup: Setup) -> dict:
     return {
         "pair_on": setup.pair_on,
         "metric": setup.metric,
+        "roughness_metric": setup.roughness_metric,
         "target_fraction": setup.target_fraction,
         "held_equal": setup.held_equal,
         "margins": setup.margins,
@@ -297,7 +314,8 @@ __all__ = [
     "AUPRC",
     "Comparison",
     "Setup",
-    "arms",
+    "families",
+    "oriented",
     "band_frame",
     "compare_over_training",
     "power_table",

@@ -44,11 +44,13 @@ def blocks(
     Returns:
       (answer blocks, appendix blocks).
     """
+    asked = question.describe(num_classes(results))
+    heading = ("h2", f"The question: {asked}. Faster, less variable, or equivalent?")
+    if setup.metric not in results:
+        return [heading, ("p", f"Not assessable: results.csv has no column {setup.metric}.")], []
     tables, comparisons = answer.compare_over_training(results, curve_table, question, cell_fields, setup)
-    heading = ("h2", f"The answer: does {question.treatment} converge faster and vary less than {question.control}, "
-                     "or is it equivalent?")  # fmt: skip
     if not comparisons:
-        text = f"Not assessable: the grid needs both {question.treatment} and {question.control} runs in a cell."
+        text = "Not assessable: no cell holds runs of both strategies of any comparison the question names."
         return [heading, ("p", text)], []
     labels = answer.short_labels(results["strategy_variant"])
     bands = answer.band_frame(comparisons, labels)
@@ -61,6 +63,11 @@ def blocks(
     appendix = [("h2", "Appendix: the full verdict tables (also in summary.csv, kind = verdict)")]
     appendix += [("table", _labelled(t, labels)) for t in tables]
     return out, appendix
+
+
+def num_classes(results: pd.DataFrame) -> int:
+    """The number of classes of the grid's task (2 when results.csv does not say)."""
+    return int(results["num_classes"].max()) if "num_classes" in results and len(results) else 2
 
 
 def _method(setup: answer.Setup) -> str:
@@ -176,4 +183,4 @@ def _labelled(table: pd.DataFrame, labels: dict) -> pd.DataFrame:
     return table.assign(treatment=table["treatment"].map(labels), control=table["control"].map(labels))
 
 
-__all__ = ["BANDS_FILE", "blocks"]
+__all__ = ["BANDS_FILE", "blocks", "num_classes"]

@@ -67,6 +67,7 @@ def compare(
     workers: int = 1,
     executor: str | None = None,
     verbose: int = 1,
+    question: sweep.Question | None = None,
     **settings: Any,
 ) -> Comparison:
     """Trains `model` on `data` under each strategy and seed, and writes the comparison's report.
@@ -91,6 +92,8 @@ def compare(
       executor: `inline` (this process), `local` (worker processes) or `ray`; None picks `inline` for one worker
         and `local` for more.
       verbose: 0 silent, 1 one line per finished run and the report's paths.
+      question: what the report answers (`sweep.Question(compare="all:none", metric="macro_f1")`); None: every
+        strategy against `none` on the task's main metric (AUPRC for K = 2, balanced accuracy for K > 2).
       **settings: any setting of the command line by its name (`steps`, `batch_size`, `learning_rate`,
         `eval_every`, `imbalance_ratio`, `label_column`, `categorical_columns`, a strategy parameter, ...). With
         `data` given, `imbalance_ratio` defaults to 0 (the data's own ratio).
@@ -128,7 +131,9 @@ def compare(
         check(class_counts is None, "class_counts applies to a tf.data.Dataset given as data", argument="class_counts")
     axes = {"strategy": tuple(strategies), "seed": seed_values}
     try:
-        spec = sweep.make_spec(settings, axes, question=_question(strategies))
+        if question is not None:
+            sweep.check_question(question, strategies)
+        spec = sweep.make_spec(settings, axes, question=question or sweep.Question())
         outcome = runner.run_grid(spec, output_dir, executor=executor, workers=workers, log=log)
     except UserInputError:
         _remove_saved(created, output_dir)
@@ -153,13 +158,6 @@ def _remove_saved(path: str, output_dir: str) -> None:
     for folder in (os.path.dirname(path), output_dir):
         if os.path.isdir(folder) and not os.listdir(folder):
             os.rmdir(folder)
-
-
-def _question(names: Sequence[str]) -> sweep.Question:
-    """The report's verdict: upsample vs class_weight when both run, else the second strategy vs the first."""
-    if {sweep.SEED_QUESTION.treatment, sweep.SEED_QUESTION.control} <= set(names) or len(names) < 2:
-        return sweep.SEED_QUESTION
-    return sweep.Question(treatment=names[1], control=names[0])
 
 
 def _model_path(model: Callable | str, executor: str) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from imbal_keras.errors import check
-from imbal_keras.grid.sweep import SEED_QUESTION, GridSpec, Question, make_spec
+from imbal_keras.grid.sweep import LONG_TAIL_QUESTION, SEED_QUESTION, GridSpec, Question, make_spec
 
 # The value a preset gives a seed it holds fixed while `seed` varies the others (outside every `seed` axis).
 FIXED_SEED = 1000
@@ -107,7 +107,7 @@ PRESETS: dict[str, Preset] = {
             "eval_every": 100,
             "hidden_units": (64, 64),
         },
-        question=SEED_QUESTION,
+        question=LONG_TAIL_QUESTION,
     ),
 }
 

@@ -12,7 +12,7 @@ separate tests. `rank` gives:
 - the group tied with the best: the strategies whose interval against the strategy with the best mean includes
   0.
 
-Not yet wired into the report or the command line.
+The report's ranking section (`ranking_section`) shows it for every cell with three or more strategy variants.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ class Ranking:
     """The ranking of k strategies on n paired seeds.
 
     Attributes:
-      table: one row per strategy, best first: strategy, mean, mean_rank (1 = best), tied_with_best.
+      table: one row per strategy, best first: strategy, mean, mean_rank (1 = best), difference (from the best,
+        mean over seeds), ci_low, ci_high (its simultaneous interval), tied_with_best.
       pairs: one row per pair (a, b): difference (a - b, mean over seeds), ci_low, ci_high (simultaneous),
         different (the interval excludes 0).
       friedman_p: the Friedman test's p-value (NaN when not computed).
@@ -94,11 +95,13 @@ def rank(
     critical = _critical(values, pairs, confidence) if status == stats.OK else math.nan
     pair_rows = [_pair(values, a, b, critical, names) for a, b in pairs]
     best = int(np.argmax(oriented.mean(axis=0)))
-    tied = [i == best or _includes_zero(values, i, best, critical) for i in range(k)]
     order = np.argsort(-oriented.mean(axis=0), kind="stable")
+    from_best = pd.DataFrame([_pair(values, i, best, critical, names) for i in order])
+    tied = ~from_best["different"]  # a NaN interval (too few seeds) is never "different"
     table = pd.DataFrame(
         {"strategy": [names[i] for i in order], "mean": means[order], "mean_rank": ranks[order],
-         "tied_with_best": [tied[i] for i in order]}
+         "difference": from_best["difference"], "ci_low": from_best["ci_low"], "ci_high": from_best["ci_high"],
+         "tied_with_best": tied.to_numpy()}
     )  # fmt: skip
     friedman = scipy_stats.friedmanchisquare(*values.T).pvalue if k >= 3 and status == stats.OK else math.nan
     return Ranking(table, pd.DataFrame(pair_rows), float(friedman), critical, status)
@@ -123,14 +126,6 @@ def _pair(values: np.ndarray, a: int, b: int, critical: float, names: Sequence[s
     low, high = d.mean() - half, d.mean() + half
     return {"a": names[a], "b": names[b], "difference": float(d.mean()), "ci_low": float(low),
             "ci_high": float(high), "different": bool(low > 0 or high < 0)}  # fmt: skip
-
-
-def _includes_zero(values: np.ndarray, i: int, best: int, critical: float) -> bool:
-    d = values[:, i] - values[:, best]
-    if np.isnan(critical):
-        return True
-    half = critical * np.std(d, ddof=1) / math.sqrt(len(d))
-    return bool(d.mean() - half <= 0 <= d.mean() + half)
 
 
 __all__ = ["Ranking", "rank"]

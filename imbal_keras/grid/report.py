@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from imbal_keras import runs, strategies
-from imbal_keras.grid import answer, answer_section, data_used, equivalence, figures, stats, sweep
+from imbal_keras.grid import answer, answer_section, data_used, equivalence, figures, ranking_section, stats, sweep
 from imbal_keras.grid import verdict as verdict_lib
 
 RESULTS_FILE = "results.csv"
@@ -185,23 +185,28 @@ def write_tables(grid_dir: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
 # Verdict on the question of the grid ("does the treatment converge faster and vary less than the control?").
 
 
-def setup_for(question: sweep.Question) -> answer.Setup:
-    """How the report answers `question`: `SETUP` with the question's equivalence margins."""
+def setup_for(question: sweep.Question, num_classes: int = 2) -> answer.Setup:
+    """How the report answers `question`: `SETUP` with the question's metric (`Question.resolved_metric` for a
+    task of `num_classes`), its roughness on the validation split, and its equivalence margins."""
     margins = equivalence.Margins(
         metric=question.metric_margin, area=question.area_margin, spread=question.spread_margin
     )
-    return dataclasses.replace(SETUP, margins=margins)
+    metric = question.resolved_metric(num_classes)
+    roughness = "validation_" + metric.partition("_")[2]
+    return dataclasses.replace(SETUP, metric=metric, roughness_metric=roughness, margins=margins)
 
 
 def verdict(
     results: pd.DataFrame, curves: pd.DataFrame, question: sweep.Question, cell_fields: Sequence[str]
 ) -> list[pd.DataFrame]:
-    """One verdict table per variant of the question's treatment strategy (`verdict.verdict`, one Holm family each).
+    """One verdict table per treatment variant of each family of the question (`answer.families`; one Holm family
+    each), on the question's metric for this task.
 
-    Controls are every variant of the question's control strategy; runs are paired on their seeds, and only the
-    runs whose training seeds all vary take part (`answer.sgd_runs`).
+    Runs are paired on their seeds, and only the runs whose training seeds all vary take part (`answer.sgd_runs`).
     """
-    return answer.verdict_tables(results, curves, question, cell_fields, setup_for(question))
+    return answer.verdict_tables(
+        results, curves, question, cell_fields, setup_for(question, answer_section.num_classes(results))
+    )
 
 
 def spread_by_source(results: pd.DataFrame, cell_fields: Sequence[str]) -> pd.DataFrame:
@@ -432,9 +437,11 @@ def _blocks(grid_dir: str, results: pd.DataFrame, curves: pd.DataFrame, summary:
     ]
     blocks += data_used.blocks(results)
     os.makedirs(os.path.join(grid_dir, PLOTS_DIR), exist_ok=True)
+    setup = setup_for(spec.question, answer_section.num_classes(results))
     answer_blocks, appendix = answer_section.blocks(
-        grid_dir, results, curves, spec.question, cell_fields, setup_for(spec.question), PLOTS_DIR
+        grid_dir, results, curves, spec.question, cell_fields, setup, PLOTS_DIR
     )
+    blocks += ranking_section.blocks(grid_dir, results, cell_fields, setup, PLOTS_DIR)
     blocks += answer_blocks
     blocks += _spread_blocks(results, cell_fields)
     blocks += _cell_blocks(grid_dir, results[answer.sgd_runs(results)], curves, summary, cell_fields)

@@ -26,6 +26,7 @@ import itertools
 import json
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -42,27 +43,124 @@ _SPEC_VERSION = 2
 _SHARD_SEED = 0
 
 
+# `Question.compare` forms: "T:C" / "T:C1,C2" (one treatment against controls), "all:REF" (every strategy against
+# REF), "pairs" (every pair).
+ALL = "all"
+PAIRS = "pairs"
+DEFAULT_REFERENCE = "none"
+# Metrics a question may name (`test_` / `validation_` + one of these, or `recall_class_<c>`); lower-is-better ones.
+QUESTION_METRICS = (*runs.METRIC_NAMES, "head_accuracy", "medium_accuracy", "tail_accuracy")
+LOWER_IS_BETTER = ("log_loss", "brier")
+_CLASS_RECALL = re.compile(r"recall_class_\d+")
+
+
 @dataclasses.dataclass(frozen=True)
 class Question:
-    """The comparison a grid's verdict answers: does `treatment` converge faster and vary less than `control`?
+    """What a grid's report answers: which strategies are compared, on which metric, within which margins.
 
     Attributes:
-      treatment: a strategy name.
-      control: a strategy name; each of its variants in a cell is compared with the treatment.
+      compare: the comparisons: "T:C" or "T:C1,C2" (strategy T against each control), "all:REF" (every strategy
+        against REF) or "pairs" (every pair); empty = every strategy against `none` (`DEFAULT_REFERENCE`).
+      metric: a results.csv / curves.csv column (`test_balanced_accuracy`; a bare `balanced_accuracy` means its
+        test value); empty = the task's main metric (`main_metric`).
       metric_margin: the final metric's equivalence margin (absolute; `equivalence.Margins`).
       area_margin: the margin of the mean metric over training (absolute).
       spread_margin: the spread ratio's margin (a factor above 1).
     """
 
-    treatment: str
-    control: str
+    compare: str = ""
+    metric: str = ""
     metric_margin: float = 0.02
     area_margin: float = 0.02
     spread_margin: float = 1.5
 
+    def __post_init__(self):
+        parse_compare(self.compare)
+        if self.metric:
+            object.__setattr__(self, "metric", metric_column(self.metric))
+
+    def families(self, strategies: Sequence[str]) -> list[tuple[str, tuple[str, ...]]]:
+        """(treatment, controls) per verdict family, among `strategies` (the grid's, in order); absent names drop."""
+        kind, treatment, controls = parse_compare(self.compare or f"{ALL}:{DEFAULT_REFERENCE}")
+        present = list(dict.fromkeys(strategies))
+        if kind == PAIRS:
+            out = [(s, tuple(present[i + 1 :])) for i, s in enumerate(present)]
+        elif kind == ALL:
+            out = [(s, (controls[0],)) for s in present if s != controls[0] and controls[0] in present]
+        else:
+            out = [(treatment, tuple(c for c in controls if c in present))] if treatment in present else []
+        return [(t, c) for t, c in out if c]
+
+    def resolved_metric(self, num_classes: int) -> str:
+        """The metric column: the question's, else test AUPRC for K = 2 and test balanced accuracy for K > 2."""
+        return self.metric or main_metric(num_classes)
+
+    def describe(self, num_classes: int) -> str:
+        """The question in words ("every strategy against none on test_balanced_accuracy, higher is better")."""
+        kind, treatment, controls = parse_compare(self.compare or f"{ALL}:{DEFAULT_REFERENCE}")
+        if kind == PAIRS:
+            what = "every pair of strategies"
+        else:
+            what = f"{treatment or 'every strategy'} against {' and '.join(controls)}"
+        metric = self.resolved_metric(num_classes)
+        direction = "higher" if higher_is_better(metric) else "lower"
+        default = " (the default question)" if not (self.compare or self.metric) else ""
+        return f"{what} on {metric}, {direction} is better{default}"
+
+
+def parse_compare(text: str) -> tuple[str, str, tuple[str, ...]]:
+    """("pairs" | "all" | "one", treatment, controls) of a `Question.compare` text; "" is valid (the default).
+
+    Raises:
+      UserInputError: not one of the forms; the message names --compare, the value and the forms.
+    """
+    forms = "pairs, all:REFERENCE, TREATMENT:CONTROL or TREATMENT:CONTROL1,CONTROL2 (e.g. all:none)"
+    text = text.strip()
+    if text in ("", PAIRS):
+        return (PAIRS if text else ALL), "", (() if text else (DEFAULT_REFERENCE,))
+    head, sep, tail = text.partition(":")
+    head, controls = head.strip(), tuple(c.strip() for c in tail.split(","))
+    check(
+        bool(sep and head and all(controls)) and head not in controls and (head != ALL or len(controls) == 1),
+        f"--compare must be one of {forms}. Received: --compare={text}",
+        argument="compare",
+    )
+    if head == ALL:
+        return ALL, "", controls
+    return "one", head, controls
+
+
+def metric_column(name: str) -> str:
+    """The results.csv column of a metric name (`balanced_accuracy` -> `test_balanced_accuracy`).
+
+    Raises:
+      UserInputError: not a recorded metric; the message names --metric, the value and the choices.
+    """
+    column = name if name.startswith(("test_", "validation_")) else f"test_{name}"
+    base = column.partition("_")[2]
+    check(
+        base in QUESTION_METRICS or bool(_CLASS_RECALL.fullmatch(base)),
+        f"--metric must be one of {', '.join(QUESTION_METRICS)} or recall_class_<c> (optionally prefixed test_ "
+        f"or validation_). Received: --metric={name}",
+        argument="metric",
+    )
+    return column
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger value of the metric column is better (not for log loss and Brier score)."""
+    return metric.partition("_")[2] not in LOWER_IS_BETTER
+
+
+def main_metric(num_classes: int) -> str:
+    """The task's main metric: test AUPRC for K = 2, test balanced accuracy for K > 2."""
+    return "test_average_precision" if num_classes <= 2 else "test_balanced_accuracy"
+
 
 # The toolkit's headline question: "upsampling converges faster and varies less than class weights".
-SEED_QUESTION = Question(treatment="upsample", control="class_weight")
+SEED_QUESTION = Question(compare="upsample:class_weight", metric="test_average_precision")
+# The long-tail literature's question: every strategy against plain cross-entropy on balanced accuracy.
+LONG_TAIL_QUESTION = Question(compare="all:none", metric="test_balanced_accuracy")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +176,7 @@ class GridSpec:
 
     axes: Mapping[str, tuple]
     base: ExperimentConfig = ExperimentConfig()
-    question: Question = SEED_QUESTION
+    question: Question = Question()
 
     def to_dict(self) -> dict[str, Any]:
         """The content of grid.json. `output_dir` is left out: a grid folder may be moved or merged."""
@@ -95,7 +193,11 @@ class GridSpec:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> GridSpec:
         axes = {k: tuple(tuple(v) if isinstance(v, list) else v for v in values) for k, values in d["axes"].items()}
-        return cls(axes=axes, base=ExperimentConfig.from_dict(d["base"]), question=Question(**d["question"]))
+        question = dict(d["question"])
+        if "treatment" in question:  # grid.json written before questions named their comparisons
+            question["compare"] = f"{question.pop('treatment')}:{question.pop('control')}"
+            question.setdefault("metric", "test_average_precision")
+        return cls(axes=axes, base=ExperimentConfig.from_dict(d["base"]), question=Question(**question))
 
     def ordered_axes(self) -> dict[str, tuple]:
         """Every axis with its values, in expansion order (outermost first): seeds, then the flat-name order.
@@ -121,7 +223,7 @@ class GridSpec:
 
 
 def make_spec(
-    settings: Mapping[str, Any], axes: Mapping[str, Sequence], *, question: Question = SEED_QUESTION
+    settings: Mapping[str, Any], axes: Mapping[str, Sequence], *, question: Question = Question()
 ) -> GridSpec:
     """A spec from flat settings shared by every run and axes.
 
@@ -185,6 +287,24 @@ def validate(spec: GridSpec) -> GridSpec:
     for config in expand(spec):
         config.validate()
     return spec
+
+
+def check_question(question: Question, strategy_names: Sequence[str]) -> None:
+    """Checks that every strategy a question given by the user names is one the grid runs.
+
+    Raises:
+      UserInputError: a named strategy the grid does not run; the message names --compare and the strategies.
+    """
+    if not question.compare:
+        return
+    _, treatment, controls = parse_compare(question.compare)
+    for name in (treatment, *controls):
+        check(
+            not name or name in strategy_names,
+            f"--compare names {name}, which the grid does not run; its strategies: {', '.join(strategy_names)}. "
+            f"Received: --compare={question.compare}",
+            argument="compare",
+        )
 
 
 def expand(spec: GridSpec, grid_dir: str = "") -> list[ExperimentConfig]:
@@ -305,14 +425,19 @@ def load_spec(grid_dir: str, *, argument: str = "output_dir") -> GridSpec:
 def prepare(grid_dir: str, spec: GridSpec) -> None:
     """Creates the grid folder and grid.json, or checks that an existing one describes the same grid.
 
+    The question is not part of that check: asking a new question of the same runs (another --compare, --metric or
+    margin) replaces the question in grid.json, and the report answers it.
+
     Raises:
       UserInputError: the folder holds a different grid (the message says which axes or fields differ), or
         it cannot be written. Nothing is changed in that case.
     """
     path = os.path.join(grid_dir, GRID_FILE)
     if os.path.exists(path):
-        check_compatible(load_spec(grid_dir), spec, grid_dir)
-        return
+        saved = load_spec(grid_dir)
+        check_compatible(saved, spec, grid_dir)
+        if saved.question == spec.question:
+            return
     try:
         os.makedirs(runs_dir(grid_dir), exist_ok=True)
         runs.write_atomically(path, json.dumps(spec.to_dict(), indent=2, sort_keys=True))
@@ -323,8 +448,8 @@ def prepare(grid_dir: str, spec: GridSpec) -> None:
 
 
 def check_compatible(saved: GridSpec, wanted: GridSpec, grid_dir: str, *, argument: str = "output_dir") -> None:
-    """Raises `UserInputError` naming what differs if `wanted` is not the grid saved in `grid_dir` (a folder
-    named by the setting `argument`)."""
+    """Raises `UserInputError` naming what differs if `wanted` does not run the grid saved in `grid_dir` (a folder
+    named by the setting `argument`); the question may differ (`prepare`)."""
     a, b = saved.to_dict(), wanted.to_dict()
     differ = [f"axis {k}" for k in sorted(set(a["axes"]) | set(b["axes"])) if a["axes"].get(k) != b["axes"].get(k)]
     flat_a, flat_b = saved.base.resolved().flat(), wanted.base.resolved().flat()
@@ -332,8 +457,6 @@ def check_compatible(saved: GridSpec, wanted: GridSpec, grid_dir: str, *, argume
     differ += [
         f"field {k}" for k in sorted(set(flat_a) | set(flat_b)) if k not in output and flat_a.get(k) != flat_b.get(k)
     ]
-    if a["question"] != b["question"]:
-        differ.append("question")
     check(
         not differ,
         f"{argument}={grid_dir!r} holds a different grid ({'; '.join(differ)} differ from its {GRID_FILE}); "
@@ -395,10 +518,16 @@ __all__ = [
     "DEFAULT_PACK",
     "GRID_FILE",
     "RUNS_DIR",
+    "LONG_TAIL_QUESTION",
     "SEED_QUESTION",
     "GridSpec",
     "Question",
+    "higher_is_better",
+    "main_metric",
+    "metric_column",
+    "parse_compare",
     "check_compatible",
+    "check_question",
     "expand",
     "load_spec",
     "make_spec",
