@@ -10,12 +10,12 @@ values) with a correlation of 0.5 within a pair, and (over training) 0.7 between
                or a spread ratio of 1.5 or 1/1.5; target <= 5%), and the coverage of the 90% interval behind it
   coverage     coverage of one 95% interval of the spread ratio (true ratio 2)
   spread_test  the verdict's paired spread test of the final value at 5%, equal spreads: how often it rejects
-  ranking      3, 5 or 10 alike strategies (normal or lognormal(0, 1) values): how often the ranking calls any
-               pair different (target <= 5%)
   verdict      simulated grids where every variant comes from one distribution: how often the verdict table
                takes any side on converges faster, faster by area or varies less (target <= 5%)
 
-    python -m benchmarks.answer_calibration [--section bands|equivalence|coverage|spread_test|ranking|verdict]
+The ranking has its own: benchmarks/ranking_calibration.py.
+
+    python -m benchmarks.answer_calibration [--section bands|equivalence|coverage|spread_test|verdict]
         [--replicates 1000]
 """
 
@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import stats_calibration
-from imbal_keras.grid import curves, equivalence, ranking, stats
+from imbal_keras.grid import curves, equivalence, stats
 
 SEEDS = (6, 10, 20)
 STEPS = np.arange(50, 401, 50, dtype=float)
@@ -146,27 +146,6 @@ def spread_test_table(replicates: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def ranking_table(replicates: int) -> pd.DataFrame:
-    """The ranking's false "better than" rate: any pair called different when every strategy is alike."""
-    rows = []
-    for kind in ("normal", "lognormal(0, 1)"):
-        for strategies in (3, 5, 10):
-            row = {"values": kind, "strategies": strategies}
-            for n in SEEDS:
-                rng = np.random.default_rng(400 + n * strategies)
-                wrong = 0
-                for _ in range(replicates):
-                    shared = rng.normal(0, 1, (n, 1))
-                    noise = (
-                        rng.lognormal(0, 1, (n, strategies)) if kind != "normal" else rng.normal(0, 1, (n, strategies))
-                    )
-                    out = ranking.rank(shared + noise, [str(i) for i in range(strategies)])
-                    wrong += bool(out.pairs["different"].any())
-                row[f"{n} seeds"] = wrong / replicates
-            rows.append(row)
-    return pd.DataFrame(rows)
-
-
 def verdict_table(replicates: int) -> pd.DataFrame:
     """Any side taken on converges faster, faster by area or varies less, per table of 4 controls (12 tests)."""
     rows = []
@@ -185,7 +164,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--section",
-        choices=("all", "bands", "equivalence", "coverage", "spread_test", "ranking", "verdict"),
+        choices=("all", "bands", "equivalence", "coverage", "spread_test", "verdict"),
         default="all",
     )
     parser.add_argument("--replicates", type=int, default=1000)
@@ -195,7 +174,6 @@ def main() -> None:
         "equivalence": equivalence_table,
         "coverage": coverage_table,
         "spread_test": spread_test_table,
-        "ranking": ranking_table,
         "verdict": verdict_table,
     }
     for name, make in sections.items():

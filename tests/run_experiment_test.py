@@ -81,6 +81,10 @@ BAD_INPUT = {
         ["--merge", "--merge_from=/no/such/grid"],
         "error: --merge_from='/no/such/grid' holds no readable grid.json (no such file): it is not a grid folder",
     ),
+    "compare_with_merge": (
+        ["--merge", "--compare=upsample:none"],
+        "error: --compare cannot be changed by --merge, which reports the grid's own question;",
+    ),
     "failing_model_function": (["--model=user_models:raises"], "error: --model='user_models:raises' raised"),
     "failing_model_function_in_grid": (
         ["--model=user_models:raises", "--seed=0:2"],

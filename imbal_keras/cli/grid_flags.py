@@ -183,8 +183,20 @@ def execution() -> dict:
 
 
 def merge_sources() -> list[str] | None:
-    """The folders to merge from (possibly none) if --merge is given, else None."""
-    return list(_MERGE_FROM.value) if _MERGE.value else None
+    """The folders to merge from (possibly none) if --merge is given, else None.
+
+    Raises:
+      UserInputError: --compare or --metric with --merge (a merge reports the question the grid was run with).
+    """
+    if not _MERGE.value:
+        return None
+    for flag in (_COMPARE, _METRIC):
+        check(
+            flag.value is None,
+            f"--{flag.name} cannot be changed by --merge, which reports the grid's own question; rerun the grid's "
+            f"command with --{flag.name} instead (its finished runs are skipped). Received: --{flag.name}={flag.value}",
+        )
+    return list(_MERGE_FROM.value)
 
 
 __all__ = [
