@@ -300,3 +300,25 @@ def test_dry_run_checks_and_describes_without_writing(tmp_path, capsys):
     assert not out.exists()
     code, stderr, _ = _run_main_in_process(["--strategy=upsample", "--steps=0", "--dry_run"], capsys)
     assert code == 2 and stderr.startswith("error: --steps must be >= 1. Received: steps=0")
+
+
+@pytest.mark.parametrize(
+    ("dataset", "module", "extra"),
+    [("parquet:table.parquet", "pyarrow", "parquet"), ("tfds:mnist", "tensorflow_datasets", "tfds")],
+    ids=["parquet", "tfds"],
+)
+def test_a_missing_extra_is_one_error_line_naming_it(tmp_path, monkeypatch, capsys, dataset, module, extra):
+    import importlib.util
+
+    (tmp_path / "table.parquet").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == module else real(name, *a))
+    code, stderr, _ = _run_main_in_process([f"--dataset={dataset}", f"--output_dir={tmp_path / 'out'}"], capsys)
+    assert code == 2 and "Traceback" not in stderr
+    (line,) = stderr.strip().splitlines()
+    assert (
+        line == f"error: dataset={dataset.split(':')[0]}:{'PATH' if extra == 'parquet' else 'NAME'} needs the "
+        f"'{extra}' extra ({module} not installed): pip install 'imbal_keras[{extra}]'"
+    )
+    assert not (tmp_path / "out").exists()

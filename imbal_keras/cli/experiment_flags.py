@@ -25,7 +25,7 @@ from absl import app, flags
 from imbal_keras import config as config_lib
 from imbal_keras import runs, strategies
 from imbal_keras.config import ExperimentConfig
-from imbal_keras.errors import UserInputError, check
+from imbal_keras.errors import MissingExtraError, UserInputError, check
 
 _LIST_ITEM_TYPES = {"hidden_units": int, "target_distribution": float}
 _AXIS_NOTE = " Several comma-separated values make a grid axis."
@@ -165,7 +165,7 @@ _EXIT_USER, _EXIT_STORAGE, _EXIT_INTERRUPTED = 2, 1, 130
 def run_main(main) -> None:
     """`app.run(main)` with one line instead of a traceback for what a user meets:
 
-    - a `UserInputError`: `error: ...`, exit code 2;
+    - a `UserInputError`, or a part whose pip extra is missing (`MissingExtraError`): `error: ...`, exit code 2;
     - a full disk, quota or file-size limit (`runs.storage_fault`): `error: ...` saying that finished runs are
       complete and to rerun, exit code 1;
     - Ctrl-C: `interrupted: ...` (a grid says how many runs finished), exit code 130.
@@ -176,6 +176,8 @@ def run_main(main) -> None:
             main(argv)
         except UserInputError as e:
             _exit(f"error: {e.command_line_message()}", _EXIT_USER)
+        except MissingExtraError as e:
+            _exit(f"error: {e}", _EXIT_USER)
         except KeyboardInterrupt as e:
             message = str(e) if str(e).startswith("interrupted:") else _INTERRUPTED
             _exit(message, _EXIT_INTERRUPTED)

@@ -34,7 +34,7 @@ from imbal_keras.data.splits import (
     standardised,
 )
 from imbal_keras.data.tabular import from_frame
-from imbal_keras.errors import UserInputError, check
+from imbal_keras.errors import UserInputError, check, require_extra
 
 if TYPE_CHECKING:
     from imbal_keras.config import DataConfig
@@ -158,6 +158,7 @@ def from_parquet(path: str, **options: Any) -> Data:
     Raises:
       UserInputError: a missing or unreadable file, or anything `from_frame` refuses.
     """
+    require_extra("dataset=parquet:PATH", "parquet", ("pyarrow",))
     import pandas as pd
 
     where = f"dataset=parquet:{path}"
@@ -471,6 +472,7 @@ def from_tfds(
         the features, an input that is not a numeric tensor, images of different sizes, or a `positive_class`
         absent from the data.
     """
+    require_extra("dataset=tfds:NAME", "tfds", ("tensorflow_datasets",))
     import tensorflow_datasets as tfds
 
     where = f"dataset=tfds:{name}"

@@ -152,7 +152,8 @@ def connect_ray(ray_address: str):
         import ray
     except ImportError:
         raise UserInputError(
-            "executor=ray needs Ray: pip install -r requirements-ray.txt (Received: executor='ray')"
+            "executor=ray needs Ray: pip install 'imbal_keras[ray]' (in the repository: pip install -r "
+            "requirements-ray.txt). Received: executor='ray'"
         ) from None
     if not ray.is_initialized():
         _check_reachable(ray_address)
