@@ -91,7 +91,7 @@ COMMANDS = {"inline": ["--executor=inline"], "local": ["--executor=local", "--wo
 
 def _start(grid_dir, how):
     command = [sys.executable, "-u", os.path.join(REPO, "run_experiment.py"), *TINY_FLAGS,
-               "--strategy=none,upsample", "--seed=0:4", f"--output_dir={grid_dir}", *COMMANDS[how]]  # fmt: skip
+               "--strategy=none,upsample", "--seed=0:10", f"--output_dir={grid_dir}", *COMMANDS[how]]  # fmt: skip
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
 
 
@@ -129,9 +129,9 @@ def test_two_processes_on_one_folder(tmp_path, first_how, second_how, together):
     assert line.startswith(f"error: --output_dir='{grid_dir}' is in use by pid {holder} on host "), line
     assert "Traceback" not in outputs[0][1] + outputs[1][1]
     names = runs.finished_runs(runs_dir)
-    assert sorted(os.listdir(runs_dir)) == names and len(names) == 8  # no -2 folders, no partials
+    assert sorted(os.listdir(runs_dir)) == names and len(names) == 20  # no -2 folders, no partials
     results = pd.read_csv(os.path.join(grid_dir, "results.csv"))
-    assert len(results) == 8 and results["run_name"].is_unique
+    assert len(results) == 20 and results["run_name"].is_unique
     assert not [f for f in os.listdir(grid_dir) if f.startswith(".lock")]  # released
 
 
