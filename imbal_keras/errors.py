@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["MissingExtraError", "UserInputError", "check", "require_extra"]
+import numbers
+
+__all__ = ["MissingExtraError", "UserInputError", "check", "is_integer", "require_extra"]
 
 
 class UserInputError(ValueError):
@@ -32,6 +34,11 @@ def check(condition: bool, message: str, *, argument: str | None = None) -> None
     """Raises `UserInputError(message, argument=argument)` unless `condition` holds."""
     if not condition:
         raise UserInputError(message, argument=argument)
+
+
+def is_integer(value) -> bool:
+    """Whether `value` is an integer (Python or NumPy), not a bool: what a count or an index argument must be."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 class MissingExtraError(ImportError):

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from imbal_keras.data.shares import acceptance_probabilities, check_reachable, pass_sizes, resolve_target
-from imbal_keras.errors import check
+from imbal_keras.errors import check, is_integer
 
 __all__ = ["REDUCTIONS", "BatchSampling"]
 
@@ -97,7 +97,7 @@ class BatchSampling:
         )
         if self.pass_size is not None:
             check(
-                _is_int(self.pass_size) and self.pass_size >= 1,
+                is_integer(self.pass_size) and self.pass_size >= 1,
                 f"pass_size must be an integer >= 1. Received: pass_size={self.pass_size!r}",
                 argument="pass_size",
             )
@@ -252,10 +252,6 @@ class BatchSampling:
     def from_dict(cls, d: dict[str, Any]) -> BatchSampling:
         """Inverse of `to_dict`."""
         return cls(**d)
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def _tuple(values) -> tuple[float, ...] | None:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from imbal_keras.errors import UserInputError, check
+from imbal_keras.errors import UserInputError, check, is_integer
 
 CLASS_PROFILES = ("exponential", "step")
 GROUPS = ("head", "medium", "tail")
@@ -77,7 +77,7 @@ def profile_counts(profile: str, num_classes: int, imbalance_ratio: float, n_max
         argument="profile",
     )
     check(
-        _is_int(num_classes) and num_classes >= 2,
+        is_integer(num_classes) and num_classes >= 2,
         f"num_classes must be an integer >= 2. Received: num_classes={num_classes!r}",
         argument="num_classes",
     )
@@ -90,7 +90,7 @@ def profile_counts(profile: str, num_classes: int, imbalance_ratio: float, n_max
         argument="imbalance_ratio",
     )
     check(
-        _is_int(n_max) and n_max >= 1,
+        is_integer(n_max) and n_max >= 1,
         f"n_max must be an integer >= 1. Received: n_max={n_max!r}",
         argument="n_max",
     )
@@ -197,10 +197,6 @@ def class_groups(train_counts: Sequence[int], *, rule: str = "thirds") -> tuple[
     rank[np.argsort(-counts, kind="stable")] = np.arange(k)
     third = int(np.floor(k / 3 + 0.5))  # round half up: K = 2 gives one head and one tail
     return tuple("head" if r < third else "tail" if r >= k - third else "medium" for r in rank)
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def _check_labels(labels: np.ndarray, num_classes: int) -> None:

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from imbal_keras.errors import check
+from imbal_keras.errors import check, is_integer
 
 __all__ = [
     "CHUNK_BYTES",
     "cached",
     "check_int",
     "check_single_output",
-    "is_int",
     "resolve_loss",
 ]
 
@@ -86,13 +84,9 @@ def check_single_output(model: keras.Model) -> None:
     )
 
 
-def is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
 def check_int(value, argument: str, *, minimum: int) -> None:
     check(
-        is_int(value) and value >= minimum,
+        is_integer(value) and value >= minimum,
         f"{argument} must be an integer >= {minimum}. Received: {argument}={value!r}",
         argument=argument,
     )

@@ -22,9 +22,9 @@ from scipy.special import gammaln
 from imbal_keras import strategies
 from imbal_keras.data.batch_sampling import BatchSampling
 from imbal_keras.data.shares import apportion, balanced, stratified_counts
-from imbal_keras.diagnostics._common import check_int, is_int
+from imbal_keras.diagnostics._common import check_int
 from imbal_keras.diagnostics.moments import DEFAULT_MAX_PARAMETERS, ClassMoments, check_labels, class_moments
-from imbal_keras.errors import UserInputError, check
+from imbal_keras.errors import UserInputError, check, is_integer
 
 __all__ = [
     "MAX_COMPOSITIONS",
@@ -504,7 +504,7 @@ def _minority(class_counts: np.ndarray, minority_class: int | None) -> int:
         counts = np.where(np.asarray(class_counts) > 0, class_counts, np.iinfo(np.int64).max)
         return int(np.argmin(counts))
     check(
-        is_int(minority_class) and 0 <= minority_class < len(class_counts),
+        is_integer(minority_class) and 0 <= minority_class < len(class_counts),
         f"minority_class must be a class id in [0, {len(class_counts)}). Received: minority_class={minority_class!r}",
         argument="minority_class",
     )

@@ -17,6 +17,7 @@ from typing import Any
 from imbal_keras import runs
 from imbal_keras.config import ExperimentConfig
 from imbal_keras.grid import worker
+from imbal_keras.training.plan import WARM_OFF
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,7 +106,7 @@ def run_one(config_dict: dict[str, Any], fields: Sequence[str], threads: int, wa
         runs.write_run_hparams(result.run_dir, config, fields)
     except Exception as e:  # noqa: BLE001  (reported to the parent as one line; the grid goes on)
         return RunOutcome(config.output.run_name, time.time() - started, error=_error_line(e))
-    path = "plain: warm runs off" if cache is None else cache.last_path
+    path = f"plain: {WARM_OFF}" if cache is None else cache.last_path
     return _finished(result, time.time() - started, path)
 
 
