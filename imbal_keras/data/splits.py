@@ -27,6 +27,7 @@ __all__ = [
     "Split",
     "array_data",
     "given_split_indices",
+    "iterative_stratification",
     "layout_indices",
     "layout_of",
     "standardised",
@@ -332,3 +333,65 @@ def array_data(
         name=name,
         dropped=tuple(int(d) for d in dropped),
     )
+
+
+def iterative_stratification(labels: np.ndarray, fractions: Sequence[float], *, seed: int = 0) -> list[np.ndarray]:
+    """Splits multi-label examples so every label's positives are shared as `fractions` (Sechidis et al. 2011).
+
+    Iterative stratification: the label with the fewest positives left is dealt first, each of its examples going
+    to the subset that still wants the most of that label (ties: the subset that wants the most examples, then
+    at random); every label of the example counts against that subset's demand. Examples without labels fill
+    the subsets that want the most examples. Rare labels are placed while every subset can still take them, which
+    a split stratified on label combinations cannot do once combinations are unique.
+
+    Args:
+      labels: (N, L) of 0/1.
+      fractions: share of the examples for each subset, summing to 1.
+      seed: breaks ties and orders the examples.
+
+    Returns:
+      One array of example indices per subset, each sorted.
+
+    Raises:
+      UserInputError: labels that are not (N, L) 0/1, or fractions that are not non-negative and summing to 1.
+    """
+    y = np.asarray(labels)
+    check(
+        y.ndim == 2 and y.size > 0 and np.isin(y, (0, 1)).all(),
+        f"labels must be a non-empty (N, L) array of 0 and 1. Received: labels with shape {y.shape}",
+        argument="labels",
+    )
+    r = np.asarray(fractions, dtype=np.float64)
+    check(
+        r.ndim == 1 and (r >= 0).all() and abs(r.sum() - 1) < 1e-9,
+        f"fractions must be non-negative and sum to 1. Received: fractions={np.atleast_1d(r).tolist()}",
+        argument="fractions",
+    )
+    y = y.astype(bool)
+    rng = np.random.default_rng([seed, 3])
+    wanted = r * len(y)  # examples each subset still wants
+    wanted_label = r[:, None] * y.sum(axis=0)[None, :]  # (subsets, L) positives each subset still wants
+    subset = np.full(len(y), -1)
+    left = y.copy()
+    while left.any():
+        remaining = left.sum(axis=0)
+        rarest = np.flatnonzero(remaining == remaining[remaining > 0].min())
+        label = rng.choice(rarest)
+        for i in rng.permutation(np.flatnonzero(left[:, label])):
+            j = _neediest(wanted_label[:, label], wanted, rng)
+            subset[i] = j
+            wanted[j] -= 1
+            wanted_label[j] -= y[i]
+            left[i] = False
+    for i in rng.permutation(np.flatnonzero(subset < 0)):
+        j = _neediest(wanted, wanted, rng)
+        subset[i] = j
+        wanted[j] -= 1
+    return [np.flatnonzero(subset == j) for j in range(len(r))]
+
+
+def _neediest(demand: np.ndarray, wanted: np.ndarray, rng: np.random.Generator) -> int:
+    """The subset with the largest demand; ties to the one wanting the most examples, then at random."""
+    best = np.flatnonzero(demand == demand.max())
+    best = best[wanted[best] == wanted[best].max()]
+    return int(rng.choice(best))
