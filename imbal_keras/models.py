@@ -30,8 +30,11 @@ __all__ = [
     "build_for_run",
     "compile_for_run",
     "mlp_weights",
+    "multilabel_mlp",
     "optimizer",
     "output_bias",
+    "sequence_tagger",
+    "unet",
 ]
 
 # The keyword arguments a model function may take; it is called with those of them its signature names (all of
@@ -446,3 +449,135 @@ def optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
     if name == "adam":
         return keras.optimizers.Adam(learning_rate=learning_rate)
     raise ValueError(f"optimizer must be 'sgd' or 'adam'. Received: optimizer={name!r}")
+
+
+def unet(
+    input_shape: Sequence[int],
+    num_classes: int,
+    *,
+    filters: Sequence[int] = (8, 16),
+    class_shares: Sequence[float] | None = None,
+    seed: int = 0,
+) -> keras.Model:
+    """A tiny U-Net (Ronneberger et al. 2015) for segmentation: (H, W, C) images to (H, W, K) softmax maps.
+
+    Each level has two 3x3 convolutions ("same" padding, ReLU); the encoder halves the resolution between levels
+    (2x2 max pooling), the decoder doubles it (2x2 transposed convolution) and concatenates the encoder's features
+    of that level; a 1x1 convolution gives the class probabilities.
+    `filters=(8, 16)` with one input channel and 3 classes has 6,443 weights.
+
+    Args:
+      input_shape: (H, W, C), H and W divisible by 2^(levels - 1).
+      num_classes: K >= 2 (a softmax over K for every pixel, also for K = 2).
+      filters: filters per level, from the top.
+      class_shares: pixel share of each class the output bias starts at (log share); None: uniform.
+      seed: seeds the weight initialisers.
+
+    Raises:
+      UserInputError: an input shape that is not (H, W, C) divisible by 2^(levels - 1).
+    """
+    step = 2 ** (len(filters) - 1)
+    check(
+        len(input_shape) == 3 and input_shape[0] % step == 0 and input_shape[1] % step == 0,
+        f"input_shape must be (H, W, C) with H and W divisible by {step}. Received: input_shape={tuple(input_shape)}",
+        argument="input_shape",
+    )
+    init = _initializers(seed)
+    inputs = keras.Input(shape=tuple(input_shape))
+    h, skips = inputs, []
+    for level, width in enumerate(filters):
+        if level:
+            h = keras.layers.MaxPooling2D()(h)
+        h = _double_convolution(h, width, init)
+        skips.append(h)
+    for width, skip in zip(reversed(filters[:-1]), reversed(skips[:-1]), strict=True):
+        h = keras.layers.Conv2DTranspose(width, 2, strides=2, kernel_initializer=init())(h)
+        h = _double_convolution(keras.layers.Concatenate()([h, skip]), width, init)
+    outputs = keras.layers.Conv2D(
+        num_classes, 1, activation="softmax", **_dense_output(num_classes, class_shares, init)
+    )(h)
+    return keras.Model(inputs, outputs, name="unet")
+
+
+def sequence_tagger(
+    vocabulary: int,
+    num_classes: int,
+    *,
+    embedding_dim: int = 16,
+    filters: int = 32,
+    class_shares: Sequence[float] | None = None,
+    seed: int = 0,
+) -> keras.Model:
+    """A small 1-D convolutional tagger: (T,) token ids to (T, K) softmax tags.
+
+    An embedding, two 3-wide 1-D convolutions ("same" padding, ReLU; each token sees two neighbours on each side)
+    and a per-token dense softmax.
+
+    Args:
+      vocabulary: token ids 0..V-1.
+      num_classes: K >= 2.
+      embedding_dim: embedding width.
+      filters: convolution filters.
+      class_shares: token share of each tag the output bias starts at; None: uniform.
+      seed: seeds the weight initialisers.
+    """
+    init = _initializers(seed)
+    inputs = keras.Input(shape=(None,), dtype="int32")
+    h = keras.layers.Embedding(
+        vocabulary, embedding_dim, embeddings_initializer=keras.initializers.RandomUniform(seed=seed)
+    )(inputs)
+    for _ in range(2):
+        h = keras.layers.Conv1D(filters, 3, padding="same", activation="relu", kernel_initializer=init())(h)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", **_dense_output(num_classes, class_shares, init))(h)
+    return keras.Model(inputs, outputs, name="sequence_tagger")
+
+
+def multilabel_mlp(
+    input_dim: int,
+    num_labels: int,
+    *,
+    hidden_units: Sequence[int] = (64,),
+    label_shares: Sequence[float] | None = None,
+    seed: int = 0,
+) -> keras.Model:
+    """An MLP with one sigmoid per label: (D,) features to (L,) probabilities.
+
+    Args:
+      input_dim: D.
+      num_labels: L.
+      hidden_units: hidden widths (ReLU).
+      label_shares: positive share of each label; the output bias starts at its log-odds. None: 0 (p = 0.5).
+      seed: seeds the weight initialisers.
+    """
+    init = _initializers(seed)
+    inputs = keras.Input(shape=(input_dim,))
+    h = inputs
+    for width in hidden_units:
+        h = keras.layers.Dense(width, activation="relu", kernel_initializer=init())(h)
+    bias = np.zeros(num_labels)
+    if label_shares is not None:
+        p = np.clip(np.asarray(label_shares, np.float64), 1e-7, 1 - 1e-7)
+        bias = np.log(p / (1 - p))
+    outputs = keras.layers.Dense(
+        num_labels, activation="sigmoid", kernel_initializer=init(), bias_initializer=keras.initializers.Constant(bias)
+    )(h)
+    return keras.Model(inputs, outputs, name="multilabel_mlp")
+
+
+def _double_convolution(h, width: int, init: Callable):
+    for _ in range(2):
+        h = keras.layers.Conv2D(width, 3, padding="same", activation="relu", kernel_initializer=init())(h)
+    return h
+
+
+def _dense_output(num_classes: int, class_shares, init: Callable) -> dict[str, Any]:
+    """Initialisers of a per-pixel softmax output whose bias starts at log(share) (uniform without shares)."""
+    shares = np.full(num_classes, 1.0 / num_classes) if class_shares is None else np.asarray(class_shares, np.float64)
+    check(
+        shares.shape == (num_classes,) and (shares >= 0).all() and shares.sum() > 0,
+        f"class_shares must be {num_classes} non-negative shares. "
+        f"Received: class_shares={np.atleast_1d(shares).tolist()}",
+        argument="class_shares",
+    )
+    bias = np.log(np.clip(shares / shares.sum(), 1e-7, None))
+    return {"kernel_initializer": init(), "bias_initializer": keras.initializers.Constant(bias)}
