@@ -2,12 +2,24 @@
 
 What users call is exported here: `load(config.data)` or one loader per source (`synthetic`, `from_csv`,
 `from_parquet`, `from_frame`, `from_npz`, `from_python`, `from_arrays`, `from_tfds`), each returning `Data` with its
-three `Split`s. Modules: `sources` (the loaders), `generated` (synthetic data), `tabular` (tables encoded as
-features), `splits` (subsampling and splitting), `longtail` (class profiles and groups), `shares` (class-share
-arithmetic, no TensorFlow), `batch_sampling` (how a strategy forms batches, as data), `pipelines` and `streaming`
-(the tf.data builders, which import TensorFlow; import them by name).
+three `Split`s; for dense (mask, sequence) and multi-label targets `segmentation`, `token_sequences`,
+`multilabel_tags`, `dense_from_arrays`, `dense_from_npz` and `dense_from_python`. Modules: `sources` (the
+loaders), `generated` (synthetic data), `tabular` (tables encoded as features), `splits` (subsampling and
+splitting), `longtail` (class profiles and groups), `shares` (class-share arithmetic, no TensorFlow),
+`batch_sampling` (how a strategy forms batches, as data), `pipelines` and `streaming` (the tf.data builders, which
+import TensorFlow; import them by name); for dense and multi-label targets `dense_shares` (pixel frequencies,
+presence, weights; no TensorFlow), `dense` (weight maps, presence resampling, patch and repeat-factor sampling;
+TensorFlow) and `dense_generated` (synthetic data and loaders).
 """
 
+from imbal_keras.data.dense_generated import (
+    dense_from_arrays,
+    dense_from_npz,
+    dense_from_python,
+    multilabel_tags,
+    segmentation,
+    token_sequences,
+)
 from imbal_keras.data.sources import (
     as_arrays,
     from_arrays,
@@ -21,7 +33,7 @@ from imbal_keras.data.sources import (
     load,
     synthetic,
 )
-from imbal_keras.data.splits import Data, Split
+from imbal_keras.data.splits import Data, Split, iterative_stratification
 from imbal_keras.data.tabular import Feature, from_frame
 
 __all__ = [
@@ -29,6 +41,9 @@ __all__ = [
     "Feature",
     "Split",
     "as_arrays",
+    "dense_from_arrays",
+    "dense_from_npz",
+    "dense_from_python",
     "from_arrays",
     "from_csv",
     "from_frame",
@@ -38,6 +53,10 @@ __all__ = [
     "from_tfds",
     "import_function",
     "is_tf_dataset",
+    "iterative_stratification",
     "load",
+    "multilabel_tags",
+    "segmentation",
     "synthetic",
+    "token_sequences",
 ]
