@@ -89,6 +89,7 @@ def test_crops_are_the_images_own_pixels_and_seeded():
         assert xb.shape == (8, 5, 3, 1) and yb.shape == (8, 5, 3)
         np.testing.assert_array_equal(xb[..., 0] - np.floor(xb[..., 0] - yb + 0.5), yb)
         np.testing.assert_array_equal(xb, xa)
+        np.testing.assert_array_equal(yb, ya)
 
 
 def test_sequence_windows_contain_the_rare_tag():
