@@ -234,16 +234,18 @@ def _split_index(
     y: np.ndarray, kind: str, settings: Layout, ignore_label: int | None, *, hold_out=("test", "validation")
 ) -> dict[str, np.ndarray]:
     """Indices per split: iterative stratification for multi-label targets, else stratified on the rarest class
-    each example contains."""
+    each example contains (groups of fewer examples than splits joined to the largest group)."""
     if kind == "multilabel":
         shares = [{"test": settings.test_fraction, "validation": settings.validation_fraction}[s] for s in hold_out]
         parts = iterative_stratification(y, [1 - sum(shares), *shares], seed=settings.seed)
         rng = np.random.default_rng([settings.seed, 2])
         return {split: rng.permutation(part) for split, part in zip(("train", *hold_out), parts, strict=True)}
-    _, groups = np.unique(
-        rarest_present(presence(y, _num_classes(y, ignore_label), ignore_label=ignore_label)), return_inverse=True
-    )
-    names = tuple(f"group {g}" for g in range(groups.max() + 1))
+    rarest = rarest_present(presence(y, _num_classes(y, ignore_label), ignore_label=ignore_label))
+    counts = np.bincount(rarest)
+    # A group too small to give every split an example joins the largest group rather than stopping the split.
+    rarest = np.where(counts[rarest] <= len(hold_out), np.argmax(counts), rarest)
+    present, groups = np.unique(rarest, return_inverse=True)
+    names = tuple(f"(examples whose rarest class is {c})" for c in present)
     return stratified_split(groups, len(names), names, "data", settings, hold_out=hold_out)
 
 
