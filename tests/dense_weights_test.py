@@ -50,11 +50,12 @@ def test_frequency_weights_refuse_an_unknown_method():
         dense_shares.frequency_weights([1, 2], method="log")
 
 
-def test_weight_map_batches_match_numpy_and_zero_the_ignore_label():
-    masks = _masks()
+@pytest.mark.parametrize("ignore_label", [IGNORE, None])
+def test_weight_map_batches_match_numpy_and_zero_the_ignore_label(ignore_label):
+    masks = _masks() if ignore_label is not None else np.where(_masks() == IGNORE, 2, _masks())
     x = np.arange(len(masks), dtype=np.float32)  # the feature names the example
     weights = np.array([0.5, 2.0, 7.0])
-    stream = dense.weighted(x, masks[..., None], batch_size=6, seed=3, class_weights=weights, ignore_label=IGNORE)
+    stream = dense.weighted(x, masks[..., None], batch_size=6, seed=3, class_weights=weights, ignore_label=ignore_label)
     for xb, yb, wb in stream.take(8):
         original = masks[xb.numpy().astype(int)]
         valid = original != IGNORE

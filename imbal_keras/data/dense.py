@@ -136,8 +136,10 @@ def weighted(
       ignore_label: a label that is no class: weight 0, label 0 in the batches.
     """
     targets = _targets(targets)
-    stream = pipelines.natural((features, targets), np.zeros(len(targets), np.int32), batch_size=batch_size, seed=seed)
-    return with_weight_map(_dropped_groups(stream), class_weights, ignore_label=ignore_label)
+    order = _natural_order(len(targets), batch_size, seed)
+    if ignore_label is None:  # the weight map is one more gather in the same map as the rows
+        return gather_rows(order, features, targets, class_weights)
+    return with_weight_map(gather_rows(order, features, targets), class_weights, ignore_label=ignore_label)
 
 
 def presence_resampled(
@@ -266,9 +268,7 @@ def label_weighted(
       positive_weights: (L,) weights of positives (`dense_shares.positive_weights`).
     """
     y = checked_multilabel(labels)
-    stream = _dropped_groups(
-        pipelines.natural((features, y), np.zeros(len(y), np.int32), batch_size=batch_size, seed=seed)
-    )
+    stream = gather_rows(_natural_order(len(y), batch_size, seed), features, y)
     weights = tf.constant(np.asarray(positive_weights, np.float32))
     return sampling.map_fn(stream, lambda x, y: (x, y, tf.where(y > 0, weights, tf.ones_like(weights))), parallel=True)
 
@@ -303,6 +303,12 @@ def repeat_factor_sampled(features, targets, *, batch_size: int, seed: int, cont
 
     order = sampling.passes(sampling.base_seed(seed), one_pass).rebatch(batch_size, drop_remainder=True)
     return gather_rows(order, features, targets)
+
+
+def _natural_order(n: int, batch_size: int, seed: int) -> tf.data.Dataset:
+    """Index batches of the data as it is, reshuffled every pass (the order of `pipelines.natural`)."""
+    order = sampling.passes(sampling.base_seed(seed), lambda pass_seed: sampling.permutation(n, pass_seed))
+    return order.rebatch(batch_size, drop_remainder=True)
 
 
 class _Cropper:
