@@ -123,7 +123,7 @@ class TverskyLoss(_SoftOverlapLoss):
         self.beta = _non_negative(beta, "beta")
 
     def _per_example(self, y_true, y_pred, sample_weight):
-        tp, fp, fn = soft_counts(y_true, y_pred, sample_weight, from_logits=self.from_logits, ignore=self.ignore_label)
+        tp, fp, fn = _soft_counts(y_true, y_pred, sample_weight, from_logits=self.from_logits, ignore=self.ignore_label)
         score = (tp + self.smooth) / (tp + self.alpha * fp + self.beta * fn + self.smooth)
         return 1.0 - tf.reduce_mean(score, axis=-1)
 
@@ -171,7 +171,7 @@ class DiceLoss(_SoftOverlapLoss):
         )
 
     def _per_example(self, y_true, y_pred, sample_weight):
-        tp, fp, fn = soft_counts(y_true, y_pred, sample_weight, from_logits=self.from_logits, ignore=self.ignore_label)
+        tp, fp, fn = _soft_counts(y_true, y_pred, sample_weight, from_logits=self.from_logits, ignore=self.ignore_label)
         return 1.0 - tf.reduce_mean((2.0 * tp + self.smooth) / (2.0 * tp + fp + fn + self.smooth), axis=-1)
 
 
@@ -309,7 +309,7 @@ class LabelwiseBinaryCrossentropy(keras.losses.Loss):
         return {**super().get_config(), "from_logits": self.from_logits}
 
 
-def soft_counts(y_true, y_pred, sample_weight=None, *, from_logits: bool = False, ignore: int | None = None):
+def _soft_counts(y_true, y_pred, sample_weight=None, *, from_logits: bool = False, ignore: int | None = None):
     """Weighted soft TP, FP and FN per example and class, each (B, K) (formulas in the module docstring).
 
     Args:
