@@ -101,3 +101,66 @@ def test_a_label_without_positives_is_nan_where_scikit_learn_says_zero():
 def test_multilabel_shapes_must_match():
     with pytest.raises(UserInputError, match=r"Received: y_true.shape=\(2, 3\), scores.shape=\(2, 2\)"):
         metrics.multilabel_metrics(np.zeros((2, 3)), np.zeros((2, 2)))
+
+
+def test_class_dice_accumulates_the_confusion_over_batches():
+    masks, p = _segmentation(4)
+    dice = metrics.ClassDice(3, 1, ignore_label=IGNORE)
+    for batch in (slice(0, 2), slice(2, 6)):
+        dice.update_state(masks[batch], p[batch])
+    valid = masks != IGNORE
+    expected = skm.f1_score(masks[valid], p[valid].argmax(axis=1), labels=[1], average=None)[0]
+    assert float(dice.result()) == pytest.approx(expected, rel=1e-5)
+
+
+def test_pixel_average_precision_is_close_to_the_exact_figure():
+    masks, p = _segmentation(5)
+    metric = metrics.PixelAveragePrecision(2, ignore_label=IGNORE)
+    metric.update_state(masks, p)
+    valid = masks != IGNORE
+    exact = skm.average_precision_score(masks[valid] == 2, p[valid][:, 2])
+    assert float(metric.result()) == pytest.approx(exact, abs=0.005)
+
+
+def test_pixel_average_precision_weights_pixels():
+    masks, p = _segmentation(6)
+    weights = np.where(masks == 1, 0.0, 1.0)  # pixels of class 1 left out by their weight
+    metric = metrics.PixelAveragePrecision(2, ignore_label=IGNORE)
+    metric.update_state(masks, p, sample_weight=weights)
+    keep = (masks != IGNORE) & (masks != 1)
+    exact = skm.average_precision_score(masks[keep] == 2, p[keep][:, 2])
+    assert float(metric.result()) == pytest.approx(exact, abs=0.005)
+
+
+@pytest.mark.parametrize(
+    "metric",
+    [metrics.ClassDice(3, 2, ignore_label=IGNORE), metrics.PixelAveragePrecision(1, num_thresholds=50)],
+    ids=lambda m: type(m).__name__,
+)
+def test_keras_metrics_survive_a_serialisation_round_trip(metric):
+    import keras
+
+    again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(metric))
+    assert type(again) is type(metric) and again.get_config() == metric.get_config()
+
+
+def test_the_numpy_metrics_import_no_tensorflow():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from imbal_keras import metrics; metrics.segmentation_metrics; print('tensorflow' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+
+
+def test_keras_metrics_run_inside_evaluate():
+    import keras
+
+    masks, p = _segmentation(7)
+    masks = np.where(masks == IGNORE, 0, masks)
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Identity()])
+    model.compile(loss="sparse_categorical_crossentropy", metrics=[metrics.ClassDice(3, 1)])
+    result = model.evaluate(p.astype("float32"), masks, batch_size=2, return_dict=True, verbose=0)
+    expected = skm.f1_score(masks.ravel(), p.reshape(-1, 3).argmax(axis=1), labels=[1], average=None)[0]
+    assert result["dice_class_1"] == pytest.approx(expected, rel=1e-5)
