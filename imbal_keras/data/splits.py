@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from imbal_keras.data import longtail
+from imbal_keras.data.dense_shares import checked_multilabel
 from imbal_keras.errors import check
 
 if TYPE_CHECKING:
@@ -355,19 +356,13 @@ def iterative_stratification(labels: np.ndarray, fractions: Sequence[float], *, 
     Raises:
       UserInputError: labels that are not (N, L) 0/1, or fractions that are not non-negative and summing to 1.
     """
-    y = np.asarray(labels)
-    check(
-        y.ndim == 2 and y.size > 0 and np.isin(y, (0, 1)).all(),
-        f"labels must be a non-empty (N, L) array of 0 and 1. Received: labels with shape {y.shape}",
-        argument="labels",
-    )
+    y = checked_multilabel(labels).astype(bool)
     r = np.asarray(fractions, dtype=np.float64)
     check(
         r.ndim == 1 and (r >= 0).all() and abs(r.sum() - 1) < 1e-9,
         f"fractions must be non-negative and sum to 1. Received: fractions={np.atleast_1d(r).tolist()}",
         argument="fractions",
     )
-    y = y.astype(bool)
     rng = np.random.default_rng([seed, 3])
     wanted = r * len(y)  # examples each subset still wants
     wanted_label = r[:, None] * y.sum(axis=0)[None, :]  # (subsets, L) positives each subset still wants
