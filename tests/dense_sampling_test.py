@@ -107,3 +107,17 @@ def test_a_crop_larger_than_the_image_is_one_error_line():
     x, masks = _data()
     with pytest.raises(UserInputError, match=r"size must fit in the targets' \(12, 12\). Received: size=\(13, 2\)"):
         dense.patches(x[..., None], masks, batch_size=2, seed=0, options=dense.Patches(size=(13, 2)))
+
+
+def test_ignored_pixels_are_never_crop_centres_and_weight_maps_compose_with_crops():
+    _, masks = _data()
+    masks[:, 0, :] = 255  # an ignored top row in every image
+    rows = np.broadcast_to(np.arange(12, dtype=np.float32)[None, :, None, None], (*masks.shape, 1))
+    options = dense.Patches(size=(3, 3), foreground_share=1.0, ignore_label=255)
+    crops = dense.patches(rows, masks, batch_size=8, seed=3, options=options)
+    weighted = dense.with_weight_map(crops, [1.0, 5.0, 9.0], ignore_label=255)
+    for xb, yb, wb in weighted.take(10):
+        y, w, row = yb.numpy(), wb.numpy(), xb.numpy()[..., 0]
+        assert ((y == 1) | (y == 2)).reshape(len(y), -1).any(axis=1).all()  # every crop holds a rare class
+        np.testing.assert_array_equal(w == 0, row == 0)  # weight 0 exactly on the ignored row
+        np.testing.assert_array_equal(y[row == 0], 0)

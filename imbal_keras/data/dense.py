@@ -72,7 +72,8 @@ class Patches:
         `oversample_foreground_percent`, 0.33), in [0, 1].
       foreground_classes: the rare classes crops are forced to contain; None: every class but the one with the
         most pixels.
-      ignore_label: a label that is no class (never a crop centre, weight 0 with `class_weights`).
+      ignore_label: a label that is no class: never a crop centre, and not counted when finding the most
+        frequent class. Crops keep it; `with_weight_map(..., ignore_label=)` or a loss's `ignore_label` drops it.
     """
 
     size: tuple[int, ...]
