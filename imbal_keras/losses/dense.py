@@ -66,6 +66,11 @@ class _SoftOverlapLoss(keras.losses.Loss):
         return self._per_example(y_true, y_pred, None)
 
     def _per_example(self, y_true, y_pred, sample_weight):
+        """One loss per example, (B,)."""
+        return self._from_inputs(*_dense_inputs(y_true, y_pred, sample_weight, self.from_logits, self.ignore_label))
+
+    def _from_inputs(self, log_p, ids, weight):
+        """One loss per example from (B, P, K) log-probabilities, (B, P) class ids and (B, P) weights."""
         raise NotImplementedError
 
     def get_config(self) -> dict:
@@ -122,8 +127,8 @@ class TverskyLoss(_SoftOverlapLoss):
         self.alpha = _non_negative(alpha, "alpha")
         self.beta = _non_negative(beta, "beta")
 
-    def _per_example(self, y_true, y_pred, sample_weight):
-        tp, fp, fn = _soft_counts(y_true, y_pred, sample_weight, from_logits=self.from_logits, ignore=self.ignore_label)
+    def _from_inputs(self, log_p, ids, weight):
+        tp, fp, fn = _soft_counts(log_p, ids, weight)
         score = (tp + self.smooth) / (tp + self.alpha * fp + self.beta * fn + self.smooth)
         return 1.0 - tf.reduce_mean(score, axis=-1)
 
@@ -170,8 +175,8 @@ class DiceLoss(_SoftOverlapLoss):
             dtype=dtype,
         )
 
-    def _per_example(self, y_true, y_pred, sample_weight):
-        tp, fp, fn = _soft_counts(y_true, y_pred, sample_weight, from_logits=self.from_logits, ignore=self.ignore_label)
+    def _from_inputs(self, log_p, ids, weight):
+        tp, fp, fn = _soft_counts(log_p, ids, weight)
         return 1.0 - tf.reduce_mean((2.0 * tp + self.smooth) / (2.0 * tp + fp + fn + self.smooth), axis=-1)
 
 
@@ -217,11 +222,9 @@ class CrossEntropyDiceLoss(DiceLoss):
         )
         self.dice_weight = _positive(dice_weight, "dice_weight")
 
-    def _per_example(self, y_true, y_pred, sample_weight):
-        log_p, ids, weight = _dense_inputs(y_true, y_pred, sample_weight, self.from_logits, self.ignore_label)
-        pixel_loss = -tf.gather(log_p, ids, batch_dims=2)
-        cross_entropy = tf.reduce_mean(weight * pixel_loss, axis=1)
-        return cross_entropy + self.dice_weight * super()._per_example(y_true, y_pred, sample_weight)
+    def _from_inputs(self, log_p, ids, weight):
+        cross_entropy = tf.reduce_mean(weight * -tf.gather(log_p, ids, batch_dims=2), axis=1)
+        return cross_entropy + self.dice_weight * super()._from_inputs(log_p, ids, weight)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "dice_weight": self.dice_weight}
@@ -309,17 +312,9 @@ class LabelwiseBinaryCrossentropy(keras.losses.Loss):
         return {**super().get_config(), "from_logits": self.from_logits}
 
 
-def _soft_counts(y_true, y_pred, sample_weight=None, *, from_logits: bool = False, ignore: int | None = None):
-    """Weighted soft TP, FP and FN per example and class, each (B, K) (formulas in the module docstring).
-
-    Args:
-      y_true: class ids (B, ...) with the model output's spatial shape (a trailing axis of 1 allowed).
-      y_pred: (B, ..., K) probabilities, or logits with `from_logits`.
-      sample_weight: a weight map of the labels' shape, one weight per example (B,), or None.
-      from_logits: whether `y_pred` holds logits.
-      ignore: a label that is no class (weight 0), or None.
-    """
-    log_p, ids, weight = _dense_inputs(y_true, y_pred, sample_weight, from_logits, ignore)
+def _soft_counts(log_p, ids, weight):
+    """Weighted soft TP, FP and FN per example and class, each (B, K) (formulas in the module docstring), from
+    `_dense_inputs`."""
     p = tf.exp(log_p)
     g = tf.one_hot(ids, tf.shape(p)[-1], dtype=p.dtype)
     w = weight[..., None]
@@ -328,7 +323,11 @@ def _soft_counts(y_true, y_pred, sample_weight=None, *, from_logits: bool = Fals
 
 
 def _dense_inputs(y_true, y_pred, sample_weight, from_logits: bool, ignore: int | None):
-    """(B, P, K) log-probabilities, (B, P) int32 class ids and (B, P) weights (0 on ignored pixels)."""
+    """(B, P, K) log-probabilities, (B, P) int32 class ids and (B, P) weights (0 on ignored pixels).
+
+    `y_true` holds class ids (B, ...) of the output's spatial shape (a trailing axis of 1 allowed); `y_pred` (B, ...,
+    K) probabilities or logits; `sample_weight` a weight map of the labels' shape, one weight per example, or None.
+    """
     y_pred = tf.convert_to_tensor(y_pred)
     logits = _class_logits(y_pred, from_logits)
     batch = tf.shape(y_pred)[0]
