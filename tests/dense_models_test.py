@@ -76,3 +76,15 @@ def test_mlp_trains_on_label_weight_maps():
     model.compile(optimizer="adam", loss=losses.LabelwiseBinaryCrossentropy())
     history = model.fit(stream, steps_per_epoch=3, epochs=1, verbose=0, shuffle=False)
     assert np.isfinite(history.history["loss"]).all()
+
+
+def test_keras_refuses_class_weight_for_masks_where_the_weight_map_trains():
+    d = data.segmentation(num_examples=24, size=8, radius=1, seed=0)
+    model = models.unet((8, 8, 1), 3)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    # tf.keras 2 said "class_weight not supported for 3+ dimensional targets"; Keras 3 reads the masks' last axis
+    # as one-hot classes and fails (a TypeError for arrays, a graph error for tf.data).
+    with pytest.raises((TypeError, ValueError)):
+        model.fit(d.train.x, d.train.y, class_weight={0: 1.0, 1: 50.0, 2: 100.0}, epochs=1, verbose=0)
+    stream = dense.weighted(d.train.x, d.train.y, batch_size=4, seed=0, class_weights=[1.0, 50.0, 100.0])
+    assert np.isfinite(model.fit(stream, steps_per_epoch=2, epochs=1, verbose=0, shuffle=False).history["loss"]).all()

@@ -1,7 +1,8 @@
 """Seeded, streaming tf.data pipelines for dense targets (masks, label sequences) and multi-label targets.
 
-Keras refuses `class_weight` for targets with more than one value per example ("class_weight not supported for
-3+ dimensional targets"), for multi-output models and for several data adapters. These pipelines carry the
+Keras has no `class_weight` for targets with more than one value per example (tf.keras 2 refused them: "class_weight
+not supported for 3+ dimensional targets"; Keras 3 reads a mask's last axis as one-hot classes and fails), for
+multi-output models and for several data adapters. These pipelines carry the
 weights in the data instead: every batch is `(x, y, w)` with a weight per pixel, token or label, which Keras
 applies as `sample_weight` on every backend.
 
