@@ -48,6 +48,9 @@ def blocks(
     heading = ("h2", f"The question: {asked}. Faster, less variable, or equivalent?")
     if setup.metric not in results:
         return [heading, ("p", f"Not assessable: results.csv has no column {setup.metric}.")], []
+    if setup.metric not in curve_table:
+        text = f"Not assessable over training: {setup.metric} is a column of results.csv without a curve in curves.csv."
+        return [heading, ("p", text)], []
     tables, comparisons = answer.compare_over_training(results, curve_table, question, cell_fields, setup)
     if not comparisons:
         text = "Not assessable: no cell holds runs of both strategies of any comparison the question names."

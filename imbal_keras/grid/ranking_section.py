@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from imbal_keras import runs as runs_lib
-from imbal_keras.grid import answer, figures, ranking, stats, sweep
+from imbal_keras.grid import answer, figures, ranking, stats
 
 RANKING_FILE = "ranking.csv"
 # Shown beside the ranking when results.csv has them (K > 2 with class groups): mean over the ranked seeds.
@@ -40,9 +40,7 @@ def rankings(results: pd.DataFrame, cell_fields: Sequence[str], setup: answer.Se
         values = values[list(dict.fromkeys(group["strategy_variant"]))].dropna()
         if values.shape[1] < _MIN_VARIANTS:
             continue
-        out = ranking.rank(
-            values.to_numpy(), list(values.columns), higher_is_better=sweep.higher_is_better(setup.metric)
-        )
+        out = ranking.rank(values.to_numpy(), list(values.columns), higher_is_better=setup.larger_is_better())
         table = out.table.rename(columns={"strategy": "strategy_variant"})
         table.insert(1, "seeds", len(values))
         for metric in (m for m in GROUP_METRICS if m in group):
@@ -61,7 +59,7 @@ def blocks(
         return []
     runs_lib.write_atomically(os.path.join(grid_dir, RANKING_FILE), table.to_csv(index=False))
     labels = answer.short_labels(results["strategy_variant"])
-    direction = "higher" if sweep.higher_is_better(setup.metric) else "lower"
+    direction = "higher" if setup.larger_is_better() else "lower"
     out = [
         ("h2", f"Ranking on {setup.metric} ({direction} is better)"),
         ("p", _method()),

@@ -175,6 +175,8 @@ def write_tables(grid_dir: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
     cell_fields = spec.cell_fields()
     summary = pd.DataFrame()
     if not results.empty:
+        metric = setup_for(spec.question, answer_section.num_classes(results)).metric
+        results = answer.with_metric(results, curves, spec.question.metric, metric)
         verdicts = [t.assign(kind="verdict") for t in verdict(results, curves, spec.question, cell_fields)]
         summary = pd.concat([summarize(results, cell_fields), *verdicts], ignore_index=True)
     for name, table in ((RESULTS_FILE, results), (CURVES_FILE, curves), (SUMMARY_FILE, summary)):
@@ -191,9 +193,12 @@ def setup_for(question: sweep.Question, num_classes: int = 2) -> answer.Setup:
     margins = equivalence.Margins(
         metric=question.metric_margin, area=question.area_margin, spread=question.spread_margin
     )
-    metric = question.resolved_metric(num_classes)
-    roughness = "validation_" + metric.partition("_")[2]
-    return dataclasses.replace(SETUP, metric=metric, roughness_metric=roughness, margins=margins)
+    metric, higher = question.resolved_metric(num_classes), question.higher_is_better(num_classes)
+    # A recorded metric's roughness is that of its validation curve; another column's, that of its own curve.
+    roughness = "validation_" + metric.partition("_")[2] if sweep.is_recorded_metric(metric) else metric
+    return dataclasses.replace(
+        SETUP, metric=metric, higher_is_better=higher, roughness_metric=roughness, margins=margins
+    )
 
 
 def verdict(
