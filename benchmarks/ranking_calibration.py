@@ -6,7 +6,8 @@ p-value of "the rate is above 5%", for 3, 5 and 10 strategies at 6, 10 and 20 se
 shared seed effect; lognormal(0, 1) values; normal values whose spread differs between strategies (sd 1 to 3, so
 the strategies are not exchangeable within a seed).
 
-    python -m benchmarks.ranking_calibration [--replicates 400] [--nulls normal] [--strategies 3,5] [--seeds 6,10]
+    python -m benchmarks.ranking_calibration [--replicates 400] [--nulls "normal;lognormal"] [--strategies 3,5]
+        [--seeds 6,10] [--seed 0]
 """
 
 from __future__ import annotations
@@ -58,15 +59,16 @@ def _ints(text: str) -> tuple[int, ...]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicates", type=int, default=400)
-    parser.add_argument("--nulls", default=",".join(NULLS), help="comma-separated names of NULLS")
+    parser.add_argument("--nulls", default="normal;lognormal;unequal", help="semicolon-separated prefixes of NULLS")
     parser.add_argument("--strategies", type=_ints, default=STRATEGIES)
     parser.add_argument("--seeds", type=_ints, default=SEEDS)
+    parser.add_argument("--seed", type=int, default=0, help="the simulation's seed (another draws new grids)")
     args = parser.parse_args()
-    nulls = [null for null in NULLS if null in args.nulls.split(",")]
+    nulls = [null for null in NULLS if any(null.startswith(p.strip()) for p in args.nulls.split(";"))]
     for null in nulls:
         for k in args.strategies:
             for n in args.seeds:
-                row = false_better(null, n, k, args.replicates)
+                row = false_better(null, n, k, args.replicates, seed=args.seed)
                 print(pd.DataFrame([row]).to_string(index=False, header=False, float_format=lambda x: f"{x:.3f}"),
                       flush=True)  # fmt: skip
 
