@@ -39,6 +39,8 @@ class Setup:
       held_equal: columns reported as held equal between two arms, or as differing.
       margins: the equivalence margins.
       target_fraction: the convergence target of the verdict, as a fraction of the cell's best mean curve.
+      published: (strategy, figure) of a published result the ranking is compared with (`sweep.Question`).
+      published_source: where it comes from.
     """
 
     metric: str = AUPRC
@@ -48,6 +50,8 @@ class Setup:
     held_equal: Sequence[str] = ()
     margins: equivalence.Margins = equivalence.Margins()
     target_fraction: float = 0.9
+    published: tuple[tuple[str, float], ...] = ()
+    published_source: str = ""
 
     def larger_is_better(self) -> bool:
         """The metric's direction: `higher_is_better`, or inferred from the metric's name."""

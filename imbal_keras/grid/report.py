@@ -196,8 +196,9 @@ def setup_for(question: sweep.Question, num_classes: int = 2) -> answer.Setup:
     metric, higher = question.resolved_metric(num_classes), question.higher_is_better(num_classes)
     # A recorded metric's roughness is that of its validation curve; another column's, that of its own curve.
     roughness = "validation_" + metric.partition("_")[2] if sweep.is_recorded_metric(metric) else metric
+    published = {"published": question.published, "published_source": question.published_source}
     return dataclasses.replace(
-        SETUP, metric=metric, higher_is_better=higher, roughness_metric=roughness, margins=margins
+        SETUP, metric=metric, higher_is_better=higher, roughness_metric=roughness, margins=margins, **published
     )
 
 
@@ -590,7 +591,7 @@ def _cell_text(value) -> str:
 def to_markdown(blocks: list[tuple]) -> str:
     lines = []
     for kind, *content in blocks:
-        if kind in ("h1", "h2"):
+        if kind in ("h1", "h2", "h3"):
             lines += [f"{'#' * int(kind[1])} {content[0]}", ""]
         elif kind == "p":
             lines += [content[0], ""]
@@ -612,7 +613,7 @@ def to_html(blocks: list[tuple]) -> str:
         "td,th{border:1px solid #ccc;padding:2px 6px}</style></head><body>"
     ]
     for kind, *content in blocks:
-        if kind in ("h1", "h2", "p"):
+        if kind in ("h1", "h2", "h3", "p"):
             parts.append(f"<{kind}>{html.escape(content[0])}</{kind}>")
         elif kind == "img":
             caption, path = (html.escape(c) for c in content)
