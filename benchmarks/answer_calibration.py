@@ -17,7 +17,7 @@ values) with a correlation of 0.5 within a pair, and (over training) 0.7 between
 The ranking has its own: benchmarks/ranking_calibration.py.
 
     python -m benchmarks.answer_calibration [--section bands|equivalence|coverage|spread_test|verdict]
-        [--replicates 1000]
+        [--replicates 1000] [--seeds 6,10,20]
 """
 
 from __future__ import annotations
@@ -61,13 +61,13 @@ def paired_values(rng: np.random.Generator, kind: str, n: int, m: int = 1) -> tu
     return values[0], values[1]
 
 
-def bands_table(replicates: int) -> pd.DataFrame:
+def bands_table(replicates: int, seeds: tuple[int, ...] = SEEDS) -> pd.DataFrame:
     rows = []
     truth = np.linspace(0.0, 0.5, len(STEPS))
     for kind in KINDS:
         for band in ("difference: misses the true curve", "spread: names a step, spreads equal"):
             row = {"values": kind, "band": band}
-            for n in SEEDS:
+            for n in seeds:
                 rng = np.random.default_rng(n)
                 wrong = 0
                 for _ in range(replicates):
@@ -82,12 +82,12 @@ def bands_table(replicates: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def equivalence_table(replicates: int) -> pd.DataFrame:
+def equivalence_table(replicates: int, seeds: tuple[int, ...] = SEEDS) -> pd.DataFrame:
     rows = []
     for kind in KINDS:
         for figure in ("difference on the margin", "90% interval covers", "spread ratio on the margin"):
             row = {"values": kind, "figure": figure}
-            for n in SEEDS:
+            for n in seeds:
                 rng = np.random.default_rng(100 + n)
                 hits = 0
                 for i in range(replicates):
@@ -114,11 +114,11 @@ def _equivalence_hit(figure: str, a: np.ndarray, b: np.ndarray, *, sign: int) ->
     )
 
 
-def coverage_table(replicates: int) -> pd.DataFrame:
+def coverage_table(replicates: int, seeds: tuple[int, ...] = SEEDS) -> pd.DataFrame:
     rows = []
     for kind in KINDS:
         row = {"values": kind, "interval": "sd ratio, 95% (truth 2)"}
-        for n in SEEDS:
+        for n in seeds:
             rng = np.random.default_rng(200 + n)
             covered = 0
             for _ in range(replicates):
@@ -130,13 +130,13 @@ def coverage_table(replicates: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def spread_test_table(replicates: int) -> pd.DataFrame:
+def spread_test_table(replicates: int, seeds: tuple[int, ...] = SEEDS) -> pd.DataFrame:
     """One paired spread test of the final value at 5%, equal spreads: exchangeable pairs, or the first arm shifted."""
     rows = []
     for kind in KINDS:
         for shift in (0.0, 1.0):
             row = {"values": kind, "first arm shifted by": shift}
-            for n in SEEDS:
+            for n in seeds:
                 rng = np.random.default_rng(300 + n)
                 rejected = 0
                 for _ in range(replicates):
@@ -148,14 +148,14 @@ def spread_test_table(replicates: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def verdict_table(replicates: int) -> pd.DataFrame:
+def verdict_table(replicates: int, seeds: tuple[int, ...] = SEEDS) -> pd.DataFrame:
     """Any side taken on converges faster, faster by area or varies less, per table of 4 controls (12 tests)."""
     rows = []
     for label, (grid, pair_on) in stats_calibration.NULL_SETTINGS.items():
         if not pair_on:
             continue
         row = {"setting": label}
-        for n in SEEDS:
+        for n in seeds:
             tables = stats_calibration.verdicts(np.random.default_rng(n), replicates, seeds=n, pair_on=pair_on, **grid)
             row[f"{n} seeds"] = stats_calibration.false_verdict_rate(tables)
         rows.append(row)
@@ -170,7 +170,9 @@ def main() -> None:
         default="all",
     )
     parser.add_argument("--replicates", type=int, default=1000)
+    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="comma-separated numbers of seeds")
     args = parser.parse_args()
+    seeds = tuple(int(n) for n in args.seeds.split(","))
     sections = {
         "bands": bands_table,
         "equivalence": equivalence_table,
@@ -181,7 +183,7 @@ def main() -> None:
     for name, make in sections.items():
         if args.section in ("all", name):
             print(f"\n## {name} ({args.replicates} replicates)\n")
-            print(make(args.replicates).round(3).to_string(index=False))
+            print(make(args.replicates, seeds).round(3).to_string(index=False))
 
 
 if __name__ == "__main__":
