@@ -1,6 +1,6 @@
 """Calibration of the answer over the whole run (`imbal_keras.grid.curves`, `equivalence`) by simulation.
 
-Prints four tables, each at 6, 10 and 20 seeds, under paired values drawn from one of five distributions
+Prints these tables, each at 6, 10 and 20 seeds, under paired values drawn from one of five distributions
 (normal, lognormal(0, 1), t(3), discrete: normal rounded to 0.5, censored: normal cut at 0.5, a third of the
 values) with a correlation of 0.5 within a pair, and (over training) 0.7 between consecutive evaluations:
 
@@ -11,12 +11,13 @@ values) with a correlation of 0.5 within a pair, and (over training) 0.7 between
   coverage     coverage of one 95% interval of the spread ratio (true ratio 2)
   spread_test  the verdict's paired spread test of the final value at 5%, equal spreads (exchangeable pairs, or
                one arm shifted by one unit): how often it rejects
+  spread_power the same test when the first arm spreads twice as much (normal values): how often it rejects
   verdict      simulated grids where every variant comes from one distribution: how often the verdict table
                takes any side on converges faster, faster by area or varies less (target <= 5%)
 
 The ranking has its own: benchmarks/ranking_calibration.py.
 
-    python -m benchmarks.answer_calibration [--section bands|equivalence|coverage|spread_test|verdict]
+    python -m benchmarks.answer_calibration [--section bands|equivalence|coverage|spread_test|spread_power|verdict]
         [--replicates 1000] [--seeds 6,10,20]
 """
 
@@ -148,6 +149,23 @@ def spread_test_table(replicates: int, seeds: tuple[int, ...] = SEEDS) -> pd.Dat
     return pd.DataFrame(rows)
 
 
+def spread_power_table(replicates: int, seeds: tuple[int, ...] = SEEDS) -> pd.DataFrame:
+    """The same spread test when the first arm spreads twice as much (normal values), means equal or apart."""
+    rows = []
+    for shift in (0.0, 1.0):
+        row = {"values": "normal, first arm's sd x2", "first arm shifted by": shift}
+        for n in seeds:
+            rng = np.random.default_rng(400 + n)
+            rejected = 0
+            for _ in range(replicates):
+                a, b = (x[:, 0] for x in paired_values(rng, "normal", n))
+                out = stats.paired(2 * a + shift, b, min_seeds=n)
+                rejected += out["spread_status"] == stats.OK and out["spread_p"] < 0.05
+            row[f"{n} seeds"] = rejected / replicates
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def verdict_table(replicates: int, seeds: tuple[int, ...] = SEEDS) -> pd.DataFrame:
     """Any side taken on converges faster, faster by area or varies less, per table of 4 controls (12 tests)."""
     rows = []
@@ -166,7 +184,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--section",
-        choices=("all", "bands", "equivalence", "coverage", "spread_test", "verdict"),
+        choices=("all", "bands", "equivalence", "coverage", "spread_test", "spread_power", "verdict"),
         default="all",
     )
     parser.add_argument("--replicates", type=int, default=1000)
@@ -178,6 +196,7 @@ def main() -> None:
         "equivalence": equivalence_table,
         "coverage": coverage_table,
         "spread_test": spread_test_table,
+        "spread_power": spread_power_table,
         "verdict": verdict_table,
     }
     for name, make in sections.items():
