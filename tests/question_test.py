@@ -1,6 +1,7 @@
 """A grid's question as data: its comparisons, its metric and direction, the flags and the errors."""
 
 import dataclasses
+import json
 
 import pandas as pd
 import pytest
@@ -133,6 +134,10 @@ def test_a_compare_naming_a_strategy_the_grid_does_not_run_is_refused():
 def test_presets_carry_their_questions_and_a_command_line_overrides_them():
     assert presets.spec_from_preset("seed_question").question == sweep.SEED_QUESTION
     assert presets.spec_from_preset("long_tail").question == sweep.LONG_TAIL_QUESTION
+    # The papers' ordering travels through grid.json (stored as lists) and back.
+    long_tail = presets.spec_from_preset("long_tail")
+    assert sweep.GridSpec.from_dict(json.loads(json.dumps(long_tail.to_dict()))) == long_tail
+    assert dict(sweep.LONG_TAIL_QUESTION.published)["ldam"] == pytest.approx(100 - 22.97)
     assert _spec("--preset=long_tail", "--metric=macro_f1").question.metric == "test_macro_f1"
 
 
