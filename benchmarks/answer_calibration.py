@@ -18,7 +18,7 @@ values) with a correlation of 0.5 within a pair, and (over training) 0.7 between
 The ranking has its own: benchmarks/ranking_calibration.py.
 
     python -m benchmarks.answer_calibration [--section bands|equivalence|coverage|spread_test|spread_power|verdict]
-        [--replicates 1000] [--seeds 6,10,20]
+        [--replicates 1000] [--seeds 6,10,20] [--draw 0]
 """
 
 from __future__ import annotations
@@ -62,14 +62,14 @@ def paired_values(rng: np.random.Generator, kind: str, n: int, m: int = 1) -> tu
     return values[0], values[1]
 
 
-def bands_table(replicates: int, seeds: tuple[int, ...] = SEEDS) -> pd.DataFrame:
+def bands_table(replicates: int, seeds: tuple[int, ...] = SEEDS, draw: int = 0) -> pd.DataFrame:
     rows = []
     truth = np.linspace(0.0, 0.5, len(STEPS))
     for kind in KINDS:
         for band in ("difference: misses the true curve", "spread: names a step, spreads equal"):
             row = {"values": kind, "band": band}
             for n in seeds:
-                rng = np.random.default_rng(n)
+                rng = np.random.default_rng(n + 1000 * draw)
                 wrong = 0
                 for _ in range(replicates):
                     a, b = paired_values(rng, kind, n, len(STEPS))
@@ -83,13 +83,13 @@ def bands_table(replicates: int, seeds: tuple[int, ...] = SEEDS) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
-def equivalence_table(replicates: int, seeds: tuple[int, ...] = SEEDS) -> pd.DataFrame:
+def equivalence_table(replicates: int, seeds: tuple[int, ...] = SEEDS, draw: int = 0) -> pd.DataFrame:
     rows = []
     for kind in KINDS:
         for figure in ("difference on the margin", "90% interval covers", "spread ratio on the margin"):
             row = {"values": kind, "figure": figure}
             for n in seeds:
-                rng = np.random.default_rng(100 + n)
+                rng = np.random.default_rng(100 + n + 1000 * draw)
                 hits = 0
                 for i in range(replicates):
                     a, b = (x[:, 0] for x in paired_values(rng, kind, n))
@@ -115,12 +115,12 @@ def _equivalence_hit(figure: str, a: np.ndarray, b: np.ndarray, *, sign: int) ->
     )
 
 
-def coverage_table(replicates: int, seeds: tuple[int, ...] = SEEDS) -> pd.DataFrame:
+def coverage_table(replicates: int, seeds: tuple[int, ...] = SEEDS, draw: int = 0) -> pd.DataFrame:
     rows = []
     for kind in KINDS:
         row = {"values": kind, "interval": "sd ratio, 95% (truth 2)"}
         for n in seeds:
-            rng = np.random.default_rng(200 + n)
+            rng = np.random.default_rng(200 + n + 1000 * draw)
             covered = 0
             for _ in range(replicates):
                 a, b = paired_values(rng, kind, n)
@@ -131,14 +131,14 @@ def coverage_table(replicates: int, seeds: tuple[int, ...] = SEEDS) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
-def spread_test_table(replicates: int, seeds: tuple[int, ...] = SEEDS) -> pd.DataFrame:
+def spread_test_table(replicates: int, seeds: tuple[int, ...] = SEEDS, draw: int = 0) -> pd.DataFrame:
     """One paired spread test of the final value at 5%, equal spreads: exchangeable pairs, or the first arm shifted."""
     rows = []
     for kind in KINDS:
         for shift in (0.0, 1.0):
             row = {"values": kind, "first arm shifted by": shift}
             for n in seeds:
-                rng = np.random.default_rng(300 + n)
+                rng = np.random.default_rng(300 + n + 1000 * draw)
                 rejected = 0
                 for _ in range(replicates):
                     a, b = (x[:, 0] for x in paired_values(rng, kind, n))
@@ -149,13 +149,13 @@ def spread_test_table(replicates: int, seeds: tuple[int, ...] = SEEDS) -> pd.Dat
     return pd.DataFrame(rows)
 
 
-def spread_power_table(replicates: int, seeds: tuple[int, ...] = SEEDS) -> pd.DataFrame:
+def spread_power_table(replicates: int, seeds: tuple[int, ...] = SEEDS, draw: int = 0) -> pd.DataFrame:
     """The same spread test when the first arm spreads twice as much (normal values), means equal or apart."""
     rows = []
     for shift in (0.0, 1.0):
         row = {"values": "normal, first arm's sd x2", "first arm shifted by": shift}
         for n in seeds:
-            rng = np.random.default_rng(400 + n)
+            rng = np.random.default_rng(400 + n + 1000 * draw)
             rejected = 0
             for _ in range(replicates):
                 a, b = (x[:, 0] for x in paired_values(rng, "normal", n))
@@ -166,7 +166,7 @@ def spread_power_table(replicates: int, seeds: tuple[int, ...] = SEEDS) -> pd.Da
     return pd.DataFrame(rows)
 
 
-def verdict_table(replicates: int, seeds: tuple[int, ...] = SEEDS) -> pd.DataFrame:
+def verdict_table(replicates: int, seeds: tuple[int, ...] = SEEDS, draw: int = 0) -> pd.DataFrame:
     """Any side taken on converges faster, faster by area or varies less, per table of 4 controls (12 tests)."""
     rows = []
     for label, (grid, pair_on) in stats_calibration.NULL_SETTINGS.items():
@@ -174,7 +174,8 @@ def verdict_table(replicates: int, seeds: tuple[int, ...] = SEEDS) -> pd.DataFra
             continue
         row = {"setting": label}
         for n in seeds:
-            tables = stats_calibration.verdicts(np.random.default_rng(n), replicates, seeds=n, pair_on=pair_on, **grid)
+            rng = np.random.default_rng(n + 1000 * draw)
+            tables = stats_calibration.verdicts(rng, replicates, seeds=n, pair_on=pair_on, **grid)
             row[f"{n} seeds"] = stats_calibration.false_verdict_rate(tables)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -189,6 +190,7 @@ def main() -> None:
     )
     parser.add_argument("--replicates", type=int, default=1000)
     parser.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="comma-separated numbers of seeds")
+    parser.add_argument("--draw", type=int, default=0, help="another value draws other simulated data")
     args = parser.parse_args()
     seeds = tuple(int(n) for n in args.seeds.split(","))
     sections = {
@@ -202,7 +204,7 @@ def main() -> None:
     for name, make in sections.items():
         if args.section in ("all", name):
             print(f"\n## {name} ({args.replicates} replicates)\n")
-            print(make(args.replicates, seeds).round(3).to_string(index=False))
+            print(make(args.replicates, seeds, args.draw).round(3).to_string(index=False))
 
 
 if __name__ == "__main__":
