@@ -1,6 +1,6 @@
 """Calibration of the answer over the whole run (`imbal_keras.grid.curves`, `equivalence`) by simulation.
 
-Prints four tables, each at 6, 10 and 20 seeds, under paired values drawn from one of five distributions
+Prints these tables, each at 6, 10 and 20 seeds, under paired values drawn from one of five distributions
 (normal, lognormal(0, 1), t(3), discrete: normal rounded to 0.5, censored: normal cut at 0.5, a third of the
 values) with a correlation of 0.5 within a pair, and (over training) 0.7 between consecutive evaluations:
 
@@ -9,14 +9,16 @@ values) with a correlation of 0.5 within a pair, and (over training) 0.7 between
   equivalence  how often "equivalent" is said when the true difference sits on the margin (difference +0.02,
                or a spread ratio of 1.5 or 1/1.5; target <= 5%), and the coverage of the 90% interval behind it
   coverage     coverage of one 95% interval of the spread ratio (true ratio 2)
-  spread_test  the verdict's paired spread test of the final value at 5%, equal spreads: how often it rejects
+  spread_test  the verdict's paired spread test of the final value at 5%, equal spreads (exchangeable pairs, or
+               one arm shifted by one unit): how often it rejects
+  spread_power the same test when the first arm spreads twice as much (normal values): how often it rejects
   verdict      simulated grids where every variant comes from one distribution: how often the verdict table
                takes any side on converges faster, faster by area or varies less (target <= 5%)
 
 The ranking has its own: benchmarks/ranking_calibration.py.
 
-    python -m benchmarks.answer_calibration [--section bands|equivalence|coverage|spread_test|verdict]
-        [--replicates 1000]
+    python -m benchmarks.answer_calibration [--section bands|equivalence|coverage|spread_test|spread_power|verdict]
+        [--replicates 1000] [--seeds 6,10,20] [--draw 0]
 """
 
 from __future__ import annotations
@@ -60,14 +62,14 @@ def paired_values(rng: np.random.Generator, kind: str, n: int, m: int = 1) -> tu
     return values[0], values[1]
 
 
-def bands_table(replicates: int) -> pd.DataFrame:
+def bands_table(replicates: int, seeds: tuple[int, ...] = SEEDS, draw: int = 0) -> pd.DataFrame:
     rows = []
     truth = np.linspace(0.0, 0.5, len(STEPS))
     for kind in KINDS:
         for band in ("difference: misses the true curve", "spread: names a step, spreads equal"):
             row = {"values": kind, "band": band}
-            for n in SEEDS:
-                rng = np.random.default_rng(n)
+            for n in seeds:
+                rng = np.random.default_rng(n + 1000 * draw)
                 wrong = 0
                 for _ in range(replicates):
                     a, b = paired_values(rng, kind, n, len(STEPS))
@@ -81,13 +83,13 @@ def bands_table(replicates: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def equivalence_table(replicates: int) -> pd.DataFrame:
+def equivalence_table(replicates: int, seeds: tuple[int, ...] = SEEDS, draw: int = 0) -> pd.DataFrame:
     rows = []
     for kind in KINDS:
         for figure in ("difference on the margin", "90% interval covers", "spread ratio on the margin"):
             row = {"values": kind, "figure": figure}
-            for n in SEEDS:
-                rng = np.random.default_rng(100 + n)
+            for n in seeds:
+                rng = np.random.default_rng(100 + n + 1000 * draw)
                 hits = 0
                 for i in range(replicates):
                     a, b = (x[:, 0] for x in paired_values(rng, kind, n))
@@ -113,12 +115,12 @@ def _equivalence_hit(figure: str, a: np.ndarray, b: np.ndarray, *, sign: int) ->
     )
 
 
-def coverage_table(replicates: int) -> pd.DataFrame:
+def coverage_table(replicates: int, seeds: tuple[int, ...] = SEEDS, draw: int = 0) -> pd.DataFrame:
     rows = []
     for kind in KINDS:
         row = {"values": kind, "interval": "sd ratio, 95% (truth 2)"}
-        for n in SEEDS:
-            rng = np.random.default_rng(200 + n)
+        for n in seeds:
+            rng = np.random.default_rng(200 + n + 1000 * draw)
             covered = 0
             for _ in range(replicates):
                 a, b = paired_values(rng, kind, n)
@@ -129,32 +131,51 @@ def coverage_table(replicates: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def spread_test_table(replicates: int) -> pd.DataFrame:
-    """One paired Brown-Forsythe test of the final value at 5%, equal spreads (the second arm shifted by 1)."""
+def spread_test_table(replicates: int, seeds: tuple[int, ...] = SEEDS, draw: int = 0) -> pd.DataFrame:
+    """One paired spread test of the final value at 5%, equal spreads: exchangeable pairs, or the first arm shifted."""
     rows = []
     for kind in KINDS:
-        row = {"values": kind}
-        for n in SEEDS:
-            rng = np.random.default_rng(300 + n)
+        for shift in (0.0, 1.0):
+            row = {"values": kind, "first arm shifted by": shift}
+            for n in seeds:
+                rng = np.random.default_rng(300 + n + 1000 * draw)
+                rejected = 0
+                for _ in range(replicates):
+                    a, b = (x[:, 0] for x in paired_values(rng, kind, n))
+                    out = stats.paired(a + shift, b, min_seeds=n)
+                    rejected += out["spread_status"] == stats.OK and out["spread_p"] < 0.05
+                row[f"{n} seeds"] = rejected / replicates
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def spread_power_table(replicates: int, seeds: tuple[int, ...] = SEEDS, draw: int = 0) -> pd.DataFrame:
+    """The same spread test when the first arm spreads twice as much (normal values), means equal or apart."""
+    rows = []
+    for shift in (0.0, 1.0):
+        row = {"values": "normal, first arm's sd x2", "first arm shifted by": shift}
+        for n in seeds:
+            rng = np.random.default_rng(400 + n + 1000 * draw)
             rejected = 0
             for _ in range(replicates):
-                a, b = (x[:, 0] for x in paired_values(rng, kind, n))
-                out = stats.paired(a + 1, b, min_seeds=n)
+                a, b = (x[:, 0] for x in paired_values(rng, "normal", n))
+                out = stats.paired(2 * a + shift, b, min_seeds=n)
                 rejected += out["spread_status"] == stats.OK and out["spread_p"] < 0.05
             row[f"{n} seeds"] = rejected / replicates
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def verdict_table(replicates: int) -> pd.DataFrame:
+def verdict_table(replicates: int, seeds: tuple[int, ...] = SEEDS, draw: int = 0) -> pd.DataFrame:
     """Any side taken on converges faster, faster by area or varies less, per table of 4 controls (12 tests)."""
     rows = []
     for label, (grid, pair_on) in stats_calibration.NULL_SETTINGS.items():
         if not pair_on:
             continue
         row = {"setting": label}
-        for n in SEEDS:
-            tables = stats_calibration.verdicts(np.random.default_rng(n), replicates, seeds=n, pair_on=pair_on, **grid)
+        for n in seeds:
+            rng = np.random.default_rng(n + 1000 * draw)
+            tables = stats_calibration.verdicts(rng, replicates, seeds=n, pair_on=pair_on, **grid)
             row[f"{n} seeds"] = stats_calibration.false_verdict_rate(tables)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -164,22 +185,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--section",
-        choices=("all", "bands", "equivalence", "coverage", "spread_test", "verdict"),
+        choices=("all", "bands", "equivalence", "coverage", "spread_test", "spread_power", "verdict"),
         default="all",
     )
     parser.add_argument("--replicates", type=int, default=1000)
+    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="comma-separated numbers of seeds")
+    parser.add_argument("--draw", type=int, default=0, help="another value draws other simulated data")
     args = parser.parse_args()
+    seeds = tuple(int(n) for n in args.seeds.split(","))
     sections = {
         "bands": bands_table,
         "equivalence": equivalence_table,
         "coverage": coverage_table,
         "spread_test": spread_test_table,
+        "spread_power": spread_power_table,
         "verdict": verdict_table,
     }
     for name, make in sections.items():
         if args.section in ("all", name):
             print(f"\n## {name} ({args.replicates} replicates)\n")
-            print(make(args.replicates).round(3).to_string(index=False))
+            print(make(args.replicates, seeds, args.draw).round(3).to_string(index=False))
 
 
 if __name__ == "__main__":

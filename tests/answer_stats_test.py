@@ -181,26 +181,37 @@ def test_paired_curves_pairs_on_keys_and_keeps_shared_steps():
 # Equivalence
 
 
-def test_tost_is_the_90_percent_interval_inside_the_margin():
+def _one_sided_sign_flip_p(d, delta, side):
+    """p-value of "mean <= delta" (side +1) or "mean >= delta" (side -1), every sign pattern written out."""
+    x = side * (np.asarray(d) - delta)
+    patterns = list(itertools.product((1, -1), repeat=len(x)))
+    return sum(np.dot(s, x) >= x.sum() - 1e-12 for s in patterns) / len(patterns)
+
+
+def test_tost_is_two_one_sided_sign_flip_tests_and_its_interval_inverts_them():
     rng = np.random.default_rng(3)
     for shift in (0.0, 0.01, 0.03):
-        a = rng.normal(0.3, 0.02, 12)
-        b = a - shift + rng.normal(0, 0.01, 12)
+        a = rng.normal(0.3, 0.02, 9)
+        b = a - shift + rng.standard_t(3, 9) * 0.01
         d = a - b
-        half = scipy_stats.t.ppf(0.95, 11) * np.std(d, ddof=1) / math.sqrt(12)
-        inside = d.mean() - half > -0.02 and d.mean() + half < 0.02
+        p = max(_one_sided_sign_flip_p(d, -0.02, 1), _one_sided_sign_flip_p(d, 0.02, -1))
         out = equivalence.paired_difference(a, b, 0.02)
-        assert (out["equivalence"] == equivalence.EQUIVALENT) == inside
-        assert out["equivalence_ci_low"] == pytest.approx(d.mean() - half)
+        assert out["equivalence_p"] == pytest.approx(p)
+        assert (out["equivalence"] == equivalence.EQUIVALENT) == (p <= 0.05)
+        low, high = out["equivalence_ci_low"], out["equivalence_ci_high"]
+        # Each bound is where its one-sided test at 5% stops rejecting.
+        assert _one_sided_sign_flip_p(d, low - 1e-9, 1) <= 0.05 < _one_sided_sign_flip_p(d, low + 1e-9, 1)
+        assert _one_sided_sign_flip_p(d, high + 1e-9, -1) <= 0.05 < _one_sided_sign_flip_p(d, high - 1e-9, -1)
 
 
-@pytest.mark.parametrize("n", [6, 10, 20])
-def test_tost_rarely_calls_a_difference_on_the_margin_equivalent(n):
+@pytest.mark.parametrize(("n", "tails"), [(6, "normal"), (10, "normal"), (20, "normal"), (20, "t(3)")])
+def test_tost_rarely_calls_a_difference_on_the_margin_equivalent(n, tails):
     rng = np.random.default_rng(200 + n)
     trials, wrong = 400, 0
     for _ in range(trials):
         b = rng.normal(0.3, 0.02, n)
-        a = b + 0.02 + rng.normal(0, 0.01, n)  # the true difference sits on the margin
+        noise = rng.normal(0, 0.01, n) if tails == "normal" else rng.standard_t(3, n) * 0.01
+        a = b + 0.02 + noise  # the true difference sits on the margin
         wrong += equivalence.paired_difference(a, b, 0.02)["equivalence"] == equivalence.EQUIVALENT
     assert wrong / trials <= _upper(0.05, trials)
 

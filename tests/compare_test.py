@@ -118,6 +118,16 @@ def test_compare_arrays_in_process_and_resume(tmp_path, user_module):
     )
     assert len(_calls(tmp_path)) == 6  # the check up front only: every run was finished
     pd.testing.assert_frame_equal(again.results, result.results)
+    # A question on any column of the tables, with its direction; a column they lack is one line naming them.
+    timed = imbal_keras.compare(user_module.build, _arrays(), strategies=["none", "upsample"], seeds=2, output_dir=out,
+                                verbose=0, metric="train_seconds:min", **TINY)  # fmt: skip
+    with open(os.path.join(out, "report.md")) as f:
+        assert "## The question: every strategy against none on train_seconds, lower is better" in f.read()
+    pd.testing.assert_frame_equal(timed.results, result.results)
+    with pytest.raises(UserInputError, match=r"^--metric names nope, a column neither .*train_seconds.*Received: "
+                       r"--metric=nope:max$"):  # fmt: skip
+        imbal_keras.compare(user_module.build, _arrays(), strategies=["none", "upsample"], seeds=2, output_dir=out,
+                            verbose=0, metric="nope:max", **TINY)  # fmt: skip
 
 
 def _table(n=300, seed=0):

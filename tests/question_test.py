@@ -1,6 +1,7 @@
 """A grid's question as data: its comparisons, its metric and direction, the flags and the errors."""
 
 import dataclasses
+import json
 
 import pandas as pd
 import pytest
@@ -62,9 +63,60 @@ def test_a_bad_compare_is_one_line_naming_the_flag_the_value_and_the_forms(bad):
         sweep.Question(compare=bad)
 
 
-def test_a_bad_metric_is_one_line_naming_the_flag_the_value_and_the_choices():
-    with pytest.raises(UserInputError, match=r"^--metric must be one of average_precision, .*Received: --metric=acc$"):
+def test_a_column_that_is_no_recorded_metric_needs_its_direction_in_one_line():
+    with pytest.raises(UserInputError, match=r"^--metric acc is not a recorded metric, so its direction is needed: "
+                       r"acc:max .*average_precision, .*Received: --metric=acc$"):  # fmt: skip
         sweep.Question(metric="acc")
+    with pytest.raises(UserInputError, match=r"^--metric takes COLUMN, COLUMN:max or COLUMN:min\. Received: "
+                       r"--metric=acc:up$"):  # fmt: skip
+        sweep.Question(metric="acc:up")
+
+
+@pytest.mark.parametrize(
+    ("given", "column", "higher"),
+    [
+        ("macro_f1", "test_macro_f1", True),
+        ("macro_f1:max", "test_macro_f1", True),
+        ("log_loss", "test_log_loss", False),
+        ("log_loss:max", "test_log_loss", True),
+        ("auprc_curve_area:max", "auprc_curve_area", True),
+        ("train_seconds:min", "train_seconds", False),
+    ],
+)
+def test_any_column_with_its_direction_inferred_for_recorded_metrics(given, column, higher):
+    question = sweep.Question(metric=given)
+    assert (question.resolved_metric(2), question.higher_is_better(2)) == (column, higher)
+    setup = report.setup_for(question, 2)
+    assert (setup.metric, setup.larger_is_better()) == (column, higher)
+    assert question.describe(2).endswith(f"on {column}, {'higher' if higher else 'lower'} is better")
+
+
+def test_a_column_the_tables_lack_is_one_line_naming_the_flag_the_value_and_the_columns():
+    results = pd.DataFrame({"run_name": ["a"], "test_macro_f1": [0.5]})
+    curves = pd.DataFrame({"run_name": ["a"], "step": [10], "train_loss": [0.3]})
+    expected = (
+        r"^--metric names nope, a column neither results.csv nor curves.csv has; their columns: run_name, "
+        r"test_macro_f1, step, train_loss\. Received: --metric=nope:max$"
+    )
+    with pytest.raises(UserInputError, match=expected):
+        answer.with_metric(results, curves, "nope:max", "nope")
+
+
+def test_a_curves_column_answers_on_each_runs_last_value():
+    results = pd.DataFrame({"run_name": ["a", "b"], "test_macro_f1": [0.5, 0.6]})
+    curves = pd.DataFrame(
+        {"run_name": ["a", "b", "a", "b"], "step": [20, 10, 10, 20], "train_loss": [0.1, 0.9, 0.7, 0.2]}
+    )
+    out = answer.with_metric(results, curves, "train_loss:min", "train_loss")
+    last = curves.loc[curves.groupby("run_name")["step"].idxmax()].set_index("run_name")["train_loss"]
+    assert out["train_loss"].tolist() == last.loc[["a", "b"]].tolist() == [0.1, 0.2]
+    assert answer.with_metric(results, curves, "macro_f1", "test_macro_f1") is results
+
+
+def test_a_metric_without_direction_is_refused_on_the_command_line():
+    with pytest.raises(UserInputError, match=r"^--metric my_col is not a recorded metric"):
+        _spec("--strategy=none,upsample", "--metric=my_col")
+    assert _spec("--strategy=none,upsample", "--metric=my_col:min").question.metric == "my_col:min"
 
 
 def test_compare_and_metric_travel_from_the_command_line_to_grid_json():
@@ -82,6 +134,10 @@ def test_a_compare_naming_a_strategy_the_grid_does_not_run_is_refused():
 def test_presets_carry_their_questions_and_a_command_line_overrides_them():
     assert presets.spec_from_preset("seed_question").question == sweep.SEED_QUESTION
     assert presets.spec_from_preset("long_tail").question == sweep.LONG_TAIL_QUESTION
+    # The papers' ordering travels through grid.json (stored as lists) and back.
+    long_tail = presets.spec_from_preset("long_tail")
+    assert sweep.GridSpec.from_dict(json.loads(json.dumps(long_tail.to_dict()))) == long_tail
+    assert dict(sweep.LONG_TAIL_QUESTION.published)["ldam"] == pytest.approx(100 - 22.97)
     assert _spec("--preset=long_tail", "--metric=macro_f1").question.metric == "test_macro_f1"
 
 
@@ -93,9 +149,11 @@ def test_a_grid_json_of_a_single_pair_reads_as_that_pair_on_auprc():
 
 
 def test_a_lower_is_better_metric_is_answered_on_its_negative():
-    table = pd.DataFrame({"test_log_loss": [0.2, 0.5], "test_macro_f1": [0.1, 0.3]})
-    assert list(answer.oriented(table, "test_log_loss")["test_log_loss"]) == [-0.2, -0.5]
-    assert answer.oriented(table, "test_macro_f1") is table
+    table = pd.DataFrame({"test_log_loss": [0.2, 0.5], "test_macro_f1": [0.1, 0.3], "my_col": [1.0, 2.0]})
+    loss = answer.Setup(metric="test_log_loss")
+    assert list(answer.oriented(table, loss)["test_log_loss"]) == [-0.2, -0.5]
+    assert answer.oriented(table, answer.Setup(metric="test_macro_f1")) is table
+    assert list(answer.oriented(table, answer.Setup(metric="my_col", higher_is_better=False))["my_col"]) == [-1, -2]
 
 
 def test_a_new_question_of_the_same_runs_replaces_the_saved_one(tmp_path):

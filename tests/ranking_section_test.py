@@ -48,3 +48,38 @@ def test_too_few_seeds_call_no_strategy_better_and_two_variants_give_no_ranking(
     assert (table["status"] == "too few seeds").all() and table["tied_with_best"].all()
     two = _results(10).query("strategy_variant in ('none', 'focal')")
     assert ranking_section.blocks(str(tmp_path), two, (), answer.Setup(metric="test_balanced_accuracy"), "p") == []
+
+
+def test_the_published_ordering_is_compared_with_a_recomputation_by_scipy():
+    results = _results(10)
+    published = (("upsample", 3.0), ("ldam", 4.0), ("none", 1.0), ("focal", 2.0), ("stratified", 5.0))
+    setup = answer.Setup(metric="test_balanced_accuracy", published=published, published_source="a paper, Table 2")
+    rows = ranking_section.rankings(results, (), setup)
+    labels = {v: v for v in VARIANTS}
+    heading, (_, text), (_, table) = ranking_section.published_blocks(rows, setup, labels)
+    means = results.groupby("strategy_variant")["test_balanced_accuracy"].mean()
+    names = ["upsample", "ldam", "none", "focal"]  # stratified did not run
+    tau = scipy_stats.kendalltau([3.0, 4.0, 1.0, 2.0], means[names].to_numpy())
+    assert f"tau-b = {tau.statistic:.2f} (p = {tau.pvalue:.3g})" in text and "a paper, Table 2" in text
+    # Pairs the paper orders one way and the runs the other, written out.
+    expected = [
+        f"{b} above {a}"
+        for a, b in [
+            ("ldam", "upsample"),
+            ("upsample", "none"),
+            ("upsample", "focal"),
+            ("ldam", "none"),
+            ("ldam", "focal"),
+            ("focal", "none"),
+        ]  # fmt: skip
+        if means[b] > means[a]
+    ]
+    listed = text.split("Ordered the other way here: ")[1].rstrip(".")
+    assert sorted(listed.split("; ")) == sorted(expected) and expected
+    assert table["label"].tolist() == names and table["measured mean"].tolist() == pytest.approx(means[names].tolist())
+    assert table["measured rank"].tolist() == means[names].rank(ascending=False).tolist()
+    assert table["tail_accuracy"].tolist() == pytest.approx(
+        results.groupby("strategy_variant")["test_tail_accuracy"].mean()[names].tolist()
+    )
+    assert heading == ("h3", "Against the published ordering")
+    assert ranking_section.published_blocks(rows, answer.Setup(metric="test_balanced_accuracy"), labels) == []

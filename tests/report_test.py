@@ -140,8 +140,12 @@ def test_verdict_supported_when_upsample_is_faster_and_steadier(tmp_path):
     # per row): 6 x 2/256.
     np.testing.assert_allclose(table["steps_p_holm"], 6 * 2 / 256)
     assert (table["converges_faster"] == "supported").all()
-    assert (table["varies_less"] == "supported").all()
-    assert (table["verdict"] == "supported").all()
+    # The spread test swaps the two runs of a pair; with means this far apart (0.6005 against 0.475) a swapped arm
+    # mixes both locations, so 16 of the 256 swap patterns spread as much as the observed one: p = 1/16, no side
+    # at 8 seeds (the test's price for keeping its level under skewed values; docs/statistics.md).
+    np.testing.assert_allclose(table["spread_p"], 16 / 256)
+    assert (table["varies_less"] == "inconclusive").all() and (table["verdict"] == "inconclusive").all()
+    assert (table["faster_by_area"] == "supported").all()
     # sum_to_num_classes under the default reduction (sum over the batch size): its weight scale reaches the loss.
     assert "effective_weight_scale DIFFERS" in table["held_equal"][1]
     assert table["held_equal"][0].startswith("steps=40; batch_size=16; optimizer=sgd; learning_rate=0.05")
@@ -246,7 +250,7 @@ def test_build_writes_report_and_plots(tmp_path):
     assert "## The question: upsample against class_weight on test_average_precision, higher is better." in markdown
     assert markdown.index("## The question") < markdown.index("## Answers at a glance") < markdown.index("## Cell")
     glance = markdown[markdown.index("## Answers at a glance") : markdown.index("Labels:")]
-    assert glance.count(" supported ") == 2 * 4
+    assert glance.count(" supported ") == 2 * 2  # faster and faster by area; spread and verdict: no side (above)
     assert "| cw2 | class_weight[class_weight_normalization=sum_to_num_classes] |" in markdown
     assert "## Appendix" in markdown
     # The sensitivity table: 2 comparisons x 4 targets.

@@ -74,8 +74,9 @@ _COMPARE = flags.DEFINE_string(
 _METRIC = flags.DEFINE_string(
     "metric",
     None,
-    "Grids: the metric the report answers on, a results.csv column (test_balanced_accuracy; a bare name means its "
-    "test value; log_loss and brier are lower-is-better). Default: a preset's, else AUPRC for K = 2 and balanced "
+    "Grids: the metric the report answers on, any column of results.csv or curves.csv (test_balanced_accuracy; a "
+    "bare recorded metric means its test value; log_loss and brier are lower-is-better); any other column needs "
+    "its direction, COLUMN:max or COLUMN:min (my_col:max). Default: a preset's, else AUPRC for K = 2 and balanced "
     "accuracy for K > 2.",
 )
 _METRIC_MARGIN = flags.DEFINE_float(

@@ -31,21 +31,31 @@ class Setup:
     """How a grid's question is answered.
 
     Attributes:
-      metric: the metric (final value and curve); a lower-is-better one is answered on its negative
+      metric: the metric's column (final value and curve); a lower-is-better one is answered on its negative
         (`oriented`).
+      higher_is_better: the metric's direction; None infers it from the name (`sweep.higher_is_better`).
       roughness_metric: the curve whose roughness is compared.
       pair_on: the columns identifying a seed shared across variants.
       held_equal: columns reported as held equal between two arms, or as differing.
       margins: the equivalence margins.
       target_fraction: the convergence target of the verdict, as a fraction of the cell's best mean curve.
+      published: (strategy, figure) of a published result the ranking is compared with (`sweep.Question`).
+      published_source: where it comes from.
     """
 
     metric: str = AUPRC
+    higher_is_better: bool | None = None
     roughness_metric: str = "validation_average_precision"
     pair_on: Sequence[str] = stats.SEED_SOURCES
     held_equal: Sequence[str] = ()
     margins: equivalence.Margins = equivalence.Margins()
     target_fraction: float = 0.9
+    published: tuple[tuple[str, float], ...] = ()
+    published_source: str = ""
+
+    def larger_is_better(self) -> bool:
+        """The metric's direction: `higher_is_better`, or inferred from the metric's name."""
+        return sweep.higher_is_better(self.metric) if self.higher_is_better is None else self.higher_is_better
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,11 +97,26 @@ def sgd_runs(results: pd.DataFrame) -> np.ndarray:
     return keep
 
 
-def oriented(table: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """`table` with `metric` negated when lower is better (`sweep.higher_is_better`), so larger is better."""
-    if sweep.higher_is_better(metric) or metric not in table:
+def oriented(table: pd.DataFrame, setup: Setup) -> pd.DataFrame:
+    """`table` with the setup's metric negated when lower is better (`Setup.larger_is_better`)."""
+    if setup.larger_is_better() or setup.metric not in table:
         return table
-    return table.assign(**{metric: -table[metric]})
+    return table.assign(**{setup.metric: -table[setup.metric]})
+
+
+def with_metric(results: pd.DataFrame, curve_table: pd.DataFrame, question_metric: str, column: str) -> pd.DataFrame:
+    """`results` holding the question's metric `column`: as recorded, or each run's last value of a curves.csv
+    column.
+
+    Raises:
+      UserInputError: neither table has the column; the message names --metric (`question_metric`), the value and
+        the columns there are.
+    """
+    sweep.check_metric_column(column, [*results.columns, *curve_table.columns], given=question_metric)
+    if column in results.columns:
+        return results
+    last = curve_table.sort_values("step").groupby("run_name", sort=False)[column].last()
+    return results.assign(**{column: results["run_name"].map(last)})
 
 
 def families(results: pd.DataFrame, question: sweep.Question) -> list[tuple[str, list[str]]]:
@@ -111,8 +136,10 @@ def verdict_tables(
     results: pd.DataFrame, curve_table: pd.DataFrame, question: sweep.Question, cell_fields: Sequence[str], setup: Setup
 ) -> list[pd.DataFrame]:
     """One verdict table per treatment variant of each family (one Holm family each), on the `sgd_runs`."""
-    results = oriented(results[sgd_runs(results)], setup.metric)
-    curve_table = oriented(curve_table, setup.metric)
+    if setup.metric not in curve_table:
+        return []  # a results.csv column without a curve: nothing to answer over training
+    results = oriented(results[sgd_runs(results)], setup)
+    curve_table = oriented(curve_table, setup)
     return [
         verdict_lib.verdict(
             results, curve_table, treatment=t, controls=controls, cell_fields=cell_fields, **_criteria(setup)
@@ -130,8 +157,8 @@ def compare_over_training(
       (verdict tables, comparisons in table order).
     """
     tables = verdict_tables(results, curve_table, question, cell_fields, setup)
-    runs = oriented(results[sgd_runs(results)], setup.metric)
-    curve_table = oriented(curve_table, setup.metric)
+    runs = oriented(results[sgd_runs(results)], setup)
+    curve_table = oriented(curve_table, setup)
     comparisons = []
     for table in tables:
         treatment = table["treatment"].iloc[0]
@@ -323,4 +350,5 @@ __all__ = [
     "sgd_runs",
     "short_labels",
     "verdict_tables",
+    "with_metric",
 ]

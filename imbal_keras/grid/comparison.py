@@ -68,6 +68,7 @@ def compare(
     executor: str | None = None,
     verbose: int = 1,
     question: sweep.Question | None = None,
+    metric: str | None = None,
     **settings: Any,
 ) -> Comparison:
     """Trains `model` on `data` under each strategy and seed, and writes the comparison's report.
@@ -94,6 +95,9 @@ def compare(
       verbose: 0 silent, 1 one line per finished run and the report's paths.
       question: what the report answers (`sweep.Question(compare="all:none", metric="macro_f1")`); None: every
         strategy against `none` on the task's main metric (AUPRC for K = 2, balanced accuracy for K > 2).
+      metric: the question's metric, in place of `question`'s: a results.csv or curves.csv column, a bare recorded
+        metric meaning its test value (`macro_f1`), `COLUMN:max` / `COLUMN:min` for any other column
+        (`sweep.metric_column`); a column the tables lack is refused once they are read.
       **settings: any setting of the command line by its name (`steps`, `batch_size`, `learning_rate`,
         `eval_every`, `imbalance_ratio`, `label_column`, `categorical_columns`, a strategy parameter, ...). With
         `data` given, `imbalance_ratio` defaults to 0 (the data's own ratio).
@@ -117,6 +121,8 @@ def compare(
     )
     executor = executor or ("inline" if workers == 1 else "local")
     launch.check_execution(executor, workers)
+    if metric is not None:
+        question = dataclasses.replace(question or sweep.Question(), metric=metric)
     settings = dict(settings)
     settings["model"] = _model_path(model, executor)
     if data is not None:

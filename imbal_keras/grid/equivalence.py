@@ -5,8 +5,10 @@ A test of "no difference" that does not reject says nothing; equivalence has to 
 of the difference lies inside (-margin, +margin); the chance of that when the true difference sits on the margin
 is at most alpha. Here:
 
-- a paired difference (final metric, mean metric over training): the paired t TOST of statsmodels
-  (`ttost_paired`);
+- a paired difference (final metric, mean metric over training): the two one-sided tests as sign-flip tests
+  (`sign_flip_interval`): exact, every sign pattern enumerated, up to 16 pairs, whenever the differences are
+  symmetric about the margin, heavy tails included, where the paired t TOST said "equivalent" 6.2% of the time
+  for t(3) values at 20 seeds; a Monte Carlo test (9,999 random patterns plus the observed one) beyond;
 - a ratio of spreads: the (1 - 2 alpha) jackknife interval of sd(a) / sd(b) (`stats.spread_ratio_interval`)
   inside (1 / margin, margin).
 
@@ -20,7 +22,6 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from statsmodels.stats import weightstats
 
 from imbal_keras.errors import check
 from imbal_keras.grid import stats
@@ -72,22 +73,24 @@ def paired_difference(
       min_seeds: fewer pairs than this answer "too few seeds".
 
     Returns:
-      equivalence_p (the larger one-sided p-value), equivalence_ci_low/high (the 1 - 2 alpha t interval of the
-      difference) and equivalence: "equivalent", "not shown equivalent", "identical", "too few seeds" or "no
-      spread to compare".
+      equivalence_p (the larger one-sided sign-flip p-value), equivalence_ci_low/high (the 1 - 2 alpha interval
+      of the mean difference that inverts the same tests, `sign_flip_interval`) and equivalence: "equivalent",
+      "not shown equivalent", "identical", "too few seeds" or "no spread to compare".
     """
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     keep = ~(np.isnan(a) | np.isnan(b))
     a, b = a[keep], b[keep]
     d = a - b
     out = {"equivalence_p": math.nan, "equivalence_ci_low": math.nan, "equivalence_ci_high": math.nan}
-    status = stats.paired(a, b, min_seeds=min_seeds)["difference_status"] if len(d) else stats.TOO_FEW_SEEDS
+    status = _difference_status(a, b, min_seeds)
     if status != stats.OK:
         return {**out, "equivalence": status}
-    out["equivalence_p"] = float(weightstats.ttost_paired(a, b, -margin, margin)[0])
-    low, high = _t_bounds(d, 1 - 2 * (1 - confidence))
-    out["equivalence_ci_low"], out["equivalence_ci_high"] = low, high
-    out["equivalence"] = EQUIVALENT if out["equivalence_p"] < 1 - confidence else NOT_SHOWN
+    means, ties = _flipped_means(d)
+    total = len(means) + ties
+    above, below = (ties + np.sum(means <= -margin)) / total, (ties + np.sum(means >= margin)) / total
+    out["equivalence_p"] = float(max(above, below))
+    out["equivalence_ci_low"], out["equivalence_ci_high"] = sign_flip_interval(d, 1 - 2 * (1 - confidence))
+    out["equivalence"] = EQUIVALENT if out["equivalence_p"] <= 1 - confidence else NOT_SHOWN
     return out
 
 
@@ -127,9 +130,52 @@ def spread_ratio(
     return {**out, "spread_equivalence": answer}
 
 
-def _t_bounds(d: np.ndarray, coverage: float) -> tuple[float, float]:
-    low, high = weightstats.DescrStatsW(d).tconfint_mean(alpha=1 - coverage)
-    return float(low), float(high)
+def sign_flip_interval(differences: Sequence[float], coverage: float) -> tuple[float, float]:
+    """The interval of the mean paired difference that inverts the one-sided sign-flip tests.
+
+    The one-sided test of "mean <= delta" flips the signs of d - delta; a pattern that flips the set F of pairs
+    reaches the observed sum exactly when the mean of d over F is at most delta, so its p-value is
+    (1 + #{F: mean_F(d) <= delta}) / 2^n, and the bounds are order statistics of the means over the flipped
+    sets: each one-sided test at level (1 - coverage) / 2 rejects outside. Exact (at least `coverage` for
+    differences symmetric about their mean, whatever their tails) up to 16 pairs, every pattern enumerated; a
+    Monte Carlo interval from 9,999 random patterns plus the observed one beyond. Infinite where the level
+    cannot be reached.
+
+    Args:
+      differences: the paired differences a - b.
+      coverage: the interval's coverage, e.g. 0.9 for the two one-sided tests at 5%.
+
+    Returns:
+      (low, high).
+    """
+    means, ties = _flipped_means(np.asarray(differences, dtype=float))
+    means = np.sort(means)
+    # Reject delta when ties + #{mean_F <= delta} <= alpha * patterns, i.e. when delta < means[allowed].
+    allowed = math.floor((1 - coverage) / 2 * (len(means) + ties) + 1e-9) - ties
+    if allowed < 0:
+        return -math.inf, math.inf
+    return float(means[allowed]), float(means[-allowed - 1])
 
 
-__all__ = ["EQUIVALENT", "NOT_SHOWN", "Margins", "paired_difference", "spread_ratio"]
+def _difference_status(a: np.ndarray, b: np.ndarray, min_seeds: int) -> str:
+    """The status `stats.paired` gives the difference, without its other tests."""
+    if len(a) < max(min_seeds, 2):
+        return stats.TOO_FEW_SEEDS
+    if stats.identical(a, b):
+        return stats.IDENTICAL
+    return stats.OK if np.ptp(a - b) > 0 else stats.NO_SPREAD
+
+
+def _flipped_means(d: np.ndarray) -> tuple[np.ndarray, int]:
+    """The mean of `d` over the pairs each sign pattern flips, and the number of patterns that flip none.
+
+    A pattern that flips nothing (the observed one, and beyond 16 pairs any random one that happens to be all
+    +1) ties the observed sum for every delta, so it counts on both sides of every test.
+    """
+    flipped = stats.sign_patterns(len(d)) < 0
+    count = flipped.sum(axis=1)
+    some = count > 0
+    return (flipped[some] @ d) / count[some], int(np.sum(~some))
+
+
+__all__ = ["EQUIVALENT", "NOT_SHOWN", "Margins", "paired_difference", "sign_flip_interval", "spread_ratio"]

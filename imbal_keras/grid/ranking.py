@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -107,6 +107,31 @@ def rank(
     return Ranking(table, pd.DataFrame(pair_rows), float(friedman), critical, status)
 
 
+def agreement(measured: Mapping[str, float], published: Mapping[str, float]) -> dict:
+    """How a measured ordering agrees with a published one, over the strategies both name.
+
+    Args:
+      measured: strategy -> its measured figure (a mean over seeds), larger = better.
+      published: strategy -> the published figure, larger = better.
+
+    Returns:
+      strategies (those both name, in `published` order), tau (Kendall's tau-b, which allows ties), p (its
+      two-sided p-value, scipy's `kendalltau`), disagree: the pairs (a, b) the published figures order a above b
+      and the measured ones b above a. tau and p are NaN below 3 strategies.
+    """
+    names = [name for name in published if name in measured]
+    tau = p = math.nan
+    if len(names) >= 3:
+        result = scipy_stats.kendalltau([published[n] for n in names], [measured[n] for n in names])
+        tau, p = float(result.statistic), float(result.pvalue)
+    disagree = [
+        (a, b) if published[a] > published[b] else (b, a)
+        for a, b in itertools.combinations(names, 2)
+        if (published[a] - published[b]) * (measured[a] - measured[b]) < 0
+    ]
+    return {"strategies": names, "tau": tau, "p": p, "disagree": disagree}
+
+
 def _critical(values: np.ndarray, pairs: list[tuple[int, int]], confidence: float) -> float:
     """The `confidence` quantile of the largest pairwise |t| over within-seed shuffles (the observed included)."""
     rng = np.random.default_rng(_PERMUTATION_SEED)
@@ -128,4 +153,4 @@ def _pair(values: np.ndarray, a: int, b: int, critical: float, names: Sequence[s
             "ci_high": float(high), "different": bool(low > 0 or high < 0)}  # fmt: skip
 
 
-__all__ = ["Ranking", "rank"]
+__all__ = ["Ranking", "agreement", "rank"]

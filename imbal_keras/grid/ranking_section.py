@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from imbal_keras import runs as runs_lib
-from imbal_keras.grid import answer, figures, ranking, stats, sweep
+from imbal_keras.grid import answer, figures, ranking, stats
 
 RANKING_FILE = "ranking.csv"
 # Shown beside the ranking when results.csv has them (K > 2 with class groups): mean over the ranked seeds.
@@ -40,9 +40,7 @@ def rankings(results: pd.DataFrame, cell_fields: Sequence[str], setup: answer.Se
         values = values[list(dict.fromkeys(group["strategy_variant"]))].dropna()
         if values.shape[1] < _MIN_VARIANTS:
             continue
-        out = ranking.rank(
-            values.to_numpy(), list(values.columns), higher_is_better=sweep.higher_is_better(setup.metric)
-        )
+        out = ranking.rank(values.to_numpy(), list(values.columns), higher_is_better=setup.larger_is_better())
         table = out.table.rename(columns={"strategy": "strategy_variant"})
         table.insert(1, "seeds", len(values))
         for metric in (m for m in GROUP_METRICS if m in group):
@@ -61,7 +59,7 @@ def blocks(
         return []
     runs_lib.write_atomically(os.path.join(grid_dir, RANKING_FILE), table.to_csv(index=False))
     labels = answer.short_labels(results["strategy_variant"])
-    direction = "higher" if sweep.higher_is_better(setup.metric) else "lower"
+    direction = "higher" if setup.larger_is_better() else "lower"
     out = [
         ("h2", f"Ranking on {setup.metric} ({direction} is better)"),
         ("p", _method()),
@@ -76,7 +74,41 @@ def blocks(
         relative = os.path.join(plots_dir, f"ranking_{i}.png")
         _plot(os.path.join(grid_dir, relative), shown, setup.metric, name)
         out.append(("img", f"{name or 'all runs'}: difference from the best with simultaneous 95% intervals", relative))
+        out += published_blocks(rows, setup, labels)
     return out
+
+
+def published_blocks(rows: pd.DataFrame, setup: answer.Setup, labels: Mapping[str, str]) -> list[tuple]:
+    """The measured ordering of one cell's ranking beside the question's published one (`ranking.agreement`).
+
+    Args:
+      rows: one cell's rows of `rankings`.
+      setup: how the question is answered; nothing is shown without `setup.published`.
+      labels: short label per strategy variant.
+
+    Returns:
+      A heading, a sentence (Kendall's tau-b with its p-value, the pairs ordered the other way) and a table:
+      per strategy both name, the published figure, the measured mean, its rank among them and the class groups'
+      accuracies results.csv holds.
+    """
+    published = dict(setup.published)
+    sign = 1.0 if setup.larger_is_better() else -1.0
+    measured = {v: sign * m for v, m in zip(rows["strategy_variant"], rows["mean"], strict=True)}
+    found = ranking.agreement(measured, published)
+    if len(found["strategies"]) < 3:
+        return []
+    pairs = "; ".join(f"{labels[b]} above {labels[a]}" for a, b in found["disagree"]) or "none"
+    text = (
+        f"Against the published ordering ({setup.published_source}): over the {len(found['strategies'])} strategies "
+        f"both name, Kendall's tau-b = {found['tau']:.2f} (p = {found['p']:.3g}). Ordered the other way here: {pairs}."
+    )
+    shown = rows.set_index("strategy_variant").loc[found["strategies"]]
+    table = pd.DataFrame({"label": [labels[v] for v in shown.index], "published": [published[v] for v in shown.index]})
+    table["measured mean"] = shown["mean"].to_numpy()
+    table["measured rank"] = pd.Series(sign * shown["mean"].to_numpy()).rank(ascending=False).to_numpy()
+    for metric in (m for m in GROUP_METRICS if m in shown and shown[m].notna().any()):
+        table[metric.removeprefix("test_")] = shown[metric].to_numpy()
+    return [("h3", "Against the published ordering"), ("p", text), ("table", table)]
 
 
 def _method() -> str:
@@ -123,4 +155,4 @@ def _plot(path: str, rows: pd.DataFrame, metric: str, title: str) -> str:
     return figures.save_figure(path, draw)
 
 
-__all__ = ["RANKING_FILE", "blocks", "rankings"]
+__all__ = ["RANKING_FILE", "blocks", "published_blocks", "rankings"]

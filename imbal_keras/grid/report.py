@@ -175,6 +175,8 @@ def write_tables(grid_dir: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
     cell_fields = spec.cell_fields()
     summary = pd.DataFrame()
     if not results.empty:
+        metric = setup_for(spec.question, answer_section.num_classes(results)).metric
+        results = answer.with_metric(results, curves, spec.question.metric, metric)
         verdicts = [t.assign(kind="verdict") for t in verdict(results, curves, spec.question, cell_fields)]
         summary = pd.concat([summarize(results, cell_fields), *verdicts], ignore_index=True)
     for name, table in ((RESULTS_FILE, results), (CURVES_FILE, curves), (SUMMARY_FILE, summary)):
@@ -191,9 +193,13 @@ def setup_for(question: sweep.Question, num_classes: int = 2) -> answer.Setup:
     margins = equivalence.Margins(
         metric=question.metric_margin, area=question.area_margin, spread=question.spread_margin
     )
-    metric = question.resolved_metric(num_classes)
-    roughness = "validation_" + metric.partition("_")[2]
-    return dataclasses.replace(SETUP, metric=metric, roughness_metric=roughness, margins=margins)
+    metric, higher = question.resolved_metric(num_classes), question.higher_is_better(num_classes)
+    # A recorded metric's roughness is that of its validation curve; another column's, that of its own curve.
+    roughness = "validation_" + metric.partition("_")[2] if sweep.is_recorded_metric(metric) else metric
+    published = {"published": question.published, "published_source": question.published_source}
+    return dataclasses.replace(
+        SETUP, metric=metric, higher_is_better=higher, roughness_metric=roughness, margins=margins, **published
+    )
 
 
 def verdict(
@@ -585,7 +591,7 @@ def _cell_text(value) -> str:
 def to_markdown(blocks: list[tuple]) -> str:
     lines = []
     for kind, *content in blocks:
-        if kind in ("h1", "h2"):
+        if kind in ("h1", "h2", "h3"):
             lines += [f"{'#' * int(kind[1])} {content[0]}", ""]
         elif kind == "p":
             lines += [content[0], ""]
@@ -607,7 +613,7 @@ def to_html(blocks: list[tuple]) -> str:
         "td,th{border:1px solid #ccc;padding:2px 6px}</style></head><body>"
     ]
     for kind, *content in blocks:
-        if kind in ("h1", "h2", "p"):
+        if kind in ("h1", "h2", "h3", "p"):
             parts.append(f"<{kind}>{html.escape(content[0])}</{kind}>")
         elif kind == "img":
             caption, path = (html.escape(c) for c in content)

@@ -9,15 +9,12 @@ has, and every one of them is checked by simulation (`benchmarks/stats_calibrati
 
 - mean of one arm: Student t interval;
 - paired difference: t interval of the differences, and the sign-flip test of their mean (the paired t
-  statistic with its null distribution taken over the 2^n sign patterns instead of from Student's t): exact,
-  every pattern enumerated, up to 16 pairs, and a Monte Carlo test (9,999 random patterns with a fixed seed,
-  plus the observed one) beyond; valid whenever the two arms are exchangeable within a pair, ties and censored
-  values included, and it never returns 0 (its smallest value is 2 / 2^n, exact);
-- paired spread: the paired Brown-Forsythe test (each run's absolute deviation from its arm's median, compared
-  pair by pair with the same sign-flip test; Grambsch, Biometrika 1994) by default, or Pitman-Morgan (the
-  correlation of sums and differences, exact under bivariate normality, but at the 5% level it calls equal
-  variances different 8-11% of the time for gamma(2) values and 10-22% for t(3) values at 6-20 seeds, where the
-  paired Brown-Forsythe test stays at 3.5-5.1%);
+  statistic with its null distribution over the 2^n sign patterns): exact, every pattern enumerated, up to 16
+  pairs, Monte Carlo (9,999 random patterns with a fixed seed, plus the observed one) beyond; valid whenever the
+  two arms are exchangeable within a pair, ties and censored values included; never 0 (at least 2 / 2^n, exact);
+- paired spread: the paired Brown-Forsythe statistic (Grambsch, Biometrika 1994) under within-pair swaps
+  (`swap_spread_p`) by default, or Pitman-Morgan (exact under bivariate normality, but it calls equal variances
+  different 8-11% of the time for gamma(2) values and 10-22% for t(3) values at 6-20 seeds);
 - probability of improvement P(A > B) (rliable, Agarwal et al., NeurIPS 2021): the share of pairs where A wins
   (ties count half) with a Clopper-Pearson interval; unpaired, the Mann-Whitney share of all (a, b) pairs with
   Newcombe's score interval (Statistics in Medicine 2006, method 5);
@@ -136,14 +133,12 @@ def paired(
       variance_test: "brown_forsythe" (robust; the default) or "pitman_morgan" (exact under bivariate normality).
 
     Returns:
-      n (pairs) and n_other (the same), pairing ("paired"), mean, mean_other, std, std_other, correlation;
-      difference (mean of a - b), difference_std (of a - b), with difference_ci_low/high (t interval),
-      difference_p (sign-flip test)
-      and difference_status; variance_ratio var(a) / var(b), spread_statistic (negative when a spreads less:
-      mean absolute deviation from the median of a minus that of b, or the Pitman-Morgan correlation),
-      spread_p and spread_status; probability_of_improvement P(a > b) on a pair (ties half) with
-      poi_ci_low/high (Clopper-Pearson); status, "ok" when both statuses are. p-values and intervals are NaN
-      where the status is "no spread to compare".
+      n, n_other (pairs), pairing ("paired"), mean, mean_other, std, std_other, correlation; difference (mean of
+      a - b), difference_std, difference_ci_low/high (t interval), difference_p (sign-flip test),
+      difference_status; variance_ratio var(a) / var(b), spread_statistic (negative when a spreads less: the
+      Brown-Forsythe statistic, or the Pitman-Morgan correlation), spread_p (`swap_spread_p`), spread_status;
+      probability_of_improvement P(a > b) on a pair (ties half), poi_ci_low/high (Clopper-Pearson); status, "ok"
+      when both statuses are. p-values and intervals are NaN where the status is "no spread to compare".
 
     Raises:
       UserInputError: `a` and `b` differ in length, or `variance_test` is unknown.
@@ -203,9 +198,8 @@ def unpaired(
 ) -> dict[str, float | int | str]:
     """Compares two arms whose runs share no seed. NaN values are dropped.
 
-    The difference of means has Welch's t interval and a permutation test (9,999 random relabellings with a
-    fixed seed); the spread the Brown-Forsythe test (Levene's around the median); the
-    probability of improvement is the Mann-Whitney share of all (a, b) pairs with Newcombe's interval.
+    Welch's t interval and a permutation test (9,999 relabellings, fixed seed) for the difference of means; the
+    Brown-Forsythe test (Levene's around the median) for the spread; the Mann-Whitney P(a > b), Newcombe's interval.
 
     Args:
       a: the first arm's figure per run.
@@ -337,16 +331,37 @@ def pair_rows(runs: pd.DataFrame, other_runs: pd.DataFrame, pair_on: Sequence[st
 def sign_flip_p(differences: Sequence[float]) -> float:
     """Two-sided p-value of "the mean of `differences` is 0" from the sign-flip (paired permutation) test.
 
-    Under the null the two arms are exchangeable within a pair, so every difference is as likely with either
-    sign: the p-value is the share of the 2^n sign patterns whose |mean| is at least the observed one (the
-    observed pattern included). Exact (every pattern) up to 16 pairs; beyond, a Monte Carlo p-value from 9,999
-    random patterns (fixed seed) plus the observed one, still a valid test (`sign_flip_is_exact`). Never 0.
+    Under the null every difference is as likely with either sign: the p-value is the share of the 2^n sign
+    patterns whose |mean| is at least the observed one (the observed included). Exact up to 16 pairs; beyond,
+    (b + 1) / (B + 1) from 9,999 random patterns, fixed seed (`sign_flip_is_exact`). Never 0.
     """
     d = np.asarray(differences, dtype=float)
     signs = sign_patterns(len(d))
     flipped = np.abs(signs @ d)
     # Row 0 is the observed pattern; the tolerance keeps patterns whose mean ties the observed one up to rounding.
     return float(np.mean(flipped >= flipped[0] * (1 - 1e-9)))
+
+
+def swap_spread_p(a: Sequence[float], b: Sequence[float]) -> float:
+    """Two-sided p-value of "equal spreads" for paired arms: the paired Brown-Forsythe statistic under swaps.
+
+    The statistic: mean absolute deviation of `a` from its median minus that of `b`. Under "the two runs of a pair
+    are exchangeable" every swap pattern is equally likely: the p-value is the share of the 2^n patterns (medians
+    computed again for each) whose |statistic| is at least the observed one, the observed included. Exact up to
+    16 pairs, (b + 1) / (B + 1) from 9,999 random patterns (fixed seed) beyond. Conservative when the means differ
+    (a swapped arm mixes both locations); it keeps its level under skewed and censored values (docs/statistics.md).
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    swapped = sign_patterns(len(a)) < 0
+    first, second = np.where(swapped, b, a), np.where(swapped, a, b)
+    statistic = np.abs(_mean_deviation(first) - _mean_deviation(second))
+    # Row 0 is the observed pattern; the tolerance keeps patterns that tie the observed statistic up to rounding.
+    return float(np.mean(statistic >= statistic[0] * (1 - 1e-9)))
+
+
+def _mean_deviation(x: np.ndarray) -> np.ndarray:
+    """Mean absolute deviation from the median along the last axis."""
+    return np.mean(np.abs(x - np.median(x, axis=-1, keepdims=True)), axis=-1)
 
 
 def sign_flip_is_exact(n: int) -> bool:
@@ -359,12 +374,10 @@ def spread_ratio_interval(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """sd(a) / sd(b) with an interval, column by column, for paired arms (rows are pairs).
 
-    The interval is the hull of two: the Pitman-Morgan interval (exact for bivariate normal pairs) and Miller's
-    jackknife (JASA 1968) of the log ratio, leaving out one pair at a time, with a Student t interval on the
-    n - 1 degrees of freedom of the pseudo-values. Each alone misses too often somewhere (the jackknife at small n
-    even for normal values, Pitman-Morgan under heavy tails and skew); their hull keeps the level for normal and
-    t(3) values and halves the misses of either under lognormal(0, 1) ones (docs/statistics.md). Columns where an
-    arm, or an arm without one of its pairs, has no spread (none beyond float rounding) get NaN.
+    The interval is the hull of the Pitman-Morgan interval (exact for bivariate normal pairs) and Miller's
+    jackknife (JASA 1968) of the log ratio (leave one pair out, Student t on n - 1 degrees of freedom). Their hull
+    keeps the level for normal and t(3) values and covers 85-91% under lognormal(0, 1) ones (docs/statistics.md).
+    Columns where an arm, or an arm without one of its pairs, has no spread beyond float rounding get NaN.
 
     Args:
       a: (n, m) values of the first arm, n pairs, m figures (for instance m evaluation steps).
@@ -526,9 +539,8 @@ def _paired_spread(a: np.ndarray, b: np.ndarray, min_seeds: int, variance_test: 
     varies = n > 2 and np.ptp(a) > 0 and np.ptp(b) > 0
     out = {"spread_statistic": math.nan, "spread_p": math.nan}
     if varies and variance_test == "brown_forsythe":
-        deviations = np.abs(a - np.median(a)) - np.abs(b - np.median(b))
-        out["spread_statistic"] = float(np.mean(deviations))
-        out["spread_p"] = sign_flip_p(deviations) if np.any(deviations) else 1.0
+        out["spread_statistic"] = float(_mean_deviation(a) - _mean_deviation(b))
+        out["spread_p"] = swap_spread_p(a, b)
     elif varies and (np.ptp(a + b) == 0 or np.ptp(a - b) == 0):
         out["spread_statistic"], out["spread_p"] = 0.0, 1.0  # b = c - a or b = a + c: equal variances exactly
     elif varies:
@@ -666,30 +678,11 @@ def _check_variance_test(variance_test: str) -> None:
     )
 
 
+# fmt: off
 __all__ = [
-    "CONFIDENCE",
-    "IDENTICAL",
-    "MIN_SEEDS",
-    "NO_SPREAD",
-    "OK",
-    "SEED_SOURCES",
-    "TOO_FEW_SEEDS",
-    "VARIANCE_TESTS",
-    "Settings",
-    "check_columns",
-    "compare",
-    "compare_columns",
-    "describe",
-    "groups",
-    "holm",
-    "identical",
-    "newcombe_interval",
-    "pair_rows",
-    "paired",
-    "seed_variance",
-    "sign_flip_is_exact",
-    "sign_flip_p",
-    "sign_patterns",
-    "spread_ratio_interval",
-    "unpaired",
+    "CONFIDENCE", "IDENTICAL", "MIN_SEEDS", "NO_SPREAD", "OK", "SEED_SOURCES", "TOO_FEW_SEEDS", "VARIANCE_TESTS",
+    "Settings", "check_columns", "compare", "compare_columns", "describe", "groups", "holm", "identical",
+    "newcombe_interval", "pair_rows", "paired", "seed_variance", "sign_flip_is_exact", "sign_flip_p", "sign_patterns",
+    "spread_ratio_interval", "swap_spread_p", "unpaired",
 ]
+# fmt: on
