@@ -148,12 +148,33 @@ def test_a_loss_without_an_additive_reduction_is_not_packed(loss, name):
     assert path == plan.Plan("plain", f"the loss {name} has no additive reduction")
 
 
-def test_configs_that_differ_only_in_training_seeds_and_output_share_a_pack_key():
+def test_configs_that_differ_in_seeds_data_seeds_strategies_and_output_share_a_pack_key():
     base = dict(strategy="class_weight", data_seed=3, steps=20)
     key = _config(**base).key("pack")
-    mates = [dict(seed=1), dict(init_seed=5), dict(order_seed=7), dict(output_dir="elsewhere", run_name="r")]
+    mates = [dict(seed=1), dict(init_seed=5), dict(order_seed=7), dict(output_dir="elsewhere", run_name="r"),
+             dict(data_seed=4), dict(strategy="upsample"), dict(weight_reduction="mean_with_sample_weight")]  # fmt: skip
     assert all(_config(**{**base, **mate}).key("pack") == key for mate in mates)
-    others = [dict(data_seed=4), dict(steps=30), dict(weight_reduction="mean_with_sample_weight"), dict(batch_size=64)]
+    others = [dict(steps=30), dict(batch_size=64), dict(hidden_units=(4,))]
     assert all(_config(**{**base, **other}).key("pack") != key for other in others)
-    # Without a fixed data seed each seed draws its own data: the resolved data seed is part of the key.
-    assert _config(data_seed=-1, seed=0).key("pack") != _config(data_seed=-1, seed=1).key("pack")
+    # Without a fixed data seed each seed draws its own data: the runs still share a pack key.
+    assert _config(data_seed=-1, seed=0).key("pack") == _config(data_seed=-1, seed=1).key("pack")
+
+
+def test_replicas_whose_data_differ_in_shape_do_not_pack():
+    import dataclasses
+
+    import numpy as np
+
+    from imbal_keras.training import experiment
+
+    config = _config(num_examples=600, num_features=4, data_seed=0)
+    data, _ = experiment.load_data(config, None)
+    other, _ = experiment.load_data(config.replace(data_seed=1), None)
+    assert plan.plan_pack(config, 3, data=[data, other, data]) == plan.Plan("packed", replicas=3)
+    shorter = dataclasses.replace(other, test=dataclasses.replace(other.test, x=other.test.x[:-1], y=other.test.y[:-1]))
+    assert (
+        plan.plan_pack(config, 2, data=[data, shorter]).reason
+        == "the replicas' validation or test splits differ in size"
+    )
+    wider = dataclasses.replace(other, train=dataclasses.replace(other.train, x=np.ones((len(other.train), 5))))
+    assert plan.plan_pack(config, 2, data=[data, wider]).reason.endswith("data differ in input shape or classes")
