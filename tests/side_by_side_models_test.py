@@ -50,8 +50,17 @@ def _cases(images, table):
 
 def _configs(out, flat, seeds=(0, 1)):
     return [
-        ExperimentConfig.from_flat({**BASE, **flat, "strategy": strategy, "seed": seed, "data_seed": -1,
-                                    "output_dir": str(out), "run_name": f"{strategy}_{seed}"})  # fmt: skip
+        ExperimentConfig.from_flat(
+            {
+                **BASE,
+                **flat,
+                "strategy": strategy,
+                "seed": seed,
+                "data_seed": -1,
+                "output_dir": str(out),
+                "run_name": f"{strategy}_{seed}",
+            }
+        )  # fmt: skip
         for strategy in STRATEGIES
         for seed in seeds
     ]

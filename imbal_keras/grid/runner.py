@@ -45,8 +45,9 @@ class Execution:
       shard_index: the shard of the grid to run, in [0, shard_count).
       shard_count: shards the grid is cut into (`sweep.shard`).
       warm: workers keep compiled models between runs (`imbal_keras.training.warm`); False builds every run anew.
-      side_by_side: runs that differ only in their training seeds train together in one compiled step, up to
-        this many (`imbal_keras.training.side_by_side`); 1 runs every run on its own.
+      side_by_side: runs of equal shapes (they may differ in their seeds, data seeds and strategies) train
+        together in one compiled step, up to this many (`imbal_keras.training.side_by_side`); 1 runs every run
+        on its own.
     """
 
     executor: str = "local"

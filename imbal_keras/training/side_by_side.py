@@ -1,26 +1,30 @@
-"""Seeds side by side: runs that differ only in their seeds, trained together in one compiled step.
+"""Runs side by side: runs of equal shapes trained together in one compiled step.
 
-The runs of a grid cell differ only in their training seeds (initial weights and batch order). For a small
-model a train step costs about the number of graph ops it runs, not their size, so R runs whose weights are
-stacked along a leading axis, (R, fan_in, units) per Dense layer, train in one step of batched matrix products
-for about the cost of one run. Each replica keeps everything of its own: its initial weights (from its own
-initialisation seed, as a one-run build gives them), its pipeline (its own order seed), its loss (reduced over
-its own batch), its optimizer slots (SGD and Adam are element-wise, so stacked variables update each replica
-as its own run would), its per-step instrumentation and its evaluations. The replicas' losses are summed
-before differentiating; since no weight is shared, each replica's gradient is its own loss's.
+The runs of a grid mostly differ in their seeds, data seeds and strategies, not in the shapes of their models
+and batches. For a small model a train step costs about the number of graph ops it runs, not their size, so R
+runs whose weights are stacked along a leading axis train in one step of batched ops for much less than R steps:
+a stack of Dense layers as batched matrix products, (R, fan_in, units) per layer; any other model (the CNN, the
+MLP over categorical columns, a model function's) through its own call mapped over the replicas' weights and
+batches (`tf.vectorized_map` of `stateless_call`). Each replica keeps everything of its own: its initial weights
+(from its own initialisation seed, as a one-run build gives them), its data and pipeline (its own data seed,
+strategy and order seed; `imbal_keras.training.replicas`), its loss (its strategy's, reduced over its own
+batch), its optimizer slots (SGD and Adam are element-wise, so stacked variables update each replica as its own
+run would), its per-step instrumentation and its evaluations. The replicas' losses are summed before
+differentiating; since no weight is shared, each replica's gradient is its own loss's.
 
 `run_pack(configs)` writes one run folder per config, with the same files, columns and summaries as
 `experiment.run`, through the same pieces (`experiment.setup`, `experiment.Evaluator`, `experiment.finish`) and
 recorders (`StepRecorder.add_rows`); the replicas compute their rows and reduce their losses with the functions of
 `imbal_keras.callbacks.rows`, as the one-run path's recorders do. `seconds` in result.json are the pack's divided by
-R. Results equal the one-run path's to float rounding (batched and single matrix products may round differently;
-tests/side_by_side_test.py states the tolerance). `imbal_keras.training.plan.plan_pack` decides whether a pack can
-train this way; when it cannot, `run_pack` returns the reason and the grid runs the configs one by one
-(`imbal_keras.grid.launch`), and says why once.
+R. Results equal the one-run path's to float rounding (batched and single products may round differently;
+tests/side_by_side_test.py and tests/side_by_side_models_test.py state the tolerance). `imbal_keras.training.plan.
+plan_pack` decides whether a pack can train this way; when it cannot, `run_pack` returns the reason and the grid
+runs the configs one by one (`imbal_keras.grid.launch`), and says why once.
 
-What it supports: the built-in MLP (Dense layers only, on tabular data without categorical columns), a
+What it supports: a functional or sequential model with one input and one output whose output is a sigmoid or
+softmax, without state that is not trained (no Dropout, no BatchNormalization) and without losses of its own; a
 strategy that needs no callbacks during training and whose loss is a per-example Keras loss with an additive
-reduction, the run's SGD or Adam, and the default instrumentation (batch composition, per-class gradients,
+reduction; the run's SGD or Adam; and the default instrumentation (batch composition, per-class gradients,
 per-batch loss).
 """
 
