@@ -187,7 +187,7 @@ def test_instrumentation_off_writes_what_the_one_run_path_writes(tmp_path):
     [
         (dict(strategy="ldam"), "changes its loss or batches during training"),
         (dict(diagnose_every=4), "diagnose_every"),
-        (dict(model="cnn"), "convolutions"),
+        (dict(model="tests.side_by_side_models_test:dropout_model"), "state that is not trained (in dropout"),
     ],
 )
 def test_what_cannot_train_side_by_side_says_why_and_writes_nothing(tmp_path, extra, reason):
