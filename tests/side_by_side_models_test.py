@@ -9,7 +9,7 @@ import pytest
 
 from imbal_keras.config import ExperimentConfig
 from imbal_keras.training import experiment, side_by_side
-from tests.side_by_side_test import _assert_same_run
+from tests.side_by_side_test import assert_same_run
 
 BASE = dict(steps=24, eval_every=8, batch_size=16, gradient_every_n_steps=3, learning_rate=0.05)
 STRATEGIES = ("none", "class_weight", "upsample")
@@ -73,7 +73,7 @@ def test_a_pack_of_another_model_matches_the_one_run_path_run_by_run(tmp_path, i
     assert not isinstance(results, str), results
     for config, result in zip(_configs(tmp_path / "one", flat), results, strict=True):
         assert result.summary["training_path"] == {"mode": "packed", "reason": "", "replicas": 6}
-        _assert_same_run(result.run_dir, experiment.run(config, log=None).run_dir)
+        assert_same_run(result.run_dir, experiment.run(config, log=None).run_dir)
 
 
 def test_a_model_with_state_that_is_not_trained_does_not_pack(tmp_path, table):

@@ -64,7 +64,9 @@ def _train_losses(run_dir):
     return np.array([(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in events.Tensors("train/loss")])
 
 
-def _assert_same_run(pack_dir, one_dir):
+def assert_same_run(pack_dir, one_dir):
+    """Asserts that a packed run's folder holds the one-run path's results within the tolerance above (also used
+    by tests/side_by_side_models_test.py)."""
     assert sorted(f for f in os.listdir(pack_dir) if "tfevents" not in f) == sorted(
         f for f in os.listdir(one_dir) if "tfevents" not in f
     )
@@ -115,7 +117,7 @@ def test_every_run_of_a_pack_matches_the_one_run_path(tmp_path, case):
     for config, result in zip(_configs(tmp_path / "one", case), results, strict=True):
         one = experiment.run(config, log=None)
         assert os.path.basename(result.run_dir) == os.path.basename(one.run_dir)
-        _assert_same_run(result.run_dir, one.run_dir)
+        assert_same_run(result.run_dir, one.run_dir)
         assert result.summary["training_path"] == {"mode": "packed", "reason": "", "replicas": len(SEEDS)}
         assert one.summary["training_path"] == {"mode": "plain", "reason": "warm runs off"}
     # Nothing but the run folders is left behind.
@@ -154,7 +156,7 @@ def test_a_pack_of_every_strategy_on_data_of_its_own_matches_the_one_run_path_ru
     for config, result in zip(configs("one"), results, strict=True):
         assert result.config.output.run_name == config.output.run_name
         one = experiment.run(config, log=None)
-        _assert_same_run(result.run_dir, one.run_dir)
+        assert_same_run(result.run_dir, one.run_dir)
         assert result.summary["training_path"] == {"mode": "packed", "reason": "", "replicas": len(PACKABLE)}
 
 
@@ -164,7 +166,7 @@ def test_a_run_does_not_depend_on_its_pack_mates_and_a_warm_pack_repeats_a_cold_
     other = side_by_side.run_pack(_configs(tmp_path / "b", "class_weight", seeds=(5, 1, 7)), warm=warm, log=None)
     again = side_by_side.run_pack(_configs(tmp_path / "c", "class_weight", seeds=(0, 1, 2)), warm=warm, log=None)
     assert warm.hits == 2 and warm.misses == 1  # one compiled pack served all three
-    _assert_same_run(first[1].run_dir, other[1].run_dir)
+    assert_same_run(first[1].run_dir, other[1].run_dir)
     for a, b in zip(first, again, strict=True):  # same seeds, same pack: the same numbers, bitwise
         for name in (runs.METRICS_FILE, runs.COMPOSITION_FILE, runs.GRADIENTS_FILE):
             x = pd.read_csv(os.path.join(a.run_dir, name)).drop(columns=["elapsed_seconds"], errors="ignore")
@@ -179,7 +181,7 @@ def test_instrumentation_off_writes_what_the_one_run_path_writes(tmp_path):
     assert sorted(os.listdir(result.run_dir)) != [] and not os.path.exists(
         os.path.join(result.run_dir, runs.GRADIENTS_FILE)
     )
-    _assert_same_run(result.run_dir, one.run_dir)
+    assert_same_run(result.run_dir, one.run_dir)
 
 
 @pytest.mark.parametrize(
@@ -259,7 +261,7 @@ def test_a_grid_trains_its_seeds_side_by_side_resumes_and_falls_back(tmp_path):
     assert {o.path for o in alone.outcomes} == {"plain: warm runs off"}
     for name, path in paths.items():
         if path.startswith("side by side"):
-            _assert_same_run(os.path.join(runs_dir, name), os.path.join(sweep.runs_dir(str(tmp_path / "alone")), name))
+            assert_same_run(os.path.join(runs_dir, name), os.path.join(sweep.runs_dir(str(tmp_path / "alone")), name))
 
 
 def test_a_pack_with_bad_input_fails_run_by_run_with_one_line_each(tmp_path):
@@ -325,7 +327,7 @@ def test_budgets_intervals_and_settings_that_do_not_divide_evenly(tmp_path, extr
     results = side_by_side.run_pack(configs("pack"), log=None)
     assert not isinstance(results, str), results
     for config, result in zip(configs("one"), results, strict=True):
-        _assert_same_run(result.run_dir, experiment.run(config, log=None).run_dir)
+        assert_same_run(result.run_dir, experiment.run(config, log=None).run_dir)
 
 
 @pytest.mark.parametrize(
