@@ -9,7 +9,7 @@ path (`warm=True, side_by_side=--pack`: packs of runs of equal shapes train in o
 - `model_function`: `--model=examples.fraud_model:build_model` (an embedding per categorical column) on the
   transactions example's table, the same 3 strategies x `--seeds` seeds;
 - `cnn`: the built-in CNN on 16x16 one-channel images (an `.npz` file), the same 3 strategies x `--seeds` seeds;
-- `seed_question`: the preset over its first `--seeds` training seeds (18 runs per seed).
+- `seed_question`: the preset over its first `--preset_seeds` training seeds (18 runs per seed).
 
 The order of the two paths alternates over `--repeats`. Prints, per grid and path, the wall time (workers'
 start-up included, report excluded), runs/s and the ratio to the plain path; the limit (the time the runs spent
@@ -17,8 +17,8 @@ inside `fit`, summed over runs and divided by the workers; in a pack each run co
 difference between the default path's results and the plain path's (every numeric column of results.csv but
 the timings).
 
-    python -m benchmarks.warm_grids [--grids first,model_function,cnn,seed_question] [--seeds 10] [--workers 2]
-        [--repeats 1] [--pack 10]
+    python -m benchmarks.warm_grids [--grids first,model_function,cnn,seed_question] [--seeds 10]
+        [--preset_seeds 10] [--workers 2] [--repeats 1] [--pack 10]
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def _images(path: str) -> str:
     return path
 
 
-def _specs(names: list[str], seeds: int, folder: str) -> dict[str, sweep.GridSpec]:
+def _specs(names: list[str], seeds: int, preset_seeds: int, folder: str) -> dict[str, sweep.GridSpec]:
     axes = {"strategy": _STRATEGIES, "seed": tuple(range(seeds))}
     table = os.path.join(folder, "transactions.csv")
     make_transactions(5000).to_csv(table, index=False)
@@ -85,7 +85,7 @@ def _specs(names: list[str], seeds: int, folder: str) -> dict[str, sweep.GridSpe
             },
             axes,
         ),  # fmt: skip
-        "seed_question": lambda: presets.spec_from_preset("seed_question", axes={"seed": tuple(range(seeds))}),
+        "seed_question": lambda: presets.spec_from_preset("seed_question", axes={"seed": tuple(range(preset_seeds))}),
     }
     return {name: made[name]() for name in names}
 
@@ -114,41 +114,45 @@ def _largest_difference(plain, fast) -> str:
     return f"{max(np.max(diff), 0.0):.2g} ({worst}, over {len(numeric)} columns)"
 
 
+def _print_rows(name: str, measured: dict, labels: list[str], workers: int) -> None:
+    """One line per path of a grid: medians over the repeats, the ratio to the plain path, the limit."""
+    base = None
+    for label in labels:
+        seconds = statistics.median(m["seconds"] for m in measured[label])
+        fit = statistics.median(m["fit"] for m in measured[label]) / workers
+        first = measured[label][0]
+        n = first["runs"]
+        base = base or n / seconds
+        plain = measured[labels[0]][0]["results"]
+        diff = _largest_difference(plain, first["results"]) if label != labels[0] else ""
+        print(f"{name:<16}{label:<34}{n:>6}{seconds:>9.1f}{n / seconds:>9.2f}{n / seconds / base:>8.2f}x"
+              f"{n / fit:>14.2f}{first['packed']:>8}{first['warm']:>6}  {diff}", flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--grids", default=",".join(GRIDS), help=f"comma-separated, of {', '.join(GRIDS)}")
     parser.add_argument("--seeds", type=int, default=10, help="training seeds per grid")
+    parser.add_argument("--preset_seeds", type=int, default=10, help="training seeds of the preset (18 runs each)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1, help="times to run every path (alternating order)")
     parser.add_argument("--pack", type=int, default=sweep.DEFAULT_PACK, help="runs per pack side by side")
     args = parser.parse_args()
-    load = os.getloadavg()[0]
     paths = {"plain (--nowarm --side_by_side=1)": (False, 1), "default": (True, args.pack)}
     labels = list(paths)
-    rows = []
+    print(f"{args.seeds} seeds per grid ({args.preset_seeds} for the preset), {args.workers} workers, repeats "
+          f"{args.repeats}, packs of {args.pack}")  # fmt: skip
+    print(f"{'grid':<16}{'path':<34}{'runs':>6}{'wall s':>9}{'runs/s':>9}{'x plain':>9}{'limit runs/s':>14}"
+          f"{'packed':>8}{'warm':>6}  largest difference", flush=True)  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
-        for name, spec in _specs(args.grids.split(","), args.seeds, folder).items():
+        for name, spec in _specs(args.grids.split(","), args.seeds, args.preset_seeds, folder).items():
+            load = os.getloadavg()[0]
             measured = {label: [] for label in labels}
             for repeat in range(args.repeats):
                 for label in labels[repeat % 2 :] + labels[: repeat % 2]:
                     measured[label].append(_run(spec, args.workers, *paths[label]))
-            rows.append((name, measured))
-    print(f"{args.seeds} seeds per grid, {args.workers} workers, repeats {args.repeats}, packs of {args.pack}")
-    print(f"{'grid':<16}{'path':<34}{'runs':>6}{'wall s':>9}{'runs/s':>9}{'x plain':>9}{'limit runs/s':>14}"
-          f"{'packed':>8}{'warm':>6}  largest difference")  # fmt: skip
-    for name, measured in rows:
-        base = None
-        for label in labels:
-            seconds = statistics.median(m["seconds"] for m in measured[label])
-            fit = statistics.median(m["fit"] for m in measured[label]) / args.workers
-            first = measured[label][0]
-            n = first["runs"]
-            base = base or n / seconds
-            plain = measured[labels[0]][0]["results"]
-            diff = _largest_difference(plain, first["results"]) if label != labels[0] else ""
-            print(f"{name:<16}{label:<34}{n:>6}{seconds:>9.1f}{n / seconds:>9.2f}{n / seconds / base:>8.2f}x"
-                  f"{n / fit:>14.2f}{first['packed']:>8}{first['warm']:>6}  {diff}")  # fmt: skip
-    print(f"load average (1 min): {load:.1f} before, {os.getloadavg()[0]:.1f} after")
+            _print_rows(name, measured, labels, args.workers)
+            print(f"  load average (1 min): {load:.1f} before, {os.getloadavg()[0]:.1f} after", flush=True)
 
 
 if __name__ == "__main__":
