@@ -225,6 +225,9 @@ def test_packs_group_runs_of_equal_shapes_a_pipeline_at_a_time_in_near_equal_par
     own_data = [ExperimentConfig.from_flat({**base, "data_seed": -1, "seed": s}) for s in range(3)]
     assert [len(p) for p in sweep.packs(own_data, 8)] == [3]
     assert [len(p) for p in sweep.packs(configs, 1)] == [1] * 40
+    # On 2 workers, 30 runs at size 10 are 4 packs (2 a worker), not 3 (a worker idle while the last one runs).
+    assert [len(p) for p in sweep.packs(configs[:30], 10, workers=2)] == [8, 7, 7, 8]
+    assert [len(p) for p in sweep.packs(configs[:3], 10, workers=4)] == [1, 1, 1]
     # Runs of another budget, and runs that cannot train side by side (one strategy variant at a time), apart.
     other = [c.replace(steps=16) for c in configs[:3]] + [
         configs[0].replace(strategy="ldam", data_seed=i) for i in range(3)

@@ -200,7 +200,7 @@ def run_grid(
         try:
             launch.execute(
                 tasks.GridTask(fields=tuple(hparam_fields(spec)), warm=how.warm),
-                [[c.to_dict() for c in pack] for pack in sweep.packs(todo, how.side_by_side)],
+                [[c.to_dict() for c in pack] for pack in sweep.packs(todo, how.side_by_side, workers=how.worker_count)],
                 executor=how.executor,
                 workers=how.workers,
                 ray_address=how.ray_address,
