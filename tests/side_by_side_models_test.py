@@ -91,3 +91,31 @@ def dropout_model(input_shape, num_classes, seed):
     h = keras.layers.Dropout(0.2, seed=seed, name="dropout")(keras.layers.Dense(4, activation="relu")(inputs))
     units, activation = (1, "sigmoid") if num_classes == 2 else (num_classes, "softmax")
     return keras.Model(inputs, keras.layers.Dense(units, activation=activation)(h))
+
+
+def test_the_built_in_cnn_packs_as_grouped_convolutions_with_each_replicas_own_output():
+    import keras
+    import tensorflow as tf
+
+    from imbal_keras import models
+    from imbal_keras.training import chains
+
+    built = [
+        models.build((9, 9, 2), 2, kind="image", hidden_units=(4,), training_distribution=[0.8, 0.2], seed=s)
+        for s in (0, 1, 2)
+    ]
+    steps = chains.chain_steps(built[0])
+    kinds = [kind for kind, _ in steps]
+    assert kinds == ["conv", "pool", "conv", "average", "dense", "dense"], steps
+    stacked = [np.stack([m.trainable_variables[i].numpy() for m in built]) for i in range(len(built[0].weights))]
+    x = np.random.default_rng(0).normal(size=(3, 5, 9, 9, 2)).astype(np.float32)
+    own = tf.sigmoid(chains.chain_logits(steps, stacked, tf.constant(x), 3)).numpy()
+    shared = tf.sigmoid(chains.chain_logits(steps, stacked, tf.constant(x[0]), 3)).numpy()
+    for r, model in enumerate(built):
+        np.testing.assert_allclose(own[r], model(x[r]).numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(shared[r], model(x[0]).numpy(), rtol=1e-5, atol=1e-6)
+    # Other layers, or other settings of these, are not a chain (the model's own call is mapped instead).
+    inputs = keras.Input((9, 9, 2))
+    padded = keras.layers.Conv2D(2, 3, padding="same")(inputs)
+    other = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(keras.layers.Flatten()(padded)))
+    assert chains.chain_steps(other) is None

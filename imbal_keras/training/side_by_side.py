@@ -47,7 +47,7 @@ from imbal_keras.callbacks.step_loss import StepLoss
 from imbal_keras.config import ExperimentConfig
 from imbal_keras.data import splits
 from imbal_keras.errors import check
-from imbal_keras.training import experiment, plan, replicas
+from imbal_keras.training import chains, experiment, plan, replicas
 from imbal_keras.training.warm import Entry, WarmModels, snapshot_optimizer, steps_per_call
 
 __all__ = ["run_pack"]
@@ -61,8 +61,9 @@ class _PackShape:
       sizes: (fan_in, units) of each Dense layer of a stacked Dense network; else every trainable variable's shape.
       activations: each Dense layer's activation name (`plan.HIDDEN_ACTIVATIONS`, then
         `plan.OUTPUT_ACTIVATIONS`); else the output's alone.
-      network: `dense` for a stack of Dense layers (`plan.stacked_dense`); else what the model's call depends on
-        (the model, its steps' types and variable shapes), mapped over the replicas.
+      network: `dense` for a stack of Dense layers (`plan.stacked_dense`); `chain ...` for a chain of
+        convolutions (`chains.chain_steps`); else what the model's call depends on (the model, its steps' types
+        and variable shapes), mapped over the replicas.
       replicas: R.
       num_classes: K.
       steps_per_call: optimizer steps per compiled call (rows of the step buffers).
@@ -115,6 +116,7 @@ class _PackModel(keras.Model):
         # A bound method, which Keras does not track: the template's own variables stay out of this model's.
         self.template_call = None if template is None else template.stateless_call
         self.input_rank = None if template is None else len(template.inputs[0].shape)
+        self.chain = chains.chain_steps(template) if shape.network.startswith("chain") else None
         for i, size in enumerate(shape.sizes):
             if template is not None:
                 self.stacked.append(self.add_weight(shape=(shape.replicas, *size), initializer="zeros", name=f"w_{i}"))
@@ -143,6 +145,8 @@ class _PackModel(keras.Model):
 
     def logits(self, x: tf.Tensor, *, training: bool = True) -> tf.Tensor:
         """(R, B, units) logits of inputs (R, B, ...), or of (B, ...) shared by every replica."""
+        if self.chain is not None:
+            return chains.chain_logits(self.chain, [v.value for v in self.stacked], x, self.replicas)
         if self.template_call is not None:
             return self._mapped_logits(x, training)
         h = x
@@ -536,9 +540,12 @@ def _network(model: keras.Model, config: ExperimentConfig) -> tuple[tuple, tuple
     if plan.stacked_dense(model):
         layers = plan.dense_layers(model)
         return tuple(tuple(layer.kernel.shape) for layer in layers), tuple(map(plan.activation_name, layers)), "dense"
+    sizes = tuple(tuple(v.shape) for v in model.trainable_variables)
+    chain = chains.chain_steps(model)
+    if chain is not None:
+        return sizes, (plan.activation_name(plan.output_layer(model)),), f"chain {tuple(model.inputs[0].shape)} {chain}"
     steps = [(type(s).__name__, [tuple(v.shape) for v in getattr(s, "weights", ())]) for s in model.operations]
     network = f"{config.model.model} {tuple(model.inputs[0].shape)} {steps!r}"
-    sizes = tuple(tuple(v.shape) for v in model.trainable_variables)
     return sizes, (plan.activation_name(plan.output_layer(model)),), network
 
 
