@@ -9,13 +9,13 @@ path (`warm=True, side_by_side=--pack`: packs of runs of equal shapes train in o
 - `model_function`: `--model=examples.fraud_model:build_model` (an embedding per categorical column) on the
   transactions example's table, the same 3 strategies x `--seeds` seeds;
 - `cnn`: the built-in CNN on 16x16 one-channel images (an `.npz` file), the same 3 strategies x `--seeds` seeds;
-- `seed_question`: the preset over its first `--preset_seeds` training seeds (18 runs per seed).
+- `seed_question`: the preset over its first `--preset_seeds` training seeds (48 runs per seed).
 
 The order of the two paths alternates over `--repeats`. Prints, per grid and path, the wall time (workers'
 start-up included, report excluded), runs/s and the ratio to the plain path; the limit (the time the runs spent
 inside `fit`, summed over runs and divided by the workers; in a pack each run counts its share); and the largest
 difference between the default path's results and the plain path's (every numeric column of results.csv but
-the timings).
+the timings; and in the final test AUPRC).
 
     python -m benchmarks.warm_grids [--grids first,model_function,cnn,seed_question] [--seeds 10]
         [--preset_seeds 10] [--workers 2] [--repeats 1] [--pack 10]
@@ -111,7 +111,8 @@ def _largest_difference(plain, fast) -> str:
     diff = np.abs(plain[numeric].to_numpy() - fast[numeric].to_numpy())
     diff[np.isnan(diff)] = -1.0  # a column without values in both (NaN) is no difference
     worst = numeric[int(np.argmax(np.max(diff, axis=0)))]
-    return f"{max(np.max(diff), 0.0):.2g} ({worst}, over {len(numeric)} columns)"
+    main = np.nanmax(np.abs(plain["test_average_precision"] - fast["test_average_precision"]))
+    return f"{max(np.max(diff), 0.0):.2g} ({worst}, over {len(numeric)} columns); test AUPRC {main:.2g}"
 
 
 def _print_rows(name: str, measured: dict, labels: list[str], workers: int) -> None:
@@ -133,7 +134,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--grids", default=",".join(GRIDS), help=f"comma-separated, of {', '.join(GRIDS)}")
     parser.add_argument("--seeds", type=int, default=10, help="training seeds per grid")
-    parser.add_argument("--preset_seeds", type=int, default=10, help="training seeds of the preset (18 runs each)")
+    parser.add_argument("--preset_seeds", type=int, default=10, help="training seeds of the preset (48 runs each)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1, help="times to run every path (alternating order)")
     parser.add_argument("--pack", type=int, default=sweep.DEFAULT_PACK, help="runs per pack side by side")
