@@ -37,11 +37,11 @@ SYNTHETIC_IMBALANCE_RATIO = 99.0
 ROLES = {
     "training_seed": "seeds of training only (initial weights, batch order): the runs of a pack differ in them; "
     "they are not part of a grid cell or of a compiled model's key",
-    "data_seed": "the seed of the data: part of a grid cell and of a pack's key (replicas share their data), not of "
-    "a compiled model's key (the data's shape and class counts are)",
+    "data_seed": "the seed of the data: a grid cell's key only (a pack's replicas each read their own data)",
     "per_run": "settings applied per run that reach no traced function (budget, evaluation): part of a cell and of "
     "a pack's key, not of a compiled model's key",
-    "variant": "what the strategies being compared are (the strategy and its parameters): every key but a cell's",
+    "variant": "what the strategies being compared are (the strategy and its parameters): a compiled model's key "
+    "only (a pack's replicas may differ in it)",
     "output": "where a run is written and what it is called: no key, no results column that identifies a result",
     "setting": "everything else that decides a run's result: every key",
 }
@@ -400,11 +400,11 @@ def fields_with_role(*roles: str) -> tuple[str, ...]:
 
 
 # The keys that group runs, by the roles of the fields they hold: `compiled`, what a compiled model's traced
-# functions depend on (warm runs reuse a model of an equal key); `pack`, what the runs trained side by side share;
-# `cell`, what a grid cell's runs share besides the compared strategy variants.
+# functions depend on (warm runs reuse a model of an equal key); `pack`, what runs trained side by side share (their
+# shapes and budget; seeds, data seeds and strategies may differ); `cell`, what a grid cell's runs share but variants.
 KEY_ROLES = {
     "compiled": ("variant", "setting"),
-    "pack": ("data_seed", "per_run", "variant", "setting"),
+    "pack": ("per_run", "setting"),
     "cell": ("data_seed", "per_run", "setting"),
 }
 

@@ -87,48 +87,61 @@ def test_a_pack_of_dense_layers_with_an_additive_loss_trains_packed():
     assert [plan.activation_name(layer) for layer in plan.dense_layers(model)] == ["relu", "linear", "sigmoid"]
 
 
-def test_a_pack_keeps_the_one_run_rules():
+def test_a_pack_keeps_the_one_run_rules_but_packs_a_model_function():
     for flat, reason in (
         (dict(strategy="ldam"), "changes its loss or batches during training"),
         (dict(diagnose_every=4), "diagnose_every"),
-        (dict(model="my_package.models:build"), "a model function"),
     ):
         path = plan.plan_pack(_config(**flat), 2)
         assert path.mode == "plain" and reason in path.reason, flat
+    # Every replica's model is built anew for its pack: a model function's model packs (it does not run warm).
+    assert plan.plan_pack(_config(model="my_package.models:build"), 2) == plan.Plan("packed", replicas=2)
 
 
-def test_a_cnn_is_not_packed():
-    path = plan.plan_pack(_config(model="cnn"), 2)
-    assert path == plan.Plan("plain", "the CNN has convolutions (side by side takes Dense layers)")
+def test_a_cnn_packs():
+    assert plan.plan_pack(_config(model="cnn"), 2) == plan.Plan("packed", replicas=2)
 
 
-def test_a_layer_other_than_dense_is_not_packed():
-    path = plan.plan_pack(_config(), 2, model=_dense_model(keras.layers.Dropout(0.5, name="drop")))
-    assert path.reason == "the model has a Dropout step 'drop' (side by side takes Dense layers)"
+@pytest.mark.parametrize(
+    "model",
+    [
+        _dense_model(keras.layers.Dense(4, use_bias=False)),
+        _dense_model(keras.layers.Dense(4, activation="tanh")),
+        _dense_model(inputs=(3, 2)),
+        _dense_model(keras.layers.Conv1D(2, 2), keras.layers.Flatten(), inputs=(4, 3)),
+    ],
+    ids=["no_bias", "tanh", "3d_inputs", "conv"],
+)
+def test_models_other_than_a_dense_stack_pack_through_their_own_call(model):
+    assert plan.plan_pack(_config(), 2, model=model) == plan.Plan("packed", replicas=2)
+    assert not plan.stacked_dense(model)
+    assert plan.stacked_dense(_dense_model(keras.layers.Dense(4, activation="relu")))
 
 
-def test_a_dense_layer_without_bias_is_not_packed():
-    path = plan.plan_pack(_config(), 2, model=_dense_model(keras.layers.Dense(4, use_bias=False, name="nobias")))
-    assert path.reason == "the model has a Dense step 'nobias' (side by side takes Dense layers)"
-
-
-def test_an_op_between_layers_is_not_packed():
+def test_an_op_between_layers_packs_through_the_models_own_call():
     # The built-in MLP's one-hot encoding of a lone categorical column is such an op.
     inputs = keras.Input((1,))
     encoded = keras.ops.one_hot(keras.ops.cast(inputs[:, 0], "int32"), 4)
     model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(encoded))
-    path = plan.plan_pack(_config(), 2, model=model)
-    assert path.mode == "plain" and "(side by side takes Dense layers)" in path.reason
+    assert plan.plan_pack(_config(), 2, model=model).mode == "packed" and not plan.stacked_dense(model)
+    assert plan.output_layer(model) is model.layers[-1]
 
 
-def test_inputs_other_than_batch_by_features_are_not_packed():
-    path = plan.plan_pack(_config(), 2, model=_dense_model(inputs=(3, 2)))
-    assert path.reason == "the model is not a stack of Dense layers on (batch, features) inputs"
+def test_a_model_with_state_that_is_not_trained_is_not_packed():
+    path = plan.plan_pack(_config(), 2, model=_dense_model(keras.layers.Dropout(0.5, name="drop")))
+    assert path.reason == "the model keeps state that is not trained (in drop: moving statistics, dropout seeds)"
+    path = plan.plan_pack(_config(), 2, model=_dense_model(keras.layers.BatchNormalization(name="norm")))
+    assert path.reason.startswith("the model keeps state that is not trained (in norm")
 
 
-def test_a_hidden_activation_other_than_relu_or_linear_is_not_packed():
-    path = plan.plan_pack(_config(), 2, model=_dense_model(keras.layers.Dense(4, activation="tanh", name="h")))
-    assert path.reason == "layer 'h' has activation 'tanh' (side by side takes relu and linear hidden layers)"
+def test_a_model_with_losses_of_its_own_or_compiled_by_its_function_is_not_packed():
+    regularized = _dense_model(keras.layers.Dense(4, kernel_regularizer="l2"))
+    path = plan.plan_pack(_config(), 2, model=regularized)
+    assert path.reason == "the model adds losses of its own (regularizers)"
+    compiled = _dense_model()
+    compiled.compile(optimizer="sgd", loss="binary_crossentropy")
+    path = plan.plan_pack(_config(), 2, model=compiled)
+    assert path.reason == "the model function compiled its model (its own optimizer and loss)"
 
 
 def test_an_output_other_than_sigmoid_or_softmax_is_not_packed():
@@ -148,12 +161,33 @@ def test_a_loss_without_an_additive_reduction_is_not_packed(loss, name):
     assert path == plan.Plan("plain", f"the loss {name} has no additive reduction")
 
 
-def test_configs_that_differ_only_in_training_seeds_and_output_share_a_pack_key():
+def test_configs_that_differ_in_seeds_data_seeds_strategies_and_output_share_a_pack_key():
     base = dict(strategy="class_weight", data_seed=3, steps=20)
     key = _config(**base).key("pack")
     mates = [dict(seed=1), dict(init_seed=5), dict(order_seed=7), dict(output_dir="elsewhere", run_name="r")]
+    mates += [dict(data_seed=4), dict(strategy="upsample"), dict(weight_reduction="mean_with_sample_weight")]
     assert all(_config(**{**base, **mate}).key("pack") == key for mate in mates)
-    others = [dict(data_seed=4), dict(steps=30), dict(weight_reduction="mean_with_sample_weight"), dict(batch_size=64)]
+    others = [dict(steps=30), dict(batch_size=64), dict(hidden_units=(4,))]
     assert all(_config(**{**base, **other}).key("pack") != key for other in others)
-    # Without a fixed data seed each seed draws its own data: the resolved data seed is part of the key.
-    assert _config(data_seed=-1, seed=0).key("pack") != _config(data_seed=-1, seed=1).key("pack")
+    # Without a fixed data seed each seed draws its own data: the runs still share a pack key.
+    assert _config(data_seed=-1, seed=0).key("pack") == _config(data_seed=-1, seed=1).key("pack")
+
+
+def test_replicas_whose_data_differ_in_shape_do_not_pack():
+    import dataclasses
+
+    import numpy as np
+
+    from imbal_keras.training import experiment
+
+    config = _config(num_examples=600, num_features=4, data_seed=0)
+    data, _ = experiment.load_data(config, None)
+    other, _ = experiment.load_data(config.replace(data_seed=1), None)
+    assert plan.plan_pack(config, 3, data=[data, other, data]) == plan.Plan("packed", replicas=3)
+    shorter = dataclasses.replace(other, test=dataclasses.replace(other.test, x=other.test.x[:-1], y=other.test.y[:-1]))
+    assert (
+        plan.plan_pack(config, 2, data=[data, shorter]).reason
+        == "the replicas' validation or test splits differ in size"
+    )
+    wider = dataclasses.replace(other, train=dataclasses.replace(other.train, x=np.ones((len(other.train), 5))))
+    assert plan.plan_pack(config, 2, data=[data, wider]).reason.endswith("data differ in input shape or classes")

@@ -20,7 +20,7 @@ from imbal_keras.callbacks import rows
 from imbal_keras.config import ExperimentConfig
 from imbal_keras.errors import UserInputError
 from imbal_keras.grid import runner, sweep
-from imbal_keras.training import experiment, side_by_side
+from imbal_keras.training import experiment, replicas, side_by_side
 from imbal_keras.training.warm import WarmModels
 
 TINY = dict(num_examples=1500, num_features=4, imbalance_ratio=9, steps=24, eval_every=8, hidden_units=(8, 8),
@@ -64,7 +64,9 @@ def _train_losses(run_dir):
     return np.array([(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in events.Tensors("train/loss")])
 
 
-def _assert_same_run(pack_dir, one_dir):
+def assert_same_run(pack_dir, one_dir):
+    """Asserts that a packed run's folder holds the one-run path's results within the tolerance above (also used
+    by tests/side_by_side_models_test.py)."""
     assert sorted(f for f in os.listdir(pack_dir) if "tfevents" not in f) == sorted(
         f for f in os.listdir(one_dir) if "tfevents" not in f
     )
@@ -96,6 +98,9 @@ def _assert_same_run(pack_dir, one_dir):
         assert pack[key] == one[key], key
     assert pack["instrumentation"].keys() == one["instrumentation"].keys()
     for key, value in one["instrumentation"].items():
+        if value is None:  # a summary without a value (no recorded step had the minority, say)
+            assert pack["instrumentation"][key] is None, key
+            continue
         rtol = SHARE_RTOL if "effective_step" in key else RTOL
         np.testing.assert_allclose(pack["instrumentation"][key], value, rtol=rtol, atol=ATOL, err_msg=key)
     configs = []
@@ -112,11 +117,47 @@ def test_every_run_of_a_pack_matches_the_one_run_path(tmp_path, case):
     for config, result in zip(_configs(tmp_path / "one", case), results, strict=True):
         one = experiment.run(config, log=None)
         assert os.path.basename(result.run_dir) == os.path.basename(one.run_dir)
-        _assert_same_run(result.run_dir, one.run_dir)
+        assert_same_run(result.run_dir, one.run_dir)
         assert result.summary["training_path"] == {"mode": "packed", "reason": "", "replicas": len(SEEDS)}
         assert one.summary["training_path"] == {"mode": "plain", "reason": "warm runs off"}
     # Nothing but the run folders is left behind.
     assert sorted(os.listdir(tmp_path / "pack")) == sorted(f"{case}_seed{s}" for s in SEEDS)
+
+
+# Every strategy that trains side by side, in one pack, each run on data of its own but two that share theirs.
+PACKABLE = [s.name for s in strategies.STRATEGIES.values() if s.callbacks is None]
+
+
+@pytest.mark.parametrize("k", [2, 4, 10])
+def test_a_pack_of_every_strategy_on_data_of_its_own_matches_the_one_run_path_run_by_run(tmp_path, k):
+    extra = {"num_classes": k, "imbalance_ratio": 9.0 if k == 2 else 8.0, "data_seed": -1}
+    if k == 4:
+        extra.update(optimizer="adam", learning_rate=0.01)
+
+    def configs(sub):
+        return [
+            ExperimentConfig.from_flat(
+                {
+                    **TINY,
+                    **extra,
+                    "strategy": name,
+                    "seed": i,
+                    "output_dir": str(tmp_path / sub),
+                    "run_name": name,
+                    **({"data_seed": 100} if i < 2 else {}),
+                }
+            )  # fmt: skip
+            for i, name in enumerate(PACKABLE)
+        ]
+
+    results = side_by_side.run_pack(configs("pack"), log=None)
+    assert not isinstance(results, str), results
+    assert len({r.config.seed_for("data") for r in results}) == len(PACKABLE) - 1
+    for config, result in zip(configs("one"), results, strict=True):
+        assert result.config.output.run_name == config.output.run_name
+        one = experiment.run(config, log=None)
+        assert_same_run(result.run_dir, one.run_dir)
+        assert result.summary["training_path"] == {"mode": "packed", "reason": "", "replicas": len(PACKABLE)}
 
 
 def test_a_run_does_not_depend_on_its_pack_mates_and_a_warm_pack_repeats_a_cold_one(tmp_path):
@@ -125,7 +166,7 @@ def test_a_run_does_not_depend_on_its_pack_mates_and_a_warm_pack_repeats_a_cold_
     other = side_by_side.run_pack(_configs(tmp_path / "b", "class_weight", seeds=(5, 1, 7)), warm=warm, log=None)
     again = side_by_side.run_pack(_configs(tmp_path / "c", "class_weight", seeds=(0, 1, 2)), warm=warm, log=None)
     assert warm.hits == 2 and warm.misses == 1  # one compiled pack served all three
-    _assert_same_run(first[1].run_dir, other[1].run_dir)
+    assert_same_run(first[1].run_dir, other[1].run_dir)
     for a, b in zip(first, again, strict=True):  # same seeds, same pack: the same numbers, bitwise
         for name in (runs.METRICS_FILE, runs.COMPOSITION_FILE, runs.GRADIENTS_FILE):
             x = pd.read_csv(os.path.join(a.run_dir, name)).drop(columns=["elapsed_seconds"], errors="ignore")
@@ -140,7 +181,7 @@ def test_instrumentation_off_writes_what_the_one_run_path_writes(tmp_path):
     assert sorted(os.listdir(result.run_dir)) != [] and not os.path.exists(
         os.path.join(result.run_dir, runs.GRADIENTS_FILE)
     )
-    _assert_same_run(result.run_dir, one.run_dir)
+    assert_same_run(result.run_dir, one.run_dir)
 
 
 @pytest.mark.parametrize(
@@ -148,7 +189,7 @@ def test_instrumentation_off_writes_what_the_one_run_path_writes(tmp_path):
     [
         (dict(strategy="ldam"), "changes its loss or batches during training"),
         (dict(diagnose_every=4), "diagnose_every"),
-        (dict(model="cnn"), "convolutions"),
+        (dict(model="tests.side_by_side_models_test:dropout_model"), "state that is not trained (in dropout"),
     ],
 )
 def test_what_cannot_train_side_by_side_says_why_and_writes_nothing(tmp_path, extra, reason):
@@ -161,28 +202,37 @@ def test_what_cannot_train_side_by_side_says_why_and_writes_nothing(tmp_path, ex
     assert not os.listdir(tmp_path)
 
 
-def test_configs_that_differ_in_more_than_their_seeds_are_refused(tmp_path):
-    a, b = _configs(tmp_path, "none", seeds=(0,))[0], _configs(tmp_path, "none", seeds=(1,), data_seed=1)[0]
-    with pytest.raises(UserInputError, match="differ only in their training seeds"):
+def test_configs_that_differ_in_more_than_their_seeds_data_and_strategies_are_refused(tmp_path):
+    a, b = _configs(tmp_path, "none", seeds=(0,))[0], _configs(tmp_path, "none", seeds=(1,), steps=16)[0]
+    with pytest.raises(UserInputError, match=r"differ only in their seeds, data seeds and strategies"):
         side_by_side.run_pack([a, b], log=None)
     assert not os.listdir(tmp_path)
 
 
-def test_packs_group_seeds_of_one_data_seed_in_near_equal_parts():
+def test_packs_group_runs_of_equal_shapes_a_pipeline_at_a_time_in_near_equal_parts():
     base = {**TINY, "output_dir": "out"}
     configs = [
         ExperimentConfig.from_flat({**base, "strategy": strategy, "seed": s, "run_name": f"{strategy}{s}"})
-        for strategy in ("none", "upsample")
         for s in range(20)
+        for strategy in ("none", "upsample")
     ]
     packs = sweep.packs(configs, 8)
-    assert [len(p) for p in packs] == [7, 6, 7, 7, 6, 7]
+    assert [len(p) for p in packs] == [8] * 5
     assert all(len({c.key("pack") for c in p}) == 1 for p in packs)
-    assert [c.output.run_name for p in packs for c in p] == [c.output.run_name for c in configs]
-    # Without a fixed data seed every seed draws its own data: no two runs share a pack.
+    # A strategy's runs come together (they share a pipeline), in the order they first come.
+    assert [c.output.run_name for p in packs for c in p] == [f"{n}{s}" for n in ("none", "upsample") for s in range(20)]
+    # Without a fixed data seed every seed draws its own data: the runs still share packs.
     own_data = [ExperimentConfig.from_flat({**base, "data_seed": -1, "seed": s}) for s in range(3)]
-    assert [len(p) for p in sweep.packs(own_data, 8)] == [1, 1, 1]
+    assert [len(p) for p in sweep.packs(own_data, 8)] == [3]
     assert [len(p) for p in sweep.packs(configs, 1)] == [1] * 40
+    # On 2 workers, 30 runs at size 10 are 4 packs (2 a worker), not 3 (a worker idle while the last one runs).
+    assert [len(p) for p in sweep.packs(configs[:30], 10, workers=2)] == [8, 7, 7, 8]
+    assert [len(p) for p in sweep.packs(configs[:3], 10, workers=4)] == [1, 1, 1]
+    # Runs of another budget, and runs that cannot train side by side (one strategy variant at a time), apart.
+    other = [c.replace(steps=16) for c in configs[:3]] + [
+        configs[0].replace(strategy="ldam", data_seed=i) for i in range(3)
+    ]
+    assert [len(p) for p in sweep.packs(other, 8)] == [3, 1, 1, 1]
     with pytest.raises(UserInputError, match=r"side_by_side must be an integer >= 1.*Received: side_by_side=0"):
         sweep.packs(configs, 0)
 
@@ -214,7 +264,7 @@ def test_a_grid_trains_its_seeds_side_by_side_resumes_and_falls_back(tmp_path):
     assert {o.path for o in alone.outcomes} == {"plain: warm runs off"}
     for name, path in paths.items():
         if path.startswith("side by side"):
-            _assert_same_run(os.path.join(runs_dir, name), os.path.join(sweep.runs_dir(str(tmp_path / "alone")), name))
+            assert_same_run(os.path.join(runs_dir, name), os.path.join(sweep.runs_dir(str(tmp_path / "alone")), name))
 
 
 def test_a_pack_with_bad_input_fails_run_by_run_with_one_line_each(tmp_path):
@@ -232,16 +282,19 @@ def test_a_pack_with_bad_input_fails_run_by_run_with_one_line_each(tmp_path):
 @pytest.mark.parametrize("name", sorted(strategies.STRATEGIES))
 def test_the_interleaved_pipeline_gives_each_replica_the_batches_of_its_own_run(name):
     """Every strategy's pipeline built once with the order seed as a tensor yields, per replica, the batches its
-    one-run pipeline (seeded by a Python int) yields."""
+    one-run pipeline (seeded by a Python int) yields; zipped with another data seed's pipeline too."""
     config = ExperimentConfig.from_flat({**TINY, "strategy": name, "num_classes": 3, "imbalance_ratio": 10.0})
-    data, target = experiment.load_data(config, None)
-    setups = [
-        experiment.setup(ExperimentConfig.from_flat({**config.flat(), "seed": s}), data, target, None, pipeline=False)
-        for s in (4, 9)
-    ]
-    stacked = list(side_by_side.stacked_dataset(setups, data, None).take(6).as_numpy_iterator())
-    for r, setup in enumerate(setups):
-        own = strategies.build_pipeline(setup.strategy, data.train.x, data.train.y, setup.ctx)
+    members = []
+    for i, (seed, data_seed) in enumerate([(4, 0), (9, 0), (5, 3)]):
+        run = config.replace(seed=seed, data_seed=data_seed)
+        data, target = experiment.load_data(run, None)
+        setup = experiment.setup(run, data, target, None, pipeline=False)
+        loss = strategies.build_loss(setup.strategy, setup.ctx)
+        members.append(replicas.Member(i, run, data, target, setup, loss, replicas.loss_key(loss, run, data)))
+    stacked = list(replicas.stacked_dataset(members, None).take(6).as_numpy_iterator())
+    for r, member in enumerate(members):
+        own = strategies.build_pipeline(member.setup.strategy, member.data.train.x, member.data.train.y,
+                                        member.setup.ctx)  # fmt: skip
         for batch, expected in zip(stacked, own.take(6).as_numpy_iterator(), strict=True):
             assert len(batch) == len(expected)
             for part, want in zip(batch, expected, strict=True):
@@ -277,7 +330,7 @@ def test_budgets_intervals_and_settings_that_do_not_divide_evenly(tmp_path, extr
     results = side_by_side.run_pack(configs("pack"), log=None)
     assert not isinstance(results, str), results
     for config, result in zip(configs("one"), results, strict=True):
-        _assert_same_run(result.run_dir, experiment.run(config, log=None).run_dir)
+        assert_same_run(result.run_dir, experiment.run(config, log=None).run_dir)
 
 
 @pytest.mark.parametrize(

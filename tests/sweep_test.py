@@ -244,16 +244,16 @@ def test_long_tail_preset_runs_every_strategy_of_the_literature_on_k10():
 
 def test_a_fields_role_decides_how_it_groups_runs(monkeypatch):
     axes = {"strategy": ("none", "upsample"), "seed": (0, 1), "learning_rate": (0.05, 0.1)}
-    spec = sweep.make_spec({**TINY, "data_seed": 0}, axes)  # one dataset: seeds of training alone may share a pack
+    spec = sweep.make_spec({**TINY, "data_seed": 0}, axes)
     configs = sweep.expand(spec)
-    # A setting: a cell field, and runs that differ in it never share a pack.
+    # A setting: a cell field, and runs that differ in it never share a pack (strategies and seeds may).
     assert spec.cell_fields() == ["learning_rate"]
-    assert len(sweep.packs(configs, 10)) == 4
+    assert len(sweep.packs(configs, 10)) == 2
     assert list(spec.ordered_axes()) == ["seed", "strategy", "learning_rate"]
-    # Declared a seed of training instead, the same field groups as the seeds do: no cell, one pack per strategy,
-    # expanded among the outermost axes.
+    # Declared a seed of training instead, the same field groups as the seeds do: no cell, one pack, expanded
+    # among the outermost axes.
     role_of = config_lib.role_of
     monkeypatch.setattr(config_lib, "role_of", lambda n: "training_seed" if n == "learning_rate" else role_of(n))
     assert spec.cell_fields() == []
-    assert len(sweep.packs(configs, 10)) == 2
+    assert len(sweep.packs(configs, 10)) == 1
     assert list(spec.ordered_axes()) == ["learning_rate", "seed", "strategy"]

@@ -43,7 +43,7 @@ def describe_grid(
         return f"merge: copy finished runs of {', '.join(merge_from) or 'no other folder'} into {grid_dir}, then report"
     sweep.validate(spec)
     configs = sweep.shard(sweep.expand(spec, grid_dir), how.shard_index, how.shard_count)
-    packs = len(sweep.packs(configs, how.side_by_side))
+    packs = len(sweep.packs(configs, how.side_by_side, workers=how.worker_count))
     tasks = f", {packs} tasks with seeds side by side" if packs < len(configs) else ""
     lines = [f"{len(configs)} runs into {grid_dir} ({how.executor}, {how.workers} worker(s){tasks}); axes:"]
     lines += [f"  {name}: {_values(values)}" for name, values in spec.ordered_axes().items()]

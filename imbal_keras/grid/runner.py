@@ -45,8 +45,9 @@ class Execution:
       shard_index: the shard of the grid to run, in [0, shard_count).
       shard_count: shards the grid is cut into (`sweep.shard`).
       warm: workers keep compiled models between runs (`imbal_keras.training.warm`); False builds every run anew.
-      side_by_side: runs that differ only in their training seeds train together in one compiled step, up to
-        this many (`imbal_keras.training.side_by_side`); 1 runs every run on its own.
+      side_by_side: runs of equal shapes (they may differ in their seeds, data seeds and strategies) train
+        together in one compiled step, up to this many (`imbal_keras.training.side_by_side`); 1 runs every run
+        on its own.
     """
 
     executor: str = "local"
@@ -199,7 +200,7 @@ def run_grid(
         try:
             launch.execute(
                 tasks.GridTask(fields=tuple(hparam_fields(spec)), warm=how.warm),
-                [[c.to_dict() for c in pack] for pack in sweep.packs(todo, how.side_by_side)],
+                [[c.to_dict() for c in pack] for pack in sweep.packs(todo, how.side_by_side, workers=how.worker_count)],
                 executor=how.executor,
                 workers=how.workers,
                 ray_address=how.ray_address,

@@ -580,23 +580,35 @@ def merge(sources: Sequence[str], grid_dir: str) -> int:
 DEFAULT_PACK = 10
 
 
-def packs(configs: Sequence[ExperimentConfig], size: int) -> list[list[ExperimentConfig]]:
-    """Groups `configs` into packs of at most `size` runs that differ only in their training seeds.
+def packs(configs: Sequence[ExperimentConfig], size: int, *, workers: int = 1) -> list[list[ExperimentConfig]]:
+    """Groups `configs` into packs of at most `size` runs of equal shapes and budget (`config.key("pack")`).
 
-    A group of n runs is cut into ceil(n / size) packs of near-equal size (20 runs at size 8: 7, 6, 7), in the
-    order the configs come; `size` 1 gives one pack per run.
+    A pack's replicas may differ in their training seeds, data seeds and strategies (each reads its own data).
+    Within a group, runs of one strategy variant and data seed come together (they share a pipeline and a loss),
+    in the order they first come; the group's n runs are cut into ceil(n / size) packs of near-equal size (20
+    runs at size 8: 7, 6, 7), that number rounded up to a multiple of `workers` where there are runs enough, so
+    that the workers finish together (30 runs at size 10 on 2 workers: 4 packs of 7 or 8, not 3 of 10). Runs that
+    cannot train side by side (`plan.plan_pack`: a strategy with training callbacks, say) are cut per strategy
+    variant and data seed, as packs that run one by one and say why once; `size` 1 gives one pack per run.
     """
+    from imbal_keras.training import plan  # no TensorFlow
+
     check(
         isinstance(size, int) and size >= 1,
         f"side_by_side must be an integer >= 1 (1 turns it off). Received: side_by_side={size!r}",
         argument="side_by_side",
     )
-    groups: dict[str, list[ExperimentConfig]] = {}
+    groups: dict[tuple, dict[tuple, list[ExperimentConfig]]] = {}
     for config in configs:
-        groups.setdefault(config.key("pack"), []).append(config)
+        packable = plan.plan_pack(config, size).mode == "packed"
+        own = (config.key("compiled"), config.seed_for("data"))
+        group = groups.setdefault((config.key("pack"), packable, () if packable else own), {})
+        group.setdefault(own, []).append(config)
     out = []
-    for group in groups.values():
+    for parts in groups.values():
+        group = [c for part in parts.values() for c in part]
         count = math.ceil(len(group) / size)
+        count = min(len(group), math.ceil(count / workers) * workers) if size > 1 else count
         bounds = [round(i * len(group) / count) for i in range(count + 1)]
         out += [group[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     return out

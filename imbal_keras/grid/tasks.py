@@ -113,8 +113,9 @@ def run_one(config_dict: dict[str, Any], fields: Sequence[str], threads: int, wa
 def run_pack(
     config_dicts: Sequence[dict[str, Any]], fields: Sequence[str], threads: int, warm: bool = True
 ) -> list[RunOutcome]:
-    """Runs configs that differ only in their training seeds side by side in this process
-    (`imbal_keras.training.side_by_side`) and writes their HParams; returns one outcome per config.
+    """Runs the configs of one pack (equal `key("pack")`: they may differ in their seeds, data seeds and
+    strategies) side by side in this process (`imbal_keras.training.side_by_side`) and writes their HParams;
+    returns one outcome per config.
 
     A pack that cannot train side by side (or fails to) runs its configs one by one with `run_one`, and each
     outcome's `note` says why: a bad config then fails as its own run, and the others still finish.

@@ -3,7 +3,8 @@
 - `plan`: the one place that decides whether a run trains `plain`, `warm` or `packed`, and says why;
 - `experiment`: one run (`run`), and the pieces every path shares (setup, evaluation, step budget, finish);
 - `warm`: compiled models kept between the runs of one process (`WarmModels`);
-- `side_by_side`: runs that differ only in their training seeds, trained together (`run_pack`);
+- `side_by_side`: runs of equal shapes (seeds, data seeds and strategies may differ), trained together
+  (`run_pack`); `replicas`: what each of them reads (its own data, pipeline and loss);
 - `initialization`: where a run's output bias starts.
 
 The names below are imported on first use, so that `imbal_keras.training.plan` and `warm` stay importable without

@@ -5,8 +5,8 @@ A run takes one of three paths (`imbal_keras.training.experiment` runs the first
 - `plain`: everything is built and traced for this run alone;
 - `warm`: a compiled model of an earlier run of the same shape is reused (`imbal_keras.training.warm`), with the
   same results;
-- `packed`: runs that differ only in their training seeds train as replicas of one stacked network in one
-  compiled step (`imbal_keras.training.side_by_side`).
+- `packed`: runs of equal shapes (they may differ in their seeds, data seeds and strategies) train as replicas
+  of one network with stacked weights in one compiled step (`imbal_keras.training.side_by_side`).
 
 `plan_run` and `plan_pack` return a `Plan`: the path taken and, when it is not the preferred one, the reason in
 words (which the run record keeps, `Plan.record`, and the grid's progress prints). Every rule that keeps a run off
@@ -32,8 +32,10 @@ __all__ = [
     "Plan",
     "activation_name",
     "dense_layers",
+    "output_layer",
     "plan_pack",
     "plan_run",
+    "stacked_dense",
 ]
 
 MODES = ("plain", "warm", "packed")
@@ -82,43 +84,67 @@ def plan_run(config: ExperimentConfig, *, extra_callbacks: Sequence[Any] = (), w
     return Plan("plain", reason) if reason is not None else Plan("warm")
 
 
-def plan_pack(config: ExperimentConfig, replicas: int, *, model: Any = None, loss: Any = None) -> Plan:
-    """How the runs of a pack (configs equal but for their training seeds) train: `packed`, or `plain` with the
-    reason (each run then takes its own path, `plan_run`).
+def plan_pack(
+    config: ExperimentConfig, replicas: int, *, model: Any = None, loss: Any = None, data: Sequence[Any] = ()
+) -> Plan:
+    """How the runs of a pack (configs of equal `key("pack")`: they may differ in their seeds, data seeds and
+    strategies) train: `packed`, or `plain` with the reason (each run then takes its own path, `plan_run`).
 
-    Called before anything is built (no `model`, no `loss`: the config's rules only) and again with the first
-    replica's built model and the strategy's loss.
+    Called per config before anything is built (no `model`, no `loss`: the config's rules only) and again with
+    the first replica's built model, each replica's loss and every replica's data.
 
     Args:
-      config: the pack's first config.
+      config: a config of the pack.
       replicas: the runs in the pack.
       model: the first replica's built Keras model, or None.
-      loss: the strategy's loss (`strategies.build_loss`), or None.
+      loss: the config's strategy's loss (`strategies.build_loss`), or None.
+      data: every replica's `splits.Data` (their shapes must agree), or none.
 
     Returns:
       A `Plan` with mode `packed` (and `replicas`) or `plain`.
     """
-    reason = _run_reason(config, ())
-    if reason is None and config.model.model == "cnn":
-        reason = "the CNN has convolutions (side by side takes Dense layers)"
+    reason = _config_reason(config)
     if reason is None and model is not None:
         reason = _model_reason(model)
     if reason is None and loss is not None:
         reason = _loss_reason(loss)
+    if reason is None and data:
+        reason = _data_reason(data)
     return Plan("plain", reason) if reason is not None else Plan("packed", replicas=replicas)
 
 
-def _run_reason(config: ExperimentConfig, extra_callbacks: Sequence[Any]) -> str | None:
-    """Why a run cannot reuse a compiled model (nor share one with other seeds), or None."""
+def _data_reason(data: Sequence[Any]) -> str | None:
+    """Why replicas with these data cannot share a compiled step (their inputs, classes or evaluation splits
+    differ in shape), or None."""
+    first = data[0]
+    for other in data[1:]:
+        if other is first:
+            continue
+        if other.train.x.shape[1:] != first.train.x.shape[1:] or other.num_classes != first.num_classes:
+            return "the replicas' data differ in input shape or classes"
+        if len(other.validation) != len(first.validation) or len(other.test) != len(first.test):
+            return "the replicas' validation or test splits differ in size"
+    return None
+
+
+def _config_reason(config: ExperimentConfig) -> str | None:
+    """Why a run's config keeps it from sharing a compiled step with other runs, or None."""
     strategy = strategies.get(config.strategy.name)
     if strategy.callbacks is not None:
         return f"strategy {strategy.name!r} changes its loss or batches during training"
-    if config.model.model not in BUILT_IN_MODELS:
-        return "a model function's model may keep state of its own between runs"
     if config.output.diagnose_every:
         return "diagnose_every traces the gradient-noise diagnostics per run"
-    if not extra_callbacks:
-        return None
+    return None
+
+
+def _run_reason(config: ExperimentConfig, extra_callbacks: Sequence[Any]) -> str | None:
+    """Why a run cannot reuse a compiled model, or None. (A pack builds every replica's model anew, so a model
+    function's model packs; it does not run warm.)"""
+    reason = _config_reason(config)
+    if reason is None and config.model.model not in BUILT_IN_MODELS:
+        reason = "a model function's model may keep state of its own between runs"
+    if reason is not None or not extra_callbacks:
+        return reason
     from imbal_keras.callbacks.recorder import StepRecorder
 
     if any(isinstance(c, StepRecorder) for c in extra_callbacks):
@@ -151,24 +177,41 @@ def activation_name(layer: Any) -> str:
     return keras.activations.serialize(layer.activation)
 
 
-def _model_reason(model: Any) -> str | None:
-    """Why `model` is not a stack of Dense layers with relu or linear hidden layers and a sigmoid or softmax
-    output on (batch, features) inputs, or None."""
+def stacked_dense(model: Any) -> bool:
+    """Whether `model` is a stack of Dense layers (with biases) with relu or linear hidden layers on (batch,
+    features) inputs: its replicas then train as stacked matrix products (`side_by_side`); any other model that
+    packs trains through a vectorized map of its own call."""
     import keras
 
     steps = dense_layers(model)
-    for step in steps:
-        if not isinstance(step, keras.layers.Dense) or not step.use_bias:
-            return f"the model has a {type(step).__name__} step {step.name!r} (side by side takes Dense layers)"
     if not steps or len(model.inputs) != 1 or len(model.inputs[0].shape) != 2:
-        return "the model is not a stack of Dense layers on (batch, features) inputs"
-    for layer in steps[:-1]:
-        name = activation_name(layer)
-        if name not in HIDDEN_ACTIVATIONS:
-            return f"layer {layer.name!r} has activation {name!r} (side by side takes relu and linear hidden layers)"
-    output = activation_name(steps[-1])
-    if output not in OUTPUT_ACTIVATIONS:
-        return f"the output activation is {output!r}, not sigmoid or softmax"
+        return False
+    if not all(isinstance(step, keras.layers.Dense) and step.use_bias for step in steps):
+        return False
+    return all(activation_name(layer) in HIDDEN_ACTIVATIONS for layer in steps[:-1])
+
+
+def output_layer(model: Any) -> Any:
+    """The layer that computes the model's (single) output."""
+    return model.outputs[0]._keras_history.operation
+
+
+def _model_reason(model: Any) -> str | None:
+    """Why replicas of `model` cannot train in one compiled step (each with its own weights, through a map of
+    the model's own call over the replicas), or None."""
+    if getattr(model, "compiled", False):
+        return "the model function compiled its model (its own optimizer and loss)"
+    if len(getattr(model, "inputs", None) or ()) != 1 or len(getattr(model, "outputs", None) or ()) != 1:
+        return "the model is not a functional or sequential model with one input and one output"
+    if model.non_trainable_variables:
+        names = [layer.name for layer in model.layers if layer.non_trainable_variables]
+        return f"the model keeps state that is not trained (in {', '.join(names)}: moving statistics, dropout seeds)"
+    if model.losses:
+        return "the model adds losses of its own (regularizers)"
+    output = output_layer(model)
+    name = activation_name(output) if hasattr(output, "activation") else type(output).__name__
+    if name not in OUTPUT_ACTIVATIONS:
+        return f"the output activation is {name!r}, not sigmoid or softmax"
     return None
 
 

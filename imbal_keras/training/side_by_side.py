@@ -1,26 +1,30 @@
-"""Seeds side by side: runs that differ only in their seeds, trained together in one compiled step.
+"""Runs side by side: runs of equal shapes trained together in one compiled step.
 
-The runs of a grid cell differ only in their training seeds (initial weights and batch order). For a small
-model a train step costs about the number of graph ops it runs, not their size, so R runs whose weights are
-stacked along a leading axis, (R, fan_in, units) per Dense layer, train in one step of batched matrix products
-for about the cost of one run. Each replica keeps everything of its own: its initial weights (from its own
-initialisation seed, as a one-run build gives them), its pipeline (its own order seed), its loss (reduced over
-its own batch), its optimizer slots (SGD and Adam are element-wise, so stacked variables update each replica
-as its own run would), its per-step instrumentation and its evaluations. The replicas' losses are summed
-before differentiating; since no weight is shared, each replica's gradient is its own loss's.
+The runs of a grid mostly differ in their seeds, data seeds and strategies, not in the shapes of their models
+and batches. For a small model a train step costs about the number of graph ops it runs, not their size, so R
+runs whose weights are stacked along a leading axis train in one step of batched ops for much less than R steps:
+a stack of Dense layers as batched matrix products, (R, fan_in, units) per layer; any other model (the CNN, the
+MLP over categorical columns, a model function's) through its own call mapped over the replicas' weights and
+batches (`tf.vectorized_map` of `stateless_call`). Each replica keeps everything of its own: its initial weights
+(from its own initialisation seed, as a one-run build gives them), its data and pipeline (its own data seed,
+strategy and order seed; `imbal_keras.training.replicas`), its loss (its strategy's, reduced over its own
+batch), its optimizer slots (SGD and Adam are element-wise, so stacked variables update each replica as its own
+run would), its per-step instrumentation and its evaluations. The replicas' losses are summed before
+differentiating; since no weight is shared, each replica's gradient is its own loss's.
 
 `run_pack(configs)` writes one run folder per config, with the same files, columns and summaries as
 `experiment.run`, through the same pieces (`experiment.setup`, `experiment.Evaluator`, `experiment.finish`) and
 recorders (`StepRecorder.add_rows`); the replicas compute their rows and reduce their losses with the functions of
 `imbal_keras.callbacks.rows`, as the one-run path's recorders do. `seconds` in result.json are the pack's divided by
-R. Results equal the one-run path's to float rounding (batched and single matrix products may round differently;
-tests/side_by_side_test.py states the tolerance). `imbal_keras.training.plan.plan_pack` decides whether a pack can
-train this way; when it cannot, `run_pack` returns the reason and the grid runs the configs one by one
-(`imbal_keras.grid.launch`), and says why once.
+R. Results equal the one-run path's to float rounding (batched and single products may round differently;
+tests/side_by_side_test.py and tests/side_by_side_models_test.py state the tolerance). `imbal_keras.training.plan.
+plan_pack` decides whether a pack can train this way; when it cannot, `run_pack` returns the reason and the grid
+runs the configs one by one (`imbal_keras.grid.launch`), and says why once.
 
-What it supports: the built-in MLP (Dense layers only, on tabular data without categorical columns), a
+What it supports: a functional or sequential model with one input and one output whose output is a sigmoid or
+softmax, without state that is not trained (no Dropout, no BatchNormalization) and without losses of its own; a
 strategy that needs no callbacks during training and whose loss is a per-example Keras loss with an additive
-reduction, the run's SGD or Adam, and the default instrumentation (batch composition, per-class gradients,
+reduction; the run's SGD or Adam; and the default instrumentation (batch composition, per-class gradients,
 per-batch loss).
 """
 
@@ -43,10 +47,10 @@ from imbal_keras.callbacks.step_loss import StepLoss
 from imbal_keras.config import ExperimentConfig
 from imbal_keras.data import splits
 from imbal_keras.errors import check
-from imbal_keras.training import experiment, plan
+from imbal_keras.training import chains, experiment, plan, replicas
 from imbal_keras.training.warm import Entry, WarmModels, snapshot_optimizer, steps_per_call
 
-__all__ = ["run_pack", "stacked_dataset"]
+__all__ = ["run_pack"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,8 +58,12 @@ class _PackShape:
     """What a compiled pack's variables and traced step depend on, besides its optimizer and loss.
 
     Attributes:
-      sizes: (fan_in, units) of each Dense layer.
-      activations: each layer's activation name (`plan.HIDDEN_ACTIVATIONS`, then `plan.OUTPUT_ACTIVATIONS`).
+      sizes: (fan_in, units) of each Dense layer of a stacked Dense network; else every trainable variable's shape.
+      activations: each Dense layer's activation name (`plan.HIDDEN_ACTIVATIONS`, then
+        `plan.OUTPUT_ACTIVATIONS`); else the output's alone.
+      network: `dense` for a stack of Dense layers (`plan.stacked_dense`); `chain ...` for a chain of
+        convolutions (`chains.chain_steps`); else what the model's call depends on (the model, its steps' types
+        and variable shapes), mapped over the replicas.
       replicas: R.
       num_classes: K.
       steps_per_call: optimizer steps per compiled call (rows of the step buffers).
@@ -63,8 +71,9 @@ class _PackShape:
       log_composition: record the batch composition.
     """
 
-    sizes: tuple[tuple[int, int], ...]
+    sizes: tuple[tuple[int, ...], ...]
     activations: tuple[str, ...]
+    network: str
     replicas: int
     num_classes: int
     steps_per_call: int
@@ -78,26 +87,41 @@ def _activation_function(name: str) -> Callable[[tf.Tensor], tf.Tensor] | None:
 
 
 class _PackModel(keras.Model):
-    """R stacked copies of a Dense network with a train step that records each replica's instrumentation.
+    """R copies of a network with stacked weights and a train step that records each replica's instrumentation.
+
+    A stack of Dense layers runs as batched matrix products; any other model (`template`) runs its own call
+    (`stateless_call`) mapped over the replicas' weights and batches by `tf.vectorized_map`, which turns it
+    into batched ops as well. Either way the replicas' logits come out stacked, (R, B, units).
 
     Buffers hold one row per step of the current call, per replica: the batch composition
     (`rows.composition_row`), the batch loss, and in due steps the per-class gradient row (`rows.gradient_row`).
 
     Args:
       shape: the layers, replicas, classes and recording settings.
-      loss_fn: the strategy's per-example Keras loss (with an additive reduction, `plan.plan_pack`).
+      loss_groups: (loss, replicas) in replica order: each run of consecutive replicas reduces its batches with
+        its strategy's per-example Keras loss (with an additive reduction, `plan.plan_pack`).
       optimizer: the runs' optimizer (one for all replicas: its slots are per element).
+      template: a built replica whose call maps over the replicas (`shape.network` not `dense`), else None.
     """
 
-    def __init__(self, shape: _PackShape, *, loss_fn: keras.losses.Loss, optimizer: keras.optimizers.Optimizer):
+    def __init__(self, shape: _PackShape, *, loss_groups: Sequence[tuple[keras.losses.Loss, int]],
+                 optimizer: keras.optimizers.Optimizer, template: keras.Model | None = None):  # fmt: skip
         super().__init__()
-        self.shape, self.loss_fn = shape, loss_fn
+        self.shape, self.loss_groups = shape, list(loss_groups)
         self.replicas, self.num_classes, self.rows = shape.replicas, shape.num_classes, shape.steps_per_call
         self.gradient_every, self.log_composition = shape.gradient_every, shape.log_composition
         # Every layer's activation function (None for linear); the output's is applied by `probabilities`.
         self.activations = [_activation_function(name) for name in shape.activations]
         self.stacked = []
-        for i, (fan_in, units) in enumerate(shape.sizes):
+        # A bound method, which Keras does not track: the template's own variables stay out of this model's.
+        self.template_call = None if template is None else template.stateless_call
+        self.input_rank = None if template is None else len(template.inputs[0].shape)
+        self.chain = chains.chain_steps(template) if shape.network.startswith("chain") else None
+        for i, size in enumerate(shape.sizes):
+            if template is not None:
+                self.stacked.append(self.add_weight(shape=(shape.replicas, *size), initializer="zeros", name=f"w_{i}"))
+                continue
+            fan_in, units = size
             kernel = self.add_weight(shape=(shape.replicas, fan_in, units), initializer="zeros", name=f"kernel_{i}")
             bias = self.add_weight(shape=(shape.replicas, 1, units), initializer="zeros", name=f"bias_{i}")
             self.stacked += [kernel, bias]
@@ -119,8 +143,12 @@ class _PackModel(keras.Model):
         for i, variable in enumerate(self.stacked):
             variable.assign(np.stack([w[i].reshape(variable.shape[1:]) for w in weights]).astype(np.float32))
 
-    def logits(self, x: tf.Tensor) -> tf.Tensor:
-        """(R, B, units) logits of inputs (R, B, D), or of (B, D) shared by every replica."""
+    def logits(self, x: tf.Tensor, *, training: bool = True) -> tf.Tensor:
+        """(R, B, units) logits of inputs (R, B, ...), or of (B, ...) shared by every replica."""
+        if self.chain is not None:
+            return chains.chain_logits(self.chain, [v.value for v in self.stacked], x, self.replicas)
+        if self.template_call is not None:
+            return self._mapped_logits(x, training)
         h = x
         for i, activation in enumerate([*self.activations[:-1], None]):
             kernel, bias = self.stacked[2 * i], self.stacked[2 * i + 1]
@@ -130,19 +158,43 @@ class _PackModel(keras.Model):
                 h = activation(h)
         return h
 
+    def _mapped_logits(self, x: tf.Tensor, training: bool) -> tf.Tensor:
+        """The template's logits (its output's, before the sigmoid or softmax) per replica, through its own call
+        vectorized over the replicas' weights (and batches, when each has its own)."""
+        call, count, own = self.template_call, len(self.stacked), x.shape.rank > self.input_rank
+
+        def one(args):
+            inputs = args[count] if own else x
+            outputs, _ = call(list(args[:count]), [], inputs, training=training)
+            return outputs._keras_logits  # set by Keras's sigmoid and softmax (`plan.plan_pack` checks the output)
+
+        values = [v.value for v in self.stacked]
+        return tf.vectorized_map(one, (*values, x) if own else tuple(values))
+
     def probabilities(self, logits: tf.Tensor) -> tf.Tensor:
         """The output activation (sigmoid or softmax) of logits."""
         return self.activations[-1](logits)
 
     def _replica_losses(self, logits, y, sample_weight):
-        """Per-replica losses (R,), the weighted per-example values (R, B) and the divisors (R,): the loss's
-        per-example values on every replica's batch, reduced per replica as `Loss.__call__` reduces a batch
-        (`rows.reduce_loss`)."""
-        r, b = self.replicas, tf.shape(y)[1]
+        """Per-replica losses (R,), the weighted per-example values (R, B) and the divisors (R,): each replica's
+        loss's per-example values on its batch, reduced per replica as `Loss.__call__` reduces a batch
+        (`rows.reduce_loss`); replicas of one loss are computed together."""
+        parts, start = [], 0
+        for fn, count in self.loss_groups:
+            stop = start + count
+            weights = None if sample_weight is None else sample_weight[start:stop]
+            parts.append(self._group_losses(fn, logits[start:stop], y[start:stop], weights))
+            start = stop
+        if len(parts) == 1:
+            return parts[0]
+        return tuple(tf.concat([part[i] for part in parts], axis=0) for i in range(3))
+
+    def _group_losses(self, fn, logits, y, sample_weight):
+        """`_replica_losses` for the replicas of one loss `fn`."""
+        r, b = logits.shape[0], tf.shape(y)[1]
         flat_logits = tf.reshape(logits, [-1, logits.shape[-1]])
         probabilities = self.probabilities(flat_logits)
         probabilities._keras_logits = flat_logits  # Keras's cross-entropies read these, as behind a Dense output
-        fn = self.loss_fn
         values = fn.call(tf.cast(tf.reshape(y, [-1]), fn.dtype), tf.cast(probabilities, fn.dtype))
         if values.shape.rank > 1:
             values = tf.reduce_sum(values, axis=list(range(1, values.shape.rank)))
@@ -215,10 +267,11 @@ class _PackModel(keras.Model):
 
 
 class _Replica:
-    """One run of a pack: its config, staging folder, setup, recorders and evaluator."""
+    """One run of a pack while it trains: its member, staging folder, recorders and evaluator."""
 
-    def __init__(self, config, data, target, staging, setup, started, log):
-        self.config, self.staging, self.setup = config, staging, setup
+    def __init__(self, member: replicas.Member, staging: str, started: float, log):
+        config, data, setup = member.config, member.data, member.setup
+        self.member, self.config, self.staging, self.setup = member, config, staging, setup
         counts = setup.ctx.class_counts
         k, minority = data.num_classes, setup.minority
         self.loss = StepLoss(staging)
@@ -241,11 +294,11 @@ class _Replica:
 
 class _PackCallback(keras.callbacks.Callback):
     """Reads the pack's buffers after every call into each replica's recorders, and evaluates every replica at
-    the end of every epoch."""
+    the end of every epoch (all replicas in one forward pass per split)."""
 
-    def __init__(self, pack: _PackModel, replicas: list[_Replica], data: splits.Data, forward: Callable):
+    def __init__(self, pack: _PackModel, members: list[_Replica], forward: Callable, inputs: tuple):
         super().__init__()
-        self.pack, self.replicas, self.data, self.forward = pack, replicas, data, forward
+        self.pack, self.replicas, self.forward, self.inputs = pack, members, forward, inputs
         self._next = 0
         self._epoch = 0
 
@@ -273,7 +326,7 @@ class _PackCallback(keras.callbacks.Callback):
                 replica.gradients.add_rows(steps[due], gradients[:, r], epoch=self._epoch)
 
     def on_epoch_end(self, epoch, logs=None):
-        validation, test = self.forward(self.data.validation.x), self.forward(self.data.test.x)
+        validation, test = (self.forward(x) for x in self.inputs[:2])
         for r, replica in enumerate(self.replicas):
             # Keras's logged loss at an epoch's end: the mean of the epoch's batch losses.
             train_loss = float(np.mean(replica.epoch_losses)) if replica.epoch_losses else float("nan")
@@ -282,72 +335,55 @@ class _PackCallback(keras.callbacks.Callback):
                 recorder.end_epoch(epoch)
 
 
-def _forward(pack: _PackModel, functions: dict, input_shape) -> Callable[[np.ndarray], np.ndarray]:
-    """Every replica's probabilities (R, N, units) for shared inputs (N, D), through one traced function."""
-    function = functions.get("forward")
+def _forward(pack: _PackModel, functions: dict, inputs: tuple) -> Callable[[np.ndarray], np.ndarray]:
+    """Every replica's probabilities (R, N, units) for shared inputs (N, ...) or the replicas' own (R, N, ...)
+    (`replicas.evaluation_inputs`), through one traced function."""
+    validation, _, stacked = inputs
+    name = "forward stacked" if stacked else "forward"
+    input_shape = validation.shape[2:] if stacked else validation.shape[1:]
+    function = functions.get(name)
     if function is None:
-        signature = [tf.TensorSpec((None, *input_shape), tf.float32)]
-        function = tf.function(lambda x: pack.probabilities(pack.logits(x)), input_signature=signature)
-        functions["forward"] = function
+        leading = (pack.replicas, None) if stacked else (None,)
+        signature = [tf.TensorSpec((*leading, *input_shape), tf.float32)]
+        function = tf.function(lambda x: pack.probabilities(pack.logits(x, training=False)),
+                               input_signature=signature)  # fmt: skip
+        functions[name] = function
     chunk = experiment.prediction_rows(int(np.prod(input_shape)) * pack.replicas)
-
-    def forward(x):
-        return np.concatenate([function(x[i : i + chunk]).numpy() for i in range(0, len(x), chunk)], axis=1)
-
-    return forward
-
-
-def _loss_key(loss_fn, config, data, counts) -> str:
-    """What a compiled pack's traced loss depends on: a Keras loss's class and config; for any other loss
-    (which may hold constants of its own, e.g. per-class margins) everything the run's config and data decide."""
-    if type(loss_fn).__module__.startswith("keras."):
-        return f"{type(loss_fn).__qualname__} {sorted(loss_fn.get_config().items())!r}"
-    return WarmModels.key(config, data.train.x.shape[1:], counts)
+    if stacked:
+        return lambda x: np.concatenate(
+            [function(x[:, i : i + chunk]).numpy() for i in range(0, x.shape[1], chunk)], axis=1
+        )
+    return lambda x: np.concatenate([function(x[i : i + chunk]).numpy() for i in range(0, len(x), chunk)], axis=1)
 
 
-def _initial_weights(configs, setups, data, first_model, log) -> list[list[np.ndarray]]:
-    """Every replica's initial weights: drawn from the built-in MLP's initialisers (`models.mlp_weights`) when
-    they give the first replica's built model exactly, else from a model built per replica."""
-    first_weights = first_model.get_weights()
+def _initial_weights(members: list[replicas.Member], first_model, log) -> list[list[np.ndarray]]:
+    """Every replica's initial weights (its model's trainable variables, in order): drawn from the built-in
+    MLP's initialisers (`models.mlp_weights`) when they give the first replica's built model exactly, else from
+    a model built per replica (as its one-run build gives them)."""
+    first_weights = [v.numpy() for v in first_model.trainable_variables]
 
-    def drawn(config, setup):
+    def drawn(member):
+        config, setup, data = member.config, member.setup, member.data
         return models.mlp_weights(
             data.train.x.shape[1], data.num_classes, hidden_units=config.model.hidden_units,
             training_distribution=setup.training_distribution, output_bias=setup.output_bias,
             zero_output_kernel=config.model.zero_output_kernel, seed=setup.init_seed,
         )  # fmt: skip
 
-    same = configs[0].model.model in ("auto", "mlp") and _equal(drawn(configs[0], setups[0]), first_weights)
+    first = members[0]
+    same = plan.stacked_dense(first_model) and first.config.model.model in ("auto", "mlp")
+    same = same and _equal(drawn(first), first_weights)
     weights = [first_weights]
-    for config, setup in zip(configs[1:], setups[1:], strict=True):
-        weights.append(drawn(config, setup) if same else setup.build_model(config, data, log).get_weights())
+    for m in members[1:]:
+        if same:
+            weights.append(drawn(m))
+            continue
+        weights.append([v.numpy() for v in m.setup.build_model(m.config, m.data, log).trainable_variables])
     return weights
 
 
 def _equal(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
     return len(a) == len(b) and all(x.shape == y.shape and np.array_equal(x, y) for x, y in zip(a, b, strict=True))
-
-
-def stacked_dataset(
-    setups: Sequence[experiment.Setup], data: splits.Data, data_options: tf.data.Options | None
-) -> tf.data.Dataset:
-    """The replicas' pipelines, each element stacked along a leading replica axis.
-
-    The strategy's pipeline is built once, inside a dataset function that takes the order seed as a tensor, and
-    interleaved over the replicas' seeds one batch at a time: tracing a pipeline's functions costs more than a
-    short run's training, and this traces them once per pack. Every random op of a pipeline is stateless and
-    seeded from that seed, so each replica's stream is the batches its one-run pipeline yields.
-    """
-    first = setups[0]
-    seeds = tf.data.Dataset.from_tensor_slices(np.array([s.ctx.seed for s in setups], np.int64))
-
-    def pipeline(seed):
-        ctx = dataclasses.replace(first.ctx, seed=seed)
-        return strategies.build_pipeline(first.strategy, data.train.x, data.train.y, ctx)
-
-    stacked = seeds.interleave(pipeline, cycle_length=len(setups), block_length=1)
-    stacked = stacked.batch(len(setups), drop_remainder=True).prefetch(2)
-    return stacked if data_options is None else stacked.with_options(data_options)
 
 
 def run_pack(
@@ -360,7 +396,8 @@ def run_pack(
     """Trains `configs` (equal `config.key("pack")`) side by side and writes their run folders.
 
     Args:
-      configs: the runs; they may differ only in their training seeds.
+      configs: the runs; they may differ in their training seeds, data seeds, strategies and strategy parameters
+        (each replica reads its own data through its own pipeline and reduces its own loss).
       warm: a cache of compiled models (`imbal_keras.training.warm`): a pack of a shape seen before reuses its
         compiled step. None builds everything.
       log: where progress lines go; None is silent.
@@ -376,21 +413,22 @@ def run_pack(
     configs = list(configs)
     check(
         len({c.key("pack") for c in configs}) == 1,
-        "configs of one pack may differ only in their training seeds (seed, init_seed, order_seed; one data seed)",
+        "configs of one pack may differ only in their seeds, data seeds and strategies (equal key('pack'))",
         argument="configs",
     )
     for config in configs:
         config.validate()
-    path = plan.plan_pack(configs[0], len(configs))
-    if path.mode != "packed":
-        return path.reason
+    for config in configs:
+        path = plan.plan_pack(config, len(configs))
+        if path.mode != "packed":
+            return path.reason
     started = time.time()
-    data, target = experiment.load_data(configs[0], warm)
+    loaded = [experiment.load_data(c, warm) for c in configs]
     stagings = []
     try:
         for config in configs:
             stagings.append(runs.stage(config.output.output_dir, config.output.run_name or config.default_run_name()))
-        pack = _Pack(configs, data, target, stagings, started, log or (lambda _: None), data_options, warm)
+        pack = _Pack(configs, loaded, stagings, started, log or (lambda _: None), data_options, warm)
         results = _train(pack)
         if isinstance(results, str):
             return results
@@ -410,8 +448,7 @@ class _Pack:
     """The arguments of a pack's training (`run_pack`), past validation and data loading."""
 
     configs: list[ExperimentConfig]
-    data: splits.Data
-    target: tuple[float, ...]
+    loaded: list[tuple[splits.Data, tuple[float, ...]]]
     stagings: list[str]
     started: float
     log: Callable[[str], None]
@@ -419,34 +456,49 @@ class _Pack:
     warm: WarmModels | None
 
 
+def _members(pack: _Pack) -> list[replicas.Member]:
+    """The pack's replicas in training order (`replicas.arrange`), each with its setup and loss."""
+    members = []
+    for i, (config, (data, target)) in enumerate(zip(pack.configs, pack.loaded, strict=True)):
+        setup = experiment.setup(config, data, target, pack.data_options, pipeline=False)
+        loss = strategies.build_loss(setup.strategy, setup.ctx)
+        members.append(replicas.Member(i, config, data, target, setup, loss, replicas.loss_key(loss, config, data)))
+    return replicas.arrange(members)
+
+
 def _train(pack: _Pack) -> list[experiment.RunResult] | str:
-    """Trains a pack and finishes its runs, or says why its built model or loss cannot train side by side."""
-    configs, data, log = pack.configs, pack.data, pack.log
-    setups = [experiment.setup(c, data, pack.target, pack.data_options, pipeline=False) for c in configs]
-    first_model = setups[0].build_model(configs[0], data, log)
-    loss_fn = strategies.build_loss(setups[0].strategy, setups[0].ctx)
-    path = plan.plan_pack(configs[0], len(configs), model=first_model, loss=loss_fn)
-    if path.mode != "packed":
-        return path.reason
-    weights = _initial_weights(configs, setups, data, first_model, log)
-    dataset = stacked_dataset(setups, data, pack.data_options)
-    entry = _compiled_pack(pack, plan.dense_layers(first_model), loss_fn, dataset)
+    """Trains a pack and finishes its runs (in the configs' order), or says why its built model, losses or data
+    cannot train side by side."""
+    members, log = _members(pack), pack.log
+    first = members[0]
+    first_model = first.setup.build_model(first.config, first.data, log)
+    data = [m.data for m in members]
+    for m in members:
+        path = plan.plan_pack(m.config, len(members), model=first_model if m is first else None, loss=m.loss,
+                              data=data)  # fmt: skip
+        if path.mode != "packed":
+            return path.reason
+    weights = _initial_weights(members, first_model, log)
+    dataset = replicas.stacked_dataset(members, pack.data_options)
+    entry = _compiled_pack(pack, members, first_model, dataset)
     entry.model.set_replicas(weights)
     entry.reset_optimizer()
-    replicas = []
-    for config, setup, staging in zip(configs, setups, pack.stagings, strict=True):
-        runs.write_text(os.path.join(staging, runs.CONFIG_FILE), config.to_json())
-        experiment.log_start(config, data, setup, log)
-        replicas.append(_Replica(config, data, pack.target, staging, setup, pack.started, log))
+    trained = []
+    for m in members:
+        staging = pack.stagings[m.index]
+        runs.write_text(os.path.join(staging, runs.CONFIG_FILE), m.config.to_json())
+        experiment.log_start(m.config, m.data, m.setup, log)
+        trained.append(_Replica(m, staging, pack.started, log))
     fit_started = time.time()
-    _fit(entry, replicas, dataset, data, configs[0].training)
-    return [_finish(pack, replica, path, fit_started) for replica in replicas]
+    _fit(entry, trained, dataset, replicas.evaluation_inputs(members), first.config.training)
+    results = {r.member.index: _finish(pack, r, path, fit_started) for r in trained}
+    return [results[i] for i in range(len(members))]
 
 
-def _fit(entry: Entry, replicas: list[_Replica], dataset: tf.data.Dataset, data: splits.Data, training) -> None:
+def _fit(entry: Entry, trained: list[_Replica], dataset: tf.data.Dataset, inputs: tuple, training) -> None:
     """Fits the pack for the step budget, feeding each replica's recorders and evaluations (closed at the end)."""
     model = entry.model
-    callback = _PackCallback(model, replicas, data, _forward(model, entry.functions, data.train.x.shape[1:]))
+    callback = _PackCallback(model, trained, _forward(model, entry.functions, inputs), inputs)
     try:
         model.fit(
             dataset,
@@ -457,7 +509,7 @@ def _fit(entry: Entry, replicas: list[_Replica], dataset: tf.data.Dataset, data:
             callbacks=[experiment.StepBudget(training.steps, training.eval_every), callback],
         )
     finally:
-        for replica in replicas:
+        for replica in trained:
             replica.evaluator.close()
             for recorder in (replica.loss, *replica.instrumentation):
                 recorder.close()
@@ -465,11 +517,12 @@ def _fit(entry: Entry, replicas: list[_Replica], dataset: tf.data.Dataset, data:
 
 def _finish(pack: _Pack, replica: _Replica, path: plan.Plan, fit_started: float) -> experiment.RunResult:
     """Writes one replica's run into its staging folder (`experiment.finish`), with its share of the seconds."""
+    member = replica.member
     trained = experiment.TrainedRun(
-        replica.config,
-        pack.data,
-        pack.target,
-        replica.setup,
+        member.config,
+        member.data,
+        member.target,
+        member.setup,
         replica.staging,
         replica.evaluator,
         replica.instrumentation,
@@ -482,28 +535,48 @@ def _finish(pack: _Pack, replica: _Replica, path: plan.Plan, fit_started: float)
     return experiment.finish(trained)
 
 
-def _compiled_pack(pack: _Pack, layers: list[keras.layers.Dense], loss_fn, dataset: tf.data.Dataset) -> Entry:
-    """The compiled pack for these layers, loss and batches: the warm cache's when it keeps one of this shape, else
-    built (and kept when warm)."""
-    first, data = pack.configs[0], pack.data
-    training = first.training
+def _network(model: keras.Model, config: ExperimentConfig) -> tuple[tuple, tuple[str, ...], str]:
+    """A pack's `_PackShape.sizes`, `activations` and `network` for replicas of `model`."""
+    if plan.stacked_dense(model):
+        layers = plan.dense_layers(model)
+        return tuple(tuple(layer.kernel.shape) for layer in layers), tuple(map(plan.activation_name, layers)), "dense"
+    sizes = tuple(tuple(v.shape) for v in model.trainable_variables)
+    chain = chains.chain_steps(model)
+    if chain is not None:
+        return sizes, (plan.activation_name(plan.output_layer(model)),), f"chain {tuple(model.inputs[0].shape)} {chain}"
+    steps = [(type(s).__name__, [tuple(v.shape) for v in getattr(s, "weights", ())]) for s in model.operations]
+    network = f"{config.model.model} {tuple(model.inputs[0].shape)} {steps!r}"
+    return sizes, (plan.activation_name(plan.output_layer(model)),), network
+
+
+def _compiled_pack(pack: _Pack, members: list[replicas.Member], model: keras.Model,
+                   dataset: tf.data.Dataset) -> Entry:  # fmt: skip
+    """The compiled pack for replicas of this model, these losses and batches: the warm cache's when it keeps one
+    of this shape, else built (and kept when warm)."""
+    first = members[0]
+    training = first.config.training
+    sizes, activations, network = _network(model, first.config)
     shape = _PackShape(
-        sizes=tuple(tuple(layer.kernel.shape) for layer in layers),
-        activations=tuple(plan.activation_name(layer) for layer in layers),
-        replicas=len(pack.configs),
-        num_classes=data.num_classes,
+        sizes=sizes,
+        activations=activations,
+        network=network,
+        replicas=len(members),
+        num_classes=first.data.num_classes,
         steps_per_call=steps_per_call(training.steps, training.eval_every),
-        gradient_every=first.output.gradient_every_n_steps,
-        log_composition=first.output.log_composition,
+        gradient_every=first.config.output.gradient_every_n_steps,
+        log_composition=first.config.output.log_composition,
     )
-    loss_key = _loss_key(loss_fn, first, data, data.train.class_counts(data.num_classes))
-    key = (f"side by side {shape!r} {training.optimizer} {training.learning_rate!r} {loss_key} "
+    heads = replicas.loss_groups(members)
+    loss_keys = [(m.loss_key, count) for m, count in heads]
+    key = (f"side by side {shape!r} {training.optimizer} {training.learning_rate!r} {loss_keys!r} "
            f"{dataset.element_spec!r}")  # fmt: skip
     entry = pack.warm.get(key) if pack.warm is not None else None
     if entry is None:
         optimizer = models.optimizer(training.optimizer, training.learning_rate)
-        model = _PackModel(shape, loss_fn=loss_fn, optimizer=optimizer)
-        entry = Entry(model, snapshot_optimizer(model), [])
+        template = None if network == "dense" else model
+        packed = _PackModel(shape, loss_groups=[(m.loss, count) for m, count in heads], optimizer=optimizer,
+                            template=template)  # fmt: skip
+        entry = Entry(packed, snapshot_optimizer(packed), [])
         if pack.warm is not None:
             pack.warm.put(key, entry)
     return entry

@@ -1,0 +1,135 @@
+"""The replicas of a pack and what each reads: its own data, pipeline, loss and evaluation inputs.
+
+Runs trained side by side (`imbal_keras.training.side_by_side`) need equal shapes, not equal data: each replica
+may have its own data seed (so its own data), strategy and strategy parameters. A `Member` holds one replica's
+config, data, setup and loss; `arrange` puts the members of one loss, and within it of one pipeline (strategy
+variant and data), next to each other, so that the compiled step reduces each loss over a slice of replicas and
+the pipeline of a strategy over its data is built once for all the order seeds that read it (`stacked_dataset`).
+`evaluation_inputs` gives every replica's validation and test inputs at once: shared when the members share
+their data, else stacked along a leading replica axis.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from imbal_keras import strategies
+from imbal_keras.config import ExperimentConfig
+from imbal_keras.data import splits
+from imbal_keras.training import experiment
+from imbal_keras.training.warm import WarmModels
+
+__all__ = ["Member", "arrange", "evaluation_inputs", "loss_groups", "loss_key", "stacked_dataset"]
+
+
+@dataclasses.dataclass
+class Member:
+    """One replica of a pack before training.
+
+    Attributes:
+      index: its place in the configs given to `run_pack` (results come back in that order).
+      config: its run.
+      data: its data (`experiment.load_data`; members of one data seed share the object).
+      target: its target distribution.
+      setup: its `experiment.Setup` (without a pipeline).
+      loss: its strategy's loss (`strategies.build_loss`).
+      loss_key: what its compiled loss depends on (`loss_key`).
+    """
+
+    index: int
+    config: ExperimentConfig
+    data: splits.Data
+    target: tuple[float, ...]
+    setup: experiment.Setup
+    loss: Any
+    loss_key: str
+
+    @property
+    def pipeline_key(self) -> tuple:
+        """Members with an equal key read one pipeline (with their own order seeds): one strategy variant on
+        one data."""
+        return (self.config.key("compiled"), self.config.seed_for("data"))
+
+
+def loss_key(loss_fn: Any, config: ExperimentConfig, data: splits.Data) -> str:
+    """What a compiled pack's traced loss depends on: a Keras loss's class and config; for any other loss
+    (which may hold constants of its own, e.g. per-class margins) everything the run's config and data decide."""
+    if type(loss_fn).__module__.startswith("keras."):
+        return f"{type(loss_fn).__qualname__} {sorted(loss_fn.get_config().items())!r}"
+    return WarmModels.key(config, data.train.x.shape[1:], data.train.class_counts(data.num_classes))
+
+
+def arrange(members: Sequence[Member]) -> list[Member]:
+    """The members ordered by loss, then by pipeline, then as given: each loss's replicas are one slice of the
+    pack, and each pipeline's one slice of its loss's."""
+    return sorted(members, key=lambda m: (m.loss_key, repr(m.pipeline_key), m.index))
+
+
+def loss_groups(members: Sequence[Member]) -> list[tuple[Member, int]]:
+    """The first member of each run of consecutive members with one loss (`arrange`), and the run's length."""
+    return [(group[0], len(group)) for group in _runs(members, lambda m: m.loss_key)]
+
+
+def _runs(members: Sequence[Member], key) -> list[list[Member]]:
+    return [list(group) for _, group in itertools.groupby(members, key=key)]
+
+
+def stacked_dataset(members: Sequence[Member], data_options: tf.data.Options | None) -> tf.data.Dataset:
+    """The members' pipelines, each element stacked along a leading replica axis, in the members' order.
+
+    A pipeline (one strategy variant on one data) is built once, inside a dataset function that takes the order
+    seed as a tensor, and interleaved over its members' seeds one batch at a time: tracing a pipeline's functions
+    costs more than a short run's training. Every random op of a pipeline is stateless and seeded from that seed,
+    so each replica's stream is the batches its one-run pipeline yields. The pipelines of a pack are zipped and
+    their elements concatenated; a pipeline without sample weights gets weights of 1 when another has some (the
+    same loss, composition and gradients: a weight of 1 multiplies exactly).
+    """
+    parts = [_interleaved(group) for group in _runs(members, lambda m: m.pipeline_key)]
+    if len(parts) > 1:
+        weighted = any(len(part.element_spec) > 2 for part in parts)
+        parts = [part.map(_with_weights) if weighted and len(part.element_spec) == 2 else part for part in parts]
+        stacked = tf.data.Dataset.zip(tuple(parts)).map(_concatenated)
+    else:
+        stacked = parts[0]
+    stacked = stacked.prefetch(2)
+    return stacked if data_options is None else stacked.with_options(data_options)
+
+
+def _interleaved(group: Sequence[Member]) -> tf.data.Dataset:
+    """The batches of one pipeline's members, stacked (G, ...)."""
+    first = group[0]
+    seeds = tf.data.Dataset.from_tensor_slices(np.array([m.setup.ctx.seed for m in group], np.int64))
+    data = first.data
+
+    def pipeline(seed):
+        ctx = dataclasses.replace(first.setup.ctx, seed=seed)
+        return strategies.build_pipeline(first.setup.strategy, data.train.x, data.train.y, ctx)
+
+    stacked = seeds.interleave(pipeline, cycle_length=len(group), block_length=1)
+    return stacked.batch(len(group), drop_remainder=True)
+
+
+def _concatenated(*elements):
+    """One element of zipped pipelines: each part (x, y, weights) concatenated along the replica axis."""
+    return tuple(tf.concat(list(parts), axis=0) for parts in zip(*elements, strict=True))
+
+
+def _with_weights(x, y):
+    return x, y, tf.ones(tf.shape(y), tf.float32)
+
+
+def evaluation_inputs(members: Sequence[Member]) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Every member's validation and test inputs: `(validation, test, stacked)`; (N, ...) shared by every
+    replica when the members share their data, else (R, N, ...) with each member's own (`stacked` True)."""
+    first = members[0].data
+    if all(m.data is first for m in members):
+        return first.validation.x, first.test.x, False
+    validation = np.stack([m.data.validation.x for m in members]).astype(np.float32, copy=False)
+    test = np.stack([m.data.test.x for m in members]).astype(np.float32, copy=False)
+    return validation, test, True
