@@ -265,8 +265,8 @@ class PerClassGradients(StepRecorder):
         total = gradient(scaled_loss)
         per_class = []
         for source, output_gradient, output_split in zip(sources, output_gradients, splits, strict=True):
-            # The output's whole data gradient: the loss's own when it is all there is.
-            if len(splits) == 1 and not additional_losses:
+            # The output's whole data gradient: the loss's own when it is all there is (one output, no other terms).
+            if self._targets[0].name is None and not additional_losses:
                 data = total
             else:
                 data = gradient(source, output_gradients=output_gradient)

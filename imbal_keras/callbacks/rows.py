@@ -314,8 +314,9 @@ def joined_gradient_rows(rows: list[list[tf.Tensor]]) -> list[tf.Tensor]:
     The rows share the whole step's quantities (the loss, its regularization part, the gradient norms and the update
     norm), taken from the first; each output adds its classes' losses, norms, cosines, effective steps and counts.
     """
-    losses, total, applied, _, _, update, _, _ = rows[0]
-    joined = [losses[..., :2], total, applied, update]
-    for losses, _, _, norms, cosines, _, effective, counts in rows:
-        joined += [losses[..., 2:], norms, cosines, effective, counts]
+    losses, total, applied, _, _, steps, _ = rows[0]
+    joined = [losses[..., :2], total, applied, steps[..., :1]]
+    # `steps` holds the update norm, then the classes' effective steps.
+    for losses, _, _, norms, cosines, steps, counts in rows:
+        joined += [losses[..., 2:], norms, cosines, steps[..., 1:], counts]
     return joined
