@@ -29,11 +29,14 @@ class Split:
       losses: (K,) each class's part of the output's weighted loss.
       membership: (B, N, K) class membership of each of the loss's terms.
       counts: (K,) what the row logs as the class's examples: examples, pixels or tokens, or positive labels.
+      complete: whether every term is in a class; not when the callback's `ignore_class` leaves out elements the
+        loss counts (a loss without that `ignore_class`), whose terms are then in the loss and in no class's part.
     """
 
     losses: tf.Tensor
     membership: tf.Tensor
     counts: tf.Tensor
+    complete: bool = True
 
 
 def output_loss(model: keras.Model, target: _labels.Target) -> tuple:
@@ -101,7 +104,8 @@ def split(loss: tuple, target: _labels.Target, y, y_pred, sample_weight) -> Spli
         counts = tf.reduce_sum(membership, axis=[0, 1])
     sums = tf.einsum("bn,bnk->k", elements, tf.cast(membership, elements.dtype))
     losses = tf.cast(tf.math.divide_no_nan(sums, divisor), dtype)
-    return Split(losses if loss_weight is None else losses * loss_weight, membership, counts)
+    complete = not dense or target.ignore_class in (None, loss_fn.get_config().get("ignore_class"))
+    return Split(losses if loss_weight is None else losses * loss_weight, membership, counts, complete)
 
 
 def _label_terms(loss_fn, y, y_pred) -> tf.Tensor:

@@ -265,8 +265,12 @@ class PerClassGradients(StepRecorder):
         total = gradient(scaled_loss)
         per_class = []
         for source, output_gradient, output_split in zip(sources, output_gradients, splits, strict=True):
-            # The output's whole data gradient: the loss's own when it is all there is (one output, no other terms).
-            if self._targets[0].name is None and not additional_losses:
+            # The output's whole data gradient: the loss's own when it is all there is (one output, no other terms),
+            # else its classes' terms only (elements in no class left out).
+            if not output_split.complete:
+                labelled = tf.reduce_sum(output_split.membership, axis=-1, keepdims=True)
+                data = gradient(source, output_gradients=output_gradient * _split.class_mask(labelled, 0, source))
+            elif self._targets[0].name is None and not additional_losses:
                 data = total
             else:
                 data = gradient(source, output_gradients=output_gradient)
