@@ -26,6 +26,13 @@ class BatchComposition(StepRecorder):
     At each epoch end a histogram `composition/minority_count` of the minority count per batch over
     the run so far is written (step = epoch).
 
+    Dense labels (a class per pixel or token, for an output (B, ..., K)) count elements: `count` is the
+    pixels (tokens) of class c, `share` their share of the labelled elements, and the row adds
+    `composition/elements` (labelled elements) and `composition/examples/class_{c}` (examples holding
+    class c). Multi-label targets ((B, L) of 0/1 under a binary cross-entropy) count each label's
+    positives and add `composition/no_label`. For a model with several outputs, every output's tags
+    start with its name (see docs/callbacks.md).
+
     Works with any train step (custom ones included): it only reads the batch. Under `tf.distribute`
     the values are those of the global batch (the replicas' counts are summed).
 
@@ -36,6 +43,10 @@ class BatchComposition(StepRecorder):
       num_classes: K; inferred from the model output when omitted ((B, 1) output means K = 2).
       class_names: a name per class, in class order, used in the tags and columns instead of the class ids
         (`class_{name}`); K is their number.
+      outputs: for a model with several outputs, the names of the outputs to observe (default: every output
+        with labels); each output's tags and columns start with its name (`main/...`, `main_...`).
+      ignore_class: for dense labels (a class per pixel or token), the label of elements that count in no class;
+        by default the compiled loss's own `ignore_class`, if it has one.
 
     Example:
     ```python

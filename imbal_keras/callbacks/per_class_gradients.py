@@ -38,6 +38,13 @@ class PerClassGradients(StepRecorder):
       coordinate, in proportion to each class's gradient there;
     - `gradients/examples/class_{c}`: examples of class c in the batch.
 
+    Dense labels split the loss by element class: L_c is the loss restricted to the pixels (tokens)
+    of class c with the full loss's denominator, and `examples` counts those elements. Multi-label
+    targets split it by label: L_l is label l's binary cross-entropy term. For a model with several
+    outputs the whole step's columns (`loss/total`, the gradient and update norms) are logged once
+    and each observed output's class columns start with its name (`main/loss/class_1`); an output's
+    L_c include its `loss_weights` factor.
+
     Recording a step costs a forward pass and K backward passes (K + 1 when the model has
     `model.losses` terms): Keras's own train step trains on the batch, and the callback recomputes
     the loss and gradients from the weights and state before the step, in a graph TensorFlow
@@ -55,6 +62,10 @@ class PerClassGradients(StepRecorder):
       num_classes: K; inferred from the model output when omitted ((B, 1) output means K = 2).
       class_names: a name per class, in class order, used in the tags and columns instead of the class ids
         (`class_{name}`); K is their number.
+      outputs: for a model with several outputs, the names of the outputs to observe (default: every output
+        with labels); each output's tags and columns start with its name (`main/...`, `main_...`).
+      ignore_class: for dense labels (a class per pixel or token), the label of elements that count in no class;
+        by default the compiled loss's own `ignore_class`, if it has one.
 
     Example:
     ```python
