@@ -118,14 +118,6 @@ def _target(model: keras.Model, request: Request, index: int, named_spec, multi:
     return Target(output_name if multi else None, index, k, kind, labels, ignore if kind == DENSE else None, rank)
 
 
-def output_classes(model: keras.Model) -> int | None:
-    """K of a single-output model as its output says, or None where it cannot tell."""
-    specs = _output_specs(model)
-    spec = specs[0][1] if len(specs) == 1 else None
-    width = spec.shape[-1] if spec is not None and len(spec.shape) >= 2 else None
-    return None if width is None else (2 if width == 1 else int(width))
-
-
 def _output_specs(model: keras.Model) -> list[tuple[str | None, object]]:
     """`(name, spec)` of each model output, in `model.output_names` order (the name is None for one output)."""
     try:

@@ -100,16 +100,17 @@ def output_composition_tags(target, *, raw: bool = False) -> list[str]:
     examples without any positive label.
     """
     classes = list(target.labels)
+    if target.kind not in ("dense", "multi_label"):
+        tags = composition_raw_tags if raw else composition_tags
+        return [target.prefix + tag for tag in tags(len(classes), class_names=classes)]
     count = [f"composition/count/class_{c}" for c in classes]
     share = [] if raw else [f"composition/share/class_{c}" for c in classes]
     weight = [f"composition/weight/class_{c}" for c in classes]
     if target.kind == "dense":
         examples = [f"composition/examples/class_{c}" for c in classes]
         tags = ["composition/batch_size", "composition/elements", *count, *share, *examples, *weight]
-    elif target.kind == "multi_label":
-        tags = ["composition/batch_size", *count, *share, *weight, "composition/no_label"]
     else:
-        tags = ["composition/batch_size", *count, *share, *weight]
+        tags = ["composition/batch_size", *count, *share, *weight, "composition/no_label"]
     tags += [] if raw else ["composition/no_minority"]
     return [target.prefix + tag for tag in tags]
 
