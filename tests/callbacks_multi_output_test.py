@@ -46,14 +46,17 @@ def _fit(callbacks, *, as_list: bool = False) -> keras.Model:
     return ct.fit(_two_heads(as_list=as_list), _data(as_list=as_list), callbacks, epochs=1)
 
 
-def _class_losses(net, x, main, aux) -> dict:
-    """Each head's class parts of the weighted loss, written in the test: the head's per-example cross-entropy on
-    the class's examples, summed, divided by the batch size, times the head's loss weight."""
+def _class_losses(net, x, main, aux, weight=None) -> dict:
+    """Each head's class parts of the weighted loss, written in the test: the head's per-example cross-entropy
+    (times the example's sample weight) on the class's examples, summed, divided by the batch size, times the
+    head's loss weight."""
     out = net(x, training=True)
     out = out if isinstance(out, dict) else dict(zip(["main", "aux"], out, strict=True))
     main_terms = -tf.math.log(tf.gather(out["main"], main, batch_dims=1))
     p = tf.clip_by_value(out["aux"][:, 0], 1e-7, 1 - 1e-7)
     aux_terms = -(aux * tf.math.log(p) + (1 - aux) * tf.math.log(1 - p))
+    if weight is not None:
+        main_terms, aux_terms = main_terms * weight, aux_terms * weight
     parts = {}
     for head, terms, ids, k in (("main", main_terms, main, 3), ("aux", aux_terms, aux, 2)):
         for c in range(k):
@@ -151,3 +154,56 @@ def test_tags_name_the_output_and_describe_it(tmp_path):
 def test_an_unknown_output_is_refused_before_fit(tmp_path):
     with pytest.raises(UserInputError, match="outputs must name outputs of the model"):
         _fit([BatchComposition(tmp_path, outputs=["nope"])])
+
+
+def test_one_sample_weight_array_weighs_both_heads(tmp_path):
+    weight = np.random.default_rng(7).uniform(0.5, 2.0, len(MAIN)).astype(np.float32)
+    labels = {"main": MAIN, "aux": AUX.astype(np.float32)}
+    data = tf.data.Dataset.from_tensor_slices((ct.features(len(MAIN)), labels, weight)).batch(BATCH)
+    composition = BatchComposition(tmp_path / "c")
+    gradients = PerClassGradients(tmp_path / "g", every_n_steps=1)
+    trajectory = ct.Trajectory()
+    observed = ct.fit(_two_heads(), data, [composition, gradients, trajectory])
+    plain = ct.fit(_two_heads(), data, [])
+    for a, b in zip(observed.get_weights(), plain.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+    frame = composition.dataframe()
+    for b in range(BATCHES):
+        part = slice(b * BATCH, (b + 1) * BATCH)
+        for c in range(3):
+            expected = weight[part][MAIN[part] == c].sum()
+            np.testing.assert_allclose(frame[f"main_composition_weight_class_{c}"][b], expected, rtol=1e-6)
+
+    def parts(net, batch):
+        losses = _class_losses(net, batch.x, batch.y["main"], batch.y["aux"], batch.sample_weight)
+        return {head: [losses[f"{head}loss_class_{c}"] for c in range(k)] for head, k in (("main_", 3), ("aux_", 2))}
+
+    x = ct.features(len(MAIN))
+    batches = [
+        ct.Batch(
+            x[b : b + BATCH],
+            {"main": MAIN[b : b + BATCH], "aux": AUX[b : b + BATCH].astype(np.float32)},
+            weight[b : b + BATCH],
+        )
+        for b in range(0, len(MAIN), BATCH)
+    ]
+    ct.assert_rows_match(
+        gradients.dataframe(), ct.expected_class_parts(observed, trajectory, list(enumerate(batches)), parts)
+    )
+
+
+def test_an_output_without_labels_is_refused_in_one_line_unless_outputs_leaves_it_out(tmp_path):
+    def main_only():
+        net = _two_heads()
+        net.compile(optimizer=keras.optimizers.SGD(0.1), loss={"main": "sparse_categorical_crossentropy"})
+        return net
+
+    data = tf.data.Dataset.from_tensor_slices((ct.features(len(MAIN)), {"main": MAIN})).batch(BATCH)
+    for callback in (BatchComposition(tmp_path / "c"), PerClassGradients(tmp_path / "g", every_n_steps=1)):
+        with pytest.raises(UserInputError, match="output 'aux'") as error:
+            ct.fit(main_only(), data, [callback])
+        assert "\n" not in str(error.value)
+    gradients = PerClassGradients(tmp_path / "g2", every_n_steps=1, outputs=["main"])
+    ct.fit(main_only(), data, [gradients])
+    assert len(gradients.dataframe()) == BATCHES
