@@ -207,3 +207,28 @@ def test_an_output_without_labels_is_refused_in_one_line_unless_outputs_leaves_i
     gradients = PerClassGradients(tmp_path / "g2", every_n_steps=1, outputs=["main"])
     ct.fit(main_only(), data, [gradients])
     assert len(gradients.dataframe()) == BATCHES
+
+
+def test_two_heads_with_gradient_accumulation_log_each_batch(tmp_path):
+    """A row per batch with the batch's own class losses and gradients; the update where it is applied."""
+
+    def accumulating():
+        net = _two_heads()
+        optimizer = keras.optimizers.SGD(0.1, gradient_accumulation_steps=2)
+        net.compile(optimizer=optimizer, loss=net.loss, loss_weights=WEIGHTS)
+        return net
+
+    gradients = PerClassGradients(tmp_path, every_n_steps=1)
+    trajectory = ct.Trajectory()
+    observed = ct.fit(accumulating(), _data(), [gradients, trajectory])
+    plain = ct.fit(accumulating(), _data(), [])
+    for a, b in zip(observed.get_weights(), plain.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    rows = gradients.dataframe()
+    assert rows["gradients_accumulation_update_applied"].tolist() == [0, 1, 0, 1]
+    # The weights change at the second batch of each pair only, so both batches start from the update's weights.
+    expected = _expected_norms(observed, trajectory, [0, 0, 1, 1])
+    for b, row in enumerate(expected):
+        for column, value in row.items():
+            np.testing.assert_allclose(rows.loc[b, column], value, rtol=1e-5, atol=1e-7, err_msg=column)
+    assert (rows["gradients_update_norm"][[0, 2]] == 0).all() and (rows["gradients_update_norm"][[1, 3]] > 0).all()
