@@ -1,40 +1,58 @@
 #!/usr/bin/env bash
-# Runs the callback tests against the oldest and newest declared Keras and TensorFlow, each in its
-# own virtual environment under /tmp (created on first use, reused afterwards; never in the repo).
+# Runs the callback tests on a backend x version matrix: Keras and TensorFlow versions, each pair in
+# its own virtual environment under /tmp (created on first use, reused afterwards; never in the repo).
 #
-#   bash benchmarks/keras_versions.sh [KERAS=TF[+EXTRA_REQUIREMENT] ...]
+#   bash benchmarks/keras_versions.sh [[BACKEND:]KERAS=TF[+EXTRA_REQUIREMENT] ...]
 #
-# Without arguments it runs the declared range: the oldest Keras with the oldest TensorFlow it is
-# declared with, and the newest of both. Each environment also gets the project's other runtime
-# dependencies, loosely as `pip install` would pick them, and is checked to import
-# tensorflow_datasets. Prints one line per environment; the last result is in docs/callbacks.md.
-# Not part of the test suite: it installs TensorFlow (about 600 MB) per environment.
+# BACKEND is `tensorflow` (the default) or `jax`. Without arguments it runs Keras 3.8 (the oldest the
+# callbacks accept, with TensorFlow 2.16 and `tensorflow-metadata<1.18` so that tensorflow_datasets
+# imports), the oldest declared pair (Keras 3.10, TensorFlow 2.20) and the newest (Keras 3.15.1,
+# TensorFlow 2.21), on TensorFlow; then the same newest pair on JAX.
+#
+# JAX hook: a `jax:` entry installs `jax` as well and runs, with KERAS_BACKEND=jax, the test files
+# named `tests/callbacks*jax*_test.py` (override with JAX_TESTS="file ..."). When there are none, its
+# line says so and nothing is installed.
+#
+# Each environment also gets the project's other runtime dependencies, loosely as `pip install` would
+# pick them, and is checked to import tensorflow_datasets. Prints one line per environment; the last
+# result is in docs/callbacks.md. Not part of the test suite: it installs TensorFlow (about 600 MB)
+# per environment.
 set -u -o pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENVS="${IMBAL_KERAS_VERSIONS_DIR:-/tmp/imbal_keras_versions}"
 PYTHON="${PYTHON:-python3}"
-TESTS=(
-  tests/callbacks_test.py
-  tests/batch_composition_test.py
-  tests/per_class_gradients_test.py
-  tests/callbacks_matrix_test.py
-  tests/callbacks_failures_test.py
-  tests/callbacks_docs_test.py
-)
+# Every callback test file that runs on TensorFlow (the JAX ones run in the `jax:` column).
+mapfile -t TESTS < <(cd "$REPO" && ls tests/callbacks*_test.py tests/batch_composition_test.py \
+  tests/per_class_gradients_test.py | grep -v jax)
+read -r -a JAX_TESTS <<<"${JAX_TESTS:-$(cd "$REPO" && ls tests/callbacks*jax*_test.py 2>/dev/null | tr '\n' ' ')}"
 if [ "$#" -eq 0 ]; then
-  set -- "3.10.0=2.20.0" "3.15.1=2.21.0"
+  set -- "3.8.0=2.16.2+tensorflow-metadata<1.18" "3.10.0=2.20.0" "3.15.1=2.21.0" "jax:3.15.1=2.21.0"
 fi
 
 mkdir -p "$VENVS"
 summary=()
-for combo in "$@"; do
+for entry in "$@"; do
+  backend=tensorflow
+  combo="$entry"
+  case "$entry" in
+    jax:* | tensorflow:*) backend="${entry%%:*}" combo="${entry#*:}" ;;
+  esac
   keras_version="${combo%%=*}"
   rest="${combo#*=}"
   tf_version="${rest%%+*}"
   extra=""
   [ "$rest" != "$tf_version" ] && extra="${rest#*+}"
-  name="keras-${keras_version}-tf-${tf_version}${extra:+-$(echo "$extra" | tr -c 'A-Za-z0-9.\n' '_')}"
+  tests=("${TESTS[@]}")
+  if [ "$backend" = jax ]; then
+    if [ "${#JAX_TESTS[@]}" -eq 0 ]; then
+      summary+=("$backend keras-$keras_version: no KERAS_BACKEND=jax callback tests on this branch (tests/callbacks*jax*_test.py)")
+      continue
+    fi
+    tests=("${JAX_TESTS[@]}")
+    extra="jax $extra"
+  fi
+  name="${backend}-keras-${keras_version}-tf-${tf_version}${extra:+-$(echo "$extra" | tr -c 'A-Za-z0-9.\n' '_')}"
   venv="$VENVS/$name"
   log="$VENVS/$name.log"
   echo "== $name (log: $log)"
@@ -54,11 +72,12 @@ for combo in "$@"; do
   else
     tfds="FAILS to import ($(tail -1 "$log"))"
   fi
-  result="$(cd "$REPO" && PYTHONPATH="$REPO" "$venv/bin/python" -m pytest "${TESTS[@]}" -q -p no:randomly \
+  result="$(cd "$REPO" && KERAS_BACKEND="$backend" PYTHONPATH="$REPO" "$venv/bin/python" -m pytest "${tests[@]}" -q \
+    -p no:randomly -p no:xdist \
     -p no:cacheprovider 2>&1 | tee -a "$log" | tail -1)"
   summary+=("$name: $result; tensorflow_datasets $tfds [$versions]")
 done
 
 echo
-echo "Callback tests by environment ($(date -u +%Y-%m-%d)):"
+echo "Callback tests by backend and environment ($(date -u +%Y-%m-%d)):"
 printf '%s\n' "${summary[@]}"

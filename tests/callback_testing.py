@@ -211,3 +211,46 @@ def _clip(optimizer, gradients: list) -> list:
     if optimizer.clipvalue:
         return [np.clip(g, -optimizer.clipvalue, optimizer.clipvalue) for g in gradients]
     return gradients
+
+
+def expected_class_parts(net: keras.Model, trajectory: Trajectory, steps_and_batches: list, parts: Callable) -> list:
+    """Each recorded step's class losses and class gradient norms, by a GradientTape on a copy of the model.
+
+    Args:
+      net: the trained model; a clone of it gets the weights from `trajectory`.
+      trajectory: the weights before every step.
+      steps_and_batches: `(step, batch)` of each recorded step, the batch as `parts` takes it.
+      parts: `f(model, batch) -> {prefix: (K,) class losses}`, written by the test (the prefix names the output:
+        "" or "main_").
+
+    Returns:
+      Per step a dict of logged column -> value: `{prefix}loss_class_{c}`, `{prefix}gradients_norm_class_{c}` and
+      `loss_total`, the sum of every part.
+    """
+    copy = keras.models.clone_model(net)
+    expected = []
+    for step, batch in steps_and_batches:
+        copy.set_weights(trajectory.around(step)[0])
+        with tf.GradientTape(persistent=True) as tape:
+            split = parts(copy, batch)
+        row = {"loss_total": float(sum(tf.reduce_sum(losses) for losses in split.values()))}
+        for prefix, losses in split.items():
+            for c, loss in enumerate(losses):
+                weights = copy.trainable_weights
+                gradients = tape.gradient(loss, weights)
+                gradients = [
+                    np.zeros(w.shape) if g is None else tf.convert_to_tensor(g)
+                    for w, g in zip(weights, gradients, strict=True)
+                ]
+                row[f"{prefix}loss_class_{c}"] = float(loss)
+                row[f"{prefix}gradients_norm_class_{c}"] = np.linalg.norm(_flat(gradients))
+        expected.append(row)
+    return expected
+
+
+def assert_rows_match(frame: pd.DataFrame, expected: list, *, rtol: float = 1e-5, atol: float = 1e-7) -> None:
+    """Every expected column of every row (`expected_class_parts`) against the logged rows, in order."""
+    assert len(frame) == len(expected)
+    for i, row in enumerate(expected):
+        for column, value in row.items():
+            np.testing.assert_allclose(frame[column].iloc[i], value, rtol=rtol, atol=atol, err_msg=f"{column}, row {i}")

@@ -2,6 +2,7 @@
 
 import pathlib
 import re
+import types
 
 import pytest
 
@@ -35,6 +36,11 @@ def test_tag_table_lists_every_tag():
     composition = ik.BatchComposition("logs", num_classes=2)
     gradients = ik.PerClassGradients("logs", num_classes=2)
     logged = {re.sub(r"class_\d", "class_{c}", tag) for cb in (composition, gradients) for tag in cb._tags()}
+    # Dense and multi-label rows' own columns (`rows.output_composition_tags` reads an output's kind, class labels
+    # and tag prefix).
+    for kind in ("dense", "multi_label"):
+        output = types.SimpleNamespace(kind=kind, labels=("{c}",), prefix="")
+        logged |= set(rows.output_composition_tags(output))
     assert logged | {"composition/minority_count", *rows.ACCUMULATION_TAGS, rows.EMA_OVERWRITE_TAG} == documented
 
 

@@ -33,6 +33,8 @@ def test_get_config_round_trips(cls):
             "minority_class": 0,
             "num_classes": 3,
             "class_names": None,
+            "outputs": None,
+            "ignore_class": None,
         }
     )
 

@@ -220,9 +220,9 @@ def in_separate_graph(function):
 
 
 def compiled_losses(model: keras.Model) -> list:
-    """`(loss_fn, loss_weight)` of every compiled loss (one per output that has a loss)."""
+    """`(output name, loss_fn, loss_weight)` of every compiled loss (one per output that has a loss)."""
     flat = getattr(getattr(model, "_compile_loss", None), "_flat_losses", None) or []
-    return [(entry[1], entry[2]) for entry in flat]
+    return [(entry[3] if len(entry) > 3 else None, entry[1], entry[2]) for entry in flat]
 
 
 def user_loss(model: keras.Model):
@@ -234,40 +234,40 @@ def compiled_loss_dtype(model: keras.Model):
     return model._compile_loss.dtype
 
 
-def split_reduction(loss_fn, values: tf.Tensor, y_pred: tf.Tensor, sample_weight, one_hot: tf.Tensor) -> tf.Tensor:
-    """The reduced loss of the batch restricted to each class, with the whole batch's divisor, shape (K,).
+def loss_weighting(loss_fn, values: tf.Tensor, y_pred: tf.Tensor, sample_weight) -> tuple:
+    """How `loss_fn(y, y_pred, sample_weight)` weights and divides its values `values = loss_fn.call(y, y_pred)`.
 
-    Re-states `Loss.__call__` (`keras/src/losses/loss.py`: the output's mask merged into the sample weights, the
-    weights broadcast to the per-example values, the reduction and its scaling under `tf.distribute`) on
-    `values = loss_fn.call(y, y_pred)` computed once, so that the K values sum to `loss_fn(y, y_pred,
-    sample_weight)`. `mean_with_sample_weight` divides every class by the whole batch's weight.
+    Re-states `Loss.__call__` (`keras/src/losses/loss.py`): the output's mask and the values' own mask (which
+    `ignore_class` sets) merged into the sample weights, the weights broadcast to the values, the reduction's
+    divisor and its scaling under `tf.distribute`, so that the loss is sum(values * weight) / divisor and a part of
+    the terms divided by the same divisor is that part's share of it.
 
     Args:
       loss_fn: the compiled `keras.losses.Loss`.
-      values: its per-example values, (B, ...).
+      values: its values, (B, ...).
       y_pred: the model output (for its mask).
-      sample_weight: (B,) weights or None.
-      one_hot: (B, K) class membership.
+      sample_weight: (B,) or (B, ...) weights, or None.
+
+    Returns:
+      `(weight, divisor)`: weights of the shape of `values` (None: every value weighs 1) and the scalar divisor.
     """
     dtype = values.dtype
-    mask = keras.src.backend.get_keras_mask(y_pred)
+    masks = [keras.src.backend.get_keras_mask(t) for t in (y_pred, values)]
+    masks = [m for m in masks if m is not None]
+    mask = tf.logical_and(*masks) if len(masks) == 2 else (masks[0] if masks else None)
     weight = loss_module.apply_mask(sample_weight, mask, dtype=dtype, reduction=loss_fn.reduction)
     if weight is not None:
-        values, weight = loss_module.squeeze_or_expand_to_same_rank(values, tf.cast(weight, dtype))
-        values = values * weight
-    # Per example (B,), then per class (K,): a matrix-vector product is one op.
-    per_example = values if values.shape.rank == 1 else tf.reduce_sum(values, axis=list(range(1, values.shape.rank)))
-    sums = tf.linalg.matvec(tf.cast(one_hot, dtype), per_example, transpose_a=True)
+        shaped, weight = loss_module.squeeze_or_expand_to_same_rank(values, tf.cast(weight, dtype))
+        weight = tf.reshape(tf.broadcast_to(weight, tf.shape(shaped)), tf.shape(values))
     if loss_fn.reduction == "sum":
-        return sums
+        return weight, tf.ones((), dtype)
     if loss_fn.reduction == "mean_with_sample_weight" and weight is not None:
         divisor = tf.reduce_sum(weight)
     else:
-        elements = values.shape.num_elements()
-        divisor = tf.cast(tf.size(values) if elements is None else elements, dtype)
-    mean = tf.math.divide_no_nan(sums, divisor)
+        count = values.shape.num_elements()
+        divisor = tf.cast(tf.size(values) if count is None else count, dtype)
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    return mean * tf.cast(1.0 / replicas, dtype) if replicas > 1 else mean
+    return weight, divisor * replicas if replicas > 1 else divisor
 
 
 def logits(y_pred: tf.Tensor) -> tf.Tensor | None:

@@ -17,8 +17,25 @@ __all__ = ["describe", "is_integer", "layout_summary"]
 # (tag pattern, description); `{c}` in a description is the class the tag names.
 _DESCRIPTIONS = [
     (r"composition/batch_size", "Examples in the batch (the global batch under tf.distribute). Unit: examples."),
-    (r"composition/count/class_(.+)", "Examples of class {c} in the batch. Unit: examples, summed over the batch."),
-    (r"composition/share/class_(.+)", "Class {c}'s share of the batch: its count / batch size. Unit: fraction."),
+    (
+        r"composition/count/class_(.+)",
+        "Examples of class {c} in the batch (dense labels: its pixels or tokens; multi-label: the examples holding "
+        "label {c}). Unit: examples (elements), summed over the batch.",
+    ),
+    (
+        r"composition/share/class_(.+)",
+        "Class {c}'s share of the batch: its count / batch size (dense labels: / the labelled elements). "
+        "Unit: fraction.",
+    ),
+    (
+        r"composition/elements",
+        "Labelled pixels or tokens in the batch (elements with ignore_class left out). Unit: elements.",
+    ),
+    (
+        r"composition/examples/class_(.+)",
+        "Examples of the batch holding at least one pixel or token of class {c}. Unit: examples.",
+    ),
+    (r"composition/no_label", "Examples of the batch holding no positive label (multi-label). Unit: examples."),
     (
         r"composition/weight/class_(.+)",
         "Total sample weight of class {c}'s examples (sample weights and class_weight=; 1 per example without). "
@@ -53,7 +70,11 @@ _DESCRIPTIONS = [
         "L2 norm of class {c}'s share of the update: delta theta * grad L_{c} / grad L, element-wise "
         "(lr * ||grad L_{c}|| for plain SGD).",
     ),
-    (r"gradients/examples/class_(.+)", "Examples of class {c} in the batch. Unit: examples."),
+    (
+        r"gradients/examples/class_(.+)",
+        "Examples of class {c} in the batch (dense labels: its pixels or tokens; multi-label: the examples holding "
+        "label {c}). Unit: examples (elements).",
+    ),
     (
         r"gradients/accumulation/update_applied",
         "1 in the batch where the optimizer applies the accumulated update (gradient_accumulation_steps), else 0.",
@@ -70,28 +91,38 @@ _DESCRIPTIONS = [
     ),
     (r"train/loss", "The training loss of the batch (from Keras's running mean). Unit: loss."),
 ]
-_INTEGER = re.compile(r"composition/(batch_size|count/|no_minority)|gradients/(examples/|accumulation/|ema_overwrite)")
+_INTEGER = re.compile(
+    r"composition/(batch_size|count/|elements|examples/|no_label|no_minority)"
+    r"|gradients/(examples/|accumulation/|ema_overwrite)"
+)
+# Tags of one output of a model with several start with the output's name: `main/composition/count/class_1`.
+_OUTPUT_PREFIX = re.compile(r"(?:([^/]+)/)?((?:composition|loss|gradients)/.+)")
 
 
 def describe(tag: str) -> str:
     """The description of a logged tag (empty for a tag this module does not know)."""
+    match = _OUTPUT_PREFIX.fullmatch(tag)
+    output, own = match.groups() if match else (None, tag)
     for pattern, text in _DESCRIPTIONS:
-        match = re.fullmatch(pattern, tag)
-        if match:
-            return text.format(c=match.group(1) if match.groups() else "")
+        found = re.fullmatch(pattern, own)
+        if found:
+            described = text.format(c=found.group(1) if found.groups() else "")
+            return f"Output {output}: {described}" if output else described
     return ""
 
 
 def is_integer(tag: str) -> bool:
     """Whether a tag's values are whole numbers (counts and flags): integer columns in the DataFrame."""
-    return _INTEGER.match(tag) is not None
+    match = _OUTPUT_PREFIX.fullmatch(tag)
+    return _INTEGER.match(match.group(2) if match else tag) is not None
 
 
-def layout_summary(class_labels: list[str]):
-    """A custom-scalars layout `Summary`: for each class, its gradient norm, effective step, share and count.
+def layout_summary(targets: list):
+    """A custom-scalars layout `Summary`: for each class of each observed output, its gradient norm, effective step,
+    share and count.
 
     Args:
-      class_labels: how the tags name the classes (`class_{label}`), in class order.
+      targets: the observed outputs (`_labels.Target`: their tag prefix and how the tags name their classes).
     """
     charts = [
         ("gradient norm", "gradients/norm/class_{}"),
@@ -101,15 +132,18 @@ def layout_summary(class_labels: list[str]):
     ]
     categories = [
         layout_pb2.Category(
-            title=f"class {label}",
+            title=f"{target.prefix}class {label}",
             chart=[
                 layout_pb2.Chart(
-                    title=f"{title}, class {label}",
-                    multiline=layout_pb2.MultilineChartContent(tag=[f"^{re.escape(tag.format(label))}$"]),
+                    title=f"{title}, {target.prefix}class {label}",
+                    multiline=layout_pb2.MultilineChartContent(
+                        tag=[f"^{re.escape(target.prefix + tag.format(label))}$"]
+                    ),
                 )
                 for title, tag in charts
             ],
         )
-        for label in class_labels
+        for target in targets
+        for label in target.labels
     ]
     return custom_scalar_summary.pb(layout_pb2.Layout(category=categories))

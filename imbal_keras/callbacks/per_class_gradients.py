@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from imbal_keras.callbacks import _keras_adapter, rows
+from imbal_keras.callbacks import _keras_adapter, _labels, _split, rows
 from imbal_keras.callbacks.recorder import StepRecorder
-from imbal_keras.errors import UserInputError
 
 __all__ = ["PerClassGradients"]
 
@@ -39,6 +38,13 @@ class PerClassGradients(StepRecorder):
       coordinate, in proportion to each class's gradient there;
     - `gradients/examples/class_{c}`: examples of class c in the batch.
 
+    Dense labels split the loss by element class: L_c is the loss restricted to the pixels (tokens)
+    of class c with the full loss's denominator, and `examples` counts those elements. Multi-label
+    targets split it by label: L_l is label l's binary cross-entropy term. For a model with several
+    outputs the whole step's columns (`loss/total`, the gradient and update norms) are logged once
+    and each observed output's class columns start with its name (`main/loss/class_1`); an output's
+    L_c include its `loss_weights` factor.
+
     Recording a step costs a forward pass and K backward passes (K + 1 when the model has
     `model.losses` terms): Keras's own train step trains on the batch, and the callback recomputes
     the loss and gradients from the weights and state before the step, in a graph TensorFlow
@@ -56,6 +62,10 @@ class PerClassGradients(StepRecorder):
       num_classes: K; inferred from the model output when omitted ((B, 1) output means K = 2).
       class_names: a name per class, in class order, used in the tags and columns instead of the class ids
         (`class_{name}`); K is their number.
+      outputs: for a model with several outputs, the names of the outputs to observe (default: every output
+        with labels); each output's tags and columns start with its name (`main/...`, `main_...`).
+      ignore_class: for dense labels (a class per pixel or token), the label of elements that count in no class;
+        by default the compiled loss's own `ignore_class`, if it has one.
 
     Example:
     ```python
@@ -77,6 +87,8 @@ class PerClassGradients(StepRecorder):
         minority_class: int = 1,
         num_classes: int | None = None,
         class_names: list[str] | None = None,
+        outputs: list[str] | None = None,
+        ignore_class: int | None = None,
     ):
         super().__init__(
             log_dir,
@@ -84,17 +96,17 @@ class PerClassGradients(StepRecorder):
             minority_class=minority_class,
             num_classes=num_classes,
             class_names=class_names,
+            outputs=outputs,
+            ignore_class=ignore_class,
         )
         self._ema_every = 0
 
     def _tags(self) -> list[str]:
-        tags = rows.gradient_tags(self.num_classes, accumulation=self._accumulation > 1, class_names=self.class_names)
+        tags = rows.output_gradient_tags(self._targets, accumulation=self._accumulation > 1)
         return tags + [rows.EMA_OVERWRITE_TAG] if self._ema_every else tags
 
     def _raw_width(self) -> int:
-        return len(
-            rows.gradient_tags(self.num_classes, accumulation=self._accumulation > 1, class_names=self.class_names)
-        )
+        return len(rows.output_gradient_tags(self._targets, accumulation=self._accumulation > 1))
 
     def _columns(self, raw: np.ndarray, steps: np.ndarray) -> np.ndarray:
         if not self._ema_every:
@@ -116,12 +128,16 @@ class PerClassGradients(StepRecorder):
             # Rows: each class's gradient summed over the batches of the update so far, then the total's; the last
             # column counts those batches.
             size = sum(int(np.prod(w.shape)) for w in self.model.trainable_weights)
-            self._zeroed_variable("_accumulated", (self.num_classes + 1, size + 1))
+            self._zeroed_variable("_accumulated", (self._classes() + 1, size + 1))
+
+    def _classes(self) -> int:
+        """The classes of all observed outputs together (the rows of the stacked class gradients)."""
+        return sum(target.num_classes for target in self._targets)
 
     def record_gradients(self, step) -> None:
         """Records the quantities of a `probe.GradientStep` (called inside the train step)."""
         if self._class_losses is None:
-            self._class_losses = _class_loss_function(self.model)
+            self._class_losses = [_split.output_loss(self.model, target) for target in self._targets]
         # Recomputed from the state before the step in a graph of their own: an op that read Keras's gradient or
         # shared its ops would change how TensorFlow's graph optimizer rewrites the update, which then differed in
         # the last bit on some CPUs.
@@ -144,9 +160,41 @@ class PerClassGradients(StepRecorder):
             update = _flatten([w.value for w in step.weights]) - _flatten(step.weights_before)
             if self._accumulation > 1:
                 return self._accumulated_row(step.step, per_class, total, update, losses, counts)
-            return rows.gradient_row(per_class, total, applied, update, losses, counts)
+            return self._row(per_class, total, applied, update, losses, counts)
 
         self._record(step.step, row)
+
+    def _row(self, per_class, total, applied, update, losses, counts, split=None) -> list[tf.Tensor]:
+        """`rows.gradient_row` of each observed output, joined (`rows.joined_gradient_rows`) for several.
+
+        `per_class` (sum K, P), the class losses after the first two entries of `losses` and `counts` (sum K,) hold
+        the outputs' classes one output after the other; `split` is `(per_class, total)` as `rows.gradient_row`
+        takes it, its classes stacked the same way.
+        """
+        if len(self._targets) == 1 and self._targets[0].name is None:
+            return rows.gradient_row(per_class, total, applied, update, losses, counts, split=split)
+        sizes = [target.num_classes for target in self._targets]
+        parts = zip(
+            tf.split(per_class, sizes),
+            tf.split(losses[2:], sizes),
+            tf.split(counts, sizes),
+            tf.split(split[0], sizes) if split is not None else [None] * len(sizes),
+            strict=True,
+        )
+        return rows.joined_gradient_rows(
+            [
+                rows.gradient_row(
+                    classes,
+                    total,
+                    applied,
+                    update,
+                    tf.concat([losses[:2], class_losses], 0),
+                    class_counts,
+                    split=(split_classes, split[1]) if split is not None else (classes, total),
+                )
+                for classes, class_losses, class_counts, split_classes in parts
+            ]
+        )
 
     def _accumulated_row(self, step, per_class, total, update, losses, counts) -> list[tf.Tensor]:
         """The row of one of the k batches of an update with `gradient_accumulation_steps=k`.
@@ -159,7 +207,7 @@ class PerClassGradients(StepRecorder):
         inside an update whose first batches an earlier fit trained on).
         """
         applies = tf.cast(tf.equal((step + 1) % self._accumulation, 0), tf.float32)
-        ones = tf.ones([self.num_classes + 1, 1])
+        ones = tf.ones([self._classes() + 1, 1])
         summed = self._accumulated + tf.concat([tf.concat([per_class, total[None]], axis=0), ones], axis=1)
         self._accumulated.assign(summed * (1.0 - applies))
         split_per_class, split_total, batches = summed[:-1, :-1], summed[-1, :-1], summed[0, -1]
@@ -167,7 +215,7 @@ class PerClassGradients(StepRecorder):
         averaged = split_total / self._accumulation
         applied = _keras_adapter.clipped_gradient(self.model.optimizer, averaged, shapes)
         applied = averaged if applied is None else applied
-        row = rows.gradient_row(
+        row = self._row(
             per_class, total, applied * applies, update, losses, counts, split=(split_per_class, split_total)
         )
         return [*row, applies[None], (batches * applies)[None]]
@@ -182,8 +230,8 @@ class PerClassGradients(StepRecorder):
           loss_scale: the factor the optimizer scaled the loss by, or None.
 
         Returns:
-          `(per_class, total, losses, counts)`: grad L_c flattened, (K, P); grad L, (P,); L, L_reg and the L_c,
-          (2 + K,); examples per class, (K,).
+          `(per_class, total, losses, counts)`: grad L_c flattened, (sum K, P), the observed outputs' classes one
+          output after the other; grad L, (P,); L, L_reg and the L_c, (2 + sum K,); examples per class, (sum K,).
         """
         model, weights = self.model, before[0]
         with _keras_adapter.state_before_step(model, *before), tf.GradientTape(persistent=True) as tape:
@@ -198,8 +246,17 @@ class PerClassGradients(StepRecorder):
                 regularization = _keras_adapter.regularization(model, additional_losses, data_loss.dtype)
                 loss = data_loss + regularization if additional_losses else data_loss
             scaled_loss, scaled_data_loss = _scaled(loss, loss_scale), _scaled(data_loss, loss_scale)
-            one_hot = tf.one_hot(self._class_ids(y), self.num_classes, dtype=tf.float32)
-            class_losses = self._class_losses(y, y_pred, sample_weight, one_hot)
+            outputs = [_labels.select(y_pred, target) for target in self._targets]
+            splits = [
+                _split.split(
+                    output_loss,
+                    target,
+                    _labels.select(y, target),
+                    output,
+                    _labels.select(sample_weight, target, shared=True),
+                )
+                for output_loss, target, output in zip(self._class_losses, self._targets, outputs, strict=True)
+            ]
 
         def gradient(target, **kwargs) -> tf.Tensor:
             gradients = tape.gradient(target, weights, **kwargs)
@@ -207,28 +264,40 @@ class PerClassGradients(StepRecorder):
             gradients = [tf.zeros(w.shape) if g is None else g for w, g in zip(weights, gradients, strict=True)]
             return _flatten(_keras_adapter.unscale_gradients(gradients, loss_scale))
 
-        # The compiled loss sums terms that each depend on one example's prediction only, so masking
-        # d(L - L_reg)/d(output) to the rows of class c and back-propagating gives grad L_c exactly: one backward
-        # pass per class. Behind a sigmoid or softmax output the source is its logits, which the probabilities are
-        # a function of: Keras's cross-entropies read the logits, other losses the probabilities, and the gradient
-        # with respect to the logits holds both paths once.
-        logits = _keras_adapter.logits(y_pred)
-        source = y_pred if logits is None else logits
-        output_gradient = tape.gradient(scaled_data_loss, source, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        counts = tf.reduce_sum(one_hot, axis=0)
-        # One backward pass per class but the one with the most examples (`rows.per_class_gradients`); a class
-        # without examples is always back-propagated, so its gradient is exactly 0.
-        order = rows.class_order(counts)
-        masks = tf.cast(rows.class_masks(one_hot, order), output_gradient.dtype)
-        others = [
-            gradient(source, output_gradients=output_gradient * _expand_like(masks[:, i], output_gradient))
-            for i in range(1, self.num_classes)
+        # The compiled loss sums terms that each depend on one example's (pixel's, label's) prediction only, so
+        # masking d(L - L_reg)/d(output) to the terms of class c and back-propagating gives grad L_c exactly: one
+        # backward pass per class. Behind a sigmoid or softmax output the source is its logits, which the
+        # probabilities are a function of: Keras's cross-entropies read the logits, other losses the probabilities,
+        # and the gradient with respect to the logits holds both paths once.
+        sources = [
+            output if _keras_adapter.logits(output) is None else _keras_adapter.logits(output) for output in outputs
         ]
+        output_gradients = tape.gradient(scaled_data_loss, sources, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         total = gradient(scaled_loss)
-        data = gradient(source, output_gradients=output_gradient) if additional_losses else total
-        per_class = rows.per_class_gradients(data, others, order)
-        losses = tf.concat([tf.stack([loss, regularization]), tf.cast(class_losses, loss.dtype)], 0)
-        return per_class, total, losses, counts
+        per_class = []
+        for source, output_gradient, output_split in zip(sources, output_gradients, splits, strict=True):
+            # The output's whole data gradient: the loss's own when it is all there is (one output, no other terms),
+            # else its classes' terms only (elements in no class left out).
+            if not output_split.complete:
+                labelled = tf.reduce_sum(output_split.membership, axis=-1, keepdims=True)
+                data = gradient(source, output_gradients=output_gradient * _split.class_mask(labelled, 0, source))
+            elif self._targets[0].name is None and not additional_losses:
+                data = total
+            else:
+                data = gradient(source, output_gradients=output_gradient)
+            # One backward pass per class but the one with the most terms (`rows.per_class_gradients`); a class
+            # without any is always back-propagated, so its gradient is exactly 0.
+            order = rows.class_order(tf.reduce_sum(output_split.membership, axis=[0, 1]))
+            masks = rows.class_masks(output_split.membership, order)
+            others = [
+                gradient(source, output_gradients=output_gradient * _split.class_mask(masks, i, output_gradient))
+                for i in range(1, masks.shape[-1])
+            ]
+            per_class.append(rows.per_class_gradients(data, others, order))
+        class_losses = [tf.cast(output_split.losses, loss.dtype) for output_split in splits]
+        losses = tf.concat([tf.stack([loss, regularization]), *class_losses], 0)
+        counts = tf.concat([output_split.counts for output_split in splits], 0)
+        return tf.concat(per_class, 0), total, losses, counts
 
     def summary(self) -> dict[str, float]:
         """Scalar summaries over the run, for the results table (see docs/callbacks.md).
@@ -243,66 +312,28 @@ class PerClassGradients(StepRecorder):
             "gradients_mean_norm_applied": "gradients_norm_applied",
             "gradients_mean_update_norm": "gradients_update_norm",
         }
-        labels = self._class_labels()
-        for c in labels:
-            means[f"gradients_mean_norm_class_{c}"] = f"gradients_norm_class_{c}"
-            means[f"gradients_mean_effective_step_class_{c}"] = f"gradients_effective_step_class_{c}"
-            means[f"loss_mean_class_{c}"] = f"loss_class_{c}"
+        for target in self._targets:
+            prefix = target.prefix.replace("/", "_")
+            for c in target.labels:
+                means[f"{prefix}gradients_mean_norm_class_{c}"] = f"{prefix}gradients_norm_class_{c}"
+                means[f"{prefix}gradients_mean_effective_step_class_{c}"] = (
+                    f"{prefix}gradients_effective_step_class_{c}"
+                )
+                means[f"{prefix}loss_mean_class_{c}"] = f"{prefix}loss_class_{c}"
         summary = {key: float(frame[column].mean()) for key, column in means.items()}
-        minority = labels[self.minority_class]
-        with_minority = frame[f"gradients_examples_class_{minority}"] > 0
-        cosine = frame[f"gradients_cosine_class_{minority}_vs_rest"][with_minority]
-        summary["gradients_mean_cosine_minority_vs_rest"] = float(cosine.mean())
-        summary["gradients_frac_steps_with_minority"] = float(with_minority.mean())
+        for target in self._targets:
+            prefix = target.prefix.replace("/", "_")
+            minority = target.labels[self.minority_class]
+            with_minority = frame[f"{prefix}gradients_examples_class_{minority}"] > 0
+            cosine = frame[f"{prefix}gradients_cosine_class_{minority}_vs_rest"][with_minority]
+            summary[f"{prefix}gradients_mean_cosine_minority_vs_rest"] = float(cosine.mean())
+            summary[f"{prefix}gradients_frac_steps_with_minority"] = float(with_minority.mean())
         return summary
-
-
-def _class_loss_function(model):
-    """Returns `f(y, y_pred, sample_weight, one_hot) -> (L_c)` (K values) from the compiled loss.
-
-    The per-example loss is computed once and split into classes by `_keras_adapter.split_reduction`.
-
-    Raises:
-      UserInputError: no compiled loss, several outputs, or a loss that cannot be split per example.
-    """
-    compiled = _keras_adapter.compiled_losses(model)
-    if len(compiled) != 1:
-        raise UserInputError(
-            "PerClassGradients needs one loss passed to compile() for a single-output model. "
-            f"Received: loss={_keras_adapter.user_loss(model)!r}"
-        )
-    ((loss_fn, loss_weight),) = compiled
-    loss_dtype = _keras_adapter.compiled_loss_dtype(model)
-    reduction = getattr(loss_fn, "reduction", None)
-    if reduction not in rows.ADDITIVE_REDUCTIONS:
-        raise UserInputError(
-            "PerClassGradients needs a loss reduced over the batch (sum, sum_over_batch_size, "
-            f"mean or mean_with_sample_weight). Received: reduction={reduction!r}"
-        )
-
-    def class_losses(y, y_pred, sample_weight, one_hot):
-        values = loss_fn.call(tf.cast(y, loss_fn.dtype), tf.cast(y_pred, loss_fn.dtype))
-        if values.shape.rank == 0 or values.shape[0] != y_pred.shape[0]:
-            raise UserInputError(
-                "PerClassGradients needs a loss that returns one value per example. "
-                f"Received: loss={loss_fn.name!r} returning shape {values.shape}"
-            )
-        weight = None if sample_weight is None else tf.reshape(sample_weight, [-1])
-        values = _keras_adapter.split_reduction(loss_fn, values, y_pred, weight, one_hot)
-        values = tf.cast(values, loss_dtype)
-        return values if loss_weight is None else values * loss_weight
-
-    return class_losses
 
 
 def _scaled(loss: tf.Tensor, loss_scale) -> tf.Tensor:
     """The loss times the optimizer's loss scale, as `optimizer.scale_loss` multiplies it."""
     return loss if loss_scale is None else loss * tf.cast(loss_scale, loss.dtype)
-
-
-def _expand_like(mask: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
-    """(B,) -> (B, 1, ..., 1) with the rank of `like`, to mask rows of a (B, ...) tensor."""
-    return tf.reshape(mask, [-1] + [1] * (like.shape.rank - 1))
 
 
 def _flatten(tensors) -> tf.Tensor:

@@ -50,6 +50,8 @@ class StepRecorder(keras.callbacks.Callback):
     """
 
     needs_gradients = False
+    # Recorders that read the labels infer the observed outputs and their classes from the model.
+    _observes_labels = True
     # Recorders that read the train step's returned logs define `record_logs(step, logs)`.
     record_logs = None
     _aggregation = tf.VariableAggregation.SUM
@@ -65,6 +67,8 @@ class StepRecorder(keras.callbacks.Callback):
         minority_class: int = 1,
         num_classes: int | None = None,
         class_names: list[str] | None = None,
+        outputs: list[str] | None = None,
+        ignore_class: int | None = None,
     ):
         super().__init__()
         name = type(self).__name__
@@ -77,11 +81,32 @@ class StepRecorder(keras.callbacks.Callback):
         if class_names is not None:
             class_names = _checked_class_names(name, class_names, num_classes)
             num_classes = len(class_names)
+        if outputs is not None and not (
+            isinstance(outputs, (list, tuple)) and outputs and all(isinstance(o, str) for o in outputs)
+        ):
+            raise UserInputError(f"{name}: outputs must be a list of output names. Received: outputs={outputs!r}")
+        if ignore_class is not None and (isinstance(ignore_class, bool) or not isinstance(ignore_class, int)):
+            raise UserInputError(
+                f"{name}: ignore_class must be an integer label. Received: ignore_class={ignore_class!r}"
+            )
         self.log_dir = os.fspath(log_dir)
         self.every_n_steps = every_n_steps
         self.minority_class = minority_class
         self.num_classes = num_classes
         self.class_names = class_names
+        self.outputs = None if outputs is None else list(outputs)
+        self.ignore_class = ignore_class
+        # The observed outputs (`_labels.Target`), known from the model at `_prepare`; until then, given K alone
+        # (rows added from elsewhere, `add_rows`) means one output of one label per example.
+        self._targets = (
+            None
+            if num_classes is None or outputs
+            else [
+                _labels.Target(
+                    None, 0, num_classes, _labels.CLASSES, tuple(rows.class_labels(num_classes, class_names))
+                )
+            ]
+        )
         self._events = None
         self._blocks = []
         self._keep_buffer = False
@@ -107,6 +132,8 @@ class StepRecorder(keras.callbacks.Callback):
             "minority_class": self.minority_class,
             "num_classes": self.num_classes,
             "class_names": self.class_names,
+            "outputs": self.outputs,
+            "ignore_class": self.ignore_class,
         }
 
     @classmethod
@@ -156,7 +183,7 @@ class StepRecorder(keras.callbacks.Callback):
         self.dataframe().to_csv(path, index=False)
 
     def _tags_or_empty(self) -> list[str]:
-        return self._tags() if self.num_classes is not None else []
+        return self._tags() if self._targets is not None else []
 
     # Keras hooks.
 
@@ -201,23 +228,24 @@ class StepRecorder(keras.callbacks.Callback):
             if element_spec is not None and not self.model.built:
                 _keras_adapter.build_from_spec(self.model, element_spec)
             self._prepare()
-        if element_spec is not None:
+        if element_spec is not None and self._observes_labels:
             _, y, _ = keras.utils.unpack_x_y_sample_weight(element_spec)
-            _labels.check_labels(y, self.num_classes, type(self).__name__)
+            for target in self._targets:
+                _labels.check_labels(_labels.select(y, target), target, type(self).__name__)
 
     def _prepare(self) -> None:
-        """What needs the number of classes (and subclasses: the model's weights): the checks, the row buffer."""
+        """What needs the observed outputs and their classes (and subclasses: the model's weights): the checks, the
+        row buffer."""
         name = type(self).__name__
-        if self.num_classes is None:
-            self.num_classes = _labels.num_classes(self.model, name)
-        elif self.class_names is not None and _labels.output_classes(self.model) not in (None, self.num_classes):
+        if self._observes_labels:
+            request = _labels.Request(name, self.num_classes, self.class_names, self.outputs, self.ignore_class)
+            self._targets = _labels.targets(self.model, request)
+            if len(self._targets) == 1:
+                self.num_classes = self._targets[0].num_classes
+        smallest = min(t.num_classes for t in self._targets)
+        if self.minority_class >= smallest:
             raise UserInputError(
-                f"{name}: class_names must name each of the model's {_labels.output_classes(self.model)} classes. "
-                f"Received: class_names={self.class_names!r}"
-            )
-        if self.minority_class >= self.num_classes:
-            raise UserInputError(
-                f"{name}: minority_class must be a class of the {self.num_classes}-class model. "
+                f"{name}: minority_class must be a class of the {smallest}-class model. "
                 f"Received: minority_class={self.minority_class}"
             )
         self._zeroed_variable("_buffer", (self._rows, self._raw_width() + 1))
@@ -287,7 +315,7 @@ class StepRecorder(keras.callbacks.Callback):
             directory = os.path.join(self.log_dir, self._events_subdir)
             self._events = events.ScalarEventFile(directory, tags, [descriptions.describe(tag) for tag in tags])
             if any("class_" in tag for tag in tags):
-                self._events.write_summary(0, descriptions.layout_summary(self._class_labels()))
+                self._events.write_summary(0, descriptions.layout_summary(self._targets))
         self._events.write_scalars(steps + self._events_step_offset, values)
 
     def end_epoch(self, epoch: int) -> None:
@@ -338,13 +366,6 @@ class StepRecorder(keras.callbacks.Callback):
             return step
         k = self._accumulation
         return step // (k * self.every_n_steps) * k + step % k
-
-    def _class_labels(self) -> list[str]:
-        """How the tags and columns name the classes, in class order (`class_names` or the ids)."""
-        return rows.class_labels(self.num_classes, self.class_names)
-
-    def _class_ids(self, y: tf.Tensor) -> tf.Tensor:
-        return _labels.class_ids(y, self.num_classes, type(self).__name__)
 
     # Reading back.
 

@@ -22,8 +22,13 @@ __all__ = [
     "composition_raw_tags",
     "composition_row",
     "composition_tags",
+    "dense_composition_row",
     "gradient_row",
     "gradient_tags",
+    "joined_gradient_rows",
+    "multi_label_composition_row",
+    "output_composition_tags",
+    "output_gradient_tags",
     "per_class_gradients",
     "reduce_loss",
 ]
@@ -84,6 +89,68 @@ def composition_row(one_hot: tf.Tensor, sample_weight: tf.Tensor | None) -> list
     return [batch_size, counts, weights]
 
 
+def output_composition_tags(target, *, raw: bool = False) -> list[str]:
+    """The composition columns of one observed output (`_labels.Target`), prefixed with its name when the model has
+    several outputs; with `raw`, only the recorded (additive) ones.
+
+    "classes" targets have the columns of `composition_tags`. "dense" targets count elements (pixels or tokens):
+    `composition/elements` (labelled elements, the ignored ones left out), `composition/count/class_{c}` (elements
+    of class c), their share of the labelled elements and `composition/examples/class_{c}` (examples holding an
+    element of c). "multi_label" targets count examples positive for each label, and `composition/no_label` the
+    examples without any positive label.
+    """
+    classes = list(target.labels)
+    if target.kind not in ("dense", "multi_label"):
+        tags = composition_raw_tags if raw else composition_tags
+        return [target.prefix + tag for tag in tags(len(classes), class_names=classes)]
+    count = [f"composition/count/class_{c}" for c in classes]
+    share = [] if raw else [f"composition/share/class_{c}" for c in classes]
+    weight = [f"composition/weight/class_{c}" for c in classes]
+    if target.kind == "dense":
+        examples = [f"composition/examples/class_{c}" for c in classes]
+        tags = ["composition/batch_size", "composition/elements", *count, *share, *examples, *weight]
+    else:
+        tags = ["composition/batch_size", *count, *share, *weight, "composition/no_label"]
+    tags += [] if raw else ["composition/no_minority"]
+    return [target.prefix + tag for tag in tags]
+
+
+def dense_composition_row(one_hot: tf.Tensor, labelled: tf.Tensor, sample_weight: tf.Tensor | None) -> list[tf.Tensor]:
+    """A batch's composition row for dense labels, in the order of `output_composition_tags(raw=True)`.
+
+    Args:
+      one_hot: (B, N, K) float32 class membership of each element (zeros for an ignored or unknown label).
+      labelled: (B, N) float32, 1 for every element that is not ignored.
+      sample_weight: (B, 1) or (B, N) weights, or None (every element weighs 1).
+
+    Returns:
+      `[batch size (1,), labelled elements (1,), counts (K,), examples holding each class (K,), weights (K,)]`.
+    """
+    counts = tf.reduce_sum(one_hot, axis=[0, 1])
+    batch_size = tf.cast(tf.shape(one_hot)[:1], tf.float32)
+    elements = tf.reduce_sum(labelled)[None]
+    examples = tf.reduce_sum(tf.reduce_max(one_hot, axis=1), axis=0)
+    if sample_weight is None:
+        return [batch_size, elements, counts, examples, counts]
+    weights = tf.reduce_sum(one_hot * tf.cast(sample_weight, tf.float32)[..., None], axis=[0, 1])
+    return [batch_size, elements, counts, examples, weights]
+
+
+def multi_label_composition_row(positives: tf.Tensor, sample_weight: tf.Tensor | None) -> list[tf.Tensor]:
+    """A batch's composition row for multi-label targets, in the order of `output_composition_tags(raw=True)`.
+
+    Args:
+      positives: (B, L) float32, 1 where an example holds label l.
+      sample_weight: (B,) weights, or None.
+
+    Returns:
+      `[batch size (1,), positives per label (L,), their total sample weight (L,), examples with no label (1,)]`.
+    """
+    batch_size, counts, weights = composition_row(positives, sample_weight)
+    no_label = tf.reduce_sum(tf.cast(tf.equal(tf.reduce_sum(positives, axis=-1), 0.0), tf.float32))[None]
+    return [batch_size, counts, weights, no_label]
+
+
 # The columns a per-class-gradient row gains when the optimizer accumulates gradients over several batches.
 ACCUMULATION_TAGS = ["gradients/accumulation/update_applied", "gradients/accumulation/batches_in_split"]
 # The column marking the steps after which an optimizer with `use_ema=True` overwrote the weights.
@@ -107,6 +174,24 @@ def gradient_tags(num_classes: int, *, accumulation: bool = False, class_names: 
         + [f"gradients/examples/class_{c}" for c in classes]
         + (ACCUMULATION_TAGS if accumulation else [])
     )
+
+
+def output_gradient_tags(targets: list, *, accumulation: bool = False) -> list[str]:
+    """The columns of a per-class-gradient row over observed outputs (`_labels.Target`s), in row order.
+
+    One output of a single-output model: `gradient_tags`. Otherwise the whole step's columns (`loss/total`,
+    `loss/regularization`, `gradients/norm/total`, `gradients/norm/applied`, `gradients/update_norm`), then per
+    output its classes' columns, prefixed with the output's name (`main/loss/class_1`, ...).
+    """
+    if len(targets) == 1 and targets[0].name is None:
+        return gradient_tags(targets[0].num_classes, accumulation=accumulation, class_names=list(targets[0].labels))
+    tags = ["loss/total", "loss/regularization", "gradients/norm/total", "gradients/norm/applied"]
+    tags += ["gradients/update_norm"]
+    for target in targets:
+        per_class = ["loss/class_{}", "gradients/norm/class_{}", "gradients/cosine/class_{}_vs_rest"]
+        per_class += ["gradients/effective_step/class_{}", "gradients/examples/class_{}"]
+        tags += [target.prefix + tag.format(c) for tag in per_class for c in target.labels]
+    return tags + (ACCUMULATION_TAGS if accumulation else [])
 
 
 def reduce_loss(
@@ -222,3 +307,17 @@ def gradient_row(
         norms[..., first + k : first + 1 + 2 * k],
         counts,
     ]
+
+
+def joined_gradient_rows(rows: list[list[tf.Tensor]]) -> list[tf.Tensor]:
+    """One row in the order of `output_gradient_tags` from each observed output's `gradient_row`.
+
+    The rows share the whole step's quantities (the loss, its regularization part, the gradient norms and the update
+    norm), taken from the first; each output adds its classes' losses, norms, cosines, effective steps and counts.
+    """
+    losses, total, applied, _, _, steps, _ = rows[0]
+    joined = [losses[..., :2], total, applied, steps[..., :1]]
+    # `steps` holds the update norm, then the classes' effective steps.
+    for losses, _, _, norms, cosines, steps, counts in rows:
+        joined += [losses[..., 2:], norms, cosines, steps[..., 1:], counts]
+    return joined

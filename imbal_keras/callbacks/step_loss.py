@@ -23,6 +23,7 @@ class StepLoss(StepRecorder):
     _events_subdir = ""
     # Logged at the number of steps taken after the batch (1 for the first), the step of the evaluations.
     _events_step_offset = 1
+    _observes_labels = False
 
     def __init__(self, log_dir: str):
         # The class count is not used; 2 skips inferring it from the model.
