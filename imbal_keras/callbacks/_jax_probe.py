@@ -90,7 +90,7 @@ def read_rows(recorder) -> tuple[np.ndarray, np.ndarray]:
     probe = _PROBES.get(recorder.model)
     pending = probe.pending.pop(recorder, []) if probe is not None else []
     if not pending:
-        return np.zeros(0, np.int64), np.zeros((0, recorder._raw_width()), np.float32)
+        return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
     steps, values = zip(*pending, strict=True)
     return np.asarray(steps, np.int64), np.asarray(jnp.stack(values))
 

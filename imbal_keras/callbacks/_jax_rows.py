@@ -1,8 +1,8 @@
 """The recorded rows on the JAX backend: `rows` and `_labels` re-stated in `jax.numpy` for one batch.
 
 The same quantities, in the same order and with the same arithmetic as the TensorFlow definitions in
-`imbal_keras.callbacks.rows` and `_labels` (tests/jax/rows_test.py checks that both give the same values), for
-the functions the JAX probe compiles.
+`imbal_keras.callbacks.rows` and `_labels`, for the functions the JAX probe compiles (tests/jax/ checks every
+logged value against an independent `jax.grad` recomputation).
 """
 
 from __future__ import annotations
