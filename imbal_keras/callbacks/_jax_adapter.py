@@ -15,6 +15,7 @@ import keras
 import numpy as np
 from keras.src.backend.jax.trainer import JAXTrainer
 from keras.src.losses import loss as loss_module
+from keras.src.losses.losses import LossFunctionWrapper
 
 from imbal_keras.callbacks import _keras_adapter
 from imbal_keras.errors import UserInputError
@@ -112,3 +113,27 @@ def same_rank(values, weight) -> tuple:
 def keep_model_state(model: keras.Model) -> None:
     """Puts the state of the running fit back into the model's variables (a no-op outside a step of `fit`)."""
     model.jax_state_sync()
+
+
+def inference_forward(model: keras.Model, trainable, non_trainable, x):
+    """The model's output in inference mode (`training=False`) from given variable values."""
+    kwargs = {"training": False} if model._call_has_training_arg else {}
+    y_pred, _ = model.stateless_call(trainable, non_trainable, x, **kwargs)
+    return y_pred
+
+
+def per_example_loss(model: keras.Model, loss):
+    """`f(y, y_pred) -> (B,)`, the per-example values of `loss` (a `Loss`, its name or a function; None: the
+    model's compiled loss), as `compile` wraps a name or function.
+
+    Raises:
+      UserInputError: no loss, or one per output.
+    """
+    given = model.loss if loss is None else loss
+    if given is None or isinstance(given, (list, tuple, dict)):
+        raise UserInputError(f"GradientNoise needs one loss for a single-output model. Received: loss={given!r}")
+    if not isinstance(given, keras.losses.Loss):
+        given = keras.losses.get(given)
+    if not isinstance(given, keras.losses.Loss):
+        given = LossFunctionWrapper(given)
+    return lambda y, y_pred: given.call(keras.ops.cast(y, given.dtype), y_pred)
