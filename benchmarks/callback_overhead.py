@@ -18,8 +18,9 @@ same paired comparison against it is printed as the recording's own cost.
     python -m benchmarks.callback_overhead --ops
     python -m benchmarks.callback_overhead --backend=jax [--steps 512] [--repeats 40]
 
-`--backend=jax` runs the same table with Keras on JAX (the backend is set before Keras is imported, with one XLA
-thread); the configuration recording nothing is TensorFlow's probe only, so the JAX table leaves it out.
+`--backend=jax` runs the same table with Keras on JAX, one XLA thread: Keras picks its backend once per process, so
+the command runs itself again with `KERAS_BACKEND=jax`. The configuration recording nothing is TensorFlow's probe
+only, so the JAX table leaves it out.
 
 `--ops` instead counts the graph ops of one train step as traced (before TensorFlow's graph optimiser;
 constants and placeholders left out): the model's own step, a step recording composition, and one
@@ -38,21 +39,6 @@ import time
 import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def _choose_backend(argv: list[str]) -> None:
-    """Sets Keras's backend from `--backend` before Keras is imported (Keras reads it once per process)."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--backend", choices=["tensorflow", "jax"], default="tensorflow")
-    backend = parser.parse_known_args(argv)[0].backend
-    os.environ["KERAS_BACKEND"] = backend
-    if backend == "jax":
-        # One XLA thread, as TensorFlow runs on one below.
-        flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()
-
-
-_choose_backend(sys.argv[1:])
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -220,6 +206,18 @@ def _print_ops() -> None:
         print(f"{name:<24} {count:>9} {count - counts['plain fit']:>16}")
 
 
+def _run_on(backend: str) -> None:
+    """Runs this command again in a process whose Keras runs on `backend`, unless this one does."""
+    if keras.backend.backend() == backend:
+        return
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    if backend == "jax":
+        # One XLA thread, as TensorFlow runs on one below.
+        flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {flags}".strip()
+    os.execve(sys.executable, [sys.executable, "-m", "benchmarks.callback_overhead", *sys.argv[1:]], env)
+
+
 def _t_interval(log_ratio: np.ndarray) -> tuple[float, float]:
     """95% t interval of the mean log ratio, back on the ratio scale (NaN for fewer than 2 rounds)."""
     from scipy import stats
@@ -242,6 +240,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.ops and args.backend == "jax":
         parser.error("--ops counts TensorFlow graph ops: it runs with --backend=tensorflow only")
+    _run_on(args.backend)
     if args.ops:
         _print_ops()
         return
