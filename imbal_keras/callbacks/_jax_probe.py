@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
-from imbal_keras.callbacks import _jax_adapter, _jax_rows, _keras_adapter, rows
+from imbal_keras.callbacks import _jax_adapter, _jax_rows, _keras_adapter, probe, rows
 from imbal_keras.errors import UserInputError
 
 _PROBES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -105,6 +105,7 @@ class _Probe:
         self._functions = {}
         # Attached at the first batch of a fit, while the model still holds its variables.
         self._step = _jax_adapter.batch_count(model)
+        self._accumulation = _keras_adapter.accumulation_steps(model.optimizer)
         self._train_function = _jax_adapter.train_function(model, self._one_step)
         model.__dict__["make_train_function"] = self._make_train_function
 
@@ -150,7 +151,7 @@ class _Probe:
     def _one_step(self, state, data):
         step = self._step
         self._step += 1
-        due = tuple(r for r in self._recorders if step % r.every_n_steps == 0)
+        due = tuple(r for r in self._recorders if probe.is_due(step, r.every_n_steps, self._accumulation))
         if not due:
             return self._keras_step(state, data)
         functions = self._functions.get(due)
