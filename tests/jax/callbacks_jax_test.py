@@ -35,6 +35,7 @@ CASES = {
         inputs=(3, 2),
         optimizer={"class_name": "RMSprop", "config": {"learning_rate": 0.01}},
     ),
+    "one_hot_labels_from_logits": jt.Case([(8, "tanh"), (3, "linear")], num_classes=3, one_hot=True, from_logits=True),
     "adam_global_clipnorm": jt.Case(
         BINARY, optimizer={"class_name": "Adam", "config": {"learning_rate": 0.01, "global_clipnorm": 0.1}}
     ),

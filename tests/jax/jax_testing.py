@@ -22,6 +22,7 @@ ACTIVATIONS = {
     "tanh": jnp.tanh,
     "sigmoid": jax.nn.sigmoid,
     "softmax": lambda z: jax.nn.softmax(z, axis=-1),
+    "linear": lambda z: z,
 }
 
 
@@ -35,6 +36,8 @@ class Case:
     examples: int = 48
     batch_size: int = 16
     weighted: bool = False
+    one_hot: bool = False  # one-hot labels (B, K) and categorical cross-entropy, else class ids
+    from_logits: bool = False  # the last layer is linear and the loss takes logits (K > 2)
     optimizer: dict = dataclasses.field(default_factory=lambda: {"class_name": "SGD", "config": {"learning_rate": 0.1}})
 
     def data(self, seed: int = 0) -> tuple:
@@ -44,11 +47,17 @@ class Case:
             self.num_classes, size=self.examples, p=[0.6] + [0.4 / (self.num_classes - 1)] * (self.num_classes - 1)
         )
         y = ids.astype(np.float32) if self.num_classes == 2 else ids.astype(np.int32)
+        if self.one_hot:
+            y = np.eye(self.num_classes, dtype=np.float32)[ids]
         weights = rng.uniform(0.5, 2.0, size=self.examples).astype(np.float32) if self.weighted else None
         return (x[0] if len(x) == 1 else x), y, weights
 
-    def loss(self) -> str:
-        return "binary_crossentropy" if self.num_classes == 2 else "sparse_categorical_crossentropy"
+    def loss(self):
+        if self.num_classes == 2:
+            return "binary_crossentropy"
+        if self.one_hot:
+            return keras.losses.CategoricalCrossentropy(from_logits=self.from_logits)
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=self.from_logits)
 
 
 def keras_model(case: Case) -> keras.Model:
@@ -76,12 +85,21 @@ def forward(case: Case, weights: list, x) -> jax.Array:
 
 
 def per_example_loss(case: Case, y, y_pred) -> jax.Array:
-    """Keras's cross-entropies on probabilities: clipped to [eps, 1 - eps], one value per example."""
+    """Keras's cross-entropies, one value per example: on probabilities clipped to [eps, 1 - eps], or on logits."""
     if case.num_classes == 2:
         p = jnp.clip(y_pred[:, 0], EPS, 1 - EPS)
         return -(y * jnp.log(p) + (1 - y) * jnp.log(1 - p))
+    ids = class_ids(case, y)
+    if case.from_logits:
+        return -jnp.take_along_axis(jax.nn.log_softmax(y_pred, axis=-1), ids[:, None], axis=-1)[:, 0]
     p = jnp.clip(y_pred / jnp.sum(y_pred, axis=-1, keepdims=True), EPS, 1 - EPS)
-    return -jnp.log(jnp.take_along_axis(p, y[:, None].astype(jnp.int32), axis=-1)[:, 0])
+    return -jnp.log(jnp.take_along_axis(p, ids[:, None], axis=-1)[:, 0])
+
+
+def class_ids(case: Case, y):
+    """The class id of every example, (B,) int32."""
+    y = jnp.asarray(y)
+    return jnp.argmax(y, axis=-1).astype(jnp.int32) if case.one_hot else y.astype(jnp.int32)
 
 
 class Trajectory(keras.callbacks.Callback):
@@ -115,7 +133,7 @@ def batches(case: Case, data: tuple, steps: int) -> list[tuple]:
 
 def expected_composition(case: Case, batch: tuple) -> dict:
     _, y, weights = batch
-    ids = np.asarray(y).astype(int)
+    ids = np.asarray(class_ids(case, y))
     weights = np.ones(len(ids)) if weights is None else weights
     row = {"composition_batch_size": len(ids)}
     for c in range(case.num_classes):
@@ -135,7 +153,7 @@ def expected_gradient_row(case: Case, batch: tuple, before: list, after: list, c
       clip: `f(gradients) -> gradients`, the optimizer's clipping written by the test (identity without).
     """
     x, y, weights = batch
-    ids = np.asarray(y).astype(int)
+    ids = np.asarray(class_ids(case, y))
     weights = np.ones(len(ids), np.float32) if weights is None else weights
     params = [jnp.asarray(w) for w in before]
 
