@@ -16,6 +16,11 @@ same paired comparison against it is printed as the recording's own cost.
 
     python -m benchmarks.callback_overhead [--steps 512] [--repeats 40] [--json rows.json] [--breakdown]
     python -m benchmarks.callback_overhead --ops
+    python -m benchmarks.callback_overhead --backend=jax [--steps 512] [--repeats 40]
+
+`--backend=jax` runs the same table with Keras on JAX, one XLA thread: Keras picks its backend once per process, so
+the command runs itself again with `KERAS_BACKEND=jax`. The configuration recording nothing is TensorFlow's probe
+only, so the JAX table leaves it out.
 
 `--ops` instead counts the graph ops of one train step as traced (before TensorFlow's graph optimiser;
 constants and placeholders left out): the model's own step, a step recording composition, and one
@@ -28,6 +33,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 import warnings
@@ -118,28 +124,39 @@ class _RecordsNothing(StepRecorder):
 
 def _breakdown(log_dir: str) -> dict:
     """The default set's two parts alone (`--breakdown`)."""
-    return {
-        "plain fit": lambda: [],
-        _IDLE: lambda: [_RecordsNothing(log_dir)],
-        "composition only (every step)": lambda: [ik.BatchComposition(log_dir)],
-        "per-class gradients only (every 10 steps)": lambda: [ik.PerClassGradients(log_dir, every_n_steps=10)],
-        "default callbacks (composition every step, gradients every 10)": lambda: ik.experiment_callbacks(log_dir),
-    }
+    return _for_backend(
+        {
+            "plain fit": lambda: [],
+            _IDLE: lambda: [_RecordsNothing(log_dir)],
+            "composition only (every step)": lambda: [ik.BatchComposition(log_dir)],
+            "per-class gradients only (every 10 steps)": lambda: [ik.PerClassGradients(log_dir, every_n_steps=10)],
+            "default callbacks (composition every step, gradients every 10)": lambda: ik.experiment_callbacks(log_dir),
+        }
+    )
 
 
 def _configurations(log_dir: str) -> dict:
     """name -> function returning the callbacks of one fit."""
-    return {
-        "plain fit": lambda: [],
-        _IDLE: lambda: [_RecordsNothing(log_dir)],
-        "default callbacks (composition every step, gradients every 10)": lambda: ik.experiment_callbacks(log_dir),
-        "composition + per-class gradients every step": lambda: ik.experiment_callbacks(
-            log_dir, gradient_every_n_steps=1
-        ),
-        'stock TensorBoard(update_freq="batch", histogram_freq=1)': lambda: [
-            keras.callbacks.TensorBoard(log_dir, update_freq="batch", histogram_freq=1)
-        ],
-    }
+    return _for_backend(
+        {
+            "plain fit": lambda: [],
+            _IDLE: lambda: [_RecordsNothing(log_dir)],
+            "default callbacks (composition every step, gradients every 10)": lambda: ik.experiment_callbacks(log_dir),
+            "composition + per-class gradients every step": lambda: ik.experiment_callbacks(
+                log_dir, gradient_every_n_steps=1
+            ),
+            'stock TensorBoard(update_freq="batch", histogram_freq=1)': lambda: [
+                keras.callbacks.TensorBoard(log_dir, update_freq="batch", histogram_freq=1)
+            ],
+        }
+    )
+
+
+def _for_backend(configurations: dict) -> dict:
+    """The configurations the backend runs: on JAX all but the recorder of nothing (a TensorFlow probe function)."""
+    if keras.backend.backend() == "jax":
+        configurations.pop(_IDLE)
+    return configurations
 
 
 def _step_ops(callbacks: list) -> int:
@@ -189,6 +206,18 @@ def _print_ops() -> None:
         print(f"{name:<24} {count:>9} {count - counts['plain fit']:>16}")
 
 
+def _run_on(backend: str) -> None:
+    """Runs this command again in a process whose Keras runs on `backend`, unless this one does."""
+    if keras.backend.backend() == backend:
+        return
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    if backend == "jax":
+        # One XLA thread, as TensorFlow runs on one below.
+        flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {flags}".strip()
+    os.execve(sys.executable, [sys.executable, "-m", "benchmarks.callback_overhead", *sys.argv[1:]], env)
+
+
 def _t_interval(log_ratio: np.ndarray) -> tuple[float, float]:
     """95% t interval of the mean log ratio, back on the ratio scale (NaN for fewer than 2 rounds)."""
     from scipy import stats
@@ -207,7 +236,11 @@ def main() -> None:
     parser.add_argument("--json", help="also write the rows to this JSON file")
     parser.add_argument("--breakdown", action="store_true", help="time the default set's parts alone instead")
     parser.add_argument("--ops", action="store_true", help="count the graph ops of a train step instead")
+    parser.add_argument("--backend", choices=["tensorflow", "jax"], default="tensorflow", help="Keras's backend")
     args = parser.parse_args()
+    if args.ops and args.backend == "jax":
+        parser.error("--ops counts TensorFlow graph ops: it runs with --backend=tensorflow only")
+    _run_on(args.backend)
     if args.ops:
         _print_ops()
         return
@@ -226,7 +259,8 @@ def main() -> None:
             for name, make_callbacks in (_breakdown if args.breakdown else _configurations)(log_dir).items()
         }
         for model, _ in configurations.values():
-            probe.keep_compiled(model)
+            if args.backend == "tensorflow":
+                probe.keep_compiled(model)
         names = list(configurations)
         # Round -1 is warm-up: tracing, the recorders' buffers, thread pools and kernel caches.
         for round_ in range(-1, args.repeats):
@@ -284,16 +318,17 @@ def main() -> None:
         row.update(paired_median=float(np.exp(np.median(log_ratio))), paired_low=low, paired_high=high)
         print(f"  {name:<64} {row['paired_median']:.2f}x [{low:.2f}, {high:.2f}]")
     # What the recording itself costs: the same comparison against the probe's step function recording nothing.
-    idle = np.log(seconds_per_step["wall"][_IDLE])
-    print(f"paired over {len(idle)} rounds: relative to {_IDLE!r} (the recording's own cost)")
-    for name in names:
-        if name in ("plain fit", _IDLE) or not isinstance(configurations[name][1][0], StepRecorder):
-            continue
-        log_ratio = idle - np.log(seconds_per_step["wall"][name])
-        low, high = _t_interval(log_ratio)
-        row = next(r for r in rows if r["configuration"] == name)
-        row.update(recording_median=float(np.exp(np.median(log_ratio))), recording_low=low, recording_high=high)
-        print(f"  {name:<64} {row['recording_median']:.2f}x [{low:.2f}, {high:.2f}]")
+    if _IDLE in seconds_per_step["wall"]:  # TensorFlow only (`_for_backend`)
+        idle = np.log(seconds_per_step["wall"][_IDLE])
+        print(f"paired over {len(idle)} rounds: relative to {_IDLE!r} (the recording's own cost)")
+        for name in names:
+            if name in ("plain fit", _IDLE) or not isinstance(configurations[name][1][0], StepRecorder):
+                continue
+            log_ratio = idle - np.log(seconds_per_step["wall"][name])
+            low, high = _t_interval(log_ratio)
+            row = next(r for r in rows if r["configuration"] == name)
+            row.update(recording_median=float(np.exp(np.median(log_ratio))), recording_low=low, recording_high=high)
+            print(f"  {name:<64} {row['recording_median']:.2f}x [{low:.2f}, {high:.2f}]")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)

@@ -36,17 +36,18 @@ def keras_version() -> tuple[int, int]:
 
 
 def check_supported(callback_name: str) -> None:
-    """Raises unless the installed Keras is at least the oldest tested one, on the TensorFlow backend.
+    """Raises unless the installed Keras is at least the oldest tested one, on the TensorFlow or JAX backend.
 
-    Newer releases than the newest tested are accepted: every name below is checked when used.
+    Newer releases than the newest tested are accepted: every name below is checked when used. On JAX the
+    probe is `_jax_probe` (its private Keras names are in `_jax_adapter`).
 
     Raises:
       UserInputError: an older Keras or another backend.
     """
     backend = keras.backend.backend()
-    if keras_version() < OLDEST_TESTED or backend != "tensorflow":
+    if keras_version() < OLDEST_TESTED or backend not in ("tensorflow", "jax"):
         raise UserInputError(
-            f"{callback_name} needs Keras >= {'.'.join(map(str, OLDEST_TESTED))} with the TensorFlow backend. "
+            f"{callback_name} needs Keras >= {'.'.join(map(str, OLDEST_TESTED))} with the TensorFlow or JAX backend. "
             f"Received: keras {keras.version()} with backend {backend!r}"
         )
 

@@ -143,7 +143,12 @@ class GradientNoise(keras.callbacks.Callback):
         Returns:
           The rows recorded: one dict per strategy (the columns of `dataframe()`).
         """
-        moments = class_moments(
+        moments_of = class_moments
+        if keras.backend.backend() == "jax":
+            from imbal_keras.callbacks import _jax_noise  # imported on JAX only: a TensorFlow install may lack jax
+
+            moments_of = _jax_noise.class_moments
+        moments = moments_of(
             self.model,
             self._features,
             self._labels,

@@ -206,6 +206,8 @@ class StepRecorder(keras.callbacks.Callback):
         self._epoch = 0
         self._attached = False
         self._prepared = False
+        if _jax_probe() is not None:
+            _jax_probe().check_supported(self)
         # A model that is not built yet (a subclassed model never called) is built from the first batch's spec
         # (`prepare`), just before its first step.
         if self.model.built:
@@ -258,6 +260,8 @@ class StepRecorder(keras.callbacks.Callback):
         (`_aggregation`). A reused recorder (`reuse`) keeps its variables, so step functions compiled around them
         still write there; they are cleared, so a step that writes nothing is never read as written.
         """
+        if _jax_probe() is not None:
+            return  # On JAX the rows stay on the device until read (`_jax_probe.read_rows`): no variable.
         with self.model.distribute_strategy.scope():
             distributed = tf.distribute.has_strategy()
             kept = getattr(self, attribute, None)
@@ -284,7 +288,7 @@ class StepRecorder(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         # Counting here, not in on_train_batch_end, keeps Keras's async batch-end dispatch on.
         if not self._attached:
-            probe.attach(self.model, self)
+            (_jax_probe() or probe).attach(self.model, self)
             self._attached = True
         if self._calls == self._calls_per_read:
             self._read_rows()
@@ -296,7 +300,7 @@ class StepRecorder(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self._read_rows()
-        probe.detach(self.model, self)
+        (_jax_probe() or probe).detach(self.model, self)
         self.close()
 
     # Host side: rows recorded elsewhere (seeds side by side, `imbal_keras.training.side_by_side`) enter here too.
@@ -373,12 +377,23 @@ class StepRecorder(keras.callbacks.Callback):
         self._calls = 0
         if not self._prepared:
             return
+        steps, recorded = self._read_buffer() if _jax_probe() is None else _jax_probe().read_rows(self)
+        if not steps.size:
+            return
+        try:
+            self.add_rows(steps, recorded, epoch=self._epoch)
+        except UserInputError:
+            (_jax_probe() or probe).restore(self.model)  # fit stops here without calling on_train_end
+            raise
+
+    def _read_buffer(self) -> tuple[np.ndarray, np.ndarray]:
+        """The steps recorded in the graph since the last read and their raw rows (without the stamp)."""
         end = probe.batch_count(self.model)
         steps = np.arange(self._next_step, end, dtype=np.int64)
         steps = steps[probe.is_due(steps, self.every_n_steps, self._accumulation)]
         self._next_step = end
         if not steps.size:
-            return
+            return steps, np.zeros((0, self._raw_width()), np.float32)
         strategy = self.model.distribute_strategy
         with strategy.scope():
             buffer = self._buffer.read_value().numpy()
@@ -386,14 +401,17 @@ class StepRecorder(keras.callbacks.Callback):
         summed = self._distributed and self._aggregation == tf.VariableAggregation.SUM
         copies = strategy.num_replicas_in_sync if summed else 1
         written = recorded[:, 0] == copies * (steps % _STAMP_PERIOD + 1)
-        steps, recorded = steps[written], recorded[written, 1:]
-        if not steps.size:
-            return
-        try:
-            self.add_rows(steps, recorded, epoch=self._epoch)
-        except UserInputError:
-            probe.restore(self.model)  # fit stops here without calling on_train_end
-            raise
+        return steps[written], recorded[written, 1:]
+
+
+def _jax_probe():
+    """The JAX backend's probe module, or None on TensorFlow (imported on JAX only: a TensorFlow install may lack
+    jax)."""
+    if keras.backend.backend() != "jax":
+        return None
+    from imbal_keras.callbacks import _jax_probe as jax_probe
+
+    return jax_probe
 
 
 def _check_log_dir(callback_name: str, log_dir) -> None:
