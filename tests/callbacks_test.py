@@ -55,7 +55,7 @@ def test_bad_arguments_name_the_argument_and_value(cls, kwargs, message):
         cls("logs", **kwargs)
 
 
-@pytest.mark.parametrize("version, backend", [("3.7.0", "tensorflow"), ("3.3.3", "tensorflow"), ("3.15.1", "jax")])
+@pytest.mark.parametrize("version, backend", [("3.7.0", "tensorflow"), ("3.3.3", "tensorflow"), ("3.15.1", "torch")])
 @pytest.mark.parametrize("cls", CALLBACKS, ids=lambda cls: cls.__name__)
 def test_an_unsupported_keras_is_refused_in_one_line(monkeypatch, cls, version, backend):
     monkeypatch.setattr(keras, "version", lambda: version)
@@ -63,7 +63,7 @@ def test_an_unsupported_keras_is_refused_in_one_line(monkeypatch, cls, version, 
     with pytest.raises(UserInputError) as raised:
         cls("logs")
     assert str(raised.value) == (
-        f"{cls.__name__} needs Keras >= 3.8 with the TensorFlow backend. "
+        f"{cls.__name__} needs Keras >= 3.8 with the TensorFlow or JAX backend. "
         f"Received: keras {version} with backend {backend!r}"
     )
 

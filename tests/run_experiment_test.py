@@ -200,7 +200,9 @@ def test_entry_point_subprocess_prints_one_line(tmp_path):
 def test_killed_grid_resumes_without_duplicates(tmp_path):
     grid_dir = str(tmp_path / "g")
     runs_dir = sweep.runs_dir(grid_dir)
-    command = _command("--strategy=none,upsample", "--seed=0:3", "--workers=1", f"--output_dir={grid_dir}")
+    command = _command(
+        "--strategy=none,upsample", "--seed=0:3", "--workers=1", "--side_by_side=1", f"--output_dir={grid_dir}"
+    )
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_env())
     deadline = time.time() + 240
     while not (os.path.isdir(runs_dir) and runs.finished_runs(runs_dir)) and time.time() < deadline:
@@ -277,21 +279,21 @@ def test_dry_run_checks_and_describes_without_writing(tmp_path, capsys):
                                                  f"--output_dir={out}"], capsys)  # fmt: skip
     assert code is None, stderr
     assert stdout.startswith(
-        f"6 runs into {out} (local, 1 worker(s)); axes:\n  seed: 0,1,2\n  strategy: none,upsample\n"
+        f"6 runs into {out} (local, 1 worker(s), 1 tasks with seeds side by side); axes:\n  seed: 0,1,2\n  strategy: none,upsample\n"
     )
     # A 10,000-run grid prints readable lines, not one line of every value.
     code, stderr, stdout = _run_main_in_process(["--strategy=none,upsample", "--seed=0:5000", "--dry_run",
                                                  f"--output_dir={out}"], capsys)  # fmt: skip
     assert code is None, stderr
-    assert stdout.startswith(f"10000 runs into {out} (local, 1 worker(s)); axes:\n  seed: 0,1,2,...,4998,4999 (5000 "
+    assert stdout.startswith(f"10000 runs into {out} (local, 1 worker(s), 1000 tasks with seeds side by side); axes:\n  seed: 0,1,2,...,4998,4999 (5000 "
                              "values)\n  strategy: none,upsample\nruns:\n")  # fmt: skip
     # Every line but the first (which holds the output folder's path, as long as the user made it) is short.
     assert stdout.rstrip().endswith("... and 9995 more") and max(map(len, stdout.splitlines()[1:])) < 120
-    # With one data seed, a strategy's seeds share their data and train side by side: one task per strategy.
+    # The strategies' seeds share one pack (one task), data seed fixed or not.
     code, stderr, stdout = _run_main_in_process(["--strategy=none,upsample", "--seed=0:3", "--data_seed=0",
                                                  "--dry_run", f"--output_dir={out}"], capsys)  # fmt: skip
     assert code is None, stderr
-    assert stdout.startswith(f"6 runs into {out} (local, 1 worker(s), 2 tasks with seeds side by side); axes:")
+    assert stdout.startswith(f"6 runs into {out} (local, 1 worker(s), 1 tasks with seeds side by side); axes:")
     code, stderr, _ = _run_main_in_process(["--seed=0:3", "--side_by_side=0", "--dry_run"], capsys)
     assert code == 2 and "--side_by_side must be >= 1" in stderr and "Traceback" not in stderr
     code, stderr, stdout = _run_main_in_process(["--strategy=upsample", "--dry_run", f"--output_dir={out}"], capsys)

@@ -52,7 +52,7 @@ def composition_row(one_hot, sample_weight):
 
 
 def class_losses(loss_fn, loss_weight, dtype, batch: tuple, one_hot):
-    """Each class's part of the compiled loss (K,), with the whole batch's divisor (`_keras_adapter.split_reduction`
+    """Each class's part of the compiled loss (K,), with the whole batch's divisor (`_split.split`
     without output masks, which JAX arrays do not carry), times the loss's `loss_weights` entry.
 
     Args:

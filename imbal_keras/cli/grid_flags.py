@@ -38,9 +38,10 @@ _WARM = flags.DEFINE_boolean(
 _SIDE_BY_SIDE = flags.DEFINE_integer(
     "side_by_side",
     sweep.DEFAULT_PACK,
-    "Grids: runs that differ only in their training seeds train together in one compiled step, up to this many "
-    "(built-in MLP, strategies without training callbacks; others run one by one and the log says why; results "
-    "equal to float rounding, docs/grids.md). 1 runs every run on its own.",
+    "Grids: runs of equal shapes (they may differ in seeds, data seeds and strategies) train together in one "
+    "compiled step, up to this many (one-input models without untrained state such as Dropout, strategies "
+    "without training callbacks; others run one by one and the log says why; results equal to float rounding, "
+    "docs/grids.md). 1 runs every run on its own.",
 )
 _RAY_ADDRESS = flags.DEFINE_string(
     "ray_address", "", "Grids: Ray cluster to run on (--executor=ray): 'auto', 'ray://HOST:10001', ...; empty = local."
