@@ -58,4 +58,4 @@ def test_numbers_in_the_doc_match_the_tests(name):
         from imbal_keras.callbacks import _keras_adapter
 
         oldest = ".".join(map(str, _keras_adapter.OLDEST_TESTED))
-        assert f"need Keras >= {oldest} with the TensorFlow backend" in text
+        assert f"need Keras >= {oldest} with the TensorFlow or JAX backend" in text

@@ -85,13 +85,15 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": REPO, "TF_NUM_INTEROP_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1"}
 
 
-# Two commands of the same grid that differ only in how they execute it.
+# Two commands of the same grid that differ only in how they execute it (runs one by one, so the second
+# process starts while the first is mid-grid).
 COMMANDS = {"inline": ["--executor=inline"], "local": ["--executor=local", "--workers=1"]}
 
 
 def _start(grid_dir, how):
     command = [sys.executable, "-u", os.path.join(REPO, "run_experiment.py"), *TINY_FLAGS,
-               "--strategy=none,upsample", "--seed=0:10", f"--output_dir={grid_dir}", *COMMANDS[how]]  # fmt: skip
+               "--strategy=none,upsample", "--seed=0:10", "--side_by_side=1", f"--output_dir={grid_dir}",
+               *COMMANDS[how]]  # fmt: skip
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
 
 

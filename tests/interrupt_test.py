@@ -13,8 +13,9 @@ from imbal_keras import runs
 from imbal_keras.grid import sweep
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Runs one by one (--side_by_side=1), so the interrupt lands while runs are still training.
 GRID = ["--num_examples=600", "--steps=40", "--eval_every=20", "--hidden_units=8", "--strategy=none,upsample",
-        "--seed=0:4", "--workers=2"]  # fmt: skip
+        "--seed=0:4", "--workers=2", "--side_by_side=1"]  # fmt: skip
 
 
 def _start(grid_dir):

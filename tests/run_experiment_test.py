@@ -279,13 +279,15 @@ def test_dry_run_checks_and_describes_without_writing(tmp_path, capsys):
                                                  f"--output_dir={out}"], capsys)  # fmt: skip
     assert code is None, stderr
     assert stdout.startswith(
-        f"6 runs into {out} (local, 1 worker(s), 1 tasks with seeds side by side); axes:\n  seed: 0,1,2\n  strategy: none,upsample\n"
+        f"6 runs into {out} (local, 1 worker(s), 1 tasks with seeds side by side); axes:\n"
+        "  seed: 0,1,2\n  strategy: none,upsample\n"
     )
     # A 10,000-run grid prints readable lines, not one line of every value.
     code, stderr, stdout = _run_main_in_process(["--strategy=none,upsample", "--seed=0:5000", "--dry_run",
                                                  f"--output_dir={out}"], capsys)  # fmt: skip
     assert code is None, stderr
-    assert stdout.startswith(f"10000 runs into {out} (local, 1 worker(s), 1000 tasks with seeds side by side); axes:\n  seed: 0,1,2,...,4998,4999 (5000 "
+    assert stdout.startswith(f"10000 runs into {out} (local, 1 worker(s), 1000 tasks with seeds side by side); axes:\n"
+                             "  seed: 0,1,2,...,4998,4999 (5000 "
                              "values)\n  strategy: none,upsample\nruns:\n")  # fmt: skip
     # Every line but the first (which holds the output folder's path, as long as the user made it) is short.
     assert stdout.rstrip().endswith("... and 9995 more") and max(map(len, stdout.splitlines()[1:])) < 120

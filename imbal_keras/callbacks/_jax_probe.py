@@ -55,7 +55,7 @@ def check_supported(recorder) -> None:
             f"{name} needs one loss passed to compile() for a single-output model. "
             f"Received: loss={_keras_adapter.user_loss(model)!r}"
         )
-    reduction = getattr(compiled[0][0], "reduction", None)
+    reduction = getattr(compiled[0][1], "reduction", None)
     if reduction not in rows.ADDITIVE_REDUCTIONS:
         raise UserInputError(
             f"{name} needs a loss reduced over the batch (sum, sum_over_batch_size, mean or "
@@ -64,7 +64,18 @@ def check_supported(recorder) -> None:
 
 
 def attach(model: keras.Model, recorder) -> None:
-    """Starts feeding `recorder` from the model's train step (replaces `model.train_function`)."""
+    """Starts feeding `recorder` from the model's train step (replaces `model.train_function`).
+
+    Raises:
+      UserInputError: a recorder of several outputs, dense (per pixel or token) or multi-label targets, which the
+        callbacks observe on TensorFlow only.
+    """
+    kinds = [target.kind for target in recorder.targets]
+    if kinds != ["classes"]:
+        raise UserInputError(
+            f"{type(recorder).__name__} observes one output with one class per example on the JAX backend "
+            f"(see docs/callbacks.md, Backends). Received: outputs of kind {kinds}"
+        )
     probe = _PROBES.get(model)
     if probe is None:
         probe = _PROBES[model] = _Probe(model)
@@ -234,7 +245,7 @@ def _gradient_parts(model: keras.Model, state, batch: tuple, num_classes: int, n
     )
     custom_loss = _keras_adapter.overrides_compute_loss(model)
     regularization = loss - data_loss if (additional_losses or custom_loss) else jnp.zeros((), loss.dtype)
-    ((loss_fn, loss_weight),) = _keras_adapter.compiled_losses(model)
+    ((_, loss_fn, loss_weight),) = _keras_adapter.compiled_losses(model)
     class_losses = _jax_rows.class_losses(
         loss_fn, loss_weight, _keras_adapter.compiled_loss_dtype(model), (y, y_pred, sample_weight), one_hot
     )

@@ -142,6 +142,11 @@ class StepRecorder(keras.callbacks.Callback):
 
     # Subclass interface.
 
+    @property
+    def targets(self) -> tuple:
+        """The observed outputs (`_labels.Target`: name, classes, kind), known once the model is built."""
+        return tuple(self._targets or ())
+
     def _tags(self) -> list[str]:
         """TensorBoard tags of one logged row, in column order."""
         raise NotImplementedError

@@ -157,3 +157,21 @@ def test_what_jax_does_not_observe_is_refused_in_one_line_before_training(tmp_pa
         net.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[ik.PerClassGradients(str(tmp_path))])
     for u, v in zip(before, net.get_weights(), strict=True):
         np.testing.assert_array_equal(u, v)
+
+
+@pytest.mark.parametrize("cls", [ik.BatchComposition, ik.PerClassGradients], ids=lambda cls: cls.__name__)
+def test_multi_label_targets_are_refused_in_one_line_before_the_first_step(tmp_path, cls):
+    """Several outputs, masks and multi-label targets are observed on TensorFlow only; JAX says so."""
+    net = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="sigmoid")])
+    net.compile(keras.optimizers.SGD(0.1), "binary_crossentropy")
+    before = [w.copy() for w in net.get_weights()]
+    x = np.random.default_rng(0).normal(size=(32, 3)).astype("float32")
+    y = (np.random.default_rng(1).random((32, 4)) < 0.2).astype("float32")
+    message = (
+        f"{cls.__name__} observes one output with one class per example on the JAX backend "
+        "(see docs/callbacks.md, Backends). Received: outputs of kind ['multi_label']"
+    )
+    with pytest.raises(UserInputError, match=f"^{re.escape(message)}$"):
+        net.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[cls(str(tmp_path))])
+    for u, v in zip(before, net.get_weights(), strict=True):
+        np.testing.assert_array_equal(u, v)
