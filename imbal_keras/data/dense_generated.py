@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from imbal_keras.data.dense_shares import checked_multilabel, presence, rarest_present, valid_pixels
-from imbal_keras.data.sources import _first_line, import_function
+from imbal_keras.data.sources import _first_line, import_function, read_npz
 from imbal_keras.data.splits import SPLITS, Data, Layout, Split, iterative_stratification, layout_of, stratified_split
 from imbal_keras.errors import UserInputError, check
 
@@ -189,12 +189,7 @@ def dense_from_npz(path: str, *, kind: str | None = None, ignore_label: int | No
       UserInputError: a missing or unreadable file, missing keys, or arrays `dense_from_arrays` refuses.
     """
     where = f"dataset=npz:{path}"
-    check(os.path.isfile(path), f"{where}: no such file", argument="dataset")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError) as e:
-        raise UserInputError(f"{where}: cannot be read as .npz ({e})", argument="dataset") from None
+    arrays = read_npz(path, where)
     if {"x", "y"} <= set(arrays):
         source: Any = (arrays["x"], arrays["y"])
     else:

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from imbal_keras.config import DataConfig
 
 __all__ = [
+    "read_npz",
     "as_arrays",
     "check_synthetic_memory",
     "from_arrays",
@@ -175,6 +176,24 @@ def from_parquet(path: str, **options: Any) -> Data:
 # Arrays: .npz files and Python functions.
 
 
+def read_npz(path: str, where: str) -> dict[str, np.ndarray]:
+    """Every array of a NumPy `.npz` file, by key (no pickled objects).
+
+    Args:
+      path: the file.
+      where: how error lines name it (e.g. `dataset=npz:PATH`).
+
+    Raises:
+      UserInputError: a missing or unreadable file.
+    """
+    check(os.path.isfile(path), f"{where}: no such file", argument="dataset")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except (OSError, ValueError) as e:
+        raise UserInputError(f"{where}: cannot be read as .npz ({e})", argument="dataset") from None
+
+
 def from_npz(path: str, **layout: Any) -> Data:
     """A NumPy `.npz` file (`np.savez`) with arrays `x` and `y`, or with given splits.
 
@@ -185,12 +204,7 @@ def from_npz(path: str, **layout: Any) -> Data:
       UserInputError: a missing or unreadable file, missing keys, or arrays `from_arrays` refuses.
     """
     where = f"dataset=npz:{path}"
-    check(os.path.isfile(path), f"{where}: no such file", argument="dataset")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError) as e:
-        raise UserInputError(f"{where}: cannot be read as .npz ({e})", argument="dataset") from None
+    arrays = read_npz(path, where)
     names = arrays.pop("class_names", None)
     if {"x", "y"} <= set(arrays):
         source: Any = (arrays["x"], arrays["y"])

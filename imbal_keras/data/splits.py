@@ -60,7 +60,9 @@ class Data:
       train, validation, test: the splits.
       num_classes: K.
       class_names: a readable name per class id.
-      kind: `tabular` (x is (N, D); the built-in model is an MLP) or `image` (x is (N, H, W, C); a CNN).
+      kind: `tabular` (x is (N, D); the built-in model is an MLP), `image` (x is (N, H, W, C); a CNN),
+        `segmentation` (x (N, H, W, C), y (N, H, W) masks), `sequence` (x (N, T), y (N, T) token labels) or
+        `multilabel` (y (N, L) of 0/1).
       name: short name for logs.
       features: tables only: what each column of x holds (see `Feature`); empty for other data.
       dropped: rows of each class that no split holds: what an imposed `imbalance_ratio` (or balanced
