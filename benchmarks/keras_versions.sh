@@ -7,11 +7,10 @@
 # BACKEND is `tensorflow` (the default) or `jax`. Without arguments it runs Keras 3.8 (the oldest the
 # callbacks accept, with TensorFlow 2.16 and `tensorflow-metadata<1.18` so that tensorflow_datasets
 # imports), the oldest declared pair (Keras 3.10, TensorFlow 2.20) and the newest (Keras 3.15.1,
-# TensorFlow 2.21), on TensorFlow; then the same newest pair on JAX.
+# TensorFlow 2.21), on TensorFlow; then the same three on JAX.
 #
-# JAX hook: a `jax:` entry installs `jax` as well and runs, with KERAS_BACKEND=jax, the test files
-# named `tests/callbacks*jax*_test.py` (override with JAX_TESTS="file ..."). When there are none, its
-# line says so and nothing is installed.
+# A `jax:` entry installs `jax` as well and runs, with KERAS_BACKEND=jax, the JAX callback tests in
+# `tests/jax/` (override with JAX_TESTS="path ...").
 #
 # Each environment also gets the project's other runtime dependencies, loosely as `pip install` would
 # pick them, and is checked to import tensorflow_datasets. Prints one line per environment; the last
@@ -25,9 +24,10 @@ PYTHON="${PYTHON:-python3}"
 # Every callback test file that runs on TensorFlow (the JAX ones run in the `jax:` column).
 mapfile -t TESTS < <(cd "$REPO" && ls tests/callbacks*_test.py tests/batch_composition_test.py \
   tests/per_class_gradients_test.py | grep -v jax)
-read -r -a JAX_TESTS <<<"${JAX_TESTS:-$(cd "$REPO" && ls tests/callbacks*jax*_test.py 2>/dev/null | tr '\n' ' ')}"
+read -r -a JAX_TESTS <<<"${JAX_TESTS:-tests/jax}"
 if [ "$#" -eq 0 ]; then
-  set -- "3.8.0=2.16.2+tensorflow-metadata<1.18" "3.10.0=2.20.0" "3.15.1=2.21.0" "jax:3.15.1=2.21.0"
+  set -- "3.8.0=2.16.2+tensorflow-metadata<1.18" "3.10.0=2.20.0" "3.15.1=2.21.0" "jax:3.8.0=2.16.2+tensorflow-metadata<1.18" \
+    "jax:3.10.0=2.20.0" "jax:3.15.1=2.21.0"
 fi
 
 mkdir -p "$VENVS"
@@ -45,12 +45,8 @@ for entry in "$@"; do
   [ "$rest" != "$tf_version" ] && extra="${rest#*+}"
   tests=("${TESTS[@]}")
   if [ "$backend" = jax ]; then
-    if [ "${#JAX_TESTS[@]}" -eq 0 ]; then
-      summary+=("$backend keras-$keras_version: no KERAS_BACKEND=jax callback tests on this branch (tests/callbacks*jax*_test.py)")
-      continue
-    fi
     tests=("${JAX_TESTS[@]}")
-    extra="jax $extra"
+    extra="jax[cpu]==0.10.2 $extra"
   fi
   name="${backend}-keras-${keras_version}-tf-${tf_version}${extra:+-$(echo "$extra" | tr -c 'A-Za-z0-9.\n' '_')}"
   venv="$VENVS/$name"
