@@ -10,7 +10,8 @@
 # TensorFlow 2.21), on TensorFlow; then the same three on JAX.
 #
 # A `jax:` entry installs `jax` as well and runs, with KERAS_BACKEND=jax, the JAX callback tests in
-# `tests/jax/` (override with JAX_TESTS="path ...").
+# `tests/jax/` (override with JAX_TESTS="path ..."); jax is `jax[cpu]==0.10.2` as in requirements-dev.txt
+# (override with JAX_REQUIREMENT="jax[cpu]==VERSION" for an older Keras and TensorFlow).
 #
 # Each environment also gets the project's other runtime dependencies, loosely as `pip install` would
 # pick them, and is checked to import tensorflow_datasets. Prints one line per environment; the last
@@ -46,7 +47,7 @@ for entry in "$@"; do
   tests=("${TESTS[@]}")
   if [ "$backend" = jax ]; then
     tests=("${JAX_TESTS[@]}")
-    extra="jax[cpu]==0.10.2 $extra"
+    extra="${JAX_REQUIREMENT:-jax[cpu]==0.10.2} $extra"
   fi
   name="${backend}-keras-${keras_version}-tf-${tf_version}${extra:+-$(echo "$extra" | tr -c 'A-Za-z0-9.\n' '_')}"
   venv="$VENVS/$name"

@@ -40,7 +40,7 @@ def check_supported(callback_name: str, model: keras.Model, *, gradients: bool) 
     optimizer = model.optimizer
     refusals = [
         (keras.distribution.distribution() is not None, "a keras.distribution", "distribution"),
-        (keras.config.is_nnx_enabled(), "Flax NNX", "nnx enabled"),
+        (getattr(keras.config, "is_nnx_enabled", lambda: False)(), "Flax NNX", "nnx enabled"),  # Keras >= 3.11
         (gradients and overrides_train_step(model), "a custom train_step", f"model class {type(model).__name__}"),
         (
             gradients and (isinstance(optimizer, keras.optimizers.LossScaleOptimizer) or optimizer.loss_scale_factor),
