@@ -2,7 +2,7 @@
 # Runs the callback tests on a backend x version matrix: Keras and TensorFlow versions, each pair in
 # its own virtual environment under /tmp (created on first use, reused afterwards; never in the repo).
 #
-#   bash benchmarks/keras_versions.sh [[BACKEND:]KERAS=TF[+EXTRA_REQUIREMENT] ...]
+#   bash benchmarks/keras_versions.sh [[BACKEND:]KERAS=TF[+EXTRA_REQUIREMENT...] ...]
 #
 # BACKEND is `tensorflow` (the default) or `jax`. Without arguments it runs Keras 3.8 (the oldest the
 # callbacks accept, with TensorFlow 2.16 and `tensorflow-metadata<1.18` so that tensorflow_datasets
@@ -11,7 +11,8 @@
 #
 # A `jax:` entry installs `jax` as well and runs, with KERAS_BACKEND=jax, the JAX callback tests in
 # `tests/jax/` (override with JAX_TESTS="path ..."); jax is `jax[cpu]==0.10.2` as in requirements-dev.txt
-# (override with JAX_REQUIREMENT="jax[cpu]==VERSION" for an older Keras and TensorFlow).
+# (an entry's own `+jax[cpu]==VERSION` or JAX_REQUIREMENT="jax[cpu]==VERSION" overrides it: TensorFlow 2.16
+# cannot be installed beside jax 0.10, so the Keras 3.8 entry takes jax 0.4.30).
 #
 # Each environment also gets the project's other runtime dependencies, loosely as `pip install` would
 # pick them, and is checked to import tensorflow_datasets. Prints one line per environment; the last
@@ -27,7 +28,7 @@ mapfile -t TESTS < <(cd "$REPO" && ls tests/callbacks*_test.py tests/batch_compo
   tests/per_class_gradients_test.py | grep -v jax)
 read -r -a JAX_TESTS <<<"${JAX_TESTS:-tests/jax}"
 if [ "$#" -eq 0 ]; then
-  set -- "3.8.0=2.16.2+tensorflow-metadata<1.18" "3.10.0=2.20.0" "3.15.1=2.21.0" "jax:3.8.0=2.16.2+tensorflow-metadata<1.18" \
+  set -- "3.8.0=2.16.2+tensorflow-metadata<1.18" "3.10.0=2.20.0" "3.15.1=2.21.0" "jax:3.8.0=2.16.2+tensorflow-metadata<1.18+jax[cpu]==0.4.30" \
     "jax:3.10.0=2.20.0" "jax:3.15.1=2.21.0"
 fi
 
@@ -43,11 +44,11 @@ for entry in "$@"; do
   rest="${combo#*=}"
   tf_version="${rest%%+*}"
   extra=""
-  [ "$rest" != "$tf_version" ] && extra="${rest#*+}"
+  [ "$rest" != "$tf_version" ] && extra="${rest#*+}" && extra="${extra//+/ }"
   tests=("${TESTS[@]}")
   if [ "$backend" = jax ]; then
     tests=("${JAX_TESTS[@]}")
-    extra="${JAX_REQUIREMENT:-jax[cpu]==0.10.2} $extra"
+    case " $extra" in *" jax"*) ;; *) extra="${JAX_REQUIREMENT:-jax[cpu]==0.10.2} $extra" ;; esac
   fi
   name="${backend}-keras-${keras_version}-tf-${tf_version}${extra:+-$(echo "$extra" | tr -c 'A-Za-z0-9.\n' '_')}"
   venv="$VENVS/$name"
