@@ -105,7 +105,7 @@ def difference_band(
     d = a - b
     n = len(d)
     estimate = d.mean(axis=0) if n else np.full(len(steps), np.nan)
-    status = _status(a, b, min_seeds)
+    status = stats.difference_status(a, b, min_seeds, fewest=3)
     if status != stats.OK:
         return Band(steps, estimate, estimate.copy(), estimate.copy(), 0.0, status)
     se = d.std(axis=0, ddof=1) / math.sqrt(n)
@@ -133,7 +133,7 @@ def spread_band(
     ranks of both arms pooled at each step after each arm is centred on its median (as in the Siegel-Tukey
     test): it has no tails, so it keeps the level, at the cost of power (docs/statistics.md).
     """
-    status = _status(a, b, min_seeds)
+    status = stats.difference_status(a, b, min_seeds, fewest=3)
     if status != stats.OK or a.shape[1] == 0:
         ratio = np.full(len(steps), 1.0 if status == stats.IDENTICAL else np.nan)
         return Band(steps, ratio, ratio.copy(), ratio.copy(), 1.0, status)
@@ -193,14 +193,6 @@ def _ranges(values: np.ndarray, spacing: float) -> str:
     return ", ".join(
         f"{values[s]:g}" if s == e else f"{values[s]:g}-{values[e]:g}" for s, e in zip(starts, ends, strict=True)
     )
-
-
-def _status(a: np.ndarray, b: np.ndarray, min_seeds: int) -> str:
-    if len(a) < max(min_seeds, 3):
-        return stats.TOO_FEW_SEEDS
-    if stats.identical(a, b):
-        return stats.IDENTICAL
-    return stats.OK if np.ptp(a - b) > 0 else stats.NO_SPREAD
 
 
 __all__ = ["Band", "describe_when", "difference_band", "paired_curves", "spread_band"]

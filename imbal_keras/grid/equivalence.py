@@ -82,7 +82,7 @@ def paired_difference(
     a, b = a[keep], b[keep]
     d = a - b
     out = {"equivalence_p": math.nan, "equivalence_ci_low": math.nan, "equivalence_ci_high": math.nan}
-    status = _difference_status(a, b, min_seeds)
+    status = stats.difference_status(a, b, min_seeds)
     if status != stats.OK:
         return {**out, "equivalence": status}
     means, ties = _flipped_means(d)
@@ -155,15 +155,6 @@ def sign_flip_interval(differences: Sequence[float], coverage: float) -> tuple[f
     if allowed < 0:
         return -math.inf, math.inf
     return float(means[allowed]), float(means[-allowed - 1])
-
-
-def _difference_status(a: np.ndarray, b: np.ndarray, min_seeds: int) -> str:
-    """The status `stats.paired` gives the difference, without its other tests."""
-    if len(a) < max(min_seeds, 2):
-        return stats.TOO_FEW_SEEDS
-    if stats.identical(a, b):
-        return stats.IDENTICAL
-    return stats.OK if np.ptp(a - b) > 0 else stats.NO_SPREAD
 
 
 def _flipped_means(d: np.ndarray) -> tuple[np.ndarray, int]:

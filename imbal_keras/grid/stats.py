@@ -580,6 +580,17 @@ def _proportion(wins: float, n: int, confidence: float) -> dict[str, float]:
     return {"probability_of_improvement": wins / n, "poi_ci_low": float(low), "poi_ci_high": float(high)}
 
 
+def difference_status(a: np.ndarray, b: np.ndarray, min_seeds: int, *, fewest: int = 2) -> str:
+    """The status of paired arms' difference before it is tested: "too few seeds" below max(min_seeds, fewest)
+    pairs, "identical" to within float rounding, "no spread to compare" when every pair differs by the same
+    amount, else "ok"."""
+    if len(a) < max(min_seeds, fewest):
+        return TOO_FEW_SEEDS
+    if identical(a, b):
+        return IDENTICAL
+    return OK if np.ptp(np.asarray(a) - np.asarray(b)) > 0 else NO_SPREAD
+
+
 def _with_status(out: dict) -> dict:
     out["status"] = next((s for s in (out["difference_status"], out["spread_status"]) if s != OK), OK)
     return out
@@ -681,8 +692,8 @@ def _check_variance_test(variance_test: str) -> None:
 # fmt: off
 __all__ = [
     "CONFIDENCE", "IDENTICAL", "MIN_SEEDS", "NO_SPREAD", "OK", "SEED_SOURCES", "TOO_FEW_SEEDS", "VARIANCE_TESTS",
-    "Settings", "check_columns", "compare", "compare_columns", "describe", "groups", "holm", "identical",
-    "newcombe_interval", "pair_rows", "paired", "seed_variance", "sign_flip_is_exact", "sign_flip_p", "sign_patterns",
-    "spread_ratio_interval", "swap_spread_p", "unpaired",
+    "Settings", "check_columns", "compare", "compare_columns", "describe", "difference_status", "groups", "holm",
+    "identical", "newcombe_interval", "pair_rows", "paired", "seed_variance", "sign_flip_is_exact", "sign_flip_p",
+    "sign_patterns", "spread_ratio_interval", "swap_spread_p", "unpaired",
 ]
 # fmt: on
