@@ -23,11 +23,6 @@ from imbal_keras.errors import UserInputError
 STANDARD_TRAIN_STEP = JAXTrainer.train_step
 
 
-def is_jax() -> bool:
-    """Whether Keras runs on the JAX backend."""
-    return keras.backend.backend() == "jax"
-
-
 def check_supported(callback_name: str, model: keras.Model, *, gradients: bool) -> None:
     """Raises, before the first step, for what the callbacks do not observe on JAX.
 
