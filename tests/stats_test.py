@@ -76,16 +76,22 @@ def test_sign_flip_p_smallest_value_is_two_in_two_to_the_n_never_zero():
     assert stats.sign_flip_p(np.zeros(4)) == 1.0
 
 
-def test_sign_flip_p_beyond_sixteen_pairs_draws_patterns_reproducibly():
+def test_sign_flip_p_is_exact_at_twenty_pairs_and_draws_patterns_reproducibly_beyond_24():
     rng = np.random.default_rng(0)
-    d = rng.normal(0.5, 1, 20)
+    d = np.round(rng.normal(0.5, 1, 18), 1)
+    reference = scipy_stats.permutation_test(
+        (d,), np.mean, permutation_type="samples", n_resamples=np.inf, vectorized=True
+    ).pvalue
+    assert stats.sign_flip_is_exact(24) and stats.sign_flip_p(d) == pytest.approx(reference)
+    assert stats.sign_flip_p(np.full(20, 1.0)) == pytest.approx(2 / 2**20)  # the observed pattern and its mirror
+    d = rng.normal(0.3, 1, 30)
     p = stats.sign_flip_p(d)
     reference = scipy_stats.permutation_test(
         (d,), np.mean, permutation_type="samples", n_resamples=200_000, vectorized=True, rng=1
     ).pvalue
-    assert p == stats.sign_flip_p(d)
+    assert not stats.sign_flip_is_exact(30) and p == stats.sign_flip_p(d)
     assert p == pytest.approx(reference, abs=4 * math.sqrt(reference * (1 - reference) / 9999) + 1e-4)
-    assert stats.sign_flip_p(np.full(20, 1.0)) == pytest.approx(1 / 10000)  # only the observed pattern
+    assert stats.sign_flip_p(np.full(30, 1.0)) == pytest.approx(1 / 10000)  # only the observed pattern
 
 
 def test_holm_equals_statsmodels_and_skips_nan():

@@ -6,9 +6,10 @@ of the difference lies inside (-margin, +margin); the chance of that when the tr
 is at most alpha. Here:
 
 - a paired difference (final metric, mean metric over training): the two one-sided tests as sign-flip tests
-  (`sign_flip_interval`): exact, every sign pattern enumerated, up to 16 pairs, whenever the differences are
-  symmetric about the margin, heavy tails included, where the paired t TOST said "equivalent" 6.2% of the time
-  for t(3) values at 20 seeds; a Monte Carlo test (9,999 random patterns plus the observed one) beyond;
+  (`sign_flip_interval`): exact, every sign pattern counted (meet in the middle, `imbal_keras.grid.sign_flip`),
+  up to 24 pairs, whenever the differences are symmetric about the margin, heavy tails included, where the
+  paired t TOST said "equivalent" 6.2% of the time for t(3) values at 20 seeds; a Monte Carlo test (9,999
+  random patterns plus the observed one) beyond;
 - a ratio of spreads: the (1 - 2 alpha) jackknife interval of sd(a) / sd(b) (`stats.spread_ratio_interval`)
   inside (1 / margin, margin).
 
@@ -24,7 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from imbal_keras.errors import check
-from imbal_keras.grid import stats
+from imbal_keras.grid import sign_flip, stats
 
 EQUIVALENT = "equivalent"
 NOT_SHOWN = "not shown equivalent"
@@ -85,9 +86,12 @@ def paired_difference(
     status = stats.difference_status(a, b, min_seeds)
     if status != stats.OK:
         return {**out, "equivalence": status}
-    means, ties = _flipped_means(d)
-    total = len(means) + ties
-    above, below = (ties + np.sum(means <= -margin)) / total, (ties + np.sum(means >= margin)) / total
+    if sign_flip.is_exact(len(d)):
+        above, below = sign_flip.upper_p(d, -margin), sign_flip.lower_p(d, margin)
+    else:
+        means, ties = _flipped_means(d)
+        total = len(means) + ties
+        above, below = (ties + np.sum(means <= -margin)) / total, (ties + np.sum(means >= margin)) / total
     out["equivalence_p"] = float(max(above, below))
     out["equivalence_ci_low"], out["equivalence_ci_high"] = sign_flip_interval(d, 1 - 2 * (1 - confidence))
     out["equivalence"] = EQUIVALENT if out["equivalence_p"] <= 1 - confidence else NOT_SHOWN
@@ -137,9 +141,9 @@ def sign_flip_interval(differences: Sequence[float], coverage: float) -> tuple[f
     reaches the observed sum exactly when the mean of d over F is at most delta, so its p-value is
     (1 + #{F: mean_F(d) <= delta}) / 2^n, and the bounds are order statistics of the means over the flipped
     sets: each one-sided test at level (1 - coverage) / 2 rejects outside. Exact (at least `coverage` for
-    differences symmetric about their mean, whatever their tails) up to 16 pairs, every pattern enumerated; a
-    Monte Carlo interval from 9,999 random patterns plus the observed one beyond. Infinite where the level
-    cannot be reached.
+    differences symmetric about their mean, whatever their tails) up to 24 pairs, every pattern counted
+    (`sign_flip.interval`); a Monte Carlo interval from 9,999 random patterns plus the observed one beyond.
+    Infinite where the level cannot be reached.
 
     Args:
       differences: the paired differences a - b.
@@ -148,7 +152,10 @@ def sign_flip_interval(differences: Sequence[float], coverage: float) -> tuple[f
     Returns:
       (low, high).
     """
-    means, ties = _flipped_means(np.asarray(differences, dtype=float))
+    d = np.asarray(differences, dtype=float)
+    if sign_flip.is_exact(len(d)):
+        return sign_flip.interval(d, coverage)
+    means, ties = _flipped_means(d)
     means = np.sort(means)
     # Reject delta when ties + #{mean_F <= delta} <= alpha * patterns, i.e. when delta < means[allowed].
     allowed = math.floor((1 - coverage) / 2 * (len(means) + ties) + 1e-9) - ties
@@ -160,8 +167,8 @@ def sign_flip_interval(differences: Sequence[float], coverage: float) -> tuple[f
 def _flipped_means(d: np.ndarray) -> tuple[np.ndarray, int]:
     """The mean of `d` over the pairs each sign pattern flips, and the number of patterns that flip none.
 
-    A pattern that flips nothing (the observed one, and beyond 16 pairs any random one that happens to be all
-    +1) ties the observed sum for every delta, so it counts on both sides of every test.
+    A pattern that flips nothing (the observed one, and any random one that happens to be all +1) ties the
+    observed sum for every delta, so it counts on both sides of every test.
     """
     flipped = stats.sign_patterns(len(d)) < 0
     count = flipped.sum(axis=1)

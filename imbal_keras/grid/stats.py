@@ -8,10 +8,9 @@ has, and every one of them is checked by simulation (`benchmarks/stats_calibrati
 `docs/statistics.md`):
 
 - mean of one arm: Student t interval;
-- paired difference: t interval of the differences, and the sign-flip test of their mean (the paired t
-  statistic with its null distribution over the 2^n sign patterns): exact, every pattern enumerated, up to 16
-  pairs, Monte Carlo (9,999 random patterns with a fixed seed, plus the observed one) beyond; valid whenever the
-  two arms are exchangeable within a pair, ties and censored values included; never 0 (at least 2 / 2^n, exact);
+- paired difference: t interval of the differences, and the sign-flip test of their mean over the 2^n sign
+  patterns: exact up to 24 pairs (`sign_flip`), Monte Carlo (9,999 patterns, fixed seed) beyond; valid whenever
+  the arms are exchangeable within a pair, ties and censored values included; never 0 (at least 2 / 2^n);
 - paired spread: the paired Brown-Forsythe statistic (Grambsch, Biometrika 1994) under within-pair swaps
   (`swap_spread_p`) by default, or Pitman-Morgan (exact under bivariate normality, but it calls equal variances
   different 8-11% of the time for gamma(2) values and 10-22% for t(3) values at 6-20 seeds);
@@ -41,6 +40,7 @@ import pandas as pd
 from scipy import optimize, special, stats
 
 from imbal_keras.errors import check
+from imbal_keras.grid import sign_flip
 
 CONFIDENCE = 0.95
 # The smallest number of pairs at which the exact sign-flip test can reach p < 0.05 (two-sided minimum 2 / 2^n).
@@ -58,8 +58,8 @@ IDENTICAL = "identical"
 _TIE_RTOL = 1e-5
 _TIE_ATOL = 1e-8
 
-# Sign-flip tests enumerate every sign pattern up to this many pairs (65,536 patterns); beyond, they and the
-# unpaired permutation test draw 9,999 at random, with a fixed seed so the same data give the same p-value.
+# Pattern tests (swaps, bands) enumerate every pattern up to this many pairs; beyond, they and the unpaired
+# permutation test draw 9,999 at random, fixed seed: the same data give the same p-value.
 _EXACT_MAX_PAIRS = 16
 _RANDOM_PATTERNS = 9999
 _PERMUTATION_SEED = 0
@@ -332,13 +332,14 @@ def sign_flip_p(differences: Sequence[float]) -> float:
     """Two-sided p-value of "the mean of `differences` is 0" from the sign-flip (paired permutation) test.
 
     Under the null every difference is as likely with either sign: the p-value is the share of the 2^n sign
-    patterns whose |mean| is at least the observed one (the observed included). Exact up to 16 pairs; beyond,
-    (b + 1) / (B + 1) from 9,999 random patterns, fixed seed (`sign_flip_is_exact`). Never 0.
+    patterns whose |mean| is at least the observed one (the observed included): twice the smaller one-sided
+    count (`sign_flip.upper_p`), exact up to 24 pairs; beyond, (b + 1) / (B + 1) from 9,999 random patterns,
+    fixed seed (`sign_flip_is_exact`). Never 0.
     """
     d = np.asarray(differences, dtype=float)
-    signs = sign_patterns(len(d))
-    flipped = np.abs(signs @ d)
-    # Row 0 is the observed pattern; the tolerance keeps patterns whose mean ties the observed one up to rounding.
+    if sign_flip.is_exact(len(d)):
+        return min(1.0, 2 * min(sign_flip.upper_p(d, 0.0), sign_flip.lower_p(d, 0.0)))
+    flipped = np.abs(sign_patterns(len(d)) @ d)  # row 0 observed; the tolerance keeps ties up to rounding
     return float(np.mean(flipped >= flipped[0] * (1 - 1e-9)))
 
 
@@ -365,8 +366,8 @@ def _mean_deviation(x: np.ndarray) -> np.ndarray:
 
 
 def sign_flip_is_exact(n: int) -> bool:
-    """Whether `sign_flip_p` enumerates every sign pattern of `n` pairs (True) or draws them (Monte Carlo)."""
-    return n <= _EXACT_MAX_PAIRS
+    """Whether `sign_flip_p` counts every sign pattern of `n` pairs (True) or draws them (Monte Carlo)."""
+    return sign_flip.is_exact(n)
 
 
 def spread_ratio_interval(
