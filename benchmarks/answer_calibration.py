@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import zlib
 
 import numpy as np
 import pandas as pd
+from scipy.stats import binomtest
 
 from benchmarks import stats_calibration
 from imbal_keras.grid import curves, equivalence, stats
@@ -62,6 +64,23 @@ def paired_values(rng: np.random.Generator, kind: str, n: int, m: int = 1) -> tu
     return values[0], values[1]
 
 
+def _rng(section: int, draw: int, setting: str, n: int, shift: float = 0.0) -> np.random.Generator:
+    """An independent stream per table, draw, kind of values (or setting), seed count and shift.
+
+    Kinds must not share a stream: normal, lognormal and censored values are transforms of the same normals, so
+    one stream would give them the same sign patterns and nearly the same rates, one draw counted three times.
+    """
+    return np.random.default_rng([section, draw, zlib.crc32(setting.encode()), n, int(shift * 10)])
+
+
+def _rate(hits: int, replicates: int, interval: bool) -> float | str:
+    """The share, with its Clopper-Pearson 95% interval when asked."""
+    if not interval:
+        return hits / replicates
+    ci = binomtest(hits, replicates).proportion_ci(0.95, method="exact")
+    return f"{hits / replicates:.4f} [{ci.low:.3f}, {ci.high:.3f}]"
+
+
 def bands_table(replicates: int, seeds: tuple[int, ...] = SEEDS, draw: int = 0) -> pd.DataFrame:
     rows = []
     truth = np.linspace(0.0, 0.5, len(STEPS))
@@ -69,7 +88,7 @@ def bands_table(replicates: int, seeds: tuple[int, ...] = SEEDS, draw: int = 0) 
         for band in ("difference: misses the true curve", "spread: names a step, spreads equal"):
             row = {"values": kind, "band": band}
             for n in seeds:
-                rng = np.random.default_rng(n + 1000 * draw)
+                rng = _rng(1, draw, kind, n)
                 wrong = 0
                 for _ in range(replicates):
                     a, b = paired_values(rng, kind, n, len(STEPS))
@@ -89,12 +108,12 @@ def equivalence_table(replicates: int, seeds: tuple[int, ...] = SEEDS, draw: int
         for figure in ("difference on the margin", "90% interval covers", "spread ratio on the margin"):
             row = {"values": kind, "figure": figure}
             for n in seeds:
-                rng = np.random.default_rng(100 + n + 1000 * draw)
+                rng = _rng(2, draw, kind, n)
                 hits = 0
                 for i in range(replicates):
                     a, b = (x[:, 0] for x in paired_values(rng, kind, n))
                     hits += _equivalence_hit(figure, a, b, sign=1 if i % 2 else -1)
-                row[f"{n} seeds"] = hits / replicates
+                row[f"{n} seeds"] = _rate(hits, replicates, figure.startswith("difference"))
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -120,7 +139,7 @@ def coverage_table(replicates: int, seeds: tuple[int, ...] = SEEDS, draw: int = 
     for kind in KINDS:
         row = {"values": kind, "interval": "sd ratio, 95% (truth 2)"}
         for n in seeds:
-            rng = np.random.default_rng(200 + n + 1000 * draw)
+            rng = _rng(3, draw, kind, n)
             covered = 0
             for _ in range(replicates):
                 a, b = paired_values(rng, kind, n)
@@ -138,7 +157,7 @@ def spread_test_table(replicates: int, seeds: tuple[int, ...] = SEEDS, draw: int
         for shift in (0.0, 1.0):
             row = {"values": kind, "first arm shifted by": shift}
             for n in seeds:
-                rng = np.random.default_rng(300 + n + 1000 * draw)
+                rng = _rng(4, draw, kind, n, shift)
                 rejected = 0
                 for _ in range(replicates):
                     a, b = (x[:, 0] for x in paired_values(rng, kind, n))
@@ -155,7 +174,7 @@ def spread_power_table(replicates: int, seeds: tuple[int, ...] = SEEDS, draw: in
     for shift in (0.0, 1.0):
         row = {"values": "normal, first arm's sd x2", "first arm shifted by": shift}
         for n in seeds:
-            rng = np.random.default_rng(400 + n + 1000 * draw)
+            rng = _rng(5, draw, "normal", n, shift)
             rejected = 0
             for _ in range(replicates):
                 a, b = (x[:, 0] for x in paired_values(rng, "normal", n))
@@ -174,7 +193,7 @@ def verdict_table(replicates: int, seeds: tuple[int, ...] = SEEDS, draw: int = 0
             continue
         row = {"setting": label}
         for n in seeds:
-            rng = np.random.default_rng(n + 1000 * draw)
+            rng = _rng(6, draw, label, n)
             tables = stats_calibration.verdicts(rng, replicates, seeds=n, pair_on=pair_on, **grid)
             row[f"{n} seeds"] = stats_calibration.false_verdict_rate(tables)
         rows.append(row)
