@@ -4,6 +4,7 @@
   log loss, Brier), each following scikit-learn's definition, NaN where scikit-learn returns a convention value;
 - `dense`: per-class IoU, Dice, pixel AP and recall of masks and sequences (`segmentation_metrics`) and macro /
   micro AP and per-label AP and recall of multi-label targets (`multilabel_metrics`);
+- `multi_output`: the figures of each head of a multi-output model, by its kind (`multi_output_metrics`);
 - `keras_metrics`: `ClassDice` and `PixelAveragePrecision`, streaming Keras metrics for `fit` and `evaluate`.
 
 Every name is importable from `imbal_keras.metrics`; the numpy figures import no TensorFlow (the Keras metrics
@@ -16,6 +17,7 @@ import importlib
 from typing import Any
 
 from imbal_keras.metrics.dense import multilabel_metrics, segmentation_metrics
+from imbal_keras.metrics.multi_output import multi_output_metrics
 from imbal_keras.metrics.scores import (
     GROUPS,
     average_precision,
@@ -48,6 +50,7 @@ __all__ = [
     "group_accuracy",
     "log_loss",
     "macro_f1",
+    "multi_output_metrics",
     "multilabel_metrics",
     "per_class_recall",
     "roc_auc",
