@@ -1,12 +1,14 @@
 """A two-headed functional model trains under `fit` on `multi_output.rebalanced` batches: the per-head losses Keras
 logs for one batch match a numpy forward pass of the weighted losses, and one SGD step matches a GradientTape of
-the same formula (loss weights included). Keras itself refuses `class_weight` for such a model."""
+the same formula (loss weights included); the callbacks read the per-head weights. Keras itself refuses
+`class_weight` for such a model."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from imbal_keras.callbacks import BatchComposition, PerClassGradients
 from imbal_keras.data.multi_output import Resampling, rebalanced
 
 N, BATCH, FEATURES, LR = 96, 12, 5, 0.1
@@ -98,3 +100,25 @@ def test_keras_refuses_class_weight_for_two_outputs():
     net = _model(as_list=False)
     with pytest.raises(ValueError, match="class_weight"):
         net.fit(X, {"main": MAIN, "aux": AUX}, class_weight={0: 1.0, 1: 2.0, 2: 3.0}, epochs=1, verbose=0)
+
+
+def test_the_callbacks_see_each_heads_weights(tmp_path):
+    """`BatchComposition` and `PerClassGradients` read the dict of per-head weights: per-class weight sums equal
+    numpy's on the batch, and each head's class losses sum to its weighted loss times its loss weight."""
+    net = _model(as_list=False)
+    x, y, w = next(iter(_stream(as_list=False)))
+    layers = [net.get_layer(name) for name in ("hidden", "main", "aux")]
+    params = [v.numpy() for layer in layers for v in (layer.kernel, layer.bias)]
+    losses = _head_losses(params, x.numpy(), y["main"].numpy(), y["aux"].numpy(), w["main"], w["aux"], ops=keras.ops)
+    composition = BatchComposition(str(tmp_path / "composition"))
+    gradients = PerClassGradients(str(tmp_path / "gradients"))
+    net.fit(_stream(as_list=False), steps_per_epoch=1, epochs=1, verbose=0, callbacks=[composition, gradients])
+    row = composition.dataframe().iloc[0]
+    for head, k in (("main", 3), ("aux", 2)):
+        ids = y[head].numpy().astype(int)
+        expected = np.bincount(ids, weights=w[head].numpy(), minlength=k)
+        np.testing.assert_allclose([row[f"{head}_composition_weight_class_{c}"] for c in range(k)], expected, rtol=1e-5)
+    parts = gradients.dataframe().iloc[0]
+    for head, k, loss in (("main", 3, losses[0]), ("aux", 2, losses[1])):
+        total = sum(parts[f"{head}_loss_class_{c}"] for c in range(k))
+        assert total == pytest.approx(LOSS_WEIGHTS[head] * float(loss), rel=1e-5)
