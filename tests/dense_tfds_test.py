@@ -159,6 +159,7 @@ def test_examples_of_different_sizes_need_a_size(data_dir):
             {"size": (0, 4)},
             r"^size must be \(height, width\), two integers >= 1. Received: size=\(0, 4\)$",
         ),
+        ("tiny_scans", {"size": 8}, r"^size must be \(height, width\), two integers >= 1. Received: size=8$"),
         ("no_such_scans_xyz", {}, r"^dataset=tfds:no_such_scans_xyz: no TFDS dataset of that name"),
     ],
 )

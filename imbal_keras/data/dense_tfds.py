@@ -15,7 +15,7 @@ import numpy as np
 from imbal_keras.data.dense_generated import dense_from_arrays
 from imbal_keras.data.sources import _first_line, _not_prepared
 from imbal_keras.data.splits import Data
-from imbal_keras.errors import UserInputError, check, require_extra
+from imbal_keras.errors import UserInputError, check, is_integer, require_extra
 
 __all__ = ["dense_from_tfds"]
 
@@ -65,7 +65,8 @@ def dense_from_tfds(
         ) from None
     keys = _feature_keys(builder.info.features, image_key, mask_key, where)
     check(
-        size is None or (len(size) == 2 and all(int(s) >= 1 for s in size)),
+        size is None
+        or (isinstance(size, (tuple, list)) and len(size) == 2 and all(is_integer(s) and s >= 1 for s in size)),
         f"size must be (height, width), two integers >= 1. Received: size={size!r}",
         argument="size",
     )
