@@ -87,12 +87,17 @@ def test_driving_head_shares_move_to_the_target(method, target):
     share = np.bincount(main, minlength=3) / len(main)
     bound = 4.5 * np.sqrt(t * (1 - t) / len(main))
     assert (np.abs(share - t) <= bound).all(), (share, t, bound)
+    described = resampling.batch_sampling(_labels())
+    assert described.name == f"main_{method}" and described.pass_size is not None
+    np.testing.assert_allclose(described.class_shares, t, atol=1.5 / described.pass_size)
 
 
 def test_stratified_batches_hold_exact_counts():
     stream = rebalanced(X, _labels(), batch_size=BATCH, seed=2, resampling=Resampling("main", "stratified"))
     for _, y, _ in _batches(stream, 30):
         np.testing.assert_array_equal(np.sort(np.bincount(y["main"], minlength=3)), [5, 5, 6])
+    described = Resampling("main", "stratified").batch_sampling(_labels())
+    assert described.fixed_counts and described.class_population == tuple(np.bincount(MAIN))
 
 
 def test_resampling_by_the_auxiliary_head():

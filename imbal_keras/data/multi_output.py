@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from imbal_keras.data import _sampling as sampling
 from imbal_keras.data import pipelines
+from imbal_keras.data.batch_sampling import BatchSampling
 from imbal_keras.data.dense import METHODS, _dropped_groups, _natural_order
 from imbal_keras.data.dense_shares import WEIGHTINGS, frequency_weights
 from imbal_keras.errors import check, is_integer
@@ -36,6 +37,14 @@ from imbal_keras.errors import check, is_integer
 __all__ = ["Resampling", "head_weights", "rebalanced"]
 
 Head = str | int
+
+# Per method, the pipeline that resamples and the `BatchSampling` that describes it.
+_BUILDERS = {
+    "up": (pipelines.upsample, BatchSampling.upsample),
+    "down": (pipelines.downsample, BatchSampling.downsample),
+    "rejection": (pipelines.rejection, BatchSampling.rejection),
+    "stratified": (pipelines.stratified, BatchSampling.stratified),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +69,22 @@ class Resampling:
             f"method must be one of {', '.join(METHODS)}. Received: method={self.method!r}",
             argument="method",
         )
+
+    def batch_sampling(self, labels) -> BatchSampling:
+        """How `rebalanced` forms batches in the driving head's classes, as data (the gradient-noise diagnostics'
+        `BatchSampling`), named `{head}_{method}`.
+
+        Args:
+          labels: the per-head labels given to `rebalanced`.
+
+        Raises:
+          UserInputError: a head the labels do not have, or labels of the head that are not class ids.
+        """
+        heads = _heads(labels)
+        _check_head(self.head, heads, "resampling.head")
+        counts = np.bincount(_class_ids(heads[self.head], self.head), minlength=2)
+        describe = _BUILDERS[self.method][1]
+        return describe(counts, target_distribution=self.target_distribution, name=f"{self.head}_{self.method}")
 
 
 def head_weights(labels, class_weights: Mapping[Head, Any]) -> dict[Head, np.ndarray]:
@@ -141,12 +166,7 @@ def rebalanced(
         )
     else:
         _check_head(resampling.head, heads, "resampling.head")
-        build = {
-            "up": pipelines.upsample,
-            "down": pipelines.downsample,
-            "rejection": pipelines.rejection,
-            "stratified": pipelines.stratified,
-        }[resampling.method]
+        build = _BUILDERS[resampling.method][0]
         stream = build(
             (features, targets),
             _class_ids(heads[resampling.head], resampling.head),
