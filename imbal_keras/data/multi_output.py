@@ -72,7 +72,7 @@ class Resampling:
 
     def batch_sampling(self, labels) -> BatchSampling:
         """How `rebalanced` forms batches in the driving head's classes, as data (the gradient-noise diagnostics'
-        `BatchSampling`), named `{head}_{method}`.
+        `BatchSampling`), named `{head}_{method}`; class weights are not part of it.
 
         Args:
           labels: the per-head labels given to `rebalanced`.
