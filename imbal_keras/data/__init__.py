@@ -20,6 +20,7 @@ from imbal_keras.data.dense_generated import (
     segmentation,
     token_sequences,
 )
+from imbal_keras.data.dense_tfds import dense_from_tfds
 from imbal_keras.data.sources import (
     as_arrays,
     from_arrays,
@@ -44,6 +45,7 @@ __all__ = [
     "dense_from_arrays",
     "dense_from_npz",
     "dense_from_python",
+    "dense_from_tfds",
     "from_arrays",
     "from_csv",
     "from_frame",

@@ -16,6 +16,7 @@ import importlib
 from typing import Any
 
 from imbal_keras.metrics.dense import multilabel_metrics, segmentation_metrics
+from imbal_keras.metrics.multi_output import multi_output_metrics
 from imbal_keras.metrics.scores import (
     GROUPS,
     average_precision,
@@ -48,6 +49,7 @@ __all__ = [
     "group_accuracy",
     "log_loss",
     "macro_f1",
+    "multi_output_metrics",
     "multilabel_metrics",
     "per_class_recall",
     "roc_auc",
