@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from imbal_keras.data._loading import first_line
 from imbal_keras.data.dense_shares import checked_multilabel, presence, rarest_present, valid_pixels
-from imbal_keras.data.sources import _first_line, import_function, read_npz
+from imbal_keras.data.sources import import_function, read_npz
 from imbal_keras.data.splits import SPLITS, Data, Layout, Split, iterative_stratification, layout_of, stratified_split
 from imbal_keras.errors import UserInputError, check
 
@@ -213,7 +214,7 @@ def dense_from_python(path: str, *, kind: str | None = None, ignore_label: int |
         value = function(seed=layout.get("seed", 0)) if takes_seed else function()
     except Exception as e:  # noqa: BLE001  (the user's code: report its error as one line)
         raise UserInputError(
-            f"{where}: the function raised {type(e).__name__}: {_first_line(e)}", argument="dataset"
+            f"{where}: the function raised {type(e).__name__}: {first_line(e)}", argument="dataset"
         ) from None
     return dense_from_arrays(
         value, kind=kind, ignore_label=ignore_label, name=path.rpartition(":")[2], where=where, **layout

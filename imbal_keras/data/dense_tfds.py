@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from imbal_keras.data._loading import first_line, not_prepared, tfds_builder
 from imbal_keras.data.dense_generated import dense_from_arrays
-from imbal_keras.data.sources import _first_line, _not_prepared
 from imbal_keras.data.splits import Data
-from imbal_keras.errors import UserInputError, check, is_integer, require_extra
+from imbal_keras.errors import UserInputError, check, is_integer
 
 __all__ = ["dense_from_tfds"]
 
@@ -53,16 +53,8 @@ def dense_from_tfds(
         several candidate features for the image or the mask, a named feature the dataset does not have, or
         examples of different sizes without `size`.
     """
-    require_extra("dataset=tfds:NAME", "tfds", ("tensorflow_datasets",))
-    import tensorflow_datasets as tfds
-
     where = f"dataset=tfds:{name}"
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-    except tfds.core.registered.DatasetNotFoundError:
-        raise UserInputError(
-            f"{where}: no TFDS dataset of that name (see tfds.list_builders())", argument="dataset"
-        ) from None
+    builder = tfds_builder(name, data_dir)
     keys = _feature_keys(builder.info.features, image_key, mask_key, where)
     check(
         size is None
@@ -129,7 +121,7 @@ def _read(name: str, splits: list[str], data_dir: str | None, keys: tuple[str, s
     try:
         datasets = [tfds.load(name, split=split, data_dir=data_dir, download=False) for split in splits]
     except AssertionError:  # TFDS's way of saying that the data is not in data_dir
-        raise _not_prepared(name, data_dir, where) from None
+        raise not_prepared(name, data_dir, where) from None
 
     def pair(example):
         image, mask = example[image_key], example[mask_key]
@@ -149,6 +141,6 @@ def _read(name: str, splits: list[str], data_dir: str | None, keys: tuple[str, s
     except (tf.errors.InvalidArgumentError, ValueError) as e:
         raise UserInputError(
             f"{where}: the images or masks do not stack into one array (examples of different sizes?); resize them "
-            f"with size=(height, width). Received: size={size!r} ({_first_line(e)})",
+            f"with size=(height, width). Received: size={size!r} ({first_line(e)})",
             argument="size",
         ) from None

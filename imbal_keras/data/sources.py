@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from imbal_keras.data._loading import first_line, not_prepared, tfds_builder
 from imbal_keras.data.generated import check_synthetic_memory, synthetic
 from imbal_keras.data.splits import (
     SPLITS,
@@ -240,7 +241,7 @@ def from_python(path: str, **layout: Any) -> Data:
         raise
     except Exception as e:  # noqa: BLE001  (the user's code: report its error as one line)
         raise UserInputError(
-            f"{where}: the function raised {type(e).__name__}: {_first_line(e)}", argument="dataset"
+            f"{where}: the function raised {type(e).__name__}: {first_line(e)}", argument="dataset"
         ) from None
     return from_arrays(value, name=path.rpartition(":")[2], where=where, **layout)
 
@@ -349,7 +350,7 @@ def as_arrays(value, where: str = "data") -> tuple[np.ndarray, np.ndarray]:
     try:
         x, y = np.asarray(value[0]), np.asarray(value[1])
     except ValueError as e:
-        raise UserInputError(f"{where}: x and y must be arrays ({_first_line(e)})", argument="dataset") from None
+        raise UserInputError(f"{where}: x and y must be arrays ({first_line(e)})", argument="dataset") from None
     check(
         y.ndim == 1 and x.ndim >= 2 and len(x) == len(y) and len(y) > 0,
         f"{where}: expected x of shape (N, ...) and y of shape (N,) with N > 0. Received: x {x.shape}, y {y.shape}",
@@ -436,7 +437,7 @@ def import_function(path: str, *, argument: str, shown: str | None = None) -> Ca
         target: Any = importlib.import_module(module_name)
     except Exception as e:  # noqa: BLE001  (an import runs user code: any error is one line)
         raise UserInputError(
-            f"{argument}={shown!r} does not import: {type(e).__name__}: {_first_line(e)}", argument=argument
+            f"{argument}={shown!r} does not import: {type(e).__name__}: {first_line(e)}", argument=argument
         ) from None
     for part in attribute.split("."):
         check(
@@ -447,11 +448,6 @@ def import_function(path: str, *, argument: str, shown: str | None = None) -> Ca
         target = getattr(target, part)
     check(callable(target), f"{argument}={shown!r} is not a function", argument=argument)
     return target
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 # TFDS.
@@ -486,16 +482,8 @@ def from_tfds(
         the features, an input that is not a numeric tensor, images of different sizes, or a `positive_class`
         absent from the data.
     """
-    require_extra("dataset=tfds:NAME", "tfds", ("tensorflow_datasets",))
-    import tensorflow_datasets as tfds
-
     where = f"dataset=tfds:{name}"
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-    except tfds.core.registered.DatasetNotFoundError:
-        raise UserInputError(
-            f"{where}: no TFDS dataset of that name (see tfds.list_builders())", argument="dataset"
-        ) from None
+    builder = tfds_builder(name, data_dir)
     keys = _tfds_keys(builder.info, input_feature, label_feature, where)
     label_info = builder.info.features[keys[1]]  # _tfds_keys checked it is a feature
     x, raw = _read_tfds(name, list(builder.info.splits) or ["train"], data_dir, keys, where)
@@ -514,18 +502,6 @@ def from_tfds(
     return data
 
 
-def _not_prepared(name: str, data_dir: str | None, where: str) -> UserInputError:
-    """The error for a TFDS dataset with no prepared copy in `data_dir` (default `$TFDS_DATA_DIR` or
-    ~/tensorflow_datasets): it is not downloaded, since without a network `tfds.load` retries for minutes."""
-    folder = data_dir or os.environ.get("TFDS_DATA_DIR") or os.path.join("~", "tensorflow_datasets")
-    dataset = name.split(":", 1)[0].split("/", 1)[0]
-    return UserInputError(
-        f"data_dir={folder!r} holds no prepared copy of {where} (nothing is downloaded): prepare it with "
-        f"`tfds build {dataset} --data_dir={folder}`, or point --data_dir at the folder that holds it",
-        argument="data_dir",
-    )
-
-
 def _read_tfds(name: str, splits: list[str], data_dir: str | None, keys: tuple[str, str], where: str):
     """Every split's (input, label) pairs as one numeric array x and one int64 label array.
 
@@ -540,7 +516,7 @@ def _read_tfds(name: str, splits: list[str], data_dir: str | None, keys: tuple[s
     try:
         datasets = [tfds.load(name, split=split, data_dir=data_dir, download=False) for split in splits]
     except AssertionError:  # TFDS's way of saying that the data is not in data_dir
-        raise _not_prepared(name, data_dir, where) from None
+        raise not_prepared(name, data_dir, where) from None
     try:
         for dataset in datasets:
             dataset = dataset.map(lambda e: (e[input_key], e[label_key]))
@@ -551,7 +527,7 @@ def _read_tfds(name: str, splits: list[str], data_dir: str | None, keys: tuple[s
     except (tf.errors.InvalidArgumentError, ValueError, TypeError) as e:
         raise UserInputError(
             f"{where}: input_feature={input_key!r} cannot be stacked into one array (examples of different "
-            f"shapes or a non-numeric feature?): {_first_line(e)}",
+            f"shapes or a non-numeric feature?): {first_line(e)}",
             argument="input_feature",
         ) from None
     x, raw = np.concatenate(xs), np.concatenate(ys)

@@ -4,6 +4,7 @@
   log loss, Brier), each following scikit-learn's definition, NaN where scikit-learn returns a convention value;
 - `dense`: per-class IoU, Dice, pixel AP and recall of masks and sequences (`segmentation_metrics`) and macro /
   micro AP and per-label AP and recall of multi-label targets (`multilabel_metrics`);
+- `multi_output`: each head of a multi-output model scored by the figures of its kind (`multi_output_metrics`);
 - `keras_metrics`: `ClassDice` and `PixelAveragePrecision`, streaming Keras metrics for `fit` and `evaluate`.
 
 Every name is importable from `imbal_keras.metrics`; the numpy figures import no TensorFlow (the Keras metrics
