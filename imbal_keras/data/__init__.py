@@ -14,14 +14,14 @@ TensorFlow) and `dense_generated` (synthetic data and loaders).
 
 from imbal_keras.data.dense_generated import (
     dense_from_arrays,
-    dense_from_npz,
-    dense_from_python,
     multilabel_tags,
     segmentation,
     token_sequences,
 )
 from imbal_keras.data.sources import (
     as_arrays,
+    dense_from_npz,
+    dense_from_python,
     from_arrays,
     from_csv,
     from_npz,
