@@ -400,8 +400,10 @@ def build_dense_loss(strategy: Strategy | str, ctx: DenseContext) -> keras.losse
     from imbal_keras import losses
 
     reduction = ctx.params.get("weight_reduction", "sum_over_batch_size")
-    if ctx.kind == "multilabel":
-        return losses.LabelwiseBinaryCrossentropy(reduction=reduction)
+    if ctx.kind == "multilabel" and form.class_weights is not None:
+        return losses.LabelwiseBinaryCrossentropy(reduction=reduction)  # a (B, L) weight map weights each label
+    if ctx.kind == "multilabel":  # unweighted, Keras's own is the same mean over labels (and callbacks know it)
+        return keras.losses.BinaryCrossentropy(reduction=reduction)
     return keras.losses.SparseCategoricalCrossentropy(reduction=reduction)
 
 
