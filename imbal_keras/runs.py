@@ -361,7 +361,10 @@ def data_used(record: RunRecord) -> dict[str, Any]:
         features = config.data.num_features
     dropped = summary.get("dropped") or []
     row: dict[str, Any] = {
-        "data_rows": int(sum(sum(c) for c in counts.values())),
+        # Dense and multi-label runs count pixels or label positives per class: their rows are their examples.
+        "data_rows": int(
+            sum(summary["examples"].values()) if "examples" in summary else sum(map(sum, counts.values()))
+        ),
         "data_features": math.nan if features is None else features,
     }
     for split in ("train", "validation", "test"):

@@ -45,6 +45,7 @@ DEFAULT_SHUFFLE_BUFFER = 10_000
 # Kinds of data (`splits.Data.kind`) by their targets: one label per example, or dense / multi-label targets.
 SINGLE_LABEL_KINDS = ("tabular", "image")
 DENSE_KINDS = ("segmentation", "sequence", "multilabel")
+SINGLE_LABEL = "single-label"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -304,8 +305,13 @@ def register(strategy: Strategy) -> Strategy:
 
 
 def names(kind: str | None = None) -> list[str]:
-    """Registered strategy names, in registration order; with `kind`, those that apply to data of that kind."""
-    return [name for name, s in STRATEGIES.items() if kind is None or kind in s.kinds]
+    """Registered strategy names, in registration order; with `kind` (a `splits.Data.kind`, or `SINGLE_LABEL` for
+    every single-label kind), those that apply to data of that kind."""
+    return [
+        name
+        for name, s in STRATEGIES.items()
+        if kind is None or kind in s.kinds or (kind == SINGLE_LABEL and s.single_label)
+    ]
 
 
 def check_applies(strategy: Strategy | str, kind: str) -> Strategy:
@@ -316,7 +322,7 @@ def check_applies(strategy: Strategy | str, kind: str) -> Strategy:
     """
     strategy = get(strategy) if isinstance(strategy, str) else strategy
     check(
-        kind in strategy.kinds,
+        kind in strategy.kinds or (kind == SINGLE_LABEL and strategy.single_label),
         f"strategy {strategy.name!r} does not apply to {kind} data (it applies to {', '.join(strategy.kinds)}; "
         f"strategies for {kind} data: {', '.join(names(kind))}). Received: strategy={strategy.name!r}",
         argument="strategy",
@@ -422,6 +428,7 @@ from imbal_keras.strategies import dense as _dense  # noqa: E402, F401  (registe
 __all__ = [
     "DEFAULT_SHUFFLE_BUFFER",
     "DENSE_KINDS",
+    "SINGLE_LABEL",
     "SINGLE_LABEL_KINDS",
     "STRATEGIES",
     "DenseContext",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from imbal_keras.strategies import (
+    SINGLE_LABEL,
     DenseContext,
     DenseForm,
     Param,
@@ -44,7 +45,7 @@ def _single_label_refused(name: str) -> Callable:
     """What a dense-only strategy has in the single-label places: a one-line refusal."""
 
     def refuse(*args, **kwargs):
-        check_applies(name, "single-label")
+        check_applies(name, SINGLE_LABEL)
 
     return refuse
 

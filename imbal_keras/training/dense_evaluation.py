@@ -5,7 +5,9 @@ A row holds `validation_<figure>` and `test_<figure>` for every figure of `metri
 `metrics.multilabel_metrics`): `mean_iou`, `mean_dice`, `mean_average_precision`, `mean_recall`,
 `iou_class_{c}`, ..., `pixel_share_class_{c}` (multi-label: `macro_average_precision`,
 `micro_average_precision`, `macro_recall`, `average_precision_label_{l}`, `recall_label_{l}`,
-`positive_share_label_{l}`), so `--metric=test_mean_iou` and the report read them like any other column.
+`positive_share_label_{l}`), so `--metric=test_mean_iou` and the report read them like any other column; and
+`<split>_average_precision`, the mean over classes of the pixel-level AP (multi-label: the macro AP), under the
+name of the single-label runs' AUPRC, which the grid report's AUPRC sections read.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ __all__ = ["DenseEvaluator", "MAIN_FIGURE", "format_dense_summary"]
 
 # The figure each kind's progress line and best step follow.
 MAIN_FIGURE = {"segmentation": "mean_iou", "sequence": "mean_iou", "multilabel": "macro_average_precision"}
+# The class-averaged AP of each kind, recorded again as `average_precision`.
+_MEAN_AP = {"segmentation": "mean_average_precision", "sequence": "mean_average_precision",
+            "multilabel": "macro_average_precision"}  # fmt: skip
 # Rows per forward call of an evaluation.
 _PREDICT_BATCH = 256
 
@@ -76,8 +81,10 @@ class DenseEvaluator(keras.callbacks.Callback):
     def figures(self, y: np.ndarray, p: np.ndarray) -> dict[str, float]:
         """The figures of one split from its targets and probabilities."""
         if self.data.kind == "multilabel":
-            return metrics.multilabel_metrics(y, p)
-        return metrics.segmentation_metrics(y, p)
+            figures = metrics.multilabel_metrics(y, p)
+        else:
+            figures = metrics.segmentation_metrics(y, p)
+        return {**figures, "average_precision": figures[_MEAN_AP[self.data.kind]]}
 
     def on_epoch_end(self, epoch, logs=None):
         step = min((epoch + 1) * self.training.eval_every, self.training.steps)

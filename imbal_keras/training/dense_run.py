@@ -282,8 +282,8 @@ def _finish(one: _DenseRun, evaluator: DenseEvaluator, recorders: list, shares, 
         "training_distribution": np.asarray(shares).tolist(),
         "class_weights": form.class_weights(one.ctx).tolist() if form.class_weights is not None else None,
         "final": curve.iloc[-1].to_dict(),
-        "best_validation_average_precision_step": None,
-        "best_validation_step": int(curve.loc[curve[main].idxmax(), "step"]) if curve[main].notna().any() else None,
+        "best_validation_average_precision_step": _best_step(curve, "validation_average_precision"),
+        "best_validation_step": _best_step(curve, main),
         "train_seconds": round(time.time() - one.started, 3),
         "fit_seconds": round(time.time() - fit_started, 3),
         "instrumentation": instrument.summarize(recorders),
@@ -291,3 +291,8 @@ def _finish(one: _DenseRun, evaluator: DenseEvaluator, recorders: list, shares, 
     }
     runs.write_json(os.path.join(staging, runs.RESULT_FILE), summary)
     return DenseRunResult(run_dir=staging, config=config, curve=curve, summary=summary)
+
+
+def _best_step(curve: pd.DataFrame, column: str) -> int | None:
+    """The step of the best value of `column`, or None when it was never defined."""
+    return int(curve.loc[curve[column].idxmax(), "step"]) if curve[column].notna().any() else None
