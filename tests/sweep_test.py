@@ -138,7 +138,8 @@ def test_validate_names_the_axis(axes, message):
 
 
 def test_unknown_preset_lists_the_known_ones():
-    with pytest.raises(UserInputError, match=r"preset must be one of seed_question, long_tail\. Received: .*'x'"):
+    known = r"seed_question, long_tail, pixel_question"
+    with pytest.raises(UserInputError, match=rf"preset must be one of {known}\. Received: .*'x'"):
         presets.spec_from_preset("x")
 
 
