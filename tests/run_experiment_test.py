@@ -113,7 +113,7 @@ BAD_INPUT = {
     ),
     "unknown_preset": (
         ["--preset=nope"],
-        "error: flag --preset=nope: value should be one of <seed_question|long_tail>",
+        "error: flag --preset=nope: value should be one of <seed_question|long_tail|pixel_question>",
     ),
     "empty_axis": (["--strategy=none,"], "error: --strategy must list at least one value"),
     "zero_workers": (["--workers=0"], "error: flag --workers=0: --workers must be > 0"),
