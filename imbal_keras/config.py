@@ -3,12 +3,9 @@
 A config has five parts: `data`, `strategy` (a registered name plus the values of the parameters that strategy
 declares), `model`, `training` and `output`. It is built by `flags/` from the command line, by `sweep` from grid
 axes, or directly in Python; it is written into the run folder, it names the run, and `flat()` turns it into the
-columns of the results tables.
-
-Field names are unique across the parts, and a strategy parameter's name is the same for every strategy that
-declares it, so one spelling reaches any setting: the flag `--batch_size`, the grid axis `--batch_size=16,64`, the
-results column `batch_size`, `ExperimentConfig.from_flat({"batch_size": 16})`.
-
+columns of the results tables. Field names are unique across the parts, and a strategy parameter's name is the
+same for every strategy that declares it, so one spelling reaches any setting: the flag `--batch_size`, the grid
+axis `--batch_size=16,64`, the results column `batch_size`, `ExperimentConfig.from_flat({"batch_size": 16})`.
 This module does not import TensorFlow: the strategy registry keeps its parameter declarations free of it.
 """
 
@@ -20,11 +17,12 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from imbal_keras.data.dense_generated import SYNTHETIC as DENSE_SYNTHETIC
 from imbal_keras.data.longtail import CLASS_PROFILES
 from imbal_keras.errors import UserInputError, check
 
 OPTIMIZERS = ("sgd", "adam")
-DATASET_KINDS = ("synthetic", "csv", "parquet", "npz", "tfds", "python")
+DATASET_KINDS = ("synthetic", "csv", "parquet", "npz", "tfds", "python", *DENSE_SYNTHETIC)
 BUILT_IN_MODELS = ("auto", "mlp", "cnn")
 # The ratio synthetic data is generated at when `imbalance_ratio` is 0 (the default): 1:99.
 SYNTHETIC_IMBALANCE_RATIO = 99.0
@@ -57,8 +55,9 @@ class DataConfig:
     """Where the examples come from and how they are split.
 
     Attributes:
-      dataset: `synthetic`, `csv:PATH`, `parquet:PATH`, `npz:PATH`, `tfds:NAME` or `python:package.module:function`
-        (see docs/datasets.md for each contract).
+      dataset: `synthetic`, `csv:PATH`, `parquet:PATH`, `npz:PATH`, `tfds:NAME`, `python:package.module:function`
+        (see docs/datasets.md), or embedded dense data: `synthetic_segmentation`, `synthetic_tokens`,
+        `synthetic_multilabel` (see docs/segmentation.md, docs/multilabel.md).
       num_examples: synthetic only: examples over all three splits.
       num_features: synthetic only: feature dimension.
       num_classes: synthetic only: number of classes K.
@@ -122,7 +121,7 @@ class DataConfig:
 
     @property
     def kind(self) -> str:
-        """`synthetic`, `csv`, `parquet`, `npz`, `tfds` or `python`."""
+        """`synthetic`, `csv`, `parquet`, `npz`, `tfds`, `python` or an embedded dense set's name."""
         return self.dataset.split(":", 1)[0]
 
     @property
@@ -140,9 +139,9 @@ class DataConfig:
     def validate(self) -> None:
         kind = self.kind
         check(
-            kind in DATASET_KINDS and (kind == "synthetic" or self.argument),
+            kind in DATASET_KINDS and (kind.startswith("synthetic") or self.argument),
             "dataset must be 'synthetic', 'csv:PATH', 'parquet:PATH', 'npz:PATH', 'tfds:NAME' or "
-            f"'python:package.module:function'. Received: dataset={self.dataset!r}",
+            f"'python:package.module:function' (or {', '.join(DENSE_SYNTHETIC)}). Received: dataset={self.dataset!r}",
             argument="dataset",
         )
         check(
@@ -549,7 +548,7 @@ class ExperimentConfig:
         """A readable, deterministic folder name: dataset, strategy variant and the axes a grid usually varies (the
         imposed ratio as `r<rho>`; none for data kept at its own ratio)."""
         data = self.data
-        source = data.kind if data.kind == "synthetic" else data.argument.split("/")[-1].split(".")[0]
+        source = data.kind if data.kind.startswith("synthetic") else data.argument.split("/")[-1].split(".")[0]
         t = self.training
         parts = [source, self.strategy.name]
         parts += [_short(self.strategy.params[k]) for k in sorted(self.strategy.params)]
@@ -678,6 +677,7 @@ __all__ = [
     "BUILT_IN_MODELS",
     "CLASS_PROFILES",
     "DATASET_KINDS",
+    "DENSE_SYNTHETIC",
     "KEY_ROLES",
     "OPTIMIZERS",
     "PARTS",

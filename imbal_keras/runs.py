@@ -8,6 +8,7 @@ A run folder holds:
   composition.csv   class make-up of every batch (the `BatchComposition` callback)
   gradients.csv     per-class losses, gradient norms, cosines and update sizes (`PerClassGradients`)
   diagnostics.csv   gradient-noise diagnostics along training (`diagnostics.GradientNoise`, with diagnose_every)
+  predictions.npz   dense and multi-label runs: the last test evaluation's targets and predictions
   flags.txt         the command line's flags, when the run came from `run_experiment.py`
   events.out...     TensorBoard scalars, and the run's HParams (`write_run_hparams`, for runs of a grid)
 
@@ -52,6 +53,7 @@ FLAGS_FILE = "flags.txt"
 COMPOSITION_FILE = "composition.csv"
 GRADIENTS_FILE = "gradients.csv"
 DIAGNOSTICS_FILE = "diagnostics.csv"
+PREDICTIONS_FILE = "predictions.npz"
 STAGING_PREFIX = ".partial-"
 _HPARAMS_SUFFIX = ".hparams"
 INSTRUMENTATION_PREFIX = "instrumentation_"
@@ -154,6 +156,11 @@ def write_text(path: str, text: str) -> None:
 def write_json(path: str, value: Any) -> None:
     """Writes `value` as JSON; numpy scalars become numbers and NaN becomes null."""
     write_text(path, json.dumps(_jsonable(value), indent=2))
+
+
+def write_npz(path: str, **arrays: np.ndarray) -> None:
+    """Writes arrays into a compressed `.npz` file (`np.savez_compressed`)."""
+    np.savez_compressed(path, **arrays)
 
 
 def write_atomically(path: str, text: str) -> None:
@@ -354,7 +361,10 @@ def data_used(record: RunRecord) -> dict[str, Any]:
         features = config.data.num_features
     dropped = summary.get("dropped") or []
     row: dict[str, Any] = {
-        "data_rows": int(sum(sum(c) for c in counts.values())),
+        # Dense and multi-label runs count pixels or label positives per class: their rows are their examples.
+        "data_rows": int(
+            sum(summary["examples"].values()) if "examples" in summary else sum(map(sum, counts.values()))
+        ),
         "data_features": math.nan if features is None else features,
     }
     for split in ("train", "validation", "test"):
@@ -461,6 +471,7 @@ __all__ = [
     "CONFIG_FILE",
     "DATA_USED_COLUMNS",
     "DIAGNOSTICS_FILE",
+    "PREDICTIONS_FILE",
     "FLAGS_FILE",
     "GRADIENTS_FILE",
     "INSTRUMENTATION_PREFIX",
@@ -485,6 +496,7 @@ __all__ = [
     "write_atomically",
     "write_hparams_config",
     "write_json",
+    "write_npz",
     "write_run_hparams",
     "write_text",
 ]

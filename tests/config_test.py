@@ -27,7 +27,11 @@ def test_parts_round_trip_through_json():
     assert tree["strategy"] == {
         "name": "class_weight",
         "target_distribution": [0.7, 0.3],
-        "params": {"class_weight_normalization": "mean_one", "weight_reduction": "mean_with_sample_weight"},
+        "params": {
+            "class_weight_normalization": "mean_one",
+            "weight_method": "inverse",
+            "weight_reduction": "mean_with_sample_weight",
+        },
     }
     assert ExperimentConfig.from_json(config.to_json()) == config
     assert ExperimentConfig.from_flat(config.flat()) == config
@@ -84,7 +88,7 @@ def test_default_run_name_names_the_strategy_parameters_and_the_axes():
         {"strategy": "class_weight", "class_weight_normalization": "sum_to_num_classes", "seed": 4}
     )
     assert weighted.default_run_name() == (
-        "synthetic_class_weight_sum_to_num_classes_sum_over_batch_size_r99_b16_sgd_lr0p05_seed4"
+        "synthetic_class_weight_sum_to_num_classes_inverse_sum_over_batch_size_r99_b16_sgd_lr0p05_seed4"
     )
     assert ExperimentConfig.from_flat({"order_seed": 2}).default_run_name().endswith("_seed0_order2")
     # A user's data keeps its own ratio by default: no ratio in the name; an imposed one is named.
@@ -92,6 +96,12 @@ def test_default_run_name_names_the_strategy_parameters_and_the_axes():
     assert as_given.default_run_name().startswith("fraud_none_b16_")
     imposed = ExperimentConfig.from_flat({"dataset": "csv:/data/fraud.csv", "imbalance_ratio": 24})
     assert imposed.default_run_name().startswith("fraud_none_r24_b16_")
+    # Embedded dense data is named by its dataset name.
+    assert (
+        ExperimentConfig.from_flat({"dataset": "synthetic_segmentation"})
+        .default_run_name()
+        .startswith("synthetic_segmentation_none_b16_")
+    )
 
 
 def test_variant_shows_the_parameters_that_differ_from_their_defaults():

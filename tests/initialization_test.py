@@ -22,7 +22,7 @@ BATCH = 16
 
 
 def _cases():
-    for name, k in itertools.product(strategies.names(), (2, 3)):
+    for name, k in itertools.product(strategies.names("tabular"), (2, 3)):
         reductions = {p.name: p for p in strategies.get(name).params}.get("weight_reduction")
         for reduction in reductions.choices if reductions else (None,):
             yield pytest.param(name, k, reduction, id=f"{name}-K{k}-{reduction or 'plain'}")

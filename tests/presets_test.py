@@ -34,3 +34,19 @@ def test_the_verdict_pairs_only_the_runs_that_vary_every_training_seed():
         }
     )
     assert answer.sgd_runs(table).sum() == 576 // 4
+
+
+def test_pixel_question_pairs_10_seeds_on_2_segmentation_datasets_over_strategies_for_masks():
+    from imbal_keras import strategies
+
+    spec = presets.spec_from_preset("pixel_question")
+    configs = sweep.expand(spec)
+    assert len(configs) == 60 and spec.cell_fields() == ["data_seed"]
+    assert collections.Counter(c.strategy.name for c in configs) == {"class_weight": 20, "dice": 20, "patches": 20}
+    assert {c.data.dataset for c in configs} == {"synthetic_segmentation"}
+    assert all("segmentation" in strategies.get(c.strategy.name).kinds for c in configs)
+    # Paired: for every data seed and training seed, one run of each strategy on the same data.
+    pairs = collections.Counter((c.seed_for("data"), c.training.seed) for c in configs)
+    assert set(pairs.values()) == {3} and len(pairs) == 20
+    question = presets.PRESETS["pixel_question"].question
+    assert question.families(["class_weight", "dice", "patches"]) and question.metric == "test_mean_iou:max"

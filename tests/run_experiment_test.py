@@ -53,7 +53,7 @@ def test_command_line_run_writes_flags_and_prints_summary(tmp_path):
     proc = _run("--strategy=class_weight", "--weight_reduction=mean_with_sample_weight", f"--output_dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr
     (run_name,) = os.listdir(tmp_path)
-    assert run_name == "synthetic_class_weight_mean_one_mean_with_sample_weight_r99_b16_sgd_lr0p05_seed0"
+    assert run_name == "synthetic_class_weight_mean_one_inverse_mean_with_sample_weight_r99_b16_sgd_lr0p05_seed0"
     flags_text = (tmp_path / run_name / runs.FLAGS_FILE).read_text()
     assert "--strategy=class_weight" in flags_text and "--steps=20" in flags_text
     record = runs.read(str(tmp_path / run_name))
@@ -113,7 +113,7 @@ BAD_INPUT = {
     ),
     "unknown_preset": (
         ["--preset=nope"],
-        "error: flag --preset=nope: value should be one of <seed_question|long_tail>",
+        "error: flag --preset=nope: value should be one of <seed_question|long_tail|pixel_question>",
     ),
     "empty_axis": (["--strategy=none,"], "error: --strategy must list at least one value"),
     "zero_workers": (["--workers=0"], "error: flag --workers=0: --workers must be > 0"),

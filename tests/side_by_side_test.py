@@ -125,7 +125,7 @@ def test_every_run_of_a_pack_matches_the_one_run_path(tmp_path, case):
 
 
 # Every strategy that trains side by side, in one pack, each run on data of its own but two that share theirs.
-PACKABLE = [s.name for s in strategies.STRATEGIES.values() if s.callbacks is None]
+PACKABLE = [s.name for s in strategies.STRATEGIES.values() if s.callbacks is None and s.single_label]
 
 
 @pytest.mark.parametrize("k", [2, 4, 10])
@@ -279,7 +279,7 @@ def test_a_pack_with_bad_input_fails_run_by_run_with_one_line_each(tmp_path):
     assert not runs.finished_runs(sweep.runs_dir(str(tmp_path / "grid")))
 
 
-@pytest.mark.parametrize("name", sorted(strategies.STRATEGIES))
+@pytest.mark.parametrize("name", sorted(strategies.names(strategies.SINGLE_LABEL)))
 def test_the_interleaved_pipeline_gives_each_replica_the_batches_of_its_own_run(name):
     """Every strategy's pipeline built once with the order seed as a tensor yields, per replica, the batches its
     one-run pipeline (seeded by a Python int) yields; zipped with another data seed's pipeline too."""

@@ -43,7 +43,7 @@ def data():
     return _data()
 
 
-@pytest.fixture(scope="module", params=strategies.names())
+@pytest.fixture(scope="module", params=strategies.names("tabular"))
 def drawn(request, data):
     x, y = data
     ctx = _ctx(np.bincount(y))
@@ -60,7 +60,7 @@ def test_unknown_strategy_lists_valid_names():
         strategies.get("x")
 
 
-@pytest.mark.parametrize("name", strategies.names())
+@pytest.mark.parametrize("name", strategies.names("tabular"))
 def test_every_declared_parameter_is_valid_data(name):
     strategy = strategies.get(name)
     assert strategy.summary and len(strategy.summary.splitlines()) == 1
@@ -270,3 +270,99 @@ def test_target_share_for_absent_class_is_an_error(name):
     ctx = _ctx([20, 0])
     with pytest.raises(UserInputError, match="class 1"):
         _batches(name, x, y, ctx, n=1)
+
+
+# Dense and multi-label forms: one contract over every strategy that declares the kind.
+
+DENSE_N, SIDE, DENSE_BATCH = 24, 8, 6
+
+
+def _masks():
+    """24 8x8 masks: class 1 (a 2x2 square) in a third of them, class 2 (one pixel) in a sixth; image i's pixel p
+    is 1000 i + p, so a batch tells which example and which pixels it came from."""
+    masks = np.zeros((DENSE_N, SIDE, SIDE), np.int32)
+    masks[::3, 2:4, 2:4] = 1
+    masks[1::6, 6, 5] = 2
+    images = (1000 * np.arange(DENSE_N)[:, None, None] + np.arange(SIDE * SIDE).reshape(SIDE, SIDE)).astype(np.float32)
+    return images[..., None], masks
+
+
+def _dense_ctx(kind, counts, contains, seed=5, **params):
+    return strategies.DenseContext(kind, np.asarray(counts), contains, batch_size=DENSE_BATCH, seed=seed, params=params)
+
+
+def _dense_batches(name, x, y, ctx, n=60):
+    return [tuple(t.numpy() for t in b) for b in strategies.build_dense_pipeline(name, x, y, ctx).take(n)]
+
+
+@pytest.mark.parametrize("name", strategies.names("segmentation"))
+def test_dense_stream_holds_crops_of_the_input_seeded(name):
+    x, y = _masks()
+    contains = np.stack([(y == c).any(axis=(1, 2)) for c in range(3)], axis=1)
+    ctx = _dense_ctx("segmentation", np.bincount(y.ravel()), contains)
+    batches = _dense_batches(name, x, y, ctx)
+    crop = SIDE // 2 if name == "patches" else SIDE
+    for batch in batches:
+        images, labels = batch[0][..., 0].astype(int), batch[1]
+        assert images.shape == labels.shape == (DENSE_BATCH, crop, crop)
+        index, pixel = images // 1000, images % 1000
+        np.testing.assert_array_equal(labels, y.reshape(DENSE_N, -1)[index, pixel])  # each pixel keeps its label
+        assert len(batch) == (3 if name == "class_weight" else 2)
+    again = _dense_batches(name, x, y, ctx, n=10)
+    other = _dense_batches(name, x, y, _dense_ctx("segmentation", ctx.class_counts, contains, seed=6), n=10)
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(batches, again, strict=False))
+    assert any(not np.array_equal(a[0], b[0]) for a, b in zip(batches, other, strict=False))
+
+
+@pytest.mark.parametrize("name", ["upsample", "downsample", "rejection", "stratified", "repeat_factor", "patches"])
+def test_dense_resampling_raises_the_share_of_examples_holding_the_rarest_class(name):
+    x, y = _masks()
+    contains = np.stack([(y == c).any(axis=(1, 2)) for c in range(3)], axis=1)
+    ctx = _dense_ctx("segmentation", np.bincount(y.ravel()), contains, foreground_share=0.5, repeat_threshold=0.5)
+    batches = _dense_batches(name, x, y, ctx, n=200)
+    held = np.concatenate([(b[1] == 2).any(axis=(1, 2)) for b in batches])
+    # Presence resampling: the rarest-class group is one of three equal groups (background only, class 1, class 2).
+    # Repeat factors: sqrt(0.5 / f_c) for f = 1/6 (class 2), 1/3 (class 1), 1 (background): 4 of 24 images weigh
+    # sqrt(3), 8 weigh sqrt(1.5), 12 weigh 1. Patches (4x4 of 8x8): half the crops are forced onto one of the 12
+    # images holding class 1 or 2 (4 hold class 2, and the crop is centred on its pixel); the other half take a
+    # uniform image (1/6 hold class 2) and a uniform corner, which covers pixel (6, 5) for 2 of 5 rows and 3 of 5
+    # columns.
+    expected = {
+        "repeat_factor": 4 * np.sqrt(3) / (4 * np.sqrt(3) + 8 * np.sqrt(1.5) + 12),
+        "patches": 0.5 * 4 / 12 + 0.5 * (1 / 6) * (2 / 5) * (3 / 5),
+    }.get(name, 1 / 3)
+    n = len(held)
+    assert abs(held.mean() - expected) <= 5 * np.sqrt(expected * (1 - expected) / n), (name, held.mean(), expected)
+    assert expected > contains[:, 2].mean()  # more than the natural share, 1/6
+
+
+@pytest.mark.parametrize("name", strategies.names("multilabel"))
+def test_multilabel_stream_keeps_each_examples_labels(name):
+    labels = np.zeros((30, 4), np.int32)
+    labels[::2, 0] = 1
+    labels[::5, 1] = 1
+    labels[::15, 3] = 1
+    x = np.arange(30, dtype=np.float32)[:, None]
+    ctx = _dense_ctx("multilabel", labels.sum(axis=0), labels.astype(bool))
+    for batch in _dense_batches(name, x, labels, ctx, n=30):
+        np.testing.assert_array_equal(batch[1], labels[batch[0][:, 0].astype(int)])
+        if name == "class_weight":  # positives weigh n_neg / n_pos of their label, negatives 1
+            ratio = (30 - labels.sum(axis=0)) / np.maximum(labels.sum(axis=0), 1)
+            np.testing.assert_allclose(batch[2], np.where(batch[1] == 1, ratio, 1.0), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "method, expected",
+    [("inverse", [1 / 90, 1 / 10]), ("inverse_sqrt", [1 / np.sqrt(90), 1 / np.sqrt(10)])],
+)
+def test_single_label_weight_method_scales_the_target_by_the_frequency_weight(method, expected):
+    ctx = strategies.StrategyContext(np.array([90, 10]), np.array([0.5, 0.5]), 16, 0, {"weight_method": method})
+    w = strategies.get("class_weight").loss_weights(ctx)
+    np.testing.assert_allclose(w / w[0], np.asarray(expected) / expected[0])
+    assert np.isclose(w @ [90, 10], 100)  # mean_one: the mean example weight is 1
+
+
+def test_dense_only_strategies_refuse_single_label_data_in_one_line():
+    x, y = _data()
+    with pytest.raises(UserInputError, match=r"^strategy 'patches' does not apply to single-label data \(it applies"):
+        strategies.build_pipeline("patches", x, y, _ctx(np.bincount(y)))

@@ -27,7 +27,7 @@ def test_seed_question_preset_pairs_12_training_seeds_on_2_datasets_with_each_tr
     assert len(configs) == 576 and spec.cell_fields() == ["data_seed"]
     per_variant = collections.Counter((c.strategy.name, tuple(sorted(c.strategy.params.items()))) for c in configs)
     weighted = {
-        ("class_weight", (("class_weight_normalization", n), ("weight_reduction", r)))
+        ("class_weight", (("class_weight_normalization", n), ("weight_method", "inverse"), ("weight_reduction", r)))
         for n in ("mean_one", "sum_to_num_classes")
         for r in ("sum_over_batch_size", "mean_with_sample_weight")
     }
@@ -138,7 +138,8 @@ def test_validate_names_the_axis(axes, message):
 
 
 def test_unknown_preset_lists_the_known_ones():
-    with pytest.raises(UserInputError, match=r"preset must be one of seed_question, long_tail\. Received: .*'x'"):
+    known = r"seed_question, long_tail, pixel_question"
+    with pytest.raises(UserInputError, match=rf"preset must be one of {known}\. Received: .*'x'"):
         presets.spec_from_preset("x")
 
 

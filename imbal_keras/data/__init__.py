@@ -3,8 +3,8 @@
 What users call is exported here: `load(config.data)` or one loader per source (`synthetic`, `from_csv`,
 `from_parquet`, `from_frame`, `from_npz`, `from_python`, `from_arrays`, `from_tfds`), each returning `Data` with its
 three `Split`s; for dense (mask, sequence) and multi-label targets `segmentation`, `token_sequences`,
-`multilabel_tags`, `dense_from_arrays`, `dense_from_npz`, `dense_from_python` and `dense_from_tfds`. Modules: `sources` (the
-loaders), `generated` (synthetic data), `tabular` (tables encoded as features), `splits` (subsampling and
+`multilabel_tags`, `dense_from_arrays`, `dense_from_npz`, `dense_from_python` and `dense_from_tfds`. Modules:
+`sources` (the loaders), `generated` (synthetic data), `tabular` (tables encoded as features), `splits` (subsampling and
 splitting), `longtail` (class profiles and groups), `shares` (class-share arithmetic, no TensorFlow),
 `batch_sampling` (how a strategy forms batches, as data), `pipelines` and `streaming` (the tf.data builders, which
 import TensorFlow; import them by name); for dense and multi-label targets `dense_shares` (pixel frequencies,
@@ -15,8 +15,6 @@ multi-output models `multi_output` (class weights per head, resampling by one he
 
 from imbal_keras.data.dense_generated import (
     dense_from_arrays,
-    dense_from_npz,
-    dense_from_python,
     multilabel_tags,
     segmentation,
     token_sequences,
@@ -24,6 +22,8 @@ from imbal_keras.data.dense_generated import (
 from imbal_keras.data.dense_tfds import dense_from_tfds
 from imbal_keras.data.sources import (
     as_arrays,
+    dense_from_npz,
+    dense_from_python,
     from_arrays,
     from_csv,
     from_npz,

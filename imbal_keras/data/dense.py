@@ -12,6 +12,7 @@ Targets are
 - multi-label targets (N, L) of 0/1.
 
 Builders (all return infinite datasets of batches; one seed gives one stream, as in `imbal_keras.data.pipelines`):
+- `natural`: batches `(x, y)` of the data as it is, reshuffled every pass;
 - `weighted`: natural batches with a weight map `class_weights[y]` (`dense_shares.frequency_weights` gives
   inverse, inverse-sqrt or effective-number weights); `with_weight_map` adds the map to any dataset;
 - `presence_resampled`: example-level resampling by the rarest class an example contains ("contains class c"):
@@ -53,6 +54,7 @@ __all__ = [
     "METHODS",
     "Patches",
     "label_weighted",
+    "natural",
     "patches",
     "presence_resampled",
     "repeat_factor_sampled",
@@ -122,6 +124,19 @@ def with_weight_map(
         return x, y, tf.where(valid, tf.gather(weights, y), 0.0)
 
     return sampling.map_fn(dataset, add, parallel=True)
+
+
+def natural(features, targets, *, batch_size: int, seed: int) -> tf.data.Dataset:
+    """Batches `(x, y)` of the data as it is, reshuffled every pass (the order of `pipelines.natural`).
+
+    Args:
+      features: array or nested structure of arrays with leading dimension N.
+      targets: (N, H, W), (N, H, W, 1) or (N, T) class ids, or (N, L) multi-label targets.
+      batch_size: examples per batch B.
+      seed: seeds the pass order.
+    """
+    targets = _targets(targets)
+    return gather_rows(_natural_order(len(targets), batch_size, seed), features, targets)
 
 
 def weighted(

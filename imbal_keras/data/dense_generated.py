@@ -1,5 +1,5 @@
-"""Data with dense and multi-label targets: embedded synthetic sets (seeded, no download) and loaders for a user's
-own arrays, `.npz` files and Python functions.
+"""Data with dense and multi-label targets: embedded synthetic sets (seeded, no download) and the loader of a user's
+own arrays (`imbal_keras.data.sources` reads `.npz` files and Python functions into it).
 
 Each returns `Data` whose splits hold the targets as they are: `kind` is `segmentation` (x (N, H, W, C) float32,
 y (N, H, W) int32 class ids), `sequence` (x (N, T) int32 tokens, y (N, T) int32 tags) or `multilabel`
@@ -9,24 +9,20 @@ class each example contains, multi-label data by iterative stratification, so ev
 
 from __future__ import annotations
 
-import inspect
-import os
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from imbal_keras.data._loading import first_line
 from imbal_keras.data.dense_shares import checked_multilabel, presence, rarest_present, valid_pixels
-from imbal_keras.data.sources import import_function, read_npz
 from imbal_keras.data.splits import SPLITS, Data, Layout, Split, iterative_stratification, layout_of, stratified_split
-from imbal_keras.errors import UserInputError, check
+from imbal_keras.errors import check
 
 __all__ = [
     "KINDS",
+    "SYNTHETIC",
     "dense_from_arrays",
-    "dense_from_npz",
-    "dense_from_python",
+    "dense_layout",
     "multilabel_tags",
     "segmentation",
     "token_sequences",
@@ -182,43 +178,20 @@ def dense_from_arrays(data, *, kind: str | None = None, ignore_label: int | None
     return _as_data({s: (x[i], y[i]) for s, i in index.items()}, kind, ignore_label, name)
 
 
-def dense_from_npz(path: str, *, kind: str | None = None, ignore_label: int | None = None, **layout: Any) -> Data:
-    """A `.npz` file with arrays `x` and `y`, or `x_train`, `y_train`, `x_test`, `y_test` (and `x_validation`,
-    `y_validation`); see `dense_from_arrays`.
+def dense_layout(layout: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The `Layout` settings dense data takes (split shares and seed) out of a loader's; a long-tail profile is
+    refused.
 
     Raises:
-      UserInputError: a missing or unreadable file, missing keys, or arrays `dense_from_arrays` refuses.
+      UserInputError: `imbalance_ratio` or `balanced_evaluation` set for dense or multi-label data.
     """
-    where = f"dataset=npz:{path}"
-    arrays = read_npz(path, where)
-    if {"x", "y"} <= set(arrays):
-        source: Any = (arrays["x"], arrays["y"])
-    else:
-        source = {s: (arrays[f"x_{s}"], arrays[f"y_{s}"]) for s in SPLITS if f"x_{s}" in arrays and f"y_{s}" in arrays}
-    return dense_from_arrays(
-        source, kind=kind, ignore_label=ignore_label, name=os.path.basename(path), where=where, **layout
+    check(
+        not layout.get("imbalance_ratio") and not layout.get("balanced_evaluation"),
+        f"{where}: dense and multi-label data keep their own class ratio; imbalance_ratio and balanced_evaluation "
+        f"apply to single-label data. Received: imbalance_ratio={layout.get('imbalance_ratio')}",
+        argument="imbalance_ratio",
     )
-
-
-def dense_from_python(path: str, *, kind: str | None = None, ignore_label: int | None = None, **layout: Any) -> Data:
-    """What a user's function `package.module:function` returns (e.g. `(images, masks)`), called with `seed=`
-    when it takes one; see `dense_from_arrays`.
-
-    Raises:
-      UserInputError: a path that does not import, a function that raises, or a value `dense_from_arrays` refuses.
-    """
-    where = f"dataset=python:{path}"
-    function = import_function(path, argument="dataset", shown=f"python:{path}")
-    try:
-        takes_seed = "seed" in inspect.signature(function).parameters
-        value = function(seed=layout.get("seed", 0)) if takes_seed else function()
-    except Exception as e:  # noqa: BLE001  (the user's code: report its error as one line)
-        raise UserInputError(
-            f"{where}: the function raised {type(e).__name__}: {first_line(e)}", argument="dataset"
-        ) from None
-    return dense_from_arrays(
-        value, kind=kind, ignore_label=ignore_label, name=path.rpartition(":")[2], where=where, **layout
-    )
+    return {k: layout[k] for k in ("validation_fraction", "test_fraction", "seed") if k in layout}
 
 
 def _dense_data(x: np.ndarray, y: np.ndarray, names: tuple[str, ...], kind: str, settings: Layout) -> Data:
@@ -294,3 +267,11 @@ def _as_data(given: dict, kind: str, ignore_label: int | None, name: str, names:
     names = names or tuple(f"{'label' if kind == 'multilabel' else 'class'}_{c}" for c in range(num_classes))
     splits = {s: Split(*given[s]) for s in SPLITS}
     return Data(**splits, num_classes=num_classes, class_names=names, kind=kind, name=name)
+
+
+# The embedded datasets by their `--dataset` name, generated with their own defaults.
+SYNTHETIC = {
+    "synthetic_segmentation": segmentation,
+    "synthetic_tokens": token_sequences,
+    "synthetic_multilabel": multilabel_tags,
+}

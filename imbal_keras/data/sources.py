@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from imbal_keras.data import dense_generated
 from imbal_keras.data._loading import first_line, not_prepared, tfds_builder
 from imbal_keras.data.generated import check_synthetic_memory, synthetic
 from imbal_keras.data.splits import (
@@ -44,6 +45,8 @@ __all__ = [
     "read_npz",
     "as_arrays",
     "check_synthetic_memory",
+    "dense_from_npz",
+    "dense_from_python",
     "from_arrays",
     "from_csv",
     "from_npz",
@@ -85,6 +88,8 @@ def load(config: DataConfig, *, seed: int = 0) -> Data:
             label_noise=config.label_noise,
             **layout,
         )
+    if kind in dense_generated.SYNTHETIC:
+        return dense_generated.SYNTHETIC[kind](**dense_generated.dense_layout(layout, f"dataset={config.dataset}"))
     if kind in ("csv", "parquet"):
         loader = from_csv if kind == "csv" else from_parquet
         return loader(
@@ -206,6 +211,8 @@ def from_npz(path: str, **layout: Any) -> Data:
     """
     where = f"dataset=npz:{path}"
     arrays = read_npz(path, where)
+    if np.ndim(arrays.get("y", arrays.get("y_train"))) >= 2:
+        return dense_from_npz(path, **dense_generated.dense_layout(layout, where))
     names = arrays.pop("class_names", None)
     if {"x", "y"} <= set(arrays):
         source: Any = (arrays["x"], arrays["y"])
@@ -227,23 +234,79 @@ def from_python(path: str, **layout: Any) -> Data:
     """The data a user's function returns: `python:package.module:function`.
 
     The function is imported by path and called with `seed=` (the run's data seed) if it takes a `seed`
-    argument, else with no argument. It returns what `from_arrays` takes.
+    argument, else with no argument. It returns what `from_arrays` takes, or dense (masks, sequences) or
+    multi-label targets as `dense_from_arrays` takes them (targets with more than one value per example).
 
     Raises:
-      UserInputError: a path that does not import, a function that raises, or a value `from_arrays` refuses.
+      UserInputError: a path that does not import, a function that raises, or a value the loader refuses.
     """
     where = f"dataset=python:{path}"
+    value = _called(path, layout.get("seed", 0))
+    name = path.rpartition(":")[2]
+    if _dense_value(value):
+        return dense_generated.dense_from_arrays(
+            value, name=name, where=where, **dense_generated.dense_layout(layout, where)
+        )
+    return from_arrays(value, name=name, where=where, **layout)
+
+
+def dense_from_npz(path: str, *, kind: str | None = None, ignore_label: int | None = None, **layout: Any) -> Data:
+    """A `.npz` file with arrays `x` and `y`, or `x_train`, `y_train`, `x_test`, `y_test` (and `x_validation`,
+    `y_validation`) of dense or multi-label targets; see `dense_generated.dense_from_arrays`.
+
+    Raises:
+      UserInputError: a missing or unreadable file, missing keys, or arrays `dense_from_arrays` refuses.
+    """
+    where = f"dataset=npz:{path}"
+    arrays = read_npz(path, where)
+    if {"x", "y"} <= set(arrays):
+        source: Any = (arrays["x"], arrays["y"])
+    else:
+        source = {s: (arrays[f"x_{s}"], arrays[f"y_{s}"]) for s in SPLITS if f"x_{s}" in arrays and f"y_{s}" in arrays}
+    return dense_generated.dense_from_arrays(
+        source, kind=kind, ignore_label=ignore_label, name=os.path.basename(path), where=where, **layout
+    )
+
+
+def dense_from_python(path: str, *, kind: str | None = None, ignore_label: int | None = None, **layout: Any) -> Data:
+    """What a user's function `package.module:function` returns (e.g. `(images, masks)`), called with `seed=`
+    when it takes one; see `dense_generated.dense_from_arrays`.
+
+    Raises:
+      UserInputError: a path that does not import, a function that raises, or a value `dense_from_arrays` refuses.
+    """
+    value = _called(path, layout.get("seed", 0))
+    return dense_generated.dense_from_arrays(
+        value, kind=kind, ignore_label=ignore_label, name=path.rpartition(":")[2], where=f"dataset=python:{path}",
+        **layout,
+    )  # fmt: skip
+
+
+def _called(path: str, seed: int) -> Any:
+    """What the function at `package.module:function` returns, called with `seed=` when it takes a `seed`.
+
+    Raises:
+      UserInputError: a path that does not import, or a function that raises (its error as one line).
+    """
     function = import_function(path, argument="dataset", shown=f"python:{path}")
     takes_seed = "seed" in inspect.signature(function).parameters
     try:
-        value = function(seed=layout.get("seed", 0)) if takes_seed else function()
+        return function(seed=seed) if takes_seed else function()
     except UserInputError:
         raise
     except Exception as e:  # noqa: BLE001  (the user's code: report its error as one line)
         raise UserInputError(
-            f"{where}: the function raised {type(e).__name__}: {first_line(e)}", argument="dataset"
+            f"dataset=python:{path}: the function raised {type(e).__name__}: {first_line(e)}", argument="dataset"
         ) from None
-    return from_arrays(value, name=path.rpartition(":")[2], where=where, **layout)
+
+
+def _dense_value(value) -> bool:
+    """Whether a loader's value holds targets with more than one value per example (masks, sequences, labels)."""
+    if isinstance(value, Mapping):
+        value = value.get("train", value.get("data"))
+    if not isinstance(value, (tuple, list)) or len(value) != 2 or is_tf_dataset(value[1]):
+        return False
+    return np.ndim(value[1]) >= 2
 
 
 def from_arrays(

@@ -40,7 +40,8 @@ SPLITS = ("train", "validation", "test")
 
 @dataclasses.dataclass(frozen=True)
 class Split:
-    """Features `x` (N, ...) float32 and integer labels `y` (N,)."""
+    """Features `x` (N, ...) and integer targets `y`: labels (N,), masks (N, H, W), tags (N, T) or multi-label
+    (N, L) (see `Data.kind`)."""
 
     x: np.ndarray
     y: np.ndarray
@@ -48,8 +49,12 @@ class Split:
     def __len__(self) -> int:
         return len(self.y)
 
-    def class_counts(self, num_classes: int) -> np.ndarray:
-        return np.bincount(self.y, minlength=num_classes)[:num_classes]
+    def class_counts(self, num_classes: int, *, kind: str = "") -> np.ndarray:
+        """Examples per class, shape (K,); for dense targets pixels (tokens) per class, for `kind="multilabel"`
+        positives per label (a multi-label (N, L) target cannot be told from a tag sequence by its shape)."""
+        if kind == "multilabel":
+            return np.asarray(self.y).sum(axis=0).astype(np.int64)
+        return np.bincount(np.asarray(self.y).reshape(-1), minlength=num_classes)[:num_classes]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +90,7 @@ class Data:
     def describe(self) -> str:
         """One line: examples and class counts per split."""
         parts = [
-            f"{name} {len(s)} ({'/'.join(str(c) for c in s.class_counts(self.num_classes))})"
+            f"{name} {len(s)} ({'/'.join(str(c) for c in s.class_counts(self.num_classes, kind=self.kind))})"
             for name, s in self.splits().items()
         ]
         line = f"{self.name}: " + ", ".join(parts) + f" [class counts {'/'.join(self.class_names)}]"

@@ -12,6 +12,11 @@ declaration under the same name. A grid axis over a parameter applies to the str
 A strategy changes the data (its `pipeline`, and `stream` for file-backed inputs), the loss (`loss_weights`,
 applied as per-example sample weights, or a `loss` of its own), adds `callbacks` (schedules), or any mix.
 
+Each strategy declares the kinds of targets it applies to (`Strategy.kinds`): single-label data (`tabular`,
+`image`) through its `pipeline`, and dense (`segmentation`, `sequence`) or `multilabel` targets through its
+`dense` form (`DenseForm`: a pipeline of weight maps or resampled examples, and a loss); `check_applies` refuses
+the others in one line.
+
 Importing this package does not import TensorFlow, so configs and grid expansion stay light: the families import
 the TF-free share arithmetic (`imbal_keras.data.shares`, `imbal_keras.data.batch_sampling`) at their top, and the
 tf.data builders and losses (`pipelines`, `streaming`, `losses`) by an import statement inside the function that
@@ -37,6 +42,10 @@ if TYPE_CHECKING:
 
 # = streaming.DEFAULT_SHUFFLE_BUFFER (kept here so that the registry does not import TensorFlow).
 DEFAULT_SHUFFLE_BUFFER = 10_000
+# Kinds of data (`splits.Data.kind`) by their targets: one label per example, or dense / multi-label targets.
+SINGLE_LABEL_KINDS = ("tabular", "image")
+DENSE_KINDS = ("segmentation", "sequence", "multilabel")
+SINGLE_LABEL = "single-label"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,6 +168,55 @@ class StrategyContext:
 
 
 @dataclasses.dataclass(frozen=True)
+class DenseContext:
+    """What a strategy may know about dense (mask, sequence) or multi-label training data.
+
+    Attributes:
+      kind: `segmentation`, `sequence` or `multilabel`.
+      class_counts: pixels (tokens) per class, or positives per label, shape (K,).
+      contains: (N, K) boolean: training example i contains class (label) c.
+      batch_size: examples (crops) per batch.
+      seed: seeds every random choice of the pipeline.
+      params: the strategy's parameter values by name; a parameter missing here takes its declared default.
+    """
+
+    kind: str
+    class_counts: np.ndarray
+    contains: np.ndarray
+    batch_size: int
+    seed: int
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_counts)
+
+    def param(self, param: Param) -> Any:
+        """The value of `param` in this run (its default when not given)."""
+        return self.params.get(param.name, param.default)
+
+
+@dataclasses.dataclass(frozen=True)
+class DenseForm:
+    """A strategy over dense or multi-label targets.
+
+    Attributes:
+      kinds: the kinds of targets it applies to (a subset of `DENSE_KINDS`).
+      pipeline: `(features, targets, DenseContext) -> tf.data.Dataset` of `(x, y)` or `(x, y, w)` batches, `w` a
+        weight map of the targets' shape.
+      loss: `DenseContext -> keras.losses.Loss` of the strategy's own, or None for the cross-entropy per pixel
+        (token; per label for multi-label targets), reduced by the `weight_reduction` parameter where declared.
+      class_weights: `DenseContext -> (K,)` the weight of each class's pixels (positives of each label) in the
+        weight map, or None.
+    """
+
+    kinds: tuple[str, ...]
+    pipeline: Callable[..., tf.data.Dataset]
+    loss: Callable[[DenseContext], keras.losses.Loss] | None = None
+    class_weights: Callable[[DenseContext], np.ndarray] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Strategy:
     """A named way of balancing training.
 
@@ -179,6 +237,8 @@ class Strategy:
       callbacks: `ctx -> [keras.callbacks.Callback]` the strategy needs during `fit` (schedules), or None.
       batch_sampling: `ctx -> BatchSampling` (`imbal_keras.data.batch_sampling`), how the strategy forms batches,
         as data (for the gradient-noise diagnostics), or None where one description cannot say it (schedules).
+      single_label: whether it applies to single-label data (`SINGLE_LABEL_KINDS`) through `pipeline`.
+      dense: its form over dense or multi-label targets, or None.
     """
 
     name: str
@@ -193,10 +253,17 @@ class Strategy:
     loss: Callable[[StrategyContext], keras.losses.Loss] | None = None
     callbacks: Callable[[StrategyContext], list[keras.callbacks.Callback]] | None = None
     batch_sampling: Callable[[StrategyContext], BatchSampling] | None = None
+    single_label: bool = True
+    dense: DenseForm | None = None
 
     @property
     def uses_sample_weights(self) -> bool:
         return self.loss_weights is not None
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The kinds of data (`splits.Data.kind`) the strategy applies to."""
+        return (SINGLE_LABEL_KINDS if self.single_label else ()) + (self.dense.kinds if self.dense else ())
 
     def resolve_params(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Every declared parameter's value: given ones validated, missing ones at their defaults.
@@ -237,9 +304,30 @@ def register(strategy: Strategy) -> Strategy:
     return strategy
 
 
-def names() -> list[str]:
-    """Registered strategy names, in registration order."""
-    return list(STRATEGIES)
+def names(kind: str | None = None) -> list[str]:
+    """Registered strategy names, in registration order; with `kind` (a `splits.Data.kind`, or `SINGLE_LABEL` for
+    every single-label kind), those that apply to data of that kind."""
+    return [
+        name
+        for name, s in STRATEGIES.items()
+        if kind is None or kind in s.kinds or (kind == SINGLE_LABEL and s.single_label)
+    ]
+
+
+def check_applies(strategy: Strategy | str, kind: str) -> Strategy:
+    """Returns the strategy if it applies to data of `kind` (`splits.Data.kind`).
+
+    Raises:
+      UserInputError: one line naming --strategy, the data's kind and the kinds the strategy applies to.
+    """
+    strategy = get(strategy) if isinstance(strategy, str) else strategy
+    check(
+        kind in strategy.kinds or (kind == SINGLE_LABEL and strategy.single_label),
+        f"strategy {strategy.name!r} does not apply to {kind} data (it applies to {', '.join(strategy.kinds)}; "
+        f"strategies for {kind} data: {', '.join(names(kind))}). Received: strategy={strategy.name!r}",
+        argument="strategy",
+    )
+    return strategy
 
 
 def get(name: str) -> Strategy:
@@ -298,6 +386,33 @@ def build_loss(strategy: Strategy | str, ctx: StrategyContext) -> keras.losses.L
     return losses.cross_entropy(ctx.num_classes, reduction=reduction)
 
 
+def build_dense_pipeline(strategy: Strategy | str, features, targets, ctx: DenseContext) -> tf.data.Dataset:
+    """Builds the training stream of `strategy` over dense or multi-label `targets`.
+
+    Raises:
+      UserInputError: the strategy does not apply to `ctx.kind` data.
+    """
+    return check_applies(strategy, ctx.kind).dense.pipeline(features, targets, ctx)
+
+
+def build_dense_loss(strategy: Strategy | str, ctx: DenseContext) -> keras.losses.Loss:
+    """The loss a dense or multi-label model is compiled with: the strategy's own, else the cross-entropy per pixel
+    (token), or the binary cross-entropy per label, reduced by `weight_reduction` where the strategy declares it."""
+    form = check_applies(strategy, ctx.kind).dense
+    if form.loss is not None:
+        return form.loss(ctx)
+    import keras
+
+    from imbal_keras import losses
+
+    reduction = ctx.params.get("weight_reduction", "sum_over_batch_size")
+    if ctx.kind == "multilabel" and form.class_weights is not None:
+        return losses.LabelwiseBinaryCrossentropy(reduction=reduction)  # a (B, L) weight map weights each label
+    if ctx.kind == "multilabel":  # unweighted, Keras's own is the same mean over labels (and callbacks know it)
+        return keras.losses.BinaryCrossentropy(reduction=reduction)
+    return keras.losses.SparseCategoricalCrossentropy(reduction=reduction)
+
+
 def build_callbacks(strategy: Strategy | str, ctx: StrategyContext) -> list:
     """The callbacks the strategy needs during `fit` (none for most)."""
     strategy = get(strategy) if isinstance(strategy, str) else strategy
@@ -308,18 +423,27 @@ def build_callbacks(strategy: Strategy | str, ctx: StrategyContext) -> list:
 from imbal_keras.strategies import reweighting as _reweighting  # noqa: E402, F401, I001  (registers)
 from imbal_keras.strategies import resampling as _resampling  # noqa: E402, F401  (registers)
 from imbal_keras.strategies import long_tail as _long_tail  # noqa: E402, F401  (registers)
+from imbal_keras.strategies import dense as _dense  # noqa: E402, F401  (registers)
 
 __all__ = [
     "DEFAULT_SHUFFLE_BUFFER",
+    "DENSE_KINDS",
+    "SINGLE_LABEL",
+    "SINGLE_LABEL_KINDS",
     "STRATEGIES",
+    "DenseContext",
+    "DenseForm",
     "Param",
     "Strategy",
     "StrategyContext",
     "all_params",
     "build_callbacks",
+    "build_dense_loss",
+    "build_dense_pipeline",
     "build_loss",
     "build_pipeline",
     "build_stream",
+    "check_applies",
     "declaring",
     "get",
     "names",

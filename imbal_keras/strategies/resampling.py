@@ -1,4 +1,7 @@
-"""Strategies that change which examples form the batches: upsampling, downsampling, rejection, stratified."""
+"""Strategies that change which examples form the batches: upsampling, downsampling, rejection, stratified.
+
+Over dense and multi-label targets each resamples examples by the rarest class they contain ("contains class c",
+`imbal_keras.data.dense.presence_resampled`)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import numpy as np
 from imbal_keras.data import shares
 from imbal_keras.data.batch_sampling import BatchSampling
 from imbal_keras.strategies import Strategy, StrategyContext, register
+from imbal_keras.strategies.dense_forms import presence_form
 from imbal_keras.strategies.reweighting import normalised, target
 
 __all__: list[str] = []  # the module registers its strategies; it has no names of its own to import
@@ -101,6 +105,7 @@ register(
         stream=_streamed("upsample"),
         training_distribution=_resampled("up"),
         expected_batch_share=_resampled("up"),
+        dense=presence_form("up"),
     )
 )
 register(
@@ -112,6 +117,7 @@ register(
         stream=_streamed("downsample"),
         training_distribution=_resampled("down"),
         expected_batch_share=_resampled("down"),
+        dense=presence_form("down"),
     )
 )
 register(
@@ -123,6 +129,7 @@ register(
         stream=_streamed("rejection"),
         training_distribution=target,
         expected_batch_share=target,
+        dense=presence_form("rejection"),
     )
 )
 register(
@@ -134,5 +141,6 @@ register(
         training_distribution=_stratified_share,
         expected_batch_share=_stratified_share,
         batch_sampling=_sampling("stratified"),
+        dense=presence_form("stratified"),
     )
 )

@@ -12,6 +12,7 @@ import numpy as np
 from imbal_keras.data import shares
 from imbal_keras.data.batch_sampling import BatchSampling
 from imbal_keras.strategies import Param, Strategy, StrategyContext, register
+from imbal_keras.strategies.dense_forms import WEIGHT_METHOD, frequency_class_weights, natural_form, weighted_form
 
 __all__ = [
     "CLASS_WEIGHT_NORMALIZATION",
@@ -96,7 +97,16 @@ def weighted_stream(class_weights: Callable[[StrategyContext], np.ndarray]) -> C
 
 
 def _class_weights(ctx: StrategyContext) -> np.ndarray:
-    return shares.class_weights(ctx.class_counts, target(ctx), normalization=ctx.param(CLASS_WEIGHT_NORMALIZATION))
+    """w_c proportional to t_c / n_c (`inverse`), t_c / sqrt(n_c) or t_c times the effective-number weight, scaled
+    as `class_weight_normalization` says."""
+    normalization = ctx.param(CLASS_WEIGHT_NORMALIZATION)
+    method = ctx.param(WEIGHT_METHOD)
+    if method == "inverse":
+        return shares.class_weights(ctx.class_counts, target(ctx), normalization=normalization)
+    raw = target(ctx) * frequency_class_weights(ctx.class_counts, method)
+    if normalization == "mean_one":
+        return raw * ctx.class_counts.sum() / (raw @ ctx.class_counts)
+    return len(raw) * raw / raw.sum()
 
 
 register(
@@ -108,13 +118,14 @@ register(
         training_distribution=lambda ctx: ctx.natural_distribution,
         expected_batch_share=lambda ctx: ctx.natural_distribution,
         batch_sampling=lambda ctx: BatchSampling.natural(ctx.class_counts),
+        dense=natural_form,
     )
 )
 register(
     Strategy(
         name="class_weight",
-        summary="Natural batches, per-example loss weights w_c proportional to target_c / n_c.",
-        params=(CLASS_WEIGHT_NORMALIZATION, WEIGHT_REDUCTION),
+        summary="Natural batches, per-example (per-pixel) loss weights w_c proportional to target_c / n_c.",
+        params=(CLASS_WEIGHT_NORMALIZATION, WEIGHT_METHOD, WEIGHT_REDUCTION),
         pipeline=weighted_pipeline(_class_weights),
         training_distribution=lambda ctx: normalised(ctx.class_counts * _class_weights(ctx)),
         expected_batch_share=lambda ctx: ctx.natural_distribution,
@@ -123,5 +134,6 @@ register(
             ctx.class_counts, _class_weights(ctx), reduction=ctx.param(WEIGHT_REDUCTION)
         ),
         stream=weighted_stream(_class_weights),
+        dense=weighted_form,
     )
 )

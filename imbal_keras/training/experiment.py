@@ -34,7 +34,7 @@ from imbal_keras.config import ExperimentConfig, validate_target_distribution
 from imbal_keras.data import longtail, sources, splits
 from imbal_keras.data.shares import balanced
 from imbal_keras.errors import check
-from imbal_keras.training import initialization, plan
+from imbal_keras.training import dense_run, initialization, plan
 from imbal_keras.training.warm import Entry, WarmModels, snapshot_optimizer, steps_per_call
 
 __all__ = [
@@ -110,6 +110,9 @@ def run(
     _check_diagnosable(config)
     started = time.time()
     data, target = load_data(config, warm)
+    if data.kind in strategies.DENSE_KINDS:  # masks, tag sequences, multi-label targets: a run of their own
+        return dense_run.run(config, data, extra_files=extra_files, callbacks=callbacks, log=log, started=started)
+    strategies.check_applies(config.strategy.name, data.kind)
     output_dir = config.output.output_dir
     run_name = config.output.run_name or config.default_run_name()
     staging = runs.stage(output_dir, run_name)
