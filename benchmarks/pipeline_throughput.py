@@ -100,7 +100,7 @@ def ours(
     """Builders of every registered strategy (or those in `only`), in memory and (`streams`) in its streaming form
     over `from_tensor_slices`."""
     target = _uniform(y)
-    names = [name for name in strategies.names() if only is None or name in only]
+    names = [name for name in strategies.names(strategies.SINGLE_LABEL) if only is None or name in only]
     ctx = strategies.StrategyContext(
         class_counts=np.bincount(y, minlength=len(target)),
         target_distribution=target,
@@ -199,7 +199,10 @@ def run_memory(args) -> list[dict]:
         f"--stock_rejection_examples={args.stock_rejection_examples}",
         f"--seed={args.seed}",
     ]
-    names = (*STOCK, *(f"imbal: {n}" for n in strategies.names() if args.only is None or n in args.only))
+    names = (
+        *STOCK,
+        *(f"imbal: {n}" for n in strategies.names(strategies.SINGLE_LABEL) if args.only is None or n in args.only),
+    )
     rows = _memory.child_rows("benchmarks.pipeline_throughput", "--memory_child", names, forwarded)
     plain = rows[0]
     for r in rows:

@@ -91,3 +91,29 @@ def test_multi_label_matches_numpy_and_a_gradient_tape(tmp_path, from_logits, we
     )
     np.testing.assert_array_equal(rows[[f"gradients_examples_class_{label}" for label in range(L)]], positives)
     assert np.isfinite(gradients.summary()["gradients_mean_cosine_minority_vs_rest"])
+
+
+def test_a_weight_per_example_and_label_sums_over_each_labels_positives(tmp_path):
+    """A (B, L) weight map (`data.dense.label_weighted`) under the labelwise loss: each label's weight column is
+    the sum of that label's weights over the batch's positives, against numpy; training is unchanged."""
+    from imbal_keras.losses import LabelwiseBinaryCrossentropy
+
+    x, y = ct.features(N), _labels()
+    w = np.random.default_rng(7).uniform(0.5, 3.0, (N, L)).astype(np.float32)
+    data = tf.data.Dataset.from_tensor_slices((x, y, w)).batch(BATCH)
+
+    def model():
+        net = _model(from_logits=True)
+        net.compile(optimizer=keras.optimizers.Adam(0.05), loss=LabelwiseBinaryCrossentropy(from_logits=True))
+        return net
+
+    composition = BatchComposition(tmp_path / "c", minority_class=3)
+    observed = ct.fit(model(), data, [composition])
+    plain = ct.fit(model(), data, [])
+    for a, b in zip(observed.get_weights(), plain.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    frame = composition.dataframe()
+    expected = np.stack([(y[b : b + BATCH] * w[b : b + BATCH]).sum(axis=0) for b in range(0, N, BATCH)])
+    np.testing.assert_allclose(frame[[f"composition_weight_class_{label}" for label in range(L)]], expected, rtol=1e-6)
+    positives = np.stack([y[b : b + BATCH].sum(axis=0) for b in range(0, N, BATCH)]).astype(int)
+    np.testing.assert_array_equal(frame[[f"composition_count_class_{label}" for label in range(L)]], positives)

@@ -162,3 +162,21 @@ def test_multilabel_run_records_macro_and_per_label_precision(tmp_path):
     positives = np.array([b[1].numpy().sum(axis=0) for b in stream.take(STEPS)])
     labels = [f"composition_count_class_{j}" for j in range(data.num_classes)]
     np.testing.assert_array_equal(composition[labels].to_numpy(), positives)
+
+
+@pytest.mark.slow
+def test_a_grid_over_a_users_masks_runs_and_reports_on_mean_iou(user_dataset, tmp_path, capsys):
+    """Strategies x seeds over dense data through the grid runner (one run at a time), tables and report included;
+    the grid's results hold each run's mean IoU as its run folder recorded it."""
+    args = [f"--dataset={user_dataset}", "--strategy=none,patches", "--patch_size=8", "--seed=0:2"]
+    code, err = _main([*args, "--metric=test_mean_iou", f"--output_dir={tmp_path}", "--workers=1"], capsys)
+    assert code in (None, 0), err
+    results = pd.read_csv(tmp_path / "results.csv")
+    assert sorted(results["strategy"]) == ["none", "none", "patches", "patches"]
+    for _, row in results.iterrows():
+        record = runs.read(os.path.join(tmp_path, "runs", row["run_name"]))
+        assert row["test_mean_iou"] == pytest.approx(record.curve.iloc[-1]["test_mean_iou"])
+    report = (tmp_path / "report.md").read_text()
+    # Two seeds: the question is asked on mean IoU and answered "too few seeds", never a side.
+    assert "## The question: every strategy against none on test_mean_iou" in report
+    assert "patches against none (2 paired seeds)" in report and "too few seeds" in report

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from imbal_keras.callbacks import _keras_adapter
 from imbal_keras.errors import UserInputError
+from imbal_keras.losses import LabelwiseBinaryCrossentropy as LabelwiseBCE
 
 CLASSES, DENSE, MULTI_LABEL = "classes", "dense", "multi_label"
 # The losses under which a (B, L) output with L > 1 is L binary labels rather than one of L classes.
@@ -151,7 +152,7 @@ def _user_loss(model: keras.Model, output_name, index: int):
 def _is_binary(loss) -> bool:
     if isinstance(loss, str):
         return loss in _BINARY_LOSSES
-    if isinstance(loss, (keras.losses.BinaryCrossentropy, keras.losses.BinaryFocalCrossentropy)):
+    if isinstance(loss, (keras.losses.BinaryCrossentropy, keras.losses.BinaryFocalCrossentropy, LabelwiseBCE)):
         return True
     return getattr(loss, "__name__", None) in _BINARY_LOSSES
 

@@ -125,8 +125,9 @@ class BatchComposition(StepRecorder):
                 labels = _labels.select(y, target)
                 weights = _labels.select(sample_weight, target, shared=True)
                 if target.kind == _labels.MULTI_LABEL:
-                    weights = None if weights is None else tf.reshape(weights, [-1])
-                    parts += rows.multi_label_composition_row(_labels.positives(labels, target, name), weights)
+                    positives = _labels.positives(labels, target, name)
+                    weights = None if weights is None else tf.reshape(weights, [tf.shape(positives)[0], -1])
+                    parts += rows.multi_label_composition_row(positives, weights)
                 elif target.kind == _labels.DENSE:
                     ids = _labels.class_ids(labels, target, name)
                     weights = None if weights is None else tf.reshape(weights, [tf.shape(ids)[0], -1])

@@ -141,12 +141,14 @@ def multi_label_composition_row(positives: tf.Tensor, sample_weight: tf.Tensor |
 
     Args:
       positives: (B, L) float32, 1 where an example holds label l.
-      sample_weight: (B,) weights, or None.
+      sample_weight: (B, 1) weights, (B, L) weights per example and label (`data.dense.label_weighted`), or None.
 
     Returns:
       `[batch size (1,), positives per label (L,), their total sample weight (L,), examples with no label (1,)]`.
     """
-    batch_size, counts, weights = composition_row(positives, sample_weight)
+    batch_size, counts, weights = composition_row(positives, None)
+    if sample_weight is not None:
+        weights = tf.reduce_sum(positives * tf.cast(sample_weight, tf.float32), axis=-2)
     no_label = tf.reduce_sum(tf.cast(tf.equal(tf.reduce_sum(positives, axis=-1), 0.0), tf.float32))[None]
     return [batch_size, counts, weights, no_label]
 

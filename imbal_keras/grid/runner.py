@@ -102,11 +102,13 @@ def check_first_run(spec: sweep.GridSpec, grid_dir: str) -> None:
     Raises:
       UserInputError: the model function fails or returns no fitting Keras model; the data does not load.
     """
-    from imbal_keras import models
+    from imbal_keras import models, strategies
     from imbal_keras.data import sources
 
     config = sweep.expand(spec, grid_dir)[0]
     data = sources.load(config.data, seed=config.seed_for("data"))
+    if data.kind in strategies.DENSE_KINDS:  # dense runs build the model of their kind (training.dense_run)
+        return
     counts = data.train.class_counts(data.num_classes)
     models.build_for_run(
         config.model.model,

@@ -49,9 +49,15 @@ ALL = "all"
 PAIRS = "pairs"
 DEFAULT_REFERENCE = "none"
 # Metrics a question may name (`test_` / `validation_` + one of these, or `recall_class_<c>`); lower-is-better ones.
-QUESTION_METRICS = (*runs.METRIC_NAMES, "head_accuracy", "medium_accuracy", "tail_accuracy")
+QUESTION_METRICS = (
+    *runs.METRIC_NAMES,
+    *("head_accuracy", "medium_accuracy", "tail_accuracy"),
+    # Dense (masks, sequences) and multi-label runs (training.dense_run): higher is better for each.
+    *("mean_iou", "mean_dice", "mean_average_precision", "mean_recall", "pixel_accuracy"),
+    *("macro_average_precision", "micro_average_precision", "macro_recall"),
+)
 LOWER_IS_BETTER = ("log_loss", "brier")
-_CLASS_RECALL = re.compile(r"recall_class_\d+")
+_CLASS_RECALL = re.compile(r"(recall|iou|dice|average_precision)_class_\d+")
 _DIRECTIONS = {"max": True, "min": False}
 
 

@@ -241,10 +241,6 @@ def _recorders(one: _DenseRun) -> list:
     """The default instrumentation: composition of every batch (pixels, tokens or label positives per class);
     per-class gradients under a per-pixel cross-entropy of masks and sequences."""
     output = one.config.output
-    if one.data.kind == "multilabel" and one.strategy.dense.class_weights is not None:
-        # BatchComposition reads one weight per example; a (B, L) label weight map is not that yet.
-        one.log("composition not recorded: BatchComposition does not read per-label weight maps")
-        output = dataclasses.replace(output, log_composition=False)
     minority = int(np.argmin(one.ctx.class_counts))
     gradients = (
         output.gradient_every_n_steps if one.strategy.dense.loss is None and one.data.kind != "multilabel" else 0
