@@ -41,9 +41,11 @@ def scans(seed=0):
 @pytest.fixture(scope="module")
 def user_dataset(tmp_path_factory):
     folder = tmp_path_factory.mktemp("user_code")
-    (folder / "user_scans.py").write_text(textwrap.dedent(USER_MODULE))
+    # A module name of its own: another test module's `user_scans` may already sit in sys.modules.
+    (folder / "dense_run_user_scans.py").write_text(textwrap.dedent(USER_MODULE))
     sys.path.insert(0, str(folder))
-    yield "python:user_scans:scans"
+    sys.modules.pop("dense_run_user_scans", None)
+    yield "python:dense_run_user_scans:scans"
     sys.path.remove(str(folder))
 
 

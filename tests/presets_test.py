@@ -49,4 +49,4 @@ def test_pixel_question_pairs_10_seeds_on_2_segmentation_datasets_over_strategie
     pairs = collections.Counter((c.seed_for("data"), c.training.seed) for c in configs)
     assert set(pairs.values()) == {3} and len(pairs) == 20
     question = presets.PRESETS["pixel_question"].question
-    assert question.families(["class_weight", "dice", "patches"]) and question.metric == "test_mean_iou:max"
+    assert question.families(["class_weight", "dice", "patches"]) and question.metric == "test_mean_iou"
