@@ -28,6 +28,7 @@ __all__ = [
     "HIDDEN_ACTIVATIONS",
     "MODES",
     "OUTPUT_ACTIVATIONS",
+    "SINGLE_LABEL_KINDS",
     "WARM_OFF",
     "Plan",
     "activation_name",
@@ -42,6 +43,8 @@ MODES = ("plain", "warm", "packed")
 # The activations a packed network re-states: its hidden layers' and its output's.
 HIDDEN_ACTIVATIONS = ("relu", "linear")
 OUTPUT_ACTIVATIONS = ("sigmoid", "softmax")
+# The kinds of data (`splits.Data.kind`) whose runs may pack: one label per example.
+SINGLE_LABEL_KINDS = ("tabular", "image")
 # What a plain run that could have run warm says when the caller keeps no compiled models.
 WARM_OFF = "warm runs off"
 
@@ -117,6 +120,8 @@ def _data_reason(data: Sequence[Any]) -> str | None:
     """Why replicas with these data cannot share a compiled step (their inputs, classes or evaluation splits
     differ in shape), or None."""
     first = data[0]
+    if first.kind not in SINGLE_LABEL_KINDS:
+        return f"the data are {first.kind}, not single-label classification (they take the one-run path)"
     for other in data[1:]:
         if other is first:
             continue
