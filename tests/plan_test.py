@@ -191,3 +191,16 @@ def test_replicas_whose_data_differ_in_shape_do_not_pack():
     )
     wider = dataclasses.replace(other, train=dataclasses.replace(other.train, x=np.ones((len(other.train), 5))))
     assert plan.plan_pack(config, 2, data=[data, wider]).reason.endswith("data differ in input shape or classes")
+
+
+@pytest.mark.parametrize("kind", ["segmentation", "sequence", "multilabel"])
+def test_data_that_are_not_single_label_classification_do_not_pack(kind):
+    import dataclasses
+
+    from imbal_keras.training import experiment
+
+    config = _config(num_examples=600, num_features=4)
+    data, _ = experiment.load_data(config, None)
+    dense = dataclasses.replace(data, kind=kind)
+    reason = plan.plan_pack(config, 2, data=[dense, dense]).reason
+    assert reason == f"the data are {kind}, not single-label classification (they take the one-run path)"

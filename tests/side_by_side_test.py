@@ -358,3 +358,41 @@ def test_each_replica_reduces_its_loss_as_the_keras_loss_reduces_its_batch(loss,
     one_hot = tf.one_hot(tf.cast(y, tf.int32), 2)
     parts = rows.class_losses(weighted_values, one_hot, divisor)
     np.testing.assert_allclose(tf.reduce_sum(parts, axis=-1).numpy(), reduced.numpy(), rtol=1e-6)
+
+
+def _members(config, seeds):
+    members = []
+    for i, (seed, data_seed) in enumerate(seeds):
+        run = config.replace(seed=seed, data_seed=data_seed)
+        data, target = experiment.load_data(run, None)
+        setup = experiment.setup(run, data, target, None, pipeline=False)
+        loss = strategies.build_loss(setup.strategy, setup.ctx)
+        members.append(replicas.Member(i, run, data, target, setup, loss, replicas.loss_key(loss, run, data)))
+    return members
+
+
+@pytest.mark.parametrize("name", ["class_weight", "upsample", "stratified"])
+def test_a_kept_pipeline_gives_the_next_packs_replicas_the_batches_of_their_own_runs(name):
+    """A stacked pipeline kept between packs (`replicas.Pipelines`) reads its order seeds from variables: the
+    second pack, with other seeds, gets the same pipeline object and each replica its own run's batches."""
+    config = ExperimentConfig.from_flat({**TINY, "strategy": name, "num_classes": 3, "imbalance_ratio": 10.0})
+    kept = replicas.Pipelines()
+    first = replicas.stacked_dataset(_members(config, [(4, 0), (9, 0), (5, 3)]), None, kept)
+    list(first.take(2).as_numpy_iterator())
+    members = _members(config, [(7, 0), (2, 0), (8, 3)])
+    second = replicas.stacked_dataset(members, None, kept)
+    assert second is first
+    stacked = list(second.take(4).as_numpy_iterator())
+    for r, member in enumerate(members):
+        own = strategies.build_pipeline(member.setup.strategy, member.data.train.x, member.data.train.y,
+                                        member.setup.ctx)  # fmt: skip
+        for batch, expected in zip(stacked, own.take(4).as_numpy_iterator(), strict=True):
+            for part, want in zip(batch, expected, strict=True):
+                np.testing.assert_array_equal(part[r], want)
+
+
+def test_data_seeds_that_give_equal_training_arrays_share_a_data_key():
+    config = ExperimentConfig.from_flat(TINY)
+    data = [experiment.load_data(config.replace(data_seed=s), None)[0] for s in (0, 0, 1)]
+    keys = replicas.data_keys(data)
+    assert data[0] is not data[1] and keys[0] == keys[1] != keys[2]

@@ -5,6 +5,7 @@
 - `dense`: per-class IoU, Dice, pixel AP and recall of masks and sequences (`segmentation_metrics`) and macro /
   micro AP and per-label AP and recall of multi-label targets (`multilabel_metrics`);
 - `multi_output`: each head of a multi-output model scored by the figures of its kind (`multi_output_metrics`);
+- `batched`: the figures of `scores` for R replicas at once (runs trained side by side), one sort per replica;
 - `keras_metrics`: `ClassDice` and `PixelAveragePrecision`, streaming Keras metrics for `fit` and `evaluate`.
 
 Every name is importable from `imbal_keras.metrics`; the numpy figures import no TensorFlow (the Keras metrics
@@ -16,6 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from imbal_keras.metrics.batched import batched_best_f1_thresholds, batched_classification_metrics
 from imbal_keras.metrics.dense import multilabel_metrics, segmentation_metrics
 from imbal_keras.metrics.multi_output import multi_output_metrics
 from imbal_keras.metrics.scores import (
@@ -55,6 +57,8 @@ __all__ = [
     "per_class_recall",
     "roc_auc",
     "segmentation_metrics",
+    "batched_best_f1_thresholds",
+    "batched_classification_metrics",
 ]
 
 

@@ -7,7 +7,8 @@ atomic publication). It trains warm or plain as `imbal_keras.training.plan.plan_
 
 The pieces of a run that seeds side by side (`imbal_keras.training.side_by_side`) share are public here: `load_data`
 and `setup` (data, strategy, pipeline and initial bias), `log_start`, `StepBudget` (exactly `steps` steps),
-`Evaluator` (the evaluation rows, from the run's own forward pass or from given probabilities), `prediction_rows`,
+`Evaluator` (the evaluation rows, from the run's own forward pass or from given probabilities) and
+`evaluate_replicas` (every replica's rows at once), `prediction_rows`,
 and `finish` (a `TrainedRun`'s tables and result.json).
 """
 
@@ -43,6 +44,7 @@ __all__ = [
     "Setup",
     "StepBudget",
     "TrainedRun",
+    "evaluate_replicas",
     "finish",
     "format_summary",
     "load_data",
@@ -163,7 +165,8 @@ class Setup:
       ctx: the strategy's context (class counts, target, batch size, order seed, parameters, step budget).
       train_ds: the training pipeline, or None when the caller builds it (seeds side by side).
       training_distribution: (K,) the class distribution the strategy trains on.
-      output_bias: the output layer's initial bias (`initialization.initial_output_bias`).
+      output_bias: the output layer's initial bias (`initialization.initial_output_bias`); None until the caller
+        sets it when `setup` was asked for none.
       init_seed: the seed of the initial weights.
       minority: the class with the fewest training examples.
     """
@@ -172,7 +175,7 @@ class Setup:
     ctx: strategies.StrategyContext
     train_ds: tf.data.Dataset | None
     training_distribution: np.ndarray
-    output_bias: np.ndarray
+    output_bias: np.ndarray | None
     init_seed: int
     minority: int
 
@@ -191,7 +194,9 @@ class Setup:
         )
 
 
-def setup(config: ExperimentConfig, data: splits.Data, target, data_options, *, pipeline: bool = True) -> Setup:
+def setup(
+    config: ExperimentConfig, data: splits.Data, target, data_options, *, pipeline: bool = True, bias: bool = True
+) -> Setup:
     """A run's `Setup`.
 
     Args:
@@ -201,6 +206,8 @@ def setup(config: ExperimentConfig, data: splits.Data, target, data_options, *, 
       data_options: `tf.data.Options` for the pipeline, or None.
       pipeline: build the training pipeline; without it `train_ds` is None (seeds side by side build theirs
         together).
+      bias: find the initial output bias; without it `output_bias` is None (seeds side by side find a pack's
+        together, `initialization.initial_output_biases`).
     """
     training = config.training
     strategy = strategies.get(config.strategy.name)
@@ -221,7 +228,7 @@ def setup(config: ExperimentConfig, data: splits.Data, target, data_options, *, 
         ctx=ctx,
         train_ds=train_ds,
         training_distribution=strategy.training_distribution(ctx),
-        output_bias=initialization.initial_output_bias(strategy, ctx, data.train.y),
+        output_bias=initialization.initial_output_bias(strategy, ctx, data.train.y) if bias else None,
         init_seed=config.seed_for("init"),
         minority=int(np.argmin(counts)),
     )
@@ -536,24 +543,31 @@ class Evaluator(keras.callbacks.Callback):
 
     def evaluate(self, epoch: int, val_p: np.ndarray, test_p: np.ndarray, train_loss: float) -> None:
         """Adds the row of the evaluation after `epoch` from the model's probabilities on validation and test."""
-        step = min((epoch + 1) * self.training.eval_every, self.training.steps)
-        tau = self.training.posthoc_adjustment_tau
-        if tau > 0:
-            val_p, test_p = (losses.adjust_probabilities(p, self.prior, tau=tau) for p in (val_p, test_p))
+        val_p, test_p = self._adjusted(val_p), self._adjusted(test_p)
         threshold = (
             metrics.best_f1_threshold(self.data.validation.y == 1, val_p[:, 0]) if self.data.num_classes == 2 else None
         )
+        figures = [
+            metrics.classification_metrics(split.y, p, threshold=threshold, groups=self.groups)
+            for split, p in ((self.data.validation, val_p), (self.data.test, test_p))
+        ]
+        self._record(epoch, figures, threshold, train_loss)
+
+    def _adjusted(self, p: np.ndarray) -> np.ndarray:
+        """Probabilities after the post-hoc logit adjustment (unchanged without one)."""
+        tau = self.training.posthoc_adjustment_tau
+        return losses.adjust_probabilities(p, self.prior, tau=tau) if tau > 0 else p
+
+    def _record(self, epoch: int, figures: list[dict[str, float]], threshold: float | None, train_loss: float):
+        """Adds an evaluation's row from its validation and test figures, writes its scalars and logs its line."""
+        step = min((epoch + 1) * self.training.eval_every, self.training.steps)
         row = {"step": step, "elapsed_seconds": round(time.time() - self.started, 3)}
         row["train_loss"] = train_loss
         tags, values = [], []
-        for split, y, p in (
-            ("validation", self.data.validation.y, val_p),
-            ("test", self.data.test.y, test_p),
-        ):
-            figures = metrics.classification_metrics(y, p, threshold=threshold, groups=self.groups)
-            row.update({f"{split}_{k}": v for k, v in figures.items()})
-            tags += [f"{split}/{k}" for k in figures]
-            values += list(figures.values())
+        for split, split_figures in zip(("validation", "test"), figures, strict=True):
+            row.update({f"{split}_{k}": v for k, v in split_figures.items()})
+            tags += [f"{split}/{k}" for k in split_figures]
+            values += list(split_figures.values())
         row["threshold"] = threshold if threshold is not None else float("nan")
         if self._events is None:
             self._events = instrument_events.ScalarEventFile(self.log_dir, tags)
@@ -570,6 +584,43 @@ class Evaluator(keras.callbacks.Callback):
         if self._events is not None:
             self._events.close()
             self._events = None
+
+
+def evaluate_replicas(
+    evaluators: Sequence[Evaluator], epoch: int, validation: np.ndarray, test: np.ndarray, train_losses: Sequence[float]
+) -> None:
+    """Adds every replica's evaluation row, as `Evaluator.evaluate` does for each, with the figures of all
+    replicas computed at once (`metrics.batched_classification_metrics`: one sort per replica and split).
+
+    Args:
+      evaluators: one per replica (runs trained side by side), each on its own data.
+      epoch: the `fit` epoch just ended.
+      validation: (R, N, units) every replica's probabilities on its validation split.
+      test: (R, N, units) on its test split.
+      train_losses: each replica's training loss over the epoch.
+    """
+    first = evaluators[0]
+    binary = first.data.num_classes == 2
+    groups = [e.groups for e in evaluators] if not binary else None
+    val_p = np.stack([e._adjusted(p) for e, p in zip(evaluators, validation, strict=True)])
+    test_p = np.stack([e._adjusted(p) for e, p in zip(evaluators, test, strict=True)])
+    val_figures, thresholds = metrics.batched_classification_metrics(
+        _labels(evaluators, "validation"), val_p, groups=groups, best_threshold=binary
+    )
+    test_figures, _ = metrics.batched_classification_metrics(
+        _labels(evaluators, "test"), test_p, thresholds=thresholds, groups=groups
+    )
+    for r, evaluator in enumerate(evaluators):
+        threshold = float(thresholds[r]) if thresholds is not None else None
+        evaluator._record(epoch, [val_figures[r], test_figures[r]], threshold, train_losses[r])
+
+
+def _labels(evaluators: Sequence[Evaluator], split: str) -> np.ndarray:
+    """The replicas' labels of a split: (N,) when they share their data, else (R, N)."""
+    first = evaluators[0].data
+    if all(e.data is first for e in evaluators):
+        return getattr(first, split).y
+    return np.stack([getattr(e.data, split).y for e in evaluators])
 
 
 def format_summary(result: RunResult) -> str:

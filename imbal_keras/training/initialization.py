@@ -19,11 +19,23 @@ mean bias gradient over fresh batches is zero within its standard error.
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import threading
+from collections.abc import Sequence
+
 import numpy as np
 
 from imbal_keras import strategies
 
-__all__ = ["DEFAULT_NUM_BATCHES", "batch_losses_fn", "draw_batches", "initial_output_bias", "is_closed_form"]
+__all__ = [
+    "DEFAULT_NUM_BATCHES",
+    "batch_losses_fn",
+    "draw_batches",
+    "initial_output_bias",
+    "initial_output_biases",
+    "is_closed_form",
+]
 
 DEFAULT_NUM_BATCHES = 512
 
@@ -64,6 +76,43 @@ def initial_output_bias(
     if is_closed_form(strategy, ctx):
         return models.output_bias(strategy.training_distribution(ctx))
     return _numeric_bias(strategy, ctx, np.asarray(labels), num_batches)
+
+
+def initial_output_biases(
+    runs: Sequence[tuple[strategies.Strategy, strategies.StrategyContext, np.ndarray]],
+    *,
+    num_batches: int = DEFAULT_NUM_BATCHES,
+) -> list[np.ndarray]:
+    """`initial_output_bias` of several runs (a pack's), equal to it run by run. The runs of one strategy,
+    context and labels (differing in their seeds alone) draw their batches through one pipeline that takes the
+    seed as an input (a pipeline costs more to build than to read 512 batches from), and minimise in lockstep:
+    each run has its own L-BFGS-B, and every round of objective evaluations is one call of a traced function
+    that repeats the one-run objective per run (the same ops on the same shapes, so the same values).
+
+    Args:
+      runs: per run its strategy, context and training labels (N,).
+      num_batches: batches drawn per run when there is no closed form.
+
+    Returns:
+      One bias per run, in order.
+    """
+    from imbal_keras import models
+
+    biases: list[np.ndarray | None] = [None] * len(runs)
+    groups: dict[tuple, list[int]] = {}
+    for i, (strategy, ctx, labels) in enumerate(runs):
+        if is_closed_form(strategy, ctx):
+            biases[i] = models.output_bias(strategy.training_distribution(ctx))
+        else:
+            groups.setdefault((strategy.name, repr(dataclasses.replace(ctx, seed=0)), id(labels)), []).append(i)
+    for members in groups.values():
+        strategy, ctx, labels = runs[members[0]]
+        draws = list(
+            _draw_for_seeds(strategy, ctx, np.asarray(labels), [runs[i][1].seed for i in members], num_batches)
+        )
+        for i, bias in zip(members, _minimised_together(strategy, [runs[i][1] for i in members], draws), strict=True):
+            biases[i] = bias
+    return biases
 
 
 def batch_losses_fn(strategy: strategies.Strategy, ctx: strategies.StrategyContext):
@@ -112,13 +161,35 @@ def draw_batches(
     return y, w.astype(np.float32)
 
 
-def _numeric_bias(strategy, ctx, labels, num_batches) -> np.ndarray:
+def _draw_for_seeds(strategy, ctx, labels: np.ndarray, seeds: Sequence[int], num_batches: int):
+    """`draw_batches` for every seed (the context's other fields shared), through one pipeline with the seed as
+    an input. Every random op of a strategy's pipeline is stateless and seeded from the seed, so each seed's
+    batches are those its own pipeline yields."""
     import tensorflow as tf
-    from scipy import optimize
 
-    from imbal_keras import models
+    placeholder = np.zeros((len(labels), 1), np.float32)
+    labels = labels.astype(np.int32)
 
+    def drawn(seed):
+        stream = strategies.build_pipeline(strategy, placeholder, labels, dataclasses.replace(ctx, seed=seed))
+        return stream.take(num_batches).batch(num_batches)
+
+    stream = tf.data.Dataset.from_tensor_slices(np.asarray(seeds, np.int64)).interleave(drawn, cycle_length=1)
+    for batch in stream:
+        y = batch[1].numpy()
+        w = batch[2].numpy() if len(batch) > 2 else np.ones_like(y, np.float32)
+        yield y, w.astype(np.float32)
+
+
+def _numeric_bias(strategy, ctx, labels, num_batches) -> np.ndarray:
     y, w = draw_batches(strategy, ctx, labels, num_batches)
+    return _minimised(strategy, ctx, y, w)
+
+
+def _minimised(strategy, ctx, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The bias minimising the mean loss of a constant prediction over these batches' labels and weights."""
+    import tensorflow as tf
+
     y = tf.constant(y.astype(np.float32))
     w = tf.constant(w)
     value_and_gradient = _objective(strategy, ctx)
@@ -127,35 +198,128 @@ def _numeric_bias(strategy, ctx, labels, num_batches) -> np.ndarray:
         value, gradient = value_and_gradient(tf.constant(b, tf.float32), y, w)
         return float(value), gradient.numpy().astype(np.float64)
 
-    start = models.output_bias(strategy.training_distribution(ctx))
+    return _lbfgs(objective, strategy, ctx)
+
+
+def _lbfgs(objective, strategy, ctx) -> np.ndarray:
+    """L-BFGS-B from the closed form's bias; softmax logits centred to mean 0."""
+    from scipy import optimize
+
+    start = _lbfgs_start(strategy, ctx)
     # The loss of a constant prediction is convex in its logits: L-BFGS finds the one minimum.
     result = optimize.minimize(objective, start, jac=True, method="L-BFGS-B", options={"gtol": 1e-7, "maxiter": 200})
     bias = result.x
     return bias if len(bias) == 1 else bias - bias.mean()
 
 
+def _minimised_together(strategy, ctxs, draws) -> list[np.ndarray]:
+    """`_minimised` of each run (its context and drawn batches), in lockstep: one thread per run's L-BFGS-B,
+    each round's evaluations in one call (`_Lockstep`)."""
+    import concurrent.futures
+
+    import tensorflow as tf
+
+    if len(ctxs) == 1:
+        return [_minimised(strategy, ctxs[0], *draws[0])]
+    # Padded to a power of two with copies of the first run (their results unused): one trace serves packs
+    # whose groups differ in size.
+    padded = 2 ** math.ceil(math.log2(len(ctxs)))
+    draws = [*draws, *[draws[0]] * (padded - len(draws))]
+    y = tf.constant(np.stack([d[0] for d in draws]).astype(np.float32))
+    w = tf.constant(np.stack([d[1] for d in draws]))
+    function = _objective(strategy, ctxs[0], replicas=padded)
+    units = len(_lbfgs_start(strategy, ctxs[0]))
+
+    def evaluate(biases: np.ndarray):
+        values, gradients = function(tf.constant(biases, tf.float32), y, w)
+        return values.numpy(), gradients.numpy().astype(np.float64)
+
+    lockstep = _Lockstep(np.zeros((padded, units)), evaluate, running=len(ctxs))
+
+    def minimise(r):
+        try:
+            return _lbfgs(lambda b: lockstep(r, b), strategy, ctxs[r])
+        finally:
+            lockstep.finish(r)
+
+    with concurrent.futures.ThreadPoolExecutor(len(ctxs)) as pool:
+        return list(pool.map(minimise, range(len(ctxs))))
+
+
+def _lbfgs_start(strategy, ctx) -> np.ndarray:
+    from imbal_keras import models
+
+    return models.output_bias(strategy.training_distribution(ctx))
+
+
+class _Lockstep:
+    """Objective evaluations of several minimisations, one call per round: each asks with its point and waits
+    until every minimisation still running has asked; then one call evaluates every row of `points` (a finished
+    one, or a padding row, at its last point, its result unused)."""
+
+    def __init__(self, points: np.ndarray, evaluate, *, running: int):
+        self._points, self._evaluate = points, evaluate
+        self._running = set(range(running))
+        self._asking: set[int] = set()
+        self._answers: dict[int, object] = {}
+        self._condition = threading.Condition()
+
+    def __call__(self, r: int, point: np.ndarray) -> tuple[float, np.ndarray]:
+        with self._condition:
+            self._points[r] = point
+            self._asking.add(r)
+            self._answer_if_all_asked()
+            while r not in self._answers:
+                self._condition.wait()
+            answer = self._answers.pop(r)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    def finish(self, r: int) -> None:
+        with self._condition:
+            self._running.discard(r)
+            self._answer_if_all_asked()
+
+    def _answer_if_all_asked(self) -> None:
+        if not self._asking or self._asking != self._running:
+            return
+        try:
+            values, gradients = self._evaluate(self._points.copy())
+            answers = {r: (float(values[r]), gradients[r]) for r in self._asking}
+        except Exception as e:  # noqa: BLE001  (raised in every waiting minimisation)
+            answers = dict.fromkeys(self._asking, e)
+        self._answers.update(answers)
+        self._asking.clear()
+        self._condition.notify_all()
+
+
 # Traced objectives by everything but the seed: the runs of a grid that differ only in their seeds share one.
 _OBJECTIVES: dict[str, object] = {}
 
 
-def _objective(strategy, ctx):
-    """`(bias, y, w) -> (mean loss over the batches, its gradient)`, traced once per strategy and context."""
-    import dataclasses
-
+def _objective(strategy, ctx, *, replicas: int = 0):
+    """`(bias, y, w) -> (mean loss over the batches, its gradient)`, traced once per strategy and context; with
+    `replicas`, the same objective of each replica on stacked inputs ((R, units), (R, n, B), (R, n, B)) in one
+    function, returning (R,) values and (R, units) gradients."""
     import tensorflow as tf
 
-    key = f"{strategy.name}|{dataclasses.replace(ctx, seed=0)!r}"
+    key = f"{strategy.name}|{dataclasses.replace(ctx, seed=0)!r}|{replicas}"
     function = _OBJECTIVES.get(key)
     if function is None:
         losses = batch_losses_fn(strategy, ctx)
 
-        @tf.function(reduce_retracing=True)
-        def function(bias, y, w):
+        def one(bias, y, w):
             with tf.GradientTape() as tape:
                 tape.watch(bias)
                 mean = tf.reduce_mean(losses(bias, y, w))
             return mean, tape.gradient(mean, bias)
 
+        def stacked(biases, y, w):
+            values, gradients = zip(*(one(biases[r], y[r], w[r]) for r in range(replicas)), strict=True)
+            return tf.stack(values), tf.stack(gradients)
+
+        function = tf.function(stacked if replicas else one, reduce_retracing=True)
         if len(_OBJECTIVES) >= 32:
             _OBJECTIVES.clear()
         _OBJECTIVES[key] = function

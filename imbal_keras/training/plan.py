@@ -117,6 +117,8 @@ def _data_reason(data: Sequence[Any]) -> str | None:
     """Why replicas with these data cannot share a compiled step (their inputs, classes or evaluation splits
     differ in shape), or None."""
     first = data[0]
+    if first.kind not in strategies.SINGLE_LABEL_KINDS:  # one label per example
+        return f"the data are {first.kind}, not single-label classification (they take the one-run path)"
     for other in data[1:]:
         if other is first:
             continue

@@ -7,10 +7,13 @@ a stack of Dense layers as batched matrix products, (R, fan_in, units) per layer
 MLP over categorical columns, a model function's) through its own call mapped over the replicas' weights and
 batches (`tf.vectorized_map` of `stateless_call`). Each replica keeps everything of its own: its initial weights
 (from its own initialisation seed, as a one-run build gives them), its data and pipeline (its own data seed,
-strategy and order seed; `imbal_keras.training.replicas`), its loss (its strategy's, reduced over its own
-batch), its optimizer slots (SGD and Adam are element-wise, so stacked variables update each replica as its own
-run would), its per-step instrumentation and its evaluations. The replicas' losses are summed before
-differentiating; since no weight is shared, each replica's gradient is its own loss's.
+strategy and order seed; `imbal_keras.training.replicas`, which keeps stacked pipelines between packs with the
+seeds as inputs), its initial output bias (found for the pack at once, `initialization.initial_output_biases`,
+equal to each run's own), its loss (its strategy's, reduced over its own batch), its optimizer slots (SGD and
+Adam are element-wise, so stacked variables update each replica as its own run would), its per-step
+instrumentation and its evaluations (every replica's metrics at once, `experiment.evaluate_replicas`). The
+replicas' losses are summed before differentiating; since no weight is shared, each replica's gradient is its
+own loss's.
 
 `run_pack(configs)` writes one run folder per config, with the same files, columns and summaries as
 `experiment.run`, through the same pieces (`experiment.setup`, `experiment.Evaluator`, `experiment.finish`) and
@@ -24,8 +27,8 @@ runs the configs one by one (`imbal_keras.grid.launch`), and says why once.
 What it supports: a functional or sequential model with one input and one output whose output is a sigmoid or
 softmax, without state that is not trained (no Dropout, no BatchNormalization) and without losses of its own; a
 strategy that needs no callbacks during training and whose loss is a per-example Keras loss with an additive
-reduction; the run's SGD or Adam; and the default instrumentation (batch composition, per-class gradients,
-per-batch loss).
+reduction; data with one label per example (tables and images, not masks, sequences or multi-label targets);
+the run's SGD or Adam; and the default instrumentation (batch composition, per-class gradients, per-batch loss).
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from imbal_keras.callbacks.step_loss import StepLoss
 from imbal_keras.config import ExperimentConfig
 from imbal_keras.data import splits
 from imbal_keras.errors import check
-from imbal_keras.training import chains, experiment, plan, replicas
+from imbal_keras.training import chains, experiment, initialization, plan, replicas
 from imbal_keras.training.warm import Entry, WarmModels, snapshot_optimizer, steps_per_call
 
 __all__ = ["run_pack"]
@@ -327,10 +330,10 @@ class _PackCallback(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         validation, test = (self.forward(x) for x in self.inputs[:2])
-        for r, replica in enumerate(self.replicas):
-            # Keras's logged loss at an epoch's end: the mean of the epoch's batch losses.
-            train_loss = float(np.mean(replica.epoch_losses)) if replica.epoch_losses else float("nan")
-            replica.evaluator.evaluate(epoch, validation[r], test[r], train_loss)
+        # Keras's logged loss at an epoch's end: the mean of the epoch's batch losses.
+        train_losses = [float(np.mean(r.epoch_losses)) if r.epoch_losses else float("nan") for r in self.replicas]
+        experiment.evaluate_replicas([r.evaluator for r in self.replicas], epoch, validation, test, train_losses)
+        for replica in self.replicas:
             for recorder in (replica.loss, *replica.instrumentation):
                 recorder.end_epoch(epoch)
 
@@ -424,6 +427,9 @@ def run_pack(
             return path.reason
     started = time.time()
     loaded = [experiment.load_data(c, warm) for c in configs]
+    path = plan.plan_pack(configs[0], len(configs), data=[data for data, _ in loaded])
+    if path.mode != "packed":
+        return path.reason
     stagings = []
     try:
         for config in configs:
@@ -458,11 +464,20 @@ class _Pack:
 
 def _members(pack: _Pack) -> list[replicas.Member]:
     """The pack's replicas in training order (`replicas.arrange`), each with its setup and loss."""
+    setups = [
+        experiment.setup(config, data, target, pack.data_options, pipeline=False, bias=False)
+        for config, (data, target) in zip(pack.configs, pack.loaded, strict=True)
+    ]
+    biases = initialization.initial_output_biases(
+        [(s.strategy, s.ctx, d.train.y) for s, (d, _) in zip(setups, pack.loaded, strict=True)]
+    )
+    data_keys = replicas.data_keys([data for data, _ in pack.loaded])
     members = []
     for i, (config, (data, target)) in enumerate(zip(pack.configs, pack.loaded, strict=True)):
-        setup = experiment.setup(config, data, target, pack.data_options, pipeline=False)
+        setup = dataclasses.replace(setups[i], output_bias=biases[i])
         loss = strategies.build_loss(setup.strategy, setup.ctx)
-        members.append(replicas.Member(i, config, data, target, setup, loss, replicas.loss_key(loss, config, data)))
+        loss_key = replicas.loss_key(loss, config, data)
+        members.append(replicas.Member(i, config, data, target, setup, loss, loss_key, data_keys[i]))
     return replicas.arrange(members)
 
 
@@ -479,7 +494,9 @@ def _train(pack: _Pack) -> list[experiment.RunResult] | str:
         if path.mode != "packed":
             return path.reason
     weights = _initial_weights(members, first_model, log)
-    dataset = replicas.stacked_dataset(members, pack.data_options)
+    if pack.warm is not None and pack.warm.pipelines is None:
+        pack.warm.pipelines = replicas.Pipelines()
+    dataset = replicas.stacked_dataset(members, pack.data_options, pack.warm.pipelines if pack.warm else None)
     entry = _compiled_pack(pack, members, first_model, dataset)
     entry.model.set_replicas(weights)
     entry.reset_optimizer()

@@ -83,6 +83,8 @@ class WarmModels:
         self.plain = 0
         # How the last run ran: `warm`, `cold` (compiled a model to keep) or `plain: <reason>`.
         self.last_path = ""
+        # The stacked pipelines packs keep (`replicas.Pipelines`), set up by the first pack.
+        self.pipelines: Any = None
 
     def __len__(self) -> int:
         return len(self._entries)

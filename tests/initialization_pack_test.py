@@ -1,0 +1,48 @@
+"""A pack's initial output biases (`initialization.initial_output_biases`) equal each run's own, bit for bit."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from imbal_keras import strategies
+from imbal_keras.training import initialization
+
+LABELS = {
+    2: np.repeat([0, 1], [594, 6]).astype(np.int32),  # 1:99
+    3: np.repeat([0, 1, 2], [300, 60, 12]).astype(np.int32),
+}
+
+
+def _ctx(k, reduction, seed):
+    params = {} if reduction is None else {"weight_reduction": reduction}
+    return strategies.StrategyContext(
+        class_counts=np.bincount(LABELS[k]), target_distribution=np.full(k, 1 / k), batch_size=16, seed=seed,
+        params=params, total_steps=100_000,
+    )  # fmt: skip
+
+
+def _packable():
+    """Strategies that train in packs (no callbacks), with every weight reduction they declare."""
+    for name in strategies.names():
+        strategy = strategies.get(name)
+        if strategy.callbacks is not None:
+            continue
+        reductions = {p.name: p for p in strategy.params}.get("weight_reduction")
+        for reduction in reductions.choices if reductions else (None,):
+            yield name, reduction
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_a_packs_biases_equal_each_runs_own(k):
+    runs = [
+        (strategies.get(name), _ctx(k, reduction, seed), LABELS[k])
+        for (name, reduction), seed in itertools.product(_packable(), (3, 11, 3))
+    ]
+    together = initialization.initial_output_biases(runs, num_batches=64)
+    numeric = 0
+    for (strategy, ctx, labels), bias in zip(runs, together, strict=True):
+        alone = initialization.initial_output_bias(strategy, ctx, labels, num_batches=64)
+        assert np.array_equal(bias, alone), (strategy.name, ctx.params, ctx.seed)
+        numeric += not initialization.is_closed_form(strategy, ctx)
+    assert numeric >= 6  # the batches drawn through one pipeline, several seeds per group
