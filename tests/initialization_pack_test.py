@@ -24,7 +24,7 @@ def _ctx(k, reduction, seed):
 
 def _packable():
     """Strategies that train in packs (no callbacks), with every weight reduction they declare."""
-    for name in strategies.names():
+    for name in strategies.names(strategies.SINGLE_LABEL):
         strategy = strategies.get(name)
         if strategy.callbacks is not None:
             continue
