@@ -128,8 +128,23 @@ class Param:
         return value
 
 
+class _Counted:
+    """What both contexts answer from their `class_counts` and `params`."""
+
+    class_counts: np.ndarray
+    params: Mapping[str, Any]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_counts)
+
+    def param(self, param: Param) -> Any:
+        """The value of `param` in this run (its default when not given)."""
+        return self.params.get(param.name, param.default)
+
+
 @dataclasses.dataclass(frozen=True)
-class StrategyContext:
+class StrategyContext(_Counted):
     """What a strategy may know about the training data and the run.
 
     Attributes:
@@ -158,17 +173,10 @@ class StrategyContext:
     def natural_distribution(self) -> np.ndarray:
         return self.class_counts / self.class_counts.sum()
 
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_counts)
-
-    def param(self, param: Param) -> Any:
-        """The value of `param` in this run (its default when not given)."""
-        return self.params.get(param.name, param.default)
 
 
 @dataclasses.dataclass(frozen=True)
-class DenseContext:
+class DenseContext(_Counted):
     """What a strategy may know about dense (mask, sequence) or multi-label training data.
 
     Attributes:
@@ -187,13 +195,6 @@ class DenseContext:
     seed: int
     params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_counts)
-
-    def param(self, param: Param) -> Any:
-        """The value of `param` in this run (its default when not given)."""
-        return self.params.get(param.name, param.default)
 
 
 @dataclasses.dataclass(frozen=True)
