@@ -55,7 +55,12 @@ class DataConfig:
       input_feature: tfds only: the feature that is the model's input; empty uses the supervised keys, or the one
         feature besides the label.
       label_feature: tfds only: the `ClassLabel` feature that is the label; empty uses the supervised keys, or
-        the one `ClassLabel` feature.
+        the one `ClassLabel` feature. A mask feature (an `Image` with one channel, an integer `Tensor` (H, W))
+        makes the run a segmentation run on the named masks, with `input_feature` as the image.
+      ignore_label: masks and label sequences only: a label that is no class (255 is the common border label):
+        weight 0 in the pipelines and losses, left out of the pixel counts, class weights, composition and
+        metrics, and not counted in the number of classes; -1: none. Refused for single-label and multi-label
+        data.
       data_dir: tfds only: `tfds.load(data_dir=...)`.
       validation_fraction: share of the data held out for validation (stratified).
       test_fraction: share of the data held out for test (stratified).
@@ -80,6 +85,7 @@ class DataConfig:
     input_feature: str = role_field("", "setting")
     label_feature: str = role_field("", "setting")
     data_dir: str = role_field("", "setting")
+    ignore_label: int = role_field(-1, "setting")
     validation_fraction: float = role_field(0.2, "setting")
     test_fraction: float = role_field(0.2, "setting")
 
@@ -99,6 +105,11 @@ class DataConfig:
         generated at `SYNTHETIC_IMBALANCE_RATIO`. 0 for other data keeps its own ratio."""
         at_default = self.kind == "synthetic" and self.imbalance_ratio == 0
         return SYNTHETIC_IMBALANCE_RATIO if at_default else self.imbalance_ratio
+
+    @property
+    def ignored(self) -> int | None:
+        """`ignore_label` as the loaders take it: None at -1."""
+        return None if self.ignore_label == -1 else self.ignore_label
 
     @property
     def argument(self) -> str:
@@ -137,6 +148,7 @@ class DataConfig:
 
             check_synthetic_memory(self.num_examples, self.num_features)
         check_range(self, "max_categories", low=1)
+        check_range(self, "ignore_label", low=-1, note=" (-1: no ignore label)")
         check_range(self, "positive_class", low=-1, note=" (-1 keeps all classes)")
         check(
             0 <= self.label_noise < 1,
