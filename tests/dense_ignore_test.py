@@ -108,8 +108,8 @@ def test_users_masks_with_a_border_train_under_class_weight_and_leave_the_border
     final = record.curve.iloc[-1]
     for c in range(3):
         present = (saved["y_true"][kept] == c).any() or (saved["y_pred"][kept] == c).any()
-        assert final[f"test_iou_class_{c}"] == pytest.approx(iou[c]) if present else np.isnan(
-            final[f"test_iou_class_{c}"]
+        assert (
+            final[f"test_iou_class_{c}"] == pytest.approx(iou[c]) if present else np.isnan(final[f"test_iou_class_{c}"])
         )
     shares = np.bincount(saved["y_true"][kept], minlength=3) / kept.sum()
     assert [final[f"test_pixel_share_class_{c}"] for c in range(3)] == pytest.approx(shares)
@@ -130,7 +130,8 @@ def test_tfds_masks_named_by_label_feature_train_with_the_ignore_label(data_dir,
     code, err = _main([*args, f"--output_dir={tmp_path}"], capsys)
     assert code in (None, 0), err
     record = _one_run(tmp_path)
-    assert record.summary["kind"] == "segmentation" and record.summary["class_names"] == ["class_0", "class_1", "class_2"]
+    assert record.summary["kind"] == "segmentation"
+    assert record.summary["class_names"] == ["class_0", "class_1", "class_2"]
     # The masks the builder wrote (`dense_tfds_test._mask`): 60 examples, a 255 border on every second one.
     data = sources.load(record.config.data, seed=record.config.seed_for("data"))
     masks = np.concatenate([s.y for s in data.splits().values()])
@@ -156,7 +157,8 @@ def test_masks_of_different_sizes_say_how_to_resize_them(data_dir):
         sources.load(config)
     message = str(info.value)
     assert len(message.splitlines()) == 1
-    assert message.startswith("dataset=tfds:tiny_sizes: the examples differ in size") and info.value.argument == "dataset"
+    assert message.startswith("dataset=tfds:tiny_sizes: the examples differ in size")
+    assert info.value.argument == "dataset"
     assert "--dataset=python:package.module:function" in message and "dense_from_tfds('tiny_sizes', size=" in message
 
 
