@@ -124,6 +124,29 @@ def test_users_masks_with_a_border_train_under_class_weight_and_leave_the_border
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["none", "upsample", "patches", "repeat_factor", "dice", "tversky", "ce_dice",
+                                      "dense_focal"])  # fmt: skip
+def test_every_dense_strategy_trains_with_the_ignore_label_and_counts_no_border_pixel(
+    strategy, user_dataset, tmp_path, capsys
+):
+    args = [f"--dataset={user_dataset}:bordered_scans", f"--strategy={strategy}", f"--ignore_label={IGNORE}"]
+    code, err = _main([*args, f"--output_dir={tmp_path}"], capsys)
+    assert code in (None, 0), err
+    record = _one_run(tmp_path)
+    assert np.isfinite(record.curve["train_loss"]).all() and record.curve["test_mean_iou"].notna().all()
+    # Composition of every batch against numpy counts of the same stream without its border pixels.
+    data = sources.load(record.config.data, seed=record.config.seed_for("data"))
+    stream = strategies.build_dense_pipeline(
+        strategy, data.train.x, data.train.y, dense_run.context(record.config, data)
+    )
+    batches = [batch[1].numpy() for batch in stream.take(STEPS)]
+    assert any((y == IGNORE).any() for y in batches)
+    counted = np.array([np.bincount(y[y != IGNORE], minlength=3) for y in batches])
+    composition = record.steps_table(runs.COMPOSITION_FILE)
+    np.testing.assert_array_equal(composition[[f"composition_count_class_{c}" for c in range(3)]].to_numpy(), counted)
+
+
+@pytest.mark.slow
 def test_tfds_masks_named_by_label_feature_train_with_the_ignore_label(data_dir, tmp_path, capsys):
     args = ["--dataset=tfds:tiny_scans", "--label_feature=segmentation_mask", "--input_feature=image",
             f"--data_dir={data_dir}", f"--ignore_label={IGNORE}", "--strategy=upsample"]  # fmt: skip
