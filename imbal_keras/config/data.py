@@ -57,11 +57,11 @@ class DataConfig:
       label_feature: tfds only: the `ClassLabel` feature that is the label; empty uses the supervised keys, or
         the one `ClassLabel` feature. A mask feature (an `Image` with one channel, an integer `Tensor` (H, W))
         makes the run a segmentation run on the named masks, with `input_feature` as the image.
+      data_dir: tfds only: `tfds.load(data_dir=...)`.
       ignore_label: masks and label sequences only: a label that is no class (255 is the common border label):
         weight 0 in the pipelines and losses, left out of the pixel counts, class weights, composition and
         metrics, and not counted in the number of classes; -1: none. Refused for single-label and multi-label
         data.
-      data_dir: tfds only: `tfds.load(data_dir=...)`.
       validation_fraction: share of the data held out for validation (stratified).
       test_fraction: share of the data held out for test (stratified).
     """
