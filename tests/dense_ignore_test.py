@@ -155,7 +155,7 @@ def test_tfds_masks_named_by_label_feature_train_with_the_ignore_label(data_dir,
     record = _one_run(tmp_path)
     assert record.summary["kind"] == "segmentation"
     assert record.summary["class_names"] == ["class_0", "class_1", "class_2"]
-    # The masks the builder wrote (`dense_tfds_test._mask`): 60 examples, a 255 border on every second one.
+    # The masks the builder wrote: 60 examples of 8x8, a row of 255 (no class) on every second one.
     data = sources.load(record.config.data, seed=record.config.seed_for("data"))
     masks = np.concatenate([s.y for s in data.splits().values()])
     assert masks.shape == (60, 8, 8) and (masks == IGNORE).sum() == 30 * 8

@@ -6,7 +6,9 @@ axes, or directly in Python; it is written into the run folder, it names the run
 columns of the results tables. Field names are unique across the parts, and a strategy parameter's name is the
 same for every strategy that declares it, so one spelling reaches any setting: the flag `--batch_size`, the grid
 axis `--batch_size=16,64`, the results column `batch_size`, `ExperimentConfig.from_flat({"batch_size": 16})`.
-This module does not import TensorFlow: the strategy registry keeps its parameter declarations free of it.
+This package does not import TensorFlow: the strategy registry keeps its parameter declarations free of it.
+`DataConfig` lives in `config.data`, the field roles and the checks the parts share in `config.fields`; every
+public name is importable from `imbal_keras.config`.
 """
 
 from __future__ import annotations
