@@ -19,8 +19,10 @@ from imbal_keras.data.splits import SPLITS, Data, Layout, Split, iterative_strat
 from imbal_keras.errors import check
 
 __all__ = [
+    "IGNORE_KINDS",
     "KINDS",
     "SYNTHETIC",
+    "check_ignore_label",
     "dense_from_arrays",
     "dense_layout",
     "multilabel_tags",
@@ -29,6 +31,29 @@ __all__ = [
 ]
 
 KINDS = ("segmentation", "sequence", "multilabel")
+# The kinds whose targets may hold an ignore label: class ids per pixel or token.
+IGNORE_KINDS = ("segmentation", "sequence")
+
+
+def check_ignore_label(ignore_label: int | None, kind: str, where: str = "data") -> None:
+    """Refuses an ignore label below 0, or one given for targets other than masks and label sequences.
+
+    Raises:
+      UserInputError: as above, in one line naming `ignore_label`.
+    """
+    if ignore_label is None:
+        return
+    check(
+        kind in IGNORE_KINDS,
+        f"ignore_label applies to masks and label sequences, not to {kind} data ({where}); leave it at -1. "
+        f"Received: ignore_label={ignore_label}",
+        argument="ignore_label",
+    )
+    check(
+        int(ignore_label) == ignore_label and ignore_label >= 0,
+        f"ignore_label must be an integer >= 0 (255 is the common border label). Received: ignore_label={ignore_label}",
+        argument="ignore_label",
+    )
 
 
 def segmentation(
@@ -151,11 +176,13 @@ def dense_from_arrays(data, *, kind: str | None = None, ignore_label: int | None
       data: the arrays, as above; `y` masks (N, H, W) / (N, H, W, 1), sequences (N, T) or multi-label (N, L).
       kind: one of `KINDS`; None infers it: 3-D or 4-D targets are masks, 2-D targets with x's first two
         dimensions are sequences, other 2-D targets multi-label.
-      ignore_label: a label that is no class (dense targets).
+      ignore_label: a label that is no class (masks and label sequences): not counted in `num_classes`, kept in
+        the targets, carried as `Data.ignore_label`; it must lie above the class ids.
       **options: `name=` (for logs), `where=` (for messages) and `Layout` fields.
 
     Raises:
-      UserInputError: the wrong structure or shapes, or a kind that does not fit the targets.
+      UserInputError: the wrong structure or shapes, a kind that does not fit the targets, or an ignore label
+        for multi-label targets or among the class ids.
     """
     name, where = options.pop("name", "arrays"), options.pop("where", "data")
     settings = layout_of(options)
@@ -167,6 +194,7 @@ def dense_from_arrays(data, *, kind: str | None = None, ignore_label: int | None
         )
         given = {s: _pair(data[s], f"{where} ({s})") for s in SPLITS if s in data}
         kind = _kind(kind, *given["train"], where)
+        check_ignore_label(ignore_label, kind, where)
         if "validation" not in given:
             x, y = given["train"]
             held = _split_index(y, kind, settings, ignore_label, hold_out=("validation",))
@@ -174,6 +202,7 @@ def dense_from_arrays(data, *, kind: str | None = None, ignore_label: int | None
         return _as_data(given, kind, ignore_label, name)
     x, y = _pair(data, where)
     kind = _kind(kind, x, y, where)
+    check_ignore_label(ignore_label, kind, where)
     index = _split_index(y, kind, settings, ignore_label)
     return _as_data({s: (x[i], y[i]) for s, i in index.items()}, kind, ignore_label, name)
 
@@ -264,9 +293,15 @@ def _pair(value, where: str) -> tuple[np.ndarray, np.ndarray]:
 def _as_data(given: dict, kind: str, ignore_label: int | None, name: str, names: tuple[str, ...] = ()) -> Data:
     ys = [y for _, y in given.values()]
     num_classes = ys[0].shape[1] if kind == "multilabel" else max(_num_classes(y, ignore_label) for y in ys)
+    check(
+        ignore_label is None or ignore_label >= num_classes,
+        f"ignore_label must lie above the class ids 0..{num_classes - 1}, or the classes below it would be empty "
+        f"({name}). Received: ignore_label={ignore_label}",
+        argument="ignore_label",
+    )
     names = names or tuple(f"{'label' if kind == 'multilabel' else 'class'}_{c}" for c in range(num_classes))
     splits = {s: Split(*given[s]) for s in SPLITS}
-    return Data(**splits, num_classes=num_classes, class_names=names, kind=kind, name=name)
+    return Data(**splits, num_classes=num_classes, class_names=names, kind=kind, name=name, ignore_label=ignore_label)
 
 
 # The embedded datasets by their `--dataset` name, generated with their own defaults.

@@ -17,7 +17,7 @@ from imbal_keras.data.dense_generated import dense_from_arrays
 from imbal_keras.data.splits import Data
 from imbal_keras.errors import UserInputError, check, is_integer
 
-__all__ = ["dense_from_tfds"]
+__all__ = ["dense_from_tfds", "masks_from_tfds"]
 
 
 def dense_from_tfds(
@@ -67,6 +67,43 @@ def dense_from_tfds(
     if x.max(initial=0) > 1:
         x = x / 255.0
     return dense_from_arrays((x, y), kind="segmentation", ignore_label=ignore_label, name=name, where=where, **layout)
+
+
+def masks_from_tfds(
+    name: str,
+    *,
+    mask_key: str,
+    image_key: str | None = None,
+    data_dir: str | None = None,
+    ignore_label: int | None = None,
+    **layout: Any,
+) -> Data | None:
+    """`dataset=tfds:NAME --label_feature=MASK_KEY` on the command line: the segmentation `Data` of
+    `dense_from_tfds` when `mask_key` names a mask-like feature (see `dense_from_tfds`), else None (a
+    classification label: `sources.from_tfds` reads the dataset).
+
+    Raises:
+      UserInputError: as `dense_from_tfds`; examples of different sizes are refused with the way to resize them (a
+        `python:` function calling `dense_from_tfds(size=...)`).
+    """
+    import tensorflow_datasets as tfds
+
+    features = tfds_builder(name, data_dir).info.features
+    if mask_key not in features or not _is_mask(features[mask_key], tfds):
+        return None
+    try:
+        return dense_from_tfds(
+            name, data_dir=data_dir, image_key=image_key, mask_key=mask_key, ignore_label=ignore_label, **layout
+        )
+    except UserInputError as e:
+        if e.argument != "size":
+            raise
+        raise UserInputError(
+            f"dataset=tfds:{name}: the examples differ in size and the command line does not resize them; give "
+            f"--dataset=python:package.module:function whose function returns "
+            f"imbal_keras.data.dense_from_tfds({name!r}, size=(height, width), ...)",
+            argument="dataset",
+        ) from None
 
 
 def _feature_keys(features, image_key: str | None, mask_key: str | None, where: str) -> tuple[str, str]:

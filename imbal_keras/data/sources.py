@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from imbal_keras.data import dense_generated
+from imbal_keras.data import dense_generated, dense_tfds
 from imbal_keras.data._loading import first_line, not_prepared, tfds_builder
 from imbal_keras.data.generated import check_synthetic_memory, synthetic
 from imbal_keras.data.splits import (
@@ -68,8 +68,19 @@ def load(config: DataConfig, *, seed: int = 0) -> Data:
       seed: seeds generation (synthetic), subsampling and the split (the run's data seed).
 
     Raises:
-      UserInputError: a missing or malformed file, an unknown dataset, or labels that do not fit.
+      UserInputError: a missing or malformed file, an unknown dataset, labels that do not fit, or an
+        `ignore_label` for data other than a user's masks or label sequences.
     """
+    data = _loaded(config, seed)
+    dense_generated.check_ignore_label(config.ignored, data.kind, f"dataset={config.dataset}")
+    refused = f"ignore_label applies to a user's masks (npz:, python:, tfds:); {config.dataset} has no ignored pixels"
+    refused += f". Received: ignore_label={config.ignore_label}"
+    check(data.ignore_label == config.ignored, refused, argument="ignore_label")
+    return data
+
+
+def _loaded(config: DataConfig, seed: int) -> Data:
+    """The `Data` of `load`, by the dataset's kind."""
     kind = config.kind
     layout = dict(
         imbalance_ratio=config.effective_imbalance_ratio,
@@ -103,23 +114,31 @@ def load(config: DataConfig, *, seed: int = 0) -> Data:
             **layout,
         )
     if kind == "tfds":
-        return from_tfds(
-            config.argument,
-            positive_class=config.positive_class,
-            input_feature=config.input_feature or None,
-            label_feature=config.label_feature or None,
-            data_dir=config.data_dir or None,
-            **layout,
-        )
-    if kind == "npz":
-        return from_npz(config.argument, **layout)
-    if kind == "python":
-        return from_python(config.argument, **layout)
+        return _tfds(config, layout)
+    if kind in ("npz", "python"):
+        return (from_npz if kind == "npz" else from_python)(config.argument, ignore_label=config.ignored, **layout)
     raise UserInputError(
         f"dataset must be 'synthetic', 'csv:PATH', 'parquet:PATH', 'npz:PATH', 'tfds:NAME' or "
         f"'python:package.module:function'. Received: dataset={config.dataset!r}",
         argument="dataset",
     )
+
+
+def _tfds(config: DataConfig, layout: dict[str, Any]) -> Data:
+    """`tfds:NAME`: segmentation data when `label_feature` names a mask (`dense_tfds.masks_from_tfds`), else a
+    classification dataset (`from_tfds`)."""
+    image_key, data_dir = config.input_feature or None, config.data_dir or None
+    if config.label_feature:
+        masks = dense_tfds.masks_from_tfds(
+            config.argument, mask_key=config.label_feature, image_key=image_key, data_dir=data_dir,
+            ignore_label=config.ignored, **dense_generated.dense_layout(layout, f"dataset={config.dataset}"),
+        )  # fmt: skip
+        if masks is not None:
+            return masks
+    return from_tfds(
+        config.argument, positive_class=config.positive_class, input_feature=image_key,
+        label_feature=config.label_feature or None, data_dir=data_dir, **layout,
+    )  # fmt: skip
 
 
 # Tables: the readers; the encoding is `tabular.from_frame`.
@@ -200,11 +219,12 @@ def read_npz(path: str, where: str) -> dict[str, np.ndarray]:
         raise UserInputError(f"{where}: cannot be read as .npz ({e})", argument="dataset") from None
 
 
-def from_npz(path: str, **layout: Any) -> Data:
+def from_npz(path: str, *, ignore_label: int | None = None, **layout: Any) -> Data:
     """A NumPy `.npz` file (`np.savez`) with arrays `x` and `y`, or with given splits.
 
     Keys: `x`, `y` (the toolkit splits them), or `x_train`, `y_train`, `x_test`, `y_test` and optionally
-    `x_validation`, `y_validation`; optionally `class_names`. See `from_arrays` for the rules.
+    `x_validation`, `y_validation`; optionally `class_names`. See `from_arrays` for the rules; masks and label
+    sequences (targets of 2 or more dimensions) go to `dense_from_npz`, with `ignore_label`.
 
     Raises:
       UserInputError: a missing or unreadable file, missing keys, or arrays `from_arrays` refuses.
@@ -212,7 +232,8 @@ def from_npz(path: str, **layout: Any) -> Data:
     where = f"dataset=npz:{path}"
     arrays = read_npz(path, where)
     if np.ndim(arrays.get("y", arrays.get("y_train"))) >= 2:
-        return dense_from_npz(path, **dense_generated.dense_layout(layout, where))
+        return dense_from_npz(path, ignore_label=ignore_label, **dense_generated.dense_layout(layout, where))
+    dense_generated.check_ignore_label(ignore_label, "single-label", where)
     names = arrays.pop("class_names", None)
     if {"x", "y"} <= set(arrays):
         source: Any = (arrays["x"], arrays["y"])
@@ -230,12 +251,13 @@ def from_npz(path: str, **layout: Any) -> Data:
     return from_arrays(source, name=os.path.basename(path), where=where, **layout)
 
 
-def from_python(path: str, **layout: Any) -> Data:
+def from_python(path: str, *, ignore_label: int | None = None, **layout: Any) -> Data:
     """The data a user's function returns: `python:package.module:function`.
 
     The function is imported by path and called with `seed=` (the run's data seed) if it takes a `seed`
     argument, else with no argument. It returns what `from_arrays` takes, or dense (masks, sequences) or
-    multi-label targets as `dense_from_arrays` takes them (targets with more than one value per example).
+    multi-label targets as `dense_from_arrays` takes them (targets with more than one value per example), with
+    `ignore_label`.
 
     Raises:
       UserInputError: a path that does not import, a function that raises, or a value the loader refuses.
@@ -245,8 +267,9 @@ def from_python(path: str, **layout: Any) -> Data:
     name = path.rpartition(":")[2]
     if _dense_value(value):
         return dense_generated.dense_from_arrays(
-            value, name=name, where=where, **dense_generated.dense_layout(layout, where)
+            value, ignore_label=ignore_label, name=name, where=where, **dense_generated.dense_layout(layout, where)
         )
+    dense_generated.check_ignore_label(ignore_label, "single-label", where)
     return from_arrays(value, name=name, where=where, **layout)
 
 

@@ -72,6 +72,8 @@ class Data:
       features: tables only: what each column of x holds (see `Feature`); empty for other data.
       dropped: rows of each class that no split holds: what an imposed `imbalance_ratio` (or balanced
         evaluation) left out; empty when the loader kept every row.
+      ignore_label: masks and label sequences only: a target value that is no class (a border label such as
+        255), above the class ids, so `Split.class_counts` leaves it out; None: every value is a class.
     """
 
     train: Split
@@ -83,6 +85,7 @@ class Data:
     name: str
     features: tuple[Feature, ...] = ()
     dropped: tuple[int, ...] = ()
+    ignore_label: int | None = None
 
     def splits(self) -> dict[str, Split]:
         return {"train": self.train, "validation": self.validation, "test": self.test}

@@ -83,7 +83,7 @@ class DenseEvaluator(keras.callbacks.Callback):
         if self.data.kind == "multilabel":
             figures = metrics.multilabel_metrics(y, p)
         else:
-            figures = metrics.segmentation_metrics(y, p)
+            figures = metrics.segmentation_metrics(y, p, ignore_label=self.data.ignore_label)
         return {**figures, "average_precision": figures[_MEAN_AP[self.data.kind]]}
 
     def on_epoch_end(self, epoch, logs=None):
@@ -112,8 +112,9 @@ class DenseEvaluator(keras.callbacks.Callback):
         self._events.write_scalars(np.array([step]), np.asarray([[row[n] for n in names]], np.float32))
 
     def save_predictions(self, path: str) -> None:
-        """The last test evaluation as a `.npz`: `y_true`, and `y_pred` (class ids of dense targets) or `scores`
-        (multi-label probabilities), so a run's figures can be recomputed from its folder."""
+        """The last test evaluation as a `.npz`: `y_true` (with the data's ignore label, if any), and `y_pred`
+        (class ids of dense targets) or `scores` (multi-label probabilities), so a run's figures can be recomputed
+        from its folder."""
         y, p = self.data.test.y, self.test_probabilities
         if self.data.kind == "multilabel":
             runs.write_npz(path, y_true=y, scores=p.astype(np.float32))

@@ -26,8 +26,9 @@ from imbal_keras import callbacks as instrument
 from imbal_keras import models, runs, strategies
 from imbal_keras.config import BUILT_IN_MODELS, ExperimentConfig
 from imbal_keras.data import sources, splits
-from imbal_keras.data.dense_shares import presence
+from imbal_keras.data.dense_shares import pixel_counts, presence
 from imbal_keras.errors import UserInputError, check
+from imbal_keras.strategies.dense_forms import IgnoringContext
 from imbal_keras.training.dense_evaluation import MAIN_FIGURE, DenseEvaluator, format_dense_summary
 
 __all__ = ["PATH_REASON", "DenseRunResult", "context", "run"]
@@ -81,18 +82,22 @@ class _DenseRun:
     started: float
 
 
-def context(config: ExperimentConfig, data: splits.Data) -> strategies.DenseContext:
+def context(config: ExperimentConfig, data: splits.Data) -> IgnoringContext:
     """The strategy's `DenseContext` for a run: pixel (token) counts per class or positives per label, and which
-    classes each training example contains."""
-    y = data.train.y
-    contains = y.astype(bool) if data.kind == "multilabel" else presence(y, data.num_classes)
-    return strategies.DenseContext(
+    classes each training example contains, neither counting pixels of the data's ignore label (which it carries)."""
+    y, k, ignore = data.train.y, data.num_classes, data.ignore_label
+    if data.kind == "multilabel":
+        counts, contains = data.train.class_counts(k, kind=data.kind), y.astype(bool)
+    else:
+        counts, contains = pixel_counts(y, k, ignore_label=ignore), presence(y, k, ignore_label=ignore)
+    return IgnoringContext(
         kind=data.kind,
-        class_counts=data.train.class_counts(data.num_classes, kind=data.kind),
+        class_counts=counts,
         contains=contains,
         batch_size=config.training.batch_size,
         seed=config.seed_for("order"),
         params=config.strategy.params,
+        ignore_label=ignore,
     )
 
 
@@ -173,7 +178,7 @@ def _train(one: _DenseRun, extra_callbacks: tuple) -> DenseRunResult:
     evaluation_model = None if input_shape == full_shape else _model(config, data, full_shape, shares)
     model.compile(
         optimizer=models.optimizer(training.optimizer, training.learning_rate),
-        loss=strategies.build_dense_loss(one.strategy, ctx),
+        loss=_ignoring(strategies.build_dense_loss(one.strategy, ctx), data.ignore_label),
     )
     runs.write_text(os.path.join(one.staging, runs.CONFIG_FILE), config.to_json())
     one.log(f"[{config.strategy.variant()}] {data.describe()}; {training.steps} steps of batch {training.batch_size}")
@@ -192,6 +197,22 @@ def _train(one: _DenseRun, extra_callbacks: tuple) -> DenseRunResult:
     finally:
         evaluator.close()
     return _finish(one, evaluator, recorders, shares, fit_started)
+
+
+def _ignoring(loss: keras.losses.Loss, ignore_label: int | None) -> keras.losses.Loss:
+    """`loss` rebuilt to leave out targets equal to `ignore_label` (Keras's `ignore_class`, or the `ignore_label`
+    of the toolkit's dense losses); `loss` itself when there is none."""
+    if ignore_label is None:
+        return loss
+    config = loss.get_config()
+    key = "ignore_label" if "ignore_label" in config else "ignore_class"
+    check(
+        key in config,
+        f"ignore_label needs a loss that can leave pixels out; {type(loss).__name__} cannot. "
+        f"Received: ignore_label={ignore_label}",
+        argument="ignore_label",
+    )
+    return type(loss).from_config({**config, key: ignore_label})
 
 
 def _training_shares(one: _DenseRun) -> np.ndarray:
@@ -245,9 +266,12 @@ def _recorders(one: _DenseRun) -> list:
     gradients = (
         output.gradient_every_n_steps if one.strategy.dense.loss is None and one.data.kind != "multilabel" else 0
     )
-    return instrument.experiment_callbacks(
-        one.staging, log_composition=output.log_composition, gradient_every_n_steps=gradients, minority_class=minority
-    )
+    # The ignore label is passed, not read from the loss: the toolkit's dense losses call it `ignore_label`.
+    common = dict(minority_class=minority, ignore_class=one.data.ignore_label)
+    recorders = [instrument.BatchComposition(one.staging, **common)] if output.log_composition else []
+    if gradients:
+        recorders.append(instrument.PerClassGradients(one.staging, every_n_steps=gradients, **common))
+    return recorders
 
 
 _FILES = {"BatchComposition": runs.COMPOSITION_FILE, "PerClassGradients": runs.GRADIENTS_FILE}
@@ -268,9 +292,8 @@ def _finish(one: _DenseRun, evaluator: DenseEvaluator, recorders: list, shares, 
         "dataset": data.name,
         "kind": data.kind,
         "class_names": list(data.class_names),
-        "class_counts": {
-            s: part.class_counts(data.num_classes, kind=data.kind).tolist() for s, part in data.splits().items()
-        },  # fmt: skip
+        "class_counts": {s: _counts(data, part).tolist() for s, part in data.splits().items()},
+        "ignore_label": data.ignore_label,
         "examples": {s: len(part) for s, part in data.splits().items()},
         "num_features": int(np.prod(data.train.x.shape[1:])),
         "dropped": [],
@@ -287,6 +310,13 @@ def _finish(one: _DenseRun, evaluator: DenseEvaluator, recorders: list, shares, 
     }
     runs.write_json(os.path.join(staging, runs.RESULT_FILE), summary)
     return DenseRunResult(run_dir=staging, config=config, curve=curve, summary=summary)
+
+
+def _counts(data: splits.Data, part: splits.Split) -> np.ndarray:
+    """Pixels (tokens) per class of a split, its ignore label left out; positives per label for multi-label data."""
+    if data.kind == "multilabel":
+        return part.class_counts(data.num_classes, kind=data.kind)
+    return pixel_counts(part.y, data.num_classes, ignore_label=data.ignore_label)
 
 
 def _best_step(curve: pd.DataFrame, column: str) -> int | None:

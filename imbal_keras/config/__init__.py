@@ -6,7 +6,9 @@ axes, or directly in Python; it is written into the run folder, it names the run
 columns of the results tables. Field names are unique across the parts, and a strategy parameter's name is the
 same for every strategy that declares it, so one spelling reaches any setting: the flag `--batch_size`, the grid
 axis `--batch_size=16,64`, the results column `batch_size`, `ExperimentConfig.from_flat({"batch_size": 16})`.
-This module does not import TensorFlow: the strategy registry keeps its parameter declarations free of it.
+This package does not import TensorFlow: the strategy registry keeps its parameter declarations free of it.
+`DataConfig` lives in `config.data`, the field roles and the checks the parts share in `config.fields`; every
+public name is importable from `imbal_keras.config`.
 """
 
 from __future__ import annotations
@@ -17,180 +19,14 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from imbal_keras.config.data import DATASET_KINDS, SYNTHETIC_IMBALANCE_RATIO, DataConfig
+from imbal_keras.config.fields import ROLES, check_range, choice_message, is_function_path, role_field, short
 from imbal_keras.data.dense_generated import SYNTHETIC as DENSE_SYNTHETIC
 from imbal_keras.data.longtail import CLASS_PROFILES
 from imbal_keras.errors import UserInputError, check
 
 OPTIMIZERS = ("sgd", "adam")
-DATASET_KINDS = ("synthetic", "csv", "parquet", "npz", "tfds", "python", *DENSE_SYNTHETIC)
 BUILT_IN_MODELS = ("auto", "mlp", "cnn")
-# The ratio synthetic data is generated at when `imbalance_ratio` is 0 (the default): 1:99.
-SYNTHETIC_IMBALANCE_RATIO = 99.0
-
-
-# What each config field is to the machinery that groups, reuses and names runs. Every field declares exactly one
-# role on its declaration (`dataclasses.field(metadata={"role": ...})`); the keys below are derived from the roles,
-# never from lists of names, so a new field is placed by saying what it is (tests/config_test.py refuses a field
-# without a role).
-ROLES = {
-    "training_seed": "seeds of training only (initial weights, batch order): the runs of a pack differ in them; "
-    "they are not part of a grid cell or of a compiled model's key",
-    "data_seed": "the seed of the data: a grid cell's key only (a pack's replicas each read their own data)",
-    "per_run": "settings applied per run that reach no traced function (budget, evaluation): part of a cell and of "
-    "a pack's key, not of a compiled model's key",
-    "variant": "what the strategies being compared are (the strategy and its parameters): a compiled model's key "
-    "only (a pack's replicas may differ in it)",
-    "output": "where a run is written and what it is called: no key, no results column that identifies a result",
-    "setting": "everything else that decides a run's result: every key",
-}
-
-
-def _field(default: Any, role: str) -> Any:
-    """A config field with its role (see ROLES)."""
-    return dataclasses.field(default=default, metadata={"role": role})
-
-
-@dataclasses.dataclass(frozen=True)
-class DataConfig:
-    """Where the examples come from and how they are split.
-
-    Attributes:
-      dataset: `synthetic`, `csv:PATH`, `parquet:PATH`, `npz:PATH`, `tfds:NAME`, `python:package.module:function`
-        (see docs/datasets.md), or embedded dense data: `synthetic_segmentation`, `synthetic_tokens`,
-        `synthetic_multilabel` (see docs/segmentation.md, docs/multilabel.md).
-      num_examples: synthetic only: examples over all three splits.
-      num_features: synthetic only: feature dimension.
-      num_classes: synthetic only: number of classes K.
-      class_separation: synthetic only: distance scale between class clusters.
-      label_noise: synthetic only: fraction of labels replaced by a uniformly drawn class.
-      imbalance_ratio: rho = n_max / n_min, the largest class's examples over the smallest's (99 means 1:99);
-        synthetic data is generated at it, other data subsampled to it (for `tfds` one-vs-rest, the positive
-        class) and the log says how many rows of each class that dropped. `0`, the default, keeps a dataset's
-        own ratio: data is used as given; synthetic data, which has no ratio of its own, is then generated at
-        1:99.
-      class_profile: how class sizes fall from the largest to the smallest for K > 2: `exponential` (n_c
-        proportional to rho^(-c/(K-1))) or `step` (the first floor(K/2) classes large, the rest rho times smaller).
-        Class 0 is the largest. The same for K = 2 (1:rho).
-      balanced_evaluation: validation and test keep equal class counts, as in the long-tail benchmarks; only
-        training follows `imbalance_ratio` and `class_profile`. Off: every split keeps the same class ratio.
-      label_column: csv/parquet only: name of the label column.
-      positive_label: csv/parquet only: the label value that is the positive class (one-vs-rest); empty means the
-        labels are already the integers 0..K-1.
-      categorical_columns: csv/parquet only: string or integer-coded columns to encode as categories; any other
-        non-numeric column is refused.
-      drop_columns: csv/parquet only: columns that are not features (IDs, free text).
-      time_column: csv/parquet only: split forward in time by this column (oldest rows train, newest test)
-        instead of the random stratified split; it is not used as a feature.
-      max_categories: csv/parquet only: most levels a categorical column may have (more is refused: an ID?).
-      positive_class: tfds only: the class id that becomes the positive class (one-vs-rest); -1 keeps all K classes.
-      input_feature: tfds only: the feature that is the model's input; empty uses the supervised keys, or the one
-        feature besides the label.
-      label_feature: tfds only: the `ClassLabel` feature that is the label; empty uses the supervised keys, or
-        the one `ClassLabel` feature.
-      data_dir: tfds only: `tfds.load(data_dir=...)`.
-      validation_fraction: share of the data held out for validation (stratified).
-      test_fraction: share of the data held out for test (stratified).
-    """
-
-    dataset: str = _field("synthetic", "setting")
-    num_examples: int = _field(50_000, "setting")
-    num_features: int = _field(20, "setting")
-    num_classes: int = _field(2, "setting")
-    class_separation: float = _field(1.0, "setting")
-    label_noise: float = _field(0.0, "setting")
-    imbalance_ratio: float = _field(0.0, "setting")
-    class_profile: str = _field("exponential", "setting")
-    balanced_evaluation: bool = _field(False, "setting")
-    label_column: str = _field("label", "setting")
-    positive_label: str = _field("", "setting")
-    categorical_columns: tuple[str, ...] = _field((), "setting")
-    drop_columns: tuple[str, ...] = _field((), "setting")
-    time_column: str = _field("", "setting")
-    max_categories: int = _field(1000, "setting")
-    positive_class: int = _field(0, "setting")
-    input_feature: str = _field("", "setting")
-    label_feature: str = _field("", "setting")
-    data_dir: str = _field("", "setting")
-    validation_fraction: float = _field(0.2, "setting")
-    test_fraction: float = _field(0.2, "setting")
-
-    def __post_init__(self):
-        for name in ("categorical_columns", "drop_columns"):
-            value = getattr(self, name)
-            object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(str(c) for c in value))
-
-    @property
-    def kind(self) -> str:
-        """`synthetic`, `csv`, `parquet`, `npz`, `tfds`, `python` or an embedded dense set's name."""
-        return self.dataset.split(":", 1)[0]
-
-    @property
-    def effective_imbalance_ratio(self) -> float:
-        """The ratio the data is laid out at: `imbalance_ratio`, but synthetic data (no ratio of its own) at 0 is
-        generated at `SYNTHETIC_IMBALANCE_RATIO`. 0 for other data keeps its own ratio."""
-        at_default = self.kind == "synthetic" and self.imbalance_ratio == 0
-        return SYNTHETIC_IMBALANCE_RATIO if at_default else self.imbalance_ratio
-
-    @property
-    def argument(self) -> str:
-        """The part after `csv:` / `tfds:` / ... (path, dataset name or `package.module:function`)."""
-        return self.dataset.split(":", 1)[1] if ":" in self.dataset else ""
-
-    def validate(self) -> None:
-        kind = self.kind
-        check(
-            kind in DATASET_KINDS and (kind.startswith("synthetic") or self.argument),
-            "dataset must be 'synthetic', 'csv:PATH', 'parquet:PATH', 'npz:PATH', 'tfds:NAME' or "
-            f"'python:package.module:function' (or {', '.join(DENSE_SYNTHETIC)}). Received: dataset={self.dataset!r}",
-            argument="dataset",
-        )
-        check(
-            kind != "python" or _is_function_path(self.argument),
-            f"dataset must name a function as 'python:package.module:function'. Received: dataset={self.dataset!r}",
-            argument="dataset",
-        )
-        check(
-            math.isfinite(self.imbalance_ratio) and (self.imbalance_ratio >= 1 or self.imbalance_ratio == 0),
-            "imbalance_ratio must be >= 1 (99 means 1:99), or 0 to keep a dataset's own ratio. "
-            f"Received: imbalance_ratio={_short(self.imbalance_ratio)}",
-            argument="imbalance_ratio",
-        )
-        check(
-            self.class_profile in CLASS_PROFILES,
-            _choice_message("class_profile", self.class_profile, CLASS_PROFILES),
-            argument="class_profile",
-        )
-        _check_range(self, "num_classes", low=2)
-        _check_range(self, "num_examples", low=1)
-        _check_range(self, "num_features", low=1)
-        if kind == "synthetic":
-            from imbal_keras.data.generated import check_synthetic_memory
-
-            check_synthetic_memory(self.num_examples, self.num_features)
-        _check_range(self, "max_categories", low=1)
-        _check_range(self, "positive_class", low=-1, note=" (-1 keeps all classes)")
-        check(
-            0 <= self.label_noise < 1,
-            f"label_noise must be in [0, 1). Received: label_noise={self.label_noise}",
-            argument="label_noise",
-        )
-        _check_range(self, "class_separation", low=0)
-        for name in ("validation_fraction", "test_fraction"):
-            value = getattr(self, name)
-            check(0 < value < 1, f"{name} must be in (0, 1). Received: {name}={value}", argument=name)
-        check(
-            self.validation_fraction + self.test_fraction < 1,
-            "validation_fraction + test_fraction must be < 1. Received: "
-            f"validation_fraction={self.validation_fraction}, test_fraction={self.test_fraction}",
-            argument="validation_fraction",
-        )
-        both = sorted(set(self.categorical_columns) & {*self.drop_columns, self.label_column, self.time_column})
-        check(
-            not both,
-            f"categorical_columns names a column that is also dropped, the label or the time column: {both}. "
-            f"Received: categorical_columns={','.join(self.categorical_columns)}",
-            argument="categorical_columns",
-        )
 
 
 class _FrozenParams(dict):
@@ -238,7 +74,7 @@ class StrategyConfig:
         from imbal_keras import strategies
 
         declared = strategies.get(self.name).params
-        changed = [f"{p.name}={_short(self.params[p.name])}" for p in declared if self.params[p.name] != p.default]
+        changed = [f"{p.name}={short(self.params[p.name])}" for p in declared if self.params[p.name] != p.default]
         return f"{self.name}[{','.join(changed)}]" if changed else self.name
 
 
@@ -255,16 +91,16 @@ class ModelConfig:
         exactly the class prior the output bias encodes (a random kernel spreads predictions around it).
     """
 
-    model: str = _field("auto", "setting")
-    hidden_units: tuple[int, ...] = _field((64, 64), "setting")
-    zero_output_kernel: bool = _field(False, "setting")
+    model: str = role_field("auto", "setting")
+    hidden_units: tuple[int, ...] = role_field((64, 64), "setting")
+    zero_output_kernel: bool = role_field(False, "setting")
 
     def __post_init__(self):
         object.__setattr__(self, "hidden_units", tuple(int(h) for h in self.hidden_units))
 
     def validate(self) -> None:
         check(
-            self.model in BUILT_IN_MODELS or _is_function_path(self.model),
+            self.model in BUILT_IN_MODELS or is_function_path(self.model),
             f"model must be one of {', '.join(BUILT_IN_MODELS)} or 'package.module:function'. "
             f"Received: model={self.model!r}",
             argument="model",
@@ -294,16 +130,16 @@ class TrainingConfig:
         probabilities, p_c / pi_c^tau renormalised with pi the training class shares; 0 turns it off.
     """
 
-    batch_size: int = _field(16, "setting")
-    steps: int = _field(2000, "per_run")
-    eval_every: int = _field(200, "per_run")
-    optimizer: str = _field("sgd", "setting")
-    learning_rate: float = _field(0.05, "setting")
-    seed: int = _field(0, "training_seed")
-    data_seed: int = _field(-1, "data_seed")
-    init_seed: int = _field(-1, "training_seed")
-    order_seed: int = _field(-1, "training_seed")
-    posthoc_adjustment_tau: float = _field(0.0, "per_run")
+    batch_size: int = role_field(16, "setting")
+    steps: int = role_field(2000, "per_run")
+    eval_every: int = role_field(200, "per_run")
+    optimizer: str = role_field("sgd", "setting")
+    learning_rate: float = role_field(0.05, "setting")
+    seed: int = role_field(0, "training_seed")
+    data_seed: int = role_field(-1, "data_seed")
+    init_seed: int = role_field(-1, "training_seed")
+    order_seed: int = role_field(-1, "training_seed")
+    posthoc_adjustment_tau: float = role_field(0.0, "per_run")
 
     def seed_for(self, source: str) -> int:
         """The seed of `source` (`data`, `init` or `order`): its own if set, else `seed`."""
@@ -311,9 +147,9 @@ class TrainingConfig:
         return self.seed if value < 0 else value
 
     def validate(self) -> None:
-        _check_range(self, "batch_size", low=1)
-        _check_range(self, "steps", low=1)
-        _check_range(self, "eval_every", low=1)
+        check_range(self, "batch_size", low=1)
+        check_range(self, "steps", low=1)
+        check_range(self, "eval_every", low=1)
         check(
             self.learning_rate > 0 and math.isfinite(self.learning_rate),
             f"learning_rate must be > 0. Received: learning_rate={self.learning_rate}",
@@ -321,13 +157,13 @@ class TrainingConfig:
         )
         check(
             self.optimizer in OPTIMIZERS,
-            _choice_message("optimizer", self.optimizer, OPTIMIZERS),
+            choice_message("optimizer", self.optimizer, OPTIMIZERS),
             argument="optimizer",
         )
-        _check_range(self, "seed", low=0)
+        check_range(self, "seed", low=0)
         for name in ("data_seed", "init_seed", "order_seed"):
-            _check_range(self, name, low=-1, note=" (-1 means --seed)")
-        _check_range(self, "posthoc_adjustment_tau", low=0, note=" (0 turns it off)")
+            check_range(self, name, low=-1, note=" (-1 means --seed)")
+        check_range(self, "posthoc_adjustment_tau", low=0, note=" (0 turns it off)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -343,15 +179,15 @@ class OutputConfig:
         mini-batch gradient, noise scale; see docs/diagnostics.md) every n steps; 0 turns them off.
     """
 
-    output_dir: str = _field("runs", "output")
-    run_name: str = _field("", "output")
-    log_composition: bool = _field(True, "setting")
-    gradient_every_n_steps: int = _field(10, "setting")
-    diagnose_every: int = _field(0, "setting")
+    output_dir: str = role_field("runs", "output")
+    run_name: str = role_field("", "output")
+    log_composition: bool = role_field(True, "setting")
+    gradient_every_n_steps: int = role_field(10, "setting")
+    diagnose_every: int = role_field(0, "setting")
 
     def validate(self) -> None:
-        _check_range(self, "gradient_every_n_steps", low=0, note=" (0 turns it off)")
-        _check_range(self, "diagnose_every", low=0, note=" (0 turns it off)")
+        check_range(self, "gradient_every_n_steps", low=0, note=" (0 turns it off)")
+        check_range(self, "diagnose_every", low=0, note=" (0 turns it off)")
 
 
 # Part name -> its class, in the order of the config tree (and of the results columns).
@@ -551,13 +387,13 @@ class ExperimentConfig:
         source = data.kind if data.kind.startswith("synthetic") else data.argument.split("/")[-1].split(".")[0]
         t = self.training
         parts = [source, self.strategy.name]
-        parts += [_short(self.strategy.params[k]) for k in sorted(self.strategy.params)]
+        parts += [short(self.strategy.params[k]) for k in sorted(self.strategy.params)]
         ratio = data.effective_imbalance_ratio
-        parts += [f"r{_short(ratio)}"] if ratio else []  # none: the data's own ratio
+        parts += [f"r{short(ratio)}"] if ratio else []  # none: the data's own ratio
         parts += [
             f"b{t.batch_size}",
             t.optimizer,
-            f"lr{_short(t.learning_rate)}",
+            f"lr{short(t.learning_rate)}",
             f"seed{t.seed}",
         ]
         parts += [f"{s}{t.seed_for(s)}" for s in ("data", "init", "order") if getattr(t, f"{s}_seed") >= 0]
@@ -634,7 +470,7 @@ def validate_target_distribution(target: Sequence[float], num_classes: int) -> t
     Raises:
       UserInputError: wrong length, a negative or non-finite share, or shares not summing to 1 (tolerance 1e-6).
     """
-    shown = ",".join(_short(t) for t in target)
+    shown = ",".join(short(t) for t in target)
     check(
         len(target) == num_classes,
         f"target_distribution needs one share per class ({num_classes} classes). Received: target_distribution={shown}",
@@ -651,26 +487,6 @@ def validate_target_distribution(target: Sequence[float], num_classes: int) -> t
         argument="target_distribution",
     )
     return tuple(float(t) for t in target)
-
-
-def _check_range(part: Any, name: str, *, low: float, note: str = "") -> None:
-    value = getattr(part, name)
-    check(value >= low, f"{name} must be >= {low:g}{note}. Received: {name}={value}", argument=name)
-
-
-def _choice_message(name: str, value: Any, choices: Sequence[str]) -> str:
-    return f"{name} must be one of {', '.join(choices)}. Received: {name}={value!r}"
-
-
-def _is_function_path(text: str) -> bool:
-    """Whether `text` reads `package.module:function` (dotted identifiers on both sides of one colon)."""
-    module, sep, function = text.partition(":")
-    return bool(sep) and all(part.isidentifier() for part in (*module.split("."), *function.split(".")))
-
-
-def _short(x: Any) -> str:
-    """99.0 -> '99', 0.05 -> '0.05'; other values as str."""
-    return f"{x:g}" if isinstance(x, float) else str(x)
 
 
 __all__ = [
