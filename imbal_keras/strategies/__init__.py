@@ -174,7 +174,6 @@ class StrategyContext(_Counted):
         return self.class_counts / self.class_counts.sum()
 
 
-
 @dataclasses.dataclass(frozen=True)
 class DenseContext(_Counted):
     """What a strategy may know about dense (mask, sequence) or multi-label training data.
@@ -186,6 +185,9 @@ class DenseContext(_Counted):
       batch_size: examples (crops) per batch.
       seed: seeds every random choice of the pipeline.
       params: the strategy's parameter values by name; a parameter missing here takes its declared default.
+      ignore_label: the target value that is no class, above the class ids; None: every value is a class.
+        Weight maps give its pixels weight 0 and keep the value in the batches, so the loss (`ignore_class`,
+        `ignore_label`) and the composition callbacks leave them out; crops are never centred on it.
     """
 
     kind: str
@@ -194,7 +196,7 @@ class DenseContext(_Counted):
     batch_size: int
     seed: int
     params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-
+    ignore_label: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -73,7 +73,11 @@ def _patches(features, targets, ctx: DenseContext):
     from imbal_keras.data import dense
 
     spatial = np.shape(targets)[1:3] if np.ndim(targets) >= 3 else np.shape(targets)[1:2]
-    options = dense.Patches(size=patch_size(tuple(spatial), ctx), foreground_share=ctx.param(FOREGROUND_SHARE))
+    options = dense.Patches(
+        size=patch_size(tuple(spatial), ctx),
+        foreground_share=ctx.param(FOREGROUND_SHARE),
+        ignore_label=ctx.ignore_label,
+    )
     return dense.patches(features, targets, batch_size=ctx.batch_size, seed=ctx.seed, options=options)
 
 

@@ -10,7 +10,6 @@ so the registry stays free of TensorFlow.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
 import numpy as np
@@ -24,10 +23,8 @@ __all__ = [
     "PATCH_SIZE",
     "REPEAT_THRESHOLD",
     "WEIGHT_METHOD",
-    "IgnoringContext",
     "dense_class_weights",
     "frequency_class_weights",
-    "ignore_label_of",
     "natural_form",
     "patch_size",
     "presence_form",
@@ -71,24 +68,6 @@ REPEAT_THRESHOLD = Param(
 )
 
 
-@dataclasses.dataclass(frozen=True)
-class IgnoringContext(DenseContext):
-    """A `DenseContext` whose targets (masks, label sequences) hold a label that is no class.
-
-    Attributes:
-      ignore_label: the target value that is no class, above the class ids; None: every value is a class.
-        Weight maps give its pixels weight 0 and keep the value in the batches, so the loss (`ignore_class`,
-        `ignore_label`) and the composition callbacks leave them out.
-    """
-
-    ignore_label: int | None = None
-
-
-def ignore_label_of(ctx: DenseContext) -> int | None:
-    """The ignore label of `ctx` (an `IgnoringContext`), None for a plain `DenseContext`."""
-    return ctx.ignore_label if isinstance(ctx, IgnoringContext) else None
-
-
 def frequency_class_weights(counts: np.ndarray, method: str) -> np.ndarray:
     """`dense_shares.frequency_weights` of `counts`, effective numbers with beta = (N - 1) / N, N = sum(counts)."""
     counts = np.asarray(counts, np.float64)
@@ -130,7 +109,7 @@ def _weighted(features, targets, ctx: DenseContext):
         return dense.label_weighted(
             features, targets, batch_size=ctx.batch_size, seed=ctx.seed, positive_weights=weights
         )
-    ignore = ignore_label_of(ctx)
+    ignore = ctx.ignore_label
     if ignore is not None:  # one weight per target value: 0 for the ignore label (and the unused values below it)
         weights = np.concatenate([weights, np.zeros(ignore + 1 - len(weights))])
     return dense.weighted(features, targets, batch_size=ctx.batch_size, seed=ctx.seed, class_weights=weights)

@@ -28,32 +28,15 @@ from imbal_keras.config import BUILT_IN_MODELS, ExperimentConfig
 from imbal_keras.data import sources, splits
 from imbal_keras.data.dense_shares import pixel_counts, presence
 from imbal_keras.errors import UserInputError, check
-from imbal_keras.strategies.dense_forms import IgnoringContext
 from imbal_keras.training.dense_evaluation import MAIN_FIGURE, DenseEvaluator, format_dense_summary
+from imbal_keras.training.results import RunResult
 
-__all__ = ["PATH_REASON", "DenseRunResult", "context", "run"]
+__all__ = ["PATH_REASON", "context", "run"]
 
 # Why a dense run trains on the plain path (result.json's `training_path`).
 PATH_REASON = "dense and multi-label targets train one run at a time"
 # The arguments a `--model=package.module:function` for dense data may take, by name.
 _MODEL_ARGUMENTS = ("input_shape", "num_classes", "kind", "class_names", "hidden_units", "class_shares", "seed")
-
-
-@dataclasses.dataclass
-class DenseRunResult:
-    """What `run` returns (as `experiment.RunResult`, which `experiment.run` returns for single-label data).
-
-    Attributes:
-      run_dir: the finished run folder.
-      config: the config that ran.
-      curve: one row per evaluation (the content of metrics.csv).
-      summary: the content of result.json.
-    """
-
-    run_dir: str
-    config: ExperimentConfig
-    curve: pd.DataFrame
-    summary: dict
 
 
 class _Budget(keras.callbacks.Callback):
@@ -82,7 +65,7 @@ class _DenseRun:
     started: float
 
 
-def context(config: ExperimentConfig, data: splits.Data) -> IgnoringContext:
+def context(config: ExperimentConfig, data: splits.Data) -> strategies.DenseContext:
     """The strategy's `DenseContext` for a run: pixel (token) counts per class or positives per label, and which
     classes each training example contains, neither counting pixels of the data's ignore label (which it carries)."""
     y, k, ignore = data.train.y, data.num_classes, data.ignore_label
@@ -90,7 +73,7 @@ def context(config: ExperimentConfig, data: splits.Data) -> IgnoringContext:
         counts, contains = data.train.class_counts(k, kind=data.kind), y.astype(bool)
     else:
         counts, contains = pixel_counts(y, k, ignore_label=ignore), presence(y, k, ignore_label=ignore)
-    return IgnoringContext(
+    return strategies.DenseContext(
         kind=data.kind,
         class_counts=counts,
         contains=contains,
@@ -109,7 +92,7 @@ def run(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     log: Callable[[str], None] = print,
     started: float | None = None,
-) -> DenseRunResult:
+) -> RunResult:
     """Trains and evaluates one dense or multi-label run and publishes its run folder.
 
     Args:
@@ -121,7 +104,7 @@ def run(
       started: when the run started (`time.time()`); now when None.
 
     Returns:
-      A `DenseRunResult`.
+      A `RunResult`.
 
     Raises:
       UserInputError: a strategy or setting that does not apply to the data (nothing is written).
@@ -167,7 +150,7 @@ def _check_settings(config: ExperimentConfig, data: splits.Data) -> None:
 _BUILT_IN = {"segmentation": "unet", "sequence": "sequence_tagger", "multilabel": "multilabel_mlp"}
 
 
-def _train(one: _DenseRun, extra_callbacks: tuple) -> DenseRunResult:
+def _train(one: _DenseRun, extra_callbacks: tuple) -> RunResult:
     """Builds the pipeline and the model, fits with the evaluations and the recorders, and writes the run's files."""
     config, data, ctx, training = one.config, one.data, one.ctx, one.config.training
     train_ds = strategies.build_dense_pipeline(one.strategy, data.train.x, data.train.y, ctx)
@@ -277,7 +260,7 @@ def _recorders(one: _DenseRun) -> list:
 _FILES = {"BatchComposition": runs.COMPOSITION_FILE, "PerClassGradients": runs.GRADIENTS_FILE}
 
 
-def _finish(one: _DenseRun, evaluator: DenseEvaluator, recorders: list, shares, fit_started: float) -> DenseRunResult:
+def _finish(one: _DenseRun, evaluator: DenseEvaluator, recorders: list, shares, fit_started: float) -> RunResult:
     """Writes the run's tables, predictions and result.json into its staging folder."""
     config, data, staging = one.config, one.data, one.staging
     curve = pd.DataFrame(evaluator.rows)
@@ -309,7 +292,7 @@ def _finish(one: _DenseRun, evaluator: DenseEvaluator, recorders: list, shares, 
         "training_path": {"mode": "plain", "reason": PATH_REASON},
     }
     runs.write_json(os.path.join(staging, runs.RESULT_FILE), summary)
-    return DenseRunResult(run_dir=staging, config=config, curve=curve, summary=summary)
+    return RunResult(run_dir=staging, config=config, curve=curve, summary=summary)
 
 
 def _counts(data: splits.Data, part: splits.Split) -> np.ndarray:

@@ -20,7 +20,6 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import keras
 import numpy as np
@@ -36,6 +35,7 @@ from imbal_keras.data import longtail, sources, splits
 from imbal_keras.data.shares import balanced
 from imbal_keras.errors import check
 from imbal_keras.training import dense_run, initialization, plan
+from imbal_keras.training.results import RunResult
 from imbal_keras.training.warm import Entry, WarmModels, snapshot_optimizer, steps_per_call
 
 __all__ = [
@@ -58,23 +58,6 @@ __all__ = [
 _PREDICT_VALUES = 2**22
 # Per-step tables of the default training callbacks, by callback class.
 _INSTRUMENTATION_FILES = {"BatchComposition": runs.COMPOSITION_FILE, "PerClassGradients": runs.GRADIENTS_FILE}
-
-
-@dataclasses.dataclass
-class RunResult:
-    """What `run` returns.
-
-    Attributes:
-      run_dir: the finished run folder.
-      config: the config that ran.
-      curve: one row per evaluation (the content of metrics.csv).
-      summary: the content of result.json.
-    """
-
-    run_dir: str
-    config: ExperimentConfig
-    curve: pd.DataFrame
-    summary: dict[str, Any]
 
 
 def run(
