@@ -106,7 +106,7 @@ def read_rows(recorder) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(steps, np.int64), np.asarray(jnp.stack(values))
 
 
-class _Probe:
+class _Probe(probe.ProbeBase):
     def __init__(self, model: keras.Model):
         self._model = model
         self._recorders = []
@@ -123,18 +123,11 @@ class _Probe:
     def add(self, recorder) -> None:
         if recorder not in self._recorders:
             self._recorders.append(recorder)
-        self._functions = {}
+        self._forget_functions()
         self._model.train_function = self._guarded
 
-    def remove(self, recorder) -> bool:
-        """Returns True when no recorder is left and the model has been restored."""
-        if recorder in self._recorders:
-            self._recorders.remove(recorder)
+    def _forget_functions(self) -> None:
         self._functions = {}
-        if self._recorders:
-            return False
-        self.restore()
-        return True
 
     def restore(self) -> None:
         model = self._model

@@ -51,6 +51,7 @@ from imbal_keras.errors import UserInputError
 
 __all__ = [
     "GradientStep",
+    "ProbeBase",
     "attach",
     "batch_count",
     "detach",
@@ -148,7 +149,22 @@ def is_due(step, every_n_steps: int, accumulation: int):
     return (step // accumulation) % every_n_steps == 0
 
 
-class _Probe:
+class ProbeBase:
+    """What the TensorFlow and the JAX probe share: recorders come and go, and the last to leave restores the
+    model. A subclass keeps `_recorders` and defines `_forget_functions` and `restore`."""
+
+    def remove(self, recorder) -> bool:
+        """Returns True when no recorder is left and the model has been restored."""
+        if recorder in self._recorders:
+            self._recorders.remove(recorder)
+        if self._recorders:
+            self._forget_functions()
+            return False
+        self.restore()
+        return True
+
+
+class _Probe(ProbeBase):
     def __init__(self, model: keras.Model):
         self._model = model
         self._recorders = []
@@ -168,16 +184,6 @@ class _Probe:
             self._unprepared.append(recorder)
         self._forget_functions()
         self._model.train_function = self._train_function
-
-    def remove(self, recorder) -> bool:
-        """Returns True when no recorder is left and the model has been restored."""
-        if recorder in self._recorders:
-            self._recorders.remove(recorder)
-        if self._recorders:
-            self._forget_functions()
-            return False
-        self.restore()
-        return True
 
     def restore(self) -> None:
         model = self._model
@@ -350,6 +356,3 @@ def _with_logs_recorded(logs, step, recorders: tuple):
 
 def _buffer_ids(recorders: tuple) -> tuple:
     return tuple(id(getattr(r, "_buffer", None)) for r in recorders)
-
-
-__all__ = ["GradientStep", "attach", "detach", "forget_compiled", "is_attached", "keep_compiled", "restore"]
