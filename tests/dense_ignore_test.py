@@ -4,25 +4,22 @@ with numpy and scikit-learn over the pixels that are not ignored; `--dataset=tfd
 tiny prepared TFDS dataset as masks; bad values and misplaced ignore labels are one-line errors."""
 
 import os
-import sys
-import textwrap
-from unittest import mock
 
+import dense_testing
 import numpy as np
 import pandas as pd
 import pytest
-from absl.testing import flagsaver
+from dense_testing import STEPS, run_main
 from dense_tfds_test import TinyScans, TinySizes
 from sklearn.metrics import jaccard_score
 
 from imbal_keras import runs, strategies
-from imbal_keras.cli import experiment_flags
 from imbal_keras.config import DataConfig, ExperimentConfig
 from imbal_keras.data import sources
 from imbal_keras.errors import UserInputError
 from imbal_keras.training import dense_run
 
-STEPS, EVERY, BATCH, IGNORE = 6, 3, 4, 255
+IGNORE = 255
 USER_MODULE = '''
 import numpy as np
 
@@ -49,12 +46,8 @@ def labels_only(seed=0):
 
 @pytest.fixture(scope="module")
 def user_dataset(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("user_code")
-    (folder / "dense_ignore_user_scans.py").write_text(textwrap.dedent(USER_MODULE))
-    sys.path.insert(0, str(folder))
-    sys.modules.pop("dense_ignore_user_scans", None)
-    yield "python:dense_ignore_user_scans"
-    sys.path.remove(str(folder))
+    for _ in dense_testing.user_module(tmp_path_factory, "dense_ignore_user_scans", USER_MODULE):
+        yield "python:dense_ignore_user_scans"
 
 
 @pytest.fixture(scope="module")
@@ -65,16 +58,6 @@ def data_dir(tmp_path_factory):
     return folder
 
 
-def _main(args: list[str], capsys) -> tuple[int | None, str]:
-    """`run_experiment.py ARGS` through its real entry point, in this process: (exit code, stderr)."""
-    import run_experiment
-
-    argv = ["run_experiment.py", f"--steps={STEPS}", f"--eval_every={EVERY}", f"--batch_size={BATCH}", *args]
-    with flagsaver.flagsaver(), mock.patch.object(sys, "argv", argv), pytest.raises(SystemExit) as exit_info:
-        experiment_flags.run_main(run_experiment.main)
-    return exit_info.value.code, capsys.readouterr().err
-
-
 def _one_run(folder) -> runs.RunRecord:
     (name,) = os.listdir(folder)
     return runs.read(str(folder / name))
@@ -83,7 +66,7 @@ def _one_run(folder) -> runs.RunRecord:
 @pytest.mark.slow
 def test_users_masks_with_a_border_train_under_class_weight_and_leave_the_border_out(user_dataset, tmp_path, capsys):
     args = [f"--dataset={user_dataset}:bordered_scans", "--strategy=class_weight", f"--ignore_label={IGNORE}"]
-    code, err = _main([*args, f"--output_dir={tmp_path}"], capsys)
+    code, err = run_main([*args, f"--output_dir={tmp_path}"], capsys)
     assert code in (None, 0), err
     record = _one_run(tmp_path)
     data = sources.load(record.config.data, seed=record.config.seed_for("data"))
@@ -130,7 +113,7 @@ def test_every_dense_strategy_trains_with_the_ignore_label_and_counts_no_border_
     strategy, user_dataset, tmp_path, capsys
 ):
     args = [f"--dataset={user_dataset}:bordered_scans", f"--strategy={strategy}", f"--ignore_label={IGNORE}"]
-    code, err = _main([*args, f"--output_dir={tmp_path}"], capsys)
+    code, err = run_main([*args, f"--output_dir={tmp_path}"], capsys)
     assert code in (None, 0), err
     record = _one_run(tmp_path)
     assert np.isfinite(record.curve["train_loss"]).all() and record.curve["test_mean_iou"].notna().all()
@@ -150,7 +133,7 @@ def test_every_dense_strategy_trains_with_the_ignore_label_and_counts_no_border_
 def test_tfds_masks_named_by_label_feature_train_with_the_ignore_label(data_dir, tmp_path, capsys):
     args = ["--dataset=tfds:tiny_scans", "--label_feature=segmentation_mask", "--input_feature=image",
             f"--data_dir={data_dir}", f"--ignore_label={IGNORE}", "--strategy=upsample"]  # fmt: skip
-    code, err = _main([*args, f"--output_dir={tmp_path}"], capsys)
+    code, err = run_main([*args, f"--output_dir={tmp_path}"], capsys)
     assert code in (None, 0), err
     record = _one_run(tmp_path)
     assert record.summary["kind"] == "segmentation"
@@ -205,7 +188,7 @@ def test_masks_of_different_sizes_say_how_to_resize_them(data_dir):
     ],
 )  # fmt: skip
 def test_bad_ignore_labels_are_one_line_errors_and_write_nothing(args, message, user_dataset, tmp_path, capsys):
-    code, err = _main([*args, f"--output_dir={tmp_path}"], capsys)
+    code, err = run_main([*args, f"--output_dir={tmp_path}"], capsys)
     assert code == 2
     assert len(err.strip().splitlines()) == 1
     assert pd.Series([err.strip()]).str.match(message).all(), err

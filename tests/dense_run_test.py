@@ -4,23 +4,19 @@ agree with scikit-learn and numpy."""
 
 import json
 import os
-import sys
-import textwrap
-from unittest import mock
 
+import dense_testing
 import numpy as np
 import pandas as pd
 import pytest
-from absl.testing import flagsaver
+from dense_testing import EVERY, STEPS, run_main
 from sklearn.metrics import jaccard_score
 
 from imbal_keras import metrics, runs, strategies
-from imbal_keras.cli import experiment_flags
 from imbal_keras.config import ExperimentConfig
 from imbal_keras.data import sources
 from imbal_keras.training import dense_run
 
-STEPS, EVERY, BATCH = 6, 3, 4
 USER_MODULE = '''
 import numpy as np
 
@@ -40,23 +36,8 @@ def scans(seed=0):
 
 @pytest.fixture(scope="module")
 def user_dataset(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("user_code")
-    # A module name of its own: another test module's `user_scans` may already sit in sys.modules.
-    (folder / "dense_run_user_scans.py").write_text(textwrap.dedent(USER_MODULE))
-    sys.path.insert(0, str(folder))
-    sys.modules.pop("dense_run_user_scans", None)
-    yield "python:dense_run_user_scans:scans"
-    sys.path.remove(str(folder))
-
-
-def _main(args: list[str], capsys) -> tuple[int | None, str]:
-    """`run_experiment.py ARGS` through its real entry point, in this process: (exit code, stderr)."""
-    import run_experiment
-
-    argv = ["run_experiment.py", f"--steps={STEPS}", f"--eval_every={EVERY}", f"--batch_size={BATCH}", *args]
-    with flagsaver.flagsaver(), mock.patch.object(sys, "argv", argv), pytest.raises(SystemExit) as exit_info:
-        experiment_flags.run_main(run_experiment.main)
-    return exit_info.value.code, capsys.readouterr().err
+    for _ in dense_testing.user_module(tmp_path_factory, "dense_run_user_scans", USER_MODULE):
+        yield "python:dense_run_user_scans:scans"
 
 
 @pytest.mark.slow
@@ -64,7 +45,7 @@ def _main(args: list[str], capsys) -> tuple[int | None, str]:
 def test_user_segmentation_function_trains_and_its_folder_holds_per_class_iou_and_composition(
     strategy, user_dataset, tmp_path, capsys
 ):
-    code, err = _main([f"--dataset={user_dataset}", f"--strategy={strategy}", f"--output_dir={tmp_path}"], capsys)
+    code, err = run_main([f"--dataset={user_dataset}", f"--strategy={strategy}", f"--output_dir={tmp_path}"], capsys)
     assert code in (None, 0), err
     (name,) = os.listdir(tmp_path)
     record = runs.read(str(tmp_path / name))
@@ -132,7 +113,7 @@ def test_class_weight_map_is_inverse_pixel_frequency_with_mean_one():
     ],
 )  # fmt: skip
 def test_bad_combinations_are_one_line_errors_and_write_nothing(args, message, tmp_path, capsys):
-    code, err = _main([*args, f"--output_dir={tmp_path}"], capsys)
+    code, err = run_main([*args, f"--output_dir={tmp_path}"], capsys)
     assert code == 2
     assert len(err.strip().splitlines()) == 1
     assert pd.Series([err.strip()]).str.match(message).all(), err
@@ -171,7 +152,7 @@ def test_a_grid_over_a_users_masks_runs_and_reports_on_mean_iou(user_dataset, tm
     """Strategies x seeds over dense data through the grid runner (one run at a time), tables and report included;
     the grid's results hold each run's mean IoU as its run folder recorded it."""
     args = [f"--dataset={user_dataset}", "--strategy=none,patches", "--patch_size=8", "--seed=0:2"]
-    code, err = _main([*args, "--metric=test_mean_iou", f"--output_dir={tmp_path}", "--workers=1"], capsys)
+    code, err = run_main([*args, "--metric=test_mean_iou", f"--output_dir={tmp_path}", "--workers=1"], capsys)
     assert code in (None, 0), err
     results = pd.read_csv(tmp_path / "results.csv")
     assert sorted(results["strategy"]) == ["none", "none", "patches", "patches"]
