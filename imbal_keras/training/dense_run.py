@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import math
 import os
 import shutil
 import time
@@ -28,6 +27,7 @@ from imbal_keras.config import BUILT_IN_MODELS, ExperimentConfig
 from imbal_keras.data import sources, splits
 from imbal_keras.data.dense_shares import pixel_counts, presence
 from imbal_keras.errors import UserInputError, check
+from imbal_keras.training import fitting
 from imbal_keras.training.dense_evaluation import MAIN_FIGURE, DenseEvaluator, format_dense_summary
 from imbal_keras.training.results import RunResult
 
@@ -37,19 +37,6 @@ __all__ = ["PATH_REASON", "context", "run"]
 PATH_REASON = "dense and multi-label targets train one run at a time"
 # The arguments a `--model=package.module:function` for dense data may take, by name.
 _MODEL_ARGUMENTS = ("input_shape", "num_classes", "kind", "class_names", "hidden_units", "class_shares", "seed")
-
-
-class _Budget(keras.callbacks.Callback):
-    """Stops `fit` once it has taken `steps` optimizer steps (one step per call: dense runs compile no more)."""
-
-    def __init__(self, steps: int):
-        super().__init__()
-        self.steps, self.taken = steps, 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.taken += 1
-        if self.taken >= self.steps:
-            self.model.stop_training = True
 
 
 @dataclasses.dataclass
@@ -169,14 +156,7 @@ def _train(one: _DenseRun, extra_callbacks: tuple) -> RunResult:
     recorders = _recorders(one)
     fit_started = time.time()
     try:
-        model.fit(
-            train_ds,
-            steps_per_epoch=training.eval_every,
-            epochs=math.ceil(training.steps / training.eval_every),
-            verbose=0,
-            shuffle=False,  # the strategy's pipeline already shuffles, seeded
-            callbacks=[_Budget(training.steps), evaluator, *recorders, *extra_callbacks],
-        )
+        fitting.fit_for_budget(model, train_ds, training, [evaluator, *recorders, *extra_callbacks])
     finally:
         evaluator.close()
     return _finish(one, evaluator, recorders, shares, fit_started)

@@ -15,7 +15,6 @@ and `finish` (a `TrainedRun`'s tables and result.json).
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import shutil
 import time
@@ -34,7 +33,8 @@ from imbal_keras.config import ExperimentConfig, validate_target_distribution
 from imbal_keras.data import longtail, sources, splits
 from imbal_keras.data.shares import balanced
 from imbal_keras.errors import check
-from imbal_keras.training import dense_run, initialization, plan
+from imbal_keras.training import dense_run, fitting, initialization, plan
+from imbal_keras.training.fitting import StepBudget
 from imbal_keras.training.results import RunResult
 from imbal_keras.training.warm import Entry, WarmModels, snapshot_optimizer, steps_per_call
 
@@ -246,20 +246,11 @@ def _train_and_evaluate(one: _OneRun) -> RunResult:
     noise = _gradient_noise(config, strategy, ctx, data, one.staging)
     fit_started = time.time()
     try:
-        model.fit(
+        fitting.fit_for_budget(
+            model,
             run_setup.train_ds,
-            steps_per_epoch=training.eval_every,
-            epochs=math.ceil(training.steps / training.eval_every),
-            verbose=0,
-            shuffle=False,  # the strategy's pipeline already shuffles, seeded
-            callbacks=[
-                StepBudget(training.steps, training.eval_every),
-                evaluator,
-                *strategies.build_callbacks(strategy, ctx),
-                *recorders,
-                *noise,
-                *one.callbacks,
-            ],
+            training,
+            [evaluator, *strategies.build_callbacks(strategy, ctx), *recorders, *noise, *one.callbacks],
         )
     finally:
         evaluator.close()
@@ -451,29 +442,6 @@ def prediction_rows(values_per_row: int) -> int:
     """Rows per forward call of an evaluation, for rows of `values_per_row` input values (all replicas' for seeds
     side by side): about 4M input values per call, at least 4096 rows."""
     return max(4096, _PREDICT_VALUES // max(1, values_per_row))
-
-
-class StepBudget(keras.callbacks.Callback):
-    """Stops `fit` after exactly `steps` optimizer steps (`fit` runs whole epochs of `steps_per_epoch`).
-
-    Args:
-      steps: the run's step budget.
-      steps_per_epoch: the steps of one `fit` epoch (the evaluation interval).
-    """
-
-    def __init__(self, steps: int, steps_per_epoch: int):
-        super().__init__()
-        self.steps = steps
-        self.steps_per_epoch = steps_per_epoch
-        self._epoch = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        # `batch` is the last batch of the call (several with steps_per_execution > 1).
-        if self._epoch * self.steps_per_epoch + batch + 1 >= self.steps:
-            self.model.stop_training = True
 
 
 class Evaluator(keras.callbacks.Callback):

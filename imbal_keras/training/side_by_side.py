@@ -34,7 +34,6 @@ the run's SGD or Adam; and the default instrumentation (batch composition, per-c
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import shutil
 import time
@@ -50,7 +49,7 @@ from imbal_keras.callbacks.step_loss import StepLoss
 from imbal_keras.config import ExperimentConfig
 from imbal_keras.data import splits
 from imbal_keras.errors import check
-from imbal_keras.training import chains, experiment, initialization, plan, replicas
+from imbal_keras.training import chains, experiment, fitting, initialization, plan, replicas
 from imbal_keras.training.warm import Entry, WarmModels, snapshot_optimizer, steps_per_call
 
 __all__ = ["run_pack"]
@@ -517,14 +516,7 @@ def _fit(entry: Entry, trained: list[_Replica], dataset: tf.data.Dataset, inputs
     model = entry.model
     callback = _PackCallback(model, trained, _forward(model, entry.functions, inputs), inputs)
     try:
-        model.fit(
-            dataset,
-            steps_per_epoch=training.eval_every,
-            epochs=math.ceil(training.steps / training.eval_every),
-            verbose=0,
-            shuffle=False,
-            callbacks=[experiment.StepBudget(training.steps, training.eval_every), callback],
-        )
+        fitting.fit_for_budget(model, dataset, training, [callback])
     finally:
         for replica in trained:
             replica.evaluator.close()
