@@ -157,13 +157,7 @@ def spread_test_table(replicates: int, seeds: tuple[int, ...] = SEEDS, draw: int
         for shift in (0.0, 1.0):
             row = {"values": kind, "first arm shifted by": shift}
             for n in seeds:
-                rng = _rng(4, draw, kind, n, shift)
-                rejected = 0
-                for _ in range(replicates):
-                    a, b = (x[:, 0] for x in paired_values(rng, kind, n))
-                    out = stats.paired(a + shift, b, min_seeds=n)
-                    rejected += out["spread_status"] == stats.OK and out["spread_p"] < 0.05
-                row[f"{n} seeds"] = rejected / replicates
+                row[f"{n} seeds"] = _spread_rejected(_rng(4, draw, kind, n, shift), kind, n, replicates, 1, shift)
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -175,14 +169,19 @@ def spread_power_table(replicates: int, seeds: tuple[int, ...] = SEEDS, draw: in
         row = {"values": "normal, first arm's sd x2", "first arm shifted by": shift}
         for n in seeds:
             rng = _rng(5, draw, "normal", n, shift)
-            rejected = 0
-            for _ in range(replicates):
-                a, b = (x[:, 0] for x in paired_values(rng, "normal", n))
-                out = stats.paired(2 * a + shift, b, min_seeds=n)
-                rejected += out["spread_status"] == stats.OK and out["spread_p"] < 0.05
-            row[f"{n} seeds"] = rejected / replicates
+            row[f"{n} seeds"] = _spread_rejected(rng, "normal", n, replicates, 2, shift)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _spread_rejected(rng, kind: str, n: int, replicates: int, scale: float, shift: float) -> float:
+    """How often the verdict's paired spread test rejects at 5% when the first arm is scale * a + shift."""
+    rejected = 0
+    for _ in range(replicates):
+        a, b = (x[:, 0] for x in paired_values(rng, kind, n))
+        out = stats.paired(scale * a + shift, b, min_seeds=n)
+        rejected += out["spread_status"] == stats.OK and out["spread_p"] < 0.05
+    return rejected / replicates
 
 
 def verdict_table(replicates: int, seeds: tuple[int, ...] = SEEDS, draw: int = 0) -> pd.DataFrame:
