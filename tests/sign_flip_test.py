@@ -58,3 +58,10 @@ def test_one_sided_test_keeps_its_level_at_twenty_pairs_under_heavy_tails():
 def test_more_pairs_than_exact_counting_is_refused():
     with pytest.raises(ValueError, match="25 pairs"):
         sign_flip.upper_p(np.ones(25), 0.0)
+
+
+def test_interval_of_differences_far_from_zero_that_barely_vary_ends_and_holds_them():
+    """The bisection stops at adjacent floats (1e6 +- 1e-9: the range is below the floats' spacing there)."""
+    d = 1e6 + np.random.default_rng(0).normal(size=10) * 1e-9
+    low, high = sign_flip.interval(d, 0.9)
+    assert d.min() - 1e-6 <= low <= high <= d.max() + 1e-6

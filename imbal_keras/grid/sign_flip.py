@@ -76,6 +76,8 @@ def _lowest_kept(d: np.ndarray, allowed: int) -> float:
     low, high = float(np.min(d)) - span, float(np.max(d))  # count(low) = 1 (the empty set), count(high) = 2^n
     while high - low > _RELATIVE_TIE * span:
         middle = 0.5 * (low + high)
+        if not low < middle < high:  # adjacent floats: differences far from 0 that barely vary
+            break
         if halves.count(middle) > allowed:
             high = middle
         else:
