@@ -45,6 +45,7 @@ def execute(
     ray_address: str = "",
     setup: Callable[[int], None] | None = None,
     on_done: Callable[[Any], None] = lambda outcome: None,
+    pool: LocalPool | None = None,
 ) -> list[Any]:
     """Calls `task(payload, threads)` for every payload and `on_done(outcome)` in this process as each returns.
 
@@ -60,6 +61,8 @@ def execute(
       setup: `setup(threads)` runs once in each local worker process as it starts (e.g. to import heavy modules
         while the parent submits work).
       on_done: progress callback.
+      pool: for `local`, workers already started (`LocalPool`, whose `setup` and worker count then apply); the
+        call stops them when it returns. None starts a pool here.
 
     Returns:
       What each call returned, in completion order.
@@ -78,38 +81,72 @@ def execute(
         for payload in payloads:
             done(task(payload, worker_threads(1)))
     elif executor == "local":
-        _execute_local(task, payloads, workers, setup, done)
+        pool = pool or LocalPool(min(workers, len(payloads)) or 1, setup)
+        pool.run(task, payloads, done)
     else:
         _execute_ray(task, payloads, ray_address, done)
     return outcomes
 
 
-def _execute_local(task, payloads, workers, setup, done) -> None:
-    """The local pool. Ctrl-C reaches the whole process group; the workers never see it (they start with SIGINT
-    blocked, see `_sigint_blocked`), so they print no traceback: this process stops them and re-raises."""
-    import concurrent.futures
-    import multiprocessing
+class LocalPool:
+    """Local worker processes, started when the pool is made: they import TensorFlow (several seconds each)
+    while the caller still prepares the work (`imbal_keras.grid.runner` checks the first run and writes the grid
+    folder meanwhile).
 
-    threads = worker_threads(workers)
-    # 'spawn': TensorFlow is not fork-safe.
-    pool = concurrent.futures.ProcessPoolExecutor(
-        max_workers=min(workers, len(payloads)) or 1,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=setup,
-        initargs=(threads,) if setup is not None else (),
-    )
-    try:
-        with _sigint_blocked():  # the workers are started by the first submits, and inherit the blocked signal
-            futures = [pool.submit(task, payload, threads) for payload in payloads]
-        for future in concurrent.futures.as_completed(futures):
-            done(future.result())
-    except BaseException:
-        # A worker killed mid-run leaves only its hidden staging folder; finished runs are already published.
+    Ctrl-C reaches the whole process group; the workers never see it (they start with SIGINT blocked, see
+    `_sigint_blocked`), so they print no traceback: `run` stops them and re-raises. A pool is used once: `run`
+    stops it when it returns, and `close` stops one that never ran (an error before the work was ready).
+
+    Args:
+      workers: worker processes, each with max(1, cores // workers) threads.
+      setup: `setup(threads)` runs once in each worker as it starts.
+    """
+
+    def __init__(self, workers: int, setup: Callable[[int], None] | None = None):
+        import concurrent.futures
+        import multiprocessing
+
+        self.threads = worker_threads(workers)
+        # 'spawn': TensorFlow is not fork-safe.
+        self._pool = concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=setup,
+            initargs=(self.threads,) if setup is not None else (),
+        )
+        with _sigint_blocked():  # the workers inherit the blocked signal; a spawn-context pool starts one per submit
+            self._started = [self._pool.submit(_ready) for _ in range(workers)]
+
+    def run(self, task, payloads, done) -> None:
+        """Calls `task(payload, threads)` for every payload in the workers, `done(outcome)` as each returns; then
+        stops the workers."""
+        import concurrent.futures
+
+        if not payloads:  # nothing to wait for: the workers may still be importing
+            self.close()
+            return
+        try:
+            with _sigint_blocked():
+                futures = [self._pool.submit(task, payload, self.threads) for payload in payloads]
+            for future in concurrent.futures.as_completed(futures):
+                done(future.result())
+        except BaseException:
+            self.close()
+            raise
+        self._pool.shutdown(wait=True)
+
+    def close(self) -> None:
+        """Stops the workers now (a worker killed mid-run leaves only its hidden staging folder; finished runs are
+        already published)."""
+        import multiprocessing
+
         for child in multiprocessing.active_children():
             child.terminate()
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _ready() -> None:
+    """The task that makes a pool start a worker."""
 
 
 @contextlib.contextmanager
@@ -181,4 +218,4 @@ def _execute_ray(task, payloads, ray_address, done) -> None:
         done(ray.get(ready[0]))
 
 
-__all__ = ["EXECUTORS", "check_execution", "connect_ray", "execute", "worker_threads"]
+__all__ = ["EXECUTORS", "LocalPool", "check_execution", "connect_ray", "execute", "worker_threads"]

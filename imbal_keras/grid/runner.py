@@ -181,6 +181,20 @@ def run_grid(
       Interrupted: Ctrl-C; its message is the line to show.
     """
     how = Execution(**execution)
+    how.check()
+    # Local workers start now and import TensorFlow while this process checks the grid and prepares its folder.
+    pool = launch.LocalPool(how.workers, worker.configure_worker) if how.executor == "local" else None
+    try:
+        return _run(spec, grid_dir, how, pool, log)
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _run(
+    spec: sweep.GridSpec, grid_dir: str, how: Execution, pool: launch.LocalPool | None, log: Callable[[str], None]
+) -> GridOutcome:
+    """`run_grid` past its execution settings' checks, with its local workers (if any) starting."""
     _check(spec, how)
     with lock.GridLock(grid_dir, how.shard_index, how.shard_count, log=log) as held:
         configs, finished = _prepare(spec, grid_dir, how)
@@ -208,6 +222,7 @@ def run_grid(
                 ray_address=how.ray_address,
                 setup=worker.configure_worker,
                 on_done=done,
+                pool=pool,
             )
         except KeyboardInterrupt:
             # The stopped workers' staging folders: their processes are gone, so nothing half-written stays.
