@@ -174,6 +174,40 @@ def test_a_run_does_not_depend_on_its_pack_mates_and_a_warm_pack_repeats_a_cold_
             pd.testing.assert_frame_equal(x, y)
 
 
+def test_packs_whose_losses_differ_in_their_reductions_or_weights_share_one_compiled_step(tmp_path):
+    """Two packs of 3 whose replicas mix the cross-entropy's reductions, and strategies with and without weights, in
+    different layouts: one compiled pack serves both, and every run equals its one-run path."""
+    layouts = {
+        "a": [("class_weight", "mean_with_sample_weight", 0), ("class_weight", "mean_with_sample_weight", 1),
+              ("none", None, 2)],
+        "b": [("class_weight", "sum_over_batch_size", 3), ("none", None, 4),
+              ("upsample", None, 5)],
+    }  # fmt: skip
+
+    def configs(sub, layout):
+        return [
+            ExperimentConfig.from_flat(
+                {
+                    **TINY,
+                    "strategy": name,
+                    "seed": seed,
+                    "output_dir": str(tmp_path / sub),
+                    "run_name": f"{name}_{seed}",
+                    **({"weight_reduction": reduction} if reduction else {}),
+                }
+            )  # fmt: skip
+            for name, reduction, seed in layout
+        ]
+
+    warm = WarmModels()
+    for sub, layout in layouts.items():
+        results = side_by_side.run_pack(configs(f"pack_{sub}", layout), warm=warm, log=None)
+        assert not isinstance(results, str), results
+        for config, result in zip(configs(f"one_{sub}", layout), results, strict=True):
+            assert_same_run(result.run_dir, experiment.run(config, log=None).run_dir)
+    assert (warm.misses, warm.hits) == (1, 1)
+
+
 def test_instrumentation_off_writes_what_the_one_run_path_writes(tmp_path):
     extra = dict(log_composition=False, gradient_every_n_steps=0)
     (result,) = side_by_side.run_pack(_configs(tmp_path / "pack", "none", seeds=(3,), **extra), log=None)
@@ -293,12 +327,16 @@ def test_the_interleaved_pipeline_gives_each_replica_the_batches_of_its_own_run(
         members.append(replicas.Member(i, run, data, target, setup, loss, replicas.loss_key(loss, run, data)))
     stacked = list(replicas.stacked_dataset(members, None).take(6).as_numpy_iterator())
     for r, member in enumerate(members):
-        own = strategies.build_pipeline(member.setup.strategy, member.data.train.x, member.data.train.y,
-                                        member.setup.ctx)  # fmt: skip
-        for batch, expected in zip(stacked, own.take(6).as_numpy_iterator(), strict=True):
-            assert len(batch) == len(expected)
+        for batch, expected in zip(stacked, _own_batches(member, 6), strict=True):
+            assert len(batch) == 3  # weights of 1 where the strategy has none: one element structure for any pack
             for part, want in zip(batch, expected, strict=True):
                 np.testing.assert_array_equal(part[r], want)
+
+
+def _own_batches(member, count):
+    """The first batches of a member's one-run pipeline, with weights of 1 where its strategy has none."""
+    own = strategies.build_pipeline(member.setup.strategy, member.data.train.x, member.data.train.y, member.setup.ctx)
+    return [b if len(b) == 3 else (*b, np.ones(b[1].shape, np.float32)) for b in own.take(count).as_numpy_iterator()]
 
 
 @pytest.mark.parametrize(
@@ -355,9 +393,31 @@ def test_each_replica_reduces_its_loss_as_the_keras_loss_reduces_its_batch(loss,
     for r in range(3):
         expected = loss(y[r], p[r, :, None], sample_weight=None if weights is None else weights[r])
         np.testing.assert_array_equal(reduced[r].numpy(), expected.numpy())
+    codes = tf.fill([3], rows.REDUCTION_CODES[loss.reduction])
+    by_code = rows.reduce_loss_by_code(codes, tf.reshape(values, [3, 8]), weights)
+    for got, want in zip(by_code, (reduced, weighted_values, divisor), strict=True):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
     one_hot = tf.one_hot(tf.cast(y, tf.int32), 2)
     parts = rows.class_losses(weighted_values, one_hot, divisor)
     np.testing.assert_allclose(tf.reduce_sum(parts, axis=-1).numpy(), reduced.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_replicas_of_different_reductions_reduce_in_one_computation_each_as_its_keras_loss(weighted):
+    """`rows.reduce_loss_by_code` with a reduction per replica gives each replica its own Keras loss's value
+    bitwise; weights of 1 give the unweighted value."""
+    rng = np.random.default_rng(1)
+    reductions = ["sum_over_batch_size", "mean_with_sample_weight", "sum", "mean"]
+    y = rng.integers(0, 2, size=(4, 8)).astype(np.float32)
+    p = rng.uniform(0.05, 0.95, size=(4, 8)).astype(np.float32)
+    weights = rng.uniform(0.5, 2.0, size=(4, 8)).astype(np.float32) if weighted else np.ones((4, 8), np.float32)
+    values = keras.losses.BinaryCrossentropy().call(tf.reshape(y, [-1]), tf.reshape(p, [-1, 1]))
+    codes = tf.constant([rows.REDUCTION_CODES[r] for r in reductions])
+    reduced, _, _ = rows.reduce_loss_by_code(codes, tf.reshape(values, [4, 8]), weights)
+    for r, reduction in enumerate(reductions):
+        loss = keras.losses.BinaryCrossentropy(reduction=reduction)
+        expected = loss(y[r], p[r, :, None], sample_weight=weights[r] if weighted else None)
+        np.testing.assert_array_equal(reduced[r].numpy(), expected.numpy(), err_msg=reduction)
 
 
 def _members(config, seeds):
@@ -384,9 +444,7 @@ def test_a_kept_pipeline_gives_the_next_packs_replicas_the_batches_of_their_own_
     assert second is first
     stacked = list(second.take(4).as_numpy_iterator())
     for r, member in enumerate(members):
-        own = strategies.build_pipeline(member.setup.strategy, member.data.train.x, member.data.train.y,
-                                        member.setup.ctx)  # fmt: skip
-        for batch, expected in zip(stacked, own.take(4).as_numpy_iterator(), strict=True):
+        for batch, expected in zip(stacked, _own_batches(member, 4), strict=True):
             for part, want in zip(batch, expected, strict=True):
                 np.testing.assert_array_equal(part[r], want)
 

@@ -31,6 +31,8 @@ __all__ = [
     "output_gradient_tags",
     "per_class_gradients",
     "reduce_loss",
+    "reduce_loss_by_code",
+    "REDUCTION_CODES",
 ]
 
 # The reductions of a Keras `Loss` that sum per-example values over the batch (then divide by one divisor): the
@@ -222,6 +224,26 @@ def reduce_loss(
         divisor = tf.reduce_sum(tf.cast(sample_weight, values.dtype), axis=-1)
     else:
         divisor = tf.fill(tf.shape(sums), tf.cast(tf.shape(values)[-1], values.dtype))
+    return tf.math.divide_no_nan(sums, divisor), values, divisor
+
+
+# Codes of the additive reductions by what they divide a batch's weighted sum by: the batch size, the total sample
+# weight, or 1 (`reduce_loss_by_code`).
+REDUCTION_CODES = {"sum_over_batch_size": 0, "mean": 0, "mean_with_sample_weight": 1, "sum": 2}
+
+
+def reduce_loss_by_code(
+    codes: tf.Tensor, values: tf.Tensor, sample_weight: tf.Tensor | None
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """`reduce_loss` with a reduction per row: `codes` (R,) of `REDUCTION_CODES` for values (R, B), so rows of
+    several reductions reduce in one traced computation. Each row's loss, weighted values and divisor equal
+    `reduce_loss` with its own reduction."""
+    if sample_weight is not None:
+        values = values * tf.cast(sample_weight, values.dtype)
+    sums = tf.reduce_sum(values, axis=-1)
+    size = tf.fill(tf.shape(sums), tf.cast(tf.shape(values)[-1], values.dtype))
+    total = size if sample_weight is None else tf.reduce_sum(tf.cast(sample_weight, values.dtype), axis=-1)
+    divisor = tf.where(tf.equal(codes, 1), total, tf.where(tf.equal(codes, 2), tf.ones_like(sums), size))
     return tf.math.divide_no_nan(sums, divisor), values, divisor
 
 

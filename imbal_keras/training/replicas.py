@@ -87,10 +87,12 @@ def data_keys(data: Sequence[splits.Data]) -> list[str]:
 
 
 def loss_key(loss_fn: Any, config: ExperimentConfig, data: splits.Data) -> str:
-    """What a compiled pack's traced loss depends on: a Keras loss's class and config; for any other loss
-    (which may hold constants of its own, e.g. per-class margins) everything the run's config and data decide."""
+    """What a compiled pack's traced loss depends on: a Keras loss's class and config but its reduction (each
+    replica reduces by its own, `side_by_side`); for any other loss (which may hold constants of its own, e.g.
+    per-class margins) everything the run's config and data decide."""
     if type(loss_fn).__module__.startswith("keras."):
-        return f"{type(loss_fn).__qualname__} {sorted(loss_fn.get_config().items())!r}"
+        items = sorted((k, v) for k, v in loss_fn.get_config().items() if k not in ("reduction", "name"))
+        return f"{type(loss_fn).__qualname__} {items!r}"
     return WarmModels.key(config, data.train.x.shape[1:], data.train.class_counts(data.num_classes))
 
 
@@ -141,10 +143,10 @@ def stacked_dataset(
     pipeline's functions costs more than a short run's training. Every random op of a pipeline is stateless
     and seeded from that seed, so each replica's stream is the batches its one-run pipeline yields. The
     pipelines of a pack are zipped and their elements concatenated; a pipeline without sample weights gets
-    weights of 1 when another has some (the same loss, composition and gradients: a weight of 1 multiplies
-    exactly). With `pipelines`, a stacked pipeline of the same key (`Pipelines`) is reused with these seeds.
-    When every pipeline has one reader (data seeds varying with the seeds), each is built directly, as its run
-    builds it.
+    weights of 1 (the same loss, composition and gradients: a weight of 1 multiplies exactly, and the weights'
+    sum is the batch size). With `pipelines`, a stacked pipeline of the same key (`Pipelines`) is reused with
+    these seeds. When every pipeline has one reader (data seeds varying with the seeds), each is built directly,
+    as its run builds it.
     """
     groups = _runs(members, lambda m: m.pipeline_key)
     if all(len(group) == 1 for group in groups):
@@ -169,12 +171,10 @@ def stacked_dataset(
 
 def _stacked(parts: list[tf.data.Dataset], data_options: tf.data.Options | None) -> tf.data.Dataset:
     """Pipelines of stacked elements zipped, their elements concatenated along the replica axis."""
-    if len(parts) > 1:
-        weighted = any(len(part.element_spec) > 2 for part in parts)
-        parts = [part.map(_with_weights) if weighted and len(part.element_spec) == 2 else part for part in parts]
-        stacked = tf.data.Dataset.zip(tuple(parts)).map(_concatenated)
-    else:
-        stacked = parts[0]
+    # Every part with weights (of 1 where its strategy has none), so that packs with and without weighted
+    # strategies share one element structure, and so one traced step.
+    parts = [part.map(_with_weights) if len(part.element_spec) == 2 else part for part in parts]
+    stacked = tf.data.Dataset.zip(tuple(parts)).map(_concatenated) if len(parts) > 1 else parts[0]
     stacked = stacked.prefetch(2)
     return stacked if data_options is None else stacked.with_options(data_options)
 

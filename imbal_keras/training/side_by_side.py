@@ -131,6 +131,10 @@ class _PackModel(keras.Model):
         self.composition = self._buffer("composition_rows", len(rows.composition_raw_tags(k)))
         self.losses_rows = self._buffer("loss_rows", 1)
         self.gradient_rows = self._buffer("gradient_rows", len(rows.gradient_tags(k)))
+        # Each replica's loss reduction (`rows.REDUCTION_CODES`), set per pack: packs whose losses differ only in
+        # their reductions share one traced step.
+        self.reduction_codes = self.add_weight(shape=(shape.replicas,), initializer="zeros", dtype="int32",
+                                               trainable=False, name="reduction_codes")  # fmt: skip
         self.built = True
         self.compile(optimizer=optimizer, steps_per_execution=shape.steps_per_call)
         self.optimizer.build(self.trainable_variables)
@@ -140,10 +144,11 @@ class _PackModel(keras.Model):
         return self.add_weight(shape=(self.rows, self.replicas, width), initializer="zeros", trainable=False,
                                name=name)  # fmt: skip
 
-    def set_replicas(self, weights: list[list[np.ndarray]]) -> None:
-        """Loads each replica's initial weights (a one-run model's `get_weights()` each)."""
+    def set_replicas(self, weights: list[list[np.ndarray]], reductions: Sequence[str]) -> None:
+        """Loads each replica's initial weights (a one-run model's `get_weights()` each) and its loss's reduction."""
         for i, variable in enumerate(self.stacked):
             variable.assign(np.stack([w[i].reshape(variable.shape[1:]) for w in weights]).astype(np.float32))
+        self.reduction_codes.assign(np.array([rows.REDUCTION_CODES[r] for r in reductions], np.int32))
 
     def logits(self, x: tf.Tensor, *, training: bool = True) -> tf.Tensor:
         """(R, B, units) logits of inputs (R, B, ...), or of (B, ...) shared by every replica."""
@@ -185,14 +190,16 @@ class _PackModel(keras.Model):
         for fn, count in self.loss_groups:
             stop = start + count
             weights = None if sample_weight is None else sample_weight[start:stop]
-            parts.append(self._group_losses(fn, logits[start:stop], y[start:stop], weights))
+            codes = self.reduction_codes[start:stop]
+            parts.append(self._group_losses(fn, logits[start:stop], y[start:stop], weights, codes))
             start = stop
         if len(parts) == 1:
             return parts[0]
         return tuple(tf.concat([part[i] for part in parts], axis=0) for i in range(3))
 
-    def _group_losses(self, fn, logits, y, sample_weight):
-        """`_replica_losses` for the replicas of one loss `fn`."""
+    def _group_losses(self, fn, logits, y, sample_weight, codes):
+        """`_replica_losses` for the replicas of one loss `fn` (whatever its reduction: each replica reduces by its
+        own code, `codes`)."""
         r, b = logits.shape[0], tf.shape(y)[1]
         flat_logits = tf.reshape(logits, [-1, logits.shape[-1]])
         probabilities = self.probabilities(flat_logits)
@@ -200,7 +207,7 @@ class _PackModel(keras.Model):
         values = fn.call(tf.cast(tf.reshape(y, [-1]), fn.dtype), tf.cast(probabilities, fn.dtype))
         if values.shape.rank > 1:
             values = tf.reduce_sum(values, axis=list(range(1, values.shape.rank)))
-        return rows.reduce_loss(fn.reduction, tf.reshape(values, [r, b]), sample_weight)
+        return rows.reduce_loss_by_code(codes, tf.reshape(values, [r, b]), sample_weight)
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -497,7 +504,7 @@ def _train(pack: _Pack) -> list[experiment.RunResult] | str:
         pack.warm.pipelines = replicas.Pipelines()
     dataset = replicas.stacked_dataset(members, pack.data_options, pack.warm.pipelines if pack.warm else None)
     entry = _compiled_pack(pack, members, first_model, dataset)
-    entry.model.set_replicas(weights)
+    entry.model.set_replicas(weights, [m.loss.reduction for m in members])
     entry.reset_optimizer()
     trained = []
     for m in members:
