@@ -46,3 +46,28 @@ def test_a_packs_biases_equal_each_runs_own(k):
         assert np.array_equal(bias, alone), (strategy.name, ctx.params, ctx.seed)
         numeric += not initialization.is_closed_form(strategy, ctx)
     assert numeric >= 6  # the batches drawn through one pipeline, several seeds per group
+
+
+def test_biases_kept_between_packs_equal_each_runs_own_and_are_found_once(monkeypatch):
+    """A worker's cache of biases: a second pack with a seed seen before takes its bias from the cache (no batches
+    drawn for it), and every bias, cached or new, equals its run's own."""
+    strategy = strategies.get("class_weight")
+    seeds = {"first": (3, 11, 3), "second": (11, 5)}
+    drawn = []
+    draw = initialization._draw_for_seeds
+
+    def counting(strategy, ctx, labels, seeds, num_batches):
+        drawn.append(list(seeds))
+        return draw(strategy, ctx, labels, seeds, num_batches)
+
+    monkeypatch.setattr(initialization, "_draw_for_seeds", counting)
+    cache = {}
+    for name, pack in seeds.items():
+        runs = [(strategy, _ctx(2, "mean_with_sample_weight", s), LABELS[2]) for s in pack]
+        biases = initialization.initial_output_biases(runs, num_batches=64, cache=cache)
+        for (_, ctx, labels), bias in zip(runs, biases, strict=True):
+            alone = initialization.initial_output_bias(strategy, ctx, labels, num_batches=64)
+            assert np.array_equal(bias, alone), (name, ctx.seed)
+    # The first pack drew seed 3 once for its two runs of it; the second drew only its new seed.
+    assert drawn == [[3, 11], [5]]
+    assert len(cache) == 3

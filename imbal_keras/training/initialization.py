@@ -20,6 +20,7 @@ mean bias gradient over fresh batches is zero within its standard error.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import threading
 from collections.abc import Sequence
@@ -82,16 +83,20 @@ def initial_output_biases(
     runs: Sequence[tuple[strategies.Strategy, strategies.StrategyContext, np.ndarray]],
     *,
     num_batches: int = DEFAULT_NUM_BATCHES,
+    cache: dict | None = None,
 ) -> list[np.ndarray]:
-    """`initial_output_bias` of several runs (a pack's), equal to it run by run. The runs of one strategy,
-    context and labels (differing in their seeds alone) draw their batches through one pipeline that takes the
-    seed as an input (a pipeline costs more to build than to read 512 batches from), and minimise in lockstep:
-    each run has its own L-BFGS-B, and every round of objective evaluations is one call of a traced function
-    that repeats the one-run objective per run (the same ops on the same shapes, so the same values).
+    """`initial_output_bias` of several runs (a pack's), equal to it run by run. Runs with equal strategies,
+    contexts (seeds included) and labels have one bias, found once; the runs of one strategy, context and labels
+    (differing in their seeds alone) draw their batches through one pipeline that takes the seed as an input (a
+    pipeline costs more to build than to read 512 batches from), and minimise in lockstep: each run has its own
+    L-BFGS-B, and every round of objective evaluations is one call of a traced function that repeats the one-run
+    objective per run (the same ops on the same shapes, so the same values).
 
     Args:
       runs: per run its strategy, context and training labels (N,).
       num_batches: batches drawn per run when there is no closed form.
+      cache: biases found before, by strategy, context and labels (a worker's, kept between packs: a grid's runs
+        that differ only in their initialisation seeds, or share an order seed, reuse them); found ones are added.
 
     Returns:
       One bias per run, in order.
@@ -99,19 +104,32 @@ def initial_output_biases(
     from imbal_keras import models
 
     biases: list[np.ndarray | None] = [None] * len(runs)
-    groups: dict[tuple, list[int]] = {}
+    found: dict[tuple, list[int]] = {}  # the runs of each distinct (strategy, context, labels) still to find
+    digests: dict[int, str] = {}
     for i, (strategy, ctx, labels) in enumerate(runs):
         if is_closed_form(strategy, ctx):
             biases[i] = models.output_bias(strategy.training_distribution(ctx))
+            continue
+        if id(labels) not in digests:
+            digests[id(labels)] = hashlib.blake2b(np.ascontiguousarray(labels).tobytes(), digest_size=16).hexdigest()
+        key = (strategy.name, repr(ctx), digests[id(labels)])
+        if cache is not None and key in cache:
+            biases[i] = cache[key].copy()
         else:
-            groups.setdefault((strategy.name, repr(dataclasses.replace(ctx, seed=0)), id(labels)), []).append(i)
-    for members in groups.values():
+            found.setdefault(key, []).append(i)
+    groups: dict[tuple, list[tuple]] = {}
+    for key, members in found.items():
         strategy, ctx, labels = runs[members[0]]
-        draws = list(
-            _draw_for_seeds(strategy, ctx, np.asarray(labels), [runs[i][1].seed for i in members], num_batches)
-        )
-        for i, bias in zip(members, _minimised_together(strategy, [runs[i][1] for i in members], draws), strict=True):
-            biases[i] = bias
+        groups.setdefault((strategy.name, repr(dataclasses.replace(ctx, seed=0)), key[2]), []).append(key)
+    for keys in groups.values():
+        firsts = [found[key][0] for key in keys]
+        strategy, ctx, labels = runs[firsts[0]]
+        draws = list(_draw_for_seeds(strategy, ctx, np.asarray(labels), [runs[i][1].seed for i in firsts], num_batches))
+        for key, bias in zip(keys, _minimised_together(strategy, [runs[i][1] for i in firsts], draws), strict=True):
+            for i in found[key]:
+                biases[i] = bias.copy()
+            if cache is not None:
+                cache[key] = bias
     return biases
 
 

@@ -475,7 +475,8 @@ def _members(pack: _Pack) -> list[replicas.Member]:
         for config, (data, target) in zip(pack.configs, pack.loaded, strict=True)
     ]
     biases = initialization.initial_output_biases(
-        [(s.strategy, s.ctx, d.train.y) for s, (d, _) in zip(setups, pack.loaded, strict=True)]
+        [(s.strategy, s.ctx, d.train.y) for s, (d, _) in zip(setups, pack.loaded, strict=True)],
+        cache=None if pack.warm is None else pack.warm.biases,
     )
     data_keys = replicas.data_keys([data for data, _ in pack.loaded])
     members = []

@@ -85,6 +85,8 @@ class WarmModels:
         self.last_path = ""
         # The stacked pipelines packs keep (`replicas.Pipelines`), set up by the first pack.
         self.pipelines: Any = None
+        # Initial output biases found by packs (`initialization.initial_output_biases`), a few hundred bytes each.
+        self.biases: dict = {}
 
     def __len__(self) -> int:
         return len(self._entries)
