@@ -29,10 +29,13 @@ __all__ = [
     "build",
     "build_for_run",
     "compile_for_run",
+    "initial_output_values",
+    "initial_weights_key",
     "mlp_weights",
     "multilabel_mlp",
     "optimizer",
     "output_bias",
+    "output_bias_index",
     "sequence_tagger",
     "unet",
 ]
@@ -252,16 +255,7 @@ def build_for_run(
             seed=seed,
         )
     function = sources.import_function(model, argument="model")
-    arguments = {
-        "input_shape": tuple(input_shape),
-        "num_classes": data.num_classes,
-        "training_distribution": np.asarray(training_distribution, dtype=np.float64),
-        "seed": seed,
-        "features": data.features,
-        "hidden_units": tuple(hidden_units),
-        "class_names": data.class_names,
-    }
-    built = _call_model_function(function, model, arguments)
+    built = _call_model_function(function, model, _function_arguments(data, hidden_units, training_distribution, seed))
     _check_outputs(built, model, data)
     bias = _bias_values(data.num_classes, training_distribution, output_bias)
     layer = _output_dense(built, len(bias))
@@ -284,7 +278,83 @@ def build_for_run(
     return built
 
 
+def _function_arguments(data: splits.Data, hidden_units, training_distribution, seed: int) -> dict[str, Any]:
+    """Every argument a model function may take (`MODEL_FUNCTION_ARGUMENTS`) for a run."""
+    return {
+        "input_shape": tuple(data.train.x.shape[1:]),
+        "num_classes": data.num_classes,
+        "training_distribution": np.asarray(training_distribution, dtype=np.float64),
+        "seed": seed,
+        "features": data.features,
+        "hidden_units": tuple(hidden_units),
+        "class_names": data.class_names,
+    }
+
+
+def initial_weights_key(
+    model: str,
+    data: splits.Data,
+    *,
+    hidden_units: Sequence[int],
+    training_distribution: Sequence[float],
+    zero_output_kernel: bool,
+    seed: int,
+) -> str:
+    """What `build_for_run`'s weights depend on, but the output bias it sets (`output_bias_index`): equal keys give
+    equal weights but that bias. For a built-in model, its kind, shapes, widths and seed (the output bias is a
+    constant initialiser, which draws nothing); for a model function, every argument it is called with (its
+    training distribution too if it takes one: it may use it anywhere) and the global seed set before it."""
+    if model in ("auto", "mlp", "cnn"):
+        arguments = {
+            "kind": {"auto": data.kind, "mlp": "tabular", "cnn": "image"}[model],
+            "input_shape": tuple(data.train.x.shape[1:]),
+            "num_classes": data.num_classes,
+            "hidden_units": tuple(hidden_units),
+            "features": data.features,
+            "seed": seed,
+        }
+    else:
+        function = sources.import_function(model, argument="model")
+        given = _given_arguments(function, model, _function_arguments(data, hidden_units, training_distribution, seed))
+        arguments = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in given.items()}
+        arguments["global seed"] = seed
+    return repr((model, zero_output_kernel, sorted(arguments.items())))
+
+
+def output_bias_index(built: keras.Model, num_classes: int) -> int | None:
+    """The place among `built.trainable_variables` of the output bias `build_for_run` sets, or None (it sets none)."""
+    layer = _output_dense(built, 1 if num_classes == 2 else num_classes)
+    if layer is None:
+        return None
+    return next((i for i, v in enumerate(built.trainable_variables) if v is layer.bias), None)
+
+
+def initial_output_values(
+    num_classes: int, training_distribution: Sequence[float], output_bias_values: Sequence[float] | None
+) -> np.ndarray:
+    """The output bias `build_for_run` sets: `output_bias_values`, or the log-odds of `training_distribution`."""
+    return _bias_values(num_classes, training_distribution, output_bias_values)
+
+
 def _call_model_function(function: Callable, model: str, arguments: dict[str, Any]) -> keras.Model:
+    given = _given_arguments(function, model, arguments)
+    try:
+        built = function(**given)
+    except UserInputError:
+        raise
+    except Exception as e:  # noqa: BLE001  (the user's code: one line)
+        message = " ".join(str(e).split())[:300] or type(e).__name__
+        raise UserInputError(f"model={model!r} raised {type(e).__name__}: {message}", argument="model") from None
+    check(
+        isinstance(built, keras.Model),
+        f"model={model!r} returned {type(built).__name__}, not a keras.Model",
+        argument="model",
+    )
+    return built
+
+
+def _given_arguments(function: Callable, model: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """The arguments a model function is called with: those its signature names (all with **kwargs)."""
     parameters = inspect.signature(function).parameters.values()
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
         given = dict(arguments)
@@ -304,19 +374,7 @@ def _call_model_function(function: Callable, model: str, arguments: dict[str, An
             f"{', '.join(MODEL_FUNCTION_ARGUMENTS)}",
             argument="model",
         )
-    try:
-        built = function(**given)
-    except UserInputError:
-        raise
-    except Exception as e:  # noqa: BLE001  (the user's code: one line)
-        message = " ".join(str(e).split())[:300] or type(e).__name__
-        raise UserInputError(f"model={model!r} raised {type(e).__name__}: {message}", argument="model") from None
-    check(
-        isinstance(built, keras.Model),
-        f"model={model!r} returned {type(built).__name__}, not a keras.Model",
-        argument="model",
-    )
-    return built
+    return given
 
 
 def _check_outputs(built: keras.Model, model: str, data: splits.Data) -> None:

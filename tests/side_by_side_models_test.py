@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from imbal_keras.config import ExperimentConfig
+from imbal_keras.data import sources
 from imbal_keras.training import experiment, side_by_side
 from tests.side_by_side_test import assert_same_run
 
@@ -119,3 +120,43 @@ def test_the_built_in_cnn_packs_as_grouped_convolutions_with_each_replicas_own_o
     padded = keras.layers.Conv2D(2, 3, padding="same")(inputs)
     other = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(keras.layers.Flatten()(padded)))
     assert chains.chain_steps(other) is None
+
+
+CALLS = []
+
+
+def counting_model(input_shape, num_classes, seed):
+    """A model function that counts its calls: a Dense layer seeded by `seed`, then the output."""
+    import keras
+
+    CALLS.append(seed)
+    inputs = keras.Input(input_shape)
+    h = keras.layers.Dense(4, activation="relu", kernel_initializer=keras.initializers.GlorotUniform(seed))(inputs)
+    units, activation = (1, "sigmoid") if num_classes == 2 else (num_classes, "softmax")
+    return keras.Model(inputs, keras.layers.Dense(units, activation=activation)(h))
+
+
+def distribution_model(input_shape, num_classes, seed, training_distribution):
+    """`counting_model` whose hidden bias starts at the training distribution's first share: its weights depend on
+    the distribution beyond the output bias."""
+
+    model = counting_model(input_shape, num_classes, seed)
+    model.layers[1].bias.assign(np.full(4, training_distribution[0], np.float32))
+    return model
+
+
+@pytest.mark.parametrize("function", ["counting_model", "distribution_model"])
+def test_a_model_function_is_called_once_per_distinct_set_of_arguments_and_each_run_matches(tmp_path, table, function):
+    """Replicas of one seed and strategies of different output biases share one build of the user's function (the
+    output bias is set per replica); a function that takes the training distribution is called per distribution.
+    Every run equals its one-run path."""
+    flat = dict(_cases(None, table)["model_function"], model=f"tests.side_by_side_models_test:{function}")
+    # The list of the module the toolkit imports the function from (pytest may import this file under another name).
+    calls = sources.import_function(flat["model"], argument="model").__globals__["CALLS"]
+    calls.clear()
+    results = side_by_side.run_pack(_configs(tmp_path / "pack", flat), log=None)
+    assert not isinstance(results, str), results
+    distinct = {(r.config.seed_for("init"), tuple(r.summary["training_distribution"])) for r in results}
+    assert len(calls) == (2 if function == "counting_model" else len(distinct))  # 2 seeds; 6 distributions here
+    for config, result in zip(_configs(tmp_path / "one", flat), results, strict=True):
+        assert_same_run(result.run_dir, experiment.run(config, log=None).run_dir)

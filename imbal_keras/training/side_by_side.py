@@ -365,10 +365,12 @@ def _forward(pack: _PackModel, functions: dict, inputs: tuple) -> Callable[[np.n
     return lambda x: np.concatenate([function(x[i : i + chunk]).numpy() for i in range(0, len(x), chunk)], axis=1)
 
 
-def _initial_weights(members: list[replicas.Member], first_model, log) -> list[list[np.ndarray]]:
+def _initial_weights(members: list[replicas.Member], first_model, log, kept: dict | None) -> list[list[np.ndarray]]:
     """Every replica's initial weights (its model's trainable variables, in order): drawn from the built-in
     MLP's initialisers (`models.mlp_weights`) when they give the first replica's built model exactly, else from
-    a model built per replica (as its one-run build gives them)."""
+    a model built per replica (as its one-run build gives them). With `kept` (a worker's, between packs), a
+    replica whose weights but the output bias equal a model built before (`models.initial_weights_key`: the same
+    seed and model arguments, another strategy, say) takes those, with its own output bias."""
     first_weights = [v.numpy() for v in first_model.trainable_variables]
 
     def drawn(member):
@@ -381,14 +383,35 @@ def _initial_weights(members: list[replicas.Member], first_model, log) -> list[l
 
     first = members[0]
     same = plan.stacked_dense(first_model) and first.config.model.model in ("auto", "mlp")
-    same = same and _equal(drawn(first), first_weights)
-    weights = [first_weights]
-    for m in members[1:]:
-        if same:
-            weights.append(drawn(m))
-            continue
-        weights.append([v.numpy() for v in m.setup.build_model(m.config, m.data, log).trainable_variables])
+    if same and _equal(drawn(first), first_weights):
+        return [first_weights, *[drawn(m) for m in members[1:]]]
+    kept = {} if kept is None else kept
+    bias_index = models.output_bias_index(first_model, first.data.num_classes)
+    weights = []
+    for m in members:
+        config, setup = m.config, m.setup
+        key = models.initial_weights_key(
+            config.model.model, m.data, hidden_units=config.model.hidden_units,
+            training_distribution=setup.training_distribution, zero_output_kernel=config.model.zero_output_kernel,
+            seed=setup.init_seed,
+        )  # fmt: skip
+        if key in kept:
+            own = list(kept[key])
+            if bias_index is not None:
+                bias = models.initial_output_values(m.data.num_classes, setup.training_distribution, setup.output_bias)
+                own[bias_index] = bias.astype(np.float32).reshape(own[bias_index].shape)
+        else:
+            model = first_model if m is first else setup.build_model(config, m.data, log)
+            own = first_weights if m is first else [v.numpy() for v in model.trainable_variables]
+            if len(kept) >= _KEPT_WEIGHTS:
+                del kept[next(iter(kept))]
+            kept[key] = own
+        weights.append(own)
     return weights
+
+
+# Initial weights a worker keeps between packs (`_initial_weights`), the oldest dropped first.
+_KEPT_WEIGHTS = 64
 
 
 def _equal(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
@@ -500,7 +523,7 @@ def _train(pack: _Pack) -> list[experiment.RunResult] | str:
                               data=data)  # fmt: skip
         if path.mode != "packed":
             return path.reason
-    weights = _initial_weights(members, first_model, log)
+    weights = _initial_weights(members, first_model, log, None if pack.warm is None else pack.warm.initial_weights)
     if pack.warm is not None and pack.warm.pipelines is None:
         pack.warm.pipelines = replicas.Pipelines()
     dataset = replicas.stacked_dataset(members, pack.data_options, pack.warm.pipelines if pack.warm else None)

@@ -87,6 +87,8 @@ class WarmModels:
         self.pipelines: Any = None
         # Initial output biases found by packs (`initialization.initial_output_biases`), a few hundred bytes each.
         self.biases: dict = {}
+        # Initial weights of models built for packs (`side_by_side._initial_weights`), by what they depend on.
+        self.initial_weights: dict = {}
 
     def __len__(self) -> int:
         return len(self._entries)
