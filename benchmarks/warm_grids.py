@@ -11,8 +11,11 @@ path (`warm=True, side_by_side=--pack`: packs of runs of equal shapes train in o
 - `cnn`: the built-in CNN on 16x16 one-channel images (an `.npz` file), the same 3 strategies x `--seeds` seeds;
 - `seed_question`: the preset over its first `--preset_seeds` training seeds (48 runs per seed).
 
-The order of the two paths alternates over `--repeats`. Prints, per grid and path, the wall time (workers'
-start-up included, report excluded), runs/s and the ratio to the plain path; the limit (the time the runs spent
+Local workers fork from a server that imports TensorFlow once per Python process
+(`imbal_keras.grid.launch.worker_context`); it is started before the first grid, so neither path's times include
+that import (about 5 s; the command line starts the server beside its own import of TensorFlow). The order of
+the two paths alternates over `--repeats`. Prints, per grid and path, the wall time (workers' start-up included,
+report excluded), runs/s and the ratio to the plain path; the limit (the time the runs spent
 inside `fit`, summed over runs and divided by the workers; in a pack each run counts its share); and the largest
 difference between the default path's results and the plain path's (every numeric column of results.csv but
 the timings; and in the final test AUPRC).
@@ -24,6 +27,7 @@ the timings; and in the final test AUPRC).
 from __future__ import annotations
 
 import argparse
+import operator
 import os
 import statistics
 import tempfile
@@ -37,7 +41,7 @@ import numpy as np  # noqa: E402
 
 from examples.transactions import make_transactions  # noqa: E402
 from imbal_keras import runs  # noqa: E402
-from imbal_keras.grid import presets, report, runner, sweep  # noqa: E402
+from imbal_keras.grid import launch, presets, report, runner, sweep, worker  # noqa: E402
 
 _TIMINGS = ("train_seconds", "fit_seconds", "evaluation_seconds")
 _STRATEGIES = ("none", "class_weight", "upsample")
@@ -145,6 +149,10 @@ def main() -> None:
           f"{args.repeats}, packs of {args.pack}")  # fmt: skip
     print(f"{'grid':<16}{'path':<34}{'runs':>6}{'wall s':>9}{'runs/s':>9}{'x plain':>9}{'limit runs/s':>14}"
           f"{'packed':>8}{'warm':>6}  largest difference", flush=True)  # fmt: skip
+    started = time.perf_counter()
+    launch.execute(operator.add, [0], workers=1, pool=launch.LocalPool(1, preload=worker.PRELOAD))
+    print(f"workers' server started (imports TensorFlow once, for both paths): {time.perf_counter() - started:.1f} s",
+          flush=True)  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
         for name, spec in _specs(args.grids.split(","), args.seeds, args.preset_seeds, folder).items():
             load = os.getloadavg()[0]

@@ -172,16 +172,12 @@ class StepRecorder(keras.callbacks.Callback):
         if not self._blocks:
             return pd.DataFrame(columns=[*index, "epoch", *columns])
         steps, epochs, values = (np.concatenate(parts) for parts in zip(*self._blocks, strict=True))
-        frame = pd.DataFrame(values, columns=columns)
-        # Counts and flags are whole numbers: integer columns.
-        frame = frame.astype(
-            {c: np.int64 for c, t in zip(columns, self._tags(), strict=True) if descriptions.is_integer(t)}
-        )
-        frame.insert(0, "epoch", epochs)
-        if self._accumulation > 1:
-            frame.insert(0, "optimizer_step", steps // self._accumulation)
-        frame.insert(0, "step", steps)
-        return frame
+        table = {"step": steps, **({"optimizer_step": steps // self._accumulation} if self._accumulation > 1 else {})}
+        table["epoch"] = epochs
+        for j, (column, tag) in enumerate(zip(columns, self._tags(), strict=True)):
+            # Counts and flags are whole numbers: integer columns.
+            table[column] = values[:, j].astype(np.int64) if descriptions.is_integer(tag) else values[:, j]
+        return pd.DataFrame(table)
 
     def to_csv(self, path: str) -> None:
         """Writes `dataframe()` to `path` (no index column)."""

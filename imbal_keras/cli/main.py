@@ -16,8 +16,11 @@ skips its finished runs. Ctrl-C stops it with one line and exit code 130; rerunn
 --helpfull for every flag.
 """
 
+import multiprocessing
 import os
+import re
 import signal
+import sys
 
 
 def _interrupted_at_start_up(signum, frame) -> None:
@@ -28,9 +31,31 @@ def _interrupted_at_start_up(signum, frame) -> None:
     os._exit(130)
 
 
+def _may_run_a_grid(arguments: list[str]) -> bool:
+    """Whether the command line looks like a grid on local workers: a preset, a worker count, or a setting with
+    several values (`a,b` or a range `a:b`). Only decides whether their server starts early; a miss costs time."""
+    if any(a.startswith(("--executor=ray", "--executor=inline", "--help")) for a in arguments):
+        return False
+    values = [a.partition("=")[2] for a in arguments if a.startswith("--")]
+    return any(a.startswith(("--preset", "--workers")) for a in arguments) or any(
+        "," in v or re.fullmatch(r"-?\d+:-?\d+", v) for v in values
+    )
+
+
 # The terminal's stderr, kept: TensorFlow's import below silences file descriptor 2 while it loads.
 _STDERR = os.dup(2)
 signal.signal(signal.SIGINT, _interrupted_at_start_up)
+
+# Not in a worker, which imports this module as its parent's main module (multiprocessing's own test for that).
+_in_worker = multiprocessing.parent_process() is not None or getattr(
+    multiprocessing.current_process(), "_inheriting", False
+)
+if not _in_worker and _may_run_a_grid(sys.argv[1:]):
+    # The server grid workers fork from imports TensorFlow beside this process's own import below, so the workers
+    # start at once when the grid is ready (`imbal_keras.grid.launch.worker_context`).
+    from imbal_keras.grid import launch, worker
+
+    launch.start_worker_server(worker.PRELOAD)
 
 from imbal_keras import quiet  # noqa: E402
 

@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import socket
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -100,19 +101,18 @@ class LocalPool:
     Args:
       workers: worker processes, each with max(1, cores // workers) threads.
       setup: `setup(threads)` runs once in each worker as it starts.
+      preload: modules the workers' fork server imports once (`worker_context`).
     """
 
-    def __init__(self, workers: int, setup: Callable[[int], None] | None = None):
+    def __init__(self, workers: int, setup: Callable[[int], None] | None = None, *, preload: Sequence[str] = ()):
         import concurrent.futures
-        import multiprocessing
 
         self.threads = worker_threads(workers)
-        # 'spawn': TensorFlow is not fork-safe.
         self._pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=setup,
-            initargs=(self.threads,) if setup is not None else (),
+            mp_context=worker_context(preload),
+            initializer=_start_worker,
+            initargs=(setup, self.threads),
         )
         with _sigint_blocked():  # the workers inherit the blocked signal; a spawn-context pool starts one per submit
             self._started = [self._pool.submit(_ready) for _ in range(workers)]
@@ -145,8 +145,79 @@ class LocalPool:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+def worker_context(preload: Sequence[str] = ()):
+    """The multiprocessing context local workers start in.
+
+    Where the platform has it, `forkserver`: workers are forked from one server process that imported `preload`
+    (TensorFlow, say: about 5 s) once for the whole Python process, so a second grid's workers, or a grid after
+    `start_worker_server`, start in a fraction of a second; the server never starts TensorFlow's runtime (thread
+    pools, devices), which each worker starts after forking, with its own thread settings. Elsewhere `spawn`
+    (each worker imports for itself). Never `fork`: the caller has usually started TensorFlow's runtime.
+    """
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    start_worker_server(preload)
+    return multiprocessing.get_context("forkserver")
+
+
+def start_worker_server(preload: Sequence[str] = ()) -> None:
+    """Starts the server local workers fork from (`worker_context`), importing `preload` in it, and returns at
+    once: the import runs beside the caller's work. Does nothing where there is no such server, or once it runs
+    (its preload is then what the first call gave).
+
+    The server and every worker forked from it ignore SIGINT (a Ctrl-C is the parent's to handle, see
+    `_sigint_ignored`). It stops when this process ends, and its workers with it (`imbal_keras.grid.worker`).
+    """
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return
+    forkserver.set_forkserver_preload(list(preload))
+    # The server imports `preload` with Python's default search path (3.11 does not pass it this process's); the
+    # workers themselves get this process's path from multiprocessing.
+    path = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    try:
+        with _sigint_blocked(), _sigint_ignored():
+            forkserver.ensure_running()
+    finally:
+        if path is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = path
+
+
+def _start_worker(setup: Callable[[int], None] | None, threads: int) -> None:
+    """A local worker's first step: SIGINT blocked (however the worker was started: a Ctrl-C is the parent's to
+    handle), then the caller's `setup`."""
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    if setup is not None:
+        setup(threads)
+
+
 def _ready() -> None:
     """The task that makes a pool start a worker."""
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """Ignores SIGINT in this process for the duration, where it can (the main thread): a process started meanwhile
+    keeps ignoring it through its `exec` and Python's start-up, so the workers' server is never interrupted while
+    it imports, and hands the setting on to its workers."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextlib.contextmanager
@@ -218,4 +289,13 @@ def _execute_ray(task, payloads, ray_address, done) -> None:
         done(ray.get(ready[0]))
 
 
-__all__ = ["EXECUTORS", "LocalPool", "check_execution", "connect_ray", "execute", "worker_threads"]
+__all__ = [
+    "EXECUTORS",
+    "LocalPool",
+    "check_execution",
+    "connect_ray",
+    "execute",
+    "start_worker_server",
+    "worker_context",
+    "worker_threads",
+]

@@ -183,7 +183,11 @@ def run_grid(
     how = Execution(**execution)
     how.check()
     # Local workers start now and import TensorFlow while this process checks the grid and prepares its folder.
-    pool = launch.LocalPool(how.workers, worker.configure_worker) if how.executor == "local" else None
+    pool = (
+        launch.LocalPool(how.workers, worker.configure_worker, preload=worker.PRELOAD)
+        if how.executor == "local"
+        else None
+    )
     try:
         return _run(spec, grid_dir, how, pool, log)
     finally:

@@ -12,6 +12,8 @@ import gc
 import os
 import signal
 
+# What the server that local workers fork from imports once (`imbal_keras.grid.launch.worker_context`).
+PRELOAD = ("imbal_keras.grid.worker_imports",)
 _configured_threads: int | None = None
 # The compiled models this worker process keeps between runs (`imbal_keras.training.warm`), created at its
 # first warm run.
@@ -48,10 +50,25 @@ def configure_worker(threads: int) -> None:
 
 
 def _die_with_parent() -> None:
-    """On Linux, asks the kernel to kill this worker when its parent dies (even by SIGKILL).
+    """Ends this worker as soon as the grid process that started it ends (even by SIGKILL).
 
-    Otherwise a killed grid would leave workers that finish their current run and race a resumed grid.
+    Otherwise a killed grid would leave workers that finish their current run and race a resumed grid. A worker
+    forked from the workers' server (`imbal_keras.grid.launch.worker_context`) has that server as its parent in
+    the kernel's eyes, and the server lives while its workers do; so a thread watches the grid process's
+    sentinel (multiprocessing's pipe from it, closed when it ends) and ends the worker at once. A spawned worker
+    also asks the kernel for SIGKILL when its parent dies (Linux).
     """
+    import multiprocessing
+    import threading
+
+    grid = multiprocessing.parent_process()
+    if grid is not None:
+
+        def watch() -> None:
+            grid.join()
+            os._exit(1)  # as a SIGKILL would: the run in flight leaves only its hidden staging folder
+
+        threading.Thread(target=watch, name="grid-process-watch", daemon=True).start()
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
     except OSError:
@@ -110,4 +127,4 @@ def discard_warm_models() -> None:
     _WARM = None
 
 
-__all__ = ["configure_worker", "discard_warm_models", "warm_cache", "worker_data_options"]
+__all__ = ["PRELOAD", "configure_worker", "discard_warm_models", "warm_cache", "worker_data_options"]
