@@ -14,6 +14,7 @@ public name is importable from `imbal_keras.config`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -202,8 +203,10 @@ PARTS: dict[str, type] = {
 _STRATEGY_ROLES = {"strategy": "variant", "target_distribution": "setting"}
 
 
+@functools.cache
 def role_of(name: str) -> str:
-    """The role (a key of ROLES) of the flat field `name`.
+    """The role (a key of ROLES) of the flat field `name` (found once per name: a grid's expansion asks for every
+    field of every run; a strategy registered later only adds names, so no answer changes).
 
     Raises:
       UserInputError: an unknown name.
