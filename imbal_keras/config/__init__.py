@@ -13,6 +13,7 @@ public name is importable from `imbal_keras.config`.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import json
@@ -253,6 +254,16 @@ def key_fields(key: str) -> tuple[str, ...]:
     return fields_with_role(*KEY_ROLES[key])
 
 
+def _fields(part) -> dict[str, Any]:
+    """A config part's fields by name, as `dataclasses.asdict` gives them (a copy of any list or dict), without
+    its recursion over the scalars and tuples parts hold: a grid's expansion takes every run's fields several
+    times."""
+    return {
+        f.name: copy.deepcopy(value) if isinstance(value := getattr(part, f.name), (list, dict)) else value
+        for f in dataclasses.fields(part)
+    }
+
+
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
     """One training run: the five parts.
@@ -296,7 +307,7 @@ class ExperimentConfig:
                 flat["target_distribution"] = part.target_distribution
                 flat.update(part.params)
             else:
-                flat.update(dataclasses.asdict(part))
+                flat.update(_fields(part))
         return flat
 
     @classmethod
@@ -327,7 +338,7 @@ class ExperimentConfig:
         tree = {}
         for part_name in PARTS:
             part = getattr(self, part_name)
-            fields = dataclasses.asdict(part) if part_name != "strategy" else {}
+            fields = _fields(part) if part_name != "strategy" else {}
             if part_name == "strategy":
                 fields = {
                     "name": part.name,
