@@ -8,3 +8,5 @@ from imbal_keras import quiet
 quiet.import_tensorflow()
 
 from imbal_keras.training import experiment  # noqa: E402, F401
+
+__all__: list[str] = []
