@@ -54,7 +54,7 @@ def execute(
       task: what runs in a worker; for `local` and `ray` it must pickle (a module-level function or an instance
         of a module-level class).
       payloads: one task call each.
-      executor: `local` (a pool of `workers` spawned processes, each with max(1, cores // workers) threads),
+      executor: `local` (a pool of `workers` processes, `LocalPool`, each with max(1, cores // workers) threads),
         `inline` (this process, one call at a time, with every core) or `ray` (Ray tasks on the cluster at
         `ray_address`, one CPU each).
       workers: local worker processes.
@@ -114,7 +114,7 @@ class LocalPool:
             initializer=_start_worker,
             initargs=(setup, self.threads),
         )
-        with _sigint_blocked():  # the workers inherit the blocked signal; a spawn-context pool starts one per submit
+        with _sigint_blocked():  # the workers inherit the blocked signal; the pool starts one per submit
             self._started = [self._pool.submit(_ready) for _ in range(workers)]
 
     def run(self, task, payloads, done) -> None:

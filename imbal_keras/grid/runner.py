@@ -37,9 +37,9 @@ class Execution:
     """How a grid's runs are executed (`run_grid`'s keyword arguments).
 
     Attributes:
-      executor: `local` (a pool of `workers` spawned processes, each importing TensorFlow once and running many
-        runs with max(1, cores // workers) threads), `inline` (this process, one run at a time) or `ray` (Ray
-        tasks on the cluster at `ray_address`, one CPU each).
+      executor: `local` (a pool of `workers` processes, forked from a server that imported TensorFlow once
+        (`launch.worker_context`), each running many runs with max(1, cores // workers) threads), `inline` (this
+        process, one run at a time) or `ray` (Ray tasks on the cluster at `ray_address`, one CPU each).
       workers: local worker processes.
       ray_address: Ray cluster address (`auto`, `ray://host:10001`, ...); empty starts a local Ray instance.
       shard_index: the shard of the grid to run, in [0, shard_count).
