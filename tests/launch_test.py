@@ -207,3 +207,50 @@ def test_an_outcomes_path_reads_the_runs_training_path(tmp_path, monkeypatch, tr
     outcome = tasks.run_one(config.to_dict(), (), threads=1, warm=False)
     assert outcome.path == expected
     assert outcome.test_average_precision == 0.5 and outcome.error == ""
+
+
+@pytest.mark.parametrize(
+    "arguments, grid",
+    [
+        (["--strategy=upsample"], False),
+        (["--dataset=csv:fraud.csv", "--label_column=Class"], False),
+        (["--strategy=none,class_weight,upsample", "--seed=0:10"], True),
+        (["--seed=0:10"], True),
+        (["--preset=seed_question", "--workers=2"], True),
+        (["--workers=2"], True),
+        (["--strategy=none,upsample", "--executor=inline"], False),
+        (["--preset=seed_question", "--executor=ray", "--ray_address=auto"], False),
+    ],
+)
+def test_the_command_starts_the_workers_server_early_only_for_a_grid_on_local_workers(arguments, grid):
+    from imbal_keras.cli import main
+
+    assert main._may_run_a_grid(arguments) is grid
+
+
+def test_workers_forked_from_the_server_start_fast_and_compute_what_spawned_workers_do():
+    """The server imports TensorFlow once; its workers set their own thread pools and give a spawned worker's
+    numbers."""
+    import concurrent.futures
+    import multiprocessing
+
+    from imbal_keras.grid import worker
+
+    results = {}
+    for name, context in (
+        ("server", launch.worker_context(worker.PRELOAD)),
+        ("spawn", multiprocessing.get_context("spawn")),
+    ):
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+            results[name] = pool.submit(_tensorflow_in_a_worker, 1).result()
+    assert results["server"] == results["spawn"]
+
+
+def _tensorflow_in_a_worker(threads):
+    from imbal_keras.grid import worker
+
+    worker.configure_worker(threads)
+    import tensorflow as tf
+
+    x = tf.random.stateless_normal([64, 64], seed=[1, 2])
+    return float(tf.reduce_sum(tf.linalg.matmul(x, x)))
