@@ -228,14 +228,15 @@ def test_the_command_starts_the_workers_server_early_only_for_a_grid_on_local_wo
     assert main._may_run_a_grid(arguments) is grid
 
 
-def test_workers_forked_from_the_server_start_fast_and_compute_what_spawned_workers_do():
-    """The server imports TensorFlow once; its workers set their own thread pools and give a spawned worker's
-    numbers."""
+def test_workers_forked_from_the_server_compute_what_spawned_workers_do():
+    """On Linux local workers fork from the server, which imports TensorFlow once; a worker forked from it sets its
+    own thread pools and gives a spawned worker's numbers."""
     import concurrent.futures
     import multiprocessing
 
     from imbal_keras.grid import worker
 
+    assert launch.worker_context(worker.PRELOAD).get_start_method() == "forkserver"
     results = {}
     for name, context in (
         ("server", launch.worker_context(worker.PRELOAD)),
@@ -254,3 +255,17 @@ def _tensorflow_in_a_worker(threads):
 
     x = tf.random.stateless_normal([64, 64], seed=[1, 2])
     return float(tf.reduce_sum(tf.linalg.matmul(x, x)))
+
+
+def test_workers_see_the_environment_of_when_their_pool_started(monkeypatch):
+    """A worker forked from a server started earlier sees the variables set since, as a spawned worker would."""
+    from imbal_keras.grid import worker
+
+    launch.start_worker_server(worker.PRELOAD)
+    monkeypatch.setenv("IMBAL_KERAS_LAUNCH_TEST", "set after the server started")
+    (seen,) = launch.execute(_variable, ["IMBAL_KERAS_LAUNCH_TEST"], workers=1, pool=launch.LocalPool(1))
+    assert seen == "set after the server started"
+
+
+def _variable(name, threads):
+    return os.environ.get(name)

@@ -112,10 +112,13 @@ class LocalPool:
             max_workers=workers,
             mp_context=worker_context(preload),
             initializer=_start_worker,
-            initargs=(setup, self.threads),
+            # This process's environment now: a worker forked from the server would otherwise see the server's,
+            # from when it started (multiprocessing hands a worker this process's path and folder, not this).
+            initargs=(setup, self.threads, dict(os.environ)),
         )
         with _sigint_blocked():  # the workers inherit the blocked signal; the pool starts one per submit
-            self._started = [self._pool.submit(_ready) for _ in range(workers)]
+            for _ in range(workers):
+                self._pool.submit(_ready)
 
     def run(self, task, payloads, done) -> None:
         """Calls `task(payload, threads)` for every payload in the workers, `done(outcome)` as each returns; then
@@ -190,9 +193,12 @@ def start_worker_server(preload: Sequence[str] = ()) -> None:
             os.environ["PYTHONPATH"] = path
 
 
-def _start_worker(setup: Callable[[int], None] | None, threads: int) -> None:
-    """A local worker's first step: SIGINT blocked (however the worker was started: a Ctrl-C is the parent's to
-    handle), then the caller's `setup`."""
+def _start_worker(setup: Callable[[int], None] | None, threads: int, environment: dict[str, str]) -> None:
+    """A local worker's first step: the pool's process's environment as it was when the pool started (as a spawned
+    worker inherits it), SIGINT blocked (however the worker was started: a Ctrl-C is the parent's to handle), then
+    the caller's `setup`."""
+    os.environ.clear()
+    os.environ.update(environment)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     if setup is not None:
