@@ -150,10 +150,10 @@ def _prepare(spec: sweep.GridSpec, grid_dir: str, execution: Execution) -> tuple
 
 
 def _check(spec: sweep.GridSpec, execution: Execution) -> None:
-    """Every check that needs no grid folder: nothing is written before they pass (an unreachable cluster or a
-    failing model function leaves no grid folder behind)."""
+    """Every check that needs no grid folder, past the execution settings' own (`Execution.check`, done first):
+    nothing is written before they pass (an unreachable cluster or a failing model function leaves no grid folder
+    behind)."""
     sweep.validate(spec)
-    execution.check()
     if _needs_first_run_check(spec, execution):
         check_first_run(spec, "")
     if execution.executor == "ray":

@@ -401,8 +401,11 @@ def _initial_weights(members: list[replicas.Member], first_model, log, kept: dic
                 bias = models.initial_output_values(m.data.num_classes, setup.training_distribution, setup.output_bias)
                 own[bias_index] = bias.astype(np.float32).reshape(own[bias_index].shape)
         else:
-            model = first_model if m is first else setup.build_model(config, m.data, log)
-            own = first_weights if m is first else [v.numpy() for v in model.trainable_variables]
+            own = (
+                first_weights
+                if m is first
+                else [v.numpy() for v in setup.build_model(config, m.data, log).trainable_variables]
+            )
             if len(kept) >= _KEPT_WEIGHTS:
                 del kept[next(iter(kept))]
             kept[key] = own
