@@ -61,3 +61,41 @@ def test_mean_with_sample_weight_at_1_to_99_starts_far_below_the_weighted_prior(
     assert 0.08 < probability < 0.2
     closed = initialization.initial_output_bias("class_weight", _ctx(2, "sum_over_batch_size", seed=0), LABELS[2])
     np.testing.assert_allclose(closed, models.output_bias([0.5, 0.5]), atol=1e-12)
+
+
+@pytest.mark.parametrize("k", [2, 3])
+@pytest.mark.parametrize("reduction", ["mean_with_sample_weight", "sum_over_batch_size", "sum"])
+def test_cross_entropy_minimiser_matches_a_numeric_minimisation(k, reduction):
+    """The closed form against scipy's L-BFGS-B on the mean cross-entropy of a constant prediction over the same
+    drawn batches, written here in float64; and the compiled loss's mean gradient there is zero."""
+    from scipy import optimize, special
+
+    strategy = strategies.get("class_weight")
+    ctx = _ctx(k, reduction, seed=3)
+    y, w = initialization.draw_batches(strategy, ctx, LABELS[k], 256)
+    closed = initialization.cross_entropy_minimiser(strategy, ctx, y, w)
+    onehot = np.eye(k)[y.astype(int)]  # (n, B, k)
+    scale = {"mean_with_sample_weight": w.sum(axis=1, keepdims=True), "sum": 1.0}.get(reduction, y.shape[1])
+
+    def objective(b):
+        logits = np.concatenate([[0.0], b]) if k == 2 else b
+        per_example = -(onehot * special.log_softmax(logits)).sum(axis=-1)
+        return float(np.mean((w * per_example / scale).sum(axis=1)))
+
+    found = optimize.minimize(objective, np.zeros(1 if k == 2 else k), method="BFGS", options={"gtol": 1e-10}).x
+    found = found if k == 2 else found - found.mean()
+    np.testing.assert_allclose(closed, found, atol=1e-5)
+    losses = initialization.batch_losses_fn(strategy, ctx)
+    b = tf.constant(closed.astype(np.float32))
+    with tf.GradientTape() as tape:
+        tape.watch(b)
+        mean = tf.reduce_mean(losses(b, tf.constant(y, tf.float32), tf.constant(w, tf.float32)))
+    np.testing.assert_allclose(tape.gradient(mean, b).numpy(), 0.0, atol=1e-5)
+
+
+def test_cross_entropy_minimiser_declines_other_losses_and_missing_classes():
+    ctx = _ctx(2, None, seed=0)
+    y, w = initialization.draw_batches(strategies.get("focal"), ctx, LABELS[2], 16)
+    assert initialization.cross_entropy_minimiser(strategies.get("focal"), ctx, y, w) is None
+    negatives = np.zeros((4, BATCH))
+    assert initialization.cross_entropy_minimiser(strategies.get("none"), ctx, negatives, np.ones_like(negatives)) is None

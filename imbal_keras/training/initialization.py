@@ -11,10 +11,12 @@ bias b alone. The best such constant depends on how the strategy forms batches a
   weighted prior (about 0.13 against 0.5); strategies with losses of their own (focal, LDAM, ...) have other
   minimisers still.
 
-`initial_output_bias` finds the minimiser numerically in the non-linear cases: it draws batches of labels (and
-weights) from the strategy's own pipeline and minimises the mean of the loss the model is compiled with over
-the constant prediction. It is exact up to the sampling of batches, which a test bounds: at the bias found, the
-mean bias gradient over fresh batches is zero within its standard error.
+In the non-linear cases `initial_output_bias` draws batches of labels (and weights) from the strategy's own
+pipeline and minimises the mean of the loss the model is compiled with over the constant prediction: in closed
+form for Keras' cross-entropy (`cross_entropy_minimiser`: the logits of each class's share of the batches'
+normalised weights), numerically (L-BFGS-B) for the strategies' own losses. It is exact up to the sampling of
+batches, which a test bounds: at the bias found, the mean bias gradient over fresh batches is zero within its
+standard error.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from imbal_keras import strategies
 __all__ = [
     "DEFAULT_NUM_BATCHES",
     "batch_losses_fn",
+    "cross_entropy_minimiser",
     "draw_batches",
     "initial_output_bias",
     "initial_output_biases",
@@ -208,6 +211,9 @@ def _minimised(strategy, ctx, y: np.ndarray, w: np.ndarray) -> np.ndarray:
     """The bias minimising the mean loss of a constant prediction over these batches' labels and weights."""
     import tensorflow as tf
 
+    exact = cross_entropy_minimiser(strategy, ctx, y, w)
+    if exact is not None:
+        return exact
     y = tf.constant(y.astype(np.float32))
     w = tf.constant(w)
     value_and_gradient = _objective(strategy, ctx)
@@ -217,6 +223,43 @@ def _minimised(strategy, ctx, y: np.ndarray, w: np.ndarray) -> np.ndarray:
         return float(value), gradient.numpy().astype(np.float64)
 
     return _lbfgs(objective, strategy, ctx)
+
+
+def cross_entropy_minimiser(strategy, ctx, y: np.ndarray, w: np.ndarray) -> np.ndarray | None:
+    """The exact minimiser of `_minimised`'s objective when the model's loss is Keras' plain cross-entropy
+    (binary or sparse categorical, on probabilities, no label smoothing), else None.
+
+    Each batch's loss is then sum_i c_i l(y_i, p) with c_i = w_i / sum w (`mean_with_sample_weight`), w_i / B
+    (`sum_over_batch_size`) or w_i (`sum`), so the mean over the batches is -sum_k A_k log p_k with A_k the summed
+    c_i of the examples of class k: minimised at p_k = A_k / sum A (Gibbs' inequality), that is the logits log A_k
+    (centred to mean 0 for softmax; log(A_1 / A_0) for the sigmoid). None too when a class has no weight in the
+    batches or the minimiser lies where Keras clips probabilities (epsilon): L-BFGS then, as for other losses.
+    """
+    import keras
+
+    loss = strategies.build_loss(strategy, ctx)
+    config = loss.get_config()
+    if type(loss) not in (keras.losses.BinaryCrossentropy, keras.losses.SparseCategoricalCrossentropy):
+        return None
+    if config.get("from_logits") or config.get("label_smoothing") or config.get("ignore_class") is not None:
+        return None
+    y = np.asarray(y).astype(np.int64)
+    w = np.asarray(w, np.float64)
+    if loss.reduction == "mean_with_sample_weight":
+        share = w / w.sum(axis=1, keepdims=True)
+    elif loss.reduction == "sum":
+        share = w
+    else:
+        share = w / w.shape[1]
+    totals = np.bincount(y.ravel(), weights=share.ravel(), minlength=ctx.num_classes)[: ctx.num_classes]
+    if not np.all(np.isfinite(totals)) or np.any(totals <= 0) or len(totals) != ctx.num_classes:
+        return None
+    probabilities = totals / totals.sum()
+    epsilon = keras.config.epsilon()
+    if np.any(probabilities <= epsilon) or np.any(probabilities >= 1 - epsilon):
+        return None
+    logits = np.log(totals)
+    return np.array([logits[1] - logits[0]]) if ctx.num_classes == 2 else logits - logits.mean()
 
 
 def _lbfgs(objective, strategy, ctx) -> np.ndarray:
@@ -237,6 +280,9 @@ def _minimised_together(strategy, ctxs, draws) -> list[np.ndarray]:
 
     import tensorflow as tf
 
+    exact = [cross_entropy_minimiser(strategy, ctx, *draw) for ctx, draw in zip(ctxs, draws, strict=True)]
+    if all(bias is not None for bias in exact):
+        return exact
     if len(ctxs) == 1:
         return [_minimised(strategy, ctxs[0], *draws[0])]
     # Padded to a power of two with copies of the first run (their results unused): one trace serves packs
