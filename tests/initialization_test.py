@@ -97,5 +97,6 @@ def test_cross_entropy_minimiser_declines_other_losses_and_missing_classes():
     ctx = _ctx(2, None, seed=0)
     y, w = initialization.draw_batches(strategies.get("focal"), ctx, LABELS[2], 16)
     assert initialization.cross_entropy_minimiser(strategies.get("focal"), ctx, y, w) is None
-    negatives = np.zeros((4, BATCH))
-    assert initialization.cross_entropy_minimiser(strategies.get("none"), ctx, negatives, np.ones_like(negatives)) is None
+    negatives = np.zeros((4, BATCH))  # no positive drawn: the minimiser is clipped, left to L-BFGS-B
+    weights = np.ones_like(negatives)
+    assert initialization.cross_entropy_minimiser(strategies.get("none"), ctx, negatives, weights) is None
