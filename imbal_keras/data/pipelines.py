@@ -245,9 +245,10 @@ def class_sampled(
 
 def _class_chunks(index: np.ndarray, chunk: int, rows: int, seed) -> tf.data.Dataset:
     """Indices of one class, cycling through fresh permutations, as (chunk, rows) blocks."""
+    size = len(index)  # of the array: also where the pipeline is built inside a traced function
     index = tf.constant(index)
     return sampling.map_fn(
-        sampling.cycled(len(index), chunk * rows, seed), lambda i: tf.reshape(tf.gather(index, i), [chunk, rows])
+        sampling.cycled(size, chunk * rows, seed), lambda i: tf.reshape(tf.gather(index, i), [chunk, rows])
     )
 
 

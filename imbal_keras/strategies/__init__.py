@@ -363,6 +363,29 @@ def build_pipeline(strategy: Strategy | str, features, labels, ctx: StrategyCont
     return strategy.pipeline(features, labels, ctx)
 
 
+def seeded_pipeline(
+    strategy: Strategy | str, features, labels, ctx: StrategyContext
+) -> Callable[[tf.Tensor], tf.data.Dataset]:
+    """`seed -> build_pipeline(strategy, features, labels, ctx with that order seed)`, for `Dataset.interleave`
+    over seeds (a scalar int64 tensor each).
+
+    The builder runs as plain Python, as in an eager call of `build_pipeline`, not through AutoGraph (which would
+    convert the builder's whole call tree, about 150 functions and a few seconds in each new process); the
+    functions the pipeline maps are converted as in an eager call.
+    """
+    import tensorflow as tf
+
+    strategy = get(strategy) if isinstance(strategy, str) else strategy
+    status = tf.__internal__.autograph.control_status_ctx()  # where the interleave is built: eager, unspecified
+
+    @tf.autograph.experimental.do_not_convert
+    def pipeline(seed):
+        with status:  # the maps inside see the status of an eager call, not do_not_convert's
+            return strategy.pipeline(features, labels, dataclasses.replace(ctx, seed=seed))
+
+    return pipeline
+
+
 def build_stream(strategy: Strategy | str, dataset: tf.data.Dataset, ctx: StrategyContext) -> tf.data.Dataset:
     """Builds the training stream of `strategy` over a `tf.data.Dataset` of `(x, y)` examples.
 

@@ -191,9 +191,10 @@ def _draw_for_seeds(strategy, ctx, labels: np.ndarray, seeds: Sequence[int], num
     placeholder = np.zeros((len(labels), 1), np.float32)
     labels = labels.astype(np.int32)
 
+    pipeline = strategies.seeded_pipeline(strategy, placeholder, labels, ctx)
+
     def drawn(seed):
-        stream = strategies.build_pipeline(strategy, placeholder, labels, dataclasses.replace(ctx, seed=seed))
-        return stream.take(num_batches).batch(num_batches)
+        return pipeline(seed).take(num_batches).batch(num_batches)
 
     stream = tf.data.Dataset.from_tensor_slices(np.asarray(seeds, np.int64)).interleave(drawn, cycle_length=1)
     for batch in stream:

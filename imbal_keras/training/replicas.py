@@ -191,12 +191,10 @@ def _interleaved(group: Sequence[Member], seeds: tf.Variable) -> tf.data.Dataset
     """The batches of one pipeline's members, stacked (G, ...), the g-th read with the order seed `seeds[g]`."""
     first = group[0]
     data = first.data
-
-    def pipeline(g):
-        ctx = dataclasses.replace(first.setup.ctx, seed=tf.gather(seeds, g))
-        return strategies.build_pipeline(first.setup.strategy, data.train.x, data.train.y, ctx)
-
-    stacked = tf.data.Dataset.range(len(group)).interleave(pipeline, cycle_length=len(group), block_length=1)
+    pipeline = strategies.seeded_pipeline(first.setup.strategy, data.train.x, data.train.y, first.setup.ctx)
+    stacked = tf.data.Dataset.range(len(group)).interleave(
+        lambda g: pipeline(tf.gather(seeds, g)), cycle_length=len(group), block_length=1
+    )
     return stacked.batch(len(group), drop_remainder=True)
 
 
