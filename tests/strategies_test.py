@@ -146,6 +146,23 @@ def test_same_seed_same_stream_other_seed_other_stream(drawn, data):
     assert any(not np.array_equal(a[0], b[0]) for a, b in zip(batches[:20], other, strict=True))
 
 
+def test_seeded_pipeline_in_an_interleave_yields_each_seeds_own_stream(drawn, data):
+    """`seeded_pipeline` builds inside a traced interleave, its seed a tensor, without AutoGraph on the builder:
+    the g-th stream is the one `build_pipeline` gives with the g-th seed."""
+    name, ctx, _, batches = drawn
+    x, y = data
+    seeds = [ctx.seed, ctx.seed + 5]
+    pipeline = strategies.seeded_pipeline(name, x, y, ctx)
+    streams = tf.data.Dataset.from_tensor_slices(np.asarray(seeds, np.int64)).interleave(
+        lambda seed: pipeline(seed).take(20), cycle_length=1
+    )
+    read = [tuple(t.numpy() for t in b) for b in streams]
+    _, other = _batches(name, x, y, _ctx(ctx.class_counts, seed=seeds[1]), n=20)
+    for a, b in zip(read, [*batches[:20], *other], strict=True):
+        for u, v in zip(a, b, strict=True):
+            np.testing.assert_array_equal(u, v)
+
+
 def test_batch_share_as_documented(drawn):
     name, ctx, _, batches = drawn
     positives = np.array([b[1].sum() for b in batches])
