@@ -1,9 +1,12 @@
 """The training plan (`imbal_keras.training.plan`): one test per rule that keeps a run off the warm or packed path,
 and the runs that take them."""
 
+import dataclasses
+
 import keras
 import pytest
 
+from imbal_keras import strategies
 from imbal_keras.callbacks import BatchComposition
 from imbal_keras.config import ExperimentConfig
 from imbal_keras.training import plan
@@ -87,15 +90,20 @@ def test_a_pack_of_dense_layers_with_an_additive_loss_trains_packed():
     assert [plan.activation_name(layer) for layer in plan.dense_layers(model)] == ["relu", "linear", "sigmoid"]
 
 
-def test_a_pack_keeps_the_one_run_rules_but_packs_a_model_function():
+def test_a_pack_keeps_the_one_run_rules_but_packs_a_model_function_and_deferred_reweighting(monkeypatch):
+    scheduled = dataclasses.replace(strategies.get("none"), name="scheduled", callbacks=lambda ctx: [])
+    monkeypatch.setitem(strategies.STRATEGIES, "scheduled", scheduled)
     for flat, reason in (
-        (dict(strategy="ldam"), "changes its loss or batches during training"),
+        (dict(strategy="scheduled"), "changes its loss or batches during training"),
         (dict(diagnose_every=4), "diagnose_every"),
     ):
         path = plan.plan_pack(_config(**flat), 2)
         assert path.mode == "plain" and reason in path.reason, flat
     # Every replica's model is built anew for its pack: a model function's model packs (it does not run warm).
     assert plan.plan_pack(_config(model="my_package.models:build"), 2) == plan.Plan("packed", replicas=2)
+    # ldam's callback only binds its loss to the step counter: a pack binds its own (one run alone stays plain).
+    assert plan.plan_pack(_config(strategy="ldam"), 2) == plan.Plan("packed", replicas=2)
+    assert plan.plan_run(_config(strategy="ldam")).mode == "plain"
 
 
 def test_a_cnn_packs():

@@ -6,6 +6,7 @@ per-class gradients, and the summaries. Batched matrix products may round differ
 comparison allows float32 rounding (RTOL, ATOL below, stated in docs/grids.md); batch compositions are exact.
 """
 
+import dataclasses
 import json
 import os
 
@@ -32,6 +33,9 @@ CASES = {
     "upsample": dict(strategy="upsample"),
     "stratified": dict(strategy="stratified"),
     "focal": dict(strategy="focal"),
+    # Deferred re-weighting from step 12 of 24, bound to the pack's step counter; normalised per replica's batch.
+    "ldam": dict(strategy="ldam", drw_fraction=0.5),
+    "ldam_normalized": dict(strategy="ldam", drw_fraction=0.5, weight_reduction="mean_with_sample_weight"),
     "k4_adam": dict(
         strategy="class_balanced", num_classes=4, imbalance_ratio=8.0, optimizer="adam", learning_rate=0.01
     ),  # fmt: skip
@@ -125,7 +129,9 @@ def test_every_run_of_a_pack_matches_the_one_run_path(tmp_path, case):
 
 
 # Every strategy that trains side by side, in one pack, each run on data of its own but two that share theirs.
-PACKABLE = [s.name for s in strategies.STRATEGIES.values() if s.callbacks is None and s.single_label]
+PACKABLE = [
+    s.name for s in strategies.STRATEGIES.values() if (s.callbacks is None or s.callbacks_bind_step) and s.single_label
+]
 
 
 @pytest.mark.parametrize("k", [2, 4, 10])
@@ -208,6 +214,18 @@ def test_packs_whose_losses_differ_in_their_reductions_or_weights_share_one_comp
     assert (warm.misses, warm.hits) == (1, 1)
 
 
+def test_deferred_reweighting_switches_at_its_step_in_a_reused_compiled_pack(tmp_path):
+    """The second pack of ldam runs reuses the first's compiled step, its loss bound to that pack's optimizer
+    counter, which starts again at 0: each run switches at its own step 12, as alone."""
+    warm = WarmModels()
+    for seeds in ((0, 1), (2, 3)):
+        results = side_by_side.run_pack(_configs(tmp_path / f"pack{seeds}", "ldam", seeds=seeds), warm=warm, log=None)
+        assert not isinstance(results, str), results
+        for config, result in zip(_configs(tmp_path / f"one{seeds}", "ldam", seeds=seeds), results, strict=True):
+            assert_same_run(result.run_dir, experiment.run(config, log=None).run_dir)
+    assert (warm.misses, warm.hits) == (1, 1)
+
+
 def test_instrumentation_off_writes_what_the_one_run_path_writes(tmp_path):
     extra = dict(log_composition=False, gradient_every_n_steps=0)
     (result,) = side_by_side.run_pack(_configs(tmp_path / "pack", "none", seeds=(3,), **extra), log=None)
@@ -218,14 +236,25 @@ def test_instrumentation_off_writes_what_the_one_run_path_writes(tmp_path):
     assert_same_run(result.run_dir, one.run_dir)
 
 
+@pytest.fixture
+def scheduled(monkeypatch):
+    """A strategy `scheduled` with a callback of its own (not one that only binds the loss to the step counter):
+    its runs cannot train side by side."""
+    strategy = dataclasses.replace(
+        strategies.get("none"), name="scheduled", callbacks=lambda ctx: [keras.callbacks.Callback()]
+    )
+    monkeypatch.setitem(strategies.STRATEGIES, "scheduled", strategy)
+
+
 @pytest.mark.parametrize(
     "extra, reason",
     [
-        (dict(strategy="ldam"), "changes its loss or batches during training"),
+        (dict(strategy="scheduled"), "changes its loss or batches during training"),
         (dict(diagnose_every=4), "diagnose_every"),
         (dict(model="tests.side_by_side_models_test:dropout_model"), "state that is not trained (in dropout"),
     ],
 )
+@pytest.mark.usefixtures("scheduled")
 def test_what_cannot_train_side_by_side_says_why_and_writes_nothing(tmp_path, extra, reason):
     configs = [
         ExperimentConfig.from_flat({**TINY, **extra, "seed": s, "output_dir": str(tmp_path), "run_name": f"r{s}"})
@@ -243,6 +272,7 @@ def test_configs_that_differ_in_more_than_their_seeds_data_and_strategies_are_re
     assert not os.listdir(tmp_path)
 
 
+@pytest.mark.usefixtures("scheduled")
 def test_packs_group_runs_of_equal_shapes_a_pipeline_at_a_time_in_near_equal_parts():
     base = {**TINY, "output_dir": "out"}
     configs = [
@@ -264,25 +294,27 @@ def test_packs_group_runs_of_equal_shapes_a_pipeline_at_a_time_in_near_equal_par
     assert [len(p) for p in sweep.packs(configs[:3], 10, workers=4)] == [1, 1, 1]
     # Runs of another budget, and runs that cannot train side by side (one strategy variant at a time), apart.
     other = [c.replace(steps=16) for c in configs[:3]] + [
-        configs[0].replace(strategy="ldam", data_seed=i) for i in range(3)
+        configs[0].replace(strategy="scheduled", data_seed=i) for i in range(3)
     ]
     assert [len(p) for p in sweep.packs(other, 8)] == [3, 1, 1, 1]
     with pytest.raises(UserInputError, match=r"side_by_side must be an integer >= 1.*Received: side_by_side=0"):
         sweep.packs(configs, 0)
 
 
+@pytest.mark.usefixtures("scheduled")
 def test_a_grid_trains_its_seeds_side_by_side_resumes_and_falls_back(tmp_path):
     spec = sweep.make_spec(
         {**TINY, "steps": 16},
-        {"strategy": ("none", "ldam"), "seed": (0, 1, 2)},
+        {"strategy": ("none", "scheduled"), "seed": (0, 1, 2)},
     )
     lines = []
     outcome = runner.run_grid(spec, str(tmp_path / "grid"), executor="inline", side_by_side=3, log=lines.append)
     assert not outcome.failed
     paths = {o.run_name: o.path for o in outcome.outcomes}
     assert sum(p == "side by side: 3 runs" for p in paths.values()) == 3
-    # ldam's deferred re-weighting: one by one, on the plain path, said once.
-    assert sum(p == "plain: strategy 'ldam' changes its loss or batches during training" for p in paths.values()) == 3
+    # A strategy with callbacks of its own: one by one, on the plain path, said once.
+    reason = "plain: strategy 'scheduled' changes its loss or batches during training"
+    assert sum(p == reason for p in paths.values()) == 3
     assert sum("changes its loss" in line for line in lines) == 1
     assert any(line.startswith("3 runs trained side by side") for line in lines)
     # HParams are written for every run; a rerun skips every finished run.

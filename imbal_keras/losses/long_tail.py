@@ -295,6 +295,12 @@ class DeferredReweighting(keras.losses.Loss):
         self.normalize = bool(normalize)
         self._step = None
 
+    @property
+    def couples_batch(self) -> bool:
+        """Whether an example's value depends on the rest of its batch (`normalize`: the batch's mean weight), so
+        that the batches of runs side by side are computed apart."""
+        return self.normalize
+
     def bind_step(self, step_counter: tf.Variable) -> None:
         """Reads the current optimizer step from `step_counter` (the callback binds `optimizer.iterations`)."""
         self._step = step_counter

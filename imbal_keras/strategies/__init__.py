@@ -238,6 +238,9 @@ class Strategy:
       loss: `ctx -> keras.losses.Loss` of the strategy's own, or None for the cross-entropy (reduced by the
         `weight_reduction` parameter where the strategy declares it).
       callbacks: `ctx -> [keras.callbacks.Callback]` the strategy needs during `fit` (schedules), or None.
+      callbacks_bind_step: whether `callbacks` only bind the strategy's loss to the optimizer's step counter (its
+        `bind_step`, as `DeferredReweightingSwitch` does): a pack of runs side by side binds its own counter,
+        which counts every replica's steps, so the strategy trains in packs; other callbacks keep runs apart.
       batch_sampling: `ctx -> BatchSampling` (`imbal_keras.data.batch_sampling`), how the strategy forms batches,
         as data (for the gradient-noise diagnostics), or None where one description cannot say it (schedules).
       single_label: whether it applies to single-label data (`SINGLE_LABEL_KINDS`) through `pipeline`.
@@ -255,6 +258,7 @@ class Strategy:
     stream: Callable[[tf.data.Dataset, StrategyContext], tf.data.Dataset] | None = None
     loss: Callable[[StrategyContext], keras.losses.Loss] | None = None
     callbacks: Callable[[StrategyContext], list[keras.callbacks.Callback]] | None = None
+    callbacks_bind_step: bool = False
     batch_sampling: Callable[[StrategyContext], BatchSampling] | None = None
     single_label: bool = True
     dense: DenseForm | None = None

@@ -273,6 +273,7 @@ register(
         expected_batch_share=_natural,
         loss=_ldam_drw,
         callbacks=_drw_callbacks,
+        callbacks_bind_step=True,
     )
 )
 

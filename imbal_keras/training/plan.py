@@ -103,7 +103,7 @@ def plan_pack(
     Returns:
       A `Plan` with mode `packed` (and `replicas`) or `plain`.
     """
-    reason = _config_reason(config)
+    reason = _config_reason(config, packed=True)
     if reason is None and model is not None:
         reason = _model_reason(model)
     if reason is None and loss is not None:
@@ -129,10 +129,11 @@ def _data_reason(data: Sequence[Any]) -> str | None:
     return None
 
 
-def _config_reason(config: ExperimentConfig) -> str | None:
-    """Why a run's config keeps it from sharing a compiled step with other runs, or None."""
+def _config_reason(config: ExperimentConfig, *, packed: bool = False) -> str | None:
+    """Why a run's config keeps it from sharing a compiled step with other runs (`packed`: side by side), or
+    None. A pack binds step-reading losses to its own step counter (`Strategy.callbacks_bind_step`)."""
     strategy = strategies.get(config.strategy.name)
-    if strategy.callbacks is not None:
+    if strategy.callbacks is not None and not (packed and strategy.callbacks_bind_step):
         return f"strategy {strategy.name!r} changes its loss or batches during training"
     if config.output.diagnose_every:
         return "diagnose_every traces the gradient-noise diagnostics per run"

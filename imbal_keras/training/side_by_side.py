@@ -201,13 +201,20 @@ class _PackModel(keras.Model):
         """`_replica_losses` for the replicas of one loss `fn` (whatever its reduction: each replica reduces by its
         own code, `codes`)."""
         r, b = logits.shape[0], tf.shape(y)[1]
-        flat_logits = tf.reshape(logits, [-1, logits.shape[-1]])
-        probabilities = self.probabilities(flat_logits)
-        probabilities._keras_logits = flat_logits  # Keras's cross-entropies read these, as behind a Dense output
-        values = fn.call(tf.cast(tf.reshape(y, [-1]), fn.dtype), tf.cast(probabilities, fn.dtype))
+        if getattr(fn, "couples_batch", False):  # an example's value depends on its batch: each replica's own
+            values = tf.concat([self._loss_values(fn, logits[i], y[i]) for i in range(r)], axis=0)
+        else:
+            values = self._loss_values(fn, tf.reshape(logits, [-1, logits.shape[-1]]), tf.reshape(y, [-1]))
+        return rows.reduce_loss_by_code(codes, tf.reshape(values, [r, b]), sample_weight)
+
+    def _loss_values(self, fn, logits, y):
+        """The loss `fn`'s per-example values (N,) for logits (N, units) and labels (N,)."""
+        probabilities = self.probabilities(logits)
+        probabilities._keras_logits = logits  # Keras's cross-entropies read these, as behind a Dense output
+        values = fn.call(tf.cast(y, fn.dtype), tf.cast(probabilities, fn.dtype))
         if values.shape.rank > 1:
             values = tf.reduce_sum(values, axis=list(range(1, values.shape.rank)))
-        return rows.reduce_loss_by_code(codes, tf.reshape(values, [r, b]), sample_weight)
+        return values
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -619,6 +626,9 @@ def _compiled_pack(pack: _Pack, members: list[replicas.Member], model: keras.Mod
         template = None if network == "dense" else model
         packed = _PackModel(shape, loss_groups=[(m.loss, count) for m, count in heads], optimizer=optimizer,
                             template=template)  # fmt: skip
+        for m, _ in heads:
+            if hasattr(m.loss, "bind_step"):  # deferred re-weighting: the pack's counter counts every replica's steps
+                m.loss.bind_step(optimizer.iterations)
         entry = Entry(packed, snapshot_optimizer(packed), [])
         if pack.warm is not None:
             pack.warm.put(key, entry)
