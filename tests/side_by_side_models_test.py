@@ -46,6 +46,8 @@ def _cases(images, table):
         "cnn": dict(dataset=f"npz:{images}", model="cnn", imbalance_ratio=0),
         "categorical_mlp": dict(tabular, model="mlp", hidden_units=(8,)),
         "model_function": dict(tabular, model="examples.fraud_model:build_model"),
+        # Each replica's gradient-noise diagnostics through a one-run CNN per loss, at its own weights.
+        "cnn_diagnosed": dict(dataset=f"npz:{images}", model="cnn", imbalance_ratio=0, diagnose_every=12),
     }
 
 
@@ -67,7 +69,7 @@ def _configs(out, flat, seeds=(0, 1)):
     ]
 
 
-@pytest.mark.parametrize("case", ["cnn", "categorical_mlp", "model_function"])
+@pytest.mark.parametrize("case", ["cnn", "categorical_mlp", "model_function", "cnn_diagnosed"])
 def test_a_pack_of_another_model_matches_the_one_run_path_run_by_run(tmp_path, images, table, case):
     flat = _cases(images, table)[case]
     results = side_by_side.run_pack(_configs(tmp_path / "pack", flat), log=None)

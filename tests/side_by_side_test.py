@@ -36,6 +36,9 @@ CASES = {
     # Deferred re-weighting from step 12 of 24, bound to the pack's step counter; normalised per replica's batch.
     "ldam": dict(strategy="ldam", drw_fraction=0.5),
     "ldam_normalized": dict(strategy="ldam", drw_fraction=0.5, weight_reduction="mean_with_sample_weight"),
+    # Each replica's gradient-noise diagnostics at steps 0, 5, 10, 15, 20 and 24 (calls end there).
+    "diagnosed": dict(strategy="class_weight", diagnose_every=5),
+    "diagnosed_ldam": dict(strategy="ldam", drw_fraction=0.5, diagnose_every=6),
     "k4_adam": dict(
         strategy="class_balanced", num_classes=4, imbalance_ratio=8.0, optimizer="adam", learning_rate=0.01
     ),  # fmt: skip
@@ -74,7 +77,7 @@ def assert_same_run(pack_dir, one_dir):
     assert sorted(f for f in os.listdir(pack_dir) if "tfevents" not in f) == sorted(
         f for f in os.listdir(one_dir) if "tfevents" not in f
     )
-    for name in (runs.METRICS_FILE, runs.COMPOSITION_FILE, runs.GRADIENTS_FILE):
+    for name in (runs.METRICS_FILE, runs.COMPOSITION_FILE, runs.GRADIENTS_FILE, runs.DIAGNOSTICS_FILE):
         if not os.path.exists(os.path.join(one_dir, name)):
             continue
         a = pd.read_csv(os.path.join(pack_dir, name)).drop(columns=["elapsed_seconds"], errors="ignore")
@@ -84,8 +87,10 @@ def assert_same_run(pack_dir, one_dir):
         if name == runs.COMPOSITION_FILE:
             pd.testing.assert_frame_equal(a, b)  # the same batches, exactly
             continue
+        words = [c for c in a.columns if a[c].dtype.kind not in "biuf"]  # the diagnostics' strategy name, say
+        pd.testing.assert_frame_equal(a[words], b[words])
         shares = [c for c in a.columns if c.startswith("gradients_effective_step_")]
-        rest = [c for c in a.columns if c not in shares]
+        rest = [c for c in a.columns if c not in shares and c not in words]
         np.testing.assert_allclose(a[rest].to_numpy(float), b[rest].to_numpy(float), rtol=RTOL, atol=ATOL, err_msg=name)
         np.testing.assert_allclose(a[shares].to_numpy(float), b[shares].to_numpy(float), rtol=SHARE_RTOL, atol=ATOL)
     losses_pack, losses_one = _train_losses(pack_dir), _train_losses(one_dir)
@@ -250,7 +255,6 @@ def scheduled(monkeypatch):
     "extra, reason",
     [
         (dict(strategy="scheduled"), "changes its loss or batches during training"),
-        (dict(diagnose_every=4), "diagnose_every"),
         (dict(model="tests.side_by_side_models_test:dropout_model"), "state that is not trained (in dropout"),
     ],
 )

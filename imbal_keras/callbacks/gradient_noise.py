@@ -149,7 +149,7 @@ class GradientNoise(keras.callbacks.Callback):
 
             moments_of = _jax_noise.class_moments
         moments = moments_of(
-            self.model,
+            self.diagnosed_model(),
             self._features,
             self._labels,
             num_classes=self.samplings[0].num_classes,
@@ -173,6 +173,11 @@ class GradientNoise(keras.callbacks.Callback):
         self._events.write_scalars(np.array([step]), np.array([values], np.float64))
         self._last = step
         return rows
+
+    def diagnosed_model(self) -> keras.Model:
+        """The model whose weights a diagnosis reads: the one being trained (runs side by side diagnose each
+        replica's own, `imbal_keras.training.side_by_side`)."""
+        return self.model
 
     def dataframe(self) -> pd.DataFrame:
         """One row per diagnosis and strategy: `step`, `epoch`, `NoisePrediction.as_row()`, per-class moments."""

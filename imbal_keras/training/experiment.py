@@ -47,6 +47,7 @@ __all__ = [
     "evaluate_replicas",
     "finish",
     "format_summary",
+    "gradient_noise",
     "load_data",
     "log_start",
     "prediction_rows",
@@ -243,7 +244,7 @@ def _train_and_evaluate(one: _OneRun) -> RunResult:
     log_start(config, data, run_setup, one.log)
     evaluator = Evaluator(data, training, one.staging, one.log, one.started, prior=counts / counts.sum(),
                           functions=functions)  # fmt: skip
-    noise = _gradient_noise(config, strategy, ctx, data, one.staging)
+    noise = gradient_noise(config, strategy, ctx, data, one.staging)
     fit_started = time.time()
     try:
         fitting.fit_for_budget(
@@ -408,14 +409,17 @@ def _check_diagnosable(config: ExperimentConfig) -> None:
     )
 
 
-def _gradient_noise(config, strategy, ctx, data, staging) -> list[keras.callbacks.Callback]:
-    """The gradient-noise diagnostics of the run's own strategy every `diagnose_every` steps (none when 0)."""
+def gradient_noise(
+    config, strategy, ctx, data, staging, *, callback=instrument.GradientNoise, **kwargs
+) -> list[keras.callbacks.Callback]:
+    """The gradient-noise diagnostics of the run's own strategy every `diagnose_every` steps (none when 0):
+    `callback` (`GradientNoise` or a subclass) with the run's arguments and `kwargs`."""
     every = config.output.diagnose_every
     if not every:
         return []
     sampling = strategy.batch_sampling(ctx)
     return [
-        instrument.GradientNoise(
+        callback(
             staging,
             data.train.x,
             data.train.y,
@@ -424,6 +428,7 @@ def _gradient_noise(config, strategy, ctx, data, staging) -> list[keras.callback
             every_n_steps=every,
             minority_class=int(np.argmin(ctx.class_counts)),
             seed=config.seed_for("data"),
+            **kwargs,
         )
     ]
 

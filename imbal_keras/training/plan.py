@@ -135,7 +135,7 @@ def _config_reason(config: ExperimentConfig, *, packed: bool = False) -> str | N
     strategy = strategies.get(config.strategy.name)
     if strategy.callbacks is not None and not (packed and strategy.callbacks_bind_step):
         return f"strategy {strategy.name!r} changes its loss or batches during training"
-    if config.output.diagnose_every:
+    if config.output.diagnose_every and not packed:
         return "diagnose_every traces the gradient-noise diagnostics per run"
     return None
 

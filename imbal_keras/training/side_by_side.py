@@ -26,9 +26,12 @@ runs the configs one by one (`imbal_keras.grid.launch`), and says why once.
 
 What it supports: a functional or sequential model with one input and one output whose output is a sigmoid or
 softmax, without state that is not trained (no Dropout, no BatchNormalization) and without losses of its own; a
-strategy that needs no callbacks during training and whose loss is a per-example Keras loss with an additive
+strategy that needs no callbacks during training but one that binds its loss to the step counter (deferred
+re-weighting: the pack binds its own counter) and whose loss is a per-example Keras loss with an additive
 reduction; data with one label per example (tables and images, not masks, sequences or multi-label targets);
-the run's SGD or Adam; and the default instrumentation (batch composition, per-class gradients, per-batch loss).
+the run's SGD or Adam; the default instrumentation (batch composition, per-class gradients, per-batch loss); and
+the gradient-noise diagnostics (`diagnose_every`: each replica's own, at its weights, through a one-run model of
+its loss loaded with them; calls end at every diagnosed step, as the one-run path diagnoses between steps).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ import numpy as np
 import tensorflow as tf
 
 from imbal_keras import models, runs, strategies
-from imbal_keras.callbacks import BatchComposition, PerClassGradients, rows
+from imbal_keras.callbacks import BatchComposition, GradientNoise, PerClassGradients, rows
 from imbal_keras.callbacks.step_loss import StepLoss
 from imbal_keras.config import ExperimentConfig
 from imbal_keras.data import splits
@@ -285,7 +288,8 @@ class _PackModel(keras.Model):
 class _Replica:
     """One run of a pack while it trains: its member, staging folder, recorders and evaluator."""
 
-    def __init__(self, member: replicas.Member, staging: str, started: float, log):
+    def __init__(self, member: replicas.Member, staging: str, started: float, log, *,
+                 diagnosed: Callable | None = None, diagnosis_loss=None):  # fmt: skip
         config, data, setup = member.config, member.data, member.setup
         self.member, self.config, self.staging, self.setup = member, config, staging, setup
         counts = setup.ctx.class_counts
@@ -302,10 +306,49 @@ class _Replica:
             else None
         )  # fmt: skip
         self.instrumentation = [c for c in (self.composition, self.gradients) if c is not None]
+        self.noise = experiment.gradient_noise(
+            config,
+            setup.strategy,
+            setup.ctx,
+            data,
+            staging,
+            callback=_ReplicaNoise,
+            diagnosed=diagnosed,
+            loss=diagnosis_loss,
+        )
         self.evaluator = experiment.Evaluator(
             data, config.training, staging, log, started, prior=counts / counts.sum(), functions={}
         )
         self.epoch_losses: list[float] = []
+
+
+class _ReplicaNoise(GradientNoise):
+    """A replica's gradient-noise diagnostics: the pack's fit drives its hooks (steps, epochs); a diagnosis reads
+    the model `diagnosed()` returns, a one-run model loaded with the replica's current weights."""
+
+    def __init__(self, *args, diagnosed: Callable[[], keras.Model], **kwargs):
+        super().__init__(*args, **kwargs)
+        self._diagnosed = diagnosed
+
+    def diagnosed_model(self) -> keras.Model:
+        return self._diagnosed()
+
+
+class _Diagnosed:
+    """The one-run models the replicas' diagnostics read: one per loss (a diagnosis program is traced per model
+    and loss, so replicas of one loss share one), each loaded with a replica's current weights when asked."""
+
+    def __init__(self, pack: _PackModel, first: replicas.Member, first_model: keras.Model, log):
+        self.pack, self.log = pack, log
+        self._models = {first.loss_key: first_model}
+
+    def model(self, member: replicas.Member, index: int) -> keras.Model:
+        model = self._models.get(member.loss_key)
+        if model is None:
+            model = self._models[member.loss_key] = member.setup.build_model(member.config, member.data, self.log)
+        for variable, stacked in zip(model.trainable_variables, self.pack.stacked, strict=True):
+            variable.assign(tf.reshape(stacked[index], variable.shape))
+        return model
 
 
 class _PackCallback(keras.callbacks.Callback):
@@ -540,12 +583,19 @@ def _train(pack: _Pack) -> list[experiment.RunResult] | str:
     entry = _compiled_pack(pack, members, first_model, dataset)
     entry.model.set_replicas(weights, [m.loss.reduction for m in members])
     entry.reset_optimizer()
+    for m in members:  # deferred re-weighting (also in the diagnostics): the pack's counter counts every replica's
+        if hasattr(m.loss, "bind_step"):
+            m.loss.bind_step(entry.model.optimizer.iterations)
+    diagnosed = _Diagnosed(entry.model, first, first_model, log)
+    heads = {m.loss_key: m.loss for m, _ in replicas.loss_groups(members)}
     trained = []
-    for m in members:
+    for r, m in enumerate(members):
         staging = pack.stagings[m.index]
         runs.write_text(os.path.join(staging, runs.CONFIG_FILE), m.config.to_json())
         experiment.log_start(m.config, m.data, m.setup, log)
-        trained.append(_Replica(m, staging, pack.started, log))
+        # Its group's loss: the same per-example values as its own (a loss key says so), one program per group.
+        trained.append(_Replica(m, staging, pack.started, log, diagnosed=lambda m=m, r=r: diagnosed.model(m, r),
+                                diagnosis_loss=heads[m.loss_key]))  # fmt: skip
     fit_started = time.time()
     _fit(entry, trained, dataset, replicas.evaluation_inputs(members), first.config.training)
     results = {r.member.index: _finish(pack, r, path, fit_started) for r in trained}
@@ -556,8 +606,9 @@ def _fit(entry: Entry, trained: list[_Replica], dataset: tf.data.Dataset, inputs
     """Fits the pack for the step budget, feeding each replica's recorders and evaluations (closed at the end)."""
     model = entry.model
     callback = _PackCallback(model, trained, _forward(model, entry.functions, inputs), inputs)
+    noise = [n for replica in trained for n in replica.noise]
     try:
-        fitting.fit_for_budget(model, dataset, training, [callback])
+        fitting.fit_for_budget(model, dataset, training, [callback, *noise])
     finally:
         for replica in trained:
             replica.evaluator.close()
@@ -576,7 +627,7 @@ def _finish(pack: _Pack, replica: _Replica, path: plan.Plan, fit_started: float)
         replica.staging,
         replica.evaluator,
         replica.instrumentation,
-        noise=(),
+        noise=replica.noise,
         path=path,
         started=pack.started,
         fit_started=fit_started,
@@ -612,7 +663,7 @@ def _compiled_pack(pack: _Pack, members: list[replicas.Member], model: keras.Mod
         network=network,
         replicas=len(members),
         num_classes=first.data.num_classes,
-        steps_per_call=steps_per_call(training.steps, training.eval_every),
+        steps_per_call=steps_per_call(training.steps, training.eval_every, first.config.output.diagnose_every),
         gradient_every=first.config.output.gradient_every_n_steps,
         log_composition=first.config.output.log_composition,
     )
@@ -626,9 +677,6 @@ def _compiled_pack(pack: _Pack, members: list[replicas.Member], model: keras.Mod
         template = None if network == "dense" else model
         packed = _PackModel(shape, loss_groups=[(m.loss, count) for m, count in heads], optimizer=optimizer,
                             template=template)  # fmt: skip
-        for m, _ in heads:
-            if hasattr(m.loss, "bind_step"):  # deferred re-weighting: the pack's counter counts every replica's steps
-                m.loss.bind_step(optimizer.iterations)
         entry = Entry(packed, snapshot_optimizer(packed), [])
         if pack.warm is not None:
             pack.warm.put(key, entry)

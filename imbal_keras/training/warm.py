@@ -156,12 +156,13 @@ class WarmModels:
         keras.backend.clear_session()
 
 
-def steps_per_call(steps: int, eval_every: int) -> int:
+def steps_per_call(steps: int, eval_every: int, diagnose_every: int = 0) -> int:
     """Steps per compiled call (`steps_per_execution`) of a warm run: the largest divisor of both the step budget
-    and the evaluation interval up to MAX_STEPS_PER_CALL, so that calls end exactly at every evaluation and at
-    the last step. One call of k steps runs the same steps, in the same order, on the same batches as k calls of
-    one, and pays Python's per-step overhead once; see the module docstring for how close the results are."""
-    common = math.gcd(steps, eval_every)
+    and the evaluation interval (and of `diagnose_every`, when given) up to MAX_STEPS_PER_CALL, so that calls end
+    exactly at every evaluation (and diagnosis) and at the last step. One call of k steps runs the same steps, in
+    the same order, on the same batches as k calls of one, and pays Python's per-step overhead once; see the
+    module docstring for how close the results are."""
+    common = math.gcd(math.gcd(steps, eval_every), diagnose_every)
     return max(d for d in range(1, min(common, MAX_STEPS_PER_CALL) + 1) if common % d == 0)
 
 
