@@ -219,6 +219,29 @@ def test_packs_whose_losses_differ_in_their_reductions_or_weights_share_one_comp
     assert (warm.misses, warm.hits) == (1, 1)
 
 
+def test_a_smaller_pack_padded_with_twins_shares_the_compiled_step_and_matches_the_one_run_path(tmp_path):
+    """Packs of 3 and 2 runs, the second padded to 3 with a twin of its last replica (`pad_to`): one traced
+    step, and each run equal to its one-run path (the twin's results dropped)."""
+    warm = WarmModels()
+    for sub, seeds in (("three", (0, 1, 2)), ("two", (3, 4))):
+        results = side_by_side.run_pack(_configs(tmp_path / sub, "upsample", seeds=seeds), warm=warm, log=None,
+                                        pad_to=3)  # fmt: skip
+        assert not isinstance(results, str), results
+        assert len(results) == len(seeds) and len(os.listdir(tmp_path / sub)) == len(seeds)
+        for config, result in zip(_configs(tmp_path / f"one_{sub}", "upsample", seeds=seeds), results, strict=True):
+            assert result.summary["training_path"]["replicas"] == len(seeds)
+            assert_same_run(result.run_dir, experiment.run(config, log=None).run_dir)
+    assert (warm.misses, warm.hits) == (1, 1)
+
+
+def test_a_grid_pads_its_packs_to_the_largest_of_their_shape():
+    configs = [c for s in range(5) for c in _configs("out", "none", seeds=(s,))]
+    other = [c.replace(steps=16) for c in configs[:2]]
+    packs = sweep.packs([*configs, *other], 3)
+    assert sorted(len(p) for p in packs) == [2, 2, 3]
+    assert dict(sweep.pack_sizes(packs)) == {configs[0].key("pack"): 3, other[0].key("pack"): 2}
+
+
 def test_deferred_reweighting_switches_at_its_step_in_a_reused_compiled_pack(tmp_path):
     """The second pack of ldam runs reuses the first's compiled step, its loss bound to that pack's optimizer
     counter, which starts again at 0: each run switches at its own step 12, as alone."""

@@ -217,10 +217,11 @@ def _run(
                 tracker(outcome)
             held.refresh()
 
+        packs = sweep.packs(todo, how.side_by_side, workers=how.worker_count)
         try:
             launch.execute(
-                tasks.GridTask(fields=tuple(hparam_fields(spec)), warm=how.warm),
-                [[c.to_dict() for c in pack] for pack in sweep.packs(todo, how.side_by_side, workers=how.worker_count)],
+                tasks.GridTask(fields=tuple(hparam_fields(spec)), warm=how.warm, pad_to=sweep.pack_sizes(packs)),
+                [[c.to_dict() for c in pack] for pack in packs],
                 executor=how.executor,
                 workers=how.workers,
                 ray_address=how.ray_address,

@@ -586,6 +586,17 @@ def merge(sources: Sequence[str], grid_dir: str) -> int:
 DEFAULT_PACK = 10
 
 
+def pack_sizes(packs: Sequence[Sequence[ExperimentConfig]]) -> tuple[tuple[str, int], ...]:
+    """The largest pack of each `key("pack")` (runs of equal shapes): a worker trains a smaller pack of that key
+    at this size (`side_by_side.run_pack(pad_to=)`), so the packs of a grid that differ in size by a run share
+    one traced step."""
+    sizes: dict[str, int] = {}
+    for pack in packs:
+        key = pack[0].key("pack")
+        sizes[key] = max(sizes.get(key, 0), len(pack))
+    return tuple(sizes.items())
+
+
 def packs(configs: Sequence[ExperimentConfig], size: int, *, workers: int = 1) -> list[list[ExperimentConfig]]:
     """Groups `configs` into packs of at most `size` runs of equal shapes and budget (`config.key("pack")`).
 

@@ -50,13 +50,16 @@ class GridTask:
     Attributes:
       fields: HParams fields written into each run folder.
       warm: workers keep compiled models between runs (`imbal_keras.training.warm`); False builds every run anew.
+      pad_to: the grid's largest pack of each `config.key("pack")` (`sweep.pack_sizes`): smaller packs of that
+        key train at that size, so that they share one traced step.
     """
 
     fields: tuple[str, ...] = ()
     warm: bool = True
+    pad_to: tuple[tuple[str, int], ...] = ()
 
     def __call__(self, config_dicts: Sequence[dict[str, Any]], threads: int) -> list[RunOutcome]:
-        return run_pack(config_dicts, self.fields, threads, self.warm)
+        return run_pack(config_dicts, self.fields, threads, self.warm, pad_to=dict(self.pad_to))
 
 
 def _error_line(e: Exception) -> str:
@@ -111,7 +114,12 @@ def run_one(config_dict: dict[str, Any], fields: Sequence[str], threads: int, wa
 
 
 def run_pack(
-    config_dicts: Sequence[dict[str, Any]], fields: Sequence[str], threads: int, warm: bool = True
+    config_dicts: Sequence[dict[str, Any]],
+    fields: Sequence[str],
+    threads: int,
+    warm: bool = True,
+    *,
+    pad_to: dict[str, int] | None = None,
 ) -> list[RunOutcome]:
     """Runs the configs of one pack (equal `key("pack")`: they may differ in their seeds, data seeds and
     strategies) side by side in this process (`imbal_keras.training.side_by_side`) and writes their HParams;
@@ -125,6 +133,7 @@ def run_pack(
       fields: HParams fields written into each run folder.
       threads: TensorFlow threads of this process.
       warm: keep compiled models between runs.
+      pad_to: replicas to train a pack of each `key("pack")` with (`GridTask.pad_to`); none: the pack's runs.
 
     Returns:
       One outcome per config, in order.
@@ -137,7 +146,10 @@ def run_pack(
     configs = [ExperimentConfig.from_dict(d) for d in config_dicts]
     started = time.time()
     try:
-        results = side_by_side.run_pack(configs, warm=cache, log=None, data_options=worker.worker_data_options())
+        pad = (pad_to or {}).get(configs[0].key("pack"), 0) if warm else 0
+        results = side_by_side.run_pack(
+            configs, warm=cache, log=None, data_options=worker.worker_data_options(), pad_to=pad
+        )
     except Exception as e:  # noqa: BLE001  (each run then runs, and fails or not, on its own)
         results = f"side by side failed ({_error_line(e)})"
     if isinstance(results, str):

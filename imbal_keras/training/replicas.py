@@ -36,6 +36,7 @@ __all__ = [
     "loss_groups",
     "loss_key",
     "stacked_dataset",
+    "with_twins",
 ]
 
 
@@ -167,6 +168,18 @@ def stacked_dataset(
     for group, variable in zip(groups, seeds, strict=True):
         variable.assign(np.array([m.setup.ctx.seed for m in group], np.int64))
     return dataset
+
+
+def with_twins(dataset: tf.data.Dataset, count: int) -> tf.data.Dataset:
+    """A stacked pipeline whose last replica's batch is repeated `count` more times along the replica axis (the
+    twins `side_by_side.run_pack(pad_to=)` trains and drops)."""
+    if not count:
+        return dataset
+
+    def padded(*parts):
+        return tuple(tf.concat([part, tf.repeat(part[-1:], count, axis=0)], axis=0) for part in parts)
+
+    return dataset.map(padded)
 
 
 def _stacked(parts: list[tf.data.Dataset], data_options: tf.data.Options | None) -> tf.data.Dataset:

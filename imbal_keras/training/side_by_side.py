@@ -388,7 +388,9 @@ class _PackCallback(keras.callbacks.Callback):
         validation, test = (self.forward(x) for x in self.inputs[:2])
         # Keras's logged loss at an epoch's end: the mean of the epoch's batch losses.
         train_losses = [float(np.mean(r.epoch_losses)) if r.epoch_losses else float("nan") for r in self.replicas]
-        experiment.evaluate_replicas([r.evaluator for r in self.replicas], epoch, validation, test, train_losses)
+        count = len(self.replicas)  # the pack's first replicas: twins (`run_pack(pad_to=)`) come after them
+        evaluators = [r.evaluator for r in self.replicas]
+        experiment.evaluate_replicas(evaluators, epoch, validation[:count], test[:count], train_losses)
         for replica in self.replicas:
             for recorder in (replica.loss, *replica.instrumentation):
                 recorder.end_epoch(epoch)
@@ -477,6 +479,7 @@ def run_pack(
     warm: WarmModels | None = None,
     log: Callable[[str], None] | None = None,
     data_options: tf.data.Options | None = None,
+    pad_to: int = 0,
 ) -> list[experiment.RunResult] | str:
     """Trains `configs` (equal `config.key("pack")`) side by side and writes their run folders.
 
@@ -487,6 +490,10 @@ def run_pack(
         compiled step. None builds everything.
       log: where progress lines go; None is silent.
       data_options: `tf.data.Options` applied to the stacked training pipeline.
+      pad_to: train at least this many replicas: twins of the last replica (in training order) fill the pack
+        and their results are dropped. Replicas share no weight and no batch, so a twin changes no other
+        replica's numbers; with `warm`, packs of a grid that differ in size by a few runs then share one traced
+        step, which costs more than a replica's share of a step (`imbal_keras.grid.sweep.pack_sizes`).
 
     Returns:
       One `RunResult` per config, in order; or, when the pack cannot train side by side (`plan.plan_pack`), the
@@ -516,7 +523,7 @@ def run_pack(
     try:
         for config in configs:
             stagings.append(runs.stage(config.output.output_dir, config.output.run_name or config.default_run_name()))
-        pack = _Pack(configs, loaded, stagings, started, log or (lambda _: None), data_options, warm)
+        pack = _Pack(configs, loaded, stagings, started, log or (lambda _: None), data_options, warm, pad_to)
         results = _train(pack)
         if isinstance(results, str):
             return results
@@ -542,6 +549,7 @@ class _Pack:
     log: Callable[[str], None]
     data_options: tf.data.Options | None
     warm: WarmModels | None
+    pad_to: int = 0
 
 
 def _members(pack: _Pack) -> list[replicas.Member]:
@@ -577,11 +585,17 @@ def _train(pack: _Pack) -> list[experiment.RunResult] | str:
         if path.mode != "packed":
             return path.reason
     weights = _initial_weights(members, first_model, log, None if pack.warm is None else pack.warm.initial_weights)
+    # Twins of the last replica up to `pad_to` (`run_pack`): at the end, so every loss and pipeline stays one
+    # slice of the pack and the real replicas keep their places.
+    twins = [members[-1]] * max(pack.pad_to - len(members), 0)
+    weights += [weights[-1]] * len(twins)
+    trains = [*members, *twins]
     if pack.warm is not None and pack.warm.pipelines is None:
         pack.warm.pipelines = replicas.Pipelines()
     dataset = replicas.stacked_dataset(members, pack.data_options, pack.warm.pipelines if pack.warm else None)
-    entry = _compiled_pack(pack, members, first_model, dataset)
-    entry.model.set_replicas(weights, [m.loss.reduction for m in members])
+    dataset = replicas.with_twins(dataset, len(twins))
+    entry = _compiled_pack(pack, trains, first_model, dataset)
+    entry.model.set_replicas(weights, [m.loss.reduction for m in trains])
     entry.reset_optimizer()
     for m in members:  # deferred re-weighting (also in the diagnostics): the pack's counter counts every replica's
         if hasattr(m.loss, "bind_step"):
@@ -597,7 +611,7 @@ def _train(pack: _Pack) -> list[experiment.RunResult] | str:
         trained.append(_Replica(m, staging, pack.started, log, diagnosed=lambda m=m, r=r: diagnosed.model(m, r),
                                 diagnosis_loss=heads[m.loss_key]))  # fmt: skip
     fit_started = time.time()
-    _fit(entry, trained, dataset, replicas.evaluation_inputs(members), first.config.training)
+    _fit(entry, trained, dataset, replicas.evaluation_inputs(trains), first.config.training)
     results = {r.member.index: _finish(pack, r, path, fit_started) for r in trained}
     return [results[i] for i in range(len(members))]
 
