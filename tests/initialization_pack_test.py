@@ -23,10 +23,11 @@ def _ctx(k, reduction, seed):
 
 
 def _packable():
-    """Strategies that train in packs (no callbacks), with every weight reduction they declare."""
+    """Strategies that train in packs (no callbacks but ones that bind the loss's step), with every weight
+    reduction they declare."""
     for name in strategies.names(strategies.SINGLE_LABEL):
         strategy = strategies.get(name)
-        if strategy.callbacks is not None:
+        if strategy.callbacks is not None and not strategy.callbacks_bind_step:
             continue
         reductions = {p.name: p for p in strategy.params}.get("weight_reduction")
         for reduction in reductions.choices if reductions else (None,):
@@ -71,3 +72,16 @@ def test_biases_kept_between_packs_equal_each_runs_own_and_are_found_once(monkey
     # The first pack drew seed 3 once for its two runs of it; the second drew only its new seed.
     assert drawn == [[3, 11], [5]]
     assert len(cache) == 3
+
+
+def test_a_run_without_a_closed_form_leaves_the_others_of_its_group_in_closed_form():
+    """Runs of one strategy and context drawn apart: where one run's batches hold no positive (no closed form,
+    L-BFGS-B), the others keep their closed form, each bias as the run alone finds it."""
+    strategy = strategies.get("class_weight")
+    ctxs = [_ctx(2, "mean_with_sample_weight", seed) for seed in (3, 11)]
+    drawn = initialization.draw_batches(strategy, ctxs[0], LABELS[2], 64)
+    negatives = (np.zeros_like(drawn[0]), drawn[1])
+    together = initialization._minimised_together(strategy, ctxs, [drawn, negatives])
+    assert initialization.cross_entropy_minimiser(strategy, ctxs[1], *negatives) is None
+    np.testing.assert_array_equal(together[0], initialization.cross_entropy_minimiser(strategy, ctxs[0], *drawn))
+    np.testing.assert_array_equal(together[1], initialization._minimised(strategy, ctxs[1], *negatives))

@@ -190,7 +190,6 @@ def _draw_for_seeds(strategy, ctx, labels: np.ndarray, seeds: Sequence[int], num
 
     placeholder = np.zeros((len(labels), 1), np.float32)
     labels = labels.astype(np.int32)
-
     pipeline = strategies.seeded_pipeline(strategy, placeholder, labels, ctx)
 
     def drawn(seed):
@@ -210,11 +209,14 @@ def _numeric_bias(strategy, ctx, labels, num_batches) -> np.ndarray:
 
 def _minimised(strategy, ctx, y: np.ndarray, w: np.ndarray) -> np.ndarray:
     """The bias minimising the mean loss of a constant prediction over these batches' labels and weights."""
+    exact = cross_entropy_minimiser(strategy, ctx, y, w)
+    return exact if exact is not None else _numerically_minimised(strategy, ctx, y, w)
+
+
+def _numerically_minimised(strategy, ctx, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """`_minimised` by L-BFGS-B on the compiled loss."""
     import tensorflow as tf
 
-    exact = cross_entropy_minimiser(strategy, ctx, y, w)
-    if exact is not None:
-        return exact
     y = tf.constant(y.astype(np.float32))
     w = tf.constant(w)
     value_and_gradient = _objective(strategy, ctx)
@@ -253,7 +255,7 @@ def cross_entropy_minimiser(strategy, ctx, y: np.ndarray, w: np.ndarray) -> np.n
     else:
         share = w / w.shape[1]
     totals = np.bincount(y.ravel(), weights=share.ravel(), minlength=ctx.num_classes)[: ctx.num_classes]
-    if not np.all(np.isfinite(totals)) or np.any(totals <= 0) or len(totals) != ctx.num_classes:
+    if not np.all(np.isfinite(totals)) or np.any(totals <= 0):
         return None
     probabilities = totals / totals.sum()
     epsilon = keras.config.epsilon()
@@ -275,17 +277,26 @@ def _lbfgs(objective, strategy, ctx) -> np.ndarray:
 
 
 def _minimised_together(strategy, ctxs, draws) -> list[np.ndarray]:
-    """`_minimised` of each run (its context and drawn batches), in lockstep: one thread per run's L-BFGS-B,
-    each round's evaluations in one call (`_Lockstep`)."""
+    """`_minimised` of each run (its context and drawn batches): in closed form where it has one, the others'
+    L-BFGS-B in lockstep (`_numerically_minimised_together`)."""
+    biases = [cross_entropy_minimiser(strategy, ctx, *draw) for ctx, draw in zip(ctxs, draws, strict=True)]
+    numeric = [i for i, bias in enumerate(biases) if bias is None]
+    if numeric:
+        found = _numerically_minimised_together(strategy, [ctxs[i] for i in numeric], [draws[i] for i in numeric])
+        for i, bias in zip(numeric, found, strict=True):
+            biases[i] = bias
+    return biases
+
+
+def _numerically_minimised_together(strategy, ctxs, draws) -> list[np.ndarray]:
+    """`_numerically_minimised` of each run, in lockstep: one thread per run's L-BFGS-B, each round's
+    evaluations in one call (`_Lockstep`)."""
     import concurrent.futures
 
     import tensorflow as tf
 
-    exact = [cross_entropy_minimiser(strategy, ctx, *draw) for ctx, draw in zip(ctxs, draws, strict=True)]
-    if all(bias is not None for bias in exact):
-        return exact
     if len(ctxs) == 1:
-        return [_minimised(strategy, ctxs[0], *draws[0])]
+        return [_numerically_minimised(strategy, ctxs[0], *draws[0])]
     # Padded to a power of two with copies of the first run (their results unused): one trace serves packs
     # whose groups differ in size.
     padded = 2 ** math.ceil(math.log2(len(ctxs)))
